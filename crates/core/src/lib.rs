@@ -1,0 +1,15 @@
+//! Threshold's domain rules, free of I/O. Every function that depends on time takes
+//! `now` (Unix milliseconds, hub clock) as a parameter, so tests drive simulated time.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used))]
+
+pub mod audit;
+pub mod liveness;
+pub mod policy;
+pub mod ranges;
+pub mod record_log;
+pub mod replay;
+
+/// Unix time in milliseconds. The hub's clock unless a name says otherwise.
+pub type Millis = i64;
