@@ -47,7 +47,21 @@ fn legacy_linktype(network: i32) -> i32 {
 /// Read a capture from `reader`, calling `f` for every packet record.
 ///
 /// `name` is used in error messages only.
-pub fn read_capture<R, F>(reader: R, name: &str, mut f: F) -> Result<ReadStats, WidsError>
+pub fn read_capture<R, F>(reader: R, name: &str, f: F) -> Result<ReadStats, WidsError>
+where
+    R: Read + Send,
+    F: FnMut(&Record<'_>),
+{
+    read_capture_with_buffer(reader, name, READ_BUFFER, f)
+}
+
+/// [`read_capture`] with a chosen buffer size (the largest record that can be read).
+pub fn read_capture_with_buffer<R, F>(
+    reader: R,
+    name: &str,
+    buffer: usize,
+    mut f: F,
+) -> Result<ReadStats, WidsError>
 where
     R: Read + Send,
     F: FnMut(&Record<'_>),
@@ -56,14 +70,17 @@ where
         path: name.to_string(),
         msg,
     };
-    let mut rdr = match create_reader(READ_BUFFER, reader) {
+    let buffer = buffer.max(4096);
+    let mut rdr = match create_reader(buffer, reader) {
         Ok(r) => r,
         Err(PcapError::Eof) => return Err(format_err("empty file".into())),
         Err(PcapError::Incomplete(_)) => {
             return Err(format_err("file too short for a capture header".into()))
         }
         Err(PcapError::HeaderNotRecognized) => {
-            return Err(format_err("not a pcap or pcapng file".into()))
+            return Err(format_err(
+                "not a pcap or pcapng file (or its header is truncated)".into(),
+            ))
         }
         Err(e) => return Err(format_err(format!("cannot read header: {e:?}"))),
     };
@@ -158,7 +175,7 @@ where
             }
             Err(PcapError::BufferTooSmall) => {
                 return Err(format_err(format!(
-                    "record larger than {READ_BUFFER} bytes after {} records",
+                    "record larger than {buffer} bytes after {} records",
                     stats.records
                 )))
             }
