@@ -503,7 +503,11 @@ impl Detector {
 
         // the flow (claimed transmitter, BSSID, receiver)
         let n = cfg.burst_frames.clamp(2, 4096);
-        let idx = match ep.flows.iter().position(|f| f.tx == h.addr2 && f.rx == h.addr1) {
+        let idx = match ep
+            .flows
+            .iter()
+            .position(|f| f.tx == h.addr2 && f.rx == h.addr1)
+        {
             Some(i) => i,
             None if ep.flows.len() < MAX_FLOWS => {
                 ep.flows.push(Flow::new(h.addr2, h.addr1, n));
@@ -663,9 +667,8 @@ fn build_report(
             .any(|f| f.tx != bssid && f.rx == bssid && f.frames >= 3);
     if bidir {
         conf += 0.10;
-        evidence.push(
-            "frames claim both directions (AP to station and station to AP) at once".into(),
-        );
+        evidence
+            .push("frames claim both directions (AP to station and station to AP) at once".into());
     }
     if ep.shared_counter * 3 >= ep.frames && ep.shared_counter >= 3 {
         conf += 0.15;
@@ -745,7 +748,8 @@ fn build_report(
     if protected {
         conf = conf.min(0.3);
         evidence.push(
-            "most frames are protected (802.11w): clients with MFP discard forged or replayed ones".into(),
+            "most frames are protected (802.11w): clients with MFP discard forged or replayed ones"
+                .into(),
         );
     }
     let conf = (conf.clamp(0.05, 0.99) * 100.0).round() / 100.0;

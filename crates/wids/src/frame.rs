@@ -236,6 +236,7 @@ pub fn parse_frame(f: &[u8]) -> Option<Frame<'_>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -304,8 +305,8 @@ mod tests {
         f.extend_from_slice(&[0u8; 12]);
         f.extend_from_slice(&[0, 4, b'h', b'o', b'm', b'e']);
         let rsn: Vec<u8> = vec![
-            1, 0, 0x00, 0x0f, 0xac, 4, 1, 0, 0x00, 0x0f, 0xac, 4, 1, 0, 0x00, 0x0f, 0xac, 2,
-            0xc0, 0x00,
+            1, 0, 0x00, 0x0f, 0xac, 4, 1, 0, 0x00, 0x0f, 0xac, 4, 1, 0, 0x00, 0x0f, 0xac, 2, 0xc0,
+            0x00,
         ];
         f.push(48);
         f.push(rsn.len() as u8);

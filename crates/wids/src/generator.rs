@@ -130,17 +130,41 @@ pub fn corpus() -> Vec<Case> {
         seed,
     };
     vec![
-        c("aireplay_directed_rt", AireplayDirected, PcapNg, Radiotap, 1),
+        c(
+            "aireplay_directed_rt",
+            AireplayDirected,
+            PcapNg,
+            Radiotap,
+            1,
+        ),
         c("aireplay_directed_dot11", AireplayDirected, Pcap, Dot11, 2),
         c("mdk_broadcast_rt_fcs", MdkBroadcast, Pcap, Radiotap, 3),
         c("mdk_broadcast_ppi", MdkBroadcast, PcapNg, Ppi, 4),
         c("mixed_flood_dot11", MixedFlood, PcapNg, Dot11, 5),
         c("mixed_flood_rt", MixedFlood, Pcap, Radiotap, 6),
-        c("random_source_broadcast", RandomSourceBroadcast, Pcap, Radiotap, 7),
+        c(
+            "random_source_broadcast",
+            RandomSourceBroadcast,
+            Pcap,
+            Radiotap,
+            7,
+        ),
         c("slow_sustained", SlowSustained, Pcap, Dot11, 8),
         c("mfp_network_attack", MfpNetworkAttack, PcapNg, Radiotap, 9),
-        c("duplicated_aireplay", DuplicatedAireplay, PcapNg, Radiotap, 10),
-        c("duplicated_aireplay_dot11", DuplicatedAireplay, Pcap, Dot11, 11),
+        c(
+            "duplicated_aireplay",
+            DuplicatedAireplay,
+            PcapNg,
+            Radiotap,
+            10,
+        ),
+        c(
+            "duplicated_aireplay_dot11",
+            DuplicatedAireplay,
+            Pcap,
+            Dot11,
+            11,
+        ),
         c("client_leaving", ClientLeaving, Pcap, Radiotap, 12),
         c("client_leaving_dot11", ClientLeaving, PcapNg, Dot11, 13),
         c("ap_ageing", ApAgeing, PcapNg, Radiotap, 14),
@@ -199,7 +223,15 @@ pub fn crc32(data: &[u8]) -> u32 {
 
 /// A management header.
 #[allow(clippy::too_many_arguments)]
-pub fn mgmt_header(subtype: u8, flags: u8, duration: u16, a1: Mac, a2: Mac, a3: Mac, seq: u16) -> Vec<u8> {
+pub fn mgmt_header(
+    subtype: u8,
+    flags: u8,
+    duration: u16,
+    a1: Mac,
+    a2: Mac,
+    a3: Mac,
+    seq: u16,
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(64);
     v.push(subtype << 4);
     v.push(flags);
@@ -213,14 +245,38 @@ pub fn mgmt_header(subtype: u8, flags: u8, duration: u16, a1: Mac, a2: Mac, a3: 
 
 /// A deauthentication (subtype 12) or disassociation (10) frame.
 #[allow(clippy::too_many_arguments)]
-pub fn disconnect(subtype: u8, a1: Mac, a2: Mac, a3: Mac, seq: u16, reason: u16, duration: u16, retry: bool) -> Vec<u8> {
-    let mut v = mgmt_header(subtype, if retry { 0x08 } else { 0 }, duration, a1, a2, a3, seq);
+pub fn disconnect(
+    subtype: u8,
+    a1: Mac,
+    a2: Mac,
+    a3: Mac,
+    seq: u16,
+    reason: u16,
+    duration: u16,
+    retry: bool,
+) -> Vec<u8> {
+    let mut v = mgmt_header(
+        subtype,
+        if retry { 0x08 } else { 0 },
+        duration,
+        a1,
+        a2,
+        a3,
+        seq,
+    );
     v.extend_from_slice(&reason.to_le_bytes());
     v
 }
 
 /// A protected unicast deauth/disassoc: Protected bit, CCMP header + ciphertext + MIC.
-pub fn protected_disconnect(subtype: u8, a1: Mac, a2: Mac, a3: Mac, seq: u16, rng: &mut Rng) -> Vec<u8> {
+pub fn protected_disconnect(
+    subtype: u8,
+    a1: Mac,
+    a2: Mac,
+    a3: Mac,
+    seq: u16,
+    rng: &mut Rng,
+) -> Vec<u8> {
     let mut v = mgmt_header(subtype, 0x40, 314, a1, a2, a3, seq);
     for _ in 0..18 {
         v.push(rng.below(256) as u8);
@@ -229,7 +285,14 @@ pub fn protected_disconnect(subtype: u8, a1: Mac, a2: Mac, a3: Mac, seq: u16, rn
 }
 
 /// A broadcast deauth/disassoc carrying a Management MIC element (BIP-CMAC-128).
-pub fn mmie_disconnect(subtype: u8, ap: Mac, seq: u16, reason: u16, ipn: u64, rng: &mut Rng) -> Vec<u8> {
+pub fn mmie_disconnect(
+    subtype: u8,
+    ap: Mac,
+    seq: u16,
+    reason: u16,
+    ipn: u64,
+    rng: &mut Rng,
+) -> Vec<u8> {
     let mut v = mgmt_header(subtype, 0, 0, BROADCAST, ap, ap, seq);
     v.extend_from_slice(&reason.to_le_bytes());
     v.push(76);
@@ -519,7 +582,15 @@ impl Scene {
         Ap { mac, seq, signal }
     }
     /// Beacons every 102.4 ms plus some data traffic with `stas`, from `t0` to `t1`.
-    fn background(&mut self, ap: &mut Ap, stas: &[Mac], t0: f64, t1: f64, ssid: &str, rsn: Option<u16>) {
+    fn background(
+        &mut self,
+        ap: &mut Ap,
+        stas: &[Mac],
+        t0: f64,
+        t1: f64,
+        ssid: &str,
+        rsn: Option<u16>,
+    ) {
         let mut t = t0;
         let mut tsf = 1_000_000u64;
         while t < t1 {
@@ -531,7 +602,11 @@ impl Scene {
                     let dt = 0.01 + 0.01 * i as f64;
                     let seq = ap.next_seq();
                     let len = 60 + self.rng.below(400) as usize;
-                    self.push(t + dt, data(false, *sta, ap.mac, ap.mac, seq, len), ap.signal);
+                    self.push(
+                        t + dt,
+                        data(false, *sta, ap.mac, ap.mac, seq, len),
+                        ap.signal,
+                    );
                     self.push(t + dt + 0.0001, ack(ap.mac), -60);
                 }
             }
@@ -555,8 +630,16 @@ impl Scene {
         let mut n = 0;
         for _ in 0..bursts {
             for k in 0..64u16 {
-                self.push(t, disconnect(12, sta, ap.mac, ap.mac, 2 * k, 7, 314, false), -28);
-                self.push(t + 0.0005, disconnect(12, ap.mac, sta, ap.mac, 2 * k + 1, 7, 314, false), -28);
+                self.push(
+                    t,
+                    disconnect(12, sta, ap.mac, ap.mac, 2 * k, 7, 314, false),
+                    -28,
+                );
+                self.push(
+                    t + 0.0005,
+                    disconnect(12, ap.mac, sta, ap.mac, 2 * k + 1, 7, 314, false),
+                    -28,
+                );
                 t += 0.002;
                 n += 2;
             }
@@ -588,7 +671,11 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
             for i in 0..1000u32 {
                 let t = T0 + 2.0 + f64::from(i) * 0.002;
                 seq = (seq + 1) & 0x0fff;
-                s.push(t, disconnect(12, BROADCAST, ap.mac, ap.mac, seq, 1, 0, false), -31);
+                s.push(
+                    t,
+                    disconnect(12, BROADCAST, ap.mac, ap.mac, seq, 1, 0, false),
+                    -31,
+                );
             }
             s.expect(Deauth, ap.mac, BROADCAST, 1000);
         }
@@ -603,7 +690,11 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
                     seq = (seq + 1) & 0x0fff;
                     let sub = if i % 2 == 0 { 12 } else { 10 };
                     let reason = 1 + s.rng.below(8) as u16;
-                    s.push(t, disconnect(sub, *sta, ap.mac, ap.mac, seq, reason, 0, false), -33);
+                    s.push(
+                        t,
+                        disconnect(sub, *sta, ap.mac, ap.mac, seq, reason, 0, false),
+                        -33,
+                    );
                 }
                 s.expect(Both, ap.mac, *sta, 300);
             }
@@ -616,7 +707,11 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
                 let t = T0 + 2.0 + f64::from(i) * 0.0025;
                 let tx = s.rng.mac();
                 let seq = s.rng.below(4096) as u16;
-                s.push(t, disconnect(12, BROADCAST, tx, ap.mac, seq, 3, 0, false), -30);
+                s.push(
+                    t,
+                    disconnect(12, BROADCAST, tx, ap.mac, seq, 3, 0, false),
+                    -30,
+                );
             }
             s.expect(Deauth, ap.mac, BROADCAST, 400);
         }
@@ -628,7 +723,11 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
             for i in 0..60u32 {
                 seq = (seq + 1) & 0x0fff;
                 let t = T0 + 2.0 + f64::from(i) * 0.5;
-                s.push(t, disconnect(12, sta, ap.mac, ap.mac, seq, 7, 0, false), -29);
+                s.push(
+                    t,
+                    disconnect(12, sta, ap.mac, ap.mac, seq, 7, 0, false),
+                    -29,
+                );
             }
             s.expect(Deauth, ap.mac, sta, 60);
         }
@@ -640,7 +739,11 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
             for i in 0..300u32 {
                 seq = (seq + 1) & 0x0fff;
                 let t = T0 + 2.0 + f64::from(i) * 0.01;
-                s.push(t, disconnect(12, BROADCAST, ap.mac, ap.mac, seq, 7, 0, false), -35);
+                s.push(
+                    t,
+                    disconnect(12, BROADCAST, ap.mac, ap.mac, seq, 7, 0, false),
+                    -35,
+                );
             }
             s.expect(Deauth, ap.mac, BROADCAST, 300);
         }
@@ -653,19 +756,39 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
             let [s0, s1, s2] = stas;
             for r in 0..3 {
                 let t = T0 + 3.0 + f64::from(r) * 0.0015;
-                s.push(t, disconnect(10, ap.mac, s0, ap.mac, seq, 8, 314, r > 0), -55);
+                s.push(
+                    t,
+                    disconnect(10, ap.mac, s0, ap.mac, seq, 8, 314, r > 0),
+                    -55,
+                );
             }
             // station 1 leaves: deauth reason 3
-            s.push(T0 + 5.0, disconnect(12, ap.mac, s1, ap.mac, seq + 7, 3, 314, false), -60);
+            s.push(
+                T0 + 5.0,
+                disconnect(12, ap.mac, s1, ap.mac, seq + 7, 3, 314, false),
+                -60,
+            );
             // station 2 is switched off: deauth reason 3, then the AP confirms, reason 2
-            s.push(T0 + 7.0, disconnect(12, ap.mac, s2, ap.mac, seq + 40, 3, 314, false), -58);
+            s.push(
+                T0 + 7.0,
+                disconnect(12, ap.mac, s2, ap.mac, seq + 40, 3, 314, false),
+                -58,
+            );
             let aseq = ap.next_seq();
-            s.push(T0 + 7.01, disconnect(12, s2, ap.mac, ap.mac, aseq, 2, 314, false), ap.signal);
+            s.push(
+                T0 + 7.01,
+                disconnect(12, s2, ap.mac, ap.mac, aseq, 2, 314, false),
+                ap.signal,
+            );
             if kind == CaseKind::DuplicatedBenign {
                 // AP ageing out two more, too
                 for (i, sta) in [s0, s1].iter().enumerate() {
                     let aseq = ap.next_seq();
-                    s.push(T0 + 9.0 + i as f64 * 0.1, disconnect(12, *sta, ap.mac, ap.mac, aseq, 4, 314, false), ap.signal);
+                    s.push(
+                        T0 + 9.0 + i as f64 * 0.1,
+                        disconnect(12, *sta, ap.mac, ap.mac, aseq, 4, 314, false),
+                        ap.signal,
+                    );
                 }
             }
         }
@@ -677,7 +800,11 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
                 let seq = ap.next_seq();
                 let t = T0 + 4.0 + i as f64 * 0.05;
                 for r in 0..7 {
-                    s.push(t + f64::from(r) * 0.0012, disconnect(12, *sta, ap.mac, ap.mac, seq, 4, 314, r > 0), ap.signal);
+                    s.push(
+                        t + f64::from(r) * 0.0012,
+                        disconnect(12, *sta, ap.mac, ap.mac, seq, 4, 314, r > 0),
+                        ap.signal,
+                    );
                 }
             }
         }
@@ -690,9 +817,17 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
             let mut sseq = s.rng.below(4096) as u16;
             for i in 0..4 {
                 let t = T0 + 1.0 + f64::from(i) * 2.5;
-                let (from, to) = if i % 2 == 0 { (&ap1, &ap2) } else { (&ap2, &ap1) };
+                let (from, to) = if i % 2 == 0 {
+                    (&ap1, &ap2)
+                } else {
+                    (&ap2, &ap1)
+                };
                 sseq = (sseq + 3) & 0x0fff;
-                s.push(t, disconnect(12, from.mac, sta, from.mac, sseq, 3, 314, false), -60);
+                s.push(
+                    t,
+                    disconnect(12, from.mac, sta, from.mac, sseq, 3, 314, false),
+                    -60,
+                );
                 s.push(t + 0.01, auth(sta, to.mac, sseq + 1), -60);
             }
         }
@@ -702,7 +837,11 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
             s.background(&mut ap, &stas, T0, T0 + 3.0, "home", None);
             for i in 0..3 {
                 let seq = ap.next_seq();
-                s.push(T0 + 3.05 + f64::from(i) * 0.001, disconnect(12, BROADCAST, ap.mac, ap.mac, seq, 3, 0, false), ap.signal);
+                s.push(
+                    T0 + 3.05 + f64::from(i) * 0.001,
+                    disconnect(12, BROADCAST, ap.mac, ap.mac, seq, 3, 0, false),
+                    ap.signal,
+                );
             }
             ap.seq = 0;
             s.background(&mut ap, &stas, T0 + 6.0, T0 + 9.0, "home", None);
@@ -744,7 +883,11 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
                 });
             }
             // one genuine, good-FCS deauth
-            s.push(T0 + 4.0, disconnect(12, sta, ap.mac, ap.mac, ap.seq + 1, 4, 314, false), ap.signal);
+            s.push(
+                T0 + 4.0,
+                disconnect(12, sta, ap.mac, ap.mac, ap.seq + 1, 4, 314, false),
+                ap.signal,
+            );
             for p in s.pkts.iter_mut() {
                 p.c.fcs = true;
             }
@@ -764,17 +907,28 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
                 let seq = s.rng.below(4096) as u16;
                 if reason == 4 {
                     let aseq = ap.next_seq();
-                    s.push(t, disconnect(12, *sta, ap.mac, ap.mac, aseq, 4, 314, false), ap.signal);
+                    s.push(
+                        t,
+                        disconnect(12, *sta, ap.mac, ap.mac, aseq, 4, 314, false),
+                        ap.signal,
+                    );
                 } else {
                     let sub = if reason == 8 { 10 } else { 12 };
-                    s.push(t, disconnect(sub, ap.mac, *sta, ap.mac, seq, reason, 314, false), -60);
+                    s.push(
+                        t,
+                        disconnect(sub, ap.mac, *sta, ap.mac, seq, reason, 314, false),
+                        -60,
+                    );
                 }
                 s.push(t + 1.5, auth(*sta, ap.mac, seq + 1), -60);
             }
         }
     }
     s.pkts.sort_by(|a, b| a.ts.total_cmp(&b.ts));
-    if matches!(kind, CaseKind::DuplicatedAireplay | CaseKind::DuplicatedBenign) {
+    if matches!(
+        kind,
+        CaseKind::DuplicatedAireplay | CaseKind::DuplicatedBenign
+    ) {
         let mut doubled = Vec::with_capacity(s.pkts.len() * 2);
         for p in s.pkts {
             let copy = Pkt {
@@ -794,7 +948,13 @@ fn build(kind: CaseKind, seed: u64) -> Scene {
 }
 
 /// Write scenario `kind` to `path`; returns the attacks a correct detector reports.
-pub fn write_case(kind: CaseKind, path: &Path, format: Format, link: Link, seed: u64) -> io::Result<Vec<ExpectedAttack>> {
+pub fn write_case(
+    kind: CaseKind,
+    path: &Path,
+    format: Format,
+    link: Link,
+    seed: u64,
+) -> io::Result<Vec<ExpectedAttack>> {
     let scene = build(kind, seed);
     let mut w = CaptureWriter::create(path, format, link)?;
     for p in &scene.pkts {
@@ -864,11 +1024,15 @@ pub fn write_large(path: &Path, frames: u64) -> io::Result<LargeInfo> {
             *s
         });
         let seq = seq.unwrap_or(0);
-        if flood_left > 0 && i % 4 == 0 {
+        if flood_left > 0 && i.is_multiple_of(4) {
             flood_left -= 1;
             flood_seq = (flood_seq + 1) & 0x0fff;
             let fap = aps.get(flood_ap).copied().unwrap_or([2; 6]);
-            w.write(t, &disconnect(12, BROADCAST, fap, fap, flood_seq, 7, 314, false), c)?;
+            w.write(
+                t,
+                &disconnect(12, BROADCAST, fap, fap, flood_seq, 7, 314, false),
+                c,
+            )?;
             info.disconnect_frames += 1;
         } else {
             match i % 50 {
@@ -876,7 +1040,7 @@ pub fn write_large(path: &Path, frames: u64) -> io::Result<LargeInfo> {
                 1..=35 => {
                     let sta = stas.get((i % 200) as usize).copied().unwrap_or([4; 6]);
                     let len = 60 + (i.wrapping_mul(2_654_435_761) % 400) as usize;
-                    w.write(t, &data(i % 2 == 0, ap, sta, ap, seq, len), c)?
+                    w.write(t, &data(i.is_multiple_of(2), ap, sta, ap, seq, len), c)?
                 }
                 _ => w.write(t, &ack(ap), c)?,
             }

@@ -169,9 +169,7 @@ fn decapsulate_ppi(data: &[u8]) -> Result<Decapsulated<'_>, Skip> {
     while off + 4 <= len {
         let ftype = u16::from_le_bytes([b(off)?, b(off + 1)?]);
         let flen = usize::from(u16::from_le_bytes([b(off + 2)?, b(off + 3)?]));
-        let body = data
-            .get(off + 4..off + 4 + flen)
-            .ok_or(Skip::Malformed)?;
+        let body = data.get(off + 4..off + 4 + flen).ok_or(Skip::Malformed)?;
         if ftype == 2 && flen >= 20 {
             let flags = u16::from_le_bytes([
                 *body.get(8).ok_or(Skip::Malformed)?,
@@ -197,6 +195,7 @@ fn decapsulate_ppi(data: &[u8]) -> Result<Decapsulated<'_>, Skip> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -247,7 +246,10 @@ mod tests {
         assert_eq!(parse_radiotap(&[1, 0, 8, 0, 0, 0, 0, 0]), None);
         assert_eq!(parse_radiotap(&[0, 0, 200, 0, 0, 0, 0, 0]), None);
         // ext bit set forever
-        assert_eq!(parse_radiotap(&[0, 0, 12, 0, 0, 0, 0, 0x80, 0, 0, 0, 0x80]), None);
+        assert_eq!(
+            parse_radiotap(&[0, 0, 12, 0, 0, 0, 0, 0x80, 0, 0, 0, 0x80]),
+            None
+        );
     }
 
     #[test]

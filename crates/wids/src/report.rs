@@ -154,11 +154,7 @@ pub fn write_reports_human(reports: &[AttackReport], out: &mut dyn Write) -> std
             .map(|s| format!(" ({s:?})"))
             .unwrap_or_default();
         writeln!(out, "  network     {}{ssid}", r.bssid)?;
-        writeln!(
-            out,
-            "  claimed     {} -> {}",
-            r.transmitter, r.receiver
-        )?;
+        writeln!(out, "  claimed     {} -> {}", r.transmitter, r.receiver)?;
         if r.transmitters.len() > 1 {
             let list: Vec<String> = r
                 .transmitters
@@ -225,6 +221,7 @@ pub fn write_reports_json(reports: &[AttackReport], out: &mut dyn Write) -> std:
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::fmt_time;
 

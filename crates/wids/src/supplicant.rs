@@ -57,7 +57,11 @@ fn field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
 pub fn parse_event(msg: &str) -> Option<LinkEvent> {
     let mut m = msg.trim();
     if let Some(rest) = m.strip_prefix("IFNAME=") {
-        m = rest.split_once(' ').map(|(_, r)| r).unwrap_or("").trim_start();
+        m = rest
+            .split_once(' ')
+            .map(|(_, r)| r)
+            .unwrap_or("")
+            .trim_start();
     }
     if m.starts_with('<') {
         if let Some((_, rest)) = m.split_once('>') {
@@ -164,7 +168,12 @@ impl SupplicantClient {
             Ok(n) => Ok(Some(
                 String::from_utf8_lossy(buf.get(..n).unwrap_or(&[])).into_owned(),
             )),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -186,9 +195,11 @@ impl SupplicantClient {
             }
             match self.recv_msg(left)? {
                 Some(m) if m.starts_with('<') || m.starts_with("IFNAME=") => {
-                    if self.pending.len() < 1024 {
-                        self.pending.push_back(m);
+                    // keep at most 1024 queued events; older ones are dropped
+                    if self.pending.len() >= 1024 {
+                        self.pending.pop_front();
                     }
+                    self.pending.push_back(m);
                 }
                 Some(m) => return Ok(m),
                 None => {}
@@ -511,14 +522,22 @@ impl LinkEventDetector {
     /// Advance time without an event: concludes episodes that have gone quiet.
     pub fn tick(&mut self, t: f64) -> Vec<LinkFinding> {
         let mut out = Vec::new();
-        if self.deauth.as_ref().is_some_and(|ep| t - ep.end > self.cfg.window_s) {
+        if self
+            .deauth
+            .as_ref()
+            .is_some_and(|ep| t - ep.end > self.cfg.window_s)
+        {
             if let Some(ep) = self.deauth.take() {
                 if ep.alerted {
                     out.push(deauth_finding(&ep, &self.cfg, false));
                 }
             }
         }
-        if self.jam.as_ref().is_some_and(|j| t - j.end > self.cfg.jam_quiet_s) {
+        if self
+            .jam
+            .as_ref()
+            .is_some_and(|j| t - j.end > self.cfg.jam_quiet_s)
+        {
             if let Some(j) = self.jam.take() {
                 out.push(jam_finding(&j));
             }
@@ -619,6 +638,7 @@ fn jam_finding(j: &JamEpisode) -> LinkFinding {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -646,7 +666,10 @@ mod tests {
                 bssid: Some("02:00:00:00:01:00".into())
             })
         );
-        assert_eq!(parse_event("<3>CTRL-EVENT-BEACON-LOSS"), Some(LinkEvent::BeaconLoss));
+        assert_eq!(
+            parse_event("<3>CTRL-EVENT-BEACON-LOSS"),
+            Some(LinkEvent::BeaconLoss)
+        );
         assert_eq!(
             parse_event("<3>CTRL-EVENT-SIGNAL-CHANGE above=0 signal=-71 noise=-95 txrate=6500"),
             Some(LinkEvent::SignalChange {
@@ -720,7 +743,12 @@ mod tests {
         let mut d = LinkEventDetector::new(LinkDetectorConfig::default());
         let mut found = Vec::new();
         found.extend(d.observe(1.0, &conn()));
-        found.extend(d.observe(2.0, &LinkEvent::SignalChange { signal_dbm: Some(-48) }));
+        found.extend(d.observe(
+            2.0,
+            &LinkEvent::SignalChange {
+                signal_dbm: Some(-48),
+            },
+        ));
         found.extend(d.observe(10.0, &LinkEvent::BeaconLoss));
         found.extend(d.observe(10.5, &LinkEvent::BeaconLoss));
         found.extend(d.observe(11.0, &disc(4, true)));

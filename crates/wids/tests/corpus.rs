@@ -22,8 +22,14 @@ fn corpus_precision_and_recall() {
             broadcast: false,
             frames,
         };
-        cases.push((real.join(HEIGVD), vec![exp("dc:a5:f4:60:c2:b0", "c0:ee:fb:e2:4f:1f", 128)]));
-        cases.push((real.join(DEMENTED), vec![exp("00:14:5c:9a:86:f4", "30:3a:64:e1:76:11", 28)]));
+        cases.push((
+            real.join(HEIGVD),
+            vec![exp("dc:a5:f4:60:c2:b0", "c0:ee:fb:e2:4f:1f", 128)],
+        ));
+        cases.push((
+            real.join(DEMENTED),
+            vec![exp("00:14:5c:9a:86:f4", "30:3a:64:e1:76:11", 28)],
+        ));
         cases.push((real.join(BENIGN), vec![]));
     }
     let cfg = DetectorConfig::default();
@@ -33,7 +39,11 @@ fn corpus_precision_and_recall() {
         let reports = scan_files(std::slice::from_ref(path), &cfg).expect("scan");
         let mut used = vec![false; reports.len()];
         for e in expected {
-            match reports.iter().enumerate().find(|(i, r)| !used[*i] && matches(r, e)) {
+            match reports
+                .iter()
+                .enumerate()
+                .find(|(i, r)| !used[*i] && matches(r, e))
+            {
                 Some((i, r)) => {
                     used[i] = true;
                     tp += 1;
@@ -59,8 +69,16 @@ fn corpus_precision_and_recall() {
             }
         }
     }
-    let precision = if tp + fp == 0 { 1.0 } else { f64::from(tp) / f64::from(tp + fp) };
-    let recall = if tp + fneg == 0 { 1.0 } else { f64::from(tp) / f64::from(tp + fneg) };
+    let precision = if tp + fp == 0 {
+        1.0
+    } else {
+        f64::from(tp) / f64::from(tp + fp)
+    };
+    let recall = if tp + fneg == 0 {
+        1.0
+    } else {
+        f64::from(tp) / f64::from(tp + fneg)
+    };
     println!(
         "wids corpus: {} captures, {} expected attacks, tp={tp} fp={fp} fn={fneg}, precision={precision:.3} recall={recall:.3}",
         cases.len(),

@@ -3,7 +3,9 @@
 mod common;
 
 use common::{captures_dir, BENIGN, DEMENTED, HEIGVD};
-use threshold_wids::{scan_files, write_reports_human, write_reports_json, AttackKind, DetectorConfig};
+use threshold_wids::{
+    scan_files, write_reports_human, write_reports_json, AttackKind, DetectorConfig,
+};
 
 #[test]
 fn heigvd_aireplay_directed() {
@@ -81,6 +83,6 @@ fn json_lines_have_the_fields() {
             assert!(v.get(k).is_some(), "missing {k} in {l}");
         }
         assert!(v["start"].as_f64().expect("start") > 1.5e9);
-        assert_eq!(v["reason_codes"]["7"].as_u64().is_some(), true);
+        assert!(v["reason_codes"]["7"].as_u64().is_some());
     }
 }

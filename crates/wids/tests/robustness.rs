@@ -13,7 +13,8 @@ use threshold_wids::{Detector, DetectorConfig};
 /// Scan bytes held in memory; Ok((records, attacks)) or the error text.
 fn scan_bytes(bytes: &[u8]) -> Result<(u64, usize), String> {
     let mut det = Detector::new(DetectorConfig::default());
-    let stats = read_capture_with_buffer(bytes, "mem", 16 * 1024, |rec| det.push_record(rec)).map_err(|e| e.to_string())?;
+    let stats = read_capture_with_buffer(bytes, "mem", 16 * 1024, |rec| det.push_record(rec))
+        .map_err(|e| e.to_string())?;
     Ok((stats.records, det.finish().len()))
 }
 
@@ -31,7 +32,10 @@ fn check_truncations(bytes: &[u8], step: usize) {
             }
             Err(e) => {
                 // only a cut inside the file header may fail
-                assert!(header_ok_at.is_none(), "cut {cut} failed after the header: {e}");
+                assert!(
+                    header_ok_at.is_none(),
+                    "cut {cut} failed after the header: {e}"
+                );
                 assert!(cut < 1024, "cut {cut}: {e}");
             }
         }
@@ -40,7 +44,8 @@ fn check_truncations(bytes: &[u8], step: usize) {
 
 /// Record boundaries of a little-endian pcap or pcapng file: (header length, records).
 fn records(bytes: &[u8]) -> (usize, Vec<(usize, usize)>) {
-    let u32at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes")) as usize;
+    let u32at =
+        |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes")) as usize;
     let mut out = Vec::new();
     if bytes[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
         // pcapng: the header is every block before the first packet block
@@ -127,7 +132,14 @@ fn random_and_mutated_inputs_do_not_panic() {
     }
     let dir = temp_dir("fuzz");
     let p = dir.join("seed.pcapng");
-    write_case(CaseKind::ProtectedMfp, &p, Format::PcapNg, Link::Radiotap, 3).expect("write");
+    write_case(
+        CaseKind::ProtectedMfp,
+        &p,
+        Format::PcapNg,
+        Link::Radiotap,
+        3,
+    )
+    .expect("write");
     let b = std::fs::read(&p).expect("read");
     seeds.push(b.get(..b.len().min(4000)).expect("prefix").to_vec());
     let _ = std::fs::remove_dir_all(&dir);
@@ -136,7 +148,10 @@ fn random_and_mutated_inputs_do_not_panic() {
         // mutate a seed, or pure noise behind a valid header
         let mut buf = match i % 3 {
             0 => {
-                let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 127, 0, 0, 0];
+                let mut v = vec![
+                    0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0,
+                    127, 0, 0, 0,
+                ];
                 for _ in 0..rng.below(600) {
                     v.push(rng.below(256) as u8);
                 }

@@ -17,16 +17,22 @@ const BSSID: &str = "02:00:00:00:01:00";
 /// A tiny wpa_supplicant control interface: answers PING, ATTACH, DETACH, SIGNAL_POLL;
 /// after ATTACH it sends `script` as unsolicited events, `gap` apart, and one more event
 /// in the middle of the next request (before its reply), as the real one may.
-fn spawn_peer(path: PathBuf, script: Vec<String>, gap: Duration) -> thread::JoinHandle<Vec<String>> {
+fn spawn_peer(
+    path: PathBuf,
+    script: Vec<String>,
+    gap: Duration,
+) -> thread::JoinHandle<Vec<String>> {
     let sock = UnixDatagram::bind(&path).expect("bind peer");
     thread::spawn(move || {
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
-        sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let mut sent_script = false;
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf) else { break };
-            let Some(client) = from.as_pathname().map(Path::to_path_buf) else { continue };
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let Some(client) = from.as_pathname().map(Path::to_path_buf) else {
+                continue;
+            };
             let cmd = String::from_utf8_lossy(&buf[..n]).to_string();
             seen.push(cmd.clone());
             let reply: &str = match cmd.as_str() {
@@ -34,7 +40,10 @@ fn spawn_peer(path: PathBuf, script: Vec<String>, gap: Duration) -> thread::Join
                 "ATTACH" | "DETACH" => "OK\n",
                 "SIGNAL_POLL" => {
                     // an unsolicited event arrives before the reply
-                    let _ = sock.send_to(b"<3>CTRL-EVENT-SIGNAL-CHANGE above=1 signal=-47 noise=-92 txrate=144000", &client);
+                    let _ = sock.send_to(
+                        b"<3>CTRL-EVENT-SIGNAL-CHANGE above=1 signal=-47 noise=-92 txrate=144000",
+                        &client,
+                    );
                     "RSSI=-47\nLINKSPEED=144\nNOISE=9999\nFREQUENCY=2437\n"
                 }
                 _ => "UNKNOWN COMMAND\n",
@@ -71,7 +80,10 @@ fn run(script: Vec<String>) -> (Vec<threshold_wids::supplicant::LinkFinding>, Ve
     let start = std::time::Instant::now();
     let mut got = 0;
     while got < script.len() {
-        let ev = client.next_event(Duration::from_secs(5)).expect("recv").expect("an event");
+        let ev = client
+            .next_event(Duration::from_secs(5))
+            .expect("recv")
+            .expect("an event");
         got += 1;
         let t = 1000.0 + start.elapsed().as_secs_f64();
         found.extend(det.observe(t, &ev));
@@ -82,7 +94,9 @@ fn run(script: Vec<String>) -> (Vec<threshold_wids::supplicant::LinkFinding>, Ve
     // the event that arrived before the SIGNAL_POLL reply was queued, not lost
     assert_eq!(
         client.next_event(Duration::from_millis(100)).expect("recv"),
-        Some(LinkEvent::SignalChange { signal_dbm: Some(-47) })
+        Some(LinkEvent::SignalChange {
+            signal_dbm: Some(-47)
+        })
     );
     client.detach().expect("detach");
     drop(client);
@@ -97,7 +111,9 @@ fn repeated_reason_7_disconnects_are_a_deauth_attack() {
     let mut script = Vec::new();
     for _ in 0..4 {
         script.push(format!("<3>CTRL-EVENT-DISCONNECTED bssid={BSSID} reason=7"));
-        script.push(format!("<3>CTRL-EVENT-CONNECTED - Connection to {BSSID} completed [id=0 id_str=]"));
+        script.push(format!(
+            "<3>CTRL-EVENT-CONNECTED - Connection to {BSSID} completed [id=0 id_str=]"
+        ));
     }
     let (found, seen) = run(script);
     assert_eq!(seen, ["PING", "ATTACH", "SIGNAL_POLL", "DETACH"]);
