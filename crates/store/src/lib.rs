@@ -1,1 +1,160 @@
-//! placeholder
+//! Storage for the hub: one [`Store`] with the same behaviour on SQLite (the embedded
+//! default, WAL mode, in the data folder) and PostgreSQL (for operators with many
+//! homes). Both go through sqlx's `Any` driver with portable SQL; the schema has one
+//! migration folder per backend.
+//!
+//! Every query that reads an owner's data takes the owner's id and filters by it:
+//! scoping is part of each method's signature, not left to callers.
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounts;
+mod audit;
+mod deliveries;
+mod devices;
+mod events;
+mod homes;
+mod migrate;
+pub mod testing;
+
+pub use accounts::{ApiKeyRow, Role, UserRow};
+pub use audit::{AuditRow, CheckpointRow};
+pub use deliveries::DeliveryRow;
+pub use devices::{DeviceRow, GapRow, SeqSpaceName};
+pub use events::{AlertRow, DeviceEventRow, NewAlert, TimelineRow};
+pub use homes::{HomeRow, NewHome, PairingRow};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::sync::Once;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url (use sqlite:// or postgres://)")]
+    BadUrl,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The hub's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static DRIVERS: Once = Once::new();
+
+impl Store {
+    /// Connect and bring the schema up to date. `url` is `sqlite://PATH` or
+    /// `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Self::install_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::BadUrl);
+        };
+        let max = if backend == Backend::Sqlite { 4 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the single writer; a busy timeout
+                        // turns writer contention into waiting, not errors.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let store = Store { pool, backend };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Register sqlx's SQLite and PostgreSQL drivers (idempotent).
+    pub fn install_drivers() {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A named setting (hub-wide, not owner data).
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    }
+
+    /// Set a setting only if it is not set yet; returns the value in force.
+    pub async fn setting_init(&self, name: &str, value: &str) -> Result<String> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        self.setting(name).await?.ok_or(StoreError::NotFound)
+    }
+}
+
+/// Turn a unique-constraint violation into [`StoreError::Conflict`].
+pub(crate) fn conflict(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+        _ => StoreError::Db(e),
+    }
+}
+
+pub(crate) fn opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+pub(crate) fn flag(row: &AnyRow, col: &str) -> Result<bool> {
+    Ok(row.try_get::<i64, _>(col)? != 0)
+}
+
+/// A fresh random id: 16 random bytes, hex.
+pub fn new_id() -> String {
+    let mut b = [0u8; 16];
+    // The OS random source failing is not recoverable; ids must not repeat.
+    if getrandom_fill(&mut b).is_err() {
+        tracing::error!("operating system random source failed");
+        std::process::abort();
+    }
+    hex::encode(b)
+}
+
+fn getrandom_fill(b: &mut [u8]) -> std::result::Result<(), getrandom::Error> {
+    getrandom::getrandom(b)
+}

@@ -1,0 +1,234 @@
+//! Device event records (signed, kept as received), the home timeline and alerts.
+
+use crate::{opt_i64, Result, Store, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceEventRow {
+    pub device_id: String,
+    pub seq: i64,
+    pub device_time_ms: i64,
+    pub received_ms: i64,
+    pub event_type: String,
+    pub detail: String,
+    /// The signed message exactly as the device sent it.
+    pub raw: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineRow {
+    pub id: String,
+    pub home_id: String,
+    pub device_id: Option<String>,
+    pub delivery_id: Option<String>,
+    pub time_ms: i64,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRow {
+    pub id: String,
+    pub home_id: String,
+    pub device_id: Option<String>,
+    pub delivery_id: Option<String>,
+    pub severity: String,
+    pub kind: String,
+    pub message: String,
+    pub evidence: String,
+    pub created_ms: i64,
+    pub acked_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewAlert<'a> {
+    pub home_id: &'a str,
+    pub device_id: Option<&'a str>,
+    pub delivery_id: Option<&'a str>,
+    pub severity: &'a str,
+    pub kind: &'a str,
+    pub message: &'a str,
+    pub evidence: &'a str,
+}
+
+fn timeline(r: &AnyRow) -> Result<TimelineRow> {
+    Ok(TimelineRow {
+        id: r.try_get("id")?,
+        home_id: r.try_get("home_id")?,
+        device_id: r.try_get::<Option<String>, _>("device_id")?,
+        delivery_id: r.try_get::<Option<String>, _>("delivery_id")?,
+        time_ms: r.try_get("time_ms")?,
+        kind: r.try_get("kind")?,
+        detail: r.try_get("detail")?,
+    })
+}
+
+fn alert(r: &AnyRow) -> Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.try_get("id")?,
+        home_id: r.try_get("home_id")?,
+        device_id: r.try_get::<Option<String>, _>("device_id")?,
+        delivery_id: r.try_get::<Option<String>, _>("delivery_id")?,
+        severity: r.try_get("severity")?,
+        kind: r.try_get("kind")?,
+        message: r.try_get("message")?,
+        evidence: r.try_get("evidence")?,
+        created_ms: r.try_get("created_ms")?,
+        acked_ms: opt_i64(r, "acked_ms")?,
+    })
+}
+
+const TIMELINE_COLS: &str = "t.id AS id, t.home_id AS home_id, t.device_id AS device_id, t.delivery_id AS delivery_id, t.time_ms AS time_ms, t.kind AS kind, t.detail AS detail";
+const ALERT_COLS: &str = "a.id AS id, a.home_id AS home_id, a.device_id AS device_id, a.delivery_id AS delivery_id, a.severity AS severity, \
+    a.kind AS kind, a.message AS message, a.evidence AS evidence, a.created_ms AS created_ms, a.acked_ms AS acked_ms";
+
+impl Store {
+    /// Store a device event. Returns false if this (device, seq) was already stored:
+    /// storing is idempotent, so a re-sent record changes nothing.
+    pub async fn insert_device_event(&self, e: &DeviceEventRow) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO device_events (device_id, seq, device_time_ms, received_ms, event_type, detail, raw) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, seq) DO NOTHING",
+        )
+        .bind(&e.device_id)
+        .bind(e.seq)
+        .bind(e.device_time_ms)
+        .bind(e.received_ms)
+        .bind(&e.event_type)
+        .bind(&e.detail)
+        .bind(&e.raw)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn device_events(&self, owner_id: &str, device_id: &str, limit: i64) -> Result<Vec<DeviceEventRow>> {
+        let rows = sqlx::query(
+            "SELECT e.device_id AS device_id, e.seq AS seq, e.device_time_ms AS device_time_ms, e.received_ms AS received_ms, \
+             e.event_type AS event_type, e.detail AS detail, e.raw AS raw FROM device_events e \
+             JOIN devices d ON d.id = e.device_id JOIN homes h ON h.id = d.home_id \
+             WHERE e.device_id = $1 AND h.owner_id = $2 ORDER BY e.seq DESC LIMIT $3",
+        )
+        .bind(device_id)
+        .bind(owner_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceEventRow {
+                    device_id: r.try_get("device_id")?,
+                    seq: r.try_get("seq")?,
+                    device_time_ms: r.try_get("device_time_ms")?,
+                    received_ms: r.try_get("received_ms")?,
+                    event_type: r.try_get("event_type")?,
+                    detail: r.try_get("detail")?,
+                    raw: r.try_get("raw")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn add_timeline(
+        &self,
+        home_id: &str,
+        device_id: Option<&str>,
+        delivery_id: Option<&str>,
+        time_ms: i64,
+        kind: &str,
+        detail: &str,
+    ) -> Result<String> {
+        let id = crate::new_id();
+        sqlx::query("INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&id)
+            .bind(home_id)
+            .bind(device_id)
+            .bind(delivery_id)
+            .bind(time_ms)
+            .bind(kind)
+            .bind(detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn timeline(&self, owner_id: &str, home_id: &str, since_ms: i64, limit: i64) -> Result<Vec<TimelineRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TIMELINE_COLS} FROM timeline t JOIN homes h ON h.id = t.home_id \
+             WHERE t.home_id = $1 AND h.owner_id = $2 AND t.time_ms >= $3 ORDER BY t.time_ms DESC, t.id LIMIT $4"
+        ))
+        .bind(home_id)
+        .bind(owner_id)
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(timeline).collect()
+    }
+
+    pub async fn delivery_timeline(&self, delivery_id: &str) -> Result<Vec<TimelineRow>> {
+        let rows = sqlx::query(&format!("SELECT {TIMELINE_COLS} FROM timeline t WHERE t.delivery_id = $1 ORDER BY t.time_ms, t.id"))
+            .bind(delivery_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(timeline).collect()
+    }
+
+    pub async fn create_alert(&self, a: NewAlert<'_>, now: i64) -> Result<AlertRow> {
+        let id = crate::new_id();
+        sqlx::query(
+            "INSERT INTO alerts (id, home_id, device_id, delivery_id, severity, kind, message, evidence, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(a.home_id)
+        .bind(a.device_id)
+        .bind(a.delivery_id)
+        .bind(a.severity)
+        .bind(a.kind)
+        .bind(a.message)
+        .bind(a.evidence)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(AlertRow {
+            id,
+            home_id: a.home_id.to_owned(),
+            device_id: a.device_id.map(str::to_owned),
+            delivery_id: a.delivery_id.map(str::to_owned),
+            severity: a.severity.to_owned(),
+            kind: a.kind.to_owned(),
+            message: a.message.to_owned(),
+            evidence: a.evidence.to_owned(),
+            created_ms: now,
+            acked_ms: None,
+        })
+    }
+
+    pub async fn alerts(&self, owner_id: &str, limit: i64) -> Result<Vec<AlertRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLS} FROM alerts a JOIN homes h ON h.id = a.home_id WHERE h.owner_id = $1 ORDER BY a.created_ms DESC, a.id LIMIT $2"
+        ))
+        .bind(owner_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert).collect()
+    }
+
+    pub async fn ack_alert(&self, owner_id: &str, alert_id: &str, now: i64) -> Result<()> {
+        let r = sqlx::query(
+            "UPDATE alerts SET acked_ms = $1 WHERE id = $2 AND acked_ms IS NULL AND home_id IN (SELECT id FROM homes WHERE owner_id = $3)",
+        )
+        .bind(now)
+        .bind(alert_id)
+        .bind(owner_id)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! Homes and their one-time device pairing codes.
+
+use crate::{flag, opt_i64, Result, Store, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HomeRow {
+    pub id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub geofence_m: f64,
+    pub in_home_enabled: bool,
+    pub approval_required: bool,
+    /// JSON: `{"days":[1..=7],"start_minute":0..1440,"end_minute":..,"utc_offset_minutes":..}`.
+    pub allowed_hours: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewHome<'a> {
+    pub owner_id: &'a str,
+    pub name: &'a str,
+    pub lat: f64,
+    pub lon: f64,
+    pub geofence_m: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairingRow {
+    pub home_id: String,
+    pub owner_id: String,
+    pub kind: String,
+    pub name: String,
+    pub expires_ms: i64,
+}
+
+fn home(r: &AnyRow) -> Result<HomeRow> {
+    Ok(HomeRow {
+        id: r.try_get("id")?,
+        owner_id: r.try_get("owner_id")?,
+        name: r.try_get("name")?,
+        lat: r.try_get("lat")?,
+        lon: r.try_get("lon")?,
+        geofence_m: r.try_get("geofence_m")?,
+        in_home_enabled: flag(r, "in_home_enabled")?,
+        approval_required: flag(r, "approval_required")?,
+        allowed_hours: r.try_get("allowed_hours")?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+const HOME_COLS: &str = "id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms";
+
+impl Store {
+    pub async fn create_home(&self, h: NewHome<'_>, now: i64) -> Result<HomeRow> {
+        let id = crate::new_id();
+        sqlx::query(
+            "INSERT INTO homes (id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, 0, '{}', $7)",
+        )
+        .bind(&id)
+        .bind(h.owner_id)
+        .bind(h.name)
+        .bind(h.lat)
+        .bind(h.lon)
+        .bind(h.geofence_m)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.home_any(&id).await
+    }
+
+    /// A home by id, regardless of owner: for the hub's own use (device gateway,
+    /// dispatcher checks), never for answering an owner's request.
+    pub async fn home_any(&self, id: &str) -> Result<HomeRow> {
+        let row = sqlx::query(&format!("SELECT {HOME_COLS} FROM homes WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        home(&row)
+    }
+
+    /// An owner's home. Another owner's home is `NotFound`, exactly like a missing one.
+    pub async fn home(&self, owner_id: &str, id: &str) -> Result<HomeRow> {
+        let row = sqlx::query(&format!("SELECT {HOME_COLS} FROM homes WHERE id = $1 AND owner_id = $2"))
+            .bind(id)
+            .bind(owner_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        home(&row)
+    }
+
+    pub async fn homes(&self, owner_id: &str) -> Result<Vec<HomeRow>> {
+        let rows = sqlx::query(&format!("SELECT {HOME_COLS} FROM homes WHERE owner_id = $1 ORDER BY created_ms, id"))
+            .bind(owner_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(home).collect()
+    }
+
+    pub async fn all_homes(&self) -> Result<Vec<HomeRow>> {
+        let rows = sqlx::query(&format!("SELECT {HOME_COLS} FROM homes ORDER BY created_ms, id")).fetch_all(&self.pool).await?;
+        rows.iter().map(home).collect()
+    }
+
+    pub async fn update_home_settings(
+        &self,
+        owner_id: &str,
+        id: &str,
+        in_home_enabled: bool,
+        approval_required: bool,
+        allowed_hours: &str,
+    ) -> Result<HomeRow> {
+        let r = sqlx::query("UPDATE homes SET in_home_enabled = $1, approval_required = $2, allowed_hours = $3 WHERE id = $4 AND owner_id = $5")
+            .bind(i64::from(in_home_enabled))
+            .bind(i64::from(approval_required))
+            .bind(allowed_hours)
+            .bind(id)
+            .bind(owner_id)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.home(owner_id, id).await
+    }
+
+    pub async fn create_pairing_code(&self, code_hash: &str, home_id: &str, kind: &str, name: &str, now: i64, expires_ms: i64) -> Result<()> {
+        sqlx::query("INSERT INTO pairing_codes (code_hash, home_id, kind, name, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(code_hash)
+            .bind(home_id)
+            .bind(kind)
+            .bind(name)
+            .bind(now)
+            .bind(expires_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(crate::conflict("pairing code"))?;
+        Ok(())
+    }
+
+    /// Use a pairing code: succeeds once, while unexpired. The update is the check, so
+    /// two devices racing for one code cannot both win.
+    pub async fn take_pairing_code(&self, code_hash: &str, now: i64) -> Result<PairingRow> {
+        let r = sqlx::query("UPDATE pairing_codes SET used_ms = $1 WHERE code_hash = $2 AND used_ms IS NULL AND expires_ms > $1")
+            .bind(now)
+            .bind(code_hash)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        let row = sqlx::query(
+            "SELECT p.home_id AS home_id, h.owner_id AS owner_id, p.kind AS kind, p.name AS name, p.expires_ms AS expires_ms, p.used_ms AS used_ms \
+             FROM pairing_codes p JOIN homes h ON h.id = p.home_id WHERE p.code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let _ = opt_i64(&row, "used_ms")?;
+        Ok(PairingRow {
+            home_id: row.try_get("home_id")?,
+            owner_id: row.try_get("owner_id")?,
+            kind: row.try_get("kind")?,
+            name: row.try_get("name")?,
+            expires_ms: row.try_get("expires_ms")?,
+        })
+    }
+}

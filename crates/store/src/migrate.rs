@@ -1,0 +1,36 @@
+//! Schema migrations, embedded in the binary, one folder per backend, applied with
+//! sqlx's migrator (which records what ran and refuses edited migrations).
+
+use crate::{Backend, Result, Store};
+use futures_core::future::BoxFuture;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use std::borrow::Cow;
+
+const SQLITE: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, std::result::Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false))
+                .collect())
+        })
+    }
+}
+
+pub(crate) async fn run(store: &Store) -> Result<()> {
+    let source = match store.backend {
+        Backend::Sqlite => Embedded(SQLITE),
+        Backend::Postgres => Embedded(POSTGRES),
+    };
+    let migrator = Migrator::new(source).await?;
+    migrator.run(&store.pool).await?;
+    Ok(())
+}
