@@ -27,6 +27,9 @@ fn heigvd_aireplay_directed() {
     write_reports_human(&r, &mut human).expect("print");
     let human = String::from_utf8(human).expect("utf8");
     println!("{human}");
+    let mut json = Vec::new();
+    write_reports_json(&r, &mut json).expect("json");
+    println!("{}", String::from_utf8(json).expect("utf8"));
     assert!(human.contains("targeted at c0:ee:fb:e2:4f:1f"));
 }
 
