@@ -360,7 +360,10 @@ impl Detector {
                     bssid: fr.hdr.addr3,
                     target: fr.hdr.addr2,
                 };
-                if fr.hdr.subtype == frame::subtype::AUTH && !fr.hdr.retry() {
+                if fr.hdr.subtype == frame::subtype::AUTH
+                    && self.groups.contains_key(&key)
+                    && !self.is_duplicate(&fr.hdr, ts)
+                {
                     if let Some(ep) = self.groups.get_mut(&key) {
                         if ts - ep.end <= self.cfg.episode_gap_s {
                             ep.rejoins += 1;
@@ -382,29 +385,26 @@ impl Detector {
         }
     }
 
-    fn is_duplicate(&mut self, o: &Obs) -> bool {
+    fn is_duplicate(&mut self, hdr: &MgmtHeader, ts: f64) -> bool {
         let key = DedupKey {
-            addr2: o.hdr.addr2,
-            seq: o.hdr.seq,
-            frag: o.hdr.frag,
-            subtype: o.hdr.subtype,
+            addr2: hdr.addr2,
+            seq: hdr.seq,
+            frag: hdr.frag,
+            subtype: hdr.subtype,
         };
         let w = self.cfg.dedup_window_s;
         if let Some(e) = self.dedup.get_mut(&key) {
-            if (o.ts - e.ts).abs() <= w && (o.hdr.retry() || !e.paired) {
-                if !o.hdr.retry() {
+            if (ts - e.ts).abs() <= w && (hdr.retry() || !e.paired) {
+                if hdr.retry() {
+                    // a retransmission chain: measure the window from the latest try
+                    e.ts = ts;
+                } else {
                     e.paired = true;
                 }
                 return true;
             }
         }
-        self.dedup.insert(
-            key,
-            DedupEntry {
-                ts: o.ts,
-                paired: false,
-            },
-        );
+        self.dedup.insert(key, DedupEntry { ts, paired: false });
         if self.dedup.len() > 65_536 {
             let now = self.now;
             self.dedup.retain(|_, e| now - e.ts <= w);
@@ -413,7 +413,7 @@ impl Detector {
     }
 
     fn disconnect(&mut self, o: Obs) {
-        let dup = self.is_duplicate(&o);
+        let dup = self.is_duplicate(&o.hdr, o.ts);
         let h = o.hdr;
         let broadcast = is_group(&h.addr1);
         let target = if broadcast || h.addr2 == h.addr3 {
@@ -655,7 +655,11 @@ fn build_report(
         _ => evidence.push(format!(
             "flood: {} {} frames in {:.2} s, peak {} per second",
             ep.frames,
-            kind.as_str(),
+            match kind {
+                AttackKind::Deauth => "deauthentication",
+                AttackKind::Disassoc => "disassociation",
+                AttackKind::Both => "deauthentication and disassociation",
+            },
             dur,
             ep.peak.peak
         )),
@@ -716,6 +720,13 @@ fn build_report(
         evidence.push(format!(
             "{} unprotected frames on a network whose RSN element requires management frame protection",
             ep.unprotected_on_mfp
+        ));
+    }
+    if ep.flows.len() >= MAX_FLOWS {
+        conf += 0.15;
+        evidence.push(format!(
+            "more than {} distinct claimed transmitters: spoofed random source addresses",
+            MAX_FLOWS - 1
         ));
     }
     if ep.rejoins >= 2 {

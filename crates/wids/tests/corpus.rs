@@ -1,3 +1,4 @@
+#![allow(clippy::indexing_slicing)]
 //! Precision and recall over the generated corpus plus the three real captures.
 
 mod common;
@@ -88,4 +89,47 @@ fn corpus_precision_and_recall() {
     assert!(precision >= 1.0, "precision {precision}");
     assert!(recall >= 1.0, "recall {recall}");
     assert!(frame_mismatch.is_empty(), "{frame_mismatch:#?}");
+}
+
+/// The evidence behind the confidence is there for the cases built to show it.
+#[test]
+fn corpus_evidence() {
+    use threshold_wids::generator::{write_case, CaseKind, Format, Link};
+    let dir = temp_dir("evidence");
+    let cases: [(CaseKind, &[&str]); 4] = [
+        (
+            CaseKind::AireplayDirected,
+            &[
+                "aireplay-ng signature",
+                "one sequence counter",
+                "do not follow the AP's beacon counter",
+                "signal of frames claiming the AP",
+                "rejoin 3 times",
+            ],
+        ),
+        (
+            CaseKind::MfpNetworkAttack,
+            &["requires management frame protection"],
+        ),
+        (
+            CaseKind::RandomSourceBroadcast,
+            &["spoofed random source addresses"],
+        ),
+        (
+            CaseKind::DuplicatedAireplay,
+            &["384 duplicate copies", "rejoin 3 times"],
+        ),
+    ];
+    for (i, (kind, needles)) in cases.iter().enumerate() {
+        let p = dir.join(format!("e{i}.pcapng"));
+        write_case(*kind, &p, Format::PcapNg, Link::Radiotap, 100 + i as u64).expect("write");
+        let r = scan_files(&[p], &DetectorConfig::default()).expect("scan");
+        assert_eq!(r.len(), 1, "{kind:?}: {r:#?}");
+        let all = r[0].evidence.join("\n");
+        for n in *needles {
+            assert!(all.contains(n), "{kind:?}: no {n:?} in\n{all}");
+        }
+        assert!(r[0].confidence >= 0.7, "{kind:?}: {}", r[0].confidence);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
