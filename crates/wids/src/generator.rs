@@ -964,6 +964,11 @@ pub fn write_case(
     Ok(scene.expected)
 }
 
+/// The attacks a correct detector reports for `case` (without writing anything).
+pub fn expected(case: &Case) -> Vec<ExpectedAttack> {
+    build(case.kind, case.seed).expected
+}
+
 /// Write every corpus case into `dir`; returns (path, expected attacks) per case.
 pub fn write_corpus(dir: &Path) -> io::Result<Vec<(std::path::PathBuf, Vec<ExpectedAttack>)>> {
     let mut out = Vec::new();

@@ -15,6 +15,10 @@ fn matches(r: &AttackReport, e: &ExpectedAttack) -> bool {
 fn corpus_precision_and_recall() {
     let dir = temp_dir("corpus");
     let mut cases = write_corpus(&dir).expect("write corpus");
+    // the enumeration agrees with what was written
+    for (case, (_, exp)) in threshold_wids::generator::corpus().iter().zip(&cases) {
+        assert_eq!(&threshold_wids::generator::expected(case), exp);
+    }
     if let Some(real) = captures_dir() {
         let exp = |bssid: &str, target: &str, frames| ExpectedAttack {
             kind: AttackKind::Deauth,
