@@ -141,7 +141,9 @@ impl Peak {
         }
     }
     fn push(&mut self, ts: f64) {
-        let b = (ts / BUCKET_S).floor() as i64;
+        // clamp: any timestamp (even NaN or +-inf from a hostile file) maps to a bucket
+        // number whose differences cannot overflow
+        let b = (ts / BUCKET_S).floor().clamp(-1e15, 1e15) as i64;
         if self.head == i64::MIN {
             self.head = b;
         }
@@ -309,6 +311,7 @@ impl Detector {
     /// Feed one 802.11 frame (no link-layer header, no FCS) with its signal, if known.
     #[inline]
     pub fn push_frame(&mut self, ts: f64, f: &[u8], signal: Option<i8>) {
+        let ts = if ts.is_finite() { ts } else { 0.0 };
         // Fast path: only management frames interest us.
         match f.first() {
             Some(&fc0) if fc0 & 0x0f == 0 => {}

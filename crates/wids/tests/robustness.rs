@@ -193,7 +193,35 @@ fn link_and_frame_parsers_take_any_bytes() {
         }
         let _ = parse_frame(&v);
         let mut det = Detector::new(DetectorConfig::default());
-        det.push_frame(1.0, &v, None);
+        for ts in [1.0, -9.2e18, f64::NAN, 1.8e19, f64::INFINITY, 2.0] {
+            det.push_frame(ts, &v, None);
+        }
         let _ = det.finish();
     }
+}
+
+/// Extreme timestamps (a pcapng `if_tsoffset` can be anything) do not overflow anything.
+#[test]
+fn extreme_timestamps() {
+    let mut det = Detector::new(DetectorConfig::default());
+    let ap = [2u8, 0, 0, 0, 0, 1];
+    let sta = [2u8, 0, 0, 0, 0, 2];
+    for (i, ts) in [
+        -9.2e18,
+        9.2e18,
+        f64::NAN,
+        -1.0,
+        1.8e19,
+        f64::NEG_INFINITY,
+        0.0,
+    ]
+    .iter()
+    .cycle()
+    .take(200)
+    .enumerate()
+    {
+        let f = threshold_wids::generator::disconnect(12, sta, ap, ap, i as u16, 7, 314, false);
+        det.push_frame(*ts, &f, Some(-30));
+    }
+    let _ = det.finish();
 }
