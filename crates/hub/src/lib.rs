@@ -1,1 +1,143 @@
-//! placeholder
+//! The Threshold hub: HTTP/WebSocket API, MQTT device gateway, liveness, policy,
+//! alerts and the audit log. [`start`] wires the parts together from a [`HubConfig`].
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+// Live-view tuples are read once, next to where they are built.
+#![allow(clippy::type_complexity)]
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod deliveries;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod gateway;
+pub mod hubkey;
+pub mod live;
+pub mod media;
+pub mod metrics;
+pub mod state;
+
+pub use config::{HubConfig, Overrides};
+pub use state::AppState;
+
+use anyhow::Context;
+use clock::{Clock, SystemClock};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running hub.
+#[derive(Debug)]
+pub struct Hub {
+    pub state: AppState,
+    pub http_addr: SocketAddr,
+    pub mqtt_host: String,
+    pub mqtt_port: u16,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Hub {
+    /// Stop serving HTTP (the broker thread ends with the process).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.state.store.close().await;
+    }
+}
+
+/// Start a hub with the system clock.
+pub async fn start(config: HubConfig) -> anyhow::Result<Hub> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+    let store = threshold_store::Store::connect(&config.database_url()).await.context("cannot open the database")?;
+    store.setting_init("schema", "1").await?;
+    let hub_key = hubkey::load_or_create(&config.hub_key_file())?;
+    let mut pw = [0u8; 24];
+    getrandom::getrandom(&mut pw).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
+    let hub_mqtt_password = hex::encode(pw);
+
+    let (mqtt_host, mqtt_port, username, password) = match &config.mqtt_url {
+        Some(url) => {
+            let (h, p) = config::parse_mqtt_url(url).map_err(anyhow::Error::msg)?;
+            (h, p, config.mqtt_username.clone(), config.mqtt_password.clone())
+        }
+        None => (
+            config.embedded_mqtt_addr.ip().to_string(),
+            config.embedded_mqtt_addr.port(),
+            Some(gateway::broker::HUB_USERNAME.to_owned()),
+            Some(hub_mqtt_password.clone()),
+        ),
+    };
+    let (device_host, device_port) = match &config.device_mqtt_addr {
+        Some(a) => {
+            let (h, p) = a.rsplit_once(':').context("device_mqtt_addr must be host:port")?;
+            (h.to_owned(), p.parse().context("device_mqtt_addr port")?)
+        }
+        None => (mqtt_host.clone(), mqtt_port),
+    };
+    let connected = Arc::new(gateway::mqtt::Connected::default());
+    let state = AppState::new(state::Inner {
+        downlink: gateway::downlink::Downlink::new(&config.mqtt_topic_prefix, clock.now_ms()),
+        config: config.clone(),
+        store,
+        clock,
+        metrics: metrics::Metrics::new(),
+        hub_key,
+        registry: gateway::registry::Registry::new(),
+        bus: events::EventBus::new(),
+        live: live::LiveFrames::default(),
+        device_mqtt_host: device_host,
+        device_mqtt_port: device_port,
+        hub_mqtt_password,
+        effects: std::sync::OnceLock::new(),
+        mqtt_connected: connected.clone(),
+    });
+    load_devices(&state).await?;
+    if config.mqtt_url.is_none() {
+        gateway::broker::start(config.embedded_mqtt_addr, state.clone()).map_err(anyhow::Error::msg)?;
+    }
+    gateway::monitor::spawn(state.clone(), Duration::from_millis(50));
+    gateway::mqtt::spawn(state.clone(), gateway::mqtt::MqttTarget { host: mqtt_host.clone(), port: mqtt_port, username, password }, connected);
+
+    let listener = tokio::net::TcpListener::bind(config.http_addr).await.with_context(|| format!("cannot listen on {}", config.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    let app = api::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let r = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = r.await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    tracing::info!(%http_addr, mqtt = %format!("{mqtt_host}:{mqtt_port}"), "hub started");
+    Ok(Hub { state, http_addr, mqtt_host, mqtt_port, shutdown: Some(tx), server })
+}
+
+/// Load every enrolled device into the gateway. Nobody is live yet: each device must
+/// prove itself with a fresh signed message (law 9).
+async fn load_devices(state: &AppState) -> anyhow::Result<()> {
+    use threshold_store::SeqSpaceName;
+    for row in state.store.all_devices().await? {
+        let eg = state.store.gaps(&row.id, SeqSpaceName::Events).await?;
+        let fg = state.store.gaps(&row.id, SeqSpaceName::Frames).await?;
+        match gateway::registry::DeviceEntry::from_row(&row, &eg, &fg) {
+            Some(e) => state.registry.insert(e),
+            None => tracing::error!(device = %row.id, "stored device has an unreadable id, key or kind; ignored"),
+        }
+    }
+    Ok(())
+}

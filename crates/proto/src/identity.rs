@@ -16,7 +16,9 @@ impl DeviceId {
     pub fn from_public_key(key: &PublicKey) -> Self {
         let digest = Sha256::digest(key.0.as_bytes());
         let mut id = [0u8; 16];
-        id.copy_from_slice(&digest[..16]);
+        for (dst, src) in id.iter_mut().zip(digest.iter()) {
+            *dst = *src;
+        }
         DeviceId(id)
     }
 

@@ -1,0 +1,84 @@
+//! Request extractors whose rejections are JSON API errors, and input validation.
+
+use crate::error::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+/// Like `axum::Json`, but malformed, mistyped or oversized bodies become
+/// `{"error":{"code":"invalid_request"|"payload_too_large",...}}`.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
+            Err(e) => Err(ApiError::BadRequest(e.body_text().chars().take(300).collect())),
+        }
+    }
+}
+
+/// A user-supplied text field: non-empty, at most `max` characters, no control
+/// characters. Returned trimmed.
+pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::invalid("invalid_field", format!("{field} must not be empty")));
+    }
+    if v.chars().count() > max {
+        return Err(ApiError::invalid("invalid_field", format!("{field} must be at most {max} characters")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ApiError::invalid("invalid_field", format!("{field} must not contain control characters")));
+    }
+    Ok(v.to_owned())
+}
+
+pub fn username(value: &str) -> Result<String, ApiError> {
+    let v = text("username", value, 64)?;
+    if !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')) {
+        return Err(ApiError::invalid("invalid_field", "username may contain only letters, digits and . _ - @"));
+    }
+    Ok(v.to_ascii_lowercase())
+}
+
+pub fn password(value: &str) -> Result<&str, ApiError> {
+    let n = value.chars().count();
+    if !(8..=256).contains(&n) {
+        return Err(ApiError::invalid("weak_password", "password must be 8 to 256 characters"));
+    }
+    Ok(value)
+}
+
+/// An id in a path: our ids are lowercase hex; anything else cannot exist.
+pub fn id(value: &str) -> Result<&str, ApiError> {
+    if value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value)
+    } else {
+        Err(ApiError::NotFound("resource"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_rules() {
+        assert!(text("name", "  Hall  ", 10).is_ok_and(|v| v == "Hall"));
+        assert!(text("name", "", 10).is_err());
+        assert!(text("name", &"x".repeat(11), 10).is_err());
+        assert!(text("name", "a\u{0}b", 10).is_err());
+        assert!(text("name", "<script>alert(1)</script>", 100).is_ok());
+    }
+
+    #[test]
+    fn ids_must_look_like_ids() {
+        assert!(id(&"a".repeat(32)).is_ok());
+        assert!(id("../../etc/passwd").is_err());
+        assert!(id("' OR 1=1 --").is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! The HTTP API under `/api/v1`, plus `/healthz`, `/metrics` and the OpenAPI document.
+
+pub mod accounts;
+pub mod deliveries;
+pub mod devices;
+pub mod dto;
+pub mod extract;
+pub mod homes;
+pub mod system;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Threshold hub API", description = "Secure in-home delivery: homes, devices, deliveries, alerts. Errors are always {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <token>` (session token from /auth/login, or a dispatcher API key)."),
+    paths(
+        accounts::login, accounts::logout, accounts::me, accounts::create_user, accounts::couriers, accounts::create_api_key,
+        homes::list, homes::create, homes::get, homes::settings, homes::timeline, homes::alerts, homes::ack_alert,
+        devices::create_pairing_code, devices::enrol, devices::list, devices::get, devices::revoke, devices::latest_frame,
+        deliveries::create, deliveries::list, deliveries::get, deliveries::entry, deliveries::delivered,
+        system::audit_verify,
+    ),
+    components(schemas(dto::ErrorBody, dto::ErrorDetail))
+)]
+pub struct ApiDoc;
+
+/// Largest JSON body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/login", post(accounts::login))
+        .route("/auth/logout", post(accounts::logout))
+        .route("/me", get(accounts::me))
+        .route("/admin/users", post(accounts::create_user))
+        .route("/admin/users/{id}/api-keys", post(accounts::create_api_key))
+        .route("/couriers", get(accounts::couriers))
+        .route("/homes", get(homes::list).post(homes::create))
+        .route("/homes/{id}", get(homes::get))
+        .route("/homes/{id}/settings", put(homes::settings))
+        .route("/homes/{id}/timeline", get(homes::timeline))
+        .route("/homes/{id}/devices", get(devices::list))
+        .route("/homes/{id}/pairing-codes", post(devices::create_pairing_code))
+        .route("/enrol", post(devices::enrol))
+        .route("/devices/{id}", get(devices::get).merge(delete(devices::revoke)))
+        .route("/devices/{id}/frame.jpg", get(devices::latest_frame))
+        .route("/alerts", get(homes::alerts))
+        .route("/alerts/{id}/ack", post(homes::ack_alert))
+        .route("/deliveries", get(deliveries::list).post(deliveries::create))
+        .route("/deliveries/{id}", get(deliveries::get))
+        .route("/deliveries/{id}/entry", post(deliveries::entry))
+        .route("/deliveries/{id}/delivered", post(deliveries::delivered))
+        .route("/audit/verify", get(system::audit_verify))
+        .route("/events", get(system::events_ws))
+        .route("/openapi.json", get(system::openapi))
+        .fallback(|| async { ApiError::NotFound("route") });
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Request latency by route template (never by raw path: ids would explode the label
+/// set).
+async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = std::time::Instant::now();
+    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let label = crate::metrics::RouteLabel { method, route, status: resp.status().as_u16() };
+    st.metrics.http.get_or_create(&label).observe(start.elapsed().as_secs_f64());
+    resp
+}

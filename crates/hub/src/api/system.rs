@@ -1,0 +1,79 @@
+//! Health, metrics, the OpenAPI document, audit verification, and the owner's live
+//! event socket.
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use threshold_store::Role;
+use utoipa::OpenApi;
+
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    let db_ok = st.store.setting("schema").await.is_ok();
+    let mqtt_ok = st.mqtt_connected.0.load(Ordering::SeqCst);
+    let status = if db_ok && mqtt_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"status": if status == StatusCode::OK {"ok"} else {"degraded"}, "database": db_ok, "mqtt": mqtt_ok, "devices": st.registry.len()}))).into_response()
+}
+
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render()).into_response()
+}
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::api::ApiDoc::openapi())
+}
+
+/// Recompute the audit chain (admins).
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = Object)))]
+pub async fn audit_verify(State(st): State<AppState>, p: Principal) -> ApiResult<Json<crate::audit::VerifyReport>> {
+    p.require(Role::Admin)?;
+    Ok(Json(crate::audit::verify(&st.store).await?))
+}
+
+/// Live events for the signed-in owner or courier: alerts, device changes, delivery
+/// instructions. The server sends `{"type":"ping"}` every second so the page can run
+/// its own watchdog: no message for 2 s means the link is gone.
+pub async fn events_ws(State(st): State<AppState>, p: Principal, ws: WebSocketUpgrade) -> ApiResult<Response> {
+    if !matches!(p.user.role, Role::Owner | Role::Courier) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(ws.on_upgrade(move |socket| event_loop(st, p, socket)))
+}
+
+async fn event_loop(st: AppState, p: Principal, mut socket: WebSocket) {
+    let mut rx = st.bus.subscribe();
+    let mut ping = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(e) => {
+                    let mine = match p.user.role {
+                        Role::Owner => e.owner_id == p.user.id,
+                        Role::Courier => e.courier_id.as_deref() == Some(p.user.id.as_str()),
+                        _ => false,
+                    };
+                    if mine {
+                        let text = serde_json::to_string(&e).unwrap_or_default();
+                        if socket.send(Message::Text(text.into())).await.is_err() { return; }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+            _ = ping.tick() => {
+                let msg = json!({"type": "ping", "time_ms": st.clock.now_ms()}).to_string();
+                if socket.send(Message::Text(msg.into())).await.is_err() { return; }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            }
+        }
+    }
+}

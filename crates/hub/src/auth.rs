@@ -1,0 +1,156 @@
+//! Accounts' secrets and the request principal.
+//!
+//! Passwords: argon2id (PHC strings). Session tokens and API keys: 32 random bytes,
+//! stored only as SHA-256 (a high-entropy token needs no slow hash), looked up by hash
+//! and compared again in constant time.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use threshold_store::{Role, UserRow};
+
+pub const SESSION_COOKIE: &str = "threshold_session";
+const SESSION_PREFIX: &str = "thr_s_";
+const API_KEY_PREFIX: &str = "thr_k_";
+
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A PHC hash of a random password: verifying against it costs the same as a real
+/// check, so unknown usernames are not revealed by timing.
+pub fn dummy_hash() -> &'static str {
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3hT9qQv9o3m5t8m1E7sJm0cG0l8mQxX0b6l2m1W8k3A"
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn random_token(prefix: &str) -> Result<String, ApiError> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)))
+}
+
+pub fn new_session_token() -> Result<String, ApiError> {
+    random_token(SESSION_PREFIX)
+}
+
+pub fn new_api_key() -> Result<String, ApiError> {
+    random_token(API_KEY_PREFIX)
+}
+
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Who is making a request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user: UserRow,
+    /// Hash of the session token, when signed in by session (for logout).
+    pub session_hash: Option<String>,
+}
+
+impl Principal {
+    pub fn require(&self, role: Role) -> Result<&str, ApiError> {
+        if self.user.role == role {
+            Ok(&self.user.id)
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+    pub fn actor(&self) -> String {
+        format!("{}:{}", self.user.role.as_str(), self.user.id)
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<String> {
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(t) = h.strip_prefix("Bearer ") {
+            return Some(t.trim().to_owned());
+        }
+    }
+    let cookies = parts.headers.get_all(axum::http::header::COOKIE);
+    for c in cookies.iter().filter_map(|v| v.to_str().ok()) {
+        for kv in c.split(';') {
+            if let Some(v) = kv.trim().strip_prefix(SESSION_COOKIE).and_then(|r| r.strip_prefix('=')) {
+                return Some(v.to_owned());
+            }
+        }
+    }
+    None
+}
+
+pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let hash = sha256_hex(token);
+    let now = state.clock.now_ms();
+    if token.starts_with(API_KEY_PREFIX) {
+        let (stored, user) = state.store.api_key_user(&hash).await?.ok_or(ApiError::Unauthenticated)?;
+        if !ct_eq(&stored, &hash) {
+            return Err(ApiError::Unauthenticated);
+        }
+        return Ok(Principal { user, session_hash: None });
+    }
+    let (stored, user) = state.store.session_user(&hash, now).await?.ok_or(ApiError::Unauthenticated)?;
+    if !ct_eq(&stored, &hash) {
+        return Err(ApiError::Unauthenticated);
+    }
+    Ok(Principal { user, session_hash: Some(hash) })
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+        principal_from_token(state, &token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hash_verifies_only_the_right_password() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        assert!(!verify_password("x", "not a phc string"));
+    }
+
+    #[test]
+    fn tokens_are_unique_and_prefixed() {
+        let a = new_session_token().unwrap();
+        let b = new_session_token().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(SESSION_PREFIX));
+        assert!(new_api_key().unwrap().starts_with(API_KEY_PREFIX));
+    }
+
+    #[test]
+    fn constant_time_eq_behaves_like_eq() {
+        assert!(ct_eq("abc", "abc"));
+        assert!(!ct_eq("abc", "abd"));
+        assert!(!ct_eq("abc", "abcd"));
+    }
+}

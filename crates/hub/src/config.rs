@@ -1,0 +1,250 @@
+//! Hub configuration: built-in defaults, then a TOML file (unknown keys refused), then
+//! `THRESHOLD_*` environment variables, then command-line flags. The CLI resolves flags
+//! and environment into [`Overrides`]; [`HubConfig::resolve`] layers the rest.
+//!
+//! With no configuration at all the hub runs embedded: SQLite in the data folder, its
+//! own MQTT broker on 127.0.0.1:18830 (never 1883, which belongs to a system broker)
+//! and media on local disk.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Every option, with its default. Each field is documented in docs/operations.md.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Folder for the SQLite database, the hub key and media.
+    pub data_dir: PathBuf,
+    /// Where the HTTP API and web apps listen.
+    pub http_addr: SocketAddr,
+    /// `sqlite://...` or `postgres://...`; default: SQLite in the data folder.
+    pub database_url: Option<String>,
+    /// External broker, `mqtt://host:port`; default: the embedded broker.
+    pub mqtt_url: Option<String>,
+    /// Where the embedded broker listens (used only without `mqtt_url`).
+    pub embedded_mqtt_addr: SocketAddr,
+    /// Topic prefix, so several deployments can share one broker.
+    pub mqtt_topic_prefix: String,
+    /// Username/password the hub uses on an external broker, if it needs them.
+    pub mqtt_username: Option<String>,
+    pub mqtt_password: Option<String>,
+    /// Address devices are told to connect to (host:port); default: the broker's.
+    pub device_mqtt_addr: Option<String>,
+    /// A camera is live only with a new, recent frame within this window.
+    pub live_window_ms: i64,
+    /// No verified message at all for this long: offline.
+    pub offline_after_ms: i64,
+    /// Heartbeat period devices are told to use.
+    pub heartbeat_ms: i64,
+    /// Largest difference between a device clock and the hub's.
+    pub max_clock_skew_ms: i64,
+    /// A picture unchanged beyond noise this long is flagged "possibly frozen".
+    pub frozen_after_ms: i64,
+    /// Outside deliveries, a camera offline this long is reported to the owner.
+    pub offline_grace_ms: i64,
+    /// Sign an audit checkpoint every this many entries.
+    pub audit_checkpoint_every: u64,
+    /// Hub signing key; default `<data_dir>/hub.key`.
+    pub hub_key_file: Option<PathBuf>,
+    /// Session lifetime for owners and couriers.
+    pub session_ttl_ms: i64,
+    /// Lifetime of an unlock token.
+    pub unlock_token_ttl_ms: i64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            data_dir: PathBuf::from("threshold-data"),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            mqtt_url: None,
+            embedded_mqtt_addr: SocketAddr::from(([127, 0, 0, 1], 18830)),
+            mqtt_topic_prefix: "threshold".into(),
+            mqtt_username: None,
+            mqtt_password: None,
+            device_mqtt_addr: None,
+            live_window_ms: 1500,
+            offline_after_ms: 5000,
+            heartbeat_ms: 250,
+            max_clock_skew_ms: 2000,
+            frozen_after_ms: 10_000,
+            offline_grace_ms: 60_000,
+            audit_checkpoint_every: 100,
+            hub_key_file: None,
+            session_ttl_ms: 7 * 24 * 3600 * 1000,
+            unlock_token_ttl_ms: 30_000,
+        }
+    }
+}
+
+/// Values from flags or the environment; `None` leaves the lower layer in force.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub http_addr: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub mqtt_url: Option<String>,
+    pub embedded_mqtt_addr: Option<SocketAddr>,
+    pub mqtt_topic_prefix: Option<String>,
+    pub live_window_ms: Option<i64>,
+    pub heartbeat_ms: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl HubConfig {
+    /// Defaults, then `file` if given, then `over`.
+    pub fn resolve(file: Option<&Path>, over: Overrides) -> Result<HubConfig, ConfigError> {
+        let mut c = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
+                Self::from_toml(&text).map_err(|message| ConfigError::Parse { path: p.to_owned(), message })?
+            }
+            None => HubConfig::default(),
+        };
+        if let Some(v) = over.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = over.http_addr {
+            c.http_addr = v;
+        }
+        if over.database_url.is_some() {
+            c.database_url = over.database_url;
+        }
+        if over.mqtt_url.is_some() {
+            c.mqtt_url = over.mqtt_url;
+        }
+        if let Some(v) = over.embedded_mqtt_addr {
+            c.embedded_mqtt_addr = v;
+        }
+        if let Some(v) = over.mqtt_topic_prefix {
+            c.mqtt_topic_prefix = v;
+        }
+        if let Some(v) = over.live_window_ms {
+            c.live_window_ms = v;
+        }
+        if let Some(v) = over.heartbeat_ms {
+            c.heartbeat_ms = v;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn from_toml(text: &str) -> Result<HubConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.mqtt_url.is_none() && self.embedded_mqtt_addr.port() == 1883 {
+            return bad("the embedded broker must not take port 1883 (a system broker's port); choose another embedded_mqtt_addr");
+        }
+        if self.live_window_ms < 100 || self.live_window_ms > 60_000 {
+            return bad("live_window_ms must be between 100 and 60000");
+        }
+        if self.offline_after_ms <= self.live_window_ms {
+            return bad("offline_after_ms must be larger than live_window_ms");
+        }
+        if self.heartbeat_ms < 20 || self.heartbeat_ms >= self.live_window_ms {
+            return bad("heartbeat_ms must be at least 20 and below live_window_ms");
+        }
+        let prefix_ok = !self.mqtt_topic_prefix.is_empty()
+            && self.mqtt_topic_prefix.len() <= 64
+            && self.mqtt_topic_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '/');
+        if !prefix_ok {
+            return bad("mqtt_topic_prefix must be 1-64 characters of [A-Za-z0-9_-/]");
+        }
+        if let Some(u) = &self.mqtt_url {
+            parse_mqtt_url(u).map_err(ConfigError::Invalid)?;
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("threshold.db").display()))
+    }
+
+    pub fn hub_key_file(&self) -> PathBuf {
+        self.hub_key_file.clone().unwrap_or_else(|| self.data_dir.join("hub.key"))
+    }
+
+    pub fn liveness(&self) -> threshold_core::liveness::LivenessConfig {
+        threshold_core::liveness::LivenessConfig {
+            live_window_ms: self.live_window_ms,
+            offline_after_ms: self.offline_after_ms,
+            max_clock_skew_ms: self.max_clock_skew_ms,
+            frozen_after_ms: self.frozen_after_ms,
+            ..Default::default()
+        }
+    }
+}
+
+/// `mqtt://host:port` (port defaults to 1883) into host and port.
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).ok_or("mqtt_url must start with mqtt://")?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("bad port in mqtt_url {url:?}"))?),
+        None => (rest, 1883),
+    };
+    if host.is_empty() {
+        return Err(format!("no host in mqtt_url {url:?}"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_avoid_1883() {
+        let c = HubConfig::default();
+        c.validate().unwrap();
+        assert_ne!(c.embedded_mqtt_addr.port(), 1883);
+        assert_eq!(c.live_window_ms, 1500);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = HubConfig::from_toml("live_window_ms = 1000\nlive_widnow_ms = 3\n").unwrap_err();
+        assert!(e.contains("live_widnow_ms"), "{e}");
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("thr-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("hub.toml");
+        std::fs::write(&f, "live_window_ms = 1000\nheartbeat_ms = 200\nmqtt_topic_prefix = \"site-a\"\n").unwrap();
+        let c = HubConfig::resolve(Some(&f), Overrides { heartbeat_ms: Some(100), ..Default::default() }).unwrap();
+        assert_eq!((c.live_window_ms, c.heartbeat_ms, c.mqtt_topic_prefix.as_str()), (1000, 100, "site-a"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn embedded_broker_on_1883_is_refused() {
+        let c = HubConfig { embedded_mqtt_addr: "127.0.0.1:1883".parse().unwrap(), ..Default::default() };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn mqtt_urls_parse() {
+        assert_eq!(parse_mqtt_url("mqtt://127.0.0.1:1883"), Ok(("127.0.0.1".into(), 1883)));
+        assert_eq!(parse_mqtt_url("mqtt://broker"), Ok(("broker".into(), 1883)));
+        assert!(parse_mqtt_url("http://x").is_err());
+        assert!(parse_mqtt_url("mqtt://x:notaport").is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! API errors: one enum, one place that maps each to an HTTP status and a stable,
+//! searchable code. Bodies are always `{"error":{"code":"...","message":"..."}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use threshold_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{code}: {message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("sign in first")]
+    Unauthenticated,
+    #[error("wrong username or password")]
+    BadCredentials,
+    #[error("your role may not do this")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{1}")]
+    NotFoundCode(&'static str, String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than allowed")]
+    TooLarge,
+    #[error("internal error; the hub's log has details")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Invalid { code, .. } => code,
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::BadCredentials => "bad_credentials",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFoundCode(c, _) => c,
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge => "payload_too_large",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) | ApiError::NotFoundCode(..) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Invalid { code, message: message.into() }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("resource"),
+            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            // Never echo internals to the client.
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                self.to_string()
+            }
+            ApiError::Invalid { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        (self.status(), Json(json!({"error": {"code": self.code(), "message": message}}))).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

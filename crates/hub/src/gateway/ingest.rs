@@ -1,0 +1,297 @@
+//! Verifying and applying one device message.
+//!
+//! Order of checks: the topic names a device; the bytes parse; the kind is one devices
+//! send; the envelope's device is the topic's device; the device is known and not
+//! revoked; the signature verifies with its enrolled key; then the sequence rules of
+//! the message's space and the clock rules. Every refusal is logged with its reason and
+//! counted in `threshold_messages_rejected_total{reason}`; none panics and none replies
+//! to the sender.
+
+use crate::gateway::monitor;
+use crate::state::AppState;
+use threshold_core::liveness::FrameObservation;
+use threshold_core::record_log::Arrival;
+use threshold_core::replay::Verdict;
+use threshold_proto::body::{self, Ack, DeviceKind, Event, Heartbeat, State};
+use threshold_proto::{DeviceId, Kind, SeqSpace, SignedMessage, UnverifiedMessage};
+use threshold_store::{DeviceEventRow, GapRow, SeqSpaceName};
+
+/// Why a message was refused. `reason()` is the metric label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    Decode(&'static str),
+    TopicInvalid,
+    WrongDirection,
+    TopicMismatch,
+    UnknownDevice,
+    RevokedDevice,
+    BadSignature,
+    Replay,
+    Clock(&'static str),
+    BadBody(String),
+    BadFrame(&'static str),
+    Storage,
+}
+
+impl Rejection {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Decode(r) => r,
+            Rejection::TopicInvalid => "topic_invalid",
+            Rejection::WrongDirection => "wrong_direction",
+            Rejection::TopicMismatch => "topic_mismatch",
+            Rejection::UnknownDevice => "unknown_device",
+            Rejection::RevokedDevice => "revoked_device",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::Replay => "replay",
+            Rejection::Clock(r) => r,
+            Rejection::BadBody(_) => "bad_body",
+            Rejection::BadFrame(r) => r,
+            Rejection::Storage => "storage_error",
+        }
+    }
+}
+
+/// What became of an accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+}
+
+/// Handle one publish from the broker.
+pub async fn handle(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcome, Rejection> {
+    let result = process(state, topic, payload).await;
+    match &result {
+        Ok(Outcome::Accepted) => {}
+        Ok(Outcome::Duplicate) => {}
+        Err(r) => {
+            state.metrics.reject(r.reason());
+            // The topic is attacker-chosen text: log it bounded and escaped.
+            let shown: String = topic.chars().take(120).collect();
+            tracing::warn!(reason = r.reason(), topic = %shown.escape_debug(), detail = ?r, "device message rejected");
+        }
+    }
+    result
+}
+
+async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcome, Rejection> {
+    let topic_device = threshold_proto::topic::parse_uplink(&state.config.mqtt_topic_prefix, topic).ok_or(Rejection::TopicInvalid)?;
+    let msg = UnverifiedMessage::decode(payload).map_err(|e| Rejection::Decode(e.reason()))?;
+    if !msg.kind.is_uplink() {
+        return Err(Rejection::WrongDirection);
+    }
+    if msg.device != topic_device {
+        return Err(Rejection::TopicMismatch);
+    }
+    let key = lookup_key(state, &msg.device).await?;
+    let msg = msg.verify(&key).map_err(|_| Rejection::BadSignature)?;
+    match msg.kind.seq_space() {
+        SeqSpace::Transport => transport(state, msg),
+        SeqSpace::EventLog => event(state, msg).await,
+        SeqSpace::FrameLog => frame(state, msg).await,
+        SeqSpace::Downlink => Err(Rejection::WrongDirection),
+    }
+}
+
+async fn lookup_key(state: &AppState, id: &DeviceId) -> Result<threshold_proto::PublicKey, Rejection> {
+    let found = state.registry.with(id, |e| if e.revoked { Err(Rejection::RevokedDevice) } else { Ok(e.key) });
+    match found {
+        Some(r) => r,
+        None => {
+            // Enrolled through another hub process since we loaded? Ask the database.
+            match state.store.device_any(&id.to_hex()).await {
+                Ok(row) => {
+                    let eg = state.store.gaps(&row.id, SeqSpaceName::Events).await.unwrap_or_default();
+                    let fg = state.store.gaps(&row.id, SeqSpaceName::Frames).await.unwrap_or_default();
+                    let entry = crate::gateway::registry::DeviceEntry::from_row(&row, &eg, &fg).ok_or(Rejection::UnknownDevice)?;
+                    let (revoked, key) = (entry.revoked, entry.key);
+                    state.registry.insert(entry);
+                    if revoked {
+                        Err(Rejection::RevokedDevice)
+                    } else {
+                        Ok(key)
+                    }
+                }
+                Err(_) => Err(Rejection::UnknownDevice),
+            }
+        }
+    }
+}
+
+/// hello, heartbeat, state: replay window, clock rules, liveness.
+fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection> {
+    let now = state.clock.now_ms();
+    let cfg = state.config.liveness();
+    let parsed = parse_transport_body(&msg)?;
+    let kind_name = msg.kind.name();
+    let result = state.registry.with(&msg.device, |e| {
+        match e.replay.check(msg.seq) {
+            Verdict::New => {}
+            Verdict::Duplicate => return Ok(Outcome::Duplicate),
+            Verdict::TooOld => return Err(Rejection::Replay),
+        }
+        let observed = match (&parsed, e.kind) {
+            (TransportBody::Heartbeat(hb), DeviceKind::Camera) => {
+                let frame = hb.frame.as_ref().map(|f| FrameObservation { seq: f.seq, capture_ms: f.time_ms, thumb: parse_thumb(&f.thumb) });
+                e.liveness.observe_camera(now, msg.time_ms, frame.as_ref(), &cfg)
+            }
+            (TransportBody::Hello, DeviceKind::Camera) => e.liveness.observe_camera(now, msg.time_ms, None, &cfg),
+            _ => e.liveness.observe_report(now, msg.time_ms, &cfg),
+        };
+        observed.map_err(|c| Rejection::Clock(c.reason()))?;
+        e.replay.accept(msg.seq);
+        if let TransportBody::State(s) = &parsed {
+            e.last_state = Some(s.clone());
+            e.last_state_at = Some(now);
+            e.last_state_device_ms = Some(msg.time_ms);
+        }
+        Ok(Outcome::Accepted)
+    });
+    let outcome = result.ok_or(Rejection::UnknownDevice)??;
+    match outcome {
+        Outcome::Accepted => {
+            state.metrics.accept(kind_name);
+            monitor::on_fresh(state, &msg.device);
+        }
+        Outcome::Duplicate => {
+            state.metrics.duplicates.get_or_create(&crate::metrics::KindLabel { kind: kind_name.to_owned() }).inc();
+        }
+    }
+    Ok(outcome)
+}
+
+enum TransportBody {
+    Hello,
+    Heartbeat(Heartbeat),
+    State(State),
+}
+
+fn parse_transport_body(msg: &SignedMessage) -> Result<TransportBody, Rejection> {
+    let bad = |e: serde_json::Error| Rejection::BadBody(e.to_string());
+    Ok(match msg.kind {
+        Kind::Hello => {
+            let _: body::Hello = msg.json().map_err(bad)?;
+            TransportBody::Hello
+        }
+        Kind::Heartbeat => TransportBody::Heartbeat(msg.json().map_err(bad)?),
+        _ => TransportBody::State(msg.json().map_err(bad)?),
+    })
+}
+
+fn parse_thumb(hex_thumb: &str) -> Option<[u8; 64]> {
+    let mut t = [0u8; 64];
+    hex::decode_to_slice(hex_thumb, &mut t).ok().map(|_| t)
+}
+
+/// A durable event record: store it (idempotently), track gaps, acknowledge.
+async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection> {
+    let now = state.clock.now_ms();
+    let arrival = state.registry.with(&msg.device, |e| e.events.classify(msg.seq)).ok_or(Rejection::UnknownDevice)?;
+    if msg.seq == 0 {
+        return Err(Rejection::Replay);
+    }
+    if arrival == Arrival::Duplicate {
+        send_ack(state, msg.device, Ack { events: vec![(msg.seq, msg.seq)], frames: vec![] }).await;
+        state.metrics.duplicates.get_or_create(&crate::metrics::KindLabel { kind: "event".into() }).inc();
+        return Ok(Outcome::Duplicate);
+    }
+    // A record whose body cannot be read is still the device's signed word: keep it
+    // as "malformed" rather than lose it, and count the rejection of its contents.
+    let (event_type, detail) = match msg.json::<Event>() {
+        Ok(ev) => (bounded(&ev.event_type, 64), ev.detail.to_string()),
+        Err(e) => {
+            state.metrics.reject("bad_body");
+            tracing::warn!(device = %msg.device, seq = msg.seq, error = %e, "event record with unreadable body kept as malformed");
+            ("malformed".to_owned(), "{}".to_owned())
+        }
+    };
+    let row = DeviceEventRow {
+        device_id: msg.device.to_hex(),
+        seq: msg.seq as i64,
+        device_time_ms: msg.time_ms,
+        received_ms: now,
+        event_type: event_type.clone(),
+        detail: detail.clone(),
+        raw: msg.as_bytes().to_vec(),
+    };
+    state.store.insert_device_event(&row).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store device event");
+        Rejection::Storage
+    })?;
+    // Only now, with the record durable, update the log and acknowledge.
+    let (arrival, gaps) = state
+        .registry
+        .with(&msg.device, |e| {
+            let a = e.events.record(msg.seq);
+            (a, e.events.missing().ranges().to_vec())
+        })
+        .ok_or(Rejection::UnknownDevice)?;
+    let id = msg.device.to_hex();
+    if !matches!(arrival, Arrival::InOrder) {
+        let rows: Vec<GapRow> = gaps.iter().map(|&(a, b)| GapRow { from_seq: a as i64, to_seq: b as i64, opened_ms: now }).collect();
+        if let Err(e) = state.store.set_gaps(&id, SeqSpaceName::Events, &rows).await {
+            tracing::error!(error = %e, "could not store gaps");
+        }
+    }
+    if let Err(e) = state.store.raise_record_hwm(&id, SeqSpaceName::Events, msg.seq as i64).await {
+        tracing::error!(error = %e, "could not store event high-water mark");
+    }
+    send_ack(state, msg.device, Ack { events: vec![(msg.seq, msg.seq)], frames: vec![] }).await;
+    state.metrics.accept("event");
+    crate::domain::on_device_event(state, &msg, &event_type, &detail, &arrival).await;
+    Ok(Outcome::Accepted)
+}
+
+/// A frame record: verify the JPEG, hand it to live viewers and the recorder, ack.
+async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection> {
+    let now = state.clock.now_ms();
+    let (header, jpeg) = body::decode_frame_body(&msg.body).map_err(|e| Rejection::BadBody(e.to_string()))?;
+    crate::media::check_jpeg(jpeg).map_err(Rejection::BadFrame)?;
+    if crate::media::sha256_hex(jpeg) != header.sha256 {
+        return Err(Rejection::BadFrame("frame_digest_mismatch"));
+    }
+    let cfg = state.config.liveness();
+    let thumb = parse_thumb(&header.thumb);
+    let res = state.registry.with(&msg.device, |e| {
+        if e.kind != DeviceKind::Camera {
+            return Err(Rejection::WrongDirection);
+        }
+        let arrival = e.frames.classify(msg.seq);
+        if arrival == Arrival::Duplicate {
+            return Ok((arrival, false));
+        }
+        e.frames.record(msg.seq);
+        // A frame only counts toward liveness if it is newer than anything announced
+        // and its capture time is recent; backlog frames are history, not liveness.
+        let live = (now - msg.time_ms).abs() <= cfg.live_window_ms.max(cfg.max_clock_skew_ms);
+        if live {
+            let obs = FrameObservation { seq: msg.seq, capture_ms: msg.time_ms, thumb };
+            let _ = e.liveness.observe_camera(now, msg.time_ms.min(now + cfg.max_clock_skew_ms), Some(&obs), &cfg);
+        }
+        Ok((arrival, live))
+    });
+    let (arrival, live) = res.ok_or(Rejection::UnknownDevice)??;
+    if arrival == Arrival::Duplicate {
+        send_ack(state, msg.device, Ack { events: vec![], frames: vec![(msg.seq, msg.seq)] }).await;
+        return Ok(Outcome::Duplicate);
+    }
+    let recovered = !live;
+    crate::media::on_frame(state, &msg, &header, jpeg, recovered).await;
+    send_ack(state, msg.device, Ack { events: vec![], frames: vec![(msg.seq, msg.seq)] }).await;
+    state.metrics.accept("frame");
+    if live {
+        monitor::on_fresh(state, &msg.device);
+    }
+    Ok(Outcome::Accepted)
+}
+
+async fn send_ack(state: &AppState, device: DeviceId, ack: Ack) {
+    let m = state.downlink.sign(&state.hub_key, device, Kind::Ack, &ack, state.clock.now_ms());
+    state.downlink.publish(device, m).await;
+}
+
+/// At most `max` characters of device-supplied text.
+pub fn bounded(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}

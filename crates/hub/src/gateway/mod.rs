@@ -1,0 +1,14 @@
+//! The device gateway: MQTT in, verified and typed device messages out.
+//!
+//! Flow: [`mqtt`] receives publishes and hands them, sharded by device so each
+//! device's messages stay in order, to workers running [`ingest::handle`]. Ingest
+//! verifies (envelope, signature, replay window, clocks) and applies the message;
+//! [`monitor`] turns the passage of time into liveness transitions and alerts;
+//! [`downlink`] signs and publishes the hub's messages to devices.
+
+pub mod broker;
+pub mod downlink;
+pub mod ingest;
+pub mod monitor;
+pub mod mqtt;
+pub mod registry;

@@ -1,0 +1,181 @@
+//! Time-driven gateway work: liveness transitions (LIVE -> STALE -> OFFLINE and back),
+//! "possibly frozen" flags, the offline notice after a grace period, device gauges, and
+//! persisting replay high-water marks.
+//!
+//! Transitions are detected under the registry lock and applied (database, event bus,
+//! alerts) by a single effects task, so a slow database never delays detection.
+
+use crate::metrics::LivenessLabel;
+use crate::state::AppState;
+use std::collections::HashMap;
+use std::time::Duration;
+use threshold_core::liveness::Liveness;
+use threshold_proto::body::DeviceKind;
+use threshold_proto::DeviceId;
+use tokio::sync::mpsc;
+
+/// A change in a device's condition worth telling someone about.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub device: DeviceId,
+    pub home_id: String,
+    pub owner_id: String,
+    pub kind: DeviceKind,
+    pub name: String,
+    pub change: Change,
+    pub at_ms: i64,
+    /// Hub time of the last fresh evidence (frame or report) before the change.
+    pub last_fresh_ms: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    Liveness { from: Liveness, to: Liveness },
+    Frozen(bool),
+    OfflineNotice,
+}
+
+fn emit(state: &AppState, t: Transition) {
+    if let Some(tx) = state.effects_tx() {
+        let _ = tx.send(t);
+    }
+}
+
+impl AppState {
+    fn effects_tx(&self) -> Option<&mpsc::UnboundedSender<Transition>> {
+        self.effects.get()
+    }
+}
+
+/// Check one device now (after a fresh message), so LIVE is reported without waiting
+/// for the next tick.
+pub fn on_fresh(state: &AppState, id: &DeviceId) {
+    let now = state.clock.now_ms();
+    let cfg = state.config.liveness();
+    let mut out = Vec::new();
+    state.registry.with(id, |e| check(e, now, &cfg, state.config.offline_grace_ms, &mut out));
+    for t in out {
+        emit(state, t);
+    }
+}
+
+fn check(
+    e: &mut crate::gateway::registry::DeviceEntry,
+    now: i64,
+    cfg: &threshold_core::liveness::LivenessConfig,
+    grace_ms: i64,
+    out: &mut Vec<Transition>,
+) {
+    if e.revoked {
+        return;
+    }
+    let st = e.liveness.state(now, cfg);
+    let mk = |e: &crate::gateway::registry::DeviceEntry, change| Transition {
+        device: e.id,
+        home_id: e.home_id.clone(),
+        owner_id: e.owner_id.clone(),
+        kind: e.kind,
+        name: e.name.clone(),
+        change,
+        at_ms: now,
+        last_fresh_ms: e.liveness.fresh_at(),
+    };
+    if st != e.reported {
+        out.push(mk(e, Change::Liveness { from: e.reported, to: st }));
+        e.reported = st;
+        if st == Liveness::Offline {
+            e.offline_since = Some(now);
+            e.offline_notice_sent = false;
+        } else {
+            e.offline_since = None;
+        }
+    }
+    if e.kind == DeviceKind::Camera {
+        let frozen = e.liveness.possibly_frozen(now, cfg);
+        if frozen != e.reported_frozen {
+            e.reported_frozen = frozen;
+            out.push(mk(e, Change::Frozen(frozen)));
+        }
+    }
+    if let Some(since) = e.offline_since {
+        // Only devices that were ever seen get a notice: a device that never came up
+        // since the hub started is not news every restart.
+        if !e.offline_notice_sent && now - since >= grace_ms && e.liveness.last_seen_at().is_some() {
+            e.offline_notice_sent = true;
+            out.push(mk(e, Change::OfflineNotice));
+        }
+    }
+}
+
+/// Start the ticker, the effects task and the high-water-mark flusher.
+pub fn spawn(state: AppState, tick: Duration) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Transition>();
+    let _ = state.effects.set(tx);
+    let st = state.clone();
+    tokio::spawn(async move {
+        while let Some(t) = rx.recv().await {
+            crate::domain::on_transition(&st, t).await;
+        }
+    });
+    let st = state.clone();
+    tokio::spawn(async move {
+        let mut iv = tokio::time::interval(tick);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            iv.tick().await;
+            tick_once(&st);
+        }
+    });
+    tokio::spawn(async move {
+        let mut iv = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            iv.tick().await;
+            flush_hwm(&state).await;
+        }
+    });
+}
+
+/// One pass over every device.
+pub fn tick_once(state: &AppState) {
+    let now = state.clock.now_ms();
+    let cfg = state.config.liveness();
+    let mut out = Vec::new();
+    let mut counts: HashMap<(DeviceKind, Liveness), i64> = HashMap::new();
+    state.registry.for_each(|e| {
+        check(e, now, &cfg, state.config.offline_grace_ms, &mut out);
+        if !e.revoked {
+            *counts.entry((e.kind, e.reported)).or_default() += 1;
+        }
+    });
+    for kind in [DeviceKind::Camera, DeviceKind::Lock, DeviceKind::ContactSensor, DeviceKind::WifiSensor] {
+        for l in [Liveness::Live, Liveness::Stale, Liveness::Offline] {
+            let n = counts.get(&(kind, l)).copied().unwrap_or(0);
+            state.metrics.devices.get_or_create(&LivenessLabel { kind: kind.as_str().into(), state: l.as_str().into() }).set(n);
+        }
+    }
+    for t in out {
+        emit(state, t);
+    }
+}
+
+/// Persist replay high-water marks that moved. Between flushes a crash could forget
+/// the last half second of numbers; a replay of those is still refused for liveness
+/// because its device time is older than the live window (see docs/protocol.md).
+pub async fn flush_hwm(state: &AppState) {
+    let now = state.clock.now_ms();
+    let mut dirty = Vec::new();
+    state.registry.for_each(|e| {
+        let h = e.replay.highest();
+        if h > e.persisted_hwm {
+            dirty.push((e.id, h));
+        }
+    });
+    for (id, h) in dirty {
+        match state.store.raise_transport_hwm(&id.to_hex(), h as i64, now).await {
+            Ok(()) => {
+                state.registry.with(&id, |e| e.persisted_hwm = e.persisted_hwm.max(h));
+            }
+            Err(e) => tracing::error!(error = %e, "could not persist replay high-water mark"),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The hub's own MQTT 5 connection: subscribes to every device's uplink and feeds
+//! workers. Messages are sharded by device id, so one device's messages are handled in
+//! the order the broker delivered them while different devices proceed in parallel.
+
+use crate::gateway::ingest;
+use crate::state::AppState;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::mqttbytes::v5::Packet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Whether the hub currently has a broker connection (for /healthz).
+#[derive(Debug, Default)]
+pub struct Connected(pub AtomicBool);
+
+pub struct MqttTarget {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) * 2;
+    let mut senders = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, mut rx) = mpsc::channel::<(String, bytes::Bytes)>(4096);
+        senders.push(tx);
+        let st = state.clone();
+        tokio::spawn(async move {
+            while let Some((topic, payload)) = rx.recv().await {
+                let _ = ingest::handle(&st, &topic, &payload).await;
+            }
+        });
+    }
+    let mut id = [0u8; 6];
+    let _ = getrandom::getrandom(&mut id);
+    let mut opts = MqttOptions::new(format!("threshold-hub-{}", hex::encode(id)), target.host, target.port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_clean_start(true);
+    opts.set_max_packet_size(Some((threshold_proto::MAX_MESSAGE_BYTES + 1024) as u32));
+    if let (Some(u), Some(p)) = (target.username, target.password) {
+        opts.set_credentials(u, p);
+    }
+    let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+    state.downlink.set_client(client.clone());
+    let filter = threshold_proto::topic::uplink_filter(&state.config.mqtt_topic_prefix);
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    tracing::info!("connected to MQTT broker");
+                    connected.0.store(true, Ordering::SeqCst);
+                    if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
+                        tracing::error!(error = %e, "could not subscribe to device uplinks");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                    let shard = shard_of(&topic, senders.len());
+                    if let Some(tx) = senders.get(shard) {
+                        if tx.send((topic, p.payload)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if connected.0.swap(false, Ordering::SeqCst) {
+                        tracing::warn!(error = %e, "lost MQTT broker connection; reconnecting");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Devices map to workers by a hash of the topic (which names the device).
+fn shard_of(topic: &str, n: usize) -> usize {
+    let h = topic.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (h % n.max(1) as u64) as usize
+}

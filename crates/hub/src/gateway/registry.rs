@@ -1,0 +1,130 @@
+//! The gateway's in-memory view of every enrolled device: key, owner, replay window,
+//! record logs and liveness. Sharded by device id so thousands of devices can be
+//! updated from several workers without one global lock.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use threshold_core::liveness::{DeviceLiveness, Liveness};
+use threshold_core::ranges::RangeSet;
+use threshold_core::record_log::RecordLog;
+use threshold_core::replay::ReplayWindow;
+use threshold_proto::body::{DeviceKind, State};
+use threshold_proto::{DeviceId, PublicKey};
+use threshold_store::{DeviceRow, GapRow};
+
+const SHARDS: usize = 32;
+
+/// One device, as the gateway tracks it.
+#[derive(Debug)]
+pub struct DeviceEntry {
+    pub id: DeviceId,
+    pub home_id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub kind: DeviceKind,
+    pub key: PublicKey,
+    pub revoked: bool,
+    /// SHA-256 hex of the device's broker password.
+    pub mqtt_password_hash: String,
+    pub replay: ReplayWindow,
+    /// Highest transport seq persisted to the database.
+    pub persisted_hwm: u64,
+    pub liveness: DeviceLiveness,
+    /// Last state reported to the rest of the hub (for transition detection).
+    pub reported: Liveness,
+    pub reported_frozen: bool,
+    pub events: RecordLog,
+    pub frames: RecordLog,
+    pub last_state: Option<State>,
+    pub last_state_at: Option<i64>,
+    pub last_state_device_ms: Option<i64>,
+    /// When it went offline (hub time), for the grace-period notice.
+    pub offline_since: Option<i64>,
+    pub offline_notice_sent: bool,
+}
+
+impl DeviceEntry {
+    pub fn from_row(row: &DeviceRow, event_gaps: &[GapRow], frame_gaps: &[GapRow]) -> Option<DeviceEntry> {
+        let id: DeviceId = row.id.parse().ok()?;
+        let key: PublicKey = row.public_key.parse().ok()?;
+        let kind = DeviceKind::parse(&row.kind)?;
+        let ranges = |g: &[GapRow]| RangeSet::from_ranges(g.iter().map(|g| (g.from_seq as u64, g.to_seq as u64)));
+        Some(DeviceEntry {
+            id,
+            home_id: row.home_id.clone(),
+            owner_id: row.owner_id.clone(),
+            name: row.name.clone(),
+            kind,
+            key,
+            revoked: row.revoked_ms.is_some(),
+            mqtt_password_hash: row.mqtt_password_hash.clone(),
+            replay: if row.transport_hwm > 0 { ReplayWindow::restored(row.transport_hwm as u64) } else { ReplayWindow::new() },
+            persisted_hwm: row.transport_hwm as u64,
+            liveness: DeviceLiveness::new(),
+            reported: Liveness::Offline,
+            reported_frozen: false,
+            events: RecordLog::restored(row.event_hwm as u64, ranges(event_gaps)),
+            frames: RecordLog::restored(row.frame_hwm as u64, ranges(frame_gaps)),
+            last_state: row.last_state.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+            last_state_at: None,
+            last_state_device_ms: None,
+            offline_since: None,
+            offline_notice_sent: false,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    shards: Vec<Mutex<HashMap<DeviceId, DeviceEntry>>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+    }
+
+    fn shard(&self, id: &DeviceId) -> MutexGuard<'_, HashMap<DeviceId, DeviceEntry>> {
+        let i = usize::from(id.0[0]) % SHARDS;
+        // In range by construction. A poisoned shard means a panic while holding it;
+        // the data is still usable.
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, e: DeviceEntry) {
+        self.shard(&e.id).insert(e.id, e);
+    }
+
+    pub fn contains(&self, id: &DeviceId) -> bool {
+        self.shard(id).contains_key(id)
+    }
+
+    /// Run `f` on a device while holding its shard.
+    pub fn with<R>(&self, id: &DeviceId, f: impl FnOnce(&mut DeviceEntry) -> R) -> Option<R> {
+        self.shard(id).get_mut(id).map(f)
+    }
+
+    /// Visit every device (one shard locked at a time).
+    pub fn for_each(&self, mut f: impl FnMut(&mut DeviceEntry)) {
+        for s in &self.shards {
+            let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
+            for e in g.values_mut() {
+                f(e);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

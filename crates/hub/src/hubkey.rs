@@ -1,0 +1,46 @@
+//! The hub's own Ed25519 key: signs downlink messages, unlock tokens and audit
+//! checkpoints. Kept in a 0600 file; several hub processes share it by pointing at the
+//! same file.
+
+use std::io::Write;
+use std::path::Path;
+use threshold_proto::DeviceKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubKeyError {
+    #[error("cannot read or write hub key {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("hub key file {0} is not 64 hex characters")]
+    Malformed(String),
+    #[error("operating system random source failed: {0}")]
+    Random(String),
+}
+
+pub fn load_or_create(path: &Path) -> Result<DeviceKey, HubKeyError> {
+    let io = |source| HubKeyError::Io { path: path.display().to_string(), source };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mut seed = [0u8; 32];
+            hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| HubKeyError::Malformed(path.display().to_string()))?;
+            Ok(DeviceKey::from_seed(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = DeviceKey::generate().map_err(|e| HubKeyError::Random(e.to_string()))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(path).map_err(io)?;
+            f.write_all(hex::encode(key.seed()).as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
+}

@@ -1,0 +1,104 @@
+//! Prometheus metrics, served at `/metrics` in the text exposition format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LivenessLabel {
+    pub kind: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub accepted: Family<KindLabel, Counter>,
+    pub rejected: Family<ReasonLabel, Counter>,
+    pub duplicates: Family<KindLabel, Counter>,
+    pub devices: Family<LivenessLabel, Gauge>,
+    pub decisions: Family<OutcomeLabel, Counter>,
+    pub alerts: Family<KindLabel, Counter>,
+    pub http: Family<RouteLabel, Histogram, fn() -> Histogram>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("threshold");
+        let accepted = Family::<KindLabel, Counter>::default();
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        let duplicates = Family::<KindLabel, Counter>::default();
+        let devices = Family::<LivenessLabel, Gauge>::default();
+        let decisions = Family::<OutcomeLabel, Counter>::default();
+        let alerts = Family::<KindLabel, Counter>::default();
+        let http = Family::<RouteLabel, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register("messages_accepted", "Device messages accepted, by kind", accepted.clone());
+        registry.register("messages_rejected", "Device messages rejected, by reason", rejected.clone());
+        registry.register("messages_duplicate", "Device messages seen before and ignored, by kind", duplicates.clone());
+        registry.register("devices", "Enrolled devices by kind and liveness state", devices.clone());
+        registry.register("decisions", "Entry decisions by outcome", decisions.clone());
+        registry.register("alerts", "Alerts raised, by kind", alerts.clone());
+        registry.register("http_request_duration_seconds", "HTTP request latency", http.clone());
+        Metrics { registry, accepted, rejected, duplicates, devices, decisions, alerts, http }
+    }
+
+    pub fn reject(&self, reason: &str) {
+        self.rejected.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
+    }
+
+    pub fn accept(&self, kind: &str) {
+        self.accepted.get_or_create(&KindLabel { kind: kind.to_owned() }).inc();
+    }
+
+    pub fn rejected_count(&self, reason: &str) -> u64 {
+        self.rejected.get_or_create(&ReasonLabel { reason: reason.to_owned() }).get()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}

@@ -1,0 +1,49 @@
+//! Shared hub state handed to every handler and task.
+
+use crate::clock::Clock;
+use crate::config::HubConfig;
+use crate::events::EventBus;
+use crate::gateway::downlink::Downlink;
+use crate::gateway::registry::Registry;
+use crate::live::LiveFrames;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use threshold_proto::DeviceKey;
+use threshold_store::Store;
+
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub config: HubConfig,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    pub hub_key: DeviceKey,
+    pub registry: Registry,
+    pub bus: EventBus,
+    pub downlink: Downlink,
+    pub live: LiveFrames,
+    /// Broker address handed to devices at enrolment.
+    pub device_mqtt_host: String,
+    pub device_mqtt_port: u16,
+    /// Shared secret the embedded broker accepts from this hub's own connection.
+    pub hub_mqtt_password: String,
+    /// Where liveness transitions go to be applied (set once by the monitor).
+    pub mqtt_connected: Arc<crate::gateway::mqtt::Connected>,
+    pub effects: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::gateway::monitor::Transition>>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
