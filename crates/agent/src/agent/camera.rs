@@ -1,0 +1,211 @@
+//! The camera agent loop.
+//!
+//! Capture runs on its own thread at `capture_fps` (sources are blocking). Every frame
+//! is validated, signed as a `frame` record and appended to the frames outbox, so what
+//! the camera saw exists on its disk whether or not anyone is watching. Whether a frame
+//! is also *uploaded* depends on demand: while a `stream` request is active (and during
+//! an outage that began while one was active) frames are marked for upload, sent live
+//! when connected, and otherwise wait in the outbox for the backlog after reconnect.
+//! Frames nobody asked for stay local and age out of the ring. Heartbeats announce the
+//! newest frame (seq, time, digest, thumbnail) several times a second.
+
+use super::{CameraConfig, Device};
+use crate::camera::{open_source, prepare, PreparedFrame};
+use crate::clock::now_ms;
+use crate::link::{shutdown_signalled, Downlink, LinkEvent};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use threshold_proto::body::{encode_frame_body, DeviceKind, FrameHeader, FrameSummary, Heartbeat};
+use threshold_proto::Kind;
+use tokio::sync::{mpsc, watch};
+
+/// After a reconnect that ends an outage during which frames were wanted, keep marking
+/// frames for upload this long, until the hub renews its stream request.
+const RECONNECT_GRACE_MS: i64 = 5_000;
+
+/// Stream demand, pure.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Demand {
+    until_ms: i64,
+    fps: u32,
+    outage_wanted: bool,
+    last_upload_ms: Option<i64>,
+}
+
+impl Demand {
+    pub fn on_stream(&mut self, until_ms: i64, fps: u32) {
+        self.until_ms = until_ms;
+        self.fps = fps.clamp(1, 30);
+    }
+    pub fn on_disconnect(&mut self, now_ms: i64) {
+        self.outage_wanted = now_ms <= self.until_ms;
+    }
+    pub fn on_connect(&mut self, now_ms: i64) {
+        if self.outage_wanted {
+            self.until_ms = self.until_ms.max(now_ms + RECONNECT_GRACE_MS);
+        }
+        self.outage_wanted = false;
+    }
+    /// Whether the frame captured at `t` should be uploaded.
+    pub fn want(&mut self, t: i64, connected: bool) -> bool {
+        let active = t <= self.until_ms || (!connected && self.outage_wanted);
+        if !active {
+            return false;
+        }
+        // Throttle to fps, with half a capture interval of slack for jitter.
+        let min_gap = 1000 / i64::from(self.fps.max(1));
+        if self.last_upload_ms.is_some_and(|last| t - last < min_gap * 3 / 4) {
+            return false;
+        }
+        self.last_upload_ms = Some(t);
+        true
+    }
+}
+
+/// Counters of the capture thread.
+#[derive(Debug, Default)]
+struct CaptureStats {
+    refused: AtomicU64,
+    source_errors: AtomicU64,
+}
+
+fn capture_thread(
+    cfg: &CameraConfig,
+    tx: mpsc::Sender<(i64, PreparedFrame)>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<CaptureStats>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let mut source = open_source(&cfg.source)?;
+    let period = Duration::from_millis(1000 / u64::from(cfg.capture_fps.clamp(1, 30)));
+    Ok(std::thread::Builder::new().name("camera-capture".into()).spawn(move || {
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let t = now_ms();
+            match source.next_frame(t) {
+                Ok(f) => match prepare(f) {
+                    Ok(p) => {
+                        if tx.blocking_send((t, p)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_power_of_two() {
+                            tracing::warn!(error = %e, refused_total = n, "frame refused");
+                        }
+                    }
+                },
+                Err(e) => {
+                    let n = stats.source_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        tracing::warn!(error = %e, errors_total = n, "camera source error");
+                    }
+                }
+            }
+            next += period;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            } else {
+                next = now;
+            }
+        }
+    })?)
+}
+
+/// Run a camera agent until `shutdown` becomes true.
+pub async fn run_camera(cfg: CameraConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut dev = Device::start(&cfg.common, DeviceKind::Camera, shutdown.clone()).await?;
+    let (frame_tx, mut frame_rx) = mpsc::channel(8);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(CaptureStats::default());
+    let capture = capture_thread(&cfg, frame_tx, stop.clone(), stats.clone())?;
+    let mut demand = Demand::default();
+    let mut newest: Option<FrameSummary> = None;
+    let mut hb = tokio::time::interval(dev.heartbeat);
+    hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sync = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown_signalled(&mut shutdown) => break,
+            Some((t, frame)) = frame_rx.recv() => {
+                newest = Some(store_frame(&dev, &mut demand, t, frame));
+            }
+            Some(ev) = dev.link_events.recv() => {
+                match &ev {
+                    LinkEvent::Disconnected { at_ms } => demand.on_disconnect(*at_ms),
+                    LinkEvent::Connected { at_ms } => demand.on_connect(*at_ms),
+                    LinkEvent::Downlink(Downlink::Stream(s)) => demand.on_stream(s.until_ms, s.fps),
+                    _ => {}
+                }
+                dev.on_link_transition(&ev);
+            }
+            _ = hb.tick() => {
+                let outbox = dev.with_outbox(|o| o.stats());
+                let body = serde_json::to_vec(&Heartbeat { frame: newest.clone(), outbox }).unwrap_or_default();
+                dev.send_live(Kind::Heartbeat, body);
+            }
+            _ = sync.tick() => dev.with_outbox(|o| o.sync()),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(frame_rx);
+    let _ = tokio::task::spawn_blocking(move || capture.join()).await;
+    dev.stop().await;
+    Ok(())
+}
+
+fn store_frame(dev: &Device, demand: &mut Demand, t: i64, f: PreparedFrame) -> FrameSummary {
+    let sha = hex::encode(f.sha256);
+    let thumb = hex::encode(f.thumb);
+    let header = FrameHeader { width: f.width, height: f.height, sha256: sha.clone(), thumb: thumb.clone() };
+    let body = encode_frame_body(&header, &f.jpeg);
+    let connected = dev.link.is_connected();
+    let upload = demand.want(t, connected);
+    let now = now_ms();
+    let (seq, msg, report) = dev.with_outbox(|o| {
+        let seq = o.frames.next_seq();
+        let msg = dev.signer.record(Kind::Frame, seq, t, body);
+        let r = o.frames.append(seq, t, upload, &msg, now);
+        (seq, msg, r)
+    });
+    match report {
+        Ok(r) => {
+            if let Some((a, b)) = r.evicted_unacked {
+                dev.record_overflow(a, b);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, seq, "could not store frame on disk"),
+    }
+    if upload && connected {
+        dev.link.send_live(msg);
+    }
+    FrameSummary { seq, time_ms: t, sha256: sha, thumb }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demand_follows_stream_requests_outages_and_fps() {
+        let mut d = Demand::default();
+        assert!(!d.want(0, true), "nobody asked");
+        d.on_stream(10_000, 5);
+        assert!(d.want(0, true));
+        assert!(!d.want(100, true), "5 fps: 200 ms apart");
+        assert!(d.want(200, true));
+        assert!(!d.want(10_200, true), "expired");
+        // Outage while streaming: keep uploading (later) even past until_ms.
+        d.on_stream(11_000, 5);
+        d.on_disconnect(10_500);
+        assert!(d.want(30_000, false));
+        d.on_connect(31_000);
+        assert!(d.want(31_200, true), "grace after reconnect");
+        assert!(!d.want(40_000, true));
+        // Outage while idle: frames stay local.
+        d.on_disconnect(50_000);
+        assert!(!d.want(50_200, false));
+    }
+}

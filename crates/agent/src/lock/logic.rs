@@ -1,0 +1,332 @@
+//! The lock's decisions, as a pure state machine: observations and tokens in, actions
+//! and event-log entries out, time passed in.
+//!
+//! The rules that matter most live here so they can be proven by tests without
+//! hardware, a broker or a clock:
+//! - an unlock token is honoured only if well-formed, not expired (allowing a bounded
+//!   clock skew), not issued in the future and never used before (law 3); the envelope
+//!   (hub signature, recipient) was checked by the link already;
+//! - the lock relocks on its own, needing no command that a jammer could block (law 4):
+//!   when the door closes while the bolt is not thrown; after N seconds unlocked with
+//!   the door never opened; at agent start if the door is closed;
+//! - every bolt and door change and every token decision becomes an event (law 5).
+
+use serde_json::json;
+use threshold_proto::body::{BoltState, DoorState, Event, Unlock};
+
+/// Tunables of the local rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Clock skew tolerated on token expiry and issue time.
+    pub token_skew_ms: i64,
+    /// Relock after this long unlocked if the door was never opened.
+    pub unlock_timeout_ms: i64,
+    /// Report `battery_low` below this.
+    pub battery_low_pct: u8,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules { token_skew_ms: 5_000, unlock_timeout_ms: 10_000, battery_low_pct: 20 }
+    }
+}
+
+/// What the agent must do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Record the nonce as used (durably) before acting on the token. If this fails the
+    /// agent must not retract the bolt.
+    PersistNonce { nonce: String, expires_at_ms: i64 },
+    /// Append to the event log.
+    Event(Event),
+    Retract,
+    Throw,
+}
+
+fn ev(t: &str, detail: serde_json::Value) -> Action {
+    Action::Event(Event { event_type: t.to_string(), detail })
+}
+
+/// Refusal reasons for `token_refused` (docs/.contract.md).
+pub fn refused(reason: &str, token: Option<&Unlock>) -> Action {
+    let mut d = json!({ "reason": reason });
+    if let Some(t) = token {
+        d["grant"] = json!(t.grant);
+        d["nonce"] = json!(t.nonce);
+    }
+    ev("token_refused", d)
+}
+
+#[derive(Clone, Debug)]
+pub struct LockLogic {
+    rules: Rules,
+    bolt: Option<BoltState>,
+    door: Option<DoorState>,
+    battery: Option<u8>,
+    battery_low_reported: bool,
+    /// When the bolt was last retracted for a token (None once it is thrown again).
+    unlocked_at_ms: Option<i64>,
+    opened_since_unlock: bool,
+    startup_pending: bool,
+}
+
+fn valid_nonce(n: &str) -> bool {
+    n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl LockLogic {
+    pub fn new(rules: Rules) -> Self {
+        LockLogic {
+            rules,
+            bolt: None,
+            door: None,
+            battery: None,
+            battery_low_reported: false,
+            unlocked_at_ms: None,
+            opened_since_unlock: false,
+            startup_pending: true,
+        }
+    }
+
+    pub fn bolt(&self) -> Option<BoltState> {
+        self.bolt
+    }
+    pub fn door(&self) -> Option<DoorState> {
+        self.door
+    }
+    pub fn battery(&self) -> Option<u8> {
+        self.battery
+    }
+
+    /// The hardware became unreachable: forget what we knew (it may change unseen).
+    pub fn on_unavailable(&mut self) {
+        self.bolt = None;
+        self.door = None;
+    }
+
+    pub fn on_door(&mut self, door: DoorState, now_ms: i64) -> Vec<Action> {
+        let prev = self.door.replace(door);
+        let mut out = Vec::new();
+        if prev == Some(door) {
+            return out;
+        }
+        if prev.is_some() {
+            out.push(ev(if door == DoorState::Open { "door_opened" } else { "door_closed" }, json!({})));
+        }
+        match door {
+            DoorState::Open => {
+                self.opened_since_unlock = true;
+                self.startup_pending = false;
+            }
+            DoorState::Closed => {
+                if self.startup_pending {
+                    self.startup_pending = false;
+                    if self.bolt != Some(BoltState::Locked) {
+                        out.extend(self.relock("startup", now_ms));
+                    }
+                } else if prev == Some(DoorState::Open) && self.bolt != Some(BoltState::Locked) {
+                    out.extend(self.relock("door_closed", now_ms));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn on_bolt(&mut self, bolt: BoltState, now_ms: i64) -> Vec<Action> {
+        let prev = self.bolt.replace(bolt);
+        let mut out = Vec::new();
+        if prev == Some(bolt) {
+            return out;
+        }
+        if prev.is_some() {
+            match bolt {
+                BoltState::Locked => out.push(ev("bolt_locked", json!({}))),
+                BoltState::Unlocked => out.push(ev("bolt_unlocked", json!({}))),
+                BoltState::Jammed => out.push(ev("bolt_jammed", json!({}))),
+                BoltState::Moving => {}
+            }
+        }
+        match bolt {
+            BoltState::Locked => {
+                self.unlocked_at_ms = None;
+                self.opened_since_unlock = false;
+            }
+            BoltState::Unlocked => {
+                // Unlocked without a token we know of (manual key, thumb turn, or a
+                // restart mid-unlock): the timeout rule still applies.
+                if self.unlocked_at_ms.is_none() {
+                    self.unlocked_at_ms = Some(now_ms);
+                }
+            }
+            BoltState::Moving | BoltState::Jammed => {}
+        }
+        out
+    }
+
+    pub fn on_battery(&mut self, pct: u8) -> Vec<Action> {
+        self.battery = Some(pct);
+        if pct < self.rules.battery_low_pct && !self.battery_low_reported {
+            self.battery_low_reported = true;
+            return vec![ev("battery_low", json!({ "pct": pct }))];
+        }
+        if pct >= self.rules.battery_low_pct.saturating_add(5) {
+            self.battery_low_reported = false;
+        }
+        Vec::new()
+    }
+
+    /// An unlock token whose envelope verified. `issued_ms` is the envelope time;
+    /// `nonce_seen` whether the nonce store already holds the nonce.
+    pub fn on_token(&mut self, token: &Unlock, issued_ms: i64, now_ms: i64, nonce_seen: bool) -> Vec<Action> {
+        let skew = self.rules.token_skew_ms;
+        if token.grant.is_empty() || token.grant.len() > 256 || !valid_nonce(&token.nonce) {
+            return vec![refused("malformed", Some(token))];
+        }
+        if issued_ms > now_ms.saturating_add(skew) {
+            return vec![refused("not_yet_valid", Some(token))];
+        }
+        if now_ms > token.expires_at_ms.saturating_add(skew) {
+            return vec![refused("expired", Some(token))];
+        }
+        if nonce_seen {
+            return vec![refused("nonce_reused", Some(token))];
+        }
+        self.unlocked_at_ms = Some(now_ms);
+        self.opened_since_unlock = false;
+        self.startup_pending = false;
+        vec![
+            Action::PersistNonce { nonce: token.nonce.clone(), expires_at_ms: token.expires_at_ms },
+            ev("token_accepted", json!({ "grant": token.grant, "nonce": token.nonce })),
+            Action::Retract,
+        ]
+    }
+
+    /// The owner's remote `lock` command.
+    pub fn on_lock_command(&mut self, now_ms: i64) -> Vec<Action> {
+        self.relock("command", now_ms)
+    }
+
+    /// Time passes: the unlock-timeout rule.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Action> {
+        let Some(at) = self.unlocked_at_ms else { return Vec::new() };
+        if self.opened_since_unlock || self.door == Some(DoorState::Open) || self.bolt == Some(BoltState::Locked) {
+            return Vec::new();
+        }
+        if now_ms.saturating_sub(at) >= self.rules.unlock_timeout_ms {
+            return self.relock("unlock_timeout", now_ms);
+        }
+        Vec::new()
+    }
+
+    fn relock(&mut self, rule: &str, now_ms: i64) -> Vec<Action> {
+        // Retry after another timeout if the bolt does not report locked (jam).
+        self.unlocked_at_ms = Some(now_ms);
+        self.opened_since_unlock = false;
+        vec![ev("relocked", json!({ "rule": rule })), Action::Throw]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(nonce: &str, exp: i64) -> Unlock {
+        Unlock { grant: "delivery:d1".into(), nonce: nonce.into(), expires_at_ms: exp }
+    }
+    const N1: &str = "00112233445566778899aabbccddeeff";
+
+    fn types(a: &[Action]) -> Vec<String> {
+        a.iter()
+            .map(|x| match x {
+                Action::Event(e) => {
+                    let extra = e.detail.get("reason").or(e.detail.get("rule")).and_then(|v| v.as_str()).unwrap_or("");
+                    if extra.is_empty() { e.event_type.clone() } else { format!("{}:{extra}", e.event_type) }
+                }
+                Action::PersistNonce { .. } => "persist".into(),
+                Action::Retract => "RETRACT".into(),
+                Action::Throw => "THROW".into(),
+            })
+            .collect()
+    }
+
+    fn started() -> LockLogic {
+        let mut l = LockLogic::new(Rules::default());
+        l.on_bolt(BoltState::Locked, 0);
+        l.on_door(DoorState::Closed, 0);
+        l
+    }
+
+    #[test]
+    fn valid_token_persists_nonce_then_retracts() {
+        let mut l = started();
+        let a = l.on_token(&token(N1, 30_000), 1_000, 1_000, false);
+        assert_eq!(types(&a), ["persist", "token_accepted", "RETRACT"]);
+    }
+
+    #[test]
+    fn bad_tokens_are_refused_with_reasons() {
+        let mut l = started();
+        assert_eq!(types(&l.on_token(&token(N1, 30_000), 0, 35_001, false)), ["token_refused:expired"]);
+        assert_eq!(types(&l.on_token(&token(N1, 30_000), 0, 34_999, false)).len(), 3, "within skew is fine");
+        assert_eq!(types(&l.on_token(&token(N1, 30_000), 10_000, 1_000, false)), ["token_refused:not_yet_valid"]);
+        assert_eq!(types(&l.on_token(&token(N1, 30_000), 0, 1_000, true)), ["token_refused:nonce_reused"]);
+        assert_eq!(types(&l.on_token(&token("xyz", 30_000), 0, 1_000, false)), ["token_refused:malformed"]);
+        let mut t = token(N1, 30_000);
+        t.grant.clear();
+        assert_eq!(types(&l.on_token(&t, 0, 1_000, false)), ["token_refused:malformed"]);
+    }
+
+    #[test]
+    fn relocks_when_door_closes_after_opening() {
+        let mut l = started();
+        l.on_token(&token(N1, 30_000), 0, 0, false);
+        assert!(l.on_bolt(BoltState::Moving, 100).is_empty());
+        assert_eq!(types(&l.on_bolt(BoltState::Unlocked, 200)), ["bolt_unlocked"]);
+        assert_eq!(types(&l.on_door(DoorState::Open, 1_000)), ["door_opened"]);
+        // Door held open long past the timeout: no relock while open.
+        assert!(l.tick(60_000).is_empty());
+        assert_eq!(types(&l.on_door(DoorState::Closed, 61_000)), ["door_closed", "relocked:door_closed", "THROW"]);
+        assert_eq!(types(&l.on_bolt(BoltState::Locked, 61_200)), ["bolt_locked"]);
+        assert!(l.tick(200_000).is_empty());
+    }
+
+    #[test]
+    fn relocks_after_timeout_if_door_never_opened_and_retries_on_jam() {
+        let mut l = started();
+        l.on_token(&token(N1, 30_000), 0, 0, false);
+        l.on_bolt(BoltState::Unlocked, 100);
+        assert!(l.tick(9_999).is_empty());
+        assert_eq!(types(&l.tick(10_000)), ["relocked:unlock_timeout", "THROW"]);
+        assert_eq!(types(&l.on_bolt(BoltState::Jammed, 10_500)), ["bolt_jammed"]);
+        assert!(l.tick(15_000).is_empty());
+        assert_eq!(types(&l.tick(20_000)), ["relocked:unlock_timeout", "THROW"], "retried");
+    }
+
+    #[test]
+    fn relocks_at_startup_if_door_closed() {
+        let mut l = LockLogic::new(Rules::default());
+        assert!(l.on_bolt(BoltState::Unlocked, 0).is_empty(), "first observation is not a change");
+        assert_eq!(types(&l.on_door(DoorState::Closed, 0)), ["relocked:startup", "THROW"]);
+        // Startup with the door open: relock when it closes.
+        let mut l = LockLogic::new(Rules::default());
+        l.on_bolt(BoltState::Unlocked, 0);
+        assert!(l.on_door(DoorState::Open, 0).is_empty());
+        assert_eq!(types(&l.on_door(DoorState::Closed, 5)), ["door_closed", "relocked:door_closed", "THROW"]);
+        // Startup locked and closed: nothing to do.
+        let mut l = LockLogic::new(Rules::default());
+        l.on_bolt(BoltState::Locked, 0);
+        assert!(l.on_door(DoorState::Closed, 0).is_empty());
+    }
+
+    #[test]
+    fn forced_door_is_logged_and_command_and_battery() {
+        let mut l = started();
+        assert_eq!(types(&l.on_door(DoorState::Open, 5)), ["door_opened"]);
+        assert_eq!(types(&l.on_door(DoorState::Closed, 6)), ["door_closed"], "bolt still locked: nothing to throw");
+        assert_eq!(types(&l.on_lock_command(7)), ["relocked:command", "THROW"]);
+        assert_eq!(types(&l.on_battery(15)), ["battery_low"]);
+        assert!(l.on_battery(14).is_empty());
+        assert!(l.on_battery(30).is_empty());
+        assert_eq!(types(&l.on_battery(10)), ["battery_low"]);
+    }
+}
