@@ -20,7 +20,10 @@ const ENROLMENT_FILE: &str = "enrolment.json";
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}: not a 64-character hex key seed")]
     BadKeyFile(PathBuf),
     #[error("{path}: not a valid enrolment: {reason}")]
@@ -30,7 +33,10 @@ pub enum IdentityError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
-    move |source| IdentityError::Io { path: path.to_path_buf(), source }
+    move |source| IdentityError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Load the device key from `data_dir`, creating it (and the directory) on first use.
@@ -40,12 +46,14 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<DeviceKey, IdentityError> {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let mut seed = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| IdentityError::BadKeyFile(path.clone()))?;
+            hex::decode_to_slice(text.trim(), &mut seed)
+                .map_err(|_| IdentityError::BadKeyFile(path.clone()))?;
             Ok(DeviceKey::from_seed(&seed))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = DeviceKey::generate().map_err(|e| IdentityError::Random(e.to_string()))?;
-            write_atomic(&path, hex::encode(key.seed()).as_bytes(), true, true).map_err(io_err(&path))?;
+            write_atomic(&path, hex::encode(key.seed()).as_bytes(), true, true)
+                .map_err(io_err(&path))?;
             tracing::info!(device = %key.device_id(), "created a new device key");
             Ok(key)
         }
@@ -100,16 +108,24 @@ fn default_heartbeat() -> u64 {
 impl Enrolment {
     /// The hub key, parsed.
     pub fn hub_key(&self) -> Result<PublicKey, String> {
-        self.hub_public_key.parse::<PublicKey>().map_err(|e| format!("hub_public_key: {e}"))
+        self.hub_public_key
+            .parse::<PublicKey>()
+            .map_err(|e| format!("hub_public_key: {e}"))
     }
 
     /// Check that the enrolment is usable with `key`: the hub key parses and the device
     /// id the hub recorded is the one derived from our key.
     pub fn validate(&self, key: &DeviceKey) -> Result<(), String> {
         self.hub_key()?;
-        let id: DeviceId = self.device_id.parse().map_err(|e| format!("device_id: {e}"))?;
+        let id: DeviceId = self
+            .device_id
+            .parse()
+            .map_err(|e| format!("device_id: {e}"))?;
         if id != key.device_id() {
-            return Err(format!("device_id {id} is not this device's id {}", key.device_id()));
+            return Err(format!(
+                "device_id {id} is not this device's id {}",
+                key.device_id()
+            ));
         }
         if self.heartbeat_ms == 0 {
             return Err("heartbeat_ms is 0".into());
@@ -122,9 +138,14 @@ impl Enrolment {
 pub fn load_enrolment(data_dir: &Path) -> Result<Option<Enrolment>, IdentityError> {
     let path = data_dir.join(ENROLMENT_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| IdentityError::BadEnrolment { path, reason: e.to_string() }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| IdentityError::BadEnrolment {
+                    path,
+                    reason: e.to_string(),
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(IdentityError::Io { path, source: e }),
     }
@@ -134,8 +155,10 @@ pub fn load_enrolment(data_dir: &Path) -> Result<Option<Enrolment>, IdentityErro
 pub fn save_enrolment(data_dir: &Path, enrolment: &Enrolment) -> Result<(), IdentityError> {
     std::fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
     let path = data_dir.join(ENROLMENT_FILE);
-    let bytes = serde_json::to_vec_pretty(enrolment)
-        .map_err(|e| IdentityError::BadEnrolment { path: path.clone(), reason: e.to_string() })?;
+    let bytes = serde_json::to_vec_pretty(enrolment).map_err(|e| IdentityError::BadEnrolment {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     write_atomic(&path, &bytes, true, true).map_err(io_err(&path))
 }
 
@@ -143,7 +166,11 @@ pub fn save_enrolment(data_dir: &Path, enrolment: &Enrolment) -> Result<(), Iden
 pub enum EnrolError {
     /// The hub answered with an error body (`{"error":{"code","message"}}`).
     #[error("hub refused enrolment ({status} {code}): {message}")]
-    Refused { status: u16, code: String, message: String },
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("could not reach the hub: {0}")]
     Transport(String),
     #[error("hub answered something unusable: {0}")]
@@ -153,12 +180,20 @@ pub enum EnrolError {
 /// The proof of key possession the hub checks: an Ed25519 signature over
 /// `threshold-enrol-v1:{pairing_code}:{public_key_hex}`.
 pub fn enrol_proof(key: &DeviceKey, pairing_code: &str) -> String {
-    let msg = format!("threshold-enrol-v1:{pairing_code}:{}", key.public().to_hex());
+    let msg = format!(
+        "threshold-enrol-v1:{pairing_code}:{}",
+        key.public().to_hex()
+    );
     hex::encode(key.sign(msg.as_bytes()))
 }
 
 /// Enrol with a hub (blocking HTTP; call from a blocking thread).
-pub fn enrol(hub_url: &str, pairing_code: &str, kind: DeviceKind, key: &DeviceKey) -> Result<Enrolment, EnrolError> {
+pub fn enrol(
+    hub_url: &str,
+    pairing_code: &str,
+    kind: DeviceKind,
+    key: &DeviceKey,
+) -> Result<Enrolment, EnrolError> {
     let url = format!("{}/api/v1/enrol", hub_url.trim_end_matches('/'));
     let req = serde_json::json!({
         "pairing_code": pairing_code,
@@ -166,10 +201,14 @@ pub fn enrol(hub_url: &str, pairing_code: &str, kind: DeviceKind, key: &DeviceKe
         "kind": kind.as_str(),
         "proof": enrol_proof(key, pairing_code),
     });
-    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(15)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(15))
+        .build();
     match agent.post(&url).send_json(req) {
         Ok(resp) => {
-            let text = resp.into_string().map_err(|e| EnrolError::BadResponse(e.to_string()))?;
+            let text = resp
+                .into_string()
+                .map_err(|e| EnrolError::BadResponse(e.to_string()))?;
             let enrolment: Enrolment =
                 serde_json::from_str(&text).map_err(|e| EnrolError::BadResponse(e.to_string()))?;
             enrolment.validate(key).map_err(EnrolError::BadResponse)?;
@@ -177,9 +216,21 @@ pub fn enrol(hub_url: &str, pairing_code: &str, kind: DeviceKind, key: &DeviceKe
         }
         Err(ureq::Error::Status(status, resp)) => {
             let body: serde_json::Value = resp.into_json().unwrap_or(serde_json::Value::Null);
-            let code = body.pointer("/error/code").and_then(|v| v.as_str()).unwrap_or("unknown").to_string();
-            let message = body.pointer("/error/message").and_then(|v| v.as_str()).unwrap_or("").to_string();
-            Err(EnrolError::Refused { status, code, message })
+            let code = body
+                .pointer("/error/code")
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown")
+                .to_string();
+            let message = body
+                .pointer("/error/message")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            Err(EnrolError::Refused {
+                status,
+                code,
+                message,
+            })
         }
         Err(e) => Err(EnrolError::Transport(e.to_string())),
     }
@@ -195,7 +246,8 @@ pub fn ensure_enrolled(
 ) -> anyhow::Result<(DeviceKey, Enrolment)> {
     let key = load_or_create_key(data_dir)?;
     if let Some(e) = load_enrolment(data_dir)? {
-        e.validate(&key).map_err(|r| anyhow::anyhow!("stored enrolment unusable: {r}"))?;
+        e.validate(&key)
+            .map_err(|r| anyhow::anyhow!("stored enrolment unusable: {r}"))?;
         return Ok((key, e));
     }
     let (Some(url), Some(code)) = (hub_url, pairing_code) else {
@@ -241,11 +293,17 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(dir.path().join(KEY_FILE), "garbage").unwrap();
-        assert!(matches!(load_or_create_key(dir.path()), Err(IdentityError::BadKeyFile(_))));
+        assert!(matches!(
+            load_or_create_key(dir.path()),
+            Err(IdentityError::BadKeyFile(_))
+        ));
     }
 
     #[test]
@@ -279,24 +337,39 @@ mod tests {
             if body["pairing_code"] == "GOOD" {
                 Response::json(201, good.clone())
             } else {
-                Response::json(404, br#"{"error":{"code":"invalid_pairing_code","message":"no such code"}}"#.to_vec())
+                Response::json(
+                    404,
+                    br#"{"error":{"code":"invalid_pairing_code","message":"no such code"}}"#
+                        .to_vec(),
+                )
             }
         })
         .await;
         let url = format!("http://{addr}");
         let k2 = key.clone();
         let u2 = url.clone();
-        let e = tokio::task::spawn_blocking(move || enrol(&u2, "GOOD", DeviceKind::Camera, &k2)).await.unwrap().unwrap();
+        let e = tokio::task::spawn_blocking(move || enrol(&u2, "GOOD", DeviceKind::Camera, &k2))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e.device_id, key.device_id().to_hex());
         let req = seen.lock().unwrap()[0].clone();
         assert_eq!(req["kind"], "camera");
         assert_eq!(req["public_key"], key.public().to_hex());
         // The proof verifies with the public key over the documented message.
-        let sig: [u8; 64] = hex::decode(req["proof"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let sig: [u8; 64] = hex::decode(req["proof"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
         let msg = format!("threshold-enrol-v1:GOOD:{}", key.public().to_hex());
-        key.public().0.verify_strict(msg.as_bytes(), &ed25519_dalek_sig(&sig)).unwrap();
+        key.public()
+            .0
+            .verify_strict(msg.as_bytes(), &ed25519_dalek_sig(&sig))
+            .unwrap();
         let k3 = key.clone();
-        let err = tokio::task::spawn_blocking(move || enrol(&url, "BAD", DeviceKind::Camera, &k3)).await.unwrap();
+        let err = tokio::task::spawn_blocking(move || enrol(&url, "BAD", DeviceKind::Camera, &k3))
+            .await
+            .unwrap();
         match err {
             Err(EnrolError::Refused { status, code, .. }) => {
                 assert_eq!(status, 404);

@@ -29,8 +29,8 @@ pub mod transport_seq;
 pub(crate) mod testutil;
 
 pub use agent::{
-    run_camera, run_contact, run_lock, CameraConfig, CommonConfig, ContactConfig, ContactDriverConfig,
-    LockConfig, LockDriverConfig,
+    run_camera, run_contact, run_lock, CameraConfig, CommonConfig, ContactConfig,
+    ContactDriverConfig, LockConfig, LockDriverConfig,
 };
 pub use camera::SourceConfig;
 pub use link::LinkControl;

@@ -65,7 +65,12 @@ pub struct SpaceConfig {
 
 impl SpaceConfig {
     pub fn events() -> Self {
-        SpaceConfig { max_bytes: 64 << 20, max_age_ms: None, segment_bytes: 1 << 20, fsync_interval_ms: None }
+        SpaceConfig {
+            max_bytes: 64 << 20,
+            max_age_ms: None,
+            segment_bytes: 1 << 20,
+            fsync_interval_ms: None,
+        }
     }
     pub fn frames() -> Self {
         SpaceConfig {
@@ -80,7 +85,10 @@ impl SpaceConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("outbox {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("record of {0} bytes is larger than the outbox accepts")]
     TooLarge(usize),
     #[error("append with seq {got}, expected {expected}")]
@@ -177,7 +185,10 @@ pub fn scan(bytes: &[u8]) -> ScanResult {
             in_garbage = true;
         }
         let from = pos + 1;
-        match bytes.get(from..).and_then(|rest| rest.windows(4).position(|w| w == REC_MAGIC)) {
+        match bytes
+            .get(from..)
+            .and_then(|rest| rest.windows(4).position(|w| w == REC_MAGIC))
+        {
             Some(p) => pos = from + p,
             None => break,
         }
@@ -237,13 +248,19 @@ fn seg_name(id: u64) -> String {
 }
 
 fn parse_seg_name(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?.strip_suffix(".log")?.parse().ok()
+    name.strip_prefix("seg-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
 }
 
 impl SpaceLog {
     /// Open (or create) the log in `dir`, recovering from whatever a crash left behind.
     pub fn open(dir: &Path, cfg: SpaceConfig) -> Result<Self, OutboxError> {
-        let ioe = |source| OutboxError::Io { path: dir.to_path_buf(), source };
+        let ioe = |source| OutboxError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         fs::create_dir_all(dir).map_err(ioe)?;
         let mut ids: Vec<u64> = fs::read_dir(dir)
             .map_err(ioe)?
@@ -276,12 +293,20 @@ impl SpaceLog {
         let last_id = ids.last().copied();
         for id in ids {
             let path = dir.join(seg_name(id));
-            let bytes = fs::read(&path).map_err(|source| OutboxError::Io { path: path.clone(), source })?;
+            let bytes = fs::read(&path).map_err(|source| OutboxError::Io {
+                path: path.clone(),
+                source,
+            })?;
             let scanned = scan(&bytes);
             if scanned.corrupt_regions > 0 {
                 tracing::warn!(path = %path.display(), regions = scanned.corrupt_regions, "outbox segment had corrupt or torn bytes; skipped them");
             }
-            let mut seg = Seg { path: path.clone(), bytes: scanned.valid_end as u64, live: 0, newest_ms: i64::MIN };
+            let mut seg = Seg {
+                path: path.clone(),
+                bytes: scanned.valid_end as u64,
+                live: 0,
+                newest_ms: i64::MIN,
+            };
             for r in &scanned.records {
                 log.next_seq = log.next_seq.max(r.seq.saturating_add(1));
                 seg.newest_ms = seg.newest_ms.max(r.time_ms);
@@ -310,15 +335,34 @@ impl SpaceLog {
             if Some(id) == last_id {
                 if (scanned.valid_end as u64) < bytes.len() as u64 {
                     // Cut the torn tail so new appends follow a valid record.
-                    let f = OpenOptions::new().write(true).open(&path).map_err(|source| OutboxError::Io { path: path.clone(), source })?;
-                    f.set_len(scanned.valid_end as u64).map_err(|source| OutboxError::Io { path: path.clone(), source })?;
-                    f.sync_all().map_err(|source| OutboxError::Io { path: path.clone(), source })?;
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|source| OutboxError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    f.set_len(scanned.valid_end as u64)
+                        .map_err(|source| OutboxError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    f.sync_all().map_err(|source| OutboxError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
                 }
                 if scanned.records.is_empty() {
                     let _ = fs::remove_file(&path);
                     continue;
                 }
-                let f = OpenOptions::new().append(true).open(&path).map_err(|source| OutboxError::Io { path: path.clone(), source })?;
+                let f = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|source| OutboxError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
                 log.active = Some((id, f));
                 log.segs.insert(id, seg);
             } else if seg.live == 0 {
@@ -357,7 +401,10 @@ impl SpaceLog {
 
     /// Records waiting for an ack that are meant for upload.
     pub fn stats(&self) -> OutboxStats {
-        OutboxStats { records: self.upload_records, bytes: self.upload_bytes }
+        OutboxStats {
+            records: self.upload_records,
+            bytes: self.upload_bytes,
+        }
     }
 
     /// Total bytes of all segment files.
@@ -375,9 +422,19 @@ impl SpaceLog {
     /// The sequence number is used up even if the write fails (disk full), so a record
     /// that was also sent live can never share its number with a later one; the hub then
     /// sees an honest gap. The error is counted and returned; the log stays usable.
-    pub fn append(&mut self, seq: u64, time_ms: i64, upload: bool, data: &[u8], now_ms: i64) -> Result<AppendReport, OutboxError> {
+    pub fn append(
+        &mut self,
+        seq: u64,
+        time_ms: i64,
+        upload: bool,
+        data: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendReport, OutboxError> {
         if seq != self.next_seq {
-            return Err(OutboxError::OutOfOrder { got: seq, expected: self.next_seq });
+            return Err(OutboxError::OutOfOrder {
+                got: seq,
+                expected: self.next_seq,
+            });
         }
         if data.len() + PAYLOAD_HEADER > MAX_PAYLOAD {
             return Err(OutboxError::TooLarge(data.len()));
@@ -397,23 +454,44 @@ impl SpaceLog {
     }
 
     fn write_counter(&self) -> std::io::Result<()> {
-        write_atomic(&self.dir.join("next_seq"), self.next_seq.to_string().as_bytes(), false, true)
+        write_atomic(
+            &self.dir.join("next_seq"),
+            self.next_seq.to_string().as_bytes(),
+            false,
+            true,
+        )
     }
 
-    fn write_record(&mut self, seq: u64, time_ms: i64, upload: bool, data: &[u8], now_ms: i64) -> Result<(), OutboxError> {
+    fn write_record(
+        &mut self,
+        seq: u64,
+        time_ms: i64,
+        upload: bool,
+        data: &[u8],
+        now_ms: i64,
+    ) -> Result<(), OutboxError> {
         let roll = match &self.active {
             None => true,
-            Some((id, _)) => self.segs.get(id).is_none_or(|s| s.bytes >= self.cfg.segment_bytes),
+            Some((id, _)) => self
+                .segs
+                .get(id)
+                .is_none_or(|s| s.bytes >= self.cfg.segment_bytes),
         };
         if roll {
             self.roll(seq)?;
         }
         let Some((id, file)) = self.active.as_mut() else {
-            return Err(OutboxError::Io { path: self.dir.clone(), source: std::io::Error::other("no active segment") });
+            return Err(OutboxError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other("no active segment"),
+            });
         };
         let id = *id;
         let Some(seg) = self.segs.get_mut(&id) else {
-            return Err(OutboxError::Io { path: self.dir.clone(), source: std::io::Error::other("active segment missing") });
+            return Err(OutboxError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other("active segment missing"),
+            });
         };
         let rec = frame_record(seq, time_ms, if upload { FLAG_UPLOAD } else { 0 }, data);
         if let Err(source) = file.write_all(&rec) {
@@ -422,7 +500,10 @@ impl SpaceLog {
             if file.set_len(seg.bytes).is_err() {
                 self.active = None;
             }
-            return Err(OutboxError::Io { path: seg.path.clone(), source });
+            return Err(OutboxError::Io {
+                path: seg.path.clone(),
+                source,
+            });
         }
         let must_sync = match self.cfg.fsync_interval_ms {
             None => true,
@@ -438,7 +519,12 @@ impl SpaceLog {
         } else {
             self.unsynced = true;
         }
-        let loc = Loc { seg: id, offset: seg.bytes, framed_len: rec.len() as u32, upload };
+        let loc = Loc {
+            seg: id,
+            offset: seg.bytes,
+            framed_len: rec.len() as u32,
+            upload,
+        };
         seg.bytes += rec.len() as u64;
         seg.live += 1;
         seg.newest_ms = seg.newest_ms.max(time_ms);
@@ -452,7 +538,12 @@ impl SpaceLog {
         // Retire segments with nothing left in them (a fully acknowledged previous
         // segment, or one abandoned after a write error) now that none is active.
         self.active = None;
-        let empty: Vec<u64> = self.segs.iter().filter(|(_, s)| s.live == 0).map(|(k, _)| *k).collect();
+        let empty: Vec<u64> = self
+            .segs
+            .iter()
+            .filter(|(_, s)| s.live == 0)
+            .map(|(k, _)| *k)
+            .collect();
         for id in empty {
             self.remove_seg(id);
         }
@@ -461,14 +552,30 @@ impl SpaceLog {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|source| OutboxError::Io { path: path.clone(), source })?;
+            .map_err(|source| OutboxError::Io {
+                path: path.clone(),
+                source,
+            })?;
         let _ = sync_dir(&self.dir);
         // Remember how far the numbering went, in case every segment is later removed.
-        let _ = write_atomic(&self.dir.join("next_seq"), first_seq.saturating_add(1).to_string().as_bytes(), false, true);
+        let _ = write_atomic(
+            &self.dir.join("next_seq"),
+            first_seq.saturating_add(1).to_string().as_bytes(),
+            false,
+            true,
+        );
         // A leftover file under the same name (abandoned after a write error) may hold
         // garbage; new records are appended after it and the scanner skips it.
         let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        self.segs.insert(first_seq, Seg { path, bytes, live: 0, newest_ms: i64::MIN });
+        self.segs.insert(
+            first_seq,
+            Seg {
+                path,
+                bytes,
+                live: 0,
+                newest_ms: i64::MIN,
+            },
+        );
         self.active = Some((first_seq, file));
         Ok(())
     }
@@ -491,8 +598,18 @@ impl SpaceLog {
 
     fn remove_seg(&mut self, id: u64) -> Option<(u64, u64)> {
         let seg = self.segs.remove(&id)?;
-        let end = self.segs.range(id..).next().map(|(k, _)| *k).unwrap_or(u64::MAX);
-        let seqs: Vec<u64> = self.index.range(id..end).filter(|(_, l)| l.seg == id).map(|(s, _)| *s).collect();
+        let end = self
+            .segs
+            .range(id..)
+            .next()
+            .map(|(k, _)| *k)
+            .unwrap_or(u64::MAX);
+        let seqs: Vec<u64> = self
+            .index
+            .range(id..end)
+            .filter(|(_, l)| l.seg == id)
+            .map(|(s, _)| *s)
+            .collect();
         let mut range: Option<(u64, u64)> = None;
         for s in seqs {
             if let Some(loc) = self.index.remove(&s) {
@@ -511,13 +628,15 @@ impl SpaceLog {
 
     fn evict(&mut self, now_ms: i64) -> AppendReport {
         let mut report = AppendReport::default();
-        loop {
-            let Some((&oldest, seg)) = self.segs.iter().next() else { break };
+        while let Some((&oldest, seg)) = self.segs.iter().next() {
             if Some(oldest) == self.active_id() {
                 break;
             }
             let too_big = self.disk_bytes() > self.cfg.max_bytes;
-            let too_old = self.cfg.max_age_ms.is_some_and(|age| seg.newest_ms < now_ms.saturating_sub(age));
+            let too_old = self
+                .cfg
+                .max_age_ms
+                .is_some_and(|age| seg.newest_ms < now_ms.saturating_sub(age));
             if !(too_big || too_old) {
                 break;
             }
@@ -574,7 +693,12 @@ impl SpaceLog {
     /// Merge ack ranges and forget the ones below every record still on disk.
     fn prune_acked(&mut self) {
         let floor = self.segs.keys().next().copied().unwrap_or(u64::MAX);
-        let mut v: Vec<(u64, u64)> = self.acked.iter().copied().filter(|&(a, b)| a <= b && b >= floor).collect();
+        let mut v: Vec<(u64, u64)> = self
+            .acked
+            .iter()
+            .copied()
+            .filter(|&(a, b)| a <= b && b >= floor)
+            .collect();
         v.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(v.len());
         for (a, b) in v {
@@ -639,9 +763,16 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn open(data_dir: &Path, events: SpaceConfig, frames: SpaceConfig) -> Result<Self, OutboxError> {
+    pub fn open(
+        data_dir: &Path,
+        events: SpaceConfig,
+        frames: SpaceConfig,
+    ) -> Result<Self, OutboxError> {
         let root = data_dir.join("outbox");
-        Ok(Outbox { events: SpaceLog::open(&root.join("events"), events)?, frames: SpaceLog::open(&root.join("frames"), frames)? })
+        Ok(Outbox {
+            events: SpaceLog::open(&root.join("events"), events)?,
+            frames: SpaceLog::open(&root.join("frames"), frames)?,
+        })
     }
 
     pub fn space(&mut self, space: Space) -> &mut SpaceLog {
@@ -660,7 +791,10 @@ impl Outbox {
     /// Both spaces' upload records waiting for an ack.
     pub fn stats(&self) -> OutboxStats {
         let (e, f) = (self.events.stats(), self.frames.stats());
-        OutboxStats { records: e.records + f.records, bytes: e.bytes + f.bytes }
+        OutboxStats {
+            records: e.records + f.records,
+            bytes: e.bytes + f.bytes,
+        }
     }
 
     pub fn sync(&mut self) {
@@ -674,14 +808,26 @@ mod tests {
     use super::*;
 
     fn small() -> SpaceConfig {
-        SpaceConfig { max_bytes: 1 << 20, max_age_ms: None, segment_bytes: 300, fsync_interval_ms: None }
+        SpaceConfig {
+            max_bytes: 1 << 20,
+            max_age_ms: None,
+            segment_bytes: 300,
+            fsync_interval_ms: None,
+        }
     }
 
     fn put(log: &mut SpaceLog, n: usize, upload: bool) -> Vec<u64> {
         (0..n)
             .map(|i| {
                 let s = log.next_seq();
-                log.append(s, 1000 + s as i64, upload, format!("record-{s}-{i}").as_bytes(), 1000 + s as i64).unwrap();
+                log.append(
+                    s,
+                    1000 + s as i64,
+                    upload,
+                    format!("record-{s}-{i}").as_bytes(),
+                    1000 + s as i64,
+                )
+                .unwrap();
                 s
             })
             .collect()
@@ -721,7 +867,14 @@ mod tests {
     #[test]
     fn torn_tail_is_dropped_and_appends_continue_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = SpaceLog::open(dir.path(), SpaceConfig { segment_bytes: 1 << 20, ..small() }).unwrap();
+        let mut log = SpaceLog::open(
+            dir.path(),
+            SpaceConfig {
+                segment_bytes: 1 << 20,
+                ..small()
+            },
+        )
+        .unwrap();
         put(&mut log, 5, true);
         drop(log);
         let seg = seg_files(dir.path()).pop().unwrap();
@@ -734,10 +887,18 @@ mod tests {
             let mut log = SpaceLog::open(dir.path(), small()).unwrap();
             let seqs: Vec<u64> = all(&mut log).into_iter().map(|(s, _)| s).collect();
             assert_eq!(seqs, vec![1, 2, 3, 4], "cut at {cut}");
-            assert_eq!(fs::metadata(&seg).unwrap().len(), len - last_len, "torn tail truncated");
+            assert_eq!(
+                fs::metadata(&seg).unwrap().len(),
+                len - last_len,
+                "torn tail truncated"
+            );
         }
         let mut log = SpaceLog::open(dir.path(), small()).unwrap();
-        assert_eq!(log.next_seq(), 5, "the torn record was never acknowledged, its number is reused");
+        assert_eq!(
+            log.next_seq(),
+            5,
+            "the torn record was never acknowledged, its number is reused"
+        );
         put(&mut log, 2, true);
         drop(log);
         let mut log = SpaceLog::open(dir.path(), small()).unwrap();
@@ -748,14 +909,25 @@ mod tests {
     #[test]
     fn corrupt_middle_record_is_skipped_without_losing_neighbours() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = SpaceLog::open(dir.path(), SpaceConfig { segment_bytes: 1 << 20, ..small() }).unwrap();
+        let mut log = SpaceLog::open(
+            dir.path(),
+            SpaceConfig {
+                segment_bytes: 1 << 20,
+                ..small()
+            },
+        )
+        .unwrap();
         put(&mut log, 5, true);
         drop(log);
         let seg = seg_files(dir.path()).pop().unwrap();
         let bytes = fs::read(&seg).unwrap();
         let rec_len = frame_record(1, 0, 1, b"record-1-0").len();
         // Flip a payload byte of record 2, then separately its length field.
-        for (what, at) in [("payload", rec_len + FRAME_HEADER + 20), ("length", rec_len + 6), ("magic", rec_len)] {
+        for (what, at) in [
+            ("payload", rec_len + FRAME_HEADER + 20),
+            ("length", rec_len + 6),
+            ("magic", rec_len),
+        ] {
             let mut b = bytes.clone();
             b[at] ^= 0x5a;
             fs::write(&seg, &b).unwrap();
@@ -777,7 +949,10 @@ mod tests {
         let seqs: Vec<u64> = all(&mut log).into_iter().map(|(s, _)| s).collect();
         let expect: Vec<u64> = (11..=30).filter(|s| *s != 15).collect();
         assert_eq!(seqs, expect);
-        assert!(seg_files(dir.path()).len() < files_before, "fully acked segments are deleted");
+        assert!(
+            seg_files(dir.path()).len() < files_before,
+            "fully acked segments are deleted"
+        );
         drop(log);
         let mut log = SpaceLog::open(dir.path(), small()).unwrap();
         let seqs: Vec<u64> = all(&mut log).into_iter().map(|(s, _)| s).collect();
@@ -788,13 +963,22 @@ mod tests {
         assert_eq!(log.next_seq(), 31);
         drop(log);
         let log = SpaceLog::open(dir.path(), small()).unwrap();
-        assert_eq!(log.next_seq(), 31, "numbers never repeat even when everything was acked");
+        assert_eq!(
+            log.next_seq(),
+            31,
+            "numbers never repeat even when everything was acked"
+        );
     }
 
     #[test]
     fn byte_limit_evicts_oldest_and_reports_unacked_loss() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = SpaceConfig { max_bytes: 1000, max_age_ms: None, segment_bytes: 200, fsync_interval_ms: Some(1000) };
+        let cfg = SpaceConfig {
+            max_bytes: 1000,
+            max_age_ms: None,
+            segment_bytes: 200,
+            fsync_interval_ms: Some(1000),
+        };
         let mut log = SpaceLog::open(dir.path(), cfg).unwrap();
         let mut evicted = Vec::new();
         for _ in 0..100 {
@@ -807,7 +991,10 @@ mod tests {
         assert!(log.disk_bytes() <= 1000 + 200);
         let seqs: Vec<u64> = all(&mut log).into_iter().map(|(s, _)| s).collect();
         assert_eq!(*seqs.last().unwrap(), 100);
-        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "the newest records are kept contiguously");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "the newest records are kept contiguously"
+        );
         assert_eq!(evicted.first().unwrap().0, 1, "the oldest go first");
         assert_eq!(evicted.last().unwrap().1 + 1, seqs[0]);
         assert_eq!(log.counters().evicted_unacked, seqs[0] - 1);
@@ -816,16 +1003,27 @@ mod tests {
     #[test]
     fn age_limit_evicts_and_local_only_records_are_not_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = SpaceConfig { max_bytes: 1 << 20, max_age_ms: Some(1000), segment_bytes: 100, fsync_interval_ms: Some(1000) };
+        let cfg = SpaceConfig {
+            max_bytes: 1 << 20,
+            max_age_ms: Some(1000),
+            segment_bytes: 100,
+            fsync_interval_ms: Some(1000),
+        };
         let mut log = SpaceLog::open(dir.path(), cfg).unwrap();
         for t in 0..50i64 {
             let s = log.next_seq();
             let r = log.append(s, t * 100, false, &[1u8; 40], t * 100).unwrap();
-            assert_eq!(r.evicted_unacked, None, "frames nobody wanted are dropped silently");
+            assert_eq!(
+                r.evicted_unacked, None,
+                "frames nobody wanted are dropped silently"
+            );
         }
         assert!(!log.contains(1));
         assert!(log.contains(50));
-        assert!(all(&mut log).is_empty(), "local-only records are never offered for upload");
+        assert!(
+            all(&mut log).is_empty(),
+            "local-only records are never offered for upload"
+        );
         assert_eq!(log.stats(), OutboxStats::default());
     }
 
@@ -839,9 +1037,16 @@ mod tests {
         }
         let seqs: Vec<u64> = log.pending(2, 9, 100).into_iter().map(|(s, _)| s).collect();
         assert_eq!(seqs, vec![3, 5, 7]);
-        let seqs: Vec<u64> = log.pending(0, u64::MAX, 2).into_iter().map(|(s, _)| s).collect();
+        let seqs: Vec<u64> = log
+            .pending(0, u64::MAX, 2)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
         assert_eq!(seqs, vec![1, 3]);
-        assert!(matches!(log.append(99, 0, true, b"x", 0), Err(OutboxError::OutOfOrder { .. })));
+        assert!(matches!(
+            log.append(99, 0, true, b"x", 0),
+            Err(OutboxError::OutOfOrder { .. })
+        ));
     }
 
     #[cfg(target_os = "linux")]
@@ -864,7 +1069,12 @@ mod tests {
     fn scanner_never_panics_on_truncations_and_noise() {
         let mut bytes = Vec::new();
         for s in 1..=6u64 {
-            bytes.extend(frame_record(s, s as i64, 1, &vec![s as u8; 30 + s as usize]));
+            bytes.extend(frame_record(
+                s,
+                s as i64,
+                1,
+                &vec![s as u8; 30 + s as usize],
+            ));
         }
         for n in 0..=bytes.len() {
             let r = scan(&bytes[..n]);
@@ -886,7 +1096,9 @@ mod tests {
             let r = scan(&b);
             assert!(r.records.iter().all(|rec| (1..=6).contains(&rec.seq)));
         }
-        let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let _ = scan(&noise);
         let mut magic_spam = Vec::new();
         for _ in 0..1000 {
@@ -899,11 +1111,15 @@ mod tests {
     #[test]
     fn outbox_wraps_two_spaces_and_applies_hub_acks() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ob = Outbox::open(dir.path(), SpaceConfig::events(), SpaceConfig::frames()).unwrap();
+        let mut ob =
+            Outbox::open(dir.path(), SpaceConfig::events(), SpaceConfig::frames()).unwrap();
         put(ob.space(Space::Events), 3, true);
         put(ob.space(Space::Frames), 4, true);
         assert_eq!(ob.stats().records, 7);
-        ob.ack(&Ack { events: vec![(1, 3)], frames: vec![(1, 2)] });
+        ob.ack(&Ack {
+            events: vec![(1, 3)],
+            frames: vec![(1, 2)],
+        });
         assert_eq!(ob.stats().records, 2);
         assert_eq!(ob.events.next_seq(), 4);
     }

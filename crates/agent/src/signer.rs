@@ -18,7 +18,11 @@ pub struct Signer {
 impl Signer {
     pub fn new(key: DeviceKey, transport: TransportSeq) -> Self {
         let id = key.device_id();
-        Signer { key, id, transport: Mutex::new(transport) }
+        Signer {
+            key,
+            id,
+            transport: Mutex::new(transport),
+        }
     }
 
     pub fn device_id(&self) -> DeviceId {
@@ -28,8 +32,8 @@ impl Signer {
     /// Sign a live message (hello, heartbeat, state) with the next transport seq.
     pub fn live(&self, kind: Kind, time_ms: i64, body: Vec<u8>) -> Vec<u8> {
         let seq = match self.transport.lock() {
-            Ok(mut t) => t.next(),
-            Err(poisoned) => poisoned.into_inner().next(),
+            Ok(mut t) => t.next_seq(),
+            Err(poisoned) => poisoned.into_inner().next_seq(),
         };
         SignedMessage::sign(&self.key, kind, self.id, seq, time_ms, body).into_bytes()
     }

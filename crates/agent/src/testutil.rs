@@ -21,10 +21,18 @@ pub struct Response {
 
 impl Response {
     pub fn status(status: u16, body: Vec<u8>) -> Self {
-        Response { status, content_type: "application/octet-stream".into(), body }
+        Response {
+            status,
+            content_type: "application/octet-stream".into(),
+            body,
+        }
     }
     pub fn json(status: u16, body: Vec<u8>) -> Self {
-        Response { status, content_type: "application/json".into(), body }
+        Response {
+            status,
+            content_type: "application/json".into(),
+            body,
+        }
     }
 }
 

@@ -32,7 +32,11 @@ impl TransportSeq {
         };
         let clock = u64::try_from(now_ms).unwrap_or(0).saturating_mul(1000);
         let next = stored.saturating_add(1).max(clock).max(1);
-        let mut t = TransportSeq { path: path.to_path_buf(), next, reserved: 0 };
+        let mut t = TransportSeq {
+            path: path.to_path_buf(),
+            next,
+            reserved: 0,
+        };
         t.reserve()?;
         Ok(t)
     }
@@ -47,7 +51,7 @@ impl TransportSeq {
     /// The next number. If the reservation cannot be extended (disk full) numbering
     /// continues anyway: it stays correct while the process lives, and after a restart
     /// the clock term (`unix_ms * 1000`) still moves past it.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_seq(&mut self) -> u64 {
         if self.next >= self.reserved {
             if let Err(e) = self.reserve() {
                 tracing::warn!(error = %e, "could not persist transport seq reservation");
@@ -68,30 +72,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("tseq");
         let mut t = TransportSeq::open(&p, 1_000).unwrap();
-        let a = t.next();
-        let b = t.next();
+        let a = t.next_seq();
+        let b = t.next_seq();
         assert!(b > a && a >= 1_000_000);
         drop(t);
         // Restart with the clock set back to the epoch.
         let mut t = TransportSeq::open(&p, 0).unwrap();
-        let c = t.next();
+        let c = t.next_seq();
         assert!(c > b);
         // Crossing a reservation boundary rewrites the file.
         for _ in 0..(RESERVE + 5) {
-            t.next();
+            t.next_seq();
         }
-        let last = t.next();
+        let last = t.next_seq();
         drop(t);
         let mut t = TransportSeq::open(&p, 0).unwrap();
-        assert!(t.next() > last);
+        assert!(t.next_seq() > last);
     }
 
     #[test]
     fn clock_term_moves_past_a_lost_counter() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = TransportSeq::open(&dir.path().join("a"), 1_700_000_000_000).unwrap();
-        let first = t.next();
+        let first = t.next_seq();
         let mut u = TransportSeq::open(&dir.path().join("b"), 1_700_000_000_001).unwrap();
-        assert!(u.next() > first);
+        assert!(u.next_seq() > first);
     }
 }

@@ -25,12 +25,23 @@ use tokio::sync::{mpsc, watch};
 const RECONNECT_GRACE_MS: i64 = 5_000;
 
 /// Stream demand, pure.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct Demand {
     until_ms: i64,
     fps: u32,
     outage_wanted: bool,
     last_upload_ms: Option<i64>,
+}
+
+impl Default for Demand {
+    fn default() -> Self {
+        Demand {
+            until_ms: i64::MIN,
+            fps: 1,
+            outage_wanted: false,
+            last_upload_ms: None,
+        }
+    }
 }
 
 impl Demand {
@@ -55,7 +66,10 @@ impl Demand {
         }
         // Throttle to fps, with half a capture interval of slack for jitter.
         let min_gap = 1000 / i64::from(self.fps.max(1));
-        if self.last_upload_ms.is_some_and(|last| t - last < min_gap * 3 / 4) {
+        if self
+            .last_upload_ms
+            .is_some_and(|last| t - last < min_gap * 3 / 4)
+        {
             return false;
         }
         self.last_upload_ms = Some(t);
@@ -78,44 +92,49 @@ fn capture_thread(
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let mut source = open_source(&cfg.source)?;
     let period = Duration::from_millis(1000 / u64::from(cfg.capture_fps.clamp(1, 30)));
-    Ok(std::thread::Builder::new().name("camera-capture".into()).spawn(move || {
-        let mut next = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            let t = now_ms();
-            match source.next_frame(t) {
-                Ok(f) => match prepare(f) {
-                    Ok(p) => {
-                        if tx.blocking_send((t, p)).is_err() {
-                            return;
+    Ok(std::thread::Builder::new()
+        .name("camera-capture".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let t = now_ms();
+                match source.next_frame(t) {
+                    Ok(f) => match prepare(f) {
+                        Ok(p) => {
+                            if tx.blocking_send((t, p)).is_err() {
+                                return;
+                            }
                         }
-                    }
+                        Err(e) => {
+                            let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                            if n.is_power_of_two() {
+                                tracing::warn!(error = %e, refused_total = n, "frame refused");
+                            }
+                        }
+                    },
                     Err(e) => {
-                        let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                        let n = stats.source_errors.fetch_add(1, Ordering::Relaxed) + 1;
                         if n.is_power_of_two() {
-                            tracing::warn!(error = %e, refused_total = n, "frame refused");
+                            tracing::warn!(error = %e, errors_total = n, "camera source error");
                         }
-                    }
-                },
-                Err(e) => {
-                    let n = stats.source_errors.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n.is_power_of_two() {
-                        tracing::warn!(error = %e, errors_total = n, "camera source error");
                     }
                 }
+                next += period;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
             }
-            next += period;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else {
-                next = now;
-            }
-        }
-    })?)
+        })?)
 }
 
 /// Run a camera agent until `shutdown` becomes true.
-pub async fn run_camera(cfg: CameraConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run_camera(
+    cfg: CameraConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let mut dev = Device::start(&cfg.common, DeviceKind::Camera, shutdown.clone()).await?;
     let (frame_tx, mut frame_rx) = mpsc::channel(8);
     let stop = Arc::new(AtomicBool::new(false));
@@ -159,7 +178,12 @@ pub async fn run_camera(cfg: CameraConfig, mut shutdown: watch::Receiver<bool>) 
 fn store_frame(dev: &Device, demand: &mut Demand, t: i64, f: PreparedFrame) -> FrameSummary {
     let sha = hex::encode(f.sha256);
     let thumb = hex::encode(f.thumb);
-    let header = FrameHeader { width: f.width, height: f.height, sha256: sha.clone(), thumb: thumb.clone() };
+    let header = FrameHeader {
+        width: f.width,
+        height: f.height,
+        sha256: sha.clone(),
+        thumb: thumb.clone(),
+    };
     let body = encode_frame_body(&header, &f.jpeg);
     let connected = dev.link.is_connected();
     let upload = demand.want(t, connected);
@@ -181,7 +205,12 @@ fn store_frame(dev: &Device, demand: &mut Demand, t: i64, f: PreparedFrame) -> F
     if upload && connected {
         dev.link.send_live(msg);
     }
-    FrameSummary { seq, time_ms: t, sha256: sha, thumb }
+    FrameSummary {
+        seq,
+        time_ms: t,
+        sha256: sha,
+        thumb,
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,10 @@ fn rejection_reason(link_reason: &str) -> &'static str {
 fn execute(dev: &Device, driver: &DriverHandle, nonces: &mut NonceStore, actions: Vec<Action>) {
     for a in actions {
         match a {
-            Action::PersistNonce { nonce, expires_at_ms } => {
+            Action::PersistNonce {
+                nonce,
+                expires_at_ms,
+            } => {
                 if let Err(e) = nonces.record(&nonce, expires_at_ms) {
                     // Fail secure: without a durable record of the nonce the token could
                     // be replayed after a restart, so the bolt stays where it is.
@@ -124,7 +127,10 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
 }
 
 /// Run a door-contact agent (door only) until `shutdown` becomes true.
-pub async fn run_contact(cfg: ContactConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run_contact(
+    cfg: ContactConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let mut dev = Device::start(&cfg.common, DeviceKind::ContactSensor, shutdown.clone()).await?;
     let driver: Box<dyn LockDriver> = match &cfg.driver {
         ContactDriverConfig::Simulator(home) => Box::new(home.contact_driver()),

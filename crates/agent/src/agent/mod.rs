@@ -64,7 +64,11 @@ pub struct CameraConfig {
 
 impl CameraConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        CameraConfig { common: CommonConfig::new(data_dir), source: SourceConfig::default(), capture_fps: 5 }
+        CameraConfig {
+            common: CommonConfig::new(data_dir),
+            source: SourceConfig::default(),
+            capture_fps: 5,
+        }
     }
 }
 
@@ -83,7 +87,11 @@ pub struct LockConfig {
 
 impl LockConfig {
     pub fn new(data_dir: impl Into<PathBuf>, driver: LockDriverConfig) -> Self {
-        LockConfig { common: CommonConfig::new(data_dir), driver, rules: Rules::default() }
+        LockConfig {
+            common: CommonConfig::new(data_dir),
+            driver,
+            rules: Rules::default(),
+        }
     }
 }
 
@@ -101,7 +109,10 @@ pub struct ContactConfig {
 
 impl ContactConfig {
     pub fn new(data_dir: impl Into<PathBuf>, driver: ContactDriverConfig) -> Self {
-        ContactConfig { common: CommonConfig::new(data_dir), driver }
+        ContactConfig {
+            common: CommonConfig::new(data_dir),
+            driver,
+        }
     }
 }
 
@@ -117,20 +128,37 @@ pub(crate) struct Device {
 }
 
 impl Device {
-    pub async fn start(common: &CommonConfig, kind: DeviceKind, shutdown: watch::Receiver<bool>) -> anyhow::Result<Self> {
+    pub async fn start(
+        common: &CommonConfig,
+        kind: DeviceKind,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
         let c = common.clone();
         let (key, enrolment) = tokio::task::spawn_blocking(move || {
-            ensure_enrolled(&c.data_dir, c.hub_url.as_deref(), c.pairing_code.as_deref(), kind)
+            ensure_enrolled(
+                &c.data_dir,
+                c.hub_url.as_deref(),
+                c.pairing_code.as_deref(),
+                kind,
+            )
         })
         .await??;
         let hub_key = enrolment.hub_key().map_err(anyhow::Error::msg)?;
-        let outbox = Outbox::open(&common.data_dir, common.events_outbox.clone(), common.frames_outbox.clone())?;
+        let outbox = Outbox::open(
+            &common.data_dir,
+            common.events_outbox.clone(),
+            common.frames_outbox.clone(),
+        )?;
         let tseq = TransportSeq::open(&common.data_dir.join("transport_seq"), now_ms())?;
         let signer = Arc::new(Signer::new(key, tseq));
         let outbox = Arc::new(Mutex::new(outbox));
         let mut boot = [0u8; 8];
         getrandom::getrandom(&mut boot).map_err(|e| anyhow::anyhow!("random: {e}"))?;
-        let hello = Hello { agent: format!("threshold-agent/{}", env!("CARGO_PKG_VERSION")), kind, boot_id: hex::encode(boot) };
+        let hello = Hello {
+            agent: format!("threshold-agent/{}", env!("CARGO_PKG_VERSION")),
+            kind,
+            boot_id: hex::encode(boot),
+        };
         let (link, link_events, link_task) = link::spawn(LinkParts {
             settings: LinkSettings::from_enrolment(&enrolment.mqtt),
             signer: signer.clone(),
@@ -140,7 +168,10 @@ impl Device {
             control: common.link_control.clone(),
             shutdown,
         });
-        let hb = common.heartbeat_ms.unwrap_or(enrolment.heartbeat_ms).clamp(20, 60_000);
+        let hb = common
+            .heartbeat_ms
+            .unwrap_or(enrolment.heartbeat_ms)
+            .clamp(20, 60_000);
         tracing::info!(device = %signer.device_id(), kind = kind.as_str(), "agent started");
         Ok(Device {
             signer,
@@ -178,7 +209,9 @@ impl Device {
                     self.record_overflow(a, b);
                 }
             }
-            Err(e) => tracing::error!(error = %e, event = %event.event_type, "could not store event on disk"),
+            Err(e) => {
+                tracing::error!(error = %e, event = %event.event_type, "could not store event on disk")
+            }
         }
         self.link.send_live(msg);
     }
@@ -206,15 +239,16 @@ impl Device {
         match ev {
             LinkEvent::Disconnected { at_ms } => {
                 self.lost_at_ms = Some(*at_ms);
-                self.record_event(&Event { event_type: "link_lost".into(), detail: serde_json::json!({ "from_ms": at_ms }) });
+                self.record_event(&Event {
+                    event_type: "link_lost".into(),
+                    detail: serde_json::json!({ "from_ms": at_ms }),
+                });
             }
-            LinkEvent::Connected { at_ms } => {
-                if self.lost_at_ms.take().is_some() {
-                    self.record_event(&Event {
-                        event_type: "link_restored".into(),
-                        detail: serde_json::json!({ "at_ms": at_ms }),
-                    });
-                }
+            LinkEvent::Connected { at_ms } if self.lost_at_ms.take().is_some() => {
+                self.record_event(&Event {
+                    event_type: "link_restored".into(),
+                    detail: serde_json::json!({ "at_ms": at_ms }),
+                });
             }
             _ => {}
         }
@@ -232,4 +266,3 @@ impl Device {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.link_task).await;
     }
 }
-

@@ -15,14 +15,17 @@ impl Folder {
             .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg")
+                })
             })
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(SourceError::Config(format!("{}: no .jpg files", dir.display())));
+            return Err(SourceError::Config(format!(
+                "{}: no .jpg files",
+                dir.display()
+            )));
         }
         Ok(Folder { files, next: 0 })
     }
@@ -30,9 +33,13 @@ impl Folder {
 
 impl FrameSource for Folder {
     fn next_frame(&mut self, _now_ms: i64) -> Result<Frame, SourceError> {
-        let path = self.files.get(self.next % self.files.len().max(1)).ok_or(SourceError::NotReady)?;
+        let path = self
+            .files
+            .get(self.next % self.files.len().max(1))
+            .ok_or(SourceError::NotReady)?;
         self.next = self.next.wrapping_add(1);
-        let jpeg = std::fs::read(path).map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
+        let jpeg =
+            std::fs::read(path).map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
         Ok(Frame { jpeg, thumb: None })
     }
 }

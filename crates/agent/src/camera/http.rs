@@ -12,7 +12,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(2)).timeout_read(Duration::from_secs(5)).build()
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(2))
+        .timeout_read(Duration::from_secs(5))
+        .build()
 }
 
 /// `GET url` per frame.
@@ -23,13 +26,20 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn new(url: &str) -> Self {
-        Snapshot { url: url.to_string(), agent: agent() }
+        Snapshot {
+            url: url.to_string(),
+            agent: agent(),
+        }
     }
 }
 
 impl FrameSource for Snapshot {
     fn next_frame(&mut self, _now_ms: i64) -> Result<Frame, SourceError> {
-        let resp = self.agent.get(&self.url).call().map_err(|e| SourceError::Io(e.to_string()))?;
+        let resp = self
+            .agent
+            .get(&self.url)
+            .call()
+            .map_err(|e| SourceError::Io(e.to_string()))?;
         let mut jpeg = Vec::new();
         resp.into_reader()
             .take(MAX_JPEG_BYTES as u64 + 1)
@@ -73,7 +83,9 @@ impl MjpegStream {
             l.error = None;
         }
         std::thread::spawn(move || {
-            let err = read_stream(&url, &shared).err().unwrap_or_else(|| "stream ended".into());
+            let err = read_stream(&url, &shared)
+                .err()
+                .unwrap_or_else(|| "stream ended".into());
             let (m, cv) = &*shared;
             if let Ok(mut l) = m.lock() {
                 l.alive = false;
@@ -87,7 +99,8 @@ impl MjpegStream {
 fn read_stream(url: &str, shared: &Arc<(Mutex<Latest>, Condvar)>) -> Result<(), String> {
     let resp = agent().get(url).call().map_err(|e| e.to_string())?;
     let ct = resp.header("content-type").unwrap_or("").to_string();
-    let boundary = boundary_from_content_type(&ct).ok_or_else(|| format!("not an MJPEG stream (Content-Type {ct:?})"))?;
+    let boundary = boundary_from_content_type(&ct)
+        .ok_or_else(|| format!("not an MJPEG stream (Content-Type {ct:?})"))?;
     let mut parser = MjpegParser::new(&boundary, MAX_JPEG_BYTES);
     let mut reader = resp.into_reader();
     let mut buf = vec![0u8; 64 * 1024];
@@ -122,14 +135,23 @@ impl FrameSource for MjpegStream {
         let guard = m.lock().map_err(|_| SourceError::Io("poisoned".into()))?;
         let last = self.last_returned;
         let (guard, _) = cv
-            .wait_timeout_while(guard, self.wait, |l| l.alive && l.frame.as_ref().is_none_or(|(c, _)| *c <= last))
+            .wait_timeout_while(guard, self.wait, |l| {
+                l.alive && l.frame.as_ref().is_none_or(|(c, _)| *c <= last)
+            })
             .map_err(|_| SourceError::Io("poisoned".into()))?;
         match &guard.frame {
             Some((c, jpeg)) if *c > last => {
                 self.last_returned = *c;
-                Ok(Frame { jpeg: jpeg.clone(), thumb: None })
+                Ok(Frame {
+                    jpeg: jpeg.clone(),
+                    thumb: None,
+                })
             }
-            _ => Err(guard.error.clone().map(SourceError::Io).unwrap_or(SourceError::NotReady)),
+            _ => Err(guard
+                .error
+                .clone()
+                .map(SourceError::Io)
+                .unwrap_or(SourceError::NotReady)),
         }
     }
 }
@@ -142,9 +164,13 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     fn jpeg(seed: u8) -> Vec<u8> {
-        let px: Vec<u8> = (0..32 * 24).flat_map(|i| [(i as u8).wrapping_mul(seed), seed, 7]).collect();
+        let px: Vec<u8> = (0..32 * 24)
+            .flat_map(|i| [(i as u8).wrapping_mul(seed), seed, 7])
+            .collect();
         let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, 70).encode(&px, 32, 24, jpeg_encoder::ColorType::Rgb).unwrap();
+        jpeg_encoder::Encoder::new(&mut out, 70)
+            .encode(&px, 32, 24, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
         out
     }
 
@@ -155,9 +181,17 @@ mod tests {
         let addr = http_server(move |req| {
             if req.path == "/snap.jpg" {
                 let n = c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                Response { status: 200, content_type: "image/jpeg".into(), body: jpeg(n) }
+                Response {
+                    status: 200,
+                    content_type: "image/jpeg".into(),
+                    body: jpeg(n),
+                }
             } else if req.path == "/html" {
-                Response { status: 200, content_type: "text/html".into(), body: b"<html>".to_vec() }
+                Response {
+                    status: 200,
+                    content_type: "text/html".into(),
+                    body: b"<html>".to_vec(),
+                }
             } else {
                 Response::status(404, vec![])
             }
@@ -229,7 +263,13 @@ mod tests {
         .await
         .unwrap();
         assert!(ok >= 5, "got {ok} frames");
-        assert!(shas.windows(2).all(|w| w[0] != w[1]), "each call returns a newer frame");
-        assert!(conns.load(std::sync::atomic::Ordering::SeqCst) >= 2, "the stream was reopened after it ended");
+        assert!(
+            shas.windows(2).all(|w| w[0] != w[1]),
+            "each call returns a newer frame"
+        );
+        assert!(
+            conns.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+            "the stream was reopened after it ended"
+        );
     }
 }

@@ -50,7 +50,10 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if needle.is_empty() {
         return None;
     }
-    hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
 impl MjpegParser {
@@ -58,7 +61,14 @@ impl MjpegParser {
     pub fn new(boundary: &str, max_part: usize) -> Self {
         let mut delim = b"--".to_vec();
         delim.extend_from_slice(boundary.as_bytes());
-        MjpegParser { delim, buf: Vec::new(), state: State::SeekBoundary, scan_from: 0, max_part, skipped_bytes: 0 }
+        MjpegParser {
+            delim,
+            buf: Vec::new(),
+            state: State::SeekBoundary,
+            scan_from: 0,
+            max_part,
+            skipped_bytes: 0,
+        }
     }
 
     /// Feed bytes; returns every part body completed by them, in order.
@@ -92,7 +102,9 @@ impl MjpegParser {
                     };
                     match end {
                         Some((i, n)) => {
-                            let head = String::from_utf8_lossy(self.buf.get(..i).unwrap_or_default()).to_string();
+                            let head =
+                                String::from_utf8_lossy(self.buf.get(..i).unwrap_or_default())
+                                    .to_string();
                             self.buf.drain(..i + n);
                             if head.trim_start().starts_with("--") {
                                 // Closing delimiter `--boundary--`: the stream may go on
@@ -131,7 +143,11 @@ impl MjpegParser {
                         while body.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                             body.pop();
                         }
-                        out.push(body);
+                        if body.len() <= self.max_part {
+                            out.push(body);
+                        } else {
+                            self.skipped_bytes += body.len() as u64;
+                        }
                         self.scan_from = 0;
                         self.state = State::SeekBoundary;
                     }
@@ -168,7 +184,11 @@ mod tests {
     }
 
     fn bodies() -> Vec<Vec<u8>> {
-        vec![b"\xff\xd8first\xff\xd9".to_vec(), b"\xff\xd8--notaboundary\r\n\xff\xd9".to_vec(), vec![0xAB; 3000]]
+        vec![
+            b"\xff\xd8first\xff\xd9".to_vec(),
+            b"\xff\xd8--notaboundary\r\n\xff\xd9".to_vec(),
+            vec![0xAB; 3000],
+        ]
     }
 
     fn stream(with_len: bool) -> Vec<u8> {
@@ -183,10 +203,19 @@ mod tests {
 
     #[test]
     fn boundary_parsing() {
-        assert_eq!(boundary_from_content_type("multipart/x-mixed-replace; boundary=frame").as_deref(), Some("frame"));
-        assert_eq!(boundary_from_content_type("multipart/x-mixed-replace;boundary=\"--abc\"").as_deref(), Some("abc"));
+        assert_eq!(
+            boundary_from_content_type("multipart/x-mixed-replace; boundary=frame").as_deref(),
+            Some("frame")
+        );
+        assert_eq!(
+            boundary_from_content_type("multipart/x-mixed-replace;boundary=\"--abc\"").as_deref(),
+            Some("abc")
+        );
         assert_eq!(boundary_from_content_type("image/jpeg"), None);
-        assert_eq!(boundary_from_content_type("multipart/x-mixed-replace"), None);
+        assert_eq!(
+            boundary_from_content_type("multipart/x-mixed-replace"),
+            None
+        );
     }
 
     #[test]
@@ -202,7 +231,10 @@ mod tests {
                 assert_eq!(got, bodies(), "split at {k}, with_len={with_len}");
             }
             let mut p = MjpegParser::new("myboundary", 1 << 20);
-            let got: Vec<Vec<u8>> = s.iter().flat_map(|b| p.push(std::slice::from_ref(b))).collect();
+            let got: Vec<Vec<u8>> = s
+                .iter()
+                .flat_map(|b| p.push(std::slice::from_ref(b)))
+                .collect();
             assert_eq!(got, bodies(), "byte by byte");
         }
     }
@@ -222,7 +254,10 @@ mod tests {
         }
         // LF-only headers.
         let mut p = MjpegParser::new("x", 100);
-        assert_eq!(p.push(b"--x\nContent-Length: 2\n\nhi--x\n"), vec![b"hi".to_vec()]);
+        assert_eq!(
+            p.push(b"--x\nContent-Length: 2\n\nhi--x\n"),
+            vec![b"hi".to_vec()]
+        );
     }
 
     #[test]

@@ -81,14 +81,19 @@ pub enum SourceConfig {
 
 impl Default for SourceConfig {
     fn default() -> Self {
-        SourceConfig::Synthetic { width: 320, height: 240 }
+        SourceConfig::Synthetic {
+            width: 320,
+            height: 240,
+        }
     }
 }
 
 /// Build the configured source.
 pub fn open_source(cfg: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceError> {
     Ok(match cfg {
-        SourceConfig::Synthetic { width, height } => Box::new(synthetic::Synthetic::new(*width, *height)?),
+        SourceConfig::Synthetic { width, height } => {
+            Box::new(synthetic::Synthetic::new(*width, *height)?)
+        }
         SourceConfig::Folder(dir) => Box::new(folder::Folder::open(dir)?),
         SourceConfig::HttpSnapshot { url } => Box::new(http::Snapshot::new(url)),
         SourceConfig::Mjpeg { url } => Box::new(http::MjpegStream::new(url)),
@@ -108,39 +113,73 @@ pub fn prepare(frame: Frame) -> Result<PreparedFrame, FrameError> {
         return Err(FrameError::NotJpeg);
     }
     // Some cameras pad after EOI; allow a little of that.
-    let trimmed_len = jpeg.len() - jpeg.iter().rev().take(64).take_while(|b| matches!(b, 0 | b'\r' | b'\n')).count();
-    if !jpeg.get(..trimmed_len).is_some_and(|j| j.ends_with(&[0xFF, 0xD9])) {
+    let trimmed_len = jpeg.len()
+        - jpeg
+            .iter()
+            .rev()
+            .take(64)
+            .take_while(|b| matches!(b, 0 | b'\r' | b'\n'))
+            .count();
+    if !jpeg
+        .get(..trimmed_len)
+        .is_some_and(|j| j.ends_with(&[0xFF, 0xD9]))
+    {
         return Err(FrameError::Truncated);
     }
     let mut dec = jpeg_decoder::Decoder::new(&jpeg[..]);
     let (width, height, thumb) = match frame.thumb {
         Some(t) => {
-            dec.read_info().map_err(|e| FrameError::Undecodable(e.to_string()))?;
-            let info = dec.info().ok_or_else(|| FrameError::Undecodable("no header".into()))?;
+            dec.read_info()
+                .map_err(|e| FrameError::Undecodable(e.to_string()))?;
+            let info = dec
+                .info()
+                .ok_or_else(|| FrameError::Undecodable("no header".into()))?;
             (u32::from(info.width), u32::from(info.height), t)
         }
         None => {
             // Decode at 1/8 scale (the IDCT does the downscaling): cheap enough per frame.
-            dec.read_info().map_err(|e| FrameError::Undecodable(e.to_string()))?;
-            let info = dec.info().ok_or_else(|| FrameError::Undecodable("no header".into()))?;
-            let _ = dec.scale(info.width.div_ceil(8).max(1), info.height.div_ceil(8).max(1));
-            let pixels = dec.decode().map_err(|e| FrameError::Undecodable(e.to_string()))?;
-            let small = dec.info().ok_or_else(|| FrameError::Undecodable("no header".into()))?;
+            dec.read_info()
+                .map_err(|e| FrameError::Undecodable(e.to_string()))?;
+            let info = dec
+                .info()
+                .ok_or_else(|| FrameError::Undecodable("no header".into()))?;
+            let _ = dec.scale(
+                info.width.div_ceil(8).max(1),
+                info.height.div_ceil(8).max(1),
+            );
+            let pixels = dec
+                .decode()
+                .map_err(|e| FrameError::Undecodable(e.to_string()))?;
+            let small = dec
+                .info()
+                .ok_or_else(|| FrameError::Undecodable("no header".into()))?;
             let luma = to_luma(&pixels, small.pixel_format);
             let thumb = thumbnail(&luma, u32::from(small.width), u32::from(small.height));
             (u32::from(info.width), u32::from(info.height), thumb)
         }
     };
     let sha256: [u8; 32] = Sha256::digest(&jpeg).into();
-    Ok(PreparedFrame { jpeg, width, height, sha256, thumb })
+    Ok(PreparedFrame {
+        jpeg,
+        width,
+        height,
+        sha256,
+        thumb,
+    })
 }
 
 fn to_luma(pixels: &[u8], fmt: jpeg_decoder::PixelFormat) -> Vec<u8> {
     use jpeg_decoder::PixelFormat as P;
     match fmt {
         P::L8 => pixels.to_vec(),
-        P::L16 => pixels.chunks_exact(2).map(|c| c.first().copied().unwrap_or(0)).collect(),
-        P::RGB24 => pixels.chunks_exact(3).map(|c| luma(c.first(), c.get(1), c.get(2))).collect(),
+        P::L16 => pixels
+            .chunks_exact(2)
+            .map(|c| c.first().copied().unwrap_or(0))
+            .collect(),
+        P::RGB24 => pixels
+            .chunks_exact(3)
+            .map(|c| luma(c.first(), c.get(1), c.get(2)))
+            .collect(),
         P::CMYK32 => pixels
             .chunks_exact(4)
             .map(|c| {
@@ -176,7 +215,12 @@ pub fn thumbnail(luma: &[u8], w: u32, h: u32) -> [u8; 64] {
     let mut out = [0u8; 64];
     for (i, o) in out.iter_mut().enumerate() {
         let c = counts.get(i).copied().unwrap_or(0);
-        *o = if c == 0 { 0 } else { (sums.get(i).copied().unwrap_or(0) / c) as u8 };
+        *o = sums
+            .get(i)
+            .copied()
+            .unwrap_or(0)
+            .checked_div(c)
+            .unwrap_or(0) as u8;
     }
     out
 }
@@ -187,38 +231,75 @@ mod tests {
 
     pub(crate) fn sample_jpeg(seed: u8) -> Vec<u8> {
         let (w, h) = (64u16, 48u16);
-        let px: Vec<u8> = (0..(w as usize * h as usize)).flat_map(|i| [(i as u8).wrapping_add(seed), seed, 128]).collect();
+        let px: Vec<u8> = (0..(w as usize * h as usize))
+            .flat_map(|i| [(i as u8).wrapping_add(seed), seed, 128])
+            .collect();
         let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, 80).encode(&px, w, h, jpeg_encoder::ColorType::Rgb).unwrap();
+        jpeg_encoder::Encoder::new(&mut out, 80)
+            .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
         out
     }
 
     #[test]
     fn good_jpeg_is_summarised() {
         let j = sample_jpeg(3);
-        let p = prepare(Frame { jpeg: j.clone(), thumb: None }).unwrap();
+        let p = prepare(Frame {
+            jpeg: j.clone(),
+            thumb: None,
+        })
+        .unwrap();
         assert_eq!((p.width, p.height), (64, 48));
         assert_eq!(p.sha256.to_vec(), Sha256::digest(&j).to_vec());
         assert!(p.thumb.iter().any(|&v| v > 0));
         // Padding after EOI is tolerated.
         let mut padded = j.clone();
         padded.extend_from_slice(b"\r\n\0\0");
-        assert!(prepare(Frame { jpeg: padded, thumb: None }).is_ok());
+        assert!(prepare(Frame {
+            jpeg: padded,
+            thumb: None
+        })
+        .is_ok());
     }
 
     #[test]
     fn bad_frames_are_refused_never_panic() {
-        assert_eq!(prepare(Frame { jpeg: vec![], thumb: None }), Err(FrameError::Empty));
-        assert_eq!(prepare(Frame { jpeg: b"<html>".to_vec(), thumb: None }), Err(FrameError::NotJpeg));
+        assert_eq!(
+            prepare(Frame {
+                jpeg: vec![],
+                thumb: None
+            }),
+            Err(FrameError::Empty)
+        );
+        assert_eq!(
+            prepare(Frame {
+                jpeg: b"<html>".to_vec(),
+                thumb: None
+            }),
+            Err(FrameError::NotJpeg)
+        );
         let j = sample_jpeg(9);
         for n in 0..j.len() - 1 {
-            assert!(prepare(Frame { jpeg: j[..n].to_vec(), thumb: None }).is_err(), "truncated at {n} accepted");
+            assert!(
+                prepare(Frame {
+                    jpeg: j[..n].to_vec(),
+                    thumb: None
+                })
+                .is_err(),
+                "truncated at {n} accepted"
+            );
         }
         // Garbage between SOI and EOI.
         let mut g = vec![0xFF, 0xD8, 0xFF];
         g.extend(std::iter::repeat_n(0x41, 500));
         g.extend([0xFF, 0xD9]);
-        assert!(matches!(prepare(Frame { jpeg: g, thumb: None }), Err(FrameError::Undecodable(_))));
+        assert!(matches!(
+            prepare(Frame {
+                jpeg: g,
+                thumb: None
+            }),
+            Err(FrameError::Undecodable(_))
+        ));
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub struct Synthetic {
 impl Synthetic {
     pub fn new(width: u32, height: u32) -> Result<Self, SourceError> {
         if !(64..=1920).contains(&width) || !(48..=1080).contains(&height) {
-            return Err(SourceError::Config(format!("synthetic size {width}x{height} outside 64x48..1920x1080")));
+            return Err(SourceError::Config(format!(
+                "synthetic size {width}x{height} outside 64x48..1920x1080"
+            )));
         }
         Ok(Synthetic { width, height })
     }
@@ -40,7 +42,13 @@ fn glyph(c: char) -> [u8; 5] {
 /// `HH:MM:SS.mmm` (UTC) of a Unix millisecond time.
 pub fn clock_text(now_ms: i64) -> String {
     let ms = now_ms.rem_euclid(86_400_000);
-    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 /// Render the RGB pixels of the pattern at `now_ms`.
@@ -51,7 +59,7 @@ pub fn render(width: u32, height: u32, now_ms: i64) -> Vec<u8> {
     let box_x = (now_ms / 5).rem_euclid(w.max(1) as i64) as usize;
     for y in 0..h {
         for x in 0..w {
-            let stripe = ((x + y + shift) / 16) % 2 == 0;
+            let stripe = ((x + y + shift) / 16).is_multiple_of(2);
             let in_box = x >= box_x && x < box_x + w / 8 && y >= h / 2 && y < h / 2 + h / 6;
             let (r, g, b) = if in_box {
                 (230, 60, 40)
@@ -119,7 +127,10 @@ impl FrameSource for Synthetic {
         jpeg_encoder::Encoder::new(&mut jpeg, 75)
             .encode(&px, w, h, jpeg_encoder::ColorType::Rgb)
             .map_err(|e| SourceError::Io(e.to_string()))?;
-        Ok(Frame { jpeg, thumb: Some(thumb) })
+        Ok(Frame {
+            jpeg,
+            thumb: Some(thumb),
+        })
     }
 }
 

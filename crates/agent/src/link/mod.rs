@@ -86,7 +86,9 @@ impl Default for LinkControl {
 
 impl LinkControl {
     pub fn new() -> Self {
-        LinkControl { blocked: Arc::new(watch::channel(false).0) }
+        LinkControl {
+            blocked: Arc::new(watch::channel(false).0),
+        }
     }
     /// `true`: drop the MQTT connection now and do not reconnect until unblocked.
     pub fn set_blocked(&self, blocked: bool) {
@@ -194,7 +196,15 @@ pub fn spawn(parts: LinkParts) -> (Link, mpsc::Receiver<LinkEvent>, JoinHandle<(
         stats: stats.clone(),
     };
     let handle = tokio::spawn(task.run());
-    (Link { live_tx, connected: conn_rx, stats }, ev_rx, handle)
+    (
+        Link {
+            live_tx,
+            connected: conn_rx,
+            stats,
+        },
+        ev_rx,
+        handle,
+    )
 }
 
 struct LinkTask {
@@ -222,10 +232,17 @@ struct Backlog {
 impl Backlog {
     fn new(outbox: &Arc<Mutex<Outbox>>) -> Self {
         let before = match outbox.lock() {
-            Ok(mut o) => [o.space(Space::Events).next_seq(), o.space(Space::Frames).next_seq()],
+            Ok(mut o) => [
+                o.space(Space::Events).next_seq(),
+                o.space(Space::Frames).next_seq(),
+            ],
             Err(_) => [0, 0],
         };
-        Backlog { before, cursor: [0, 0], done: false }
+        Backlog {
+            before,
+            cursor: [0, 0],
+            done: false,
+        }
     }
 }
 
@@ -269,7 +286,11 @@ impl LinkTask {
     }
 
     /// One connection, from connect to loss. Returns whether it got connected.
-    async fn session(&mut self, blocked: &mut watch::Receiver<bool>, shutdown: &mut watch::Receiver<bool>) -> (SessionEnd, bool) {
+    async fn session(
+        &mut self,
+        blocked: &mut watch::Receiver<bool>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> (SessionEnd, bool) {
         let s = &self.parts.settings;
         let me = self.parts.signer.device_id();
         let up = topic::uplink(&s.topic_prefix, &me);
@@ -318,7 +339,10 @@ impl LinkTask {
                 Err(_) => return (SessionEnd::Lost, false),
             }
         }
-        if client.try_subscribe(down.clone(), QoS::AtLeastOnce).is_err() {
+        if client
+            .try_subscribe(down.clone(), QoS::AtLeastOnce)
+            .is_err()
+        {
             return (SessionEnd::Lost, false);
         }
         // Live messages queued while disconnected are stale now.
@@ -326,7 +350,10 @@ impl LinkTask {
         let mut in_flight: u64 = 0;
         let hello_body = serde_json::to_vec(&self.parts.hello).unwrap_or_default();
         let hello = self.parts.signer.live(Kind::Hello, now_ms(), hello_body);
-        if client.try_publish(up.clone(), QoS::AtLeastOnce, false, hello).is_ok() {
+        if client
+            .try_publish(up.clone(), QoS::AtLeastOnce, false, hello)
+            .is_ok()
+        {
             in_flight += 1;
         }
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
@@ -408,7 +435,8 @@ impl LinkTask {
             return Vec::new();
         };
         for (i, space) in [Space::Events, Space::Frames].into_iter().enumerate() {
-            let (Some(cursor), Some(before)) = (b.cursor.get(i).copied(), b.before.get(i).copied()) else {
+            let (Some(cursor), Some(before)) = (b.cursor.get(i).copied(), b.before.get(i).copied())
+            else {
                 continue;
             };
             let recs = outbox.space(space).pending(cursor, before, room);
@@ -429,7 +457,9 @@ impl LinkTask {
     async fn on_downlink(&mut self, payload: &[u8]) {
         match self.verifier.check(payload, now_ms()) {
             Ok(d) => {
-                self.stats.downlinks_accepted.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .downlinks_accepted
+                    .fetch_add(1, Ordering::Relaxed);
                 if let Downlink::Ack(ack) = &d {
                     if let Ok(mut o) = self.parts.outbox.lock() {
                         o.ack(ack);
@@ -438,7 +468,9 @@ impl LinkTask {
                 self.emit(LinkEvent::Downlink(d)).await;
             }
             Err(r) => {
-                self.stats.downlinks_rejected.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .downlinks_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(reason = r.reason, kind = ?r.kind.map(|k| k.name()), "downlink rejected");
                 self.emit(LinkEvent::Rejected(r)).await;
             }

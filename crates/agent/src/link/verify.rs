@@ -18,7 +18,10 @@ pub enum Downlink {
     Ack(Ack),
     Stream(Stream),
     /// `issued_ms` is the envelope time (hub clock).
-    Unlock { token: Unlock, issued_ms: i64 },
+    Unlock {
+        token: Unlock,
+        issued_ms: i64,
+    },
     Lock(LockCommand),
 }
 
@@ -40,12 +43,20 @@ pub struct DownlinkVerifier {
 
 impl DownlinkVerifier {
     pub fn new(hub: PublicKey, me: DeviceId) -> Self {
-        DownlinkVerifier { hub, me, last_seq: None, max_skew_ms: MAX_DOWNLINK_SKEW_MS }
+        DownlinkVerifier {
+            hub,
+            me,
+            last_seq: None,
+            max_skew_ms: MAX_DOWNLINK_SKEW_MS,
+        }
     }
 
     /// Verify `bytes` received at device time `now_ms`.
     pub fn check(&mut self, bytes: &[u8], now_ms: i64) -> Result<Downlink, Rejected> {
-        let u = UnverifiedMessage::decode(bytes).map_err(|e| Rejected { kind: None, reason: e.reason() })?;
+        let u = UnverifiedMessage::decode(bytes).map_err(|e| Rejected {
+            kind: None,
+            reason: e.reason(),
+        })?;
         let kind = Some(u.kind);
         let rej = |reason| Rejected { kind, reason };
         if u.kind.is_uplink() {
@@ -70,7 +81,10 @@ impl DownlinkVerifier {
         Ok(match m.kind {
             Kind::Ack => Downlink::Ack(m.json().map_err(bad)?),
             Kind::Stream => Downlink::Stream(m.json().map_err(bad)?),
-            Kind::Unlock => Downlink::Unlock { token: m.json().map_err(bad)?, issued_ms: m.time_ms },
+            Kind::Unlock => Downlink::Unlock {
+                token: m.json().map_err(bad)?,
+                issued_ms: m.time_ms,
+            },
             Kind::Lock => Downlink::Lock(m.json().map_err(bad)?),
             _ => return Err(rej("not_downlink")),
         })
@@ -99,26 +113,85 @@ mod tests {
         let ack = r#"{"events":[[1,2]],"frames":[]}"#;
         assert_eq!(
             v.check(&msg(&hub(), Kind::Ack, me(), 5, now, ack), now),
-            Ok(Downlink::Ack(Ack { events: vec![(1, 2)], frames: vec![] }))
+            Ok(Downlink::Ack(Ack {
+                events: vec![(1, 2)],
+                frames: vec![]
+            }))
         );
-        let reason = |v: &mut DownlinkVerifier, b: Vec<u8>| v.check(&b, now).err().map(|r| r.reason);
-        assert_eq!(reason(&mut v, msg(&hub(), Kind::Ack, me(), 5, now, ack)), Some("replayed"));
-        assert_eq!(reason(&mut v, msg(&hub(), Kind::Ack, me(), 4, now, ack)), Some("replayed"));
+        let reason =
+            |v: &mut DownlinkVerifier, b: Vec<u8>| v.check(&b, now).err().map(|r| r.reason);
+        assert_eq!(
+            reason(&mut v, msg(&hub(), Kind::Ack, me(), 5, now, ack)),
+            Some("replayed")
+        );
+        assert_eq!(
+            reason(&mut v, msg(&hub(), Kind::Ack, me(), 4, now, ack)),
+            Some("replayed")
+        );
         let other = DeviceKey::from_seed(&[7; 32]);
-        assert_eq!(reason(&mut v, msg(&other, Kind::Ack, me(), 6, now, ack)), Some("bad_signature"));
-        assert_eq!(reason(&mut v, msg(&hub(), Kind::Ack, other.device_id(), 6, now, ack)), Some("wrong_recipient"));
-        assert_eq!(reason(&mut v, msg(&hub(), Kind::Ack, me(), 6, now + 30_001, ack)), Some("clock_skew_future"));
-        assert_eq!(reason(&mut v, msg(&hub(), Kind::Ack, me(), 6, now - 30_001, ack)), Some("clock_skew_past"));
-        assert_eq!(reason(&mut v, msg(&hub(), Kind::Heartbeat, me(), 6, now, "{}")), Some("not_downlink"));
-        let r = v.check(&msg(&hub(), Kind::Unlock, me(), 7, now, "{}"), now).unwrap_err();
-        assert_eq!(r, Rejected { kind: Some(Kind::Unlock), reason: "malformed" });
+        assert_eq!(
+            reason(&mut v, msg(&other, Kind::Ack, me(), 6, now, ack)),
+            Some("bad_signature")
+        );
+        assert_eq!(
+            reason(
+                &mut v,
+                msg(&hub(), Kind::Ack, other.device_id(), 6, now, ack)
+            ),
+            Some("wrong_recipient")
+        );
+        assert_eq!(
+            reason(&mut v, msg(&hub(), Kind::Ack, me(), 6, now + 30_001, ack)),
+            Some("clock_skew_future")
+        );
+        assert_eq!(
+            reason(&mut v, msg(&hub(), Kind::Ack, me(), 6, now - 30_001, ack)),
+            Some("clock_skew_past")
+        );
+        assert_eq!(
+            reason(&mut v, msg(&hub(), Kind::Heartbeat, me(), 6, now, "{}")),
+            Some("not_downlink")
+        );
+        let r = v
+            .check(&msg(&hub(), Kind::Unlock, me(), 7, now, "{}"), now)
+            .unwrap_err();
+        assert_eq!(
+            r,
+            Rejected {
+                kind: Some(Kind::Unlock),
+                reason: "malformed"
+            }
+        );
         assert_eq!(reason(&mut v, b"junk".to_vec()), Some("truncated"));
-        let mut altered = msg(&hub(), Kind::Stream, me(), 9, now, r#"{"until_ms":5,"fps":5}"#);
+        let mut altered = msg(
+            &hub(),
+            Kind::Stream,
+            me(),
+            9,
+            now,
+            r#"{"until_ms":5,"fps":5}"#,
+        );
         let n = altered.len();
         altered[n - 70] ^= 1;
         assert_eq!(reason(&mut v, altered), Some("bad_signature"));
-        let ok = v.check(&msg(&hub(), Kind::Stream, me(), 9, now, r#"{"until_ms":5,"fps":5}"#), now);
-        assert_eq!(ok, Ok(Downlink::Stream(Stream { until_ms: 5, fps: 5 })));
+        let ok = v.check(
+            &msg(
+                &hub(),
+                Kind::Stream,
+                me(),
+                9,
+                now,
+                r#"{"until_ms":5,"fps":5}"#,
+            ),
+            now,
+        );
+        assert_eq!(
+            ok,
+            Ok(Downlink::Stream(Stream {
+                until_ms: 5,
+                fps: 5
+            }))
+        );
     }
 
     #[test]

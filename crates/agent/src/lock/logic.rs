@@ -27,7 +27,11 @@ pub struct Rules {
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { token_skew_ms: 5_000, unlock_timeout_ms: 10_000, battery_low_pct: 20 }
+        Rules {
+            token_skew_ms: 5_000,
+            unlock_timeout_ms: 10_000,
+            battery_low_pct: 20,
+        }
     }
 }
 
@@ -36,7 +40,10 @@ impl Default for Rules {
 pub enum Action {
     /// Record the nonce as used (durably) before acting on the token. If this fails the
     /// agent must not retract the bolt.
-    PersistNonce { nonce: String, expires_at_ms: i64 },
+    PersistNonce {
+        nonce: String,
+        expires_at_ms: i64,
+    },
     /// Append to the event log.
     Event(Event),
     Retract,
@@ -44,7 +51,10 @@ pub enum Action {
 }
 
 fn ev(t: &str, detail: serde_json::Value) -> Action {
-    Action::Event(Event { event_type: t.to_string(), detail })
+    Action::Event(Event {
+        event_type: t.to_string(),
+        detail,
+    })
 }
 
 /// Refusal reasons for `token_refused` (docs/.contract.md).
@@ -111,7 +121,14 @@ impl LockLogic {
             return out;
         }
         if prev.is_some() {
-            out.push(ev(if door == DoorState::Open { "door_opened" } else { "door_closed" }, json!({})));
+            out.push(ev(
+                if door == DoorState::Open {
+                    "door_opened"
+                } else {
+                    "door_closed"
+                },
+                json!({}),
+            ));
         }
         match door {
             DoorState::Open => {
@@ -177,7 +194,13 @@ impl LockLogic {
 
     /// An unlock token whose envelope verified. `issued_ms` is the envelope time;
     /// `nonce_seen` whether the nonce store already holds the nonce.
-    pub fn on_token(&mut self, token: &Unlock, issued_ms: i64, now_ms: i64, nonce_seen: bool) -> Vec<Action> {
+    pub fn on_token(
+        &mut self,
+        token: &Unlock,
+        issued_ms: i64,
+        now_ms: i64,
+        nonce_seen: bool,
+    ) -> Vec<Action> {
         let skew = self.rules.token_skew_ms;
         if token.grant.is_empty() || token.grant.len() > 256 || !valid_nonce(&token.nonce) {
             return vec![refused("malformed", Some(token))];
@@ -195,8 +218,14 @@ impl LockLogic {
         self.opened_since_unlock = false;
         self.startup_pending = false;
         vec![
-            Action::PersistNonce { nonce: token.nonce.clone(), expires_at_ms: token.expires_at_ms },
-            ev("token_accepted", json!({ "grant": token.grant, "nonce": token.nonce })),
+            Action::PersistNonce {
+                nonce: token.nonce.clone(),
+                expires_at_ms: token.expires_at_ms,
+            },
+            ev(
+                "token_accepted",
+                json!({ "grant": token.grant, "nonce": token.nonce }),
+            ),
             Action::Retract,
         ]
     }
@@ -208,8 +237,13 @@ impl LockLogic {
 
     /// Time passes: the unlock-timeout rule.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Action> {
-        let Some(at) = self.unlocked_at_ms else { return Vec::new() };
-        if self.opened_since_unlock || self.door == Some(DoorState::Open) || self.bolt == Some(BoltState::Locked) {
+        let Some(at) = self.unlocked_at_ms else {
+            return Vec::new();
+        };
+        if self.opened_since_unlock
+            || self.door == Some(DoorState::Open)
+            || self.bolt == Some(BoltState::Locked)
+        {
             return Vec::new();
         }
         if now_ms.saturating_sub(at) >= self.rules.unlock_timeout_ms {
@@ -231,7 +265,11 @@ mod tests {
     use super::*;
 
     fn token(nonce: &str, exp: i64) -> Unlock {
-        Unlock { grant: "delivery:d1".into(), nonce: nonce.into(), expires_at_ms: exp }
+        Unlock {
+            grant: "delivery:d1".into(),
+            nonce: nonce.into(),
+            expires_at_ms: exp,
+        }
     }
     const N1: &str = "00112233445566778899aabbccddeeff";
 
@@ -239,8 +277,17 @@ mod tests {
         a.iter()
             .map(|x| match x {
                 Action::Event(e) => {
-                    let extra = e.detail.get("reason").or(e.detail.get("rule")).and_then(|v| v.as_str()).unwrap_or("");
-                    if extra.is_empty() { e.event_type.clone() } else { format!("{}:{extra}", e.event_type) }
+                    let extra = e
+                        .detail
+                        .get("reason")
+                        .or(e.detail.get("rule"))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("");
+                    if extra.is_empty() {
+                        e.event_type.clone()
+                    } else {
+                        format!("{}:{extra}", e.event_type)
+                    }
                 }
                 Action::PersistNonce { .. } => "persist".into(),
                 Action::Retract => "RETRACT".into(),
@@ -266,14 +313,33 @@ mod tests {
     #[test]
     fn bad_tokens_are_refused_with_reasons() {
         let mut l = started();
-        assert_eq!(types(&l.on_token(&token(N1, 30_000), 0, 35_001, false)), ["token_refused:expired"]);
-        assert_eq!(types(&l.on_token(&token(N1, 30_000), 0, 34_999, false)).len(), 3, "within skew is fine");
-        assert_eq!(types(&l.on_token(&token(N1, 30_000), 10_000, 1_000, false)), ["token_refused:not_yet_valid"]);
-        assert_eq!(types(&l.on_token(&token(N1, 30_000), 0, 1_000, true)), ["token_refused:nonce_reused"]);
-        assert_eq!(types(&l.on_token(&token("xyz", 30_000), 0, 1_000, false)), ["token_refused:malformed"]);
+        assert_eq!(
+            types(&l.on_token(&token(N1, 30_000), 0, 35_001, false)),
+            ["token_refused:expired"]
+        );
+        assert_eq!(
+            types(&l.on_token(&token(N1, 30_000), 0, 34_999, false)).len(),
+            3,
+            "within skew is fine"
+        );
+        assert_eq!(
+            types(&l.on_token(&token(N1, 30_000), 10_000, 1_000, false)),
+            ["token_refused:not_yet_valid"]
+        );
+        assert_eq!(
+            types(&l.on_token(&token(N1, 30_000), 0, 1_000, true)),
+            ["token_refused:nonce_reused"]
+        );
+        assert_eq!(
+            types(&l.on_token(&token("xyz", 30_000), 0, 1_000, false)),
+            ["token_refused:malformed"]
+        );
         let mut t = token(N1, 30_000);
         t.grant.clear();
-        assert_eq!(types(&l.on_token(&t, 0, 1_000, false)), ["token_refused:malformed"]);
+        assert_eq!(
+            types(&l.on_token(&t, 0, 1_000, false)),
+            ["token_refused:malformed"]
+        );
     }
 
     #[test]
@@ -281,12 +347,21 @@ mod tests {
         let mut l = started();
         l.on_token(&token(N1, 30_000), 0, 0, false);
         assert!(l.on_bolt(BoltState::Moving, 100).is_empty());
-        assert_eq!(types(&l.on_bolt(BoltState::Unlocked, 200)), ["bolt_unlocked"]);
+        assert_eq!(
+            types(&l.on_bolt(BoltState::Unlocked, 200)),
+            ["bolt_unlocked"]
+        );
         assert_eq!(types(&l.on_door(DoorState::Open, 1_000)), ["door_opened"]);
         // Door held open long past the timeout: no relock while open.
         assert!(l.tick(60_000).is_empty());
-        assert_eq!(types(&l.on_door(DoorState::Closed, 61_000)), ["door_closed", "relocked:door_closed", "THROW"]);
-        assert_eq!(types(&l.on_bolt(BoltState::Locked, 61_200)), ["bolt_locked"]);
+        assert_eq!(
+            types(&l.on_door(DoorState::Closed, 61_000)),
+            ["door_closed", "relocked:door_closed", "THROW"]
+        );
+        assert_eq!(
+            types(&l.on_bolt(BoltState::Locked, 61_200)),
+            ["bolt_locked"]
+        );
         assert!(l.tick(200_000).is_empty());
     }
 
@@ -297,21 +372,37 @@ mod tests {
         l.on_bolt(BoltState::Unlocked, 100);
         assert!(l.tick(9_999).is_empty());
         assert_eq!(types(&l.tick(10_000)), ["relocked:unlock_timeout", "THROW"]);
-        assert_eq!(types(&l.on_bolt(BoltState::Jammed, 10_500)), ["bolt_jammed"]);
+        assert_eq!(
+            types(&l.on_bolt(BoltState::Jammed, 10_500)),
+            ["bolt_jammed"]
+        );
         assert!(l.tick(15_000).is_empty());
-        assert_eq!(types(&l.tick(20_000)), ["relocked:unlock_timeout", "THROW"], "retried");
+        assert_eq!(
+            types(&l.tick(20_000)),
+            ["relocked:unlock_timeout", "THROW"],
+            "retried"
+        );
     }
 
     #[test]
     fn relocks_at_startup_if_door_closed() {
         let mut l = LockLogic::new(Rules::default());
-        assert!(l.on_bolt(BoltState::Unlocked, 0).is_empty(), "first observation is not a change");
-        assert_eq!(types(&l.on_door(DoorState::Closed, 0)), ["relocked:startup", "THROW"]);
+        assert!(
+            l.on_bolt(BoltState::Unlocked, 0).is_empty(),
+            "first observation is not a change"
+        );
+        assert_eq!(
+            types(&l.on_door(DoorState::Closed, 0)),
+            ["relocked:startup", "THROW"]
+        );
         // Startup with the door open: relock when it closes.
         let mut l = LockLogic::new(Rules::default());
         l.on_bolt(BoltState::Unlocked, 0);
         assert!(l.on_door(DoorState::Open, 0).is_empty());
-        assert_eq!(types(&l.on_door(DoorState::Closed, 5)), ["door_closed", "relocked:door_closed", "THROW"]);
+        assert_eq!(
+            types(&l.on_door(DoorState::Closed, 5)),
+            ["door_closed", "relocked:door_closed", "THROW"]
+        );
         // Startup locked and closed: nothing to do.
         let mut l = LockLogic::new(Rules::default());
         l.on_bolt(BoltState::Locked, 0);
@@ -322,7 +413,11 @@ mod tests {
     fn forced_door_is_logged_and_command_and_battery() {
         let mut l = started();
         assert_eq!(types(&l.on_door(DoorState::Open, 5)), ["door_opened"]);
-        assert_eq!(types(&l.on_door(DoorState::Closed, 6)), ["door_closed"], "bolt still locked: nothing to throw");
+        assert_eq!(
+            types(&l.on_door(DoorState::Closed, 6)),
+            ["door_closed"],
+            "bolt still locked: nothing to throw"
+        );
         assert_eq!(types(&l.on_lock_command(7)), ["relocked:command", "THROW"]);
         assert_eq!(types(&l.on_battery(15)), ["battery_low"]);
         assert!(l.on_battery(14).is_empty());

@@ -38,8 +38,16 @@ pub struct DriverHandle {
 }
 
 impl DriverHandle {
-    pub fn new(events: mpsc::Receiver<DriverEvent>, commands: mpsc::Sender<BoltCommand>, task: JoinHandle<()>) -> Self {
-        DriverHandle { events, commands, task }
+    pub fn new(
+        events: mpsc::Receiver<DriverEvent>,
+        commands: mpsc::Sender<BoltCommand>,
+        task: JoinHandle<()>,
+    ) -> Self {
+        DriverHandle {
+            events,
+            commands,
+            task,
+        }
     }
 }
 

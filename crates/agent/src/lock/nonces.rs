@@ -29,7 +29,8 @@ impl NonceStore {
         let mut seen = HashMap::new();
         for line in text.lines() {
             let mut it = line.split_whitespace();
-            if let (Some(n), Some(exp)) = (it.next(), it.next().and_then(|e| e.parse::<i64>().ok())) {
+            if let (Some(n), Some(exp)) = (it.next(), it.next().and_then(|e| e.parse::<i64>().ok()))
+            {
                 seen.insert(n.to_ascii_lowercase(), exp);
             }
         }
@@ -40,7 +41,11 @@ impl NonceStore {
             write_atomic(path, body.as_bytes(), false, true)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(NonceStore { path: path.to_path_buf(), seen, file })
+        Ok(NonceStore {
+            path: path.to_path_buf(),
+            seen,
+            file,
+        })
     }
 
     pub fn contains(&self, nonce: &str) -> bool {
@@ -50,7 +55,8 @@ impl NonceStore {
     /// Record `nonce` durably. Only after this returns Ok may the bolt move.
     pub fn record(&mut self, nonce: &str, expires_at_ms: i64) -> std::io::Result<()> {
         let n = nonce.to_ascii_lowercase();
-        self.file.write_all(format!("{n} {expires_at_ms}\n").as_bytes())?;
+        self.file
+            .write_all(format!("{n} {expires_at_ms}\n").as_bytes())?;
         self.file.sync_data()?;
         self.seen.insert(n, expires_at_ms);
         Ok(())

@@ -116,14 +116,16 @@ impl SimulatedHome {
 
     /// Open the door whatever the bolt says (forced entry, or a lock that lies).
     pub fn force_door_open(&self) {
-        let changed = self.with(|s| std::mem::replace(&mut s.door, DoorState::Open) != DoorState::Open);
+        let changed =
+            self.with(|s| std::mem::replace(&mut s.door, DoorState::Open) != DoorState::Open);
         if changed {
             self.emit(DriverEvent::Door(DoorState::Open));
         }
     }
 
     pub fn close_door(&self) {
-        let changed = self.with(|s| std::mem::replace(&mut s.door, DoorState::Closed) != DoorState::Closed);
+        let changed =
+            self.with(|s| std::mem::replace(&mut s.door, DoorState::Closed) != DoorState::Closed);
         if changed {
             self.emit(DriverEvent::Door(DoorState::Closed));
         }
@@ -132,7 +134,9 @@ impl SimulatedHome {
     /// Wait (event-driven, no polling) until the bolt reports `want`.
     pub async fn wait_bolt(&self, want: BoltState, timeout: Duration) -> bool {
         let mut rx = self.inner.bolt_watch.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|b| *b == want)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|b| *b == want))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Drive the motor (needs a tokio runtime).
@@ -165,12 +169,18 @@ impl SimulatedHome {
 
     /// A driver for the lock agent (bolt, door, battery).
     pub fn lock_driver(&self) -> SimDriver {
-        SimDriver { home: self.clone(), door_only: false }
+        SimDriver {
+            home: self.clone(),
+            door_only: false,
+        }
     }
 
     /// A driver for a separate contact-sensor agent (door, battery).
     pub fn contact_driver(&self) -> SimDriver {
-        SimDriver { home: self.clone(), door_only: true }
+        SimDriver {
+            home: self.clone(),
+            door_only: true,
+        }
     }
 }
 
@@ -188,7 +198,11 @@ impl LockDriver for SimDriver {
         let mut sub = home.inner.events.subscribe();
         let task = tokio::spawn(async move {
             let (bolt, door, battery) = home.with(|s| (s.bolt, s.door, s.battery));
-            let mut initial = vec![DriverEvent::Available(true), DriverEvent::Door(door), DriverEvent::Battery(battery)];
+            let mut initial = vec![
+                DriverEvent::Available(true),
+                DriverEvent::Door(door),
+                DriverEvent::Battery(battery),
+            ];
             if !door_only {
                 initial.insert(1, DriverEvent::Bolt(bolt));
             }
@@ -240,19 +254,40 @@ mod tests {
         home.set_motor_delay(Duration::from_millis(10));
         let mut d = Box::new(home.lock_driver()).start();
         assert_eq!(d.events.recv().await, Some(DriverEvent::Available(true)));
-        assert_eq!(d.events.recv().await, Some(DriverEvent::Bolt(BoltState::Locked)));
-        assert_eq!(d.events.recv().await, Some(DriverEvent::Door(DoorState::Closed)));
+        assert_eq!(
+            d.events.recv().await,
+            Some(DriverEvent::Bolt(BoltState::Locked))
+        );
+        assert_eq!(
+            d.events.recv().await,
+            Some(DriverEvent::Door(DoorState::Closed))
+        );
         assert_eq!(d.events.recv().await, Some(DriverEvent::Battery(90)));
         assert!(!home.open_door(), "cannot open a locked door");
         d.commands.send(BoltCommand::Unlock).await.unwrap();
-        assert_eq!(d.events.recv().await, Some(DriverEvent::Bolt(BoltState::Moving)));
-        assert_eq!(d.events.recv().await, Some(DriverEvent::Bolt(BoltState::Unlocked)));
+        assert_eq!(
+            d.events.recv().await,
+            Some(DriverEvent::Bolt(BoltState::Moving))
+        );
+        assert_eq!(
+            d.events.recv().await,
+            Some(DriverEvent::Bolt(BoltState::Unlocked))
+        );
         assert!(home.open_door());
-        assert_eq!(d.events.recv().await, Some(DriverEvent::Door(DoorState::Open)));
+        assert_eq!(
+            d.events.recv().await,
+            Some(DriverEvent::Door(DoorState::Open))
+        );
         home.close_door();
-        assert_eq!(d.events.recv().await, Some(DriverEvent::Door(DoorState::Closed)));
+        assert_eq!(
+            d.events.recv().await,
+            Some(DriverEvent::Door(DoorState::Closed))
+        );
         home.set_jammed(true);
         d.commands.send(BoltCommand::Lock).await.unwrap();
-        assert!(home.wait_bolt(BoltState::Jammed, Duration::from_secs(2)).await);
+        assert!(
+            home.wait_bolt(BoltState::Jammed, Duration::from_secs(2))
+                .await
+        );
     }
 }

@@ -62,7 +62,9 @@ impl Z2mConfig {
 
 /// Parse a lock's state report.
 pub fn parse_lock(payload: &[u8]) -> Vec<DriverEvent> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return Vec::new() };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let bolt = match v.get("lock_state").and_then(|s| s.as_str()) {
         Some("locked") => Some(BoltState::Locked),
@@ -86,10 +88,16 @@ pub fn parse_lock(payload: &[u8]) -> Vec<DriverEvent> {
 
 /// Parse a contact sensor's report (`contact: true` means the magnet is near: closed).
 pub fn parse_contact(payload: &[u8]) -> Vec<DriverEvent> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return Vec::new() };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     if let Some(c) = v.get("contact").and_then(|c| c.as_bool()) {
-        out.push(DriverEvent::Door(if c { DoorState::Closed } else { DoorState::Open }));
+        out.push(DriverEvent::Door(if c {
+            DoorState::Closed
+        } else {
+            DoorState::Open
+        }));
     }
     out.extend(battery(&v));
     out
@@ -97,7 +105,9 @@ pub fn parse_contact(payload: &[u8]) -> Vec<DriverEvent> {
 
 fn battery(v: &serde_json::Value) -> Option<DriverEvent> {
     let b = v.get("battery")?.as_f64()?;
-    (0.0..=100.0).contains(&b).then(|| DriverEvent::Battery(b.round() as u8))
+    (0.0..=100.0)
+        .contains(&b)
+        .then(|| DriverEvent::Battery(b.round() as u8))
 }
 
 /// Parse an availability message; `None` if unintelligible.
@@ -133,10 +143,18 @@ impl LockDriver for Z2mDriver {
     }
 }
 
-async fn run(cfg: Z2mConfig, ev_tx: mpsc::Sender<DriverEvent>, mut cmd_rx: mpsc::Receiver<BoltCommand>) {
+async fn run(
+    cfg: Z2mConfig,
+    ev_tx: mpsc::Sender<DriverEvent>,
+    mut cmd_rx: mpsc::Receiver<BoltCommand>,
+) {
     let mut id = [0u8; 6];
     let _ = getrandom::getrandom(&mut id);
-    let mut opts = MqttOptions::new(format!("threshold-z2m-{}", hex::encode(id)), cfg.host.clone(), cfg.port);
+    let mut opts = MqttOptions::new(
+        format!("threshold-z2m-{}", hex::encode(id)),
+        cfg.host.clone(),
+        cfg.port,
+    );
     if let Some(u) = &cfg.username {
         opts.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
     }
@@ -214,13 +232,25 @@ mod tests {
     fn payload_parsing() {
         assert_eq!(
             parse_lock(br#"{"battery":87,"linkquality":120,"lock_state":"locked","state":"LOCK"}"#),
-            vec![DriverEvent::Bolt(BoltState::Locked), DriverEvent::Battery(87)]
+            vec![
+                DriverEvent::Bolt(BoltState::Locked),
+                DriverEvent::Battery(87)
+            ]
         );
-        assert_eq!(parse_lock(br#"{"state":"UNLOCK"}"#), vec![DriverEvent::Bolt(BoltState::Unlocked)]);
-        assert_eq!(parse_lock(br#"{"lock_state":"not_fully_locked"}"#), vec![DriverEvent::Bolt(BoltState::Jammed)]);
+        assert_eq!(
+            parse_lock(br#"{"state":"UNLOCK"}"#),
+            vec![DriverEvent::Bolt(BoltState::Unlocked)]
+        );
+        assert_eq!(
+            parse_lock(br#"{"lock_state":"not_fully_locked"}"#),
+            vec![DriverEvent::Bolt(BoltState::Jammed)]
+        );
         assert_eq!(parse_lock(br#"{"action":"manual_unlock"}"#), vec![]);
         assert_eq!(parse_lock(b"not json"), vec![]);
-        assert_eq!(parse_contact(br#"{"contact":false,"battery":300}"#), vec![DriverEvent::Door(DoorState::Open)]);
+        assert_eq!(
+            parse_contact(br#"{"contact":false,"battery":300}"#),
+            vec![DriverEvent::Door(DoorState::Open)]
+        );
         assert_eq!(parse_availability(br#"{"state":"online"}"#), Some(true));
         assert_eq!(parse_availability(b"offline"), Some(false));
         assert_eq!(parse_availability(b"\xff"), None);
@@ -235,19 +265,36 @@ mod tests {
         let task = tokio::spawn(async move {
             let mut lock_state = "locked";
             let publish_state = |c: &AsyncClient, s: &str| {
-                let (ls, st) = if s == "locked" { ("locked", "LOCK") } else { ("unlocked", "UNLOCK") };
-                let body = format!(r#"{{"battery":87,"linkquality":120,"lock_state":"{ls}","state":"{st}"}}"#);
-                let _ = c.try_publish(format!("{root}/frontdoor"), QoS::AtLeastOnce, false, body.into_bytes());
+                let (ls, st) = if s == "locked" {
+                    ("locked", "LOCK")
+                } else {
+                    ("unlocked", "UNLOCK")
+                };
+                let body = format!(
+                    r#"{{"battery":87,"linkquality":120,"lock_state":"{ls}","state":"{st}"}}"#
+                );
+                let _ = c.try_publish(
+                    format!("{root}/frontdoor"),
+                    QoS::AtLeastOnce,
+                    false,
+                    body.into_bytes(),
+                );
             };
             loop {
                 match el.poll().await {
                     Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                         let _ = c.try_subscribe(format!("{root}/frontdoor/set"), QoS::AtLeastOnce);
                         let _ = c.try_subscribe(format!("{root}/frontdoor/get"), QoS::AtLeastOnce);
-                        let _ = c.try_publish(format!("{root}/frontdoor/availability"), QoS::AtLeastOnce, true, br#"{"state":"online"}"#.to_vec());
+                        let _ = c.try_publish(
+                            format!("{root}/frontdoor/availability"),
+                            QoS::AtLeastOnce,
+                            true,
+                            br#"{"state":"online"}"#.to_vec(),
+                        );
                     }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&p.payload).unwrap_or_default();
                         if p.topic.ends_with(b"/set") {
                             lock_state = match v["state"].as_str() {
                                 Some("LOCK") => "locked",
@@ -295,14 +342,35 @@ mod tests {
         expect(&mut d.events, DriverEvent::Bolt(BoltState::Locked)).await;
         d.commands.send(BoltCommand::Unlock).await.unwrap();
         expect(&mut d.events, DriverEvent::Bolt(BoltState::Unlocked)).await;
-        peer.publish(format!("{root}/doorsensor"), QoS::AtLeastOnce, false, br#"{"battery":100,"contact":false,"linkquality":99}"#.to_vec()).await.unwrap();
+        peer.publish(
+            format!("{root}/doorsensor"),
+            QoS::AtLeastOnce,
+            false,
+            br#"{"battery":100,"contact":false,"linkquality":99}"#.to_vec(),
+        )
+        .await
+        .unwrap();
         expect(&mut d.events, DriverEvent::Door(DoorState::Open)).await;
         d.commands.send(BoltCommand::Lock).await.unwrap();
         expect(&mut d.events, DriverEvent::Bolt(BoltState::Locked)).await;
-        peer.publish(format!("{root}/frontdoor/availability"), QoS::AtLeastOnce, true, br#"{"state":"offline"}"#.to_vec()).await.unwrap();
+        peer.publish(
+            format!("{root}/frontdoor/availability"),
+            QoS::AtLeastOnce,
+            true,
+            br#"{"state":"offline"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
         expect(&mut d.events, DriverEvent::Available(false)).await;
         // Clear the retained message.
-        peer.publish(format!("{root}/frontdoor/availability"), QoS::AtLeastOnce, true, Vec::new()).await.unwrap();
+        peer.publish(
+            format!("{root}/frontdoor/availability"),
+            QoS::AtLeastOnce,
+            true,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         peer_task.abort();
     }
