@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn sign_then_decode_and_verify_round_trips() {
         let m = sample();
-        let back = UnverifiedMessage::decode(m.as_bytes()).and_then(|u| Ok(u.verify(&key().public())));
+        let back = UnverifiedMessage::decode(m.as_bytes()).map(|u| u.verify(&key().public()));
         assert_eq!(back, Ok(Ok(m)));
     }
 

@@ -1,0 +1,374 @@
+//! Prints the test vectors of `docs/protocol.md` (section "Test vectors") from the
+//! reference implementation. The doc is the single source of truth; this program only
+//! exists to (re)generate it, and `tests/vectors.rs` checks the doc against the code.
+//!
+//! ```text
+//! cargo run -p threshold-proto --example protocol_vectors
+//! ```
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use threshold_proto::body::{
+    self, Ack, BoltState, DeviceKind, DoorState, Event, FrameHeader, FrameSummary, Heartbeat,
+    Hello, LockCommand, OutboxStats, State, Stream, Unlock,
+};
+use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage};
+
+/// Base time of every vector: 2023-11-14T22:13:20Z.
+const T: i64 = 1_700_000_000_000;
+
+fn seed(first: u8) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    for (i, b) in s.iter_mut().enumerate() {
+        *b = first.wrapping_add(i as u8);
+    }
+    s
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+struct Signer {
+    name: &'static str,
+    key: DeviceKey,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_message(
+    label: &str,
+    signer: &Signer,
+    kind: Kind,
+    device: DeviceId,
+    seq: u64,
+    time_ms: i64,
+    body_lines: &[(&str, String)],
+    body: Vec<u8>,
+    expect: Option<&str>,
+) -> SignedMessage {
+    let m = SignedMessage::sign(&signer.key, kind, device, seq, time_ms, body);
+    println!("```text");
+    println!("vector: {label}");
+    println!("signer: {}", signer.name);
+    println!("seed: {}", hex::encode(signer.key.seed()));
+    println!("public_key: {}", signer.key.public().to_hex());
+    println!("kind: {}", kind.name());
+    println!("kind_code: {}", kind.code());
+    println!("device_id: {}", device.to_hex());
+    println!("seq: {seq}");
+    println!("time_ms: {time_ms}");
+    for (k, v) in body_lines {
+        println!("{k}: {v}");
+    }
+    println!("body_len: {}", m.body.len());
+    println!("message_len: {}", m.as_bytes().len());
+    println!("message_hex: {}", hex::encode(m.as_bytes()));
+    println!("signature_hex: {}", hex::encode(m.signature()));
+    if let Some(e) = expect {
+        println!("expect: {e}");
+    }
+    println!("```");
+    println!();
+    m
+}
+
+fn json_message<T: Serialize>(
+    label: &str,
+    signer: &Signer,
+    kind: Kind,
+    device: DeviceId,
+    seq: u64,
+    time_ms: i64,
+    body: &T,
+) -> SignedMessage {
+    let text = json(body);
+    print_message(
+        label,
+        signer,
+        kind,
+        device,
+        seq,
+        time_ms,
+        &[("body", text.clone())],
+        text.into_bytes(),
+        None,
+    )
+}
+
+fn main() {
+    let camera = Signer {
+        name: "camera",
+        key: DeviceKey::from_seed(&seed(0x01)),
+    };
+    let lock = Signer {
+        name: "lock",
+        key: DeviceKey::from_seed(&seed(0x21)),
+    };
+    let hub = Signer {
+        name: "hub",
+        key: DeviceKey::from_seed(&seed(0xA0)),
+    };
+    let forger = Signer {
+        name: "forger",
+        key: DeviceKey::from_seed(&seed(0xC0)),
+    };
+    let cam_id = camera.key.device_id();
+    let lock_id = lock.key.device_id();
+
+    println!("```text");
+    for (i, (s, is_device)) in [
+        (&camera, true),
+        (&lock, true),
+        (&hub, false),
+        (&forger, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            println!();
+        }
+        println!("key: {}", s.name);
+        println!("seed: {}", hex::encode(s.key.seed()));
+        println!("public_key: {}", s.key.public().to_hex());
+        if is_device {
+            println!("device_id: {}", s.key.device_id().to_hex());
+        }
+    }
+    println!("```");
+    println!();
+
+    // The frame both the heartbeat and the frame record describe.
+    let jpeg: Vec<u8> = vec![0xff, 0xd8, 0xff, 0xd9];
+    let sha = hex::encode(Sha256::digest(&jpeg));
+    let thumb: Vec<u8> = (0u8..64).map(|i| i.wrapping_mul(4)).collect();
+    let thumb = hex::encode(thumb);
+    let frame_seq = 1042;
+    let frame_time = T + 200;
+
+    let hello = Hello {
+        agent: "acme-cam/1.0.0".into(),
+        kind: DeviceKind::Camera,
+        boot_id: "00112233445566778899aabbccddeeff".into(),
+    };
+    json_message(
+        "hello",
+        &camera,
+        Kind::Hello,
+        cam_id,
+        1_700_000_000_000_000,
+        T,
+        &hello,
+    );
+
+    let hb = Heartbeat {
+        frame: Some(FrameSummary {
+            seq: frame_seq,
+            time_ms: frame_time,
+            sha256: sha.clone(),
+            thumb: thumb.clone(),
+        }),
+        outbox: OutboxStats {
+            records: 0,
+            bytes: 0,
+        },
+    };
+    let hb_msg = json_message(
+        "heartbeat",
+        &camera,
+        Kind::Heartbeat,
+        cam_id,
+        1_700_000_000_000_001,
+        T + 250,
+        &hb,
+    );
+
+    let header = FrameHeader {
+        width: 8,
+        height: 8,
+        sha256: sha,
+        thumb,
+    };
+    let fbody = body::encode_frame_body(&header, &jpeg);
+    print_message(
+        "frame",
+        &camera,
+        Kind::Frame,
+        cam_id,
+        frame_seq,
+        frame_time,
+        &[
+            ("frame_header", json(&header)),
+            ("jpeg_hex", hex::encode(&jpeg)),
+            ("body_hex", hex::encode(&fbody)),
+        ],
+        fbody,
+        None,
+    );
+
+    let st = State {
+        bolt: Some(BoltState::Locked),
+        door: Some(DoorState::Closed),
+        battery_pct: Some(87),
+        outbox: OutboxStats {
+            records: 0,
+            bytes: 0,
+        },
+    };
+    json_message(
+        "state",
+        &lock,
+        Kind::State,
+        lock_id,
+        1_700_000_000_500_000,
+        T + 500,
+        &st,
+    );
+
+    let stream = Stream {
+        until_ms: T + 10_300,
+        fps: 5,
+    };
+    json_message(
+        "stream",
+        &hub,
+        Kind::Stream,
+        cam_id,
+        1_700_000_000_300_000,
+        T + 300,
+        &stream,
+    );
+
+    let nonce = hex::encode((0x10u8..0x20).collect::<Vec<u8>>());
+    let unlock = Unlock {
+        grant: "delivery:d-1001".into(),
+        nonce: nonce.clone(),
+        expires_at_ms: T + 33_000,
+    };
+    json_message(
+        "unlock",
+        &hub,
+        Kind::Unlock,
+        lock_id,
+        1_700_000_003_000_000,
+        T + 3000,
+        &unlock,
+    );
+
+    let accepted = Event {
+        event_type: "token_accepted".into(),
+        detail: serde_json::json!({"grant": "delivery:d-1001", "nonce": nonce}),
+    };
+    json_message(
+        "event-token-accepted",
+        &lock,
+        Kind::Event,
+        lock_id,
+        41,
+        T + 3050,
+        &accepted,
+    );
+
+    let opened = Event {
+        event_type: "door_opened".into(),
+        detail: serde_json::json!({}),
+    };
+    json_message(
+        "event-door-opened",
+        &lock,
+        Kind::Event,
+        lock_id,
+        42,
+        T + 5000,
+        &opened,
+    );
+
+    let ack = Ack {
+        events: vec![(41, 42)],
+        frames: vec![],
+    };
+    json_message(
+        "ack",
+        &hub,
+        Kind::Ack,
+        lock_id,
+        1_700_000_005_100_000,
+        T + 5100,
+        &ack,
+    );
+
+    let lock_cmd = LockCommand {
+        reason: "owner".into(),
+    };
+    json_message(
+        "lock",
+        &hub,
+        Kind::Lock,
+        lock_id,
+        1_700_000_060_000_000,
+        T + 60_000,
+        &lock_cmd,
+    );
+
+    // An unlock for the lock signed by a key that is not the hub's: must be refused.
+    let text = json(&unlock);
+    print_message(
+        "unlock-forged",
+        &forger,
+        Kind::Unlock,
+        lock_id,
+        1_700_000_003_000_001,
+        T + 3000,
+        &[("body", text.clone())],
+        text.into_bytes(),
+        Some("bad_signature"),
+    );
+
+    // Enrolment proof.
+    let code = "ABCD-EFGH-JKLM";
+    let pk = camera.key.public().to_hex();
+    let proof_message = format!("threshold-enrol-v1:{code}:{pk}");
+    let proof = hex::encode(camera.key.sign(proof_message.as_bytes()));
+    let request = format!(
+        r#"{{"pairing_code":"{code}","public_key":"{pk}","kind":"camera","proof":"{proof}"}}"#
+    );
+    println!("```text");
+    println!("vector: enrol-proof");
+    println!("signer: camera");
+    println!("seed: {}", hex::encode(camera.key.seed()));
+    println!("public_key: {pk}");
+    println!("device_id: {}", cam_id.to_hex());
+    println!("pairing_code: {code}");
+    println!("device_kind: camera");
+    println!("proof_message: {proof_message}");
+    println!(
+        "proof_message_hex: {}",
+        hex::encode(proof_message.as_bytes())
+    );
+    println!("signature_hex: {proof}");
+    println!("request: {request}");
+    println!("```");
+    println!();
+
+    // Byte-by-byte layout of the heartbeat.
+    let b = hb_msg.as_bytes();
+    let n = hb_msg.body.len();
+    let rows: [(usize, usize, &str); 9] = [
+        (0, 4, "magic \"THR1\""),
+        (4, 1, "kind = 2 (heartbeat)"),
+        (5, 1, "flags = 0"),
+        (6, 16, "device id (camera)"),
+        (22, 8, "seq = 1700000000000001"),
+        (30, 8, "time_ms = 1700000000250"),
+        (38, 4, "body length"),
+        (42, n, "body (the JSON text)"),
+        (42 + n, 64, "Ed25519 signature over bytes 0..42+n"),
+    ];
+    println!("```text");
+    println!("layout: heartbeat");
+    for (off, len, what) in rows {
+        let bytes = b.get(off..off + len).unwrap_or_default();
+        println!("{off} {len} {} {what}", hex::encode(bytes));
+    }
+    println!("```");
+}
