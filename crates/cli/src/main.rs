@@ -1,1 +1,85 @@
-fn main() {}
+//! `threshold`: the one binary. The hub (`serve`), the demo, device agents, audit
+//! verification, user administration, the Wi-Fi attack detector and benchmarks.
+
+mod agent_cmd;
+mod demo;
+mod hub_cmd;
+mod wids_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "threshold",
+    version,
+    about = "Secure in-home delivery: hub, device agents and tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the hub (HTTP API, web apps, device gateway).
+    Serve(hub_cmd::ServeArgs),
+    /// Run a hub with a simulated home and print URLs and logins.
+    Demo(demo::DemoArgs),
+    /// Run a device agent.
+    #[command(subcommand)]
+    Agent(agent_cmd::AgentCmd),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(hub_cmd::AuditCmd),
+    /// Manage accounts directly in the database.
+    #[command(subcommand)]
+    User(hub_cmd::UserCmd),
+    /// Wi-Fi deauthentication/disassociation attack detection.
+    #[command(subcommand)]
+    Wids(wids_cmd::WidsCmd),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(wids_cmd::BenchCmd),
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("THRESHOLD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Serve(a) => hub_cmd::serve(a).await,
+            Cmd::Demo(a) => demo::run(a).await,
+            Cmd::Agent(a) => agent_cmd::run(a).await,
+            Cmd::Audit(a) => hub_cmd::audit(a).await,
+            Cmd::User(a) => hub_cmd::user(a).await,
+            Cmd::Wids(a) => wids_cmd::wids(a),
+            Cmd::Bench(a) => wids_cmd::bench(a),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

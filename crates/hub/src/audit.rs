@@ -8,12 +8,26 @@ use threshold_store::{CheckpointRow, Store, StoreError};
 
 /// Record a security-relevant event. Failures are logged loudly but do not fail the
 /// action that caused them (the action itself is already durable in its own table).
-pub async fn record(state: &AppState, kind: &str, actor: &str, subject: &str, detail: serde_json::Value) {
+pub async fn record(
+    state: &AppState,
+    kind: &str,
+    actor: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) {
     let now = state.clock.now_ms();
-    match state.store.append_audit(now, kind, actor, subject, &detail.to_string()).await {
+    match state
+        .store
+        .append_audit(now, kind, actor, subject, &detail.to_string())
+        .await
+    {
         Ok(e) => {
-            if state.config.audit_checkpoint_every > 0 && e.seq % state.config.audit_checkpoint_every == 0 {
-                if let Err(err) = checkpoint(&state.store, &state.hub_key, e.seq, &e.hash, now).await {
+            if state.config.audit_checkpoint_every > 0
+                && e.seq % state.config.audit_checkpoint_every == 0
+            {
+                if let Err(err) =
+                    checkpoint(&state.store, &state.hub_key, e.seq, &e.hash, now).await
+                {
                     tracing::error!(error = %err, "could not write audit checkpoint");
                 }
             }
@@ -22,7 +36,13 @@ pub async fn record(state: &AppState, kind: &str, actor: &str, subject: &str, de
     }
 }
 
-pub async fn checkpoint(store: &Store, key: &DeviceKey, seq: u64, hash: &[u8; 32], now: i64) -> Result<(), StoreError> {
+pub async fn checkpoint(
+    store: &Store,
+    key: &DeviceKey,
+    seq: u64,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<(), StoreError> {
     let sig = key.sign(&checkpoint_message(seq, hash, now));
     store
         .add_checkpoint(&CheckpointRow {
@@ -84,11 +104,13 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             let key: Option<PublicKey> = c.hub_key.parse().ok();
             let mut sig = [0u8; 64];
             let mut hash = [0u8; 32];
-            let parsed = hex::decode_to_slice(&c.signature, &mut sig).is_ok() && hex::decode_to_slice(&c.hash, &mut hash).is_ok();
+            let parsed = hex::decode_to_slice(&c.signature, &mut sig).is_ok()
+                && hex::decode_to_slice(&c.hash, &mut hash).is_ok();
             let sig_ok = parsed
                 && key.is_some_and(|k| {
                     let s = ed25519_dalek_sig(&sig);
-                    k.0.verify_strict(&checkpoint_message(c.seq as u64, &hash, c.time_ms), &s).is_ok()
+                    k.0.verify_strict(&checkpoint_message(c.seq as u64, &hash, c.time_ms), &s)
+                        .is_ok()
                 });
             if !sig_ok {
                 failure = Some(VerifyFailure::BadCheckpointSignature(c.seq));

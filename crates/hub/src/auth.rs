@@ -30,7 +30,11 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
 }
 
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A PHC hash of a random password: verifying against it costs the same as a real
@@ -46,7 +50,10 @@ pub fn sha256_hex(s: &str) -> String {
 fn random_token(prefix: &str) -> Result<String, ApiError> {
     let mut b = [0u8; 32];
     getrandom::getrandom(&mut b).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)))
+    Ok(format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    ))
 }
 
 pub fn new_session_token() -> Result<String, ApiError> {
@@ -83,7 +90,11 @@ impl Principal {
 }
 
 fn bearer(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(h) = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(t) = h.strip_prefix("Bearer ") {
             return Some(t.trim().to_owned());
         }
@@ -91,7 +102,11 @@ fn bearer(parts: &Parts) -> Option<String> {
     let cookies = parts.headers.get_all(axum::http::header::COOKIE);
     for c in cookies.iter().filter_map(|v| v.to_str().ok()) {
         for kv in c.split(';') {
-            if let Some(v) = kv.trim().strip_prefix(SESSION_COOKIE).and_then(|r| r.strip_prefix('=')) {
+            if let Some(v) = kv
+                .trim()
+                .strip_prefix(SESSION_COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+            {
                 return Some(v.to_owned());
             }
         }
@@ -103,23 +118,40 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
     let hash = sha256_hex(token);
     let now = state.clock.now_ms();
     if token.starts_with(API_KEY_PREFIX) {
-        let (stored, user) = state.store.api_key_user(&hash).await?.ok_or(ApiError::Unauthenticated)?;
+        let (stored, user) = state
+            .store
+            .api_key_user(&hash)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
         if !ct_eq(&stored, &hash) {
             return Err(ApiError::Unauthenticated);
         }
-        return Ok(Principal { user, session_hash: None });
+        return Ok(Principal {
+            user,
+            session_hash: None,
+        });
     }
-    let (stored, user) = state.store.session_user(&hash, now).await?.ok_or(ApiError::Unauthenticated)?;
+    let (stored, user) = state
+        .store
+        .session_user(&hash, now)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
     if !ct_eq(&stored, &hash) {
         return Err(ApiError::Unauthenticated);
     }
-    Ok(Principal { user, session_hash: Some(hash) })
+    Ok(Principal {
+        user,
+        session_hash: Some(hash),
+    })
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
         principal_from_token(state, &token).await
     }

@@ -95,7 +95,10 @@ pub struct Overrides {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
@@ -107,8 +110,14 @@ impl HubConfig {
     pub fn resolve(file: Option<&Path>, over: Overrides) -> Result<HubConfig, ConfigError> {
         let mut c = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
-                Self::from_toml(&text).map_err(|message| ConfigError::Parse { path: p.to_owned(), message })?
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+                    path: p.to_owned(),
+                    message,
+                })?
             }
             None => HubConfig::default(),
         };
@@ -160,7 +169,10 @@ impl HubConfig {
         }
         let prefix_ok = !self.mqtt_topic_prefix.is_empty()
             && self.mqtt_topic_prefix.len() <= 64
-            && self.mqtt_topic_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '/');
+            && self
+                .mqtt_topic_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '/');
         if !prefix_ok {
             return bad("mqtt_topic_prefix must be 1-64 characters of [A-Za-z0-9_-/]");
         }
@@ -171,13 +183,18 @@ impl HubConfig {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("threshold.db").display()))
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("threshold.db").display()
+            )
+        })
     }
 
     pub fn hub_key_file(&self) -> PathBuf {
-        self.hub_key_file.clone().unwrap_or_else(|| self.data_dir.join("hub.key"))
+        self.hub_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("hub.key"))
     }
 
     pub fn liveness(&self) -> threshold_core::liveness::LivenessConfig {
@@ -193,10 +210,17 @@ impl HubConfig {
 
 /// `mqtt://host:port` (port defaults to 1883) into host and port.
 pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).ok_or("mqtt_url must start with mqtt://")?;
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or("mqtt_url must start with mqtt://")?;
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("bad port in mqtt_url {url:?}"))?),
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("bad port in mqtt_url {url:?}"))?,
+        ),
         None => (rest, 1883),
     };
     if host.is_empty() {
@@ -228,21 +252,45 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("thr-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("hub.toml");
-        std::fs::write(&f, "live_window_ms = 1000\nheartbeat_ms = 200\nmqtt_topic_prefix = \"site-a\"\n").unwrap();
-        let c = HubConfig::resolve(Some(&f), Overrides { heartbeat_ms: Some(100), ..Default::default() }).unwrap();
-        assert_eq!((c.live_window_ms, c.heartbeat_ms, c.mqtt_topic_prefix.as_str()), (1000, 100, "site-a"));
+        std::fs::write(
+            &f,
+            "live_window_ms = 1000\nheartbeat_ms = 200\nmqtt_topic_prefix = \"site-a\"\n",
+        )
+        .unwrap();
+        let c = HubConfig::resolve(
+            Some(&f),
+            Overrides {
+                heartbeat_ms: Some(100),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.live_window_ms,
+                c.heartbeat_ms,
+                c.mqtt_topic_prefix.as_str()
+            ),
+            (1000, 100, "site-a")
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn embedded_broker_on_1883_is_refused() {
-        let c = HubConfig { embedded_mqtt_addr: "127.0.0.1:1883".parse().unwrap(), ..Default::default() };
+        let c = HubConfig {
+            embedded_mqtt_addr: "127.0.0.1:1883".parse().unwrap(),
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
     }
 
     #[test]
     fn mqtt_urls_parse() {
-        assert_eq!(parse_mqtt_url("mqtt://127.0.0.1:1883"), Ok(("127.0.0.1".into(), 1883)));
+        assert_eq!(
+            parse_mqtt_url("mqtt://127.0.0.1:1883"),
+            Ok(("127.0.0.1".into(), 1883))
+        );
         assert_eq!(parse_mqtt_url("mqtt://broker"), Ok(("broker".into(), 1883)));
         assert!(parse_mqtt_url("http://x").is_err());
         assert!(parse_mqtt_url("mqtt://x:notaport").is_err());

@@ -15,9 +15,22 @@ pub async fn raise_alert(state: &AppState, owner_id: &str, a: NewAlert<'_>) {
     let now = state.clock.now_ms();
     match state.store.create_alert(a.clone(), now).await {
         Ok(row) => {
-            state.metrics.alerts.get_or_create(&crate::metrics::KindLabel { kind: row.kind.clone() }).inc();
+            state
+                .metrics
+                .alerts
+                .get_or_create(&crate::metrics::KindLabel {
+                    kind: row.kind.clone(),
+                })
+                .inc();
             tracing::warn!(alert = %row.kind, home = %row.home_id, severity = %row.severity, "alert raised");
-            crate::audit::record(state, "alert", "hub", &format!("home:{}", row.home_id), json!({"alert_id": row.id, "kind": row.kind, "severity": row.severity})).await;
+            crate::audit::record(
+                state,
+                "alert",
+                "hub",
+                &format!("home:{}", row.home_id),
+                json!({"alert_id": row.id, "kind": row.kind, "severity": row.severity}),
+            )
+            .await;
             state.bus.publish(HubEvent {
                 owner_id: owner_id.to_owned(),
                 courier_id: None,
@@ -34,11 +47,28 @@ pub async fn raise_alert(state: &AppState, owner_id: &str, a: NewAlert<'_>) {
 pub async fn on_transition(state: &AppState, t: Transition) {
     let device = t.device.to_hex();
     let (kind, detail) = match &t.change {
-        Change::Liveness { from, to } => ("liveness", json!({"from": from.as_str(), "to": to.as_str(), "last_fresh_ms": t.last_fresh_ms})),
+        Change::Liveness { from, to } => (
+            "liveness",
+            json!({"from": from.as_str(), "to": to.as_str(), "last_fresh_ms": t.last_fresh_ms}),
+        ),
         Change::Frozen(f) => ("possibly_frozen", json!({"frozen": f})),
-        Change::OfflineNotice => ("offline_notice", json!({"grace_ms": state.config.offline_grace_ms})),
+        Change::OfflineNotice => (
+            "offline_notice",
+            json!({"grace_ms": state.config.offline_grace_ms}),
+        ),
     };
-    if let Err(e) = state.store.add_timeline(&t.home_id, Some(&device), None, t.at_ms, kind, &detail.to_string()).await {
+    if let Err(e) = state
+        .store
+        .add_timeline(
+            &t.home_id,
+            Some(&device),
+            None,
+            t.at_ms,
+            kind,
+            &detail.to_string(),
+        )
+        .await
+    {
         tracing::error!(error = %e, "could not store timeline entry");
     }
     state.bus.publish(HubEvent {
@@ -50,11 +80,18 @@ pub async fn on_transition(state: &AppState, t: Transition) {
         data: json!({"device_id": device, "name": t.name, "kind": t.kind.as_str(), "change": detail}),
     });
     match t.change {
-        Change::Liveness { from: Liveness::Live, to } if t.kind == DeviceKind::Camera => {
+        Change::Liveness {
+            from: Liveness::Live,
+            to,
+        } if t.kind == DeviceKind::Camera => {
             crate::deliveries::on_camera_lost(state, &t, to).await;
         }
         Change::OfflineNotice => {
-            let msg = format!("{} has been offline for more than {} s", t.name, state.config.offline_grace_ms / 1000);
+            let msg = format!(
+                "{} has been offline for more than {} s",
+                t.name,
+                state.config.offline_grace_ms / 1000
+            );
             raise_alert(
                 state,
                 &t.owner_id,
@@ -71,7 +108,10 @@ pub async fn on_transition(state: &AppState, t: Transition) {
             .await;
         }
         Change::Frozen(true) => {
-            let msg = format!("{}: the picture has stopped changing; the camera may be frozen", t.name);
+            let msg = format!(
+                "{}: the picture has stopped changing; the camera may be frozen",
+                t.name
+            );
             raise_alert(
                 state,
                 &t.owner_id,
@@ -91,16 +131,38 @@ pub async fn on_transition(state: &AppState, t: Transition) {
     }
 }
 
-pub async fn on_device_event(state: &AppState, msg: &SignedMessage, event_type: &str, detail: &str, arrival: &Arrival) {
+pub async fn on_device_event(
+    state: &AppState,
+    msg: &SignedMessage,
+    event_type: &str,
+    detail: &str,
+    arrival: &Arrival,
+) {
     let device = msg.device.to_hex();
-    let Some((home_id, owner_id, name, kind)) =
-        state.registry.with(&msg.device, |e| (e.home_id.clone(), e.owner_id.clone(), e.name.clone(), e.kind))
-    else {
+    let Some((home_id, owner_id, name, kind)) = state.registry.with(&msg.device, |e| {
+        (
+            e.home_id.clone(),
+            e.owner_id.clone(),
+            e.name.clone(),
+            e.kind,
+        )
+    }) else {
         return;
     };
     let detail_json: serde_json::Value = serde_json::from_str(detail).unwrap_or(json!({}));
     let tl = json!({"event": event_type, "seq": msg.seq, "device_time_ms": msg.time_ms, "detail": detail_json, "late": matches!(arrival, Arrival::FilledGap)});
-    if let Err(e) = state.store.add_timeline(&home_id, Some(&device), None, msg.time_ms, &format!("device.{event_type}"), &tl.to_string()).await {
+    if let Err(e) = state
+        .store
+        .add_timeline(
+            &home_id,
+            Some(&device),
+            None,
+            msg.time_ms,
+            &format!("device.{event_type}"),
+            &tl.to_string(),
+        )
+        .await
+    {
         tracing::error!(error = %e, "could not store timeline entry");
     }
     state.bus.publish(HubEvent {
@@ -111,14 +173,38 @@ pub async fn on_device_event(state: &AppState, msg: &SignedMessage, event_type: 
         time_ms: msg.time_ms,
         data: json!({"device_id": device, "name": name, "event": event_type, "seq": msg.seq, "detail": detail_json}),
     });
-    if matches!(event_type, "door_opened" | "door_closed" | "bolt_unlocked" | "bolt_locked" | "token_accepted" | "token_refused" | "relocked") {
-        crate::audit::record(state, "door_event", &format!("device:{device}"), &format!("home:{home_id}"), tl.clone()).await;
+    if matches!(
+        event_type,
+        "door_opened"
+            | "door_closed"
+            | "bolt_unlocked"
+            | "bolt_locked"
+            | "token_accepted"
+            | "token_refused"
+            | "relocked"
+    ) {
+        crate::audit::record(
+            state,
+            "door_event",
+            &format!("device:{device}"),
+            &format!("home:{home_id}"),
+            tl.clone(),
+        )
+        .await;
     }
     if let Arrival::OpenedGap { from, to } = arrival {
-        let msg_text = format!("{name}: events {from} to {to} are missing from its log; they may arrive late");
+        let msg_text =
+            format!("{name}: events {from} to {to} are missing from its log; they may arrive late");
         if let Err(e) = state
             .store
-            .add_timeline(&home_id, Some(&device), None, state.clock.now_ms(), "sequence_gap", &json!({"from": from, "to": to}).to_string())
+            .add_timeline(
+                &home_id,
+                Some(&device),
+                None,
+                state.clock.now_ms(),
+                "sequence_gap",
+                &json!({"from": from, "to": to}).to_string(),
+            )
             .await
         {
             tracing::error!(error = %e, "could not store timeline entry");

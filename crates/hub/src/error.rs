@@ -60,7 +60,10 @@ impl ApiError {
     }
 
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Invalid { code, message: message.into() }
+        ApiError::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -85,7 +88,11 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        (self.status(), Json(json!({"error": {"code": self.code(), "message": message}}))).into_response()
+        (
+            self.status(),
+            Json(json!({"error": {"code": self.code(), "message": message}})),
+        )
+            .into_response()
     }
 }
 

@@ -9,7 +9,10 @@ use threshold_proto::DeviceKey;
 #[derive(Debug, thiserror::Error)]
 pub enum HubKeyError {
     #[error("cannot read or write hub key {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("hub key file {0} is not 64 hex characters")]
     Malformed(String),
     #[error("operating system random source failed: {0}")]
@@ -17,11 +20,15 @@ pub enum HubKeyError {
 }
 
 pub fn load_or_create(path: &Path) -> Result<DeviceKey, HubKeyError> {
-    let io = |source| HubKeyError::Io { path: path.display().to_string(), source };
+    let io = |source| HubKeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let mut seed = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| HubKeyError::Malformed(path.display().to_string()))?;
+            hex::decode_to_slice(text.trim(), &mut seed)
+                .map_err(|_| HubKeyError::Malformed(path.display().to_string()))?;
             Ok(DeviceKey::from_seed(&seed))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -37,7 +44,8 @@ pub fn load_or_create(path: &Path) -> Result<DeviceKey, HubKeyError> {
                 opts.mode(0o600);
             }
             let mut f = opts.open(path).map_err(io)?;
-            f.write_all(hex::encode(key.seed()).as_bytes()).map_err(io)?;
+            f.write_all(hex::encode(key.seed()).as_bytes())
+                .map_err(io)?;
             f.sync_all().map_err(io)?;
             Ok(key)
         }

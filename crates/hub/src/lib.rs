@@ -60,8 +60,11 @@ pub async fn start(config: HubConfig) -> anyhow::Result<Hub> {
 
 pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
-    let store = threshold_store::Store::connect(&config.database_url()).await.context("cannot open the database")?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+    let store = threshold_store::Store::connect(&config.database_url())
+        .await
+        .context("cannot open the database")?;
     store.setting_init("schema", "1").await?;
     let hub_key = hubkey::load_or_create(&config.hub_key_file())?;
     let mut pw = [0u8; 24];
@@ -71,7 +74,12 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
     let (mqtt_host, mqtt_port, username, password) = match &config.mqtt_url {
         Some(url) => {
             let (h, p) = config::parse_mqtt_url(url).map_err(anyhow::Error::msg)?;
-            (h, p, config.mqtt_username.clone(), config.mqtt_password.clone())
+            (
+                h,
+                p,
+                config.mqtt_username.clone(),
+                config.mqtt_password.clone(),
+            )
         }
         None => (
             config.embedded_mqtt_addr.ip().to_string(),
@@ -82,7 +90,9 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
     };
     let (device_host, device_port) = match &config.device_mqtt_addr {
         Some(a) => {
-            let (h, p) = a.rsplit_once(':').context("device_mqtt_addr must be host:port")?;
+            let (h, p) = a
+                .rsplit_once(':')
+                .context("device_mqtt_addr must be host:port")?;
             (h.to_owned(), p.parse().context("device_mqtt_addr port")?)
         }
         None => (mqtt_host.clone(), mqtt_port),
@@ -106,12 +116,29 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
     });
     load_devices(&state).await?;
     if config.mqtt_url.is_none() {
-        gateway::broker::start(config.embedded_mqtt_addr, state.clone()).map_err(anyhow::Error::msg)?;
+        gateway::broker::start(config.embedded_mqtt_addr, state.clone())
+            .map_err(anyhow::Error::msg)?;
     }
     gateway::monitor::spawn(state.clone(), Duration::from_millis(50));
-    gateway::mqtt::spawn(state.clone(), gateway::mqtt::MqttTarget { host: mqtt_host.clone(), port: mqtt_port, username, password }, connected);
+    gateway::mqtt::spawn(
+        state.clone(),
+        gateway::mqtt::MqttTarget {
+            host: mqtt_host.clone(),
+            port: mqtt_port,
+            username,
+            password,
+        },
+        connected.clone(),
+    );
+    // Devices may publish as soon as we answer HTTP; be subscribed before that. A
+    // broker that is down is not fatal: the hub keeps retrying and /healthz says so.
+    if !connected.wait(Duration::from_secs(10)).await {
+        tracing::error!(broker = %format!("{mqtt_host}:{mqtt_port}"), "MQTT broker not reachable yet; retrying in the background");
+    }
 
-    let listener = tokio::net::TcpListener::bind(config.http_addr).await.with_context(|| format!("cannot listen on {}", config.http_addr))?;
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -124,7 +151,14 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         }
     });
     tracing::info!(%http_addr, mqtt = %format!("{mqtt_host}:{mqtt_port}"), "hub started");
-    Ok(Hub { state, http_addr, mqtt_host, mqtt_port, shutdown: Some(tx), server })
+    Ok(Hub {
+        state,
+        http_addr,
+        mqtt_host,
+        mqtt_port,
+        shutdown: Some(tx),
+        server,
+    })
 }
 
 /// Load every enrolled device into the gateway. Nobody is live yet: each device must
@@ -136,7 +170,9 @@ async fn load_devices(state: &AppState) -> anyhow::Result<()> {
         let fg = state.store.gaps(&row.id, SeqSpaceName::Frames).await?;
         match gateway::registry::DeviceEntry::from_row(&row, &eg, &fg) {
             Some(e) => state.registry.insert(e),
-            None => tracing::error!(device = %row.id, "stored device has an unreadable id, key or kind; ignored"),
+            None => {
+                tracing::error!(device = %row.id, "stored device has an unreadable id, key or kind; ignored")
+            }
         }
     }
     Ok(())

@@ -26,7 +26,11 @@ pub struct LiveFrames {
 
 impl Default for LiveFrames {
     fn default() -> Self {
-        LiveFrames { latest: Mutex::default(), tx: tokio::sync::broadcast::channel(256).0, viewers: Mutex::default() }
+        LiveFrames {
+            latest: Mutex::default(),
+            tx: tokio::sync::broadcast::channel(256).0,
+            viewers: Mutex::default(),
+        }
     }
 }
 
@@ -41,7 +45,11 @@ impl LiveFrames {
     }
 
     pub fn latest(&self, d: &DeviceId) -> Option<LiveFrame> {
-        self.latest.lock().unwrap_or_else(|p| p.into_inner()).get(d).cloned()
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(d)
+            .cloned()
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LiveFrame> {
@@ -49,7 +57,12 @@ impl LiveFrames {
     }
 
     pub fn add_viewer(&self, d: DeviceId) {
-        *self.viewers.lock().unwrap_or_else(|p| p.into_inner()).entry(d).or_default() += 1;
+        *self
+            .viewers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(d)
+            .or_default() += 1;
     }
 
     pub fn remove_viewer(&self, d: &DeviceId) {
@@ -63,6 +76,11 @@ impl LiveFrames {
     }
 
     pub fn watched(&self) -> Vec<DeviceId> {
-        self.viewers.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+        self.viewers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 }

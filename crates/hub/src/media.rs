@@ -29,7 +29,13 @@ pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-pub async fn on_frame(state: &AppState, msg: &SignedMessage, _header: &FrameHeader, jpeg: &[u8], recovered: bool) {
+pub async fn on_frame(
+    state: &AppState,
+    msg: &SignedMessage,
+    _header: &FrameHeader,
+    jpeg: &[u8],
+    recovered: bool,
+) {
     if !recovered {
         state.live.publish(LiveFrame {
             device: msg.device,
@@ -47,8 +53,14 @@ mod tests {
 
     #[test]
     fn jpeg_check_catches_truncated_and_foreign_data() {
-        assert_eq!(check_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0xFF, 0xD9]), Ok(()));
-        assert_eq!(check_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]), Err("frame_truncated"));
+        assert_eq!(
+            check_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0xFF, 0xD9]),
+            Ok(())
+        );
+        assert_eq!(
+            check_jpeg(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]),
+            Err("frame_truncated")
+        );
         assert_eq!(check_jpeg(b"\x89PNG\r\n\x1a\n"), Err("frame_not_jpeg"));
         assert_eq!(check_jpeg(&[]), Err("frame_not_jpeg"));
         let mut big = vec![0u8; MAX_FRAME_BYTES + 1];

@@ -36,7 +36,9 @@ pub struct RouteLabel {
 }
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
 }
 
 pub struct Metrics {
@@ -59,27 +61,70 @@ impl Metrics {
         let devices = Family::<LivenessLabel, Gauge>::default();
         let decisions = Family::<OutcomeLabel, Counter>::default();
         let alerts = Family::<KindLabel, Counter>::default();
-        let http = Family::<RouteLabel, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
-        registry.register("messages_accepted", "Device messages accepted, by kind", accepted.clone());
-        registry.register("messages_rejected", "Device messages rejected, by reason", rejected.clone());
-        registry.register("messages_duplicate", "Device messages seen before and ignored, by kind", duplicates.clone());
-        registry.register("devices", "Enrolled devices by kind and liveness state", devices.clone());
+        let http = Family::<RouteLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "messages_accepted",
+            "Device messages accepted, by kind",
+            accepted.clone(),
+        );
+        registry.register(
+            "messages_rejected",
+            "Device messages rejected, by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "messages_duplicate",
+            "Device messages seen before and ignored, by kind",
+            duplicates.clone(),
+        );
+        registry.register(
+            "devices",
+            "Enrolled devices by kind and liveness state",
+            devices.clone(),
+        );
         registry.register("decisions", "Entry decisions by outcome", decisions.clone());
         registry.register("alerts", "Alerts raised, by kind", alerts.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency", http.clone());
-        Metrics { registry, accepted, rejected, duplicates, devices, decisions, alerts, http }
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            http.clone(),
+        );
+        Metrics {
+            registry,
+            accepted,
+            rejected,
+            duplicates,
+            devices,
+            decisions,
+            alerts,
+            http,
+        }
     }
 
     pub fn reject(&self, reason: &str) {
-        self.rejected.get_or_create(&ReasonLabel { reason: reason.to_owned() }).inc();
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     pub fn accept(&self, kind: &str) {
-        self.accepted.get_or_create(&KindLabel { kind: kind.to_owned() }).inc();
+        self.accepted
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     pub fn rejected_count(&self, reason: &str) -> u64 {
-        self.rejected.get_or_create(&ReasonLabel { reason: reason.to_owned() }).get()
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .get()
     }
 
     pub fn render(&self) -> String {

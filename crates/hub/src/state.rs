@@ -32,7 +32,9 @@ pub struct Inner {
     pub hub_mqtt_password: String,
     /// Where liveness transitions go to be applied (set once by the monitor).
     pub mqtt_connected: Arc<crate::gateway::mqtt::Connected>,
-    pub effects: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<crate::gateway::monitor::Transition>>,
+    pub effects: std::sync::OnceLock<
+        tokio::sync::mpsc::UnboundedSender<crate::gateway::monitor::Transition>,
+    >,
 }
 
 impl AppState {

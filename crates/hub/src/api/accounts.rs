@@ -13,36 +13,83 @@ use threshold_store::Role;
 
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "accounts",
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
-pub async fn login(State(st): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
+pub async fn login(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
     let name = req.username.trim().to_ascii_lowercase();
     let user = st.store.user_by_name(&name).await?;
     let pw = req.password.clone();
-    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| auth::dummy_hash().to_owned());
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| auth::dummy_hash().to_owned());
     // argon2 is deliberately slow: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash)).await.unwrap_or(false);
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
+        .await
+        .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        crate::audit::record(&st, "login.failed", "anonymous", &format!("username:{}", name.chars().take(64).collect::<String>()), json!({})).await;
+        crate::audit::record(
+            &st,
+            "login.failed",
+            "anonymous",
+            &format!("username:{}", name.chars().take(64).collect::<String>()),
+            json!({}),
+        )
+        .await;
         return Err(ApiError::BadCredentials);
     };
     let token = auth::new_session_token()?;
     let now = st.clock.now_ms();
-    st.store.create_session(&auth::sha256_hex(&token), &user.id, now, now + st.config.session_ttl_ms).await?;
-    crate::audit::record(&st, "login", &format!("{}:{}", user.role.as_str(), user.id), "session", json!({})).await;
+    st.store
+        .create_session(
+            &auth::sha256_hex(&token),
+            &user.id,
+            now,
+            now + st.config.session_ttl_ms,
+        )
+        .await?;
+    crate::audit::record(
+        &st,
+        "login",
+        &format!("{}:{}", user.role.as_str(), user.id),
+        "session",
+        json!({}),
+    )
+    .await;
     let mut headers = HeaderMap::new();
-    let cookie = format!("{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", auth::SESSION_COOKIE, st.config.session_ttl_ms / 1000);
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        auth::SESSION_COOKIE,
+        st.config.session_ttl_ms / 1000
+    );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         headers.insert(header::SET_COOKIE, v);
     }
-    Ok((headers, Json(LoginResponse { token, user: (&user).into() })))
+    Ok((
+        headers,
+        Json(LoginResponse {
+            token,
+            user: (&user).into(),
+        }),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", responses((status = 204)))]
-pub async fn logout(State(st): State<AppState>, p: Principal) -> ApiResult<(HeaderMap, StatusCode)> {
+pub async fn logout(
+    State(st): State<AppState>,
+    p: Principal,
+) -> ApiResult<(HeaderMap, StatusCode)> {
     if let Some(h) = &p.session_hash {
         st.store.delete_session(h).await?;
     }
     let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, HeaderValue::from_static("threshold_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "threshold_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
     Ok((headers, StatusCode::NO_CONTENT))
 }
 
@@ -54,23 +101,57 @@ pub async fn me(p: Principal) -> Json<UserJson> {
 /// Create a user (admins only). Also used by `threshold user add`.
 #[utoipa::path(post, path = "/api/v1/admin/users", request_body = CreateUser, tag = "accounts",
     responses((status = 201, body = UserJson), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn create_user(State(st): State<AppState>, p: Principal, ApiJson(req): ApiJson<CreateUser>) -> ApiResult<(StatusCode, Json<UserJson>)> {
+pub async fn create_user(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<UserJson>)> {
     p.require(Role::Admin)?;
-    let role = Role::parse(&req.role).ok_or_else(|| ApiError::invalid("invalid_field", "role must be owner, courier, dispatcher or admin"))?;
-    let user = create_user_checked(&st, role, &req.username, req.display_name.as_deref(), &req.password).await?;
-    crate::audit::record(&st, "user.created", &p.actor(), &format!("user:{}", user.id), json!({"role": role.as_str()})).await;
+    let role = Role::parse(&req.role).ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_field",
+            "role must be owner, courier, dispatcher or admin",
+        )
+    })?;
+    let user = create_user_checked(
+        &st,
+        role,
+        &req.username,
+        req.display_name.as_deref(),
+        &req.password,
+    )
+    .await?;
+    crate::audit::record(
+        &st,
+        "user.created",
+        &p.actor(),
+        &format!("user:{}", user.id),
+        json!({"role": role.as_str()}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json((&user).into())))
 }
 
-pub async fn create_user_checked(st: &AppState, role: Role, username: &str, display: Option<&str>, pw: &str) -> ApiResult<threshold_store::UserRow> {
+pub async fn create_user_checked(
+    st: &AppState,
+    role: Role,
+    username: &str,
+    display: Option<&str>,
+    pw: &str,
+) -> ApiResult<threshold_store::UserRow> {
     let username = extract::username(username)?;
     let display = match display {
         Some(d) => extract::text("display_name", d, 100)?,
         None => username.clone(),
     };
     let pw = extract::password(pw)?.to_owned();
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw)).await.map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(st.store.create_user(role, &username, &display, &hash, st.clock.now_ms()).await?)
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(st
+        .store
+        .create_user(role, &username, &display, &hash, st.clock.now_ms())
+        .await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/couriers", tag = "accounts", responses((status = 200, body = [UserJson])))]
@@ -78,20 +159,48 @@ pub async fn couriers(State(st): State<AppState>, p: Principal) -> ApiResult<Jso
     if !matches!(p.user.role, Role::Dispatcher | Role::Admin) {
         return Err(ApiError::Forbidden);
     }
-    Ok(Json(st.store.users_by_role(Role::Courier).await?.iter().map(UserJson::from).collect()))
+    Ok(Json(
+        st.store
+            .users_by_role(Role::Courier)
+            .await?
+            .iter()
+            .map(UserJson::from)
+            .collect(),
+    ))
 }
 
 /// Issue an API key for a dispatcher (admins), shown once.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/api-keys", tag = "accounts", params(("id" = String, Path)),
     responses((status = 201, body = ApiKeyCreated)))]
-pub async fn create_api_key(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
+pub async fn create_api_key(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<ApiKeyCreated>)> {
     p.require(Role::Admin)?;
-    let user = st.store.user(extract::id(&id)?).await.map_err(|_| ApiError::NotFound("user"))?;
+    let user = st
+        .store
+        .user(extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("user"))?;
     if user.role != Role::Dispatcher {
-        return Err(ApiError::invalid("invalid_field", "API keys are for dispatchers"));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "API keys are for dispatchers",
+        ));
     }
     let key = auth::new_api_key()?;
-    let row = st.store.create_api_key(&user.id, &auth::sha256_hex(&key), "api", st.clock.now_ms()).await?;
-    crate::audit::record(&st, "api_key.created", &p.actor(), &format!("user:{}", user.id), json!({"key_id": row.id})).await;
+    let row = st
+        .store
+        .create_api_key(&user.id, &auth::sha256_hex(&key), "api", st.clock.now_ms())
+        .await?;
+    crate::audit::record(
+        &st,
+        "api_key.created",
+        &p.actor(),
+        &format!("user:{}", user.id),
+        json!({"key_id": row.id}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(ApiKeyCreated { id: row.id, key })))
 }

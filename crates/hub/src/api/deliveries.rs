@@ -16,27 +16,78 @@ use threshold_store::Role;
 
 #[utoipa::path(post, path = "/api/v1/deliveries", request_body = CreateDelivery, tag = "deliveries",
     responses((status = 201, body = DeliveryJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn create(State(st): State<AppState>, p: Principal, ApiJson(req): ApiJson<CreateDelivery>) -> ApiResult<(StatusCode, Json<DeliveryJson>)> {
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<CreateDelivery>,
+) -> ApiResult<(StatusCode, Json<DeliveryJson>)> {
     let dispatcher = p.require(Role::Dispatcher)?;
     if req.window_end_ms <= req.window_start_ms {
-        return Err(ApiError::invalid("invalid_window", "window_end_ms must be after window_start_ms"));
+        return Err(ApiError::invalid(
+            "invalid_window",
+            "window_end_ms must be after window_start_ms",
+        ));
     }
     if req.window_end_ms - req.window_start_ms > 24 * 3600 * 1000 {
-        return Err(ApiError::invalid("invalid_window", "a delivery window may be at most 24 hours"));
+        return Err(ApiError::invalid(
+            "invalid_window",
+            "a delivery window may be at most 24 hours",
+        ));
     }
     let parcel = extract::text("parcel_ref", &req.parcel_ref, 128)?;
     let placement = req.placement.as_deref().unwrap_or("in_home");
     if !matches!(placement, "in_home" | "in_garage") {
-        return Err(ApiError::invalid("invalid_field", "placement must be in_home or in_garage"));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "placement must be in_home or in_garage",
+        ));
     }
-    let home = st.store.home_any(extract::id(&req.home_id)?).await.map_err(|_| ApiError::NotFound("home"))?;
-    let courier = st.store.user(extract::id(&req.courier_id)?).await.map_err(|_| ApiError::NotFound("courier"))?;
+    let home = st
+        .store
+        .home_any(extract::id(&req.home_id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("home"))?;
+    let courier = st
+        .store
+        .user(extract::id(&req.courier_id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("courier"))?;
     if courier.role != Role::Courier {
         return Err(ApiError::NotFound("courier"));
     }
-    let d = st.store.create_delivery(&home.id, &courier.id, dispatcher, req.window_start_ms, req.window_end_ms, &parcel, placement, st.clock.now_ms()).await?;
-    crate::audit::record(&st, "delivery.created", &p.actor(), &format!("delivery:{}", d.id), json!({"home_id": home.id, "courier_id": courier.id})).await;
-    let _ = st.store.add_timeline(&home.id, None, Some(&d.id), st.clock.now_ms(), "delivery.scheduled", &json!({"window_start_ms": d.window_start_ms, "window_end_ms": d.window_end_ms}).to_string()).await;
+    let d = st
+        .store
+        .create_delivery(
+            &home.id,
+            &courier.id,
+            dispatcher,
+            req.window_start_ms,
+            req.window_end_ms,
+            &parcel,
+            placement,
+            st.clock.now_ms(),
+        )
+        .await?;
+    crate::audit::record(
+        &st,
+        "delivery.created",
+        &p.actor(),
+        &format!("delivery:{}", d.id),
+        json!({"home_id": home.id, "courier_id": courier.id}),
+    )
+    .await;
+    let _ = st
+        .store
+        .add_timeline(
+            &home.id,
+            None,
+            Some(&d.id),
+            st.clock.now_ms(),
+            "delivery.scheduled",
+            &json!({"window_start_ms": d.window_start_ms, "window_end_ms": d.window_end_ms})
+                .to_string(),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json((&d).into())))
 }
 
@@ -47,15 +98,27 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Ve
     let now = st.clock.now_ms();
     let rows = match p.user.role {
         Role::Owner => st.store.owner_deliveries(&p.user.id, 200).await?,
-        Role::Courier => st.store.courier_deliveries(&p.user.id, now - 12 * 3600 * 1000, now + 24 * 3600 * 1000).await?,
+        Role::Courier => {
+            st.store
+                .courier_deliveries(&p.user.id, now - 12 * 3600 * 1000, now + 24 * 3600 * 1000)
+                .await?
+        }
         Role::Dispatcher => st.store.dispatcher_deliveries(&p.user.id, 200).await?,
         Role::Admin => return Err(ApiError::Forbidden),
     };
     Ok(Json(rows.iter().map(DeliveryJson::from).collect()))
 }
 
-async fn visible(st: &AppState, p: &Principal, id: &str) -> ApiResult<threshold_store::DeliveryRow> {
-    let d = st.store.delivery_any(extract::id(id)?).await.map_err(|_| ApiError::NotFound("delivery"))?;
+async fn visible(
+    st: &AppState,
+    p: &Principal,
+    id: &str,
+) -> ApiResult<threshold_store::DeliveryRow> {
+    let d = st
+        .store
+        .delivery_any(extract::id(id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("delivery"))?;
     let ok = match p.user.role {
         Role::Courier => d.courier_id == p.user.id,
         Role::Dispatcher => d.dispatcher_id == p.user.id,
@@ -70,7 +133,11 @@ async fn visible(st: &AppState, p: &Principal, id: &str) -> ApiResult<threshold_
 }
 
 #[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 404, body = ErrorBody)))]
-pub async fn get(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn get(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let d = visible(&st, &p, &id).await?;
     let mut v = serde_json::to_value(DeliveryJson::from(&d)).unwrap_or(json!({}));
     if p.user.role == Role::Owner {
@@ -84,14 +151,44 @@ pub async fn get(State(st): State<AppState>, p: Principal, Path(id): Path<String
 /// refusal.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/entry", request_body = EntryRequestJson, tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = DecisionJson), (status = 404, body = ErrorBody)))]
-pub async fn entry(State(st): State<AppState>, p: Principal, Path(id): Path<String>, ApiJson(req): ApiJson<EntryRequestJson>) -> ApiResult<Json<DecisionJson>> {
+pub async fn entry(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<EntryRequestJson>,
+) -> ApiResult<Json<DecisionJson>> {
     let courier = p.require(Role::Courier)?.to_owned();
-    let d = st.store.delivery_any(extract::id(&id)?).await.map_err(|_| ApiError::NotFound("delivery"))?;
+    let d = st
+        .store
+        .delivery_any(extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("delivery"))?;
     let parcel = req.parcel_ref.chars().take(128).collect::<String>();
-    let out = request_entry(&st, &courier, &d, EntryRequest { position: Position { lat: req.lat, lon: req.lon, accuracy_m: req.accuracy_m }, parcel_ref: parcel }).await?;
+    let out = request_entry(
+        &st,
+        &courier,
+        &d,
+        EntryRequest {
+            position: Position {
+                lat: req.lat,
+                lon: req.lon,
+                accuracy_m: req.accuracy_m,
+            },
+            parcel_ref: parcel,
+        },
+    )
+    .await?;
     Ok(Json(DecisionJson {
         allowed: out.decision.allowed,
-        reasons: out.decision.reasons.iter().map(|r| ReasonJson { code: r.code().into(), message: r.message().into() }).collect(),
+        reasons: out
+            .decision
+            .reasons
+            .iter()
+            .map(|r| ReasonJson {
+                code: r.code().into(),
+                message: r.message().into(),
+            })
+            .collect(),
         token_expires_at_ms: out.token_expires_at_ms,
     }))
 }
@@ -99,17 +196,45 @@ pub async fn entry(State(st): State<AppState>, p: Principal, Path(id): Path<Stri
 /// The courier says the parcel is inside. The session closes only when a fresh signed
 /// report says the door is closed and locked.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/delivered", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 409, body = ErrorBody)))]
-pub async fn delivered(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<DeliveryJson>> {
+pub async fn delivered(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeliveryJson>> {
     let courier = p.require(Role::Courier)?.to_owned();
     let d = visible(&st, &p, &id).await?;
     let now = st.clock.now_ms();
-    if !st.store.transition_delivery(&d.id, &[SESSION_STATES[0]], "delivered", now).await? {
-        return Err(ApiError::invalid("invalid_state", format!("delivery is {}, not inside", d.state)));
+    if !st
+        .store
+        .transition_delivery(&d.id, &[SESSION_STATES[0]], "delivered", now)
+        .await?
+    {
+        return Err(ApiError::invalid(
+            "invalid_state",
+            format!("delivery is {}, not inside", d.state),
+        ));
     }
-    crate::audit::record(&st, "delivery.delivered", &format!("courier:{courier}"), &format!("delivery:{}", d.id), json!({})).await;
-    let _ = st.store.add_timeline(&d.home_id, None, Some(&d.id), now, "delivered", "{}").await;
+    crate::audit::record(
+        &st,
+        "delivery.delivered",
+        &format!("courier:{courier}"),
+        &format!("delivery:{}", d.id),
+        json!({}),
+    )
+    .await;
+    let _ = st
+        .store
+        .add_timeline(&d.home_id, None, Some(&d.id), now, "delivered", "{}")
+        .await;
     if let Ok(h) = st.store.home_any(&d.home_id).await {
-        st.bus.publish(HubEvent { owner_id: h.owner_id, courier_id: Some(courier), home_id: h.id, event_type: "delivery.delivered".into(), time_ms: now, data: json!({"delivery_id": d.id}) });
+        st.bus.publish(HubEvent {
+            owner_id: h.owner_id,
+            courier_id: Some(courier),
+            home_id: h.id,
+            event_type: "delivery.delivered".into(),
+            time_ms: now,
+            data: json!({"delivery_id": d.id}),
+        });
     }
     crate::deliveries::try_complete(&st, &d.home_id).await;
     let d = st.store.delivery_any(&d.id).await?;

@@ -24,26 +24,73 @@ const PAIRING_TTL_MS: i64 = 15 * 60 * 1000;
 fn new_pairing_code() -> ApiResult<String> {
     let mut b = [0u8; 12];
     getrandom::getrandom(&mut b).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let chars: String = b.iter().map(|x| char::from(CODE_ALPHABET[usize::from(*x) % CODE_ALPHABET.len()])).collect();
-    Ok(format!("{}-{}-{}", &chars[0..4], &chars[4..8], &chars[8..12]))
+    let chars: String = b
+        .iter()
+        .map(|x| char::from(CODE_ALPHABET[usize::from(*x) % CODE_ALPHABET.len()]))
+        .collect();
+    Ok(format!(
+        "{}-{}-{}",
+        &chars[0..4],
+        &chars[4..8],
+        &chars[8..12]
+    ))
 }
 
 fn normalize_code(code: &str) -> String {
-    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 #[utoipa::path(post, path = "/api/v1/homes/{id}/pairing-codes", request_body = CreatePairingCode, tag = "devices",
     params(("id" = String, Path)), responses((status = 201, body = PairingCodeJson), (status = 404, body = ErrorBody)))]
-pub async fn create_pairing_code(State(st): State<AppState>, p: Principal, Path(id): Path<String>, ApiJson(req): ApiJson<CreatePairingCode>) -> ApiResult<(StatusCode, Json<PairingCodeJson>)> {
+pub async fn create_pairing_code(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CreatePairingCode>,
+) -> ApiResult<(StatusCode, Json<PairingCodeJson>)> {
     let owner = p.require(Role::Owner)?;
-    let home = st.store.home(owner, extract::id(&id)?).await.map_err(|_| ApiError::NotFound("home"))?;
-    let kind = DeviceKind::parse(&req.kind).ok_or_else(|| ApiError::invalid("invalid_field", "kind must be camera, lock, contact_sensor or wifi_sensor"))?;
+    let home = st
+        .store
+        .home(owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("home"))?;
+    let kind = DeviceKind::parse(&req.kind).ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_field",
+            "kind must be camera, lock, contact_sensor or wifi_sensor",
+        )
+    })?;
     let name = extract::text("name", &req.name, 100)?;
     let code = new_pairing_code()?;
     let now = st.clock.now_ms();
-    st.store.create_pairing_code(&auth::sha256_hex(&normalize_code(&code)), &home.id, kind.as_str(), &name, now, now + PAIRING_TTL_MS).await?;
-    crate::audit::record(&st, "pairing_code.created", &p.actor(), &format!("home:{}", home.id), json!({"kind": kind.as_str()})).await;
-    Ok((StatusCode::CREATED, Json(PairingCodeJson { code, expires_at_ms: now + PAIRING_TTL_MS })))
+    st.store
+        .create_pairing_code(
+            &auth::sha256_hex(&normalize_code(&code)),
+            &home.id,
+            kind.as_str(),
+            &name,
+            now,
+            now + PAIRING_TTL_MS,
+        )
+        .await?;
+    crate::audit::record(
+        &st,
+        "pairing_code.created",
+        &p.actor(),
+        &format!("home:{}", home.id),
+        json!({"kind": kind.as_str()}),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(PairingCodeJson {
+            code,
+            expires_at_ms: now + PAIRING_TTL_MS,
+        }),
+    ))
 }
 
 /// The bytes a device signs to prove it holds the key it enrols.
@@ -53,11 +100,21 @@ pub fn enrol_proof_message(code: &str, public_key_hex: &str) -> Vec<u8> {
 
 #[utoipa::path(post, path = "/api/v1/enrol", request_body = EnrolRequest, tag = "devices",
     responses((status = 201, body = EnrolResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn enrol(State(st): State<AppState>, ApiJson(req): ApiJson<EnrolRequest>) -> ApiResult<(StatusCode, Json<EnrolResponse>)> {
-    let key: PublicKey = req.public_key.parse().map_err(|_| ApiError::invalid("invalid_public_key", "public_key must be 64 hex characters of a valid Ed25519 key"))?;
-    let kind = DeviceKind::parse(&req.kind).ok_or_else(|| ApiError::invalid("invalid_field", "unknown device kind"))?;
+pub async fn enrol(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<EnrolRequest>,
+) -> ApiResult<(StatusCode, Json<EnrolResponse>)> {
+    let key: PublicKey = req.public_key.parse().map_err(|_| {
+        ApiError::invalid(
+            "invalid_public_key",
+            "public_key must be 64 hex characters of a valid Ed25519 key",
+        )
+    })?;
+    let kind = DeviceKind::parse(&req.kind)
+        .ok_or_else(|| ApiError::invalid("invalid_field", "unknown device kind"))?;
     let mut sig = [0u8; 64];
-    hex::decode_to_slice(req.proof.trim(), &mut sig).map_err(|_| ApiError::invalid("bad_proof", "proof must be 128 hex characters"))?;
+    hex::decode_to_slice(req.proof.trim(), &mut sig)
+        .map_err(|_| ApiError::invalid("bad_proof", "proof must be 128 hex characters"))?;
     let sig = ed25519_dalek::Signature::from_bytes(&sig);
     key.0
         .verify_strict(&enrol_proof_message(req.pairing_code.trim(), &req.public_key), &sig)
@@ -65,28 +122,63 @@ pub async fn enrol(State(st): State<AppState>, ApiJson(req): ApiJson<EnrolReques
     let now = st.clock.now_ms();
     let device_id = key.device_id();
     if st.store.device_any(&device_id.to_hex()).await.is_ok() {
-        return Err(ApiError::Conflict("this device key is already enrolled; generate a new key to enrol again".into()));
+        return Err(ApiError::Conflict(
+            "this device key is already enrolled; generate a new key to enrol again".into(),
+        ));
     }
     let pairing = st
         .store
         .take_pairing_code(&auth::sha256_hex(&normalize_code(&req.pairing_code)), now)
         .await
-        .map_err(|_| ApiError::NotFoundCode("invalid_pairing_code", "pairing code unknown, used or expired".into()))?;
+        .map_err(|_| {
+            ApiError::NotFoundCode(
+                "invalid_pairing_code",
+                "pairing code unknown, used or expired".into(),
+            )
+        })?;
     if pairing.kind != kind.as_str() {
-        return Err(ApiError::invalid("kind_mismatch", format!("this pairing code is for a {}", pairing.kind)));
+        return Err(ApiError::invalid(
+            "kind_mismatch",
+            format!("this pairing code is for a {}", pairing.kind),
+        ));
     }
     let mut pw = [0u8; 24];
     getrandom::getrandom(&mut pw).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mqtt_password = hex::encode(pw);
     let row = st
         .store
-        .enrol_device(&device_id.to_hex(), &pairing.home_id, kind.as_str(), &pairing.name, &key.to_hex(), &auth::sha256_hex(&mqtt_password), now)
+        .enrol_device(
+            &device_id.to_hex(),
+            &pairing.home_id,
+            kind.as_str(),
+            &pairing.name,
+            &key.to_hex(),
+            &auth::sha256_hex(&mqtt_password),
+            now,
+        )
         .await?;
     if let Some(entry) = DeviceEntry::from_row(&row, &[], &[]) {
         st.registry.insert(entry);
     }
-    crate::audit::record(&st, "device.enrolled", &format!("owner:{}", pairing.owner_id), &format!("device:{device_id}"), json!({"kind": kind.as_str(), "home_id": pairing.home_id, "public_key": key.to_hex()})).await;
-    let _ = st.store.add_timeline(&pairing.home_id, Some(&device_id.to_hex()), None, now, "device.enrolled", &json!({"kind": kind.as_str(), "name": pairing.name}).to_string()).await;
+    crate::audit::record(
+        &st,
+        "device.enrolled",
+        &format!("owner:{}", pairing.owner_id),
+        &format!("device:{device_id}"),
+        json!({"kind": kind.as_str(), "home_id": pairing.home_id, "public_key": key.to_hex()}),
+    )
+    .await;
+    let _ = st
+        .store
+        .add_timeline(
+            &pairing.home_id,
+            Some(&device_id.to_hex()),
+            None,
+            now,
+            "device.enrolled",
+            &json!({"kind": kind.as_str(), "name": pairing.name}).to_string(),
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(EnrolResponse {
@@ -106,20 +198,24 @@ pub async fn enrol(State(st): State<AppState>, ApiJson(req): ApiJson<EnrolReques
 }
 
 /// The hub's live view of a device, for the API.
-pub fn live_view(st: &AppState, d: &DeviceRow) -> Option<(String, Option<i64>, Option<i64>, bool, serde_json::Value)> {
+pub fn live_view(
+    st: &AppState,
+    d: &DeviceRow,
+) -> Option<(String, Option<i64>, Option<i64>, bool, serde_json::Value)> {
     let id: DeviceId = d.id.parse().ok()?;
     let now = st.clock.now_ms();
     let cfg = st.config.liveness();
     st.registry.with(&id, |e| {
         let l = e.liveness.state(now, &cfg);
         let fresh = l == Liveness::Live;
-        let state = match (&e.last_state, e.kind) {
-            (Some(s), DeviceKind::Lock | DeviceKind::ContactSensor) => {
+        let state = match (e.last_state.clone().unwrap_or_default(), e.kind) {
+            (s, DeviceKind::Lock | DeviceKind::ContactSensor) => {
                 // Law 1 for state: "locked" only while a fresh signed report says so.
-                let shown = |v: Option<String>| if fresh { v } else { Some("unknown".into()) };
+                let shown = |v: Option<String>| if fresh { v.unwrap_or_else(|| "unknown".into()) } else { "unknown".into() };
                 json!({
-                    "bolt": s.bolt.map(|b| format!("{b:?}").to_lowercase()).and_then(|b| shown(Some(b))),
-                    "door": s.door.map(|b| format!("{b:?}").to_lowercase()).and_then(|b| shown(Some(b))),
+                    "bolt": if e.kind == DeviceKind::Lock { Some(shown(s.bolt.map(|b| format!("{b:?}").to_lowercase()))) } else { None },
+                    "door": shown(s.door.map(|b| format!("{b:?}").to_lowercase())),
+                    "last_reported": {"bolt": s.bolt, "door": s.door},
                     "battery_pct": s.battery_pct,
                     "fresh": fresh,
                     "reported_at_ms": e.last_state_at,
@@ -133,39 +229,81 @@ pub fn live_view(st: &AppState, d: &DeviceRow) -> Option<(String, Option<i64>, O
 }
 
 #[utoipa::path(get, path = "/api/v1/homes/{id}/devices", tag = "devices", params(("id" = String, Path)), responses((status = 200, body = [DeviceJson])))]
-pub async fn list(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<Vec<DeviceJson>>> {
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<DeviceJson>>> {
     let owner = p.require(Role::Owner)?;
-    let home = st.store.home(owner, extract::id(&id)?).await.map_err(|_| ApiError::NotFound("home"))?;
+    let home = st
+        .store
+        .home(owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("home"))?;
     let rows = st.store.devices_of_home(owner, &home.id).await?;
-    Ok(Json(rows.iter().map(|d| device_json(d, live_view(&st, d))).collect()))
+    Ok(Json(
+        rows.iter()
+            .map(|d| device_json(d, live_view(&st, d)))
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)), responses((status = 200, body = DeviceJson), (status = 404, body = ErrorBody)))]
-pub async fn get(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<DeviceJson>> {
+pub async fn get(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceJson>> {
     let owner = p.require(Role::Owner)?;
-    let d = st.store.device(owner, extract::id(&id)?).await.map_err(|_| ApiError::NotFound("device"))?;
+    let d = st
+        .store
+        .device(owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("device"))?;
     Ok(Json(device_json(&d, live_view(&st, &d))))
 }
 
 /// Revoke a device: from this moment its messages are refused and the embedded broker
 /// refuses its connection.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn revoke(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn revoke(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let owner = p.require(Role::Owner)?;
     let id = extract::id(&id)?;
-    st.store.revoke_device(owner, id, st.clock.now_ms()).await.map_err(|_| ApiError::NotFound("device"))?;
+    st.store
+        .revoke_device(owner, id, st.clock.now_ms())
+        .await
+        .map_err(|_| ApiError::NotFound("device"))?;
     if let Ok(did) = id.parse::<DeviceId>() {
         st.registry.with(&did, |e| e.revoked = true);
     }
-    crate::audit::record(&st, "device.revoked", &p.actor(), &format!("device:{id}"), json!({})).await;
+    crate::audit::record(
+        &st,
+        "device.revoked",
+        &p.actor(),
+        &format!("device:{id}"),
+        json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The newest verified frame of a camera, with its capture time and age in headers.
 #[utoipa::path(get, path = "/api/v1/devices/{id}/frame.jpg", tag = "devices", params(("id" = String, Path)), responses((status = 200, content_type = "image/jpeg"), (status = 404, body = ErrorBody)))]
-pub async fn latest_frame(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+pub async fn latest_frame(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let owner = p.require(Role::Owner)?;
-    let d = st.store.device(owner, extract::id(&id)?).await.map_err(|_| ApiError::NotFound("device"))?;
+    let d = st
+        .store
+        .device(owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("device"))?;
     let did: DeviceId = d.id.parse().map_err(|_| ApiError::NotFound("device"))?;
     let f = st.live.latest(&did).ok_or(ApiError::NotFound("frame"))?;
     let now = st.clock.now_ms();
@@ -173,8 +311,14 @@ pub async fn latest_frame(State(st): State<AppState>, p: Principal, Path(id): Pa
         [
             (header::CONTENT_TYPE, "image/jpeg".to_owned()),
             (header::CACHE_CONTROL, "no-store".to_owned()),
-            (header::HeaderName::from_static("x-capture-ms"), f.capture_ms.to_string()),
-            (header::HeaderName::from_static("x-age-ms"), (now - f.received_ms).to_string()),
+            (
+                header::HeaderName::from_static("x-capture-ms"),
+                f.capture_ms.to_string(),
+            ),
+            (
+                header::HeaderName::from_static("x-age-ms"),
+                (now - f.received_ms).to_string(),
+            ),
         ],
         f.jpeg,
     ))

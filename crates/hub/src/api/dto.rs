@@ -23,7 +23,12 @@ pub struct UserJson {
 
 impl From<&UserRow> for UserJson {
     fn from(u: &UserRow) -> Self {
-        UserJson { id: u.id.clone(), role: u.role.as_str().into(), username: u.username.clone(), display_name: u.display_name.clone() }
+        UserJson {
+            id: u.id.clone(),
+            role: u.role.as_str().into(),
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+        }
     }
 }
 
@@ -162,8 +167,12 @@ pub struct DeviceJson {
     pub state: serde_json::Value,
 }
 
-pub fn device_json(d: &DeviceRow, live: Option<(String, Option<i64>, Option<i64>, bool, serde_json::Value)>) -> DeviceJson {
-    let (liveness, last_seen, age, frozen, state) = live.unwrap_or(("offline".into(), d.last_seen_ms, None, false, json!(null)));
+pub fn device_json(
+    d: &DeviceRow,
+    live: Option<(String, Option<i64>, Option<i64>, bool, serde_json::Value)>,
+) -> DeviceJson {
+    let (liveness, last_seen, age, frozen, state) =
+        live.unwrap_or(("offline".into(), d.last_seen_ms, None, false, json!(null)));
     DeviceJson {
         id: d.id.clone(),
         home_id: d.home_id.clone(),

@@ -15,8 +15,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge),
-            Err(e) => Err(ApiError::BadRequest(e.body_text().chars().take(300).collect())),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::TooLarge)
+            }
+            Err(e) => Err(ApiError::BadRequest(
+                e.body_text().chars().take(300).collect(),
+            )),
         }
     }
 }
@@ -26,21 +32,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(ApiError::invalid("invalid_field", format!("{field} must not be empty")));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field} must not be empty"),
+        ));
     }
     if v.chars().count() > max {
-        return Err(ApiError::invalid("invalid_field", format!("{field} must be at most {max} characters")));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field} must be at most {max} characters"),
+        ));
     }
     if v.chars().any(char::is_control) {
-        return Err(ApiError::invalid("invalid_field", format!("{field} must not contain control characters")));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(v.to_owned())
 }
 
 pub fn username(value: &str) -> Result<String, ApiError> {
     let v = text("username", value, 64)?;
-    if !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')) {
-        return Err(ApiError::invalid("invalid_field", "username may contain only letters, digits and . _ - @"));
+    if !v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "username may contain only letters, digits and . _ - @",
+        ));
     }
     Ok(v.to_ascii_lowercase())
 }
@@ -48,7 +69,10 @@ pub fn username(value: &str) -> Result<String, ApiError> {
 pub fn password(value: &str) -> Result<&str, ApiError> {
     let n = value.chars().count();
     if !(8..=256).contains(&n) {
-        return Err(ApiError::invalid("weak_password", "password must be 8 to 256 characters"));
+        return Err(ApiError::invalid(
+            "weak_password",
+            "password must be 8 to 256 characters",
+        ));
     }
     Ok(value)
 }

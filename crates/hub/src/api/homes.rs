@@ -15,56 +15,130 @@ use threshold_store::{NewHome, Role};
 #[utoipa::path(get, path = "/api/v1/homes", tag = "homes", responses((status = 200, body = [HomeJson])))]
 pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Vec<HomeJson>>> {
     let owner = p.require(Role::Owner)?;
-    Ok(Json(st.store.homes(owner).await?.iter().map(HomeJson::from).collect()))
+    Ok(Json(
+        st.store
+            .homes(owner)
+            .await?
+            .iter()
+            .map(HomeJson::from)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/homes", request_body = CreateHome, tag = "homes", responses((status = 201, body = HomeJson), (status = 400, body = ErrorBody)))]
-pub async fn create(State(st): State<AppState>, p: Principal, ApiJson(req): ApiJson<CreateHome>) -> ApiResult<(StatusCode, Json<HomeJson>)> {
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<CreateHome>,
+) -> ApiResult<(StatusCode, Json<HomeJson>)> {
     let owner = p.require(Role::Owner)?;
     let name = extract::text("name", &req.name, 100)?;
     let geofence = req.geofence_m.unwrap_or(75.0);
-    let pos_ok = req.lat.is_finite() && req.lon.is_finite() && (-90.0..=90.0).contains(&req.lat) && (-180.0..=180.0).contains(&req.lon);
+    let pos_ok = req.lat.is_finite()
+        && req.lon.is_finite()
+        && (-90.0..=90.0).contains(&req.lat)
+        && (-180.0..=180.0).contains(&req.lon);
     if !pos_ok {
-        return Err(ApiError::invalid("invalid_position", "lat must be within -90..90 and lon within -180..180"));
+        return Err(ApiError::invalid(
+            "invalid_position",
+            "lat must be within -90..90 and lon within -180..180",
+        ));
     }
     if !geofence.is_finite() || !(10.0..=1000.0).contains(&geofence) {
-        return Err(ApiError::invalid("invalid_field", "geofence_m must be between 10 and 1000"));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "geofence_m must be between 10 and 1000",
+        ));
     }
-    let h = st.store.create_home(NewHome { owner_id: owner, name: &name, lat: req.lat, lon: req.lon, geofence_m: geofence }, st.clock.now_ms()).await?;
-    crate::audit::record(&st, "home.created", &p.actor(), &format!("home:{}", h.id), json!({})).await;
+    let h = st
+        .store
+        .create_home(
+            NewHome {
+                owner_id: owner,
+                name: &name,
+                lat: req.lat,
+                lon: req.lon,
+                geofence_m: geofence,
+            },
+            st.clock.now_ms(),
+        )
+        .await?;
+    crate::audit::record(
+        &st,
+        "home.created",
+        &p.actor(),
+        &format!("home:{}", h.id),
+        json!({}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json((&h).into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/homes/{id}", tag = "homes", params(("id" = String, Path)), responses((status = 200, body = HomeJson), (status = 404, body = ErrorBody)))]
-pub async fn get(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<Json<HomeJson>> {
+pub async fn get(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HomeJson>> {
     let owner = p.require(Role::Owner)?;
-    let h = st.store.home(owner, extract::id(&id)?).await.map_err(|_| ApiError::NotFound("home"))?;
+    let h = st
+        .store
+        .home(owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("home"))?;
     Ok(Json((&h).into()))
 }
 
 #[utoipa::path(put, path = "/api/v1/homes/{id}/settings", request_body = HomeSettings, tag = "homes", params(("id" = String, Path)), responses((status = 200, body = HomeJson)))]
-pub async fn settings(State(st): State<AppState>, p: Principal, Path(id): Path<String>, ApiJson(req): ApiJson<HomeSettings>) -> ApiResult<Json<HomeJson>> {
+pub async fn settings(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<HomeSettings>,
+) -> ApiResult<Json<HomeJson>> {
     let owner = p.require(Role::Owner)?;
     let hours = req.allowed_hours.unwrap_or(json!({}));
     validate_hours(&hours)?;
     let h = st
         .store
-        .update_home_settings(owner, extract::id(&id)?, req.in_home_enabled, req.approval_required, &hours.to_string())
+        .update_home_settings(
+            owner,
+            extract::id(&id)?,
+            req.in_home_enabled,
+            req.approval_required,
+            &hours.to_string(),
+        )
         .await
         .map_err(|_| ApiError::NotFound("home"))?;
-    crate::audit::record(&st, "home.settings", &p.actor(), &format!("home:{}", h.id), json!({"in_home_enabled": h.in_home_enabled})).await;
+    crate::audit::record(
+        &st,
+        "home.settings",
+        &p.actor(),
+        &format!("home:{}", h.id),
+        json!({"in_home_enabled": h.in_home_enabled}),
+    )
+    .await;
     Ok(Json((&h).into()))
 }
 
 fn validate_hours(v: &serde_json::Value) -> ApiResult<()> {
-    let obj = v.as_object().ok_or_else(|| ApiError::invalid("invalid_field", "allowed_hours must be an object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("invalid_field", "allowed_hours must be an object"))?;
     if obj.is_empty() {
         return Ok(());
     }
-    let minute = |k: &str| obj.get(k).and_then(|x| x.as_i64()).filter(|m| (0..=1440).contains(m));
+    let minute = |k: &str| {
+        obj.get(k)
+            .and_then(|x| x.as_i64())
+            .filter(|m| (0..=1440).contains(m))
+    };
     match (minute("start_minute"), minute("end_minute")) {
         (Some(s), Some(e)) if s < e => Ok(()),
-        _ => Err(ApiError::invalid("invalid_window", "allowed_hours needs start_minute < end_minute, both within 0..1440")),
+        _ => Err(ApiError::invalid(
+            "invalid_window",
+            "allowed_hours needs start_minute < end_minute, both within 0..1440",
+        )),
     }
 }
 
@@ -75,28 +149,63 @@ pub struct Page {
 }
 
 #[utoipa::path(get, path = "/api/v1/homes/{id}/timeline", tag = "homes", params(("id" = String, Path)), responses((status = 200, body = [TimelineJson])))]
-pub async fn timeline(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Query(q): Query<Page>) -> ApiResult<Json<Vec<TimelineJson>>> {
+pub async fn timeline(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<Page>,
+) -> ApiResult<Json<Vec<TimelineJson>>> {
     let owner = p.require(Role::Owner)?;
-    let rows = st.store.timeline(owner, extract::id(&id)?, q.since_ms.unwrap_or(0), q.limit.unwrap_or(200).clamp(1, 1000)).await?;
-    Ok(Json(rows.iter().map(|t| TimelineJson {
-        id: t.id.clone(),
-        device_id: t.device_id.clone(),
-        delivery_id: t.delivery_id.clone(),
-        time_ms: t.time_ms,
-        kind: t.kind.clone(),
-        detail: serde_json::from_str(&t.detail).unwrap_or(json!({})),
-    }).collect()))
+    let rows = st
+        .store
+        .timeline(
+            owner,
+            extract::id(&id)?,
+            q.since_ms.unwrap_or(0),
+            q.limit.unwrap_or(200).clamp(1, 1000),
+        )
+        .await?;
+    Ok(Json(
+        rows.iter()
+            .map(|t| TimelineJson {
+                id: t.id.clone(),
+                device_id: t.device_id.clone(),
+                delivery_id: t.delivery_id.clone(),
+                time_ms: t.time_ms,
+                kind: t.kind.clone(),
+                detail: serde_json::from_str(&t.detail).unwrap_or(json!({})),
+            })
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", responses((status = 200, body = [AlertJson])))]
-pub async fn alerts(State(st): State<AppState>, p: Principal, Query(q): Query<Page>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+pub async fn alerts(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<Page>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let owner = p.require(Role::Owner)?;
-    Ok(Json(st.store.alerts(owner, q.limit.unwrap_or(100).clamp(1, 1000)).await?.iter().map(alert_json).collect()))
+    Ok(Json(
+        st.store
+            .alerts(owner, q.limit.unwrap_or(100).clamp(1, 1000))
+            .await?
+            .iter()
+            .map(alert_json)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn ack_alert(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn ack_alert(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let owner = p.require(Role::Owner)?;
-    st.store.ack_alert(owner, extract::id(&id)?, st.clock.now_ms()).await.map_err(|_| ApiError::NotFound("alert"))?;
+    st.store
+        .ack_alert(owner, extract::id(&id)?, st.clock.now_ms())
+        .await
+        .map_err(|_| ApiError::NotFound("alert"))?;
     Ok(StatusCode::NO_CONTENT)
 }

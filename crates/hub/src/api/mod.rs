@@ -19,12 +19,35 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Threshold hub API", description = "Secure in-home delivery: homes, devices, deliveries, alerts. Errors are always {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <token>` (session token from /auth/login, or a dispatcher API key)."),
+    info(
+        title = "Threshold hub API",
+        description = "Secure in-home delivery: homes, devices, deliveries, alerts. Errors are always {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <token>` (session token from /auth/login, or a dispatcher API key)."
+    ),
     paths(
-        accounts::login, accounts::logout, accounts::me, accounts::create_user, accounts::couriers, accounts::create_api_key,
-        homes::list, homes::create, homes::get, homes::settings, homes::timeline, homes::alerts, homes::ack_alert,
-        devices::create_pairing_code, devices::enrol, devices::list, devices::get, devices::revoke, devices::latest_frame,
-        deliveries::create, deliveries::list, deliveries::get, deliveries::entry, deliveries::delivered,
+        accounts::login,
+        accounts::logout,
+        accounts::me,
+        accounts::create_user,
+        accounts::couriers,
+        accounts::create_api_key,
+        homes::list,
+        homes::create,
+        homes::get,
+        homes::settings,
+        homes::timeline,
+        homes::alerts,
+        homes::ack_alert,
+        devices::create_pairing_code,
+        devices::enrol,
+        devices::list,
+        devices::get,
+        devices::revoke,
+        devices::latest_frame,
+        deliveries::create,
+        deliveries::list,
+        deliveries::get,
+        deliveries::entry,
+        deliveries::delivered,
         system::audit_verify,
     ),
     components(schemas(dto::ErrorBody, dto::ErrorDetail))
@@ -47,13 +70,22 @@ pub fn router(state: AppState) -> Router {
         .route("/homes/{id}/settings", put(homes::settings))
         .route("/homes/{id}/timeline", get(homes::timeline))
         .route("/homes/{id}/devices", get(devices::list))
-        .route("/homes/{id}/pairing-codes", post(devices::create_pairing_code))
+        .route(
+            "/homes/{id}/pairing-codes",
+            post(devices::create_pairing_code),
+        )
         .route("/enrol", post(devices::enrol))
-        .route("/devices/{id}", get(devices::get).merge(delete(devices::revoke)))
+        .route(
+            "/devices/{id}",
+            get(devices::get).merge(delete(devices::revoke)),
+        )
         .route("/devices/{id}/frame.jpg", get(devices::latest_frame))
         .route("/alerts", get(homes::alerts))
         .route("/alerts/{id}/ack", post(homes::ack_alert))
-        .route("/deliveries", get(deliveries::list).post(deliveries::create))
+        .route(
+            "/deliveries",
+            get(deliveries::list).post(deliveries::create),
+        )
         .route("/deliveries/{id}", get(deliveries::get))
         .route("/deliveries/{id}/entry", post(deliveries::entry))
         .route("/deliveries/{id}/delivered", post(deliveries::delivered))
@@ -76,9 +108,20 @@ pub fn router(state: AppState) -> Router {
 async fn observe(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let start = std::time::Instant::now();
     let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
-    let label = crate::metrics::RouteLabel { method, route, status: resp.status().as_u16() };
-    st.metrics.http.get_or_create(&label).observe(start.elapsed().as_secs_f64());
+    let label = crate::metrics::RouteLabel {
+        method,
+        route,
+        status: resp.status().as_u16(),
+    };
+    st.metrics
+        .http
+        .get_or_create(&label)
+        .observe(start.elapsed().as_secs_f64());
     resp
 }

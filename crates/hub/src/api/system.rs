@@ -17,12 +17,23 @@ use utoipa::OpenApi;
 pub async fn healthz(State(st): State<AppState>) -> Response {
     let db_ok = st.store.setting("schema").await.is_ok();
     let mqtt_ok = st.mqtt_connected.0.load(Ordering::SeqCst);
-    let status = if db_ok && mqtt_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok && mqtt_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(json!({"status": if status == StatusCode::OK {"ok"} else {"degraded"}, "database": db_ok, "mqtt": mqtt_ok, "devices": st.registry.len()}))).into_response()
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
 }
 
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
@@ -31,7 +42,10 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 /// Recompute the audit chain (admins).
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = Object)))]
-pub async fn audit_verify(State(st): State<AppState>, p: Principal) -> ApiResult<Json<crate::audit::VerifyReport>> {
+pub async fn audit_verify(
+    State(st): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<crate::audit::VerifyReport>> {
     p.require(Role::Admin)?;
     Ok(Json(crate::audit::verify(&st.store).await?))
 }
@@ -39,7 +53,11 @@ pub async fn audit_verify(State(st): State<AppState>, p: Principal) -> ApiResult
 /// Live events for the signed-in owner or courier: alerts, device changes, delivery
 /// instructions. The server sends `{"type":"ping"}` every second so the page can run
 /// its own watchdog: no message for 2 s means the link is gone.
-pub async fn events_ws(State(st): State<AppState>, p: Principal, ws: WebSocketUpgrade) -> ApiResult<Response> {
+pub async fn events_ws(
+    State(st): State<AppState>,
+    p: Principal,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
     if !matches!(p.user.role, Role::Owner | Role::Courier) {
         return Err(ApiError::Forbidden);
     }

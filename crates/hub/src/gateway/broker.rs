@@ -17,7 +17,8 @@ pub const HUB_USERNAME: &str = "threshold-hub";
 
 pub fn start(addr: SocketAddr, state: AppState) -> Result<(), String> {
     // Fail early and clearly if the port is taken (rumqttd would only log it).
-    std::net::TcpListener::bind(addr).map_err(|e| format!("embedded MQTT broker cannot listen on {addr}: {e}"))?;
+    std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("embedded MQTT broker cannot listen on {addr}: {e}"))?;
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 5000,
         max_payload_size: threshold_proto::MAX_MESSAGE_BYTES + 1024,
@@ -31,7 +32,13 @@ pub fn start(addr: SocketAddr, state: AppState) -> Result<(), String> {
         let ok = authorize(&st, &client_id, &user, &pass);
         async move { ok }
     });
-    let server = ServerSettings { name: "v5".into(), listen: addr, tls: None, next_connection_delay_ms: 0, connections };
+    let server = ServerSettings {
+        name: "v5".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 0,
+        connections,
+    };
     let router = RouterConfig {
         max_connections: 20_000,
         max_outgoing_packet_count: 1000,
@@ -69,10 +76,15 @@ fn authorize(state: &AppState, client_id: &str, user: &str, pass: &str) -> bool 
     if user == HUB_USERNAME {
         return ct_eq(pass, &state.hub_mqtt_password);
     }
-    let Ok(id) = user.parse::<DeviceId>() else { return false };
+    let Ok(id) = user.parse::<DeviceId>() else {
+        return false;
+    };
     if client_id != user {
         return false;
     }
     let hash = sha256_hex(pass);
-    state.registry.with(&id, |e| !e.revoked && ct_eq(&e.mqtt_password_hash, &hash)).unwrap_or(false)
+    state
+        .registry
+        .with(&id, |e| !e.revoked && ct_eq(&e.mqtt_password_hash, &hash))
+        .unwrap_or(false)
 }

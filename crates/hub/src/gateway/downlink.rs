@@ -15,7 +15,11 @@ pub struct Downlink {
 
 impl Downlink {
     pub fn new(prefix: &str, now_ms: i64) -> Self {
-        Downlink { seq: AtomicU64::new((now_ms.max(0) as u64) * 1000), client: Mutex::new(None), prefix: prefix.to_owned() }
+        Downlink {
+            seq: AtomicU64::new((now_ms.max(0) as u64) * 1000),
+            client: Mutex::new(None),
+            prefix: prefix.to_owned(),
+        }
     }
 
     pub fn set_client(&self, c: rumqttc::v5::AsyncClient) {
@@ -27,7 +31,10 @@ impl Downlink {
         let mut cur = self.seq.load(Ordering::SeqCst);
         loop {
             let next = cur.saturating_add(1).max(floor);
-            match self.seq.compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst) {
+            match self
+                .seq
+                .compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return next,
                 Err(actual) => cur = actual,
             }
@@ -35,16 +42,35 @@ impl Downlink {
     }
 
     /// Sign a downlink message for `device`.
-    pub fn sign(&self, key: &DeviceKey, device: DeviceId, kind: Kind, body: &impl serde::Serialize, now_ms: i64) -> SignedMessage {
+    pub fn sign(
+        &self,
+        key: &DeviceKey,
+        device: DeviceId,
+        kind: Kind,
+        body: &impl serde::Serialize,
+        now_ms: i64,
+    ) -> SignedMessage {
         let body = serde_json::to_vec(body).unwrap_or_default();
         SignedMessage::sign(key, kind, device, self.next_seq(now_ms), now_ms, body)
     }
 
     /// Publish (QoS 1). Returns false if the hub has no broker connection right now.
     pub async fn publish(&self, device: DeviceId, msg: SignedMessage) -> bool {
-        let client = self.client.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let client = self
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let Some(client) = client else { return false };
         let topic = threshold_proto::topic::downlink(&self.prefix, &device);
-        client.publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, msg.into_bytes()).await.is_ok()
+        client
+            .publish(
+                topic,
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                msg.into_bytes(),
+            )
+            .await
+            .is_ok()
     }
 }

@@ -76,7 +76,8 @@ pub async fn handle(state: &AppState, topic: &str, payload: &[u8]) -> Result<Out
 }
 
 async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcome, Rejection> {
-    let topic_device = threshold_proto::topic::parse_uplink(&state.config.mqtt_topic_prefix, topic).ok_or(Rejection::TopicInvalid)?;
+    let topic_device = threshold_proto::topic::parse_uplink(&state.config.mqtt_topic_prefix, topic)
+        .ok_or(Rejection::TopicInvalid)?;
     let msg = UnverifiedMessage::decode(payload).map_err(|e| Rejection::Decode(e.reason()))?;
     if !msg.kind.is_uplink() {
         return Err(Rejection::WrongDirection);
@@ -94,17 +95,35 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
     }
 }
 
-async fn lookup_key(state: &AppState, id: &DeviceId) -> Result<threshold_proto::PublicKey, Rejection> {
-    let found = state.registry.with(id, |e| if e.revoked { Err(Rejection::RevokedDevice) } else { Ok(e.key) });
+async fn lookup_key(
+    state: &AppState,
+    id: &DeviceId,
+) -> Result<threshold_proto::PublicKey, Rejection> {
+    let found = state.registry.with(id, |e| {
+        if e.revoked {
+            Err(Rejection::RevokedDevice)
+        } else {
+            Ok(e.key)
+        }
+    });
     match found {
         Some(r) => r,
         None => {
             // Enrolled through another hub process since we loaded? Ask the database.
             match state.store.device_any(&id.to_hex()).await {
                 Ok(row) => {
-                    let eg = state.store.gaps(&row.id, SeqSpaceName::Events).await.unwrap_or_default();
-                    let fg = state.store.gaps(&row.id, SeqSpaceName::Frames).await.unwrap_or_default();
-                    let entry = crate::gateway::registry::DeviceEntry::from_row(&row, &eg, &fg).ok_or(Rejection::UnknownDevice)?;
+                    let eg = state
+                        .store
+                        .gaps(&row.id, SeqSpaceName::Events)
+                        .await
+                        .unwrap_or_default();
+                    let fg = state
+                        .store
+                        .gaps(&row.id, SeqSpaceName::Frames)
+                        .await
+                        .unwrap_or_default();
+                    let entry = crate::gateway::registry::DeviceEntry::from_row(&row, &eg, &fg)
+                        .ok_or(Rejection::UnknownDevice)?;
                     let (revoked, key) = (entry.revoked, entry.key);
                     state.registry.insert(entry);
                     if revoked {
@@ -133,10 +152,17 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
         }
         let observed = match (&parsed, e.kind) {
             (TransportBody::Heartbeat(hb), DeviceKind::Camera) => {
-                let frame = hb.frame.as_ref().map(|f| FrameObservation { seq: f.seq, capture_ms: f.time_ms, thumb: parse_thumb(&f.thumb) });
-                e.liveness.observe_camera(now, msg.time_ms, frame.as_ref(), &cfg)
+                let frame = hb.frame.as_ref().map(|f| FrameObservation {
+                    seq: f.seq,
+                    capture_ms: f.time_ms,
+                    thumb: parse_thumb(&f.thumb),
+                });
+                e.liveness
+                    .observe_camera(now, msg.time_ms, frame.as_ref(), &cfg)
             }
-            (TransportBody::Hello, DeviceKind::Camera) => e.liveness.observe_camera(now, msg.time_ms, None, &cfg),
+            (TransportBody::Hello, DeviceKind::Camera) => {
+                e.liveness.observe_camera(now, msg.time_ms, None, &cfg)
+            }
             _ => e.liveness.observe_report(now, msg.time_ms, &cfg),
         };
         observed.map_err(|c| Rejection::Clock(c.reason()))?;
@@ -155,7 +181,13 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
             monitor::on_fresh(state, &msg.device);
         }
         Outcome::Duplicate => {
-            state.metrics.duplicates.get_or_create(&crate::metrics::KindLabel { kind: kind_name.to_owned() }).inc();
+            state
+                .metrics
+                .duplicates
+                .get_or_create(&crate::metrics::KindLabel {
+                    kind: kind_name.to_owned(),
+                })
+                .inc();
         }
     }
     Ok(outcome)
@@ -187,13 +219,30 @@ fn parse_thumb(hex_thumb: &str) -> Option<[u8; 64]> {
 /// A durable event record: store it (idempotently), track gaps, acknowledge.
 async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection> {
     let now = state.clock.now_ms();
-    let arrival = state.registry.with(&msg.device, |e| e.events.classify(msg.seq)).ok_or(Rejection::UnknownDevice)?;
+    let arrival = state
+        .registry
+        .with(&msg.device, |e| e.events.classify(msg.seq))
+        .ok_or(Rejection::UnknownDevice)?;
     if msg.seq == 0 {
         return Err(Rejection::Replay);
     }
     if arrival == Arrival::Duplicate {
-        send_ack(state, msg.device, Ack { events: vec![(msg.seq, msg.seq)], frames: vec![] }).await;
-        state.metrics.duplicates.get_or_create(&crate::metrics::KindLabel { kind: "event".into() }).inc();
+        send_ack(
+            state,
+            msg.device,
+            Ack {
+                events: vec![(msg.seq, msg.seq)],
+                frames: vec![],
+            },
+        )
+        .await;
+        state
+            .metrics
+            .duplicates
+            .get_or_create(&crate::metrics::KindLabel {
+                kind: "event".into(),
+            })
+            .inc();
         return Ok(Outcome::Duplicate);
     }
     // A record whose body cannot be read is still the device's signed word: keep it
@@ -229,15 +278,34 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         .ok_or(Rejection::UnknownDevice)?;
     let id = msg.device.to_hex();
     if !matches!(arrival, Arrival::InOrder) {
-        let rows: Vec<GapRow> = gaps.iter().map(|&(a, b)| GapRow { from_seq: a as i64, to_seq: b as i64, opened_ms: now }).collect();
+        let rows: Vec<GapRow> = gaps
+            .iter()
+            .map(|&(a, b)| GapRow {
+                from_seq: a as i64,
+                to_seq: b as i64,
+                opened_ms: now,
+            })
+            .collect();
         if let Err(e) = state.store.set_gaps(&id, SeqSpaceName::Events, &rows).await {
             tracing::error!(error = %e, "could not store gaps");
         }
     }
-    if let Err(e) = state.store.raise_record_hwm(&id, SeqSpaceName::Events, msg.seq as i64).await {
+    if let Err(e) = state
+        .store
+        .raise_record_hwm(&id, SeqSpaceName::Events, msg.seq as i64)
+        .await
+    {
         tracing::error!(error = %e, "could not store event high-water mark");
     }
-    send_ack(state, msg.device, Ack { events: vec![(msg.seq, msg.seq)], frames: vec![] }).await;
+    send_ack(
+        state,
+        msg.device,
+        Ack {
+            events: vec![(msg.seq, msg.seq)],
+            frames: vec![],
+        },
+    )
+    .await;
     state.metrics.accept("event");
     crate::domain::on_device_event(state, &msg, &event_type, &detail, &arrival).await;
     Ok(Outcome::Accepted)
@@ -246,7 +314,8 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
 /// A frame record: verify the JPEG, hand it to live viewers and the recorder, ack.
 async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection> {
     let now = state.clock.now_ms();
-    let (header, jpeg) = body::decode_frame_body(&msg.body).map_err(|e| Rejection::BadBody(e.to_string()))?;
+    let (header, jpeg) =
+        body::decode_frame_body(&msg.body).map_err(|e| Rejection::BadBody(e.to_string()))?;
     crate::media::check_jpeg(jpeg).map_err(Rejection::BadFrame)?;
     if crate::media::sha256_hex(jpeg) != header.sha256 {
         return Err(Rejection::BadFrame("frame_digest_mismatch"));
@@ -266,19 +335,44 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         // and its capture time is recent; backlog frames are history, not liveness.
         let live = (now - msg.time_ms).abs() <= cfg.live_window_ms.max(cfg.max_clock_skew_ms);
         if live {
-            let obs = FrameObservation { seq: msg.seq, capture_ms: msg.time_ms, thumb };
-            let _ = e.liveness.observe_camera(now, msg.time_ms.min(now + cfg.max_clock_skew_ms), Some(&obs), &cfg);
+            let obs = FrameObservation {
+                seq: msg.seq,
+                capture_ms: msg.time_ms,
+                thumb,
+            };
+            let _ = e.liveness.observe_camera(
+                now,
+                msg.time_ms.min(now + cfg.max_clock_skew_ms),
+                Some(&obs),
+                &cfg,
+            );
         }
         Ok((arrival, live))
     });
     let (arrival, live) = res.ok_or(Rejection::UnknownDevice)??;
     if arrival == Arrival::Duplicate {
-        send_ack(state, msg.device, Ack { events: vec![], frames: vec![(msg.seq, msg.seq)] }).await;
+        send_ack(
+            state,
+            msg.device,
+            Ack {
+                events: vec![],
+                frames: vec![(msg.seq, msg.seq)],
+            },
+        )
+        .await;
         return Ok(Outcome::Duplicate);
     }
     let recovered = !live;
     crate::media::on_frame(state, &msg, &header, jpeg, recovered).await;
-    send_ack(state, msg.device, Ack { events: vec![], frames: vec![(msg.seq, msg.seq)] }).await;
+    send_ack(
+        state,
+        msg.device,
+        Ack {
+            events: vec![],
+            frames: vec![(msg.seq, msg.seq)],
+        },
+    )
+    .await;
     state.metrics.accept("frame");
     if live {
         monitor::on_fresh(state, &msg.device);
@@ -287,7 +381,13 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
 }
 
 async fn send_ack(state: &AppState, device: DeviceId, ack: Ack) {
-    let m = state.downlink.sign(&state.hub_key, device, Kind::Ack, &ack, state.clock.now_ms());
+    let m = state.downlink.sign(
+        &state.hub_key,
+        device,
+        Kind::Ack,
+        &ack,
+        state.clock.now_ms(),
+    );
     state.downlink.publish(device, m).await;
 }
 

@@ -53,7 +53,9 @@ pub fn on_fresh(state: &AppState, id: &DeviceId) {
     let now = state.clock.now_ms();
     let cfg = state.config.liveness();
     let mut out = Vec::new();
-    state.registry.with(id, |e| check(e, now, &cfg, state.config.offline_grace_ms, &mut out));
+    state.registry.with(id, |e| {
+        check(e, now, &cfg, state.config.offline_grace_ms, &mut out)
+    });
     for t in out {
         emit(state, t);
     }
@@ -81,7 +83,13 @@ fn check(
         last_fresh_ms: e.liveness.fresh_at(),
     };
     if st != e.reported {
-        out.push(mk(e, Change::Liveness { from: e.reported, to: st }));
+        out.push(mk(
+            e,
+            Change::Liveness {
+                from: e.reported,
+                to: st,
+            },
+        ));
         e.reported = st;
         if st == Liveness::Offline {
             e.offline_since = Some(now);
@@ -100,7 +108,8 @@ fn check(
     if let Some(since) = e.offline_since {
         // Only devices that were ever seen get a notice: a device that never came up
         // since the hub started is not news every restart.
-        if !e.offline_notice_sent && now - since >= grace_ms && e.liveness.last_seen_at().is_some() {
+        if !e.offline_notice_sent && now - since >= grace_ms && e.liveness.last_seen_at().is_some()
+        {
             e.offline_notice_sent = true;
             out.push(mk(e, Change::OfflineNotice));
         }
@@ -147,10 +156,22 @@ pub fn tick_once(state: &AppState) {
             *counts.entry((e.kind, e.reported)).or_default() += 1;
         }
     });
-    for kind in [DeviceKind::Camera, DeviceKind::Lock, DeviceKind::ContactSensor, DeviceKind::WifiSensor] {
+    for kind in [
+        DeviceKind::Camera,
+        DeviceKind::Lock,
+        DeviceKind::ContactSensor,
+        DeviceKind::WifiSensor,
+    ] {
         for l in [Liveness::Live, Liveness::Stale, Liveness::Offline] {
             let n = counts.get(&(kind, l)).copied().unwrap_or(0);
-            state.metrics.devices.get_or_create(&LivenessLabel { kind: kind.as_str().into(), state: l.as_str().into() }).set(n);
+            state
+                .metrics
+                .devices
+                .get_or_create(&LivenessLabel {
+                    kind: kind.as_str().into(),
+                    state: l.as_str().into(),
+                })
+                .set(n);
         }
     }
     for t in out {
@@ -171,9 +192,15 @@ pub async fn flush_hwm(state: &AppState) {
         }
     });
     for (id, h) in dirty {
-        match state.store.raise_transport_hwm(&id.to_hex(), h as i64, now).await {
+        match state
+            .store
+            .raise_transport_hwm(&id.to_hex(), h as i64, now)
+            .await
+        {
             Ok(()) => {
-                state.registry.with(&id, |e| e.persisted_hwm = e.persisted_hwm.max(h));
+                state
+                    .registry
+                    .with(&id, |e| e.persisted_hwm = e.persisted_hwm.max(h));
             }
             Err(e) => tracing::error!(error = %e, "could not persist replay high-water mark"),
         }

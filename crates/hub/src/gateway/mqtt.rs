@@ -4,17 +4,34 @@
 
 use crate::gateway::ingest;
 use crate::state::AppState;
+use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use rumqttc::v5::mqttbytes::v5::Packet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Whether the hub currently has a broker connection (for /healthz).
+/// Whether the hub currently has a broker connection with its subscription in place
+/// (for /healthz, and so start-up can wait for it).
 #[derive(Debug, Default)]
-pub struct Connected(pub AtomicBool);
+pub struct Connected(pub AtomicBool, pub tokio::sync::Notify);
+
+impl Connected {
+    /// Wait until subscribed, at most `limit`. Returns whether it is.
+    pub async fn wait(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.1.notified();
+            if self.0.load(Ordering::SeqCst) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.0.load(Ordering::SeqCst);
+            }
+        }
+    }
+}
 
 pub struct MqttTarget {
     pub host: String,
@@ -24,7 +41,11 @@ pub struct MqttTarget {
 }
 
 pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2) * 2;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2)
+        * 2;
     let mut senders = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (tx, mut rx) = mpsc::channel::<(String, bytes::Bytes)>(4096);
@@ -38,7 +59,11 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     }
     let mut id = [0u8; 6];
     let _ = getrandom::getrandom(&mut id);
-    let mut opts = MqttOptions::new(format!("threshold-hub-{}", hex::encode(id)), target.host, target.port);
+    let mut opts = MqttOptions::new(
+        format!("threshold-hub-{}", hex::encode(id)),
+        target.host,
+        target.port,
+    );
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_clean_start(true);
     opts.set_max_packet_size(Some((threshold_proto::MAX_MESSAGE_BYTES + 1024) as u32));
@@ -53,10 +78,13 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!("connected to MQTT broker");
-                    connected.0.store(true, Ordering::SeqCst);
                     if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
                         tracing::error!(error = %e, "could not subscribe to device uplinks");
                     }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    connected.0.store(true, Ordering::SeqCst);
+                    connected.1.notify_waiters();
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let topic = String::from_utf8_lossy(&p.topic).into_owned();
@@ -81,6 +109,8 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
 
 /// Devices map to workers by a hash of the topic (which names the device).
 fn shard_of(topic: &str, n: usize) -> usize {
-    let h = topic.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let h = topic.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     (h % n.max(1) as u64) as usize
 }

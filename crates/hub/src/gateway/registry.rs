@@ -44,11 +44,17 @@ pub struct DeviceEntry {
 }
 
 impl DeviceEntry {
-    pub fn from_row(row: &DeviceRow, event_gaps: &[GapRow], frame_gaps: &[GapRow]) -> Option<DeviceEntry> {
+    pub fn from_row(
+        row: &DeviceRow,
+        event_gaps: &[GapRow],
+        frame_gaps: &[GapRow],
+    ) -> Option<DeviceEntry> {
         let id: DeviceId = row.id.parse().ok()?;
         let key: PublicKey = row.public_key.parse().ok()?;
         let kind = DeviceKind::parse(&row.kind)?;
-        let ranges = |g: &[GapRow]| RangeSet::from_ranges(g.iter().map(|g| (g.from_seq as u64, g.to_seq as u64)));
+        let ranges = |g: &[GapRow]| {
+            RangeSet::from_ranges(g.iter().map(|g| (g.from_seq as u64, g.to_seq as u64)))
+        };
         Some(DeviceEntry {
             id,
             home_id: row.home_id.clone(),
@@ -58,14 +64,21 @@ impl DeviceEntry {
             key,
             revoked: row.revoked_ms.is_some(),
             mqtt_password_hash: row.mqtt_password_hash.clone(),
-            replay: if row.transport_hwm > 0 { ReplayWindow::restored(row.transport_hwm as u64) } else { ReplayWindow::new() },
+            replay: if row.transport_hwm > 0 {
+                ReplayWindow::restored(row.transport_hwm as u64)
+            } else {
+                ReplayWindow::new()
+            },
             persisted_hwm: row.transport_hwm as u64,
             liveness: DeviceLiveness::new(),
             reported: Liveness::Offline,
             reported_frozen: false,
             events: RecordLog::restored(row.event_hwm as u64, ranges(event_gaps)),
             frames: RecordLog::restored(row.frame_hwm as u64, ranges(frame_gaps)),
-            last_state: row.last_state.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+            last_state: row
+                .last_state
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
             last_state_at: None,
             last_state_device_ms: None,
             offline_since: None,
@@ -87,7 +100,9 @@ impl Default for Registry {
 
 impl Registry {
     pub fn new() -> Self {
-        Registry { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        Registry {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
     }
 
     fn shard(&self, id: &DeviceId) -> MutexGuard<'_, HashMap<DeviceId, DeviceEntry>> {
@@ -121,7 +136,10 @@ impl Registry {
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,0 +1,196 @@
+//! `threshold serve`, `threshold audit verify`, `threshold user add`.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use threshold_hub::{HubConfig, Overrides};
+
+/// Hub options. Each flag can also be set as an environment variable, and in the TOML
+/// file given with --config (flags win over the environment, which wins over the file).
+#[derive(Args, Debug, Clone, Default)]
+pub struct HubArgs {
+    /// TOML configuration file (unknown keys are refused).
+    #[arg(long, env = "THRESHOLD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data folder (SQLite database, hub key, media).
+    #[arg(long, env = "THRESHOLD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long, env = "THRESHOLD_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Database URL: sqlite://PATH or postgres://...
+    #[arg(long, env = "THRESHOLD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// External MQTT broker, mqtt://host:port (default: embedded broker).
+    #[arg(long, env = "THRESHOLD_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// Embedded broker listen address (never port 1883).
+    #[arg(long, env = "THRESHOLD_EMBEDDED_MQTT_ADDR")]
+    pub embedded_mqtt_addr: Option<SocketAddr>,
+    /// MQTT topic prefix.
+    #[arg(long, env = "THRESHOLD_MQTT_TOPIC_PREFIX")]
+    pub mqtt_topic_prefix: Option<String>,
+    /// Live window in milliseconds.
+    #[arg(long, env = "THRESHOLD_LIVE_WINDOW_MS")]
+    pub live_window_ms: Option<i64>,
+    /// Heartbeat period devices are told to use, in milliseconds.
+    #[arg(long, env = "THRESHOLD_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<i64>,
+}
+
+impl HubArgs {
+    pub fn resolve(&self) -> anyhow::Result<HubConfig> {
+        Ok(HubConfig::resolve(
+            self.config.as_deref(),
+            Overrides {
+                data_dir: self.data_dir.clone(),
+                http_addr: self.http_addr,
+                database_url: self.database_url.clone(),
+                mqtt_url: self.mqtt_url.clone(),
+                embedded_mqtt_addr: self.embedded_mqtt_addr,
+                mqtt_topic_prefix: self.mqtt_topic_prefix.clone(),
+                live_window_ms: self.live_window_ms,
+                heartbeat_ms: self.heartbeat_ms,
+            },
+        )?)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub hub: HubArgs,
+}
+
+pub async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = a.hub.resolve()?;
+    let hub = threshold_hub::start(cfg).await?;
+    println!(
+        "threshold hub listening on http://{} (MQTT {}:{})",
+        hub.http_addr, hub.mqtt_host, hub.mqtt_port
+    );
+    shutdown_signal().await;
+    eprintln!("stopping");
+    hub.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Recompute the audit hash chain and check signed checkpoints; names the first
+    /// broken link. Exit status 1 if the chain is broken.
+    Verify {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn audit(a: AuditCmd) -> anyhow::Result<ExitCode> {
+    let AuditCmd::Verify { hub, json } = a;
+    let cfg = hub.resolve()?;
+    let store = threshold_store::Store::connect(&cfg.database_url())
+        .await
+        .context("cannot open the database")?;
+    let report = threshold_hub::audit::verify(&store).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if report.ok {
+        println!(
+            "audit log intact: {} entries, {} signed checkpoints verified",
+            report.entries, report.checkpoints
+        );
+    } else {
+        println!(
+            "audit log BROKEN after {} good entries: {}",
+            report.entries,
+            report.first_break.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create an account (owner, courier, dispatcher or admin).
+    Add {
+        #[command(flatten)]
+        hub: HubArgs,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from this environment variable (never from a flag, so it
+        /// stays out of shell history and process lists).
+        #[arg(long, default_value = "THRESHOLD_NEW_PASSWORD")]
+        password_env: String,
+    },
+}
+
+pub async fn user(a: UserCmd) -> anyhow::Result<ExitCode> {
+    let UserCmd::Add {
+        hub,
+        role,
+        username,
+        password_env,
+    } = a;
+    let cfg = hub.resolve()?;
+    let password = std::env::var(&password_env)
+        .with_context(|| format!("set the password in ${password_env}"))?;
+    let role = threshold_store::Role::parse(&role)
+        .context("role must be owner, courier, dispatcher or admin")?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let store = threshold_store::Store::connect(&cfg.database_url())
+        .await
+        .context("cannot open the database")?;
+    let hash = threshold_hub::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let u = store
+        .create_user(
+            role,
+            &username.to_ascii_lowercase(),
+            &username,
+            &hash,
+            now_ms(),
+        )
+        .await?;
+    println!("{}", u.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
