@@ -14,6 +14,7 @@ mod deliveries;
 mod devices;
 mod events;
 mod homes;
+mod media;
 mod migrate;
 pub mod testing;
 
@@ -23,6 +24,7 @@ pub use deliveries::DeliveryRow;
 pub use devices::{DeviceRow, GapRow, SeqSpaceName};
 pub use events::{AlertRow, DeviceEventRow, NewAlert, TimelineRow};
 pub use homes::{HomeRow, NewHome, PairingRow};
+pub use media::{MediaFrameRow, RecordingRow, WebhookDeliveryRow, WebhookEndpointRow};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -80,9 +82,15 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the single writer; a busy timeout
                         // turns writer contention into waiting, not errors.
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -113,17 +121,22 @@ impl Store {
 
     /// A named setting (hub-wide, not owner data).
     pub async fn setting(&self, name: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
     }
 
     /// Set a setting only if it is not set yet; returns the value in force.
     pub async fn setting_init(&self, name: &str, value: &str) -> Result<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         self.setting(name).await?.ok_or(StoreError::NotFound)
     }
 }
@@ -131,7 +144,9 @@ impl Store {
 /// Turn a unique-constraint violation into [`StoreError::Conflict`].
 pub(crate) fn conflict(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(what.to_owned())
+        }
         _ => StoreError::Db(e),
     }
 }
