@@ -1,11 +1,154 @@
-//! `threshold agent camera|lock|contact`.
+//! `threshold agent camera|lock|contact`: run a device agent next to real hardware or a
+//! simulator.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use threshold_agent::{
+    CameraConfig, CommonConfig, ContactConfig, ContactDriverConfig, LockConfig, LockDriverConfig,
+    SimulatedHome, SourceConfig, Z2mConfig,
+};
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Folder for this device's key, enrolment, outbox and counters.
+    #[arg(long, env = "THRESHOLD_AGENT_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Hub URL for the first start's enrolment, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "THRESHOLD_HUB_URL")]
+    pub hub: Option<String>,
+    /// One-time pairing code from the owner's app (first start only).
+    #[arg(long, env = "THRESHOLD_PAIRING_CODE")]
+    pub pairing_code: Option<String>,
+}
+
+impl Common {
+    fn into_config(self) -> CommonConfig {
+        let mut c = CommonConfig::new(self.data_dir);
+        c.hub_url = self.hub;
+        c.pairing_code = self.pairing_code;
+        c
+    }
+}
 
 #[derive(Subcommand, Debug)]
-pub enum AgentCmd {}
+pub enum AgentCmd {
+    /// A camera: synthetic test pattern, a folder of JPEGs, an HTTP snapshot URL or an
+    /// MJPEG stream.
+    Camera {
+        #[command(flatten)]
+        common: Common,
+        /// synthetic | folder:PATH | snapshot:URL | mjpeg:URL
+        #[arg(long, default_value = "synthetic")]
+        source: String,
+        /// Frames captured per second.
+        #[arg(long, default_value_t = 5)]
+        fps: u32,
+    },
+    /// A lock (with its door contact): simulator or Zigbee2MQTT.
+    Lock {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        driver: Driver,
+    },
+    /// A door contact sensor: simulator or Zigbee2MQTT.
+    Contact {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        driver: Driver,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Driver {
+    /// simulator | zigbee2mqtt
+    #[arg(long, default_value = "simulator")]
+    pub driver: String,
+    /// Zigbee2MQTT broker, mqtt://host:port.
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+    pub z2m_url: String,
+    /// Zigbee2MQTT base topic.
+    #[arg(long, default_value = "zigbee2mqtt")]
+    pub z2m_base_topic: String,
+    /// Friendly name of the lock in Zigbee2MQTT.
+    #[arg(long)]
+    pub z2m_lock: Option<String>,
+    /// Friendly name of the door contact sensor in Zigbee2MQTT.
+    #[arg(long)]
+    pub z2m_contact: Option<String>,
+}
+
+fn z2m(d: &Driver) -> anyhow::Result<Z2mConfig> {
+    let (host, port) =
+        threshold_hub::config::parse_mqtt_url(&d.z2m_url).map_err(anyhow::Error::msg)?;
+    let mut c = Z2mConfig::new(&host, port);
+    c.base_topic = d.z2m_base_topic.clone();
+    c.lock = d.z2m_lock.clone();
+    c.contact = d.z2m_contact.clone();
+    Ok(c)
+}
+
+pub fn parse_source(s: &str) -> anyhow::Result<SourceConfig> {
+    if s == "synthetic" {
+        return Ok(SourceConfig::Synthetic {
+            width: 320,
+            height: 240,
+        });
+    }
+    match s.split_once(':') {
+        Some(("folder", p)) => Ok(SourceConfig::Folder(PathBuf::from(p))),
+        Some(("snapshot", u)) => Ok(SourceConfig::HttpSnapshot { url: u.to_owned() }),
+        Some(("mjpeg", u)) => Ok(SourceConfig::Mjpeg { url: u.to_owned() }),
+        _ => anyhow::bail!("--source must be synthetic, folder:PATH, snapshot:URL or mjpeg:URL"),
+    }
+}
 
 pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
-    match c {}
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::hub_cmd::shutdown_signal().await;
+        let _ = tx.send(true);
+        // Keep the sender alive until the agent has seen the signal.
+        std::future::pending::<()>().await;
+    });
+    match c {
+        AgentCmd::Camera {
+            common,
+            source,
+            fps,
+        } => {
+            let mut cfg = CameraConfig::new(common.data_dir.clone());
+            cfg.common = common.into_config();
+            cfg.source = parse_source(&source)?;
+            cfg.capture_fps = fps.clamp(1, 30);
+            threshold_agent::run_camera(cfg, rx).await?;
+        }
+        AgentCmd::Lock { common, driver } => {
+            let d = match driver.driver.as_str() {
+                "simulator" => LockDriverConfig::Simulator(SimulatedHome::new()),
+                "zigbee2mqtt" => LockDriverConfig::Zigbee2Mqtt(z2m(&driver)?),
+                other => {
+                    anyhow::bail!("unknown lock driver {other:?}: use simulator or zigbee2mqtt")
+                }
+            };
+            let mut cfg = LockConfig::new(common.data_dir.clone(), d);
+            cfg.common = common.into_config();
+            threshold_agent::run_lock(cfg, rx).await?;
+        }
+        AgentCmd::Contact { common, driver } => {
+            let d = match driver.driver.as_str() {
+                "simulator" => ContactDriverConfig::Simulator(SimulatedHome::new()),
+                "zigbee2mqtt" => ContactDriverConfig::Zigbee2Mqtt(z2m(&driver)?),
+                other => {
+                    anyhow::bail!("unknown contact driver {other:?}: use simulator or zigbee2mqtt")
+                }
+            };
+            let mut cfg = ContactConfig::new(common.data_dir.clone(), d);
+            cfg.common = common.into_config();
+            threshold_agent::run_contact(cfg, rx).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

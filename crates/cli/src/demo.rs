@@ -1,11 +1,340 @@
-//! `threshold demo`.
+//! `threshold demo`: the README's first command. A hub with embedded defaults, a
+//! simulated home (camera, lock, door contact) whose agents speak the real protocol
+//! over the embedded broker, demo accounts and a delivery scheduled for now.
+//!
+//! Everything goes through the same paths a real deployment uses: accounts and the
+//! delivery through the HTTP API, devices enrolled with pairing codes, messages signed
+//! and sent over MQTT. A second run reuses the data folder (`--reset` starts afresh).
 
+use anyhow::Context;
 use clap::Args;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+use threshold_agent::{
+    CameraConfig, ContactConfig, ContactDriverConfig, LockConfig, LockDriverConfig, SimulatedHome,
+    SourceConfig,
+};
+use threshold_proto::body::BoltState;
 
 #[derive(Args, Debug)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Data folder for the demo (hub database, key, agents).
+    #[arg(long, default_value = "threshold-demo")]
+    pub data_dir: PathBuf,
+    /// HTTP address of the hub.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Embedded MQTT broker address (never 1883).
+    #[arg(long, default_value = "127.0.0.1:18830")]
+    pub mqtt_addr: SocketAddr,
+    /// Delete the data folder first.
+    #[arg(long)]
+    pub reset: bool,
+    /// Do not open and close the simulated door by itself after an unlock.
+    #[arg(long)]
+    pub no_auto_door: bool,
+}
 
-pub async fn run(_a: DemoArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("demo not wired yet")
+pub const DEMO_HOME: (f64, f64) = (52.3731, 4.8922);
+pub const DEMO_PARCEL: &str = "PARCEL-0001";
+pub const ACCOUNTS: [(&str, &str, &str); 4] = [
+    ("admin", "admin", "threshold-admin"),
+    ("owner", "owner", "threshold-owner"),
+    ("courier", "courier", "threshold-courier"),
+    ("dispatcher", "dispatcher", "threshold-dispatcher"),
+];
+
+/// One blocking HTTP call, off the async workers.
+async fn http(
+    method: &'static str,
+    url: String,
+    token: Option<String>,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<(u16, Value)> {
+        let mut req = ureq::request(method, &url).timeout(Duration::from_secs(15));
+        if let Some(t) = &token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(anyhow::anyhow!("{method} {url}: {e}")),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    })
+    .await?
+}
+
+async fn login(base: &str, user: &str, pw: &str) -> anyhow::Result<String> {
+    let (s, b) = http(
+        "POST",
+        format!("{base}/api/v1/auth/login"),
+        None,
+        Some(json!({"username": user, "password": pw})),
+    )
+    .await?;
+    anyhow::ensure!(s == 200, "login as {user} failed: {b}");
+    b["token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("login response without token")
+}
+
+fn enrolled(dir: &Path) -> bool {
+    threshold_agent::identity::load_enrolment(dir)
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+async fn pairing_code(
+    base: &str,
+    owner: &str,
+    home: &str,
+    kind: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let (s, b) = http(
+        "POST",
+        format!("{base}/api/v1/homes/{home}/pairing-codes"),
+        Some(owner.to_owned()),
+        Some(json!({"kind": kind, "name": name})),
+    )
+    .await?;
+    anyhow::ensure!(s == 201, "pairing code: {b}");
+    b["code"].as_str().map(str::to_owned).context("no code")
+}
+
+pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    if a.reset && a.data_dir.exists() {
+        std::fs::remove_dir_all(&a.data_dir)
+            .with_context(|| format!("cannot delete {}", a.data_dir.display()))?;
+    }
+    let cfg = threshold_hub::HubConfig {
+        data_dir: a.data_dir.join("hub"),
+        http_addr: a.http_addr,
+        embedded_mqtt_addr: a.mqtt_addr,
+        ..Default::default()
+    };
+    let hub = threshold_hub::start(cfg).await?;
+    let base = format!("http://{}", hub.http_addr);
+
+    // Accounts: the admin is created directly (there is nobody to ask yet), the rest
+    // through the API as an operator would.
+    let store = hub.state.store.clone();
+    if store.user_by_name("admin").await?.is_none() {
+        let hash = threshold_hub::auth::hash_password(ACCOUNTS[0].2)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        store
+            .create_user(
+                threshold_store::Role::Admin,
+                "admin",
+                "Administrator",
+                &hash,
+                crate::hub_cmd::now_ms(),
+            )
+            .await?;
+    }
+    let admin = login(&base, "admin", ACCOUNTS[0].2).await?;
+    for (role, user, pw) in &ACCOUNTS[1..] {
+        if store.user_by_name(user).await?.is_none() {
+            let (s, b) = http(
+                "POST",
+                format!("{base}/api/v1/admin/users"),
+                Some(admin.clone()),
+                Some(json!({"role": role, "username": user, "password": pw})),
+            )
+            .await?;
+            anyhow::ensure!(s == 201, "creating {user}: {b}");
+        }
+    }
+    let owner = login(&base, "owner", ACCOUNTS[1].2).await?;
+    let (_, homes) = http(
+        "GET",
+        format!("{base}/api/v1/homes"),
+        Some(owner.clone()),
+        None,
+    )
+    .await?;
+    let home_id = match homes
+        .as_array()
+        .and_then(|h| h.first())
+        .and_then(|h| h["id"].as_str())
+    {
+        Some(id) => id.to_owned(),
+        None => {
+            let (s, b) = http("POST", format!("{base}/api/v1/homes"), Some(owner.clone()), Some(json!({"name": "Demo home", "lat": DEMO_HOME.0, "lon": DEMO_HOME.1, "geofence_m": 75.0}))).await?;
+            anyhow::ensure!(s == 201, "creating home: {b}");
+            b["id"].as_str().context("home id")?.to_owned()
+        }
+    };
+
+    // Devices: enrol each simulated agent once, with a pairing code.
+    let agents = a.data_dir.join("agents");
+    let (cam_dir, lock_dir, contact_dir) = (
+        agents.join("camera"),
+        agents.join("lock"),
+        agents.join("contact"),
+    );
+    let home = SimulatedHome::new();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+
+    let mut cam = CameraConfig::new(&cam_dir);
+    cam.source = SourceConfig::Synthetic {
+        width: 320,
+        height: 240,
+    };
+    if !enrolled(&cam_dir) {
+        cam.common.hub_url = Some(base.clone());
+        cam.common.pairing_code =
+            Some(pairing_code(&base, &owner, &home_id, "camera", "Hallway camera").await?);
+    }
+    tasks.push(tokio::spawn(threshold_agent::run_camera(cam, rx.clone())));
+
+    let mut lock = LockConfig::new(&lock_dir, LockDriverConfig::Simulator(home.clone()));
+    if !enrolled(&lock_dir) {
+        lock.common.hub_url = Some(base.clone());
+        lock.common.pairing_code =
+            Some(pairing_code(&base, &owner, &home_id, "lock", "Front door lock").await?);
+    }
+    tasks.push(tokio::spawn(threshold_agent::run_lock(lock, rx.clone())));
+
+    let mut contact =
+        ContactConfig::new(&contact_dir, ContactDriverConfig::Simulator(home.clone()));
+    if !enrolled(&contact_dir) {
+        contact.common.hub_url = Some(base.clone());
+        contact.common.pairing_code = Some(
+            pairing_code(
+                &base,
+                &owner,
+                &home_id,
+                "contact_sensor",
+                "Front door contact",
+            )
+            .await?,
+        );
+    }
+    tasks.push(tokio::spawn(threshold_agent::run_contact(
+        contact,
+        rx.clone(),
+    )));
+
+    // A delivery for now, unless one is already waiting.
+    let dispatcher = login(&base, "dispatcher", ACCOUNTS[3].2).await?;
+    let (_, couriers) = http(
+        "GET",
+        format!("{base}/api/v1/couriers"),
+        Some(dispatcher.clone()),
+        None,
+    )
+    .await?;
+    let courier_id = couriers
+        .as_array()
+        .and_then(|c| c.iter().find(|u| u["username"] == "courier"))
+        .and_then(|u| u["id"].as_str())
+        .context("demo courier")?
+        .to_owned();
+    let (_, mine) = http(
+        "GET",
+        format!("{base}/api/v1/deliveries"),
+        Some(dispatcher.clone()),
+        None,
+    )
+    .await?;
+    let now = crate::hub_cmd::now_ms();
+    let waiting = mine.as_array().is_some_and(|d| {
+        d.iter()
+            .any(|d| d["state"] == "scheduled" && d["window_end_ms"].as_i64().unwrap_or(0) > now)
+    });
+    if !waiting {
+        let body = json!({"home_id": home_id, "courier_id": courier_id, "window_start_ms": now - 5 * 60_000, "window_end_ms": now + 2 * 3600_000, "parcel_ref": DEMO_PARCEL});
+        let (s, b) = http(
+            "POST",
+            format!("{base}/api/v1/deliveries"),
+            Some(dispatcher.clone()),
+            Some(body),
+        )
+        .await?;
+        anyhow::ensure!(s == 201, "creating delivery: {b}");
+    }
+
+    if !a.no_auto_door {
+        tasks.push(tokio::spawn(auto_door(home.clone(), rx.clone())));
+    }
+
+    println!();
+    println!("Threshold demo is running.");
+    println!();
+    println!(
+        "  Owner app     {base}/            login owner / {}",
+        ACCOUNTS[1].2
+    );
+    println!(
+        "  Courier app   {base}/courier/    login courier / {}",
+        ACCOUNTS[2].2
+    );
+    println!(
+        "  Dispatcher    API key or login dispatcher / {}",
+        ACCOUNTS[3].2
+    );
+    println!("  Admin         login admin / {}", ACCOUNTS[0].2);
+    println!("  API           {base}/api/v1/openapi.json");
+    println!("  Metrics       {base}/metrics");
+    println!(
+        "  MQTT broker   {}:{} (embedded)",
+        hub.mqtt_host, hub.mqtt_port
+    );
+    println!();
+    println!(
+        "  The home is at lat {}, lon {}; the parcel label reads {DEMO_PARCEL}.",
+        DEMO_HOME.0, DEMO_HOME.1
+    );
+    println!("  After an unlock the simulated courier opens and closes the door by itself.");
+    println!(
+        "  Data folder: {} (reused next time; --reset starts afresh). Ctrl-C stops.",
+        a.data_dir.display()
+    );
+    println!();
+
+    crate::hub_cmd::shutdown_signal().await;
+    eprintln!("stopping the demo");
+    let _ = tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    hub.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The simulated courier: when the bolt retracts, open the door, wait, close it (the
+/// lock then relocks by its own rule).
+async fn auto_door(
+    home: SimulatedHome,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            unlocked = home.wait_bolt(BoltState::Unlocked, Duration::from_secs(3600)) => {
+                if unlocked {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    home.open_door();
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    home.close_door();
+                    let _ = home.wait_bolt(BoltState::Locked, Duration::from_secs(30)).await;
+                }
+            }
+        }
+    }
 }
