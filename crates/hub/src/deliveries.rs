@@ -5,6 +5,17 @@
 //! Delivery states: `scheduled` -> `inside` (entry granted, session open) ->
 //! `delivered` (courier says so) -> `completed` (a fresh signed report says closed and
 //! locked). A camera lost during `inside`/`delivered` marks the delivery compromised.
+//!
+//! Every unlock (delivery, owner, guest) opens an access session (store `access.rs`):
+//! the interval in which a door opening is authorised. Door events are judged by their
+//! signed device time against those intervals, so a lock log uploaded late after an
+//! outage is judged as of when it happened, not as of when it arrived.
+//!
+//! A session watcher ([`spawn_watcher`]) closes delivered sessions as soon as a fresh
+//! signed state report says closed and locked (it runs every 250 ms, so a fresh
+//! report completes a session without waiting for a door event), and raises
+//! `session_not_secured` when that cannot be confirmed within the limit
+//! ([`secure_limit_ms`], default 120 s, `THRESHOLD_SESSION_SECURE_LIMIT_MS`).
 
 use crate::domain::raise_alert;
 use crate::events::HubEvent;
@@ -15,7 +26,21 @@ use threshold_core::liveness::Liveness;
 use threshold_core::policy::{decide, Decision, EntryFacts, Position};
 use threshold_proto::body::{BoltState, DeviceKind, DoorState, Stream, Unlock};
 use threshold_proto::{DeviceId, Kind, SignedMessage};
-use threshold_store::{DeliveryRow, NewAlert};
+use std::sync::atomic::{AtomicI64, Ordering};
+use threshold_store::{DeliveryRow, NewAlert, SessionRow};
+
+static SECURE_LIMIT_MS: AtomicI64 = AtomicI64::new(120_000);
+
+/// How long after "delivered" (or after the camera was lost) the hub waits for a
+/// fresh signed "closed and locked" before alerting.
+pub fn secure_limit_ms() -> i64 {
+    SECURE_LIMIT_MS.load(Ordering::Relaxed)
+}
+
+/// Set the limit (tests, operators via `THRESHOLD_SESSION_SECURE_LIMIT_MS`).
+pub fn set_secure_limit_ms(ms: i64) {
+    SECURE_LIMIT_MS.store(ms.max(1), Ordering::Relaxed);
+}
 
 pub const SESSION_STATES: [&str; 2] = ["inside", "delivered"];
 
@@ -174,29 +199,24 @@ pub async fn request_entry(
         .await;
     let mut token_expires_at_ms = None;
     if decision.allowed {
-        let expires = now + state.config.unlock_token_ttl_ms;
-        for lock_id in &locks {
-            let mut nonce = [0u8; 16];
-            getrandom::getrandom(&mut nonce)
-                .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
-            let token = Unlock {
-                grant: format!("delivery:{}", d.id),
-                nonce: hex::encode(nonce),
-                expires_at_ms: expires,
-            };
-            let m = state
-                .downlink
-                .sign(&state.hub_key, *lock_id, Kind::Unlock, &token, now);
-            state.downlink.publish(*lock_id, m).await;
-            crate::audit::record(
-                state,
-                "token.issued",
-                "hub",
-                &format!("device:{lock_id}"),
-                json!({"delivery_id": d.id, "nonce": token.nonce, "expires_at_ms": expires}),
+        let _ = state
+            .store
+            .open_session(
+                &home.id,
+                &format!("delivery:{}", d.id),
+                Some(&d.id),
+                now,
+                None,
             )
             .await;
-        }
+        let expires = issue_unlock(
+            state,
+            &locks,
+            &format!("delivery:{}", d.id),
+            &format!("courier:{courier_id}"),
+            now,
+        )
+        .await?;
         token_expires_at_ms = Some(expires);
         request_streams(state, &cams, now + 60_000).await;
         let _ = state
@@ -225,6 +245,66 @@ pub async fn request_entry(
     })
 }
 
+/// Sign and send a single-use unlock capability to each lock, audited. Returns the
+/// expiry.
+pub async fn issue_unlock(
+    state: &AppState,
+    locks: &[DeviceId],
+    grant: &str,
+    actor: &str,
+    now: i64,
+) -> Result<i64, crate::error::ApiError> {
+    let expires = now + state.config.unlock_token_ttl_ms;
+    for lock_id in locks {
+        let mut nonce = [0u8; 16];
+        getrandom::getrandom(&mut nonce)
+            .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
+        let token = Unlock {
+            grant: grant.to_owned(),
+            nonce: hex::encode(nonce),
+            expires_at_ms: expires,
+        };
+        let m = state
+            .downlink
+            .sign(&state.hub_key, *lock_id, Kind::Unlock, &token, now);
+        state.downlink.publish(*lock_id, m).await;
+        crate::audit::record(
+            state,
+            "token.issued",
+            actor,
+            &format!("device:{lock_id}"),
+            json!({"grant": grant, "nonce": token.nonce, "expires_at_ms": expires}),
+        )
+        .await;
+    }
+    Ok(expires)
+}
+
+/// Send the `lock` downlink (throw the bolt now) to each lock, audited.
+pub async fn send_lock(state: &AppState, locks: &[DeviceId], actor: &str, reason: &str) {
+    let now = state.clock.now_ms();
+    for lock_id in locks {
+        let m = state.downlink.sign(
+            &state.hub_key,
+            *lock_id,
+            Kind::Lock,
+            &threshold_proto::body::LockCommand {
+                reason: reason.to_owned(),
+            },
+            now,
+        );
+        state.downlink.publish(*lock_id, m).await;
+        crate::audit::record(
+            state,
+            "lock.command",
+            actor,
+            &format!("device:{lock_id}"),
+            json!({"reason": reason}),
+        )
+        .await;
+    }
+}
+
 /// Ask cameras for full frames until `until_ms`.
 pub async fn request_streams(state: &AppState, cams: &[DeviceId], until_ms: i64) {
     let now = state.clock.now_ms();
@@ -251,6 +331,7 @@ pub async fn on_camera_lost(state: &AppState, t: &Transition, to: Liveness) {
         .filter(|d| SESSION_STATES.contains(&d.state.as_str()))
     {
         let _ = state.store.mark_delivery_compromised(&d.id, now).await;
+        let _ = state.store.session_compromised(&d.id, now).await;
         let latency = t.last_fresh_ms.map(|f| now - f);
         let msg = format!("Camera {} went {} during a delivery. The courier was told to leave; the door will not unlock again for this delivery.", t.name, to.as_str());
         raise_alert(
@@ -289,8 +370,55 @@ pub async fn on_camera_lost(state: &AppState, t: &Transition, to: Liveness) {
     }
 }
 
-/// Law 5: door openings are checked against open sessions, whenever the hub learns
-/// of them.
+/// When a session stops authorising door openings: at "delivered", at close, or at
+/// its scheduled end, whichever comes first.
+fn authorised_until(s: &SessionRow) -> Option<i64> {
+    [s.delivered_ms, s.closed_ms, s.ends_ms]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// How a door opening at device time `t` relates to the home's sessions.
+#[derive(Debug, PartialEq)]
+enum Opening<'a> {
+    Authorised,
+    /// Inside a delivery session, but after its camera was lost.
+    Unwatched(&'a SessionRow),
+    /// After the courier marked delivered (or after a session ended) while that
+    /// delivery was not yet confirmed closed and locked.
+    AfterDelivery(&'a SessionRow),
+    Unauthorised,
+}
+
+fn classify_opening(sessions: &[SessionRow], t: i64, slack: i64) -> Opening<'_> {
+    let mut after = None;
+    for s in sessions {
+        if t + slack < s.opened_ms {
+            continue;
+        }
+        let until = authorised_until(s);
+        if until.is_none_or(|u| t <= u + slack) {
+            if let Some(c) = s.compromised_ms {
+                if t > c {
+                    return Opening::Unwatched(s);
+                }
+            }
+            return Opening::Authorised;
+        }
+        if s.delivery_id.is_some() && s.closed_ms.is_none_or(|c| t <= c + slack) {
+            after = Some(s);
+        }
+    }
+    match after {
+        Some(s) => Opening::AfterDelivery(s),
+        None => Opening::Unauthorised,
+    }
+}
+
+/// Law 5: door openings are checked against sessions as of the event's signed device
+/// time, whenever the hub learns of them (a log uploaded after an outage included).
+/// Bolt events close owner and guest sessions; refused tokens are reported.
 pub async fn on_door_event(
     state: &AppState,
     home_id: &str,
@@ -299,44 +427,147 @@ pub async fn on_door_event(
     event_type: &str,
     msg: &SignedMessage,
 ) {
-    if event_type != "door_opened" {
-        if event_type == "bolt_locked" || event_type == "door_closed" || event_type == "relocked" {
+    let t = msg.time_ms;
+    match event_type {
+        "door_opened" => on_door_opened(state, home_id, owner_id, device, msg).await,
+        "bolt_locked" | "relocked" => {
+            // The door is locked again: owner and guest sessions opened before end.
+            if let Ok(open) = state.store.open_sessions(home_id).await {
+                for s in open.iter().filter(|s| {
+                    s.delivery_id.is_none() && s.opened_ms + 1_000 < t && !s.grant_ref.is_empty()
+                }) {
+                    let _ = state.store.close_session(&s.id, t).await;
+                }
+            }
             try_complete(state, home_id).await;
         }
-        return;
+        "door_closed" => try_complete(state, home_id).await,
+        "token_refused" => on_token_refused(state, home_id, owner_id, device, msg).await,
+        _ => {}
     }
-    let Ok(active) = state.store.active_deliveries_of_home(home_id).await else {
-        return;
+}
+
+async fn on_door_opened(
+    state: &AppState,
+    home_id: &str,
+    owner_id: &str,
+    device: &str,
+    msg: &SignedMessage,
+) {
+    let t = msg.time_ms;
+    let slack = state.config.max_clock_skew_ms.max(0);
+    let sessions = match state
+        .store
+        .sessions_near(home_id, t, slack + 24 * 3600 * 1000)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read sessions; treating door opening as unauthorised");
+            Vec::new()
+        }
     };
-    let opened_at = msg.time_ms;
-    let in_session = active.iter().any(|d| d.state == "inside" && !d.compromised);
-    if in_session {
-        return;
-    }
-    let after_delivered = active
-        .iter()
-        .find(|d| d.state == "delivered" || d.compromised);
-    let (kind, message) = match after_delivered {
-        Some(_) => (
+    let late_ms = state.clock.now_ms() - t;
+    let (kind, message, delivery) = match classify_opening(&sessions, t, slack) {
+        Opening::Authorised => return,
+        Opening::Unwatched(s) => (
+            "door_opened_unwatched",
+            "The door was opened during a delivery after the camera stopped watching.",
+            s.delivery_id.clone(),
+        ),
+        Opening::AfterDelivery(s) => (
             "door_opened_after_delivery",
-            "The door was opened again after the courier finished (or after the camera was lost).",
+            "The door was opened again after the courier marked the parcel delivered.",
+            s.delivery_id.clone(),
         ),
-        None => (
+        Opening::Unauthorised => (
             "unauthorized_entry",
-            "The door was opened with no authorised delivery or guest session.",
+            "The door was opened with no authorised delivery, owner or guest session.",
+            None,
         ),
     };
+    if let Some(d) = &delivery {
+        let _ = state
+            .store
+            .add_timeline(
+                home_id,
+                Some(device),
+                Some(d),
+                t,
+                &format!("incident.{kind}"),
+                &json!({"device_time_ms": t, "event_seq": msg.seq, "learned_late_ms": late_ms})
+                    .to_string(),
+            )
+            .await;
+    }
     raise_alert(
         state,
         owner_id,
         NewAlert {
             home_id,
             device_id: Some(device),
-            delivery_id: after_delivered.map(|d| d.id.as_str()),
+            delivery_id: delivery.as_deref(),
             severity: "critical",
             kind,
             message,
-            evidence: &json!({"device_time_ms": opened_at, "event_seq": msg.seq}).to_string(),
+            evidence: &json!({"device_time_ms": t, "event_seq": msg.seq, "learned_late_ms": late_ms,
+                "sessions_considered": sessions.iter().map(|s| json!({"grant": s.grant_ref, "opened_ms": s.opened_ms, "delivered_ms": s.delivered_ms, "compromised_ms": s.compromised_ms, "closed_ms": s.closed_ms})).collect::<Vec<_>>()})
+            .to_string(),
+        },
+    )
+    .await;
+}
+
+/// A token the lock refused. The benign case: the lock says `nonce_reused` for a
+/// nonce it had itself accepted less than a token lifetime earlier (a duplicate
+/// delivery of the same capability). Anything else (a refusal without a nonce, i.e.
+/// rejected at the envelope: bad signature, wrong lock, replayed downlink sequence;
+/// an expired token; a nonce reused later) may be a replay or forgery: alert.
+async fn on_token_refused(
+    state: &AppState,
+    home_id: &str,
+    owner_id: &str,
+    device: &str,
+    msg: &SignedMessage,
+) {
+    let detail = msg
+        .json::<threshold_proto::body::Event>()
+        .map(|e| e.detail)
+        .unwrap_or(json!({}));
+    let reason = detail
+        .get("reason")
+        .and_then(|r| r.as_str())
+        .unwrap_or("unknown");
+    let reason = crate::gateway::ingest::bounded(reason, 32);
+    let nonce = detail.get("nonce").and_then(|n| n.as_str()).unwrap_or("");
+    let accepted_at = state
+        .store
+        .nonce_accepted(device, nonce)
+        .await
+        .unwrap_or(None);
+    if reason == "nonce_reused"
+        && accepted_at.is_some_and(|a| msg.time_ms <= a + state.config.unlock_token_ttl_ms)
+    {
+        tracing::info!(device, "duplicate delivery of an accepted unlock token; not an incident");
+        return;
+    }
+    let message = format!(
+        "The lock refused an unlock token ({reason}): possible replay or forged command."
+    );
+    raise_alert(
+        state,
+        owner_id,
+        NewAlert {
+            home_id,
+            device_id: Some(device),
+            delivery_id: None,
+            severity: "warning",
+            kind: "token_refused",
+            message: &message,
+            evidence: &json!({"reason": reason, "device_time_ms": msg.time_ms, "event_seq": msg.seq,
+                "grant": detail.get("grant").and_then(|g| g.as_str()).map(|g| crate::gateway::ingest::bounded(g, 128)),
+                "nonce": crate::gateway::ingest::bounded(nonce, 64)})
+            .to_string(),
         },
     )
     .await;
@@ -344,7 +575,7 @@ pub async fn on_door_event(
 
 /// Close sessions whose door is confirmed closed and locked by a fresh signed report.
 pub async fn try_complete(state: &AppState, home_id: &str) {
-    let Some((Some(BoltState::Locked), Some(DoorState::Closed), true, _)) =
+    let Some((Some(BoltState::Locked), Some(DoorState::Closed), true, report_at)) =
         lock_state(state, home_id)
     else {
         return;
@@ -360,6 +591,22 @@ pub async fn try_complete(state: &AppState, home_id: &str) {
             .await
             .unwrap_or(false)
         {
+            let session = state.store.session_of_delivery(&d.id).await.ok();
+            if let Some(s) = &session {
+                let _ = state.store.close_session(&s.id, now).await;
+            }
+            let summary = json!({
+                "delivery_id": d.id,
+                "parcel_ref": d.parcel_ref,
+                "entry_granted_ms": session.as_ref().map(|s| s.opened_ms),
+                "delivered_ms": session.as_ref().and_then(|s| s.delivered_ms),
+                "secured_ms": now,
+                "lock_report_ms": report_at,
+                "door": "closed",
+                "bolt": "locked",
+                "camera_lost": d.compromised,
+                "clip": format!("/api/v1/deliveries/{}", d.id),
+            });
             let _ = state
                 .store
                 .add_timeline(
@@ -368,7 +615,7 @@ pub async fn try_complete(state: &AppState, home_id: &str) {
                     Some(&d.id),
                     now,
                     "completed",
-                    "{\"door\":\"closed\",\"bolt\":\"locked\"}",
+                    &summary.to_string(),
                 )
                 .await;
             crate::audit::record(
@@ -376,9 +623,197 @@ pub async fn try_complete(state: &AppState, home_id: &str) {
                 "delivery.completed",
                 "hub",
                 &format!("delivery:{}", d.id),
-                json!({}),
+                summary.clone(),
             )
             .await;
+            if let Ok(h) = state.store.home_any(home_id).await {
+                state.bus.publish(HubEvent {
+                    owner_id: h.owner_id,
+                    courier_id: Some(d.courier_id.clone()),
+                    home_id: home_id.to_owned(),
+                    event_type: "delivery.completed".into(),
+                    time_ms: now,
+                    data: summary,
+                });
+            }
         }
     }
+}
+
+/// Every 250 ms: complete delivered sessions whose lock now reports closed and locked
+/// (freshly), alert on sessions that could not be secured within the limit, and end
+/// owner/guest sessions past their end.
+pub fn spawn_watcher(state: AppState) {
+    if let Some(ms) = std::env::var("THRESHOLD_SESSION_SECURE_LIMIT_MS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        set_secure_limit_ms(ms);
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            watch_once(&state).await;
+        }
+    });
+}
+
+async fn watch_once(state: &AppState) {
+    let Ok(open) = state.store.all_open_sessions(10_000).await else {
+        return;
+    };
+    let now = state.clock.now_ms();
+    let limit = secure_limit_ms();
+    let mut homes = std::collections::BTreeSet::new();
+    for s in &open {
+        if s.delivery_id.is_none() {
+            if s.ends_ms.is_some_and(|e| e < now) {
+                let _ = state.store.close_session(&s.id, now).await;
+            }
+            continue;
+        }
+        let Some(since) = s.delivered_ms.or(s.compromised_ms) else {
+            continue;
+        };
+        homes.insert(s.home_id.clone());
+        if now - since > limit && s.secure_alert_ms.is_none() {
+            secure_alert(state, s, since, now).await;
+        }
+    }
+    for h in homes {
+        try_complete(state, &h).await;
+    }
+}
+
+async fn secure_alert(state: &AppState, s: &SessionRow, since: i64, now: i64) {
+    // Re-check: a completion may have just closed it.
+    if state
+        .store
+        .session_of_delivery(s.delivery_id.as_deref().unwrap_or(""))
+        .await
+        .is_ok_and(|x| x.closed_ms.is_some())
+    {
+        return;
+    }
+    if !state
+        .store
+        .mark_secure_alert(&s.id, now)
+        .await
+        .unwrap_or(false)
+    {
+        return;
+    }
+    let Ok(home) = state.store.home_any(&s.home_id).await else {
+        return;
+    };
+    let lock = lock_state(state, &s.home_id);
+    let (bolt, door, fresh, at) = match &lock {
+        Some((b, d, f, at)) => (
+            b.map(|b| format!("{b:?}").to_lowercase()),
+            d.map(|d| format!("{d:?}").to_lowercase()),
+            *f,
+            *at,
+        ),
+        None => (None, None, false, None),
+    };
+    let what = match (&bolt, &door, fresh) {
+        (_, _, false) => "the lock has not sent a fresh signed report",
+        (_, Some(d), true) if d == "open" => "the door was left open",
+        _ => "the door is not confirmed locked",
+    };
+    let message = format!(
+        "The delivery could not be confirmed closed and locked within {} s: {what}.",
+        secure_limit_ms() / 1000
+    );
+    raise_alert(
+        state,
+        &home.owner_id,
+        NewAlert {
+            home_id: &s.home_id,
+            device_id: None,
+            delivery_id: s.delivery_id.as_deref(),
+            severity: "critical",
+            kind: "session_not_secured",
+            message: &message,
+            evidence: &json!({"since_ms": since, "limit_ms": secure_limit_ms(), "bolt": bolt.unwrap_or_else(|| "unknown".into()),
+                "door": door.unwrap_or_else(|| "unknown".into()), "report_fresh": fresh, "report_received_ms": at})
+            .to_string(),
+        },
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(opened: i64, delivered: Option<i64>, compromised: Option<i64>, closed: Option<i64>) -> SessionRow {
+        SessionRow {
+            id: "s".into(),
+            home_id: "h".into(),
+            grant_ref: "delivery:d".into(),
+            delivery_id: Some("d".into()),
+            opened_ms: opened,
+            ends_ms: None,
+            delivered_ms: delivered,
+            compromised_ms: compromised,
+            closed_ms: closed,
+            secure_alert_ms: None,
+        }
+    }
+
+    #[test]
+    fn openings_are_judged_by_device_time() {
+        let open = vec![s(1_000, None, None, None)];
+        assert_eq!(classify_opening(&open, 1_500, 100), Opening::Authorised);
+        assert_eq!(classify_opening(&open, 500, 100), Opening::Unauthorised);
+        let delivered = vec![s(1_000, Some(5_000), None, None)];
+        assert_eq!(classify_opening(&delivered, 4_000, 100), Opening::Authorised);
+        assert!(matches!(
+            classify_opening(&delivered, 9_000, 100),
+            Opening::AfterDelivery(_)
+        ));
+        // Completed at 6 s: a later opening is plain unauthorised entry.
+        let closed = vec![s(1_000, Some(5_000), None, Some(6_000))];
+        assert_eq!(classify_opening(&closed, 20_000, 100), Opening::Unauthorised);
+        let lost = vec![s(1_000, None, Some(3_000), None)];
+        assert!(matches!(
+            classify_opening(&lost, 4_000, 100),
+            Opening::Unwatched(_)
+        ));
+        assert_eq!(classify_opening(&[], 4_000, 100), Opening::Unauthorised);
+    }
+}
+
+/// The lock as the apps must show it (law 1): "locked" only while a fresh signed
+/// report says so, otherwise "unknown" with the time it became unknown.
+pub fn lock_view(state: &AppState, home_id: &str) -> serde_json::Value {
+    let cfg = state.config.liveness();
+    let mut out = json!({"bolt": "unknown", "door": "unknown", "fresh": false, "present": false});
+    state.registry.for_each(|e| {
+        if e.home_id == home_id && e.kind == DeviceKind::Lock && !e.revoked {
+            let now = state.clock.now_ms();
+            let fresh = e.liveness.state(now, &cfg) == Liveness::Live;
+            let s = e.last_state.clone().unwrap_or_default();
+            let shown = |v: Option<String>| {
+                if fresh {
+                    v.unwrap_or_else(|| "unknown".into())
+                } else {
+                    "unknown".into()
+                }
+            };
+            out = json!({
+                "present": true,
+                "device_id": e.id.to_hex(),
+                "bolt": shown(s.bolt.map(|b| format!("{b:?}").to_lowercase())),
+                "door": shown(s.door.map(|d| format!("{d:?}").to_lowercase())),
+                "fresh": fresh,
+                "reported_at_ms": e.last_state_at,
+                "unknown_since_ms": if fresh { None } else { e.liveness.fresh_at().map(|f| f + cfg.live_window_ms) },
+            });
+        }
+    });
+    out
 }

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod gateway;
+pub mod guests;
 pub mod hubkey;
 pub mod live;
 pub mod media;
@@ -120,6 +121,7 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
             .map_err(anyhow::Error::msg)?;
     }
     gateway::monitor::spawn(state.clone(), Duration::from_millis(50));
+    deliveries::spawn_watcher(state.clone());
     gateway::mqtt::spawn(
         state.clone(),
         gateway::mqtt::MqttTarget {

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access;
 mod accounts;
 mod audit;
 mod deliveries;
@@ -18,6 +19,7 @@ mod media;
 mod migrate;
 pub mod testing;
 
+pub use access::{GuestGrantRow, NewGuestGrant, SessionRow};
 pub use accounts::{ApiKeyRow, Role, UserRow};
 pub use audit::{AuditRow, CheckpointRow};
 pub use deliveries::DeliveryRow;

@@ -18,6 +18,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "media",
         include_str!("../migrations/sqlite/0002_media.sql"),
     ),
+    (
+        3,
+        "access",
+        include_str!("../migrations/sqlite/0003_access.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -29,6 +34,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "media",
         include_str!("../migrations/postgres/0002_media.sql"),
+    ),
+    (
+        3,
+        "access",
+        include_str!("../migrations/postgres/0003_access.sql"),
     ),
 ];
 

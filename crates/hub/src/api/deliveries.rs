@@ -140,6 +140,9 @@ pub async fn get(
 ) -> ApiResult<Json<serde_json::Value>> {
     let d = visible(&st, &p, &id).await?;
     let mut v = serde_json::to_value(DeliveryJson::from(&d)).unwrap_or(json!({}));
+    // Law 1: the courier and the owner see the lock as it truly is.
+    v["lock"] = crate::deliveries::lock_view(&st, &d.home_id);
+    v["approved"] = json!(d.approved);
     if p.user.role == Role::Owner {
         let tl = st.store.delivery_timeline(&d.id).await?;
         v["timeline"] = json!(tl.iter().map(|t| json!({"time_ms": t.time_ms, "kind": t.kind, "detail": serde_json::from_str::<serde_json::Value>(&t.detail).unwrap_or(json!({}))})).collect::<Vec<_>>());
@@ -214,6 +217,7 @@ pub async fn delivered(
             format!("delivery is {}, not inside", d.state),
         ));
     }
+    let _ = st.store.session_delivered(&d.id, now).await;
     crate::audit::record(
         &st,
         "delivery.delivered",
@@ -237,6 +241,38 @@ pub async fn delivered(
         });
     }
     crate::deliveries::try_complete(&st, &d.home_id).await;
+    let d = st.store.delivery_any(&d.id).await?;
+    Ok(Json((&d).into()))
+}
+
+/// The owner approves one delivery (needed when the home requires approval).
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/approve", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
+pub async fn approve(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeliveryJson>> {
+    p.require(Role::Owner)?;
+    let d = visible(&st, &p, &id).await?;
+    let now = st.clock.now_ms();
+    if !st.store.set_delivery_approved(&d.id, now).await? {
+        return Err(ApiError::invalid(
+            "invalid_state",
+            format!("delivery is {}, not scheduled", d.state),
+        ));
+    }
+    crate::audit::record(
+        &st,
+        "delivery.approved",
+        &p.actor(),
+        &format!("delivery:{}", d.id),
+        json!({}),
+    )
+    .await;
+    let _ = st
+        .store
+        .add_timeline(&d.home_id, None, Some(&d.id), now, "approved", "{}")
+        .await;
     let d = st.store.delivery_any(&d.id).await?;
     Ok(Json((&d).into()))
 }

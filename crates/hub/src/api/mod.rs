@@ -5,7 +5,9 @@ pub mod deliveries;
 pub mod devices;
 pub mod dto;
 pub mod extract;
+pub mod guests;
 pub mod homes;
+pub mod lock;
 pub mod system;
 
 use crate::error::ApiError;
@@ -48,6 +50,14 @@ use utoipa::OpenApi;
         deliveries::get,
         deliveries::entry,
         deliveries::delivered,
+        deliveries::approve,
+        lock::get,
+        lock::unlock,
+        lock::lock,
+        guests::create,
+        guests::list,
+        guests::revoke,
+        guests::unlock,
         system::audit_verify,
     ),
     components(schemas(dto::ErrorBody, dto::ErrorDetail))
@@ -89,6 +99,13 @@ pub fn router(state: AppState) -> Router {
         .route("/deliveries/{id}", get(deliveries::get))
         .route("/deliveries/{id}/entry", post(deliveries::entry))
         .route("/deliveries/{id}/delivered", post(deliveries::delivered))
+        .route("/deliveries/{id}/approve", post(deliveries::approve))
+        .route("/homes/{id}/lock", get(lock::get))
+        .route("/homes/{id}/lock/unlock", post(lock::unlock))
+        .route("/homes/{id}/lock/lock", post(lock::lock))
+        .route("/homes/{id}/guests", get(guests::list).post(guests::create))
+        .route("/homes/{id}/guests/{grant_id}", delete(guests::revoke))
+        .route("/guest/unlock", post(guests::unlock))
         .route("/audit/verify", get(system::audit_verify))
         .route("/events", get(system::events_ws))
         .route("/openapi.json", get(system::openapi))

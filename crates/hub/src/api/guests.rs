@@ -1,0 +1,212 @@
+//! Guest access: owners create, list and revoke grants; guests unlock with their
+//! grant's secret. See `crate::guests` for the rules.
+
+use crate::api::extract::{self, ApiJson};
+use crate::auth::Principal;
+use crate::deliveries::{home_liveness, issue_unlock};
+use crate::error::{ApiError, ApiResult};
+use crate::guests::{refusals, WeeklyWindow};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use threshold_core::liveness::Liveness;
+use threshold_proto::body::DeviceKind;
+use threshold_store::{GuestGrantRow, NewGuestGrant, Role};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrant {
+    pub name: String,
+    pub valid_from_ms: i64,
+    pub valid_until_ms: i64,
+    #[serde(default)]
+    pub weekly: Vec<WeeklyWindow>,
+    #[serde(default)]
+    pub utc_offset_minutes: i64,
+    /// Does "no eyes, no entry" apply to this guest? Default true.
+    pub camera_required: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuestUnlock {
+    pub secret: String,
+}
+
+fn grant_json(g: &GuestGrantRow) -> serde_json::Value {
+    json!({"id": g.id, "home_id": g.home_id, "name": g.name, "valid_from_ms": g.valid_from_ms,
+        "valid_until_ms": g.valid_until_ms, "weekly": serde_json::from_str::<serde_json::Value>(&g.weekly).unwrap_or(json!([])),
+        "utc_offset_minutes": g.utc_offset_minutes, "camera_required": g.camera_required,
+        "created_ms": g.created_ms, "revoked_ms": g.revoked_ms})
+}
+
+#[utoipa::path(post, path = "/api/v1/homes/{id}/guests", request_body = CreateGrant, tag = "guests", params(("id" = String, Path)), responses((status = 201), (status = 400), (status = 404)))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CreateGrant>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let owner = p.require(Role::Owner)?.to_owned();
+    let h = st
+        .store
+        .home(&owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("home"))?;
+    let name = extract::text("name", &req.name, 80)?;
+    if req.valid_until_ms <= req.valid_from_ms {
+        return Err(ApiError::invalid(
+            "invalid_window",
+            "valid_until_ms must be after valid_from_ms",
+        ));
+    }
+    if req.weekly.len() > 28 || req.weekly.iter().any(|w| !w.is_valid()) {
+        return Err(ApiError::invalid(
+            "invalid_window",
+            "weekly windows need day 1..7 and start_minute < end_minute within 0..1440 (at most 28)",
+        ));
+    }
+    if !(-14 * 60..=14 * 60).contains(&req.utc_offset_minutes) {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "utc_offset_minutes must be within -840..840",
+        ));
+    }
+    let secret = crate::auth::new_session_token()?;
+    let weekly = serde_json::to_string(&req.weekly).unwrap_or_else(|_| "[]".into());
+    let g = st
+        .store
+        .create_guest_grant(
+            NewGuestGrant {
+                home_id: &h.id,
+                owner_id: &owner,
+                name: &name,
+                secret_hash: &crate::auth::sha256_hex(&secret),
+                valid_from_ms: req.valid_from_ms,
+                valid_until_ms: req.valid_until_ms,
+                weekly: &weekly,
+                utc_offset_minutes: req.utc_offset_minutes,
+                camera_required: req.camera_required.unwrap_or(true),
+            },
+            st.clock.now_ms(),
+        )
+        .await?;
+    crate::audit::record(
+        &st,
+        "guest.granted",
+        &p.actor(),
+        &format!("home:{}", h.id),
+        grant_json(&g),
+    )
+    .await;
+    let mut v = grant_json(&g);
+    v["secret"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+#[utoipa::path(get, path = "/api/v1/homes/{id}/guests", tag = "guests", params(("id" = String, Path)), responses((status = 200), (status = 404)))]
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let owner = p.require(Role::Owner)?;
+    let h = st
+        .store
+        .home(owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("home"))?;
+    let rows = st.store.guest_grants(owner, &h.id).await?;
+    Ok(Json(rows.iter().map(grant_json).collect()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/homes/{id}/guests/{grant_id}", tag = "guests", params(("id" = String, Path), ("grant_id" = String, Path)), responses((status = 200), (status = 404)))]
+pub async fn revoke(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, grant_id)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let owner = p.require(Role::Owner)?.to_owned();
+    let g = st
+        .store
+        .guest_grant(&owner, extract::id(&grant_id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("guest grant"))?;
+    if g.home_id != extract::id(&id)? {
+        return Err(ApiError::NotFound("guest grant"));
+    }
+    st.store
+        .revoke_guest_grant(&owner, &g.id, st.clock.now_ms())
+        .await
+        .map_err(|_| ApiError::NotFound("guest grant"))?;
+    crate::audit::record(
+        &st,
+        "guest.revoked",
+        &p.actor(),
+        &format!("guest:{}", g.id),
+        json!({}),
+    )
+    .await;
+    Ok(Json(json!({"revoked": true})))
+}
+
+/// A guest asks to unlock. Answer: the decision with every reason for a refusal.
+#[utoipa::path(post, path = "/api/v1/guest/unlock", request_body = GuestUnlock, tag = "guests", responses((status = 200), (status = 404)))]
+pub async fn unlock(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<GuestUnlock>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if req.secret.is_empty() || req.secret.len() > 128 {
+        return Err(ApiError::NotFound("guest grant"));
+    }
+    let g = st
+        .store
+        .guest_grant_by_secret(&crate::auth::sha256_hex(&req.secret))
+        .await
+        .map_err(|_| ApiError::NotFound("guest grant"))?;
+    let now = st.clock.now_ms();
+    let (camera, _cams) = home_liveness(&st, &g.home_id, DeviceKind::Camera);
+    let (lock, locks) = home_liveness(&st, &g.home_id, DeviceKind::Lock);
+    let reasons = refusals(&g, now, camera == Liveness::Live, lock == Liveness::Live);
+    let allowed = reasons.is_empty();
+    let grant = format!("guest:{}", g.id);
+    let detail = json!({"grant": grant, "allowed": allowed, "reasons": reasons, "camera": camera.as_str(), "lock": lock.as_str()});
+    crate::audit::record(
+        &st,
+        "decision",
+        &grant,
+        &format!("home:{}", g.home_id),
+        detail.clone(),
+    )
+    .await;
+    let _ = st
+        .store
+        .add_timeline(
+            &g.home_id,
+            None,
+            None,
+            now,
+            "guest.decision",
+            &detail.to_string(),
+        )
+        .await;
+    let mut expires = None;
+    if allowed {
+        st.store
+            .open_session(
+                &g.home_id,
+                &grant,
+                None,
+                now,
+                Some(now + crate::api::lock::MANUAL_SESSION_MAX_MS),
+            )
+            .await?;
+        expires = Some(issue_unlock(&st, &locks, &grant, &grant, now).await?);
+    }
+    Ok(Json(
+        json!({"allowed": allowed, "reasons": reasons, "token_expires_at_ms": expires}),
+    ))
+}
