@@ -51,6 +51,17 @@ pub struct HubConfig {
     pub session_ttl_ms: i64,
     /// Lifetime of an unlock token.
     pub unlock_token_ttl_ms: i64,
+    /// A delivery's recording continues this long after its session ends.
+    pub recording_tail_ms: i64,
+    /// A recording whose session never ends stops after this long.
+    pub recording_max_ms: i64,
+    /// Stored frames older than this (hub receive time) are deleted.
+    pub media_max_age_ms: i64,
+    /// When stored frames exceed this many bytes, the oldest are deleted.
+    pub media_max_bytes: u64,
+    /// A webhook delivery is retried (exponential backoff from 1 s, capped at 10 min)
+    /// up to this many attempts, then marked failed.
+    pub webhook_max_attempts: u32,
 }
 
 impl Default for HubConfig {
@@ -75,6 +86,11 @@ impl Default for HubConfig {
             hub_key_file: None,
             session_ttl_ms: 7 * 24 * 3600 * 1000,
             unlock_token_ttl_ms: 30_000,
+            recording_tail_ms: 10_000,
+            recording_max_ms: 3_600_000,
+            media_max_age_ms: 30 * 24 * 3600 * 1000,
+            media_max_bytes: 10 * 1024 * 1024 * 1024,
+            webhook_max_attempts: 10,
         }
     }
 }
@@ -178,6 +194,15 @@ impl HubConfig {
         }
         if let Some(u) = &self.mqtt_url {
             parse_mqtt_url(u).map_err(ConfigError::Invalid)?;
+        }
+        if self.recording_tail_ms < 0 || self.recording_max_ms < 1000 {
+            return bad("recording_tail_ms must be >= 0 and recording_max_ms >= 1000");
+        }
+        if self.media_max_age_ms < 60_000 {
+            return bad("media_max_age_ms must be at least 60000");
+        }
+        if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 30 {
+            return bad("webhook_max_attempts must be between 1 and 30");
         }
         Ok(())
     }

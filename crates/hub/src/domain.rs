@@ -39,6 +39,8 @@ pub async fn raise_alert(state: &AppState, owner_id: &str, a: NewAlert<'_>) {
                 time_ms: now,
                 data: crate::api::dto::alert_json(&row),
             });
+            crate::webhooks::on_alert(state, owner_id, &crate::api::dto::alert_json(&row))
+                .await;
         }
         Err(e) => tracing::error!(error = %e, "could not store alert"),
     }

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod avi;
 pub mod clock;
 pub mod config;
 pub mod deliveries;
@@ -21,7 +22,9 @@ pub mod hubkey;
 pub mod live;
 pub mod media;
 pub mod metrics;
+pub mod recording;
 pub mod state;
+pub mod webhooks;
 
 pub use config::{HubConfig, Overrides};
 pub use state::AppState;
@@ -109,6 +112,8 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         registry: gateway::registry::Registry::new(),
         bus: events::EventBus::new(),
         live: live::LiveFrames::default(),
+        recorder: recording::Recorder::default(),
+        webhooks: webhooks::Webhooks::default(),
         device_mqtt_host: device_host,
         device_mqtt_port: device_port,
         hub_mqtt_password,
@@ -121,6 +126,8 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
             .map_err(anyhow::Error::msg)?;
     }
     gateway::monitor::spawn(state.clone(), Duration::from_millis(50));
+    recording::spawn(state.clone());
+    webhooks::spawn(state.clone());
     deliveries::spawn_watcher(state.clone());
     gateway::mqtt::spawn(
         state.clone(),

@@ -29,13 +29,17 @@ pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
+/// A verified frame: file it into any recording it belongs to (durably, before the
+/// caller acknowledges it), and hand live ones to viewers. Err means it belongs to a
+/// recording but could not be stored: the caller must not acknowledge it.
 pub async fn on_frame(
     state: &AppState,
     msg: &SignedMessage,
-    _header: &FrameHeader,
+    header: &FrameHeader,
     jpeg: &[u8],
     recovered: bool,
-) {
+) -> Result<(), crate::recording::StoreFailed> {
+    crate::recording::on_frame(state, msg, header, jpeg, recovered).await?;
     if !recovered {
         state.live.publish(LiveFrame {
             device: msg.device,
@@ -45,6 +49,7 @@ pub async fn on_frame(
             jpeg: bytes::Bytes::copy_from_slice(jpeg),
         });
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -25,6 +25,10 @@ pub struct Inner {
     pub bus: EventBus,
     pub downlink: Downlink,
     pub live: LiveFrames,
+    /// Open and recent delivery recordings (see `recording`).
+    pub recorder: crate::recording::Recorder,
+    /// Outgoing webhook signals (see `webhooks`).
+    pub webhooks: crate::webhooks::Webhooks,
     /// Broker address handed to devices at enrolment.
     pub device_mqtt_host: String,
     pub device_mqtt_port: u16,

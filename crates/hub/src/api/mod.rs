@@ -1,14 +1,17 @@
 //! The HTTP API under `/api/v1`, plus `/healthz`, `/metrics` and the OpenAPI document.
 
 pub mod accounts;
+pub mod clips;
 pub mod deliveries;
 pub mod devices;
 pub mod dto;
 pub mod extract;
 pub mod guests;
 pub mod homes;
+pub mod live;
 pub mod lock;
 pub mod system;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -50,6 +53,14 @@ use utoipa::OpenApi;
         deliveries::get,
         deliveries::entry,
         deliveries::delivered,
+        clips::recording,
+        clips::frame,
+        clips::avi,
+        live::live,
+        webhooks::create,
+        webhooks::list,
+        webhooks::delete,
+        webhooks::deliveries,
         deliveries::approve,
         lock::get,
         lock::unlock,
@@ -90,6 +101,16 @@ pub fn router(state: AppState) -> Router {
             get(devices::get).merge(delete(devices::revoke)),
         )
         .route("/devices/{id}/frame.jpg", get(devices::latest_frame))
+        .route("/devices/{id}/live", get(live::live))
+        .route("/deliveries/{id}/recording", get(clips::recording))
+        .route("/deliveries/{id}/recording.avi", get(clips::avi))
+        .route(
+            "/deliveries/{id}/recording/frames/{device_id}/{seq}",
+            get(clips::frame),
+        )
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", delete(webhooks::delete))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/alerts", get(homes::alerts))
         .route("/alerts/{id}/ack", post(homes::ack_alert))
         .route(

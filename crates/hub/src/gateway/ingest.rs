@@ -363,7 +363,13 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         return Ok(Outcome::Duplicate);
     }
     let recovered = !live;
-    crate::media::on_frame(state, &msg, &header, jpeg, recovered).await;
+    if crate::media::on_frame(state, &msg, &header, jpeg, recovered)
+        .await
+        .is_err()
+    {
+        // Not acknowledged: the camera keeps it in its outbox.
+        return Err(Rejection::Storage);
+    }
     send_ack(
         state,
         msg.device,

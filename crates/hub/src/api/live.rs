@@ -1,0 +1,134 @@
+//! Live view for owners: `GET /api/v1/devices/{id}/live` (WebSocket).
+//!
+//! Every message is a JSON text message:
+//!
+//! - `{"type":"frame","device_id","seq","capture_ms","received_ms","age_ms","verdict","time_ms","jpeg_base64"}`
+//!   for each new live frame of the camera (the JPEG, base64);
+//! - `{"type":"status","device_id","verdict","age_ms","last_seq","last_capture_ms","time_ms"}`
+//!   every 250 ms whether or not a frame arrived.
+//!
+//! `verdict` is the hub's liveness of the camera at `time_ms` (`live`, `stale` or
+//! `offline`); `age_ms` is how long ago the hub received the newest frame (null if none
+//! since the hub started). A page must show LIVE only while the latest verdict is
+//! `live` AND a message arrived within its own watchdog (e.g. 1 s): because status
+//! messages come four times a second, a silent hub or a jammed phone turns LIVE into
+//! OFFLINE within 2 s. While at least one viewer is connected the hub asks the camera
+//! for frames (a `stream` request renewed every 2 s).
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::json;
+use std::time::Duration;
+use threshold_core::liveness::Liveness;
+use threshold_proto::DeviceId;
+use threshold_store::Role;
+
+/// Status message period.
+pub const STATUS_EVERY_MS: u64 = 250;
+
+#[utoipa::path(get, path = "/api/v1/devices/{id}/live", tag = "devices", params(("id" = String, Path)),
+    description = "WebSocket. JSON text messages: `frame` (with `jpeg_base64`, `seq`, `capture_ms`, `age_ms`, `verdict`) for each live frame, and `status` (`verdict`, `age_ms`, `last_seq`) every 250 ms. Show LIVE only while the newest verdict is `live` and a message arrived within the page's own watchdog.",
+    responses((status = 101, description = "switching to WebSocket"), (status = 404, body = crate::api::dto::ErrorBody)))]
+pub async fn live(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let owner = p.require(Role::Owner)?;
+    let d = st
+        .store
+        .device(owner, crate::api::extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("device"))?;
+    if d.kind != "camera" {
+        return Err(ApiError::NotFound("camera"));
+    }
+    let did: DeviceId = d.id.parse().map_err(|_| ApiError::NotFound("device"))?;
+    Ok(ws.on_upgrade(move |socket| view(st, did, socket)))
+}
+
+struct Viewer<'a>(&'a AppState, DeviceId);
+
+impl Drop for Viewer<'_> {
+    fn drop(&mut self) {
+        self.0.live.remove_viewer(&self.1);
+    }
+}
+
+/// The hub's verdict on a camera now.
+pub fn verdict(st: &AppState, d: &DeviceId) -> Liveness {
+    let now = st.clock.now_ms();
+    let cfg = st.config.liveness();
+    st.registry
+        .with(d, |e| {
+            if e.revoked {
+                Liveness::Offline
+            } else {
+                e.liveness.state(now, &cfg)
+            }
+        })
+        .unwrap_or(Liveness::Offline)
+}
+
+fn status(st: &AppState, d: &DeviceId) -> String {
+    let now = st.clock.now_ms();
+    let latest = st.live.latest(d);
+    json!({
+        "type": "status",
+        "device_id": d.to_hex(),
+        "verdict": verdict(st, d).as_str(),
+        "age_ms": latest.as_ref().map(|f| now - f.received_ms),
+        "last_seq": latest.as_ref().map(|f| f.seq),
+        "last_capture_ms": latest.as_ref().map(|f| f.capture_ms),
+        "time_ms": now,
+    })
+    .to_string()
+}
+
+async fn view(st: AppState, d: DeviceId, mut socket: WebSocket) {
+    st.live.add_viewer(d);
+    let _guard = Viewer(&st, d);
+    let now = st.clock.now_ms();
+    crate::deliveries::request_streams(&st, &[d], now + 10_000).await;
+    let mut rx = st.live.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(STATUS_EVERY_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    loop {
+        tokio::select! {
+            f = rx.recv() => match f {
+                Ok(f) if f.device == d => {
+                    let now = st.clock.now_ms();
+                    let msg = json!({
+                        "type": "frame",
+                        "device_id": d.to_hex(),
+                        "seq": f.seq,
+                        "capture_ms": f.capture_ms,
+                        "received_ms": f.received_ms,
+                        "age_ms": now - f.received_ms,
+                        "verdict": verdict(&st, &d).as_str(),
+                        "time_ms": now,
+                        "jpeg_base64": b64.encode(&f.jpeg),
+                    }).to_string();
+                    if socket.send(Message::Text(msg.into())).await.is_err() { return; }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+            _ = tick.tick() => {
+                if socket.send(Message::Text(status(&st, &d).into())).await.is_err() { return; }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            }
+        }
+    }
+}

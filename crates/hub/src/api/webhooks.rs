@@ -1,0 +1,186 @@
+//! Owners' webhook endpoints (alerts to the outside, signed per Standard Webhooks; see
+//! `crate::webhooks`) and each endpoint's delivery log.
+
+use crate::api::dto::ErrorBody;
+use crate::api::extract::{self, ApiJson};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use threshold_store::{Role, WebhookDeliveryRow, WebhookEndpointRow};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// `http://host[:port]/path` (this build has no TLS client; see docs).
+    pub url: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookJson {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    /// `whsec_<base64>`: verify `webhook-signature` with it.
+    pub secret: String,
+    pub created_ms: i64,
+}
+
+impl From<WebhookEndpointRow> for WebhookJson {
+    fn from(e: WebhookEndpointRow) -> Self {
+        WebhookJson {
+            id: e.id,
+            url: e.url,
+            description: e.description,
+            secret: e.secret,
+            created_ms: e.created_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryJson {
+    pub id: String,
+    /// The `webhook-id` header (the same on every retry).
+    pub message_id: String,
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub payload: serde_json::Value,
+}
+
+impl From<WebhookDeliveryRow> for WebhookDeliveryJson {
+    fn from(d: WebhookDeliveryRow) -> Self {
+        WebhookDeliveryJson {
+            payload: serde_json::from_str(&d.payload).unwrap_or(json!(null)),
+            id: d.id,
+            message_id: d.message_id,
+            event_type: d.event_type,
+            state: d.state,
+            attempts: d.attempts,
+            next_attempt_ms: d.next_attempt_ms,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            created_ms: d.created_ms,
+            updated_ms: d.updated_ms,
+        }
+    }
+}
+
+fn check_url(u: &str) -> ApiResult<String> {
+    let u = extract::text("url", u, 2000)?;
+    let rest = u.strip_prefix("http://").ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_url",
+            "url must start with http:// (https needs a TLS relay in this build)",
+        )
+    })?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains('@') || u.chars().any(char::is_whitespace) {
+        return Err(ApiError::invalid(
+            "invalid_url",
+            "url needs a host and no credentials or spaces",
+        ));
+    }
+    Ok(u)
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks", request_body = CreateWebhook, tag = "webhooks",
+    responses((status = 201, body = WebhookJson), (status = 400, body = ErrorBody)))]
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    ApiJson(req): ApiJson<CreateWebhook>,
+) -> ApiResult<(StatusCode, Json<WebhookJson>)> {
+    let owner = p.require(Role::Owner)?;
+    let url = check_url(&req.url)?;
+    let description = match req.description.as_deref() {
+        Some(d) if !d.trim().is_empty() => extract::text("description", d, 200)?,
+        _ => String::new(),
+    };
+    if st.store.webhook_endpoints(owner).await?.len() >= 10 {
+        return Err(ApiError::invalid(
+            "too_many_webhooks",
+            "at most 10 webhook endpoints per owner",
+        ));
+    }
+    let secret = crate::webhooks::new_secret()?;
+    let ep = st
+        .store
+        .create_webhook_endpoint(owner, &url, &secret, &description, st.clock.now_ms())
+        .await?;
+    crate::audit::record(
+        &st,
+        "webhook.created",
+        &p.actor(),
+        &format!("webhook:{}", ep.id),
+        json!({"url": ep.url}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(ep.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, body = [WebhookJson])))]
+pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Vec<WebhookJson>>> {
+    let owner = p.require(Role::Owner)?;
+    Ok(Json(
+        st.store
+            .webhook_endpoints(owner)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let owner = p.require(Role::Owner)?;
+    st.store
+        .delete_webhook_endpoint(owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("webhook"))?;
+    crate::audit::record(
+        &st,
+        "webhook.deleted",
+        &p.actor(),
+        &format!("webhook:{id}"),
+        json!({}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The endpoint's delivery log, newest first (last 200).
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = [WebhookDeliveryJson]), (status = 404, body = ErrorBody)))]
+pub async fn deliveries(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<WebhookDeliveryJson>>> {
+    let owner = p.require(Role::Owner)?;
+    let rows = st
+        .store
+        .webhook_deliveries(owner, extract::id(&id)?, 200)
+        .await
+        .map_err(|_| ApiError::NotFound("webhook"))?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}

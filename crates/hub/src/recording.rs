@@ -1,0 +1,367 @@
+//! Delivery recordings (law 6): every delivery is recorded from the unlock request until
+//! its session ends plus a tail. While a recording is open the hub keeps the home's
+//! cameras streaming; each verified frame of those cameras captured inside a recording's
+//! time span is written to `<data_dir>/media/<device>/<bucket>/<seq>.jpg` (fsynced, then
+//! renamed into place) with a metadata row, *before* the frame is acknowledged to the
+//! camera. Backlog frames that arrive after an outage are filed by their signed capture
+//! time into the same recording, marked recovered. Storing is idempotent per
+//! (device, frame seq).
+//!
+//! One background task (see [`spawn`]) refreshes the in-memory list of recordings from
+//! the database (so several hub processes agree), closes recordings whose session
+//! ended, renews `stream` requests for recorded and watched cameras, and applies media
+//! retention.
+
+use crate::state::AppState;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use threshold_proto::body::{DeviceKind, FrameHeader};
+use threshold_proto::{DeviceId, SignedMessage};
+use threshold_store::{MediaFrameRow, RecordingRow};
+
+/// Delivery states during which the session is open (anything else ends recording).
+const OPEN_STATES: [&str; 4] = ["scheduled", "entering", "inside", "delivered"];
+/// Late backlog frames are still filed into recordings that ended this recently.
+const LATE_FILING_MS: i64 = 6 * 3600 * 1000;
+/// How often stream requests are renewed, and how far ahead they reach.
+pub const STREAM_RENEW_MS: u64 = 2000;
+const STREAM_AHEAD_MS: i64 = 10_000;
+/// Retention runs this often.
+const RETENTION_EVERY_MS: i64 = 60_000;
+
+/// The recordings a frame may belong to, cached by home.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    by_home: Mutex<HashMap<String, Vec<RecordingRow>>>,
+}
+
+impl Recorder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<RecordingRow>>> {
+        self.by_home.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replace the cache with the database's view, keeping recordings started in the
+    /// last few seconds that the database may not show yet (insert still in flight).
+    fn replace(&self, rows: Vec<RecordingRow>, now: i64) {
+        let mut m: HashMap<String, Vec<RecordingRow>> = HashMap::new();
+        let mut g = self.lock();
+        for r in g.values().flatten() {
+            if now - r.started_ms < 10_000 && !rows.iter().any(|x| x.delivery_id == r.delivery_id) {
+                m.entry(r.home_id.clone()).or_default().push(r.clone());
+            }
+        }
+        for r in rows {
+            m.entry(r.home_id.clone()).or_default().push(r);
+        }
+        *g = m;
+    }
+
+    fn add(&self, r: RecordingRow) {
+        let mut g = self.lock();
+        let v = g.entry(r.home_id.clone()).or_default();
+        if !v.iter().any(|x| x.delivery_id == r.delivery_id) {
+            v.push(r);
+        }
+    }
+
+    /// The recording (delivery id) a frame of `home_id` captured at `capture_ms`
+    /// belongs to: the earliest-started one covering that instant.
+    pub fn find(&self, home_id: &str, capture_ms: i64) -> Option<String> {
+        let g = self.lock();
+        g.get(home_id)?
+            .iter()
+            .filter(|r| capture_ms >= r.started_ms && r.ends_ms.is_none_or(|e| capture_ms <= e))
+            .min_by_key(|r| r.started_ms)
+            .map(|r| r.delivery_id.clone())
+    }
+
+    /// Homes with a recording open at `now`.
+    pub fn recording_homes(&self, now: i64) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, v)| v.iter().any(|r| r.ends_ms.is_none_or(|e| now <= e)))
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+
+    fn open(&self) -> Vec<RecordingRow> {
+        self.lock()
+            .values()
+            .flatten()
+            .filter(|r| r.ends_ms.is_none())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Start recording a delivery (called when entry is requested and granted) and get the
+/// home's cameras streaming right away.
+pub async fn start(state: &AppState, delivery_id: &str, home_id: &str, now: i64) {
+    state.recorder.add(RecordingRow {
+        delivery_id: delivery_id.to_owned(),
+        home_id: home_id.to_owned(),
+        started_ms: now,
+        ends_ms: None,
+    });
+    if let Err(e) = state.store.start_recording(delivery_id, home_id, now).await {
+        tracing::error!(error = %e, delivery = %delivery_id, "could not start recording");
+    }
+    let cams = home_cameras(state, home_id);
+    crate::deliveries::request_streams(state, &cams, now + STREAM_AHEAD_MS).await;
+}
+
+fn home_cameras(state: &AppState, home_id: &str) -> Vec<DeviceId> {
+    let mut out = Vec::new();
+    state.registry.for_each(|e| {
+        if e.home_id == home_id && e.kind == DeviceKind::Camera && !e.revoked {
+            out.push(e.id);
+        }
+    });
+    out
+}
+
+pub fn media_dir(state: &AppState) -> PathBuf {
+    state.config.data_dir.join("media")
+}
+
+/// Relative path of a stored frame. Ids are hex and seqs numbers: no path tricks.
+fn frame_rel_path(device: &DeviceId, seq: u64) -> String {
+    format!("{}/{:08}/{seq}.jpg", device.to_hex(), seq / 1000)
+}
+
+/// Why a frame could not be stored (it is then not acknowledged, so the camera keeps it
+/// and sends it again).
+#[derive(Debug)]
+pub struct StoreFailed;
+
+/// File a verified frame if it belongs to a recording. Returns Err only when it belongs
+/// to one and could not be made durable.
+pub async fn on_frame(
+    state: &AppState,
+    msg: &SignedMessage,
+    header: &FrameHeader,
+    jpeg: &[u8],
+    recovered: bool,
+) -> Result<(), StoreFailed> {
+    let Some(home_id) = state.registry.with(&msg.device, |e| e.home_id.clone()) else {
+        return Ok(());
+    };
+    let Some(delivery_id) = state.recorder.find(&home_id, msg.time_ms) else {
+        return Ok(());
+    };
+    let rel = frame_rel_path(&msg.device, msg.seq);
+    let full = media_dir(state).join(&rel);
+    let data = jpeg.to_vec();
+    let written = tokio::task::spawn_blocking(move || write_durably(&full, &data)).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, device = %msg.device, seq = msg.seq, "could not write frame to disk");
+            state.metrics.reject("media_write_failed");
+            return Err(StoreFailed);
+        }
+        Err(_) => return Err(StoreFailed),
+    }
+    let row = MediaFrameRow {
+        device_id: msg.device.to_hex(),
+        seq: msg.seq as i64,
+        home_id,
+        delivery_id,
+        capture_ms: msg.time_ms,
+        received_ms: state.clock.now_ms(),
+        recovered,
+        path: rel,
+        sha256: header.sha256.clone(),
+        bytes: jpeg.len() as i64,
+    };
+    match state.store.insert_media_frame(&row).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "could not store frame metadata");
+            Err(StoreFailed)
+        }
+    }
+}
+
+fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("jpg.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Read a stored frame's bytes.
+pub async fn read_frame(state: &AppState, row: &MediaFrameRow) -> std::io::Result<Vec<u8>> {
+    // The path was built by the hub from hex and digits; refuse anything else anyway.
+    if row.path.contains("..") || row.path.starts_with('/') {
+        return Err(std::io::Error::other("bad stored path"));
+    }
+    tokio::fs::read(media_dir(state).join(&row.path)).await
+}
+
+/// The recorder's background tasks: one starts a recording on every granted entry (it
+/// listens to the hub's event bus, so the delivery flow needs no recorder calls), one
+/// ticks.
+pub fn spawn(state: AppState) {
+    let st = state.clone();
+    let mut rx = st.bus.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.event_type == "delivery.entry_granted" => {
+                    if let Some(d) = e.data.get("delivery_id").and_then(|v| v.as_str()) {
+                        start(&st, d, &e.home_id, e.time_ms).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::error!(missed = n, "recorder lagged behind the event bus");
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut iv = tokio::time::interval(Duration::from_millis(STREAM_RENEW_MS));
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_retention = i64::MIN;
+        loop {
+            iv.tick().await;
+            tick(&state).await;
+            let now = state.clock.now_ms();
+            if now.saturating_sub(last_retention) >= RETENTION_EVERY_MS {
+                last_retention = now;
+                if let Err(e) = retention(&state).await {
+                    tracing::error!(error = %e, "media retention failed");
+                }
+            }
+        }
+    });
+}
+
+/// One pass: refresh recordings, close ended sessions, renew stream requests.
+pub async fn tick(state: &AppState) {
+    let now = state.clock.now_ms();
+    match state.store.recent_recordings(now - LATE_FILING_MS).await {
+        Ok(rows) => state.recorder.replace(rows, now),
+        Err(e) => tracing::error!(error = %e, "could not load recordings"),
+    }
+    for r in state.recorder.open() {
+        let ended = match state.store.delivery_any(&r.delivery_id).await {
+            Ok(d) => !OPEN_STATES.contains(&d.state.as_str()),
+            Err(threshold_store::StoreError::NotFound) => true,
+            Err(_) => false,
+        };
+        let too_long = now - r.started_ms > state.config.recording_max_ms;
+        if ended || too_long {
+            let ends = now + state.config.recording_tail_ms;
+            if state
+                .store
+                .end_recording(&r.delivery_id, ends)
+                .await
+                .is_ok()
+            {
+                state.recorder.add_end(&r.delivery_id, ends);
+            }
+        }
+    }
+    let mut cams: Vec<DeviceId> = Vec::new();
+    for h in state.recorder.recording_homes(now) {
+        cams.extend(home_cameras(state, &h));
+    }
+    cams.extend(state.live.watched());
+    cams.sort_by_key(|d| d.0);
+    cams.dedup();
+    crate::deliveries::request_streams(state, &cams, now + STREAM_AHEAD_MS).await;
+}
+
+impl Recorder {
+    fn add_end(&self, delivery_id: &str, ends: i64) {
+        for v in self.lock().values_mut() {
+            for r in v.iter_mut().filter(|r| r.delivery_id == delivery_id) {
+                r.ends_ms = Some(ends);
+            }
+        }
+    }
+}
+
+/// Delete the oldest frames beyond the age and size limits.
+pub async fn retention(state: &AppState) -> Result<u64, threshold_store::StoreError> {
+    let now = state.clock.now_ms();
+    let cutoff = now - state.config.media_max_age_ms;
+    let mut total = state.store.media_total_bytes().await?.max(0) as u64;
+    let mut deleted = 0u64;
+    loop {
+        let batch = state.store.oldest_media_frames(500).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let mut progressed = false;
+        for f in batch {
+            if f.received_ms >= cutoff && total <= state.config.media_max_bytes {
+                return Ok(deleted);
+            }
+            if !(f.path.contains("..") || f.path.starts_with('/')) {
+                let _ = tokio::fs::remove_file(media_dir(state).join(&f.path)).await;
+            }
+            state.store.delete_media_frame(&f.device_id, f.seq).await?;
+            total = total.saturating_sub(f.bytes.max(0) as u64);
+            deleted += 1;
+            progressed = true;
+        }
+        if !progressed {
+            break;
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(deleted, "media retention deleted old frames");
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_filed_by_capture_time() {
+        let r = Recorder::default();
+        r.add(RecordingRow {
+            delivery_id: "d1".into(),
+            home_id: "h".into(),
+            started_ms: 1000,
+            ends_ms: Some(5000),
+        });
+        r.add(RecordingRow {
+            delivery_id: "d2".into(),
+            home_id: "h".into(),
+            started_ms: 4000,
+            ends_ms: None,
+        });
+        assert_eq!(r.find("h", 999), None);
+        assert_eq!(r.find("h", 1000).as_deref(), Some("d1"));
+        assert_eq!(r.find("h", 4500).as_deref(), Some("d1"));
+        assert_eq!(r.find("h", 9000).as_deref(), Some("d2"));
+        assert_eq!(r.find("other", 4500), None);
+        assert_eq!(r.recording_homes(100_000), vec!["h".to_owned()]);
+        r.add_end("d2", 6000);
+        assert!(r.recording_homes(100_000).is_empty());
+    }
+
+    #[test]
+    fn stored_paths_are_plain() {
+        let d = DeviceId([7u8; 16]);
+        let p = frame_rel_path(&d, 12345);
+        assert!(p.ends_with("/00000012/12345.jpg"));
+        assert!(!p.contains(".."));
+    }
+}

@@ -1,0 +1,275 @@
+//! Alerts to the outside: owners' webhook endpoints, signed per the Standard Webhooks
+//! convention (<https://www.standardwebhooks.com/>):
+//!
+//! - `webhook-id`: the message id (the same on every retry, so receivers de-duplicate);
+//! - `webhook-timestamp`: Unix seconds of this attempt;
+//! - `webhook-signature`: `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`,
+//!   where the key is the base64 part of the endpoint's `whsec_...` secret.
+//!
+//! The body is `{"type":"alert.raised","timestamp":"<RFC 3339>","data":{alert}}`.
+//! Every alert is queued durably (one row per endpoint in the delivery log) and sent by
+//! a background task; failures (non-2xx, timeouts, refused connections) are retried
+//! with exponential backoff (1 s, 2 s, 4 s ... capped at 10 min) up to
+//! `webhook_max_attempts`, then marked `failed`. Each row records attempts, the last
+//! HTTP status and error. With several hub processes an attempt may rarely be sent
+//! twice; receivers de-duplicate on `webhook-id` as the convention asks.
+//!
+//! Only `http://` endpoints can be reached by this build (no TLS client is compiled
+//! in); put a TLS-terminating relay in front for `https://` receivers.
+
+use crate::state::AppState;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::time::Duration;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// A claimed attempt is retried after this long if the hub dies mid-attempt.
+const CLAIM_MS: i64 = 30_000;
+const MAX_BACKOFF_MS: i64 = 600_000;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wakes the sender when something is queued.
+#[derive(Debug, Default)]
+pub struct Webhooks {
+    wake: tokio::sync::Notify,
+}
+
+/// A new `whsec_` secret: 24 random bytes.
+pub fn new_secret() -> Result<String, crate::error::ApiError> {
+    let mut b = [0u8; 24];
+    getrandom::getrandom(&mut b).map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
+    Ok(format!("whsec_{}", B64.encode(b)))
+}
+
+/// The `webhook-signature` value for one attempt.
+pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &str) -> Option<String> {
+    let key = B64
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
+    mac.update(format!("{msg_id}.{timestamp}.{body}").as_bytes());
+    Some(format!("v1,{}", B64.encode(mac.finalize().into_bytes())))
+}
+
+/// Check a received signature header (space-separated list of `v1,<sig>`).
+pub fn verify(secret: &str, msg_id: &str, timestamp: i64, body: &str, header: &str) -> bool {
+    let Some(expected) = sign(secret, msg_id, timestamp, body) else {
+        return false;
+    };
+    header
+        .split(' ')
+        .any(|s| crate::auth::ct_eq(s.trim(), &expected))
+}
+
+/// Queue an alert for every webhook endpoint of its owner.
+pub async fn on_alert(state: &AppState, owner_id: &str, alert: &serde_json::Value) {
+    let endpoints = match state.store.webhook_endpoints(owner_id).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "could not load webhook endpoints");
+            return;
+        }
+    };
+    if endpoints.is_empty() {
+        return;
+    }
+    let now = state.clock.now_ms();
+    let body = serde_json::json!({
+        "type": "alert.raised",
+        "timestamp": rfc3339(now),
+        "data": alert,
+    })
+    .to_string();
+    for ep in endpoints {
+        let msg_id = format!("msg_{}", threshold_store::new_id());
+        if let Err(e) = state
+            .store
+            .enqueue_webhook(&ep.id, &msg_id, "alert.raised", &body, now)
+            .await
+        {
+            tracing::error!(error = %e, "could not queue webhook");
+        }
+    }
+    state.webhooks.wake.notify_one();
+}
+
+/// Start the sender.
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        loop {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(500), state.webhooks.wake.notified())
+                    .await;
+            send_due(&state).await;
+        }
+    });
+}
+
+/// Backoff before attempt `attempts + 1` after `attempts` failures.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exp = attempts.clamp(1, 20) - 1;
+    (1000i64 << exp).min(MAX_BACKOFF_MS)
+}
+
+async fn send_due(state: &AppState) {
+    let now = state.clock.now_ms();
+    let due = match state.store.due_webhooks(now, 50).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "could not load due webhooks");
+            return;
+        }
+    };
+    for d in due {
+        // Claim it so the next pass does not send it again while this attempt runs.
+        if state
+            .store
+            .record_webhook_attempt(
+                &d.id,
+                "pending",
+                d.attempts,
+                now + CLAIM_MS,
+                d.last_status,
+                d.last_error.as_deref(),
+                now,
+            )
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let st = state.clone();
+        tokio::spawn(async move { attempt(&st, d).await });
+    }
+}
+
+async fn attempt(state: &AppState, d: threshold_store::WebhookDeliveryRow) {
+    let ep = match state.store.webhook_endpoint_any(&d.endpoint_id).await {
+        Ok(e) => e,
+        Err(_) => return, // endpoint deleted meanwhile
+    };
+    let ts = state.clock.now_ms() / 1000;
+    let Some(sig) = sign(&ep.secret, &d.message_id, ts, &d.payload) else {
+        let _ = state
+            .store
+            .record_webhook_attempt(
+                &d.id,
+                "failed",
+                d.attempts,
+                0,
+                None,
+                Some("unusable secret"),
+                state.clock.now_ms(),
+            )
+            .await;
+        return;
+    };
+    let (url, body, id) = (ep.url.clone(), d.payload.clone(), d.message_id.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(TIMEOUT)
+            .redirects(0)
+            .build();
+        match agent
+            .post(&url)
+            .set("content-type", "application/json")
+            .set("webhook-id", &id)
+            .set("webhook-timestamp", &ts.to_string())
+            .set("webhook-signature", &sig)
+            .send_string(&body)
+        {
+            Ok(r) => (Some(i64::from(r.status())), None),
+            Err(ureq::Error::Status(code, _)) => (Some(i64::from(code)), None),
+            Err(e) => (
+                None,
+                Some(e.to_string().chars().take(300).collect::<String>()),
+            ),
+        }
+    })
+    .await
+    .unwrap_or((None, Some("sender task failed".into())));
+    let now = state.clock.now_ms();
+    let attempts = d.attempts + 1;
+    let ok = matches!(result.0, Some(s) if (200..300).contains(&s));
+    let error = match (&result.0, &result.1) {
+        (_, Some(e)) => Some(e.clone()),
+        (Some(s), None) if !ok => Some(format!("HTTP {s}")),
+        _ => None,
+    };
+    let (st, next) = if ok {
+        ("delivered", now)
+    } else if attempts >= i64::from(state.config.webhook_max_attempts) {
+        ("failed", now)
+    } else {
+        ("pending", now + backoff_ms(attempts))
+    };
+    if let Err(e) = state
+        .store
+        .record_webhook_attempt(&d.id, st, attempts, next, result.0, error.as_deref(), now)
+        .await
+    {
+        tracing::error!(error = %e, "could not record webhook attempt");
+    }
+    if !ok {
+        tracing::warn!(endpoint = %ep.id, attempts, error = ?error, "webhook attempt failed");
+    }
+}
+
+/// Unix milliseconds as RFC 3339 UTC (`2026-11-27T22:15:07.123Z`).
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_webhooks_reference_signature() {
+        // The example from the Standard Webhooks specification's reference libraries.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        let ts = 1614265330;
+        let body = r#"{"test": 2432232314}"#;
+        let sig = sign(secret, id, ts, body).unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert!(verify(secret, id, ts, body, &format!("v1,bogus {sig}")));
+        assert!(!verify(secret, id, ts + 1, body, &sig));
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_ms(1), 1000);
+        assert_eq!(backoff_ms(2), 2000);
+        assert_eq!(backoff_ms(4), 8000);
+        assert_eq!(backoff_ms(30), MAX_BACKOFF_MS);
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_614_265_330_123), "2021-02-25T15:02:10.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}
