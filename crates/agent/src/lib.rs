@@ -24,6 +24,7 @@ pub mod lock;
 pub mod outbox;
 pub mod signer;
 pub mod transport_seq;
+pub mod wifi;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -36,3 +37,4 @@ pub use camera::SourceConfig;
 pub use link::LinkControl;
 pub use lock::simulator::SimulatedHome;
 pub use lock::zigbee::Z2mConfig;
+pub use wifi::{run_wifi_sensor, WifiSensorAgentConfig, WifiSensorConfig};

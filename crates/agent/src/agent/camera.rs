@@ -140,6 +140,7 @@ pub async fn run_camera(
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(CaptureStats::default());
     let capture = capture_thread(&cfg, frame_tx, stop.clone(), stats.clone())?;
+    let (wifi, mut wifi_rx) = crate::wifi::spawn(cfg.wifi.as_ref());
     let mut demand = Demand::default();
     let mut newest: Option<FrameSummary> = None;
     let mut hb = tokio::time::interval(dev.heartbeat);
@@ -166,8 +167,10 @@ pub async fn run_camera(
                 dev.send_live(Kind::Heartbeat, body);
             }
             _ = sync.tick() => dev.with_outbox(|o| o.sync()),
+            Some(ev) = wifi_rx.recv() => crate::wifi::record(&dev, cfg.wifi.as_ref(), &ev),
         }
     }
+    drop(wifi);
     stop.store(true, Ordering::Relaxed);
     drop(frame_rx);
     let _ = tokio::task::spawn_blocking(move || capture.join()).await;

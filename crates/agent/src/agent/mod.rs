@@ -60,6 +60,8 @@ pub struct CameraConfig {
     pub source: SourceConfig,
     /// Frames captured (and stored) per second; default 5.
     pub capture_fps: u32,
+    /// Wi-Fi attack evidence from the camera's own link (`crate::wifi`).
+    pub wifi: Option<crate::wifi::WifiSensorConfig>,
 }
 
 impl CameraConfig {
@@ -68,6 +70,7 @@ impl CameraConfig {
             common: CommonConfig::new(data_dir),
             source: SourceConfig::default(),
             capture_fps: 5,
+            wifi: None,
         }
     }
 }
