@@ -11,7 +11,13 @@ use threshold_proto::body::DeviceKind;
 use threshold_proto::SignedMessage;
 use threshold_store::NewAlert;
 
-pub async fn raise_alert(state: &AppState, owner_id: &str, a: NewAlert<'_>) {
+/// Store an alert and tell the owner; returns the stored alert (None if it could not be
+/// stored, which is logged).
+pub async fn raise_alert(
+    state: &AppState,
+    owner_id: &str,
+    a: NewAlert<'_>,
+) -> Option<threshold_store::AlertRow> {
     let now = state.clock.now_ms();
     match state.store.create_alert(a.clone(), now).await {
         Ok(row) => {
@@ -41,8 +47,12 @@ pub async fn raise_alert(state: &AppState, owner_id: &str, a: NewAlert<'_>) {
             });
             crate::webhooks::on_alert(state, owner_id, &crate::api::dto::alert_json(&row))
                 .await;
+            Some(row)
         }
-        Err(e) => tracing::error!(error = %e, "could not store alert"),
+        Err(e) => {
+            tracing::error!(error = %e, "could not store alert");
+            None
+        }
     }
 }
 
@@ -229,4 +239,5 @@ pub async fn on_device_event(
         }
     }
     crate::deliveries::on_door_event(state, &home_id, &owner_id, &device, event_type, msg).await;
+    crate::wifi::on_device_event(state, msg, event_type, detail).await;
 }

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod recording;
 pub mod state;
 pub mod webhooks;
+pub mod wifi;
 
 pub use config::{HubConfig, Overrides};
 pub use state::AppState;

@@ -18,6 +18,7 @@ mod homes;
 mod media;
 mod migrate;
 pub mod testing;
+mod wifi;
 
 pub use access::{GuestGrantRow, NewGuestGrant, SessionRow};
 pub use accounts::{ApiKeyRow, Role, UserRow};
@@ -27,6 +28,7 @@ pub use devices::{DeviceRow, GapRow, SeqSpaceName};
 pub use events::{AlertRow, DeviceEventRow, NewAlert, TimelineRow};
 pub use homes::{HomeRow, NewHome, PairingRow};
 pub use media::{MediaFrameRow, RecordingRow, WebhookDeliveryRow, WebhookEndpointRow};
+pub use wifi::WifiAttackRow;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

@@ -23,6 +23,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "access",
         include_str!("../migrations/sqlite/0003_access.sql"),
     ),
+    (
+        4,
+        "wifi",
+        include_str!("../migrations/sqlite/0004_wifi.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -39,6 +44,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "access",
         include_str!("../migrations/postgres/0003_access.sql"),
+    ),
+    (
+        4,
+        "wifi",
+        include_str!("../migrations/postgres/0004_wifi.sql"),
     ),
 ];
 
