@@ -192,6 +192,9 @@ impl HubConfig {
         if !prefix_ok {
             return bad("mqtt_topic_prefix must be 1-64 characters of [A-Za-z0-9_-/]");
         }
+        if !(1000..=120_000).contains(&self.unlock_token_ttl_ms) {
+            return bad("unlock_token_ttl_ms must be between 1000 and 120000 (locks refuse longer tokens)");
+        }
         if let Some(u) = &self.mqtt_url {
             parse_mqtt_url(u).map_err(ConfigError::Invalid)?;
         }

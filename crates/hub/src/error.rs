@@ -25,6 +25,8 @@ pub enum ApiError {
     NotFoundCode(&'static str, String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{1}")]
+    ConflictCode(&'static str, String),
     #[error("request body is larger than allowed")]
     TooLarge,
     #[error("internal error; the hub's log has details")]
@@ -42,6 +44,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::NotFoundCode(c, _) => c,
             ApiError::Conflict(_) => "conflict",
+            ApiError::ConflictCode(c, _) => c,
             ApiError::TooLarge => "payload_too_large",
             ApiError::Internal(_) => "internal",
         }
@@ -53,7 +56,7 @@ impl ApiError {
             ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NotFoundCode(..) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::ConflictCode(..) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

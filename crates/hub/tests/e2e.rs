@@ -502,7 +502,7 @@ async fn story(cfg: HubConfig) {
         async move {
             let m = metrics(&base).await;
             let missing: Vec<&str> = [
-                "replay",
+                "too_old",
                 "bad_signature",
                 "topic_mismatch",
                 "unknown_device",

@@ -27,6 +27,7 @@ pub enum Rejection {
     RevokedDevice,
     BadSignature,
     Replay,
+    TooOld,
     Clock(&'static str),
     BadBody(String),
     BadFrame(&'static str),
@@ -44,6 +45,7 @@ impl Rejection {
             Rejection::RevokedDevice => "revoked_device",
             Rejection::BadSignature => "bad_signature",
             Rejection::Replay => "replay",
+            Rejection::TooOld => "too_old",
             Rejection::Clock(r) => r,
             Rejection::BadBody(_) => "bad_body",
             Rejection::BadFrame(r) => r,
@@ -87,6 +89,10 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
     }
     let key = lookup_key(state, &msg.device).await?;
     let msg = msg.verify(&key).map_err(|_| Rejection::BadSignature)?;
+    // Sequence numbers are stored as signed 64-bit integers (docs/protocol.md §6).
+    if msg.seq == 0 || msg.seq > i64::MAX as u64 {
+        return Err(Rejection::Replay);
+    }
     match msg.kind.seq_space() {
         SeqSpace::Transport => transport(state, msg),
         SeqSpace::EventLog => event(state, msg).await,
@@ -147,8 +153,13 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
     let result = state.registry.with(&msg.device, |e| {
         match e.replay.check(msg.seq) {
             Verdict::New => {}
-            Verdict::Duplicate => return Ok(Outcome::Duplicate),
-            Verdict::TooOld => return Err(Rejection::Replay),
+            Verdict::Duplicate => return Err(Rejection::Replay),
+            Verdict::TooOld => return Err(Rejection::TooOld),
+        }
+        if let TransportBody::Hello(k) = &parsed {
+            if *k != e.kind {
+                return Err(Rejection::BadBody(format!("hello says {}, enrolled as {}", k.as_str(), e.kind.as_str())));
+            }
         }
         let observed = match (&parsed, e.kind) {
             (TransportBody::Heartbeat(hb), DeviceKind::Camera) => {
@@ -160,7 +171,7 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
                 e.liveness
                     .observe_camera(now, msg.time_ms, frame.as_ref(), &cfg)
             }
-            (TransportBody::Hello, DeviceKind::Camera) => {
+            (TransportBody::Hello(_), DeviceKind::Camera) => {
                 e.liveness.observe_camera(now, msg.time_ms, None, &cfg)
             }
             _ => e.liveness.observe_report(now, msg.time_ms, &cfg),
@@ -194,7 +205,7 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
 }
 
 enum TransportBody {
-    Hello,
+    Hello(DeviceKind),
     Heartbeat(Heartbeat),
     State(State),
 }
@@ -203,8 +214,8 @@ fn parse_transport_body(msg: &SignedMessage) -> Result<TransportBody, Rejection>
     let bad = |e: serde_json::Error| Rejection::BadBody(e.to_string());
     Ok(match msg.kind {
         Kind::Hello => {
-            let _: body::Hello = msg.json().map_err(bad)?;
-            TransportBody::Hello
+            let h: body::Hello = msg.json().map_err(bad)?;
+            TransportBody::Hello(h.kind)
         }
         Kind::Heartbeat => TransportBody::Heartbeat(msg.json().map_err(bad)?),
         _ => TransportBody::State(msg.json().map_err(bad)?),
