@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use threshold_proto::body::{DeviceKind, Event, Heartbeat};
 use threshold_proto::Kind;
-use threshold_wids::supplicant::{
-    unix_now, LinkDetectorConfig, LinkEventDetector, LinkFinding, SupplicantClient,
-};
+use threshold_wids::supplicant::{unix_now, LinkEventDetector, SupplicantClient};
 use tokio::sync::{mpsc, watch};
+
+pub use threshold_wids::supplicant::{LinkDetectorConfig, LinkFinding};
 
 /// The event type of attack evidence.
 pub const EVENT_TYPE: &str = "wifi_attack";

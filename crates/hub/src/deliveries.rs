@@ -148,6 +148,14 @@ pub async fn request_entry(
         already_entered: d.state != "scheduled",
     };
     let mut decision = decide(&facts);
+    // A courier not assigned learns nothing about the home (camera, lock, position):
+    // the only reason they get is that it is not theirs.
+    if !facts.courier_assigned {
+        decision = Decision {
+            allowed: false,
+            reasons: vec![threshold_core::policy::Refusal::NotAssigned],
+        };
+    }
     // Exactly one concurrent request may win the transition.
     if decision.allowed
         && !state

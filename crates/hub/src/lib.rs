@@ -24,6 +24,7 @@ pub mod media;
 pub mod metrics;
 pub mod recording;
 pub mod state;
+pub mod web;
 pub mod webhooks;
 pub mod wifi;
 

@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
