@@ -13,6 +13,26 @@ pub enum WidsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Watch a monitor-mode interface (e.g. wlan0mon) live; needs a build with the
+    /// `wifi-live` feature (libpcap). Each attack is printed when it crosses a threshold
+    /// (`ongoing`) and again when it has ended.
+    Watch {
+        #[arg(long)]
+        iface: String,
+        /// One JSON object per report per line, nothing else on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read wpa_supplicant's control socket (e.g. /var/run/wpa_supplicant/wlan0) and
+    /// print link-event findings (deauthentication attack, suspected jamming) as JSON
+    /// lines.
+    Supplicant {
+        #[arg(long)]
+        ctrl: PathBuf,
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -22,7 +42,11 @@ pub enum BenchCmd {
 }
 
 pub fn wids(c: WidsCmd) -> anyhow::Result<ExitCode> {
-    let WidsCmd::Scan { files, json } = c;
+    let (files, json) = match c {
+        WidsCmd::Scan { files, json } => (files, json),
+        WidsCmd::Watch { iface, json } => return watch(&iface, json),
+        WidsCmd::Supplicant { ctrl, seconds } => return supplicant(&ctrl, seconds),
+    };
     if files.is_empty() {
         anyhow::bail!("give at least one capture file");
     }
@@ -33,6 +57,54 @@ pub fn wids(c: WidsCmd) -> anyhow::Result<ExitCode> {
     } else {
         threshold_wids::write_reports_human(&reports, &mut out)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "wifi-live")]
+fn watch(iface: &str, json: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut failed = None;
+    threshold_wids::watch_interface(iface, &threshold_wids::DetectorConfig::default(), |r| {
+        let mut out = std::io::stdout().lock();
+        let res = if json {
+            threshold_wids::write_reports_json(std::slice::from_ref(r), &mut out)
+        } else {
+            threshold_wids::write_reports_human(std::slice::from_ref(r), &mut out)
+        }
+        .and_then(|()| out.flush());
+        if let Err(e) = res {
+            failed.get_or_insert(e);
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+#[cfg(not(feature = "wifi-live"))]
+fn watch(_iface: &str, _json: bool) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "live capture is not in this build: rebuild with `cargo build -p threshold-cli --features wifi-live` (needs libpcap)"
+    )
+}
+
+fn supplicant(ctrl: &std::path::Path, seconds: Option<u64>) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let run_for = seconds.map(std::time::Duration::from_secs);
+    threshold_wids::supplicant::monitor(
+        ctrl,
+        threshold_wids::supplicant::LinkDetectorConfig::default(),
+        run_for,
+        |f| {
+            let mut out = std::io::stdout().lock();
+            if let Ok(line) = serde_json::to_string(f) {
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", ctrl.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
