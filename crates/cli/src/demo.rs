@@ -90,11 +90,25 @@ async fn login(base: &str, user: &str, pw: &str) -> anyhow::Result<String> {
         .context("login response without token")
 }
 
-fn enrolled(dir: &Path) -> bool {
-    threshold_agent::identity::load_enrolment(dir)
+/// Whether the agent in `dir` is enrolled. The demo may run its broker on another
+/// address than last time (`--mqtt-addr`): point the stored enrolment at it.
+fn enrolled(dir: &Path, mqtt_host: &str, mqtt_port: u16) -> bool {
+    match threshold_agent::identity::load_enrolment(dir)
         .ok()
         .flatten()
-        .is_some()
+    {
+        Some(mut e) => {
+            if e.mqtt.host != mqtt_host || e.mqtt.port != mqtt_port {
+                e.mqtt.host = mqtt_host.to_owned();
+                e.mqtt.port = mqtt_port;
+                if let Err(err) = threshold_agent::identity::save_enrolment(dir, &e) {
+                    tracing::warn!(error = %err, "could not update the demo agent's broker address");
+                }
+            }
+            true
+        }
+        None => false,
+    }
 }
 
 async fn pairing_code(
@@ -195,7 +209,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         width: 320,
         height: 240,
     };
-    if !enrolled(&cam_dir) {
+    if !enrolled(&cam_dir, &hub.mqtt_host, hub.mqtt_port) {
         cam.common.hub_url = Some(base.clone());
         cam.common.pairing_code =
             Some(pairing_code(&base, &owner, &home_id, "camera", "Hallway camera").await?);
@@ -203,7 +217,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     tasks.push(tokio::spawn(threshold_agent::run_camera(cam, rx.clone())));
 
     let mut lock = LockConfig::new(&lock_dir, LockDriverConfig::Simulator(home.clone()));
-    if !enrolled(&lock_dir) {
+    if !enrolled(&lock_dir, &hub.mqtt_host, hub.mqtt_port) {
         lock.common.hub_url = Some(base.clone());
         lock.common.pairing_code =
             Some(pairing_code(&base, &owner, &home_id, "lock", "Front door lock").await?);
@@ -212,7 +226,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let mut contact =
         ContactConfig::new(&contact_dir, ContactDriverConfig::Simulator(home.clone()));
-    if !enrolled(&contact_dir) {
+    if !enrolled(&contact_dir, &hub.mqtt_host, hub.mqtt_port) {
         contact.common.hub_url = Some(base.clone());
         contact.common.pairing_code = Some(
             pairing_code(

@@ -9,11 +9,19 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_threshold");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn tmp(tag: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("threshold-cli-{tag}-{}-{}", std::process::id(), free_port()));
+    let p = std::env::temp_dir().join(format!(
+        "threshold-cli-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     let _ = std::fs::remove_dir_all(&p);
     p
 }
@@ -31,8 +39,13 @@ fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
 }
 
 fn login(base: &str, user: &str, pw: &str) -> String {
-    let resp = ureq::post(&format!("{base}/api/v1/auth/login")).send_json(serde_json::json!({"username": user, "password": pw})).unwrap();
-    resp.into_json::<serde_json::Value>().unwrap()["token"].as_str().unwrap().to_owned()
+    let resp = ureq::post(&format!("{base}/api/v1/auth/login"))
+        .send_json(serde_json::json!({"username": user, "password": pw}))
+        .unwrap();
+    resp.into_json::<serde_json::Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
@@ -46,8 +59,22 @@ fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+fn wait_for_or(secs: u64, mut f: impl FnMut() -> bool) -> Result<(), ()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(())
+}
+
 fn interrupt(child: &mut Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -63,7 +90,12 @@ fn start_demo(dir: &std::path::Path, http: u16, mqtt: u16) -> (Child, Vec<String
     let mut child = Command::new(BIN)
         .args(["demo", "--data-dir"])
         .arg(dir)
-        .args(["--http-addr", &format!("127.0.0.1:{http}"), "--mqtt-addr", &format!("127.0.0.1:{mqtt}")])
+        .args([
+            "--http-addr",
+            &format!("127.0.0.1:{http}"),
+            "--mqtt-addr",
+            &format!("127.0.0.1:{mqtt}"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -80,7 +112,9 @@ fn start_demo(dir: &std::path::Path, http: u16, mqtt: u16) -> (Child, Vec<String
             }
         }
     });
-    let lines = rx.recv_timeout(Duration::from_secs(60)).expect("demo printed its banner");
+    let lines = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("demo printed its banner");
     (child, lines)
 }
 
@@ -96,15 +130,27 @@ fn demo_runs_stops_cleanly_and_reruns_on_the_same_data() {
         let base = format!("http://127.0.0.1:{http}");
         let owner = login(&base, "owner", "threshold-owner");
         let homes = get(&format!("{base}/api/v1/homes"), Some(&owner)).1;
-        assert_eq!(homes.as_array().map(|h| h.len()), Some(1), "round {round}: one home, reused");
+        assert_eq!(
+            homes.as_array().map(|h| h.len()),
+            Some(1),
+            "round {round}: one home, reused"
+        );
         let home = homes[0]["id"].as_str().unwrap().to_owned();
-        wait_for(30, "all three simulated devices live", || {
-            let d = get(&format!("{base}/api/v1/homes/{home}/devices"), Some(&owner)).1;
-            d.as_array().is_some_and(|a| a.len() == 3 && a.iter().all(|x| x["liveness"] == "live"))
-        });
+        let mut last = serde_json::Value::Null;
+        wait_for_or(30, || {
+            last = get(&format!("{base}/api/v1/homes/{home}/devices"), Some(&owner)).1;
+            last.as_array()
+                .is_some_and(|a| a.len() == 3 && a.iter().all(|x| x["liveness"] == "live"))
+        })
+        .unwrap_or_else(|_| panic!("round {round}: simulated devices not all live: {last}"));
         let courier = login(&base, "courier", "threshold-courier");
         let deliveries = get(&format!("{base}/api/v1/deliveries"), Some(&courier)).1;
-        assert!(deliveries.as_array().is_some_and(|d| d.iter().any(|x| x["state"] == "scheduled")), "{deliveries}");
+        assert!(
+            deliveries
+                .as_array()
+                .is_some_and(|d| d.iter().any(|x| x["state"] == "scheduled")),
+            "{deliveries}"
+        );
         let status = interrupt(&mut child);
         assert!(status.success(), "round {round}: demo exited with {status}");
     }
@@ -123,38 +169,70 @@ fn audit_verify_names_the_first_broken_link() {
         .env("THRESHOLD_NEW_PASSWORD", "a-long-password")
         .output()
         .unwrap();
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     let mut serve = Command::new(BIN)
         .args(["serve", "--data-dir"])
         .arg(&dir)
-        .args(["--http-addr", &format!("127.0.0.1:{http}"), "--embedded-mqtt-addr", &format!("127.0.0.1:{mqtt}")])
+        .args([
+            "--http-addr",
+            &format!("127.0.0.1:{http}"),
+            "--embedded-mqtt-addr",
+            &format!("127.0.0.1:{mqtt}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{http}");
-    wait_for(30, "hub healthy", || get(&format!("{base}/healthz"), None).0 == 200);
+    wait_for(30, "hub healthy", || {
+        get(&format!("{base}/healthz"), None).0 == 200
+    });
     for _ in 0..3 {
         login(&base, "root", "a-long-password");
     }
-    let (s, bad) = match ureq::post(&format!("{base}/api/v1/auth/login")).send_json(serde_json::json!({"username": "root", "password": "nope-nope"})) {
+    let (s, bad) = match ureq::post(&format!("{base}/api/v1/auth/login"))
+        .send_json(serde_json::json!({"username": "root", "password": "nope-nope"}))
+    {
         Err(ureq::Error::Status(s, r)) => (s, r.into_json::<serde_json::Value>().unwrap()),
         other => panic!("expected 401, got {other:?}"),
     };
-    assert_eq!((s, bad["error"]["code"].as_str()), (401, Some("bad_credentials")));
+    assert_eq!(
+        (s, bad["error"]["code"].as_str()),
+        (401, Some("bad_credentials"))
+    );
     assert!(interrupt(&mut serve).success());
 
-    let verify = |dir: &std::path::Path| Command::new(BIN).args(["audit", "verify", "--data-dir"]).arg(dir).output().unwrap();
+    let verify = |dir: &std::path::Path| {
+        Command::new(BIN)
+            .args(["audit", "verify", "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
     let ok = verify(&dir);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
 
     // Tamper with entry 2 behind the hub's back.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let url = format!("sqlite://{}?mode=rw", dir.join("threshold.db").display());
         let store = threshold_store::Store::connect(&url).await.unwrap();
-        store.tamper_audit_detail_for_tests(2, "{\"forged\":true}").await.unwrap();
+        store
+            .tamper_audit_detail_for_tests(2, "{\"forged\":true}")
+            .await
+            .unwrap();
         store.close().await;
     });
     let broken = verify(&dir);

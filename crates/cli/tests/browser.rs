@@ -1,0 +1,945 @@
+//! The owner and courier web apps in a real headless Chromium, driven over the Chrome
+//! DevTools Protocol from Rust, against a real hub (HTTP + embedded broker + SQLite) and
+//! real agents (synthetic camera, simulated lock) enrolled with pairing codes.
+//!
+//! Chromium: `THRESHOLD_CHROMIUM` or /usr/bin/chromium. Without it the test is skipped
+//! with a note, unless THRESHOLD_REQUIRE_SERVICES=1, under which it fails.
+//! `THRESHOLD_SCREENSHOTS=1` also writes the screenshots under docs/screenshots/.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use threshold_agent::{
+    CameraConfig, LinkControl, LockConfig, LockDriverConfig, SimulatedHome, SourceConfig,
+};
+use threshold_hub::HubConfig;
+use threshold_store::testing;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+// ---------------------------------------------------------------------------------
+// A minimal CDP client: one WebSocket to the browser, flat sessions per page.
+// ---------------------------------------------------------------------------------
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+#[derive(Clone)]
+struct Cdp {
+    tx: mpsc::UnboundedSender<String>,
+    pending: Pending,
+    next: Arc<AtomicU64>,
+}
+
+impl Cdp {
+    async fn connect(ws_url: &str) -> Cdp {
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .expect("connect to DevTools");
+        let (mut sink, mut stream) = ws.split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if sink.send(Message::Text(m.into())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let p2 = pending.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = stream.next().await {
+                let Message::Text(t) = m else { continue };
+                let v: Value = match serde_json::from_str(t.as_str()) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                };
+                if let Some(id) = v["id"].as_u64() {
+                    if let Some(s) = p2.lock().unwrap().remove(&id) {
+                        let _ = s.send(v);
+                    }
+                } else {
+                    log_event(&v);
+                }
+            }
+        });
+        Cdp {
+            tx,
+            pending,
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        self.tx.send(msg.to_string()).expect("CDP writer alive");
+        let v = tokio::time::timeout(Duration::from_secs(20), rx)
+            .await
+            .unwrap_or_else(|_| panic!("CDP {method} timed out"))
+            .expect("CDP answered");
+        if v.get("error").is_some() {
+            panic!("CDP {method} failed: {}", v["error"]);
+        }
+        v["result"].clone()
+    }
+}
+
+/// Console errors and page exceptions go to the test output: they explain failures.
+fn log_event(v: &Value) {
+    match v["method"].as_str() {
+        Some("Runtime.exceptionThrown") => {
+            eprintln!(
+                "[page exception] {}",
+                v["params"]["exceptionDetails"]["exception"]["description"]
+            );
+        }
+        Some("Runtime.consoleAPICalled") if v["params"]["type"] == "error" => {
+            eprintln!("[console.error] {}", v["params"]["args"]);
+        }
+        Some("Log.entryAdded") if v["params"]["entry"]["level"] == "error" => {
+            let text = v["params"]["entry"]["text"].as_str().unwrap_or("");
+            // Expected while links are cut on purpose.
+            if !text.contains("Failed to load resource") && !text.contains("WebSocket") {
+                eprintln!("[log] {text} {}", v["params"]["entry"]["url"]);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One page (tab) in its own browser context: its own cookies, like another phone.
+struct Page {
+    cdp: Cdp,
+    session: String,
+    name: &'static str,
+}
+
+impl Page {
+    async fn open(cdp: &Cdp, name: &'static str, url: &str, geo: Option<(f64, f64)>) -> Page {
+        let ctx = cdp
+            .call(None, "Target.createBrowserContext", json!({}))
+            .await["browserContextId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let target = cdp
+            .call(
+                None,
+                "Target.createTarget",
+                json!({"url": "about:blank", "browserContextId": ctx}),
+            )
+            .await["targetId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let session = cdp
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target, "flatten": true}),
+            )
+            .await["sessionId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let s = Some(session.as_str());
+        cdp.call(s, "Runtime.enable", json!({})).await;
+        cdp.call(s, "Log.enable", json!({})).await;
+        cdp.call(s, "Page.enable", json!({})).await;
+        // A phone-sized viewport.
+        cdp.call(
+            s,
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 412, "height": 860, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await;
+        if let Some((lat, lon)) = geo {
+            let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
+            cdp.call(
+                None,
+                "Browser.grantPermissions",
+                json!({"permissions": ["geolocation"], "origin": origin, "browserContextId": ctx}),
+            )
+            .await;
+            cdp.call(
+                s,
+                "Emulation.setGeolocationOverride",
+                json!({"latitude": lat, "longitude": lon, "accuracy": 8}),
+            )
+            .await;
+        }
+        cdp.call(s, "Page.navigate", json!({"url": url})).await;
+        Page {
+            cdp: cdp.clone(),
+            session,
+            name,
+        }
+    }
+
+    async fn eval(&self, js: &str) -> Value {
+        let r = self
+            .cdp
+            .call(
+                Some(&self.session),
+                "Runtime.evaluate",
+                json!({"expression": js, "awaitPromise": true, "returnByValue": true}),
+            )
+            .await;
+        if let Some(e) = r.get("exceptionDetails") {
+            return json!({"__error": e.to_string()});
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// Poll a JS expression until it is truthy; returns how long it took.
+    async fn wait(&self, what: &str, js: &str, within: Duration) -> Duration {
+        let start = Instant::now();
+        let mut last = Value::Null;
+        while start.elapsed() < within {
+            last = self.eval(js).await;
+            if last.get("__error").is_none() && truthy(&last) {
+                return start.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        let body = self
+            .eval("document.body ? document.body.innerText.slice(0, 1500) : ''")
+            .await;
+        panic!(
+            "[{}] timed out after {within:?} waiting for: {what}\n  last value: {last}\n  page text: {body}",
+            self.name
+        );
+    }
+
+    async fn text(&self, selector: &str) -> String {
+        self.eval(&format!(
+            "(document.querySelector({}) || {{}}).textContent || ''",
+            js_str(selector)
+        ))
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+    }
+
+    /// Focus a field and type into it as a keyboard would.
+    async fn type_into(&self, selector: &str, text: &str) {
+        let ok = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({}); if (!e) return false; e.focus(); e.select && e.select(); return true; }})()",
+                js_str(selector)
+            ))
+            .await;
+        assert_eq!(ok, json!(true), "[{}] no field {selector}", self.name);
+        self.cdp
+            .call(
+                Some(&self.session),
+                "Input.insertText",
+                json!({"text": text}),
+            )
+            .await;
+    }
+
+    async fn click(&self, selector: &str) {
+        let ok = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({}); if (!e) return false; e.click(); return true; }})()",
+                js_str(selector)
+            ))
+            .await;
+        assert_eq!(
+            ok,
+            json!(true),
+            "[{}] nothing to click at {selector}",
+            self.name
+        );
+    }
+
+    async fn goto_hash(&self, hash: &str) {
+        self.eval(&format!("location.hash = {}", js_str(hash)))
+            .await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let r = self
+            .cdp
+            .call(
+                Some(&self.session),
+                "Page.captureScreenshot",
+                json!({"format": "png"}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        if std::env::var("THRESHOLD_SCREENSHOTS").as_deref() == Ok("1") {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        }
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+fn js_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// Headless Chromium with its own profile; killed on drop.
+struct Browser {
+    child: std::process::Child,
+    ws_url: String,
+    _profile: testing::TempDir,
+}
+
+impl Browser {
+    fn launch(bin: &Path) -> Browser {
+        use std::io::BufRead;
+        let profile = testing::TempDir::new("chromium").unwrap();
+        let mut child = std::process::Command::new(bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--disable-dev-shm-usage",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send(url.trim().to_owned());
+                    }
+                }
+            }
+        });
+        let ws_url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("chromium printed its DevTools address");
+        Browser {
+            child,
+            ws_url,
+            _profile: profile,
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A TCP proxy between one phone and the hub whose link can be "jammed": while
+// blocked, nothing passes either way and new connections hang (no reset, no error),
+// which is what a jammed phone sees.
+// ---------------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct Jammer(watch::Sender<bool>);
+
+impl Jammer {
+    fn set(&self, blocked: bool) {
+        self.0.send_replace(blocked);
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut jam: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            n = from.read(&mut buf) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if *jam.borrow() {
+                        // Hold the socket open and silent.
+                        return std::future::pending::<()>().await;
+                    }
+                    if to.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            r = jam.changed() => {
+                if r.is_err() || *jam.borrow() {
+                    return std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+async fn proxy(to: SocketAddr) -> (SocketAddr, Jammer) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = l.accept().await else {
+                return;
+            };
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                // A new connection while jammed waits; one cut mid-way is dropped
+                // silently (the browser learns nothing until its own timers fire).
+                let mut r = rx.clone();
+                while *r.borrow_and_update() {
+                    if r.changed().await.is_err() {
+                        return;
+                    }
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(to).await else {
+                    return;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                let a = tokio::spawn(pipe(cr, sw, rx.clone()));
+                let b = tokio::spawn(pipe(sr, cw, rx.clone()));
+                let _ = tokio::join!(a, b);
+            });
+        }
+    });
+    (addr, Jammer(tx))
+}
+
+// ---------------------------------------------------------------------------------
+// The system under test: a hub, a camera and a lock, enrolled through the API.
+// ---------------------------------------------------------------------------------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn call(method: &str, url: String, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let method = method.to_owned();
+    let token = token.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let mut req = ureq::request(&method, &url);
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+    .await
+    .unwrap()
+}
+
+async fn login(base: &str, user: &str, pw: &str) -> String {
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/auth/login"),
+        None,
+        Some(json!({"username": user, "password": pw})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    b["token"].as_str().unwrap().to_owned()
+}
+
+const HOME: (f64, f64) = (52.3731, 4.8922);
+const PW: &str = "a-long-password";
+
+fn chromium() -> Option<PathBuf> {
+    let p = std::env::var_os("THRESHOLD_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    p.exists().then_some(p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn owner_and_courier_apps_in_chromium() {
+    let Some(bin) = chromium() else {
+        assert!(
+            std::env::var("THRESHOLD_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "Chromium required (THRESHOLD_REQUIRE_SERVICES=1) but not found at /usr/bin/chromium"
+        );
+        eprintln!("SKIPPED: no Chromium at /usr/bin/chromium (apt-get install chromium)");
+        return;
+    };
+    let test_start = Instant::now();
+    let dir = testing::TempDir::new("browser").unwrap();
+    let cfg = HubConfig {
+        data_dir: dir.path().join("hub"),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        embedded_mqtt_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        mqtt_topic_prefix: format!("thr-browser-{}", threshold_store::new_id()),
+        ..Default::default()
+    };
+    let hub = threshold_hub::start(cfg).await.unwrap();
+    let base = format!("http://{}", hub.http_addr);
+
+    // The served apps: types and security headers.
+    for (path, ct) in [
+        ("/", "text/html"),
+        ("/courier/", "text/html"),
+        ("/owner/app.js", "text/javascript"),
+        ("/shared/style.css", "text/css"),
+    ] {
+        let url = format!("{base}{path}");
+        let (ctype, csp, nosniff) = tokio::task::spawn_blocking(move || {
+            let r = ureq::get(&url).call().unwrap();
+            (
+                r.header("content-type").unwrap_or("").to_owned(),
+                r.header("content-security-policy").unwrap_or("").to_owned(),
+                r.header("x-content-type-options").unwrap_or("").to_owned(),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(ctype.starts_with(ct), "{path}: {ctype}");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("script-src 'self'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(nosniff, "nosniff");
+    }
+
+    // Accounts, a home, devices enrolled with pairing codes.
+    let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
+    hub.state
+        .store
+        .create_user(threshold_store::Role::Admin, "admin", "Admin", &hash, 0)
+        .await
+        .unwrap();
+    let admin = login(&base, "admin", "admin-password").await;
+    let mut ids = HashMap::new();
+    for (role, name) in [
+        ("owner", "olivia"),
+        ("courier", "carl"),
+        ("dispatcher", "dora"),
+    ] {
+        let (s, b) = call(
+            "POST",
+            format!("{base}/api/v1/admin/users"),
+            Some(&admin),
+            Some(json!({"role": role, "username": name, "password": PW})),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+        ids.insert(name, b["id"].as_str().unwrap().to_owned());
+    }
+    let owner = login(&base, "olivia", PW).await;
+    let dispatcher = login(&base, "dora", PW).await;
+    let (s, home) = call(
+        "POST",
+        format!("{base}/api/v1/homes"),
+        Some(&owner),
+        Some(json!({"name": "Flat <b>3</b>", "lat": HOME.0, "lon": HOME.1})),
+    )
+    .await;
+    assert_eq!(s, 201, "{home}");
+    let home_id = home["id"].as_str().unwrap().to_owned();
+    let code = |kind: &'static str, name: &'static str| {
+        let (base, owner, home_id) = (base.clone(), owner.clone(), home_id.clone());
+        async move {
+            let (s, b) = call(
+                "POST",
+                format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
+                Some(&owner),
+                Some(json!({"kind": kind, "name": name})),
+            )
+            .await;
+            assert_eq!(s, 201, "{b}");
+            b["code"].as_str().unwrap().to_owned()
+        }
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // A device name that is also markup: it must show as text, never run.
+    let mut cam = CameraConfig::new(dir.path().join("camera"));
+    cam.common.hub_url = Some(base.clone());
+    cam.common.pairing_code =
+        Some(code("camera", "Hall <img src=x onerror=\"window.__xss=1\">").await);
+    cam.source = SourceConfig::Synthetic {
+        width: 320,
+        height: 240,
+    };
+    let cam_link: LinkControl = cam.common.link_control.clone();
+    let sim = SimulatedHome::new();
+    let mut lock = LockConfig::new(
+        dir.path().join("lock"),
+        LockDriverConfig::Simulator(sim.clone()),
+    );
+    lock.common.hub_url = Some(base.clone());
+    lock.common.pairing_code = Some(code("lock", "Front door").await);
+    let cam_task = tokio::spawn(threshold_agent::run_camera(cam, stop_rx.clone()));
+    let lock_task = tokio::spawn(threshold_agent::run_lock(lock, stop_rx.clone()));
+
+    // Wait for both devices to be live.
+    let devices_url = format!("{base}/api/v1/homes/{home_id}/devices");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (cam_id, _lock_id) = loop {
+        let (_, devs) = call("GET", devices_url.clone(), Some(&owner), None).await;
+        let find = |k: &str| {
+            devs.as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["kind"] == k && d["liveness"] == "live")
+                .map(|d| d["id"].as_str().unwrap().to_owned())
+        };
+        if let (Some(c), Some(l)) = (find("camera"), find("lock")) {
+            break (c, l);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "devices never became live: {devs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Today's delivery for the courier.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (s, delivery) = call(
+        "POST",
+        format!("{base}/api/v1/deliveries"),
+        Some(&dispatcher),
+        Some(
+            json!({"home_id": home_id, "courier_id": ids["carl"], "window_start_ms": now - 60_000,
+            "window_end_ms": now + 3_600_000, "parcel_ref": "PARCEL-42"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{delivery}");
+    let delivery_id = delivery["id"].as_str().unwrap().to_owned();
+
+    // Two phones: the owner's goes through a link we can jam; the courier's stands
+    // at the door (geolocation).
+    let (proxy_addr, jammer) = proxy(hub.http_addr).await;
+    let browser = Browser::launch(&bin);
+    let cdp = Cdp::connect(&browser.ws_url).await;
+    let o = Page::open(&cdp, "owner", &format!("http://{proxy_addr}/"), None).await;
+    let c = Page::open(&cdp, "courier", &format!("{base}/courier/"), Some(HOME)).await;
+
+    // --- Sign in, both apps.
+    o.wait(
+        "owner sign-in form",
+        "!!document.querySelector('#login #username')",
+        Duration::from_secs(15),
+    )
+    .await;
+    o.screenshot("owner-sign-in").await;
+    o.type_into("#username", "olivia").await;
+    o.type_into("#password", "wrong-password").await;
+    o.click("#login button[type=submit]").await;
+    o.wait(
+        "bad credentials message",
+        "(document.querySelector('#login .error')||{}).textContent.includes('Wrong')",
+        Duration::from_secs(10),
+    )
+    .await;
+    o.type_into("#password", PW).await;
+    o.click("#login button[type=submit]").await;
+    o.wait(
+        "owner home page with live devices",
+        "document.querySelectorAll('li.device[data-liveness=live]').length === 2",
+        Duration::from_secs(15),
+    )
+    .await;
+    let names = o
+        .eval("[...document.querySelectorAll('.device-name')].map(e => e.textContent).join('|')")
+        .await;
+    assert!(
+        names.as_str().unwrap().contains("Hall <img src=x"),
+        "device name shown as text: {names}"
+    );
+    assert_eq!(
+        o.eval("!!window.__xss || !!document.querySelector('.device-name img')")
+            .await,
+        json!(false),
+        "no markup from device names"
+    );
+    assert_eq!(o.text("h2[id^=home-]").await, "Flat <b>3</b>");
+    // Add a device: a pairing code is created and shown.
+    o.eval(&format!(
+        "document.querySelector('#devname-{home_id}').value = 'Back door sensor'"
+    ))
+    .await;
+    o.eval(&format!(
+        "document.querySelector('#kind-{home_id}').value = 'contact_sensor'"
+    ))
+    .await;
+    o.click(".add-device button[type=submit]").await;
+    o.wait("pairing code shown", "/^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$/.test((document.querySelector('#pairing-code')||{}).textContent||'')", Duration::from_secs(10)).await;
+    o.screenshot("owner-home").await;
+    o.wait(
+        "events socket up",
+        "document.querySelector('#link').dataset.state === 'up'",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    c.wait(
+        "courier sign-in form",
+        "!!document.querySelector('#login #username')",
+        Duration::from_secs(15),
+    )
+    .await;
+    c.type_into("#username", "carl").await;
+    c.type_into("#password", PW).await;
+    c.click("#login button[type=submit]").await;
+    c.wait(
+        "courier's deliveries",
+        "document.querySelectorAll('li[data-delivery]').length === 1",
+        Duration::from_secs(10),
+    )
+    .await;
+    c.click("li[data-delivery] a").await;
+    c.wait(
+        "door form",
+        "!!document.querySelector('#at-door')",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // --- A refusal shows its reasons in plain words: the wrong parcel.
+    c.type_into("#parcel", "PARCEL-99").await;
+    c.click("#at-door").await;
+    c.wait("refusal with reasons", "document.querySelector('#decision')?.dataset.allowed === '0' && document.querySelectorAll('#decision .reasons li').length > 0", Duration::from_secs(10)).await;
+    let reasons = c.eval("[...document.querySelectorAll('#decision .reasons li')].map(l => l.dataset.code + ': ' + l.textContent)").await;
+    eprintln!("refusal reasons: {reasons}");
+    assert!(
+        reasons
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.as_str().unwrap().len() > 20),
+        "each reason has words: {reasons}"
+    );
+    c.screenshot("courier-refused").await;
+
+    // --- The owner watches the live view; the courier is let in.
+    o.goto_hash(&format!("#/device/{cam_id}")).await;
+    o.wait(
+        "live view shown",
+        "!!document.querySelector('figure.live .badge')",
+        Duration::from_secs(10),
+    )
+    .await;
+    c.type_into("#parcel", "PARCEL-42").await;
+    c.click("#at-door").await;
+    c.wait(
+        "entry allowed",
+        "document.querySelector('#decision')?.dataset.allowed === '1'",
+        Duration::from_secs(10),
+    )
+    .await;
+    c.wait(
+        "recording banner",
+        "!document.querySelector('#recording').hidden",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        sim.wait_bolt(
+            threshold_proto::body::BoltState::Unlocked,
+            Duration::from_secs(10)
+        )
+        .await,
+        "lock opened"
+    );
+    assert!(sim.open_door(), "door opens when unlocked");
+    c.screenshot("courier-inside").await;
+    let t = o.wait("badge LIVE with a picture", "document.querySelector('figure.live').dataset.state === 'live' && !document.querySelector('figure.live img').hidden", Duration::from_secs(10)).await;
+    eprintln!("owner saw LIVE {t:?} after entry");
+    let label = o
+        .eval("document.querySelector('figure.live .badge').getAttribute('aria-label')")
+        .await;
+    assert!(
+        label.as_str().unwrap().starts_with("Live view LIVE"),
+        "badge has a screen-reader name: {label}"
+    );
+    o.screenshot("owner-live").await;
+
+    // --- The viewer's own link is cut: the badge leaves LIVE within 2 s.
+    jammer.set(true);
+    let t = o
+        .wait(
+            "badge leaves LIVE when the viewer's link is cut",
+            "document.querySelector('figure.live').dataset.state !== 'live'",
+            Duration::from_secs(3),
+        )
+        .await;
+    eprintln!("viewer link cut: badge left LIVE after {t:?}");
+    assert!(
+        t <= Duration::from_secs(2),
+        "badge left LIVE only after {t:?}"
+    );
+    o.wait("connection lost shown", "document.querySelector('figure.live .badge').dataset.state === 'offline' && document.querySelector('.live-note').textContent.includes('Connection lost')", Duration::from_secs(3)).await;
+    o.screenshot("owner-viewer-link-lost").await;
+    jammer.set(false);
+    let t = o
+        .wait(
+            "LIVE again after the viewer's link returns",
+            "document.querySelector('figure.live').dataset.state === 'live'",
+            Duration::from_secs(10),
+        )
+        .await;
+    eprintln!("viewer link restored: LIVE again after {t:?}");
+    o.wait(
+        "events socket back",
+        "document.querySelector('#link').dataset.state === 'up'",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // --- The camera's link is cut mid-delivery: OFFLINE/STALE and a critical alert for
+    // the owner within 2 s; the courier is told to leave.
+    cam_link.set_blocked(true);
+    let cut = Instant::now();
+    let t_badge = o
+        .wait(
+            "badge leaves LIVE when the camera is cut",
+            "document.querySelector('figure.live').dataset.state !== 'live'",
+            Duration::from_secs(3),
+        )
+        .await;
+    o.wait("critical alert shown", "!document.querySelector('#critical').hidden && document.querySelector('#critical').dataset.kind === 'camera_lost_during_delivery'", Duration::from_secs(3)).await;
+    let t_alert = cut.elapsed();
+    c.wait(
+        "courier told to leave",
+        "!document.querySelector('#leave').hidden",
+        Duration::from_secs(3),
+    )
+    .await;
+    let t_leave = cut.elapsed();
+    eprintln!("camera cut: badge {t_badge:?}, owner alert {t_alert:?}, courier leave {t_leave:?}");
+    assert!(t_badge <= Duration::from_secs(2), "badge after {t_badge:?}");
+    assert!(
+        t_alert <= Duration::from_millis(2500),
+        "alert after {t_alert:?}"
+    );
+    assert!(c.text("#leave-text").await.to_lowercase().contains("leave"));
+    assert!(c.eval("document.querySelector('#recording').hidden").await == json!(true));
+    o.screenshot("owner-offline-alert").await;
+    c.screenshot("courier-leave").await;
+
+    // The courier leaves and closes the door; the lock relocks by itself; "Delivered"
+    // waits for the lock's confirmation.
+    sim.close_door();
+    c.click("#leave-ack").await;
+    c.wait(
+        "delivered button",
+        "!!document.querySelector('#delivered') && !document.querySelector('#delivered').hidden",
+        Duration::from_secs(10),
+    )
+    .await;
+    c.click("#delivered").await;
+    c.wait(
+        "lock confirmation",
+        "document.querySelector('#delivered-status')?.dataset.done === '1'",
+        Duration::from_secs(20),
+    )
+    .await;
+    c.screenshot("courier-done").await;
+
+    // The owner's alert history: acknowledge it.
+    o.goto_hash("#/alerts").await;
+    o.wait(
+        "alert in history",
+        "!!document.querySelector('li.alert[data-kind=camera_lost_during_delivery] button')",
+        Duration::from_secs(10),
+    )
+    .await;
+    o.click("li.alert[data-kind=camera_lost_during_delivery] button")
+        .await;
+    o.wait("alert acknowledged", "document.querySelector('li.alert[data-kind=camera_lost_during_delivery]').classList.contains('acked')", Duration::from_secs(10)).await;
+    o.screenshot("owner-alerts").await;
+    // The delivery's timeline shows the incident.
+    o.goto_hash(&format!("#/delivery/{delivery_id}")).await;
+    o.wait(
+        "timeline with the incident",
+        "!!document.querySelector('.timeline li[data-kind=\"incident.camera_lost\"]')",
+        Duration::from_secs(10),
+    )
+    .await;
+    o.screenshot("owner-delivery-timeline").await;
+
+    // Sign out.
+    o.click("#signout").await;
+    o.wait(
+        "signed out",
+        "!!document.querySelector('#login #username')",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        o.eval("fetch('/api/v1/me').then(r => r.status)").await,
+        json!(401)
+    );
+
+    cam_link.set_blocked(false);
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = cam_task.await;
+        let _ = lock_task.await;
+    })
+    .await;
+    drop(browser);
+    hub.stop().await;
+    let _ = AtomicBool::new(false);
+    eprintln!("browser test took {:?}", test_start.elapsed());
+}
