@@ -22,11 +22,11 @@ use crate::events::HubEvent;
 use crate::gateway::monitor::Transition;
 use crate::state::AppState;
 use serde_json::json;
+use std::sync::atomic::{AtomicI64, Ordering};
 use threshold_core::liveness::Liveness;
 use threshold_core::policy::{decide, Decision, EntryFacts, Position};
 use threshold_proto::body::{BoltState, DeviceKind, DoorState, Stream, Unlock};
 use threshold_proto::{DeviceId, Kind, SignedMessage};
-use std::sync::atomic::{AtomicI64, Ordering};
 use threshold_store::{DeliveryRow, NewAlert, SessionRow};
 
 static SECURE_LIMIT_MS: AtomicI64 = AtomicI64::new(120_000);
@@ -556,12 +556,14 @@ async fn on_token_refused(
     if reason == "nonce_reused"
         && accepted_at.is_some_and(|a| msg.time_ms <= a + state.config.unlock_token_ttl_ms)
     {
-        tracing::info!(device, "duplicate delivery of an accepted unlock token; not an incident");
+        tracing::info!(
+            device,
+            "duplicate delivery of an accepted unlock token; not an incident"
+        );
         return;
     }
-    let message = format!(
-        "The lock refused an unlock token ({reason}): possible replay or forged command."
-    );
+    let message =
+        format!("The lock refused an unlock token ({reason}): possible replay or forged command.");
     raise_alert(
         state,
         owner_id,
@@ -753,48 +755,6 @@ async fn secure_alert(state: &AppState, s: &SessionRow, since: i64, now: i64) {
     .await;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn s(opened: i64, delivered: Option<i64>, compromised: Option<i64>, closed: Option<i64>) -> SessionRow {
-        SessionRow {
-            id: "s".into(),
-            home_id: "h".into(),
-            grant_ref: "delivery:d".into(),
-            delivery_id: Some("d".into()),
-            opened_ms: opened,
-            ends_ms: None,
-            delivered_ms: delivered,
-            compromised_ms: compromised,
-            closed_ms: closed,
-            secure_alert_ms: None,
-        }
-    }
-
-    #[test]
-    fn openings_are_judged_by_device_time() {
-        let open = vec![s(1_000, None, None, None)];
-        assert_eq!(classify_opening(&open, 1_500, 100), Opening::Authorised);
-        assert_eq!(classify_opening(&open, 500, 100), Opening::Unauthorised);
-        let delivered = vec![s(1_000, Some(5_000), None, None)];
-        assert_eq!(classify_opening(&delivered, 4_000, 100), Opening::Authorised);
-        assert!(matches!(
-            classify_opening(&delivered, 9_000, 100),
-            Opening::AfterDelivery(_)
-        ));
-        // Completed at 6 s: a later opening is plain unauthorised entry.
-        let closed = vec![s(1_000, Some(5_000), None, Some(6_000))];
-        assert_eq!(classify_opening(&closed, 20_000, 100), Opening::Unauthorised);
-        let lost = vec![s(1_000, None, Some(3_000), None)];
-        assert!(matches!(
-            classify_opening(&lost, 4_000, 100),
-            Opening::Unwatched(_)
-        ));
-        assert_eq!(classify_opening(&[], 4_000, 100), Opening::Unauthorised);
-    }
-}
-
 /// The lock as the apps must show it (law 1): "locked" only while a fresh signed
 /// report says so, otherwise "unknown" with the time it became unknown.
 pub fn lock_view(state: &AppState, home_id: &str) -> serde_json::Value {
@@ -824,4 +784,57 @@ pub fn lock_view(state: &AppState, home_id: &str) -> serde_json::Value {
         }
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(
+        opened: i64,
+        delivered: Option<i64>,
+        compromised: Option<i64>,
+        closed: Option<i64>,
+    ) -> SessionRow {
+        SessionRow {
+            id: "s".into(),
+            home_id: "h".into(),
+            grant_ref: "delivery:d".into(),
+            delivery_id: Some("d".into()),
+            opened_ms: opened,
+            ends_ms: None,
+            delivered_ms: delivered,
+            compromised_ms: compromised,
+            closed_ms: closed,
+            secure_alert_ms: None,
+        }
+    }
+
+    #[test]
+    fn openings_are_judged_by_device_time() {
+        let open = vec![s(1_000, None, None, None)];
+        assert_eq!(classify_opening(&open, 1_500, 100), Opening::Authorised);
+        assert_eq!(classify_opening(&open, 500, 100), Opening::Unauthorised);
+        let delivered = vec![s(1_000, Some(5_000), None, None)];
+        assert_eq!(
+            classify_opening(&delivered, 4_000, 100),
+            Opening::Authorised
+        );
+        assert!(matches!(
+            classify_opening(&delivered, 9_000, 100),
+            Opening::AfterDelivery(_)
+        ));
+        // Completed at 6 s: a later opening is plain unauthorised entry.
+        let closed = vec![s(1_000, Some(5_000), None, Some(6_000))];
+        assert_eq!(
+            classify_opening(&closed, 20_000, 100),
+            Opening::Unauthorised
+        );
+        let lost = vec![s(1_000, None, Some(3_000), None)];
+        assert!(matches!(
+            classify_opening(&lost, 4_000, 100),
+            Opening::Unwatched(_)
+        ));
+        assert_eq!(classify_opening(&[], 4_000, 100), Opening::Unauthorised);
+    }
 }

@@ -60,14 +60,7 @@ pub async fn unlock(
     .await;
     let _ = st
         .store
-        .add_timeline(
-            &h.id,
-            None,
-            None,
-            now,
-            "owner.unlock",
-            &detail.to_string(),
-        )
+        .add_timeline(&h.id, None, None, now, "owner.unlock", &detail.to_string())
         .await;
     if !allowed {
         return Err(ApiError::Conflict(
