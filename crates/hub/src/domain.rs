@@ -141,6 +141,7 @@ pub async fn on_transition(state: &AppState, t: Transition) {
         }
         _ => {}
     }
+    crate::wifi::on_transition(state, &t).await;
 }
 
 pub async fn on_device_event(

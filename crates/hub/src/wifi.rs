@@ -22,6 +22,7 @@
 //! bounded and stripped of control characters, and nothing here panics on bad input.
 
 use crate::events::HubEvent;
+use crate::gateway::monitor::{Change, Transition};
 use crate::state::AppState;
 use serde_json::{json, Map, Value};
 use threshold_proto::body::DeviceKind;
@@ -397,8 +398,52 @@ pub async fn on_device_event(
         home_id,
         owner_id,
     };
-    if let Err(e) = apply(state, &reporter, msg.seq as i64, &attack, detail).await {
+    if let Err(e) = apply(state, &reporter, msg.seq as i64, &attack, detail, false).await {
         tracing::error!(error = %e, "could not store Wi-Fi attack evidence");
+    }
+}
+
+/// Hook for `domain::on_transition`, after its own effects: a camera outage that began
+/// (or was reported, or ended) after the evidence arrived is tied to the attacks of the
+/// last minutes now, e.g. a Wi-Fi sensor's report followed by `device_offline`.
+pub async fn on_transition(state: &AppState, t: &Transition) {
+    if t.kind != DeviceKind::Camera
+        || !matches!(t.change, Change::Liveness { .. } | Change::OfflineNotice)
+    {
+        return;
+    }
+    let since = state.clock.now_ms() - LOOKBACK_MS;
+    let rows = match state.store.home_wifi_attacks_since(&t.home_id, since).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read Wi-Fi attacks");
+            return;
+        }
+    };
+    for row in rows {
+        let Ok(id) = row.device_id.parse::<threshold_proto::DeviceId>() else {
+            continue;
+        };
+        let Some((name, kind, owner_id)) = state
+            .registry
+            .with(&id, |e| (e.name.clone(), e.kind, e.owner_id.clone()))
+        else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(&row.detail).unwrap_or(Value::Null);
+        let Ok(attack) = Attack::parse(&value) else {
+            continue;
+        };
+        let reporter = Reporter {
+            device: row.device_id.clone(),
+            name,
+            kind,
+            home_id: row.home_id.clone(),
+            owner_id,
+        };
+        if let Err(e) = apply(state, &reporter, row.seq, &attack, &row.detail, true).await {
+            tracing::error!(error = %e, "could not update Wi-Fi attack evidence");
+        }
     }
 }
 
@@ -416,13 +461,14 @@ async fn apply(
     seq: i64,
     a: &Attack,
     raw_detail: &str,
+    again: bool,
 ) -> Result<(), threshold_store::StoreError> {
     let now = state.clock.now_ms();
     let existing = state
         .store
         .wifi_attack_by_key(&r.device, &a.kind, a.start_ms)
         .await?;
-    if existing.as_ref().is_some_and(|e| e.seq >= seq) {
+    if !again && existing.as_ref().is_some_and(|e| e.seq >= seq) {
         return Ok(()); // an older report of an attack we already know better
     }
     // Which cameras could this attack have cut off?

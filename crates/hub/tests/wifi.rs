@@ -17,8 +17,8 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use threshold_agent::wifi::LinkDetectorConfig;
 use threshold_agent::{
-    run_camera, run_lock, CameraConfig, LinkControl, LockConfig, LockDriverConfig, SimulatedHome,
-    SourceConfig, WifiSensorConfig,
+    run_camera, run_lock, run_wifi_sensor, CameraConfig, LinkControl, LockConfig, LockDriverConfig,
+    SimulatedHome, SourceConfig, WifiSensorAgentConfig, WifiSensorConfig,
 };
 use threshold_hub::HubConfig;
 use threshold_proto::body::BoltState;
@@ -169,66 +169,170 @@ impl Drop for SupplicantPeer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage() {
-    let hub_dir = testing::TempDir::new("wifi-hub").unwrap();
-    let cfg = HubConfig {
-        data_dir: hub_dir.path().to_owned(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        embedded_mqtt_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
-        mqtt_topic_prefix: format!("thr-wifi-{}", threshold_store::new_id()),
-        ..Default::default()
-    };
-    let hub = threshold_hub::start(cfg).await.unwrap();
-    let base = format!("http://{}", hub.http_addr);
-    let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
-    hub.state
-        .store
-        .create_user(threshold_store::Role::Admin, "admin", "Admin", &hash, 0)
-        .await
-        .unwrap();
-    let admin = login(&base, "admin", "admin-password").await;
-    for (role, name) in [
-        ("owner", "olivia"),
-        ("courier", "carl"),
-        ("dispatcher", "dora"),
-    ] {
-        let (s, b) = call(
-            "POST",
-            format!("{base}/api/v1/admin/users"),
-            Some(&admin),
-            Some(json!({"role": role, "username": name, "password": "a-long-password"})),
-        )
-        .await;
-        assert_eq!(s, 201, "{b}");
+/// A hub with an owner, a courier, a dispatcher and a home.
+struct Env {
+    hub: threshold_hub::Hub,
+    base: String,
+    owner: String,
+    courier: String,
+    dispatcher: String,
+    home_id: String,
+    _dir: testing::TempDir,
+}
+
+const LAT: f64 = 52.37;
+const LON: f64 = 4.89;
+/// Device kinds' outbox, detector and agents as in production; the detector's quiet
+/// window is shortened so the final report comes 2 s after the last disconnect.
+fn detector() -> LinkDetectorConfig {
+    LinkDetectorConfig {
+        window_s: 2.0,
+        quick_reconnect_s: 2.0,
+        ..LinkDetectorConfig::default()
     }
-    let owner = login(&base, "olivia", "a-long-password").await;
-    let courier = login(&base, "carl", "a-long-password").await;
-    let dispatcher = login(&base, "dora", "a-long-password").await;
-    let (lat, lon) = (52.37, 4.89);
-    let (s, home) = call(
-        "POST",
-        format!("{base}/api/v1/homes"),
-        Some(&owner),
-        Some(json!({"name": "Flat 3", "lat": lat, "lon": lon})),
-    )
-    .await;
-    assert_eq!(s, 201, "{home}");
-    let home_id = home["id"].as_str().unwrap().to_owned();
-    let pairing = |kind: &'static str, name: &'static str| {
-        let (base, owner, home_id) = (base.clone(), owner.clone(), home_id.clone());
-        async move {
-            let (s, pc) = call(
+}
+
+impl Env {
+    async fn start(offline_grace_ms: i64) -> Env {
+        let dir = testing::TempDir::new("wifi-hub").unwrap();
+        let cfg = HubConfig {
+            data_dir: dir.path().to_owned(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            embedded_mqtt_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            mqtt_topic_prefix: format!("thr-wifi-{}", threshold_store::new_id()),
+            offline_grace_ms,
+            ..Default::default()
+        };
+        let hub = threshold_hub::start(cfg).await.unwrap();
+        let base = format!("http://{}", hub.http_addr);
+        let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
+        hub.state
+            .store
+            .create_user(threshold_store::Role::Admin, "admin", "Admin", &hash, 0)
+            .await
+            .unwrap();
+        let admin = login(&base, "admin", "admin-password").await;
+        for (role, name) in [
+            ("owner", "olivia"),
+            ("courier", "carl"),
+            ("dispatcher", "dora"),
+        ] {
+            let (s, b) = call(
                 "POST",
-                format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
-                Some(&owner),
-                Some(json!({"kind": kind, "name": name})),
+                format!("{base}/api/v1/admin/users"),
+                Some(&admin),
+                Some(json!({"role": role, "username": name, "password": "a-long-password"})),
             )
             .await;
-            assert_eq!(s, 201, "{pc}");
-            pc["code"].as_str().unwrap().to_owned()
+            assert_eq!(s, 201, "{b}");
         }
-    };
+        let owner = login(&base, "olivia", "a-long-password").await;
+        let courier = login(&base, "carl", "a-long-password").await;
+        let dispatcher = login(&base, "dora", "a-long-password").await;
+        let (s, home) = call(
+            "POST",
+            format!("{base}/api/v1/homes"),
+            Some(&owner),
+            Some(json!({"name": "Flat 3", "lat": LAT, "lon": LON})),
+        )
+        .await;
+        assert_eq!(s, 201, "{home}");
+        let home_id = home["id"].as_str().unwrap().to_owned();
+        Env {
+            hub,
+            base,
+            owner,
+            courier,
+            dispatcher,
+            home_id,
+            _dir: dir,
+        }
+    }
+
+    async fn pairing(&self, kind: &str, name: &str) -> String {
+        let (s, pc) = call(
+            "POST",
+            format!("{}/api/v1/homes/{}/pairing-codes", self.base, self.home_id),
+            Some(&self.owner),
+            Some(json!({"kind": kind, "name": name})),
+        )
+        .await;
+        assert_eq!(s, 201, "{pc}");
+        pc["code"].as_str().unwrap().to_owned()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        call(
+            "GET",
+            format!("{}{path}", self.base),
+            Some(&self.owner),
+            None,
+        )
+        .await
+        .1
+    }
+
+    async fn alerts(&self) -> Value {
+        self.get("/api/v1/alerts").await
+    }
+
+    async fn timeline(&self) -> Value {
+        self.get(&format!(
+            "/api/v1/homes/{}/timeline?limit=1000",
+            self.home_id
+        ))
+        .await
+    }
+
+    async fn devices(&self) -> Value {
+        self.get(&format!("/api/v1/homes/{}/devices", self.home_id))
+            .await
+    }
+
+    async fn device_id(&self, kind: &str) -> String {
+        let d = self.devices().await;
+        d.as_array()
+            .and_then(|a| a.iter().find(|x| x["kind"] == kind))
+            .and_then(|c| c["id"].as_str().map(str::to_owned))
+            .unwrap()
+    }
+}
+
+fn find(list: Value, kind: &str) -> Option<Value> {
+    list.as_array()
+        .and_then(|a| a.iter().find(|x| x["kind"] == kind).cloned())
+}
+
+fn count(list: &Value, kind: &str) -> usize {
+    list.as_array()
+        .map(|a| a.iter().filter(|x| x["kind"] == kind).count())
+        .unwrap_or(0)
+}
+
+fn disconnect_script() -> Vec<String> {
+    let mut script = Vec::new();
+    for _ in 0..4 {
+        script.push(format!("<3>CTRL-EVENT-DISCONNECTED bssid={BSSID} reason=7"));
+        script.push(format!(
+            "<3>CTRL-EVENT-CONNECTED - Connection to {BSSID} completed [id=0 id_str=]"
+        ));
+    }
+    script
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage() {
+    let env = Env::start(60_000).await;
+    let (base, owner, courier, dispatcher, home_id) = (
+        env.base.clone(),
+        env.owner.clone(),
+        env.courier.clone(),
+        env.dispatcher.clone(),
+        env.home_id.clone(),
+    );
+    let (lat, lon) = (LAT, LON);
+    let hub = &env.hub;
+    let pairing = |kind: &'static str, name: &'static str| env.pairing(kind, name);
 
     // The camera's wpa_supplicant.
     let wpa_dir = testing::TempDir::new("wifi-wpa").unwrap();
@@ -252,11 +356,7 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
     ccfg.common.pairing_code = Some(pairing("camera", "Hall").await);
     let mut wifi = WifiSensorConfig::supplicant(&ctrl);
     wifi.supplicant_local_dir = Some(wpa_dir.path().to_owned());
-    wifi.link_detector = LinkDetectorConfig {
-        window_s: 2.0,
-        quick_reconnect_s: 2.0,
-        ..LinkDetectorConfig::default()
-    };
+    wifi.link_detector = detector();
     let wifi_stats = wifi.stats.clone();
     ccfg.wifi = Some(wifi);
     let cam_link: LinkControl = ccfg.common.link_control.clone();
@@ -275,10 +375,6 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
     };
     let alerts = || get("/api/v1/alerts".to_owned());
     let timeline = || get(format!("/api/v1/homes/{home_id}/timeline?limit=1000"));
-    let find = |list: Value, kind: &str| {
-        list.as_array()
-            .and_then(|a| a.iter().find(|x| x["kind"] == kind).cloned())
-    };
 
     eventually(30, "camera and lock live, sensor attached", || async {
         let d = get(format!("/api/v1/homes/{home_id}/devices")).await;
@@ -338,14 +434,7 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
     })
     .await;
     assert_eq!(lost["severity"], "critical");
-    let mut script = Vec::new();
-    for _ in 0..4 {
-        script.push(format!("<3>CTRL-EVENT-DISCONNECTED bssid={BSSID} reason=7"));
-        script.push(format!(
-            "<3>CTRL-EVENT-CONNECTED - Connection to {BSSID} completed [id=0 id_str=]"
-        ));
-    }
-    peer.script_tx.send(script).unwrap();
+    peer.script_tx.send(disconnect_script()).unwrap();
     // The detector reports while the attack goes on, and once more when it is over;
     // both reports wait in the camera's outbox, since the link is down.
     eventually(
@@ -482,5 +571,119 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
     let _ = tokio::time::timeout(Duration::from_secs(5), lock_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), cam_task).await;
     drop(peer);
-    hub.stop().await;
+    env.hub.stop().await;
+}
+
+/// A standalone Wi-Fi sensor reports the attack while the camera is cut off, before the
+/// hub's `device_offline` notice: the notice is explained when it comes, and the end of
+/// the outage is recorded when the camera is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wifi_sensor_evidence_explains_a_later_offline_notice() {
+    let env = Env::start(2_000).await;
+    let wpa_dir = testing::TempDir::new("wifi-wpa").unwrap();
+    let ctrl = wpa_dir.path().join("wlan1");
+    let peer = SupplicantPeer::start(&ctrl, Duration::from_millis(100));
+
+    let cam_dir = testing::TempDir::new("wifi-cam").unwrap();
+    let mut ccfg = CameraConfig::new(cam_dir.path());
+    ccfg.source = SourceConfig::Synthetic {
+        width: 160,
+        height: 120,
+    };
+    ccfg.common.hub_url = Some(env.base.clone());
+    ccfg.common.pairing_code = Some(env.pairing("camera", "Hall").await);
+    let cam_link = ccfg.common.link_control.clone();
+    let sensor_dir = testing::TempDir::new("wifi-sensor").unwrap();
+    let mut wifi = WifiSensorConfig::supplicant(&ctrl);
+    wifi.supplicant_local_dir = Some(wpa_dir.path().to_owned());
+    wifi.link_detector = detector();
+    let mut scfg = WifiSensorAgentConfig::new(sensor_dir.path(), wifi);
+    scfg.common.hub_url = Some(env.base.clone());
+    scfg.common.pairing_code = Some(env.pairing("wifi_sensor", "Hall sensor").await);
+    let (cstop, crx) = watch::channel(false);
+    let (sstop, srx) = watch::channel(false);
+    let cam_task = tokio::spawn(run_camera(ccfg, crx));
+    let sensor_task = tokio::spawn(run_wifi_sensor(scfg, srx));
+
+    eventually(30, "camera and sensor live, sensor attached", || async {
+        let d = env.devices().await;
+        let live = d
+            .as_array()
+            .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["liveness"] == "live"));
+        (live && peer.attached.load(Ordering::Relaxed)).then_some(())
+    })
+    .await;
+    let camera_id = env.device_id("camera").await;
+    let sensor_id = env.device_id("wifi_sensor").await;
+
+    // The jammer cuts the camera off; the sensor's own link stays up.
+    cam_link.set_blocked(true);
+    eventually(10, "camera no longer live", || async {
+        let d = env.devices().await;
+        d.as_array()
+            .and_then(|a| a.iter().find(|x| x["kind"] == "camera"))
+            .filter(|c| c["liveness"] != "live")
+            .map(|_| ())
+    })
+    .await;
+    peer.script_tx.send(disconnect_script()).unwrap();
+    let first = eventually(10, "wifi_attack alert from the sensor", || async {
+        find(env.alerts().await, "wifi_attack")
+    })
+    .await;
+    assert_eq!(first["severity"], "warning", "no delivery: {first}");
+    assert_eq!(first["device_id"], camera_id.as_str());
+    assert_eq!(
+        first["evidence"]["reporter"]["device_id"],
+        sensor_id.as_str()
+    );
+    assert_eq!(first["evidence"]["reporter"]["kind"], "wifi_sensor");
+    let msg = first["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Camera Hall offline: Wi-Fi deauthentication attack (network 02:00:00:00:01:00, reason 7"),
+        "{msg}"
+    );
+
+    // The offline notice comes after the grace period, and is explained at once.
+    let offline = eventually(20, "device_offline explained", || async {
+        find(env.alerts().await, "device_offline").filter(|a| {
+            a["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Cause: Wi-Fi deauthentication attack ("))
+        })
+    })
+    .await;
+    assert!(
+        offline["created_ms"].as_i64().unwrap() > first["created_ms"].as_i64().unwrap(),
+        "the evidence came first"
+    );
+    assert_eq!(
+        offline["evidence"]["explanation"]["alert_id"], first["id"],
+        "{offline}"
+    );
+    assert_eq!(count(&env.alerts().await, "wifi_attack"), 1);
+
+    // The camera comes back: the outage's end is recorded with the attack.
+    cam_link.set_blocked(false);
+    let tl = eventually(
+        20,
+        "outage end on the wifi_attack timeline entry",
+        || async {
+            find(env.timeline().await, "wifi_attack").filter(|t| {
+                t["detail"]["outage"]["to_ms"].is_i64() && t["detail"]["ongoing"] == false
+            })
+        },
+    )
+    .await;
+    assert_eq!(tl["device_id"], camera_id.as_str());
+    let explains = tl["detail"]["explains_alert_ids"].as_array().unwrap();
+    assert!(explains.contains(&offline["id"]), "{tl}");
+    assert_eq!(count(&env.timeline().await, "wifi_attack"), 1);
+
+    let _ = cstop.send(true);
+    let _ = sstop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), cam_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), sensor_task).await;
+    drop(peer);
+    env.hub.stop().await;
 }

@@ -188,6 +188,23 @@ impl Store {
         rows.iter().map(attack).collect()
     }
 
+    /// Attacks in a home that started at or after `since_ms` (hub-internal), oldest
+    /// first (at most 100).
+    pub async fn home_wifi_attacks_since(
+        &self,
+        home_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<WifiAttackRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM wifi_attacks WHERE home_id = $1 AND start_ms >= $2 ORDER BY start_ms, id LIMIT 100"
+        ))
+        .bind(home_id)
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attack).collect()
+    }
+
     /// A device's timeline entries of one kind (e.g. `liveness`) in `[from_ms, to_ms]`,
     /// oldest first (at most 1000).
     pub async fn device_timeline_between(
