@@ -387,6 +387,8 @@ impl Jammer {
     }
 }
 
+/// Forward one direction. While jammed nothing moves (bytes wait, as they would in
+/// TCP retransmission queues); when the jam ends, traffic resumes.
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
@@ -394,13 +396,19 @@ async fn pipe(
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
+        while *jam.borrow_and_update() {
+            if jam.changed().await.is_err() {
+                return;
+            }
+        }
         tokio::select! {
             n = from.read(&mut buf) => match n {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if *jam.borrow() {
-                        // Hold the socket open and silent.
-                        return std::future::pending::<()>().await;
+                    while *jam.borrow_and_update() {
+                        if jam.changed().await.is_err() {
+                            return;
+                        }
                     }
                     if to.write_all(&buf[..n]).await.is_err() {
                         return;
@@ -408,8 +416,8 @@ async fn pipe(
                 }
             },
             r = jam.changed() => {
-                if r.is_err() || *jam.borrow() {
-                    return std::future::pending::<()>().await;
+                if r.is_err() {
+                    return;
                 }
             }
         }
@@ -880,10 +888,11 @@ async fn owner_and_courier_apps_in_chromium() {
     // The courier leaves and closes the door; the lock relocks by itself; "Delivered"
     // waits for the lock's confirmation.
     sim.close_door();
+    c.eval("document.querySelector('main > *').dataset.old = '1'").await;
     c.click("#leave-ack").await;
     c.wait(
-        "delivered button",
-        "!!document.querySelector('#delivered') && !document.querySelector('#delivered').hidden",
+        "page re-rendered with the delivered button",
+        "!document.querySelector('main > [data-old]') && !!document.querySelector('#delivered') && !document.querySelector('#delivered').hidden",
         Duration::from_secs(10),
     )
     .await;

@@ -1,0 +1,281 @@
+// Threshold courier app: today's deliveries, scan, "I'm at the door", the decision
+// with its reasons, the recording banner, the leave instruction, "Delivered".
+
+import { h, fill, api, ApiError, hms, announce, showError, EventsSocket, position } from "/shared/lib.js";
+
+const main = document.getElementById("main");
+const top = document.getElementById("top");
+const linkEl = document.getElementById("link");
+const leave = document.getElementById("leave");
+const recording = document.getElementById("recording");
+
+const app = { me: null, events: null, inside: null, timers: [], page: null };
+
+function clearTimers() { for (const t of app.timers.splice(0)) clearInterval(t); }
+
+function route() {
+  clearTimers();
+  if (app.me === null) return showLogin();
+  const [, page, id] = (location.hash || "#/").split("/");
+  const run = page === "delivery" && id ? () => deliveryPage(decodeURIComponent(id)) : listPage;
+  run().catch((e) => {
+    if (e instanceof ApiError && e.status === 401) { app.me = null; return showLogin("Your session ended. Please sign in again."); }
+    fill(main, h("p", { class: "error", role: "alert", text: e.message }));
+  });
+}
+window.addEventListener("hashchange", route);
+
+function showLogin(message) {
+  top.hidden = true;
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const user = h("input", { id: "username", autocomplete: "username", required: true, autocapitalize: "none" });
+  const pass = h("input", { id: "password", type: "password", autocomplete: "current-password", required: true });
+  const btn = h("button", { type: "submit", text: "Sign in" });
+  const form = h("form", { class: "card narrow", id: "login", "aria-labelledby": "login-title" },
+    h("h1", { id: "login-title", text: "Courier sign in" }),
+    h("label", { for: "username", text: "Username" }), user,
+    h("label", { for: "password", text: "Password" }), pass, err, btn);
+  if (message) showError(err, { message });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    btn.disabled = true;
+    showError(err, null);
+    try {
+      const r = await api("POST", "/auth/login", { username: user.value, password: pass.value });
+      if (r.user.role !== "courier") {
+        await api("POST", "/auth/logout").catch(() => {});
+        throw new Error("This app is for couriers. Home owners sign in at /.");
+      }
+      signedIn(r.user);
+    } catch (ex) {
+      showError(err, ex.status === 401 ? { message: "Wrong username or password." } : ex);
+      btn.disabled = false;
+    }
+  });
+  fill(main, form);
+  user.focus();
+}
+
+function signedIn(user) {
+  app.me = user;
+  top.hidden = false;
+  if (app.events) app.events.close();
+  app.events = new EventsSocket({
+    onLink: (up) => {
+      linkEl.textContent = up ? "Connected" : "Connection lost";
+      linkEl.className = up ? "link link-up" : "link link-down";
+      linkEl.dataset.state = up ? "up" : "down";
+      // Inside a home without a link to the hub, nobody can tell the courier to leave.
+      if (!up && app.inside) showInsideWarning();
+    },
+    onEvent,
+  });
+  if (!location.hash) location.hash = "#/";
+  route();
+}
+
+document.getElementById("signout").addEventListener("click", async () => {
+  await api("POST", "/auth/logout").catch(() => {});
+  app.me = null;
+  if (app.events) { app.events.close(); app.events = null; }
+  showLogin();
+});
+
+document.getElementById("leave-ack").addEventListener("click", () => {
+  leave.hidden = true;
+  document.body.classList.remove("leaving");
+  route();
+});
+
+function onEvent(ev) {
+  const id = ev.data && ev.data.delivery_id;
+  if (ev.type === "delivery.leave_now") {
+    app.inside = null;
+    recording.hidden = true;
+    document.getElementById("leave-text").textContent = (ev.data && ev.data.message) || "The camera is not watching. Leave now and close the door behind you.";
+    leave.dataset.delivery = id || "";
+    leave.hidden = false;
+    document.body.classList.add("leaving");
+    if (navigator.vibrate) navigator.vibrate([400, 200, 400, 200, 400]);
+    document.getElementById("leave-ack").focus();
+  } else if (ev.type === "delivery.entry_granted" && app.page === id) {
+    app.inside = id;
+    recording.hidden = false;
+  }
+}
+
+function showInsideWarning() {
+  const w = document.getElementById("inside-warning");
+  if (w) w.hidden = false;
+}
+
+async function listPage() {
+  app.page = null;
+  const list = await api("GET", "/deliveries");
+  const now = Date.now();
+  const today = list.filter((d) => d.state !== "completed" || d.window_end_ms > now - 12 * 3600e3)
+    .sort((a, b) => a.window_start_ms - b.window_start_ms);
+  fill(main, h("div", { class: "stack" },
+    h("h1", { text: "Today's deliveries" }),
+    today.length ? h("ul", { class: "deliveries big" }, today.map((d) => h("li", { dataset: { delivery: d.id, state: d.state } },
+      h("a", { href: `#/delivery/${encodeURIComponent(d.id)}`, class: "delivery-link" },
+        h("strong", { text: `Parcel ${d.parcel_ref}` }),
+        h("span", { class: "small", text: ` ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${stateWords(d.state)}` })))))
+      : h("p", { text: "No deliveries assigned to you today." })));
+}
+
+function stateWords(s) {
+  return { scheduled: "to deliver", inside: "inside now", delivered: "waiting for the lock", completed: "done" }[s] || s;
+}
+
+async function deliveryPage(id) {
+  app.page = id;
+  const d = await api("GET", `/deliveries/${encodeURIComponent(id)}`);
+  if (d.state === "inside" && !d.compromised) { app.inside = id; recording.hidden = false; } else { recording.hidden = true; }
+  const body = h("div", { class: "stack" },
+    h("p", {}, h("a", { href: "#/", text: "← Today" })),
+    h("h1", { text: `Parcel ${d.parcel_ref}` }),
+    h("p", { class: "muted", text: `Window ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${d.placement === "in_garage" ? "place it in the garage" : "place it inside the door"}` }),
+    h("p", {}, "Status: ", h("strong", { id: "delivery-state", text: stateWords(d.state) })));
+  const decision = h("section", { id: "decision", class: "card", "aria-live": "assertive", hidden: true });
+  const warning = h("p", { id: "inside-warning", class: "warn", role: "alert", hidden: true, text: "No connection to the hub. If you are inside, finish quickly, leave and close the door." });
+  if (d.state === "scheduled") body.append(doorForm(d, decision));
+  body.append(decision, warning);
+  if (d.state === "inside" || d.state === "delivered") body.append(deliveredSection(d));
+  if (d.state === "completed") body.append(h("p", { class: "ok", id: "done", text: "Done: the door is confirmed closed and locked. Thank you." }));
+  fill(main, body);
+}
+
+function doorForm(d, decision) {
+  const parcel = h("input", { id: "parcel", name: "parcel", required: true, autocomplete: "off", inputmode: "text", maxlength: 128 });
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const scanBox = h("div", { class: "scan", hidden: true });
+  const kids = [h("label", { for: "parcel", text: "Parcel barcode" }), parcel];
+  if ("BarcodeDetector" in window && navigator.mediaDevices) {
+    const scan = h("button", { type: "button", class: "secondary", text: "Scan barcode with camera" });
+    scan.addEventListener("click", () => startScan(parcel, scanBox, err));
+    kids.push(scan, scanBox);
+  } else {
+    kids.push(h("p", { class: "muted small", text: "Type the code printed under the barcode." }));
+  }
+  const go = h("button", { type: "submit", class: "big", id: "at-door", text: "I'm at the door" });
+  const form = h("form", { class: "card", id: "door-form" }, ...kids, err, go);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError(err, null);
+    go.disabled = true;
+    go.textContent = "Getting your location…";
+    try {
+      const pos = await position();
+      go.textContent = "Asking the hub…";
+      const r = await api("POST", `/deliveries/${encodeURIComponent(d.id)}/entry`, { ...pos, parcel_ref: parcel.value.trim() });
+      showDecision(decision, r, d);
+      if (r.allowed) {
+        app.inside = d.id;
+        recording.hidden = false;
+        form.remove();
+        decision.after(deliveredSection({ ...d, state: "inside" }));
+      }
+    } catch (ex) {
+      showError(err, ex);
+    } finally {
+      go.disabled = false;
+      go.textContent = "I'm at the door";
+    }
+  });
+  return form;
+}
+
+function showDecision(el, r) {
+  el.hidden = false;
+  el.dataset.allowed = r.allowed ? "1" : "0";
+  el.className = `card decision ${r.allowed ? "allowed" : "refused"}`;
+  if (r.allowed) {
+    fill(el, h("h2", { text: "Door unlocked: go in" }),
+      h("p", { text: "Place the parcel just inside, step out and close the door. The camera is recording." }),
+      r.token_expires_at_ms ? h("p", { class: "small", text: `The unlock is valid until ${hms(r.token_expires_at_ms)}.` }) : null);
+    announce("Door unlocked. Go in.");
+  } else {
+    fill(el, h("h2", { text: "Not allowed to enter" }),
+      h("p", { text: "The door stays locked because:" }),
+      h("ul", { class: "reasons" }, (r.reasons || []).map((x) => h("li", { dataset: { code: x.code }, text: x.message }))),
+      h("p", { class: "small", text: "Leave the parcel according to your normal instructions." }));
+    announce(`Not allowed to enter. ${(r.reasons || []).map((x) => x.message).join(". ")}`);
+  }
+}
+
+function deliveredSection(d) {
+  const status = h("p", { id: "delivered-status", "aria-live": "polite" });
+  const btn = h("button", { type: "button", class: "big", id: "delivered", text: "Delivered" });
+  const wait = () => {
+    status.textContent = "Waiting for the lock to confirm the door is closed and locked…";
+    const t = setInterval(async () => {
+      try {
+        const now = await api("GET", `/deliveries/${encodeURIComponent(d.id)}`, undefined, { timeoutMs: 3000 });
+        if (now.state === "completed") {
+          clearInterval(t);
+          app.inside = null;
+          recording.hidden = true;
+          status.textContent = "Done: the door is confirmed closed and locked. Thank you.";
+          status.className = "ok";
+          status.dataset.done = "1";
+          announce("Delivery complete.");
+        }
+      } catch { /* keep waiting */ }
+    }, 1000);
+    app.timers.push(t);
+  };
+  btn.addEventListener("click", async () => {
+    btn.disabled = true;
+    try {
+      await api("POST", `/deliveries/${encodeURIComponent(d.id)}/delivered`);
+      btn.hidden = true;
+      wait();
+    } catch (e) {
+      status.textContent = e.message;
+      btn.disabled = false;
+    }
+  });
+  if (d.state === "delivered") { btn.hidden = true; setTimeout(wait, 0); }
+  return h("section", { class: "card" },
+    h("p", { text: "When the parcel is inside and you are out: close the door, then press Delivered." }),
+    btn, status);
+}
+
+async function startScan(input, box, err) {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+  } catch {
+    showError(err, { message: "Camera not available; type the code instead." });
+    return;
+  }
+  const video = h("video", { playsinline: true, muted: true, "aria-label": "Camera preview for scanning" });
+  video.srcObject = stream;
+  const stop = h("button", { type: "button", class: "secondary", text: "Stop scanning" });
+  fill(box, video, stop);
+  box.hidden = false;
+  await video.play().catch(() => {});
+  // eslint-disable-next-line no-undef
+  const detector = new BarcodeDetector();
+  let done = false;
+  const end = () => { done = true; for (const t of stream.getTracks()) t.stop(); box.hidden = true; fill(box); };
+  stop.addEventListener("click", end);
+  while (!done) {
+    try {
+      const codes = await detector.detect(video);
+      if (codes.length) { input.value = codes[0].rawValue; announce("Barcode read"); end(); break; }
+    } catch { /* keep trying */ }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+(async () => {
+  try {
+    const me = await api("GET", "/me");
+    if (me.role !== "courier") { showLogin(); return; }
+    signedIn(me);
+  } catch (e) {
+    showLogin(e.status === 0 ? "Cannot reach the hub." : undefined);
+  }
+})();

@@ -1,0 +1,693 @@
+// Threshold owner app. Plain JS modules; every piece of user or device text is
+// rendered with textContent (see shared/lib.js).
+
+import { h, fill, api, ApiError, hms, dateTime, age, announce, showError, EventsSocket } from "/shared/lib.js";
+import { LiveView, LockView, badge, setBadge, clearViews } from "/shared/live.js";
+
+const main = document.getElementById("main");
+const top = document.getElementById("top");
+const linkEl = document.getElementById("link");
+const critical = document.getElementById("critical");
+const alertCount = document.getElementById("alert-count");
+
+const app = {
+  me: null,
+  events: null,
+  views: [], // live/lock views to stop when leaving a page
+  alerts: [],
+  features: {}, // optional APIs found on this hub: {clips, lockControl, webhooks, grants}
+  refreshers: [], // called on relevant live events
+};
+
+// ---------- optional APIs (other parts of the hub may not have them yet) ----------
+
+async function detectFeatures() {
+  try {
+    const doc = await api("GET", "/openapi.json");
+    const paths = Object.keys((doc && doc.paths) || {});
+    const has = (re) => paths.some((p) => re.test(p));
+    app.features = {
+      paths,
+      clips: has(/clip|recording/),
+      lockControl: paths.filter((p) => /\/devices\/\{[^}]+\}\/(lock|unlock|command)/.test(p) || /\/homes\/\{[^}]+\}\/(lock|unlock)/.test(p)),
+      webhooks: has(/webhook/),
+      grants: has(/grant|guest/),
+      approval: paths.filter((p) => /approv/.test(p)),
+      liveSocket: has(/\/devices\/\{[^}]+\}\/live/),
+    };
+  } catch {
+    app.features = { paths: [] };
+  }
+}
+
+// ---------- routing ----------
+
+function route() {
+  clearViews(app.views);
+  app.refreshers = [];
+  if (!app.me) return showLogin();
+  const [, page, id] = (location.hash || "#/").split("/");
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    const current = (a.dataset.nav === (page || "home")) || (a.dataset.nav === "home" && page === "device") || (a.dataset.nav === "deliveries" && page === "delivery");
+    if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  const pages = { "": homePage, device: devicePage, deliveries: deliveriesPage, delivery: deliveryPage, alerts: alertsPage, settings: settingsPage };
+  const fn = pages[page || ""] || homePage;
+  fill(main, h("p", { class: "muted", text: "Loading…" }));
+  fn(id ? decodeURIComponent(id) : undefined).catch((e) => {
+    if (e instanceof ApiError && e.status === 401) return signedOut();
+    fill(main, h("p", { class: "error", role: "alert", text: e.message || String(e) }));
+  });
+}
+
+window.addEventListener("hashchange", route);
+
+// ---------- sign in / out ----------
+
+function showLogin(message) {
+  top.hidden = true;
+  critical.hidden = true;
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const user = h("input", { id: "username", name: "username", autocomplete: "username", required: true, autocapitalize: "none" });
+  const pass = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const btn = h("button", { type: "submit", text: "Sign in" });
+  const form = h("form", { class: "card narrow", id: "login", "aria-labelledby": "login-title" },
+    h("h1", { id: "login-title", text: "Sign in to Threshold" }),
+    h("label", { for: "username", text: "Username" }), user,
+    h("label", { for: "password", text: "Password" }), pass,
+    err, btn);
+  if (message) showError(err, { message });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    btn.disabled = true;
+    showError(err, null);
+    try {
+      const r = await api("POST", "/auth/login", { username: user.value, password: pass.value });
+      if (r.user.role !== "owner") {
+        await api("POST", "/auth/logout").catch(() => {});
+        throw new Error(r.user.role === "courier" ? "This is the owner app. Couriers sign in at /courier/." : "This app is for home owners.");
+      }
+      await signedIn(r.user);
+    } catch (ex) {
+      showError(err, ex.status === 401 ? { message: "Wrong username or password." } : ex);
+      btn.disabled = false;
+    }
+  });
+  fill(main, form);
+  user.focus();
+}
+
+async function signedIn(user) {
+  app.me = user;
+  top.hidden = false;
+  await detectFeatures();
+  startEvents();
+  loadAlerts().catch(() => {});
+  if (!location.hash || location.hash === "#/login") location.hash = "#/";
+  route();
+}
+
+function signedOut(message) {
+  app.me = null;
+  if (app.events) { app.events.close(); app.events = null; }
+  clearViews(app.views);
+  showLogin(message || "Your session ended. Please sign in again.");
+}
+
+document.getElementById("signout").addEventListener("click", async () => {
+  await api("POST", "/auth/logout").catch(() => {});
+  app.me = null;
+  if (app.events) { app.events.close(); app.events = null; }
+  clearViews(app.views);
+  location.hash = "#/";
+  showLogin();
+  announce("Signed out");
+});
+
+// ---------- live events ----------
+
+function startEvents() {
+  if (app.events) app.events.close();
+  app.events = new EventsSocket({
+    onLink: (up) => {
+      linkEl.textContent = up ? "Connected" : "Connection lost";
+      linkEl.className = up ? "link link-up" : "link link-down";
+      linkEl.dataset.state = up ? "up" : "down";
+    },
+    onEvent: onEvent,
+  });
+  linkEl.textContent = "Connecting…";
+  linkEl.className = "link link-down";
+}
+
+function onEvent(ev) {
+  if (ev.type === "alert" && ev.data) {
+    const a = ev.data;
+    if (!app.alerts.some((x) => x.id === a.id)) app.alerts.unshift(a);
+    updateAlertCount();
+    if (a.severity === "critical") showCritical(a);
+    else announce(`Alert: ${a.message}`);
+  }
+  for (const f of app.refreshers) f(ev);
+}
+
+function showCritical(a) {
+  fill(critical,
+    h("strong", { text: "Critical alert: " }),
+    h("span", { class: "critical-message", text: a.message }),
+    " ",
+    h("a", { href: "#/alerts", text: "See alerts" }),
+    " ",
+    h("button", { type: "button", class: "secondary", text: "Dismiss", on: { click: () => { critical.hidden = true; } } }));
+  critical.dataset.alertId = a.id;
+  critical.dataset.kind = a.kind;
+  critical.hidden = false;
+}
+
+async function loadAlerts() {
+  app.alerts = (await api("GET", "/alerts?limit=200")) || [];
+  updateAlertCount();
+}
+
+function updateAlertCount() {
+  const n = app.alerts.filter((a) => !a.acked_ms).length;
+  alertCount.textContent = String(n);
+  alertCount.hidden = n === 0;
+  alertCount.setAttribute("aria-label", `${n} unacknowledged`);
+}
+
+// ---------- helpers ----------
+
+function debounce(fn, ms) {
+  let t = null;
+  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+}
+
+function deviceRow(d) {
+  const b = badge(d.liveness);
+  setBadge(b, d.liveness, d.age_ms !== null && d.age_ms !== undefined ? `${d.kind} ${d.liveness}` : `${d.kind} ${d.liveness}`);
+  b.setAttribute("aria-label", `${d.name} is ${d.liveness.toUpperCase()}`);
+  const st = d.state || {};
+  const facts = [];
+  if (d.kind === "lock" && st.bolt) facts.push(st.bolt === "unknown" ? `bolt unknown since ${hms(st.unknown_since_ms)}` : `bolt ${st.bolt}`);
+  if ((d.kind === "lock" || d.kind === "contact_sensor") && st.door) facts.push(`door ${st.door}`);
+  if (typeof st.battery_pct === "number") facts.push(`battery ${st.battery_pct}%`);
+  if (d.possibly_frozen) facts.push("picture may be frozen");
+  if (d.revoked) facts.push("revoked");
+  facts.push(`last seen ${d.last_seen_ms ? `${hms(d.last_seen_ms)} (${age(Date.now() - d.last_seen_ms)} ago)` : "never"}`);
+  return h("li", { class: "device", dataset: { device: d.id, kind: d.kind, liveness: d.liveness } },
+    h("div", { class: "device-head" },
+      h("a", { href: `#/device/${encodeURIComponent(d.id)}`, class: "device-name", text: d.name }),
+      h("span", { class: "muted", text: ` ${kindName(d.kind)}` }),
+      b),
+    h("div", { class: "muted small", text: facts.join(" · ") }));
+}
+
+function kindName(k) {
+  return { camera: "camera", lock: "lock", contact_sensor: "door sensor", wifi_sensor: "Wi-Fi sensor" }[k] || k;
+}
+
+// ---------- pages ----------
+
+async function homePage() {
+  const homes = await api("GET", "/homes");
+  const body = h("div", { class: "stack" }, h("h1", { text: "Your homes" }));
+  if (!homes.length) body.append(h("p", { text: "No home yet. Add one to enrol devices." }));
+  for (const home of homes) body.append(await homeCard(home));
+  body.append(addHomeForm());
+  fill(main, body);
+}
+
+async function homeCard(home) {
+  const list = h("ul", { class: "devices", "aria-label": `Devices in ${home.name}` });
+  const load = async () => {
+    const devs = await api("GET", `/homes/${encodeURIComponent(home.id)}/devices`);
+    fill(list, devs.length ? devs.map(deviceRow) : h("li", { class: "muted", text: "No devices yet." }));
+  };
+  await load();
+  const reload = debounce(() => load().catch(() => {}), 300);
+  app.refreshers.push((ev) => { if (ev.home_id === home.id && String(ev.type).startsWith("device.")) reload(); });
+  const timer = setInterval(reload, 5000);
+  app.views.push({ stop: () => clearInterval(timer) });
+  return h("section", { class: "card", "aria-labelledby": `home-${home.id}`, dataset: { home: home.id } },
+    h("h2", { id: `home-${home.id}`, text: home.name }),
+    h("p", { class: "muted small", text: `In-home delivery ${home.in_home_enabled ? "on" : "off"}` }),
+    list,
+    addDeviceForm(home));
+}
+
+function addDeviceForm(home) {
+  const uid = home.id;
+  const kind = h("select", { id: `kind-${uid}`, name: "kind" },
+    h("option", { value: "camera", text: "Camera" }),
+    h("option", { value: "lock", text: "Lock" }),
+    h("option", { value: "contact_sensor", text: "Door sensor" }),
+    h("option", { value: "wifi_sensor", text: "Wi-Fi sensor" }));
+  const name = h("input", { id: `devname-${uid}`, name: "name", required: true, maxlength: 100 });
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const out = h("div", { class: "pairing", "aria-live": "polite" });
+  const form = h("form", { class: "add-device" },
+    h("h3", { text: "Add a device" }),
+    h("label", { for: `kind-${uid}`, text: "Kind" }), kind,
+    h("label", { for: `devname-${uid}`, text: "Name" }), name,
+    err,
+    h("button", { type: "submit", text: "Create pairing code" }),
+    out);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError(err, null);
+    try {
+      const r = await api("POST", `/homes/${encodeURIComponent(home.id)}/pairing-codes`, { kind: kind.value, name: name.value });
+      const cmd = `threshold agent ${kind.value === "contact_sensor" ? "contact" : kind.value.replace("_sensor", "")} --data-dir ./${kind.value} --hub ${location.origin} --pairing-code ${r.code}`;
+      fill(out,
+        h("p", { text: "Pairing code (works once, until " + hms(r.expires_at_ms) + "):" }),
+        h("p", { class: "code", id: "pairing-code", text: r.code }),
+        h("p", { class: "muted small", text: "On the device, run:" }),
+        h("pre", { class: "cmd", text: cmd }));
+      announce(`Pairing code ${r.code.split("").join(" ")}`);
+    } catch (ex) { showError(err, ex); }
+  });
+  return form;
+}
+
+function addHomeForm() {
+  const name = h("input", { id: "home-name", required: true, maxlength: 100 });
+  const lat = h("input", { id: "home-lat", type: "number", step: "any", min: -90, max: 90, required: true });
+  const lon = h("input", { id: "home-lon", type: "number", step: "any", min: -180, max: 180, required: true });
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const here = h("button", { type: "button", class: "secondary", text: "Use my location" });
+  here.addEventListener("click", () => navigator.geolocation && navigator.geolocation.getCurrentPosition((p) => {
+    lat.value = p.coords.latitude.toFixed(6);
+    lon.value = p.coords.longitude.toFixed(6);
+  }, () => showError(err, { message: "Location not available; type it in." })));
+  const form = h("form", { class: "card" },
+    h("h2", { text: "Add a home" }),
+    h("label", { for: "home-name", text: "Name" }), name,
+    h("label", { for: "home-lat", text: "Latitude" }), lat,
+    h("label", { for: "home-lon", text: "Longitude" }), lon,
+    here, err, h("button", { type: "submit", text: "Add home" }));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/homes", { name: name.value, lat: Number(lat.value), lon: Number(lon.value) });
+      route();
+    } catch (ex) { showError(err, ex); }
+  });
+  return form;
+}
+
+async function devicePage(id) {
+  const d = await api("GET", `/devices/${encodeURIComponent(id)}`);
+  const body = h("div", { class: "stack" },
+    h("p", {}, h("a", { href: "#/", text: "← Home" })),
+    h("h1", { text: d.name }),
+    h("p", { class: "muted", text: `${kindName(d.kind)} · enrolled ${dateTime(d.enrolled_ms)}${d.revoked ? " · revoked" : ""}` }));
+  if (d.kind === "camera") {
+    const v = new LiveView(d, { socket: !!app.features.liveSocket });
+    app.views.push(v);
+    body.append(h("section", { class: "card", "aria-label": "Live view" }, v.el));
+  }
+  if (d.kind === "lock") {
+    const v = new LockView(d);
+    app.views.push(v);
+    body.append(h("section", { class: "card", "aria-label": "Lock" }, v.el, lockControls(d, v)));
+  }
+  if (d.kind === "contact_sensor") {
+    body.append(h("p", { text: `Door: ${(d.state && d.state.door) || "unknown"}` }));
+  }
+  const rm = h("button", { type: "button", class: "danger", text: "Revoke device" });
+  rm.addEventListener("click", async () => {
+    if (!confirm(`Revoke ${d.name}? It will stop being trusted at once.`)) return;
+    await api("DELETE", `/devices/${encodeURIComponent(d.id)}`);
+    location.hash = "#/";
+  });
+  if (!d.revoked) body.append(rm);
+  fill(main, body);
+}
+
+/** Remote lock/unlock, when this hub has the API. The state shown is the confirmed one. */
+function lockControls(d, view) {
+  const paths = app.features.lockControl || [];
+  if (!paths.length) return h("p", { class: "muted small", text: "Remote lock and unlock are not available on this hub yet." });
+  const status = h("p", { class: "muted", "aria-live": "polite" });
+  const send = async (action) => {
+    let path; let body;
+    if (paths.includes(`/api/v1/homes/{id}/lock/${action}`)) path = `/homes/${encodeURIComponent(d.home_id)}/lock/${action}`;
+    else {
+      const byDevice = paths.find((p) => p.endsWith(`/${action}`) && p.includes("/devices/"));
+      const cmd = paths.find((p) => p.endsWith("/command"));
+      if (byDevice) path = byDevice.replace("/api/v1", "").replace(/\{[^}]+\}/, encodeURIComponent(d.id));
+      else if (cmd) { path = cmd.replace("/api/v1", "").replace(/\{[^}]+\}/, encodeURIComponent(d.id)); body = { command: action }; }
+      else { status.textContent = "Not supported by this hub."; return; }
+    }
+    status.textContent = `Sent "${action}"; waiting for the lock to confirm…`;
+    try {
+      await api("POST", path, body === undefined ? {} : body);
+      const want = action === "lock" ? "locked" : "unlocked";
+      const started = Date.now();
+      const wait = setInterval(() => {
+        if (view.el.dataset.state === want) { clearInterval(wait); status.textContent = `Confirmed by the lock: ${want} at ${hms(Date.now())}.`; }
+        else if (Date.now() - started > 15000) { clearInterval(wait); status.textContent = `No confirmation from the lock after 15 s; its state is shown above.`; }
+      }, 250);
+      app.views.push({ stop: () => clearInterval(wait) });
+    } catch (ex) { status.textContent = `Refused: ${ex.message}`; }
+  };
+  return h("div", { class: "row" },
+    h("button", { type: "button", text: "Lock", on: { click: () => send("lock") } }),
+    h("button", { type: "button", class: "secondary", text: "Unlock", on: { click: () => send("unlock") } }),
+    status);
+}
+
+const UPCOMING = ["scheduled", "pending_approval", "approved"];
+const IN_PROGRESS = ["inside", "delivered"];
+
+async function deliveriesPage() {
+  const list = await api("GET", "/deliveries");
+  const groups = [
+    ["In progress", list.filter((d) => IN_PROGRESS.includes(d.state)), "progress"],
+    ["Upcoming", list.filter((d) => UPCOMING.includes(d.state) || (!IN_PROGRESS.includes(d.state) && d.state !== "completed" && d.window_end_ms > Date.now())), "upcoming"],
+    ["Done", list.filter((d) => d.state === "completed" || (!IN_PROGRESS.includes(d.state) && !UPCOMING.includes(d.state) && d.window_end_ms <= Date.now())), "done"],
+  ];
+  const body = h("div", { class: "stack" }, h("h1", { text: "Deliveries" }));
+  for (const [title, items, key] of groups) {
+    body.append(h("section", { class: "card", "aria-label": title, dataset: { group: key } },
+      h("h2", { text: title }),
+      items.length ? h("ul", { class: "deliveries" }, items.map((d) => h("li", { dataset: { delivery: d.id, state: d.state } },
+        h("a", { href: `#/delivery/${encodeURIComponent(d.id)}`, text: `Parcel ${d.parcel_ref}` }),
+        h("span", { class: "muted small", text: ` · ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${d.state}${d.compromised ? " · INCIDENT" : ""}` }))))
+        : h("p", { class: "muted", text: "None." })));
+  }
+  const reload = debounce(() => route(), 500);
+  app.refreshers.push((ev) => { if (String(ev.type).startsWith("delivery.")) reload(); });
+  fill(main, body);
+}
+
+function timelineText(t) {
+  const d = t.detail || {};
+  switch (t.kind) {
+    case "delivery.scheduled": return "Scheduled";
+    case "decision": return d.allowed ? "Entry allowed" : `Entry refused: ${(d.reasons || []).join(", ")}`;
+    case "unlock_sent": return "Unlock capability sent to the lock";
+    case "delivered": return "Courier says: delivered";
+    case "completed": return "Completed: door closed and locked (confirmed)";
+    case "incident.camera_lost": return `INCIDENT: camera went ${d.to || "offline"}`;
+    default:
+      if (t.kind.startsWith("device.")) return `${t.kind.slice(7).replaceAll("_", " ")}${d.late ? " (reported late)" : ""}`;
+      return t.kind.replaceAll("_", " ");
+  }
+}
+
+async function deliveryPage(id) {
+  const d = await api("GET", `/deliveries/${encodeURIComponent(id)}`);
+  const body = h("div", { class: "stack" },
+    h("p", {}, h("a", { href: "#/deliveries", text: "← Deliveries" })),
+    h("h1", { text: `Parcel ${d.parcel_ref}` }),
+    h("p", { class: "muted", text: `Window ${dateTime(d.window_start_ms)} – ${hms(d.window_end_ms)} · ${d.placement === "in_garage" ? "in garage" : "in home"}` }),
+    h("p", {}, h("span", { text: "State: " }), h("strong", { id: "delivery-state", text: d.state }), d.compromised ? h("strong", { class: "error", text: " · INCIDENT: the camera was lost during this delivery" }) : null));
+  if (app.features.approval && app.features.approval.length && ["scheduled", "pending_approval"].includes(d.state)) {
+    body.append(approvalControls(d));
+  }
+  if (IN_PROGRESS.includes(d.state)) {
+    const devs = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/devices`).catch(() => []);
+    for (const cam of devs.filter((x) => x.kind === "camera" && !x.revoked)) {
+      const v = new LiveView(cam, { socket: !!app.features.liveSocket });
+      app.views.push(v);
+      body.append(h("section", { class: "card", "aria-label": `Live view ${cam.name}` }, h("h2", { text: cam.name }), v.el));
+    }
+    for (const lock of devs.filter((x) => x.kind === "lock" && !x.revoked)) {
+      const v = new LockView(lock);
+      app.views.push(v);
+      body.append(h("section", { class: "card", "aria-label": "Lock" }, v.el));
+    }
+  }
+  const tl = (d.timeline || []).slice().sort((a, b) => a.time_ms - b.time_ms);
+  body.append(h("section", { class: "card", "aria-label": "Timeline" },
+    h("h2", { text: "Timeline" }),
+    tl.length ? h("ol", { class: "timeline" }, tl.map((t) => h("li", { dataset: { kind: t.kind }, class: t.kind.startsWith("incident") ? "incident" : "" },
+      h("time", { text: hms(t.time_ms) }), " ", h("span", { text: timelineText(t) })))) : h("p", { class: "muted", text: "Nothing yet." })));
+  if (app.features.clips && d.state !== "scheduled") body.append(await clipsSection(d));
+  const reload = debounce(() => route(), 400);
+  app.refreshers.push((ev) => {
+    if ((ev.data && ev.data.delivery_id === d.id) || ev.type === "alert") reload();
+  });
+  fill(main, body);
+}
+
+function approvalControls(d) {
+  const status = h("p", { "aria-live": "polite" });
+  const act = async (path) => {
+    try { await api("POST", path.replace("/api/v1", "").replace(/\{[^}]+\}/, encodeURIComponent(d.id)), {}); status.textContent = "Done."; route(); } catch (e) { status.textContent = e.message; }
+  };
+  const paths = app.features.approval;
+  return h("section", { class: "card" }, h("h2", { text: "Approval" }),
+    paths.map((p) => h("button", { type: "button", class: /reject|deny/.test(p) ? "secondary" : "", text: /reject|deny/.test(p) ? "Refuse" : "Approve", on: { click: () => act(p) } })),
+    status);
+}
+
+/**
+ * A delivery's recording, when the hub has the recording API: each camera's segments
+ * (recovered ones marked: uploaded from the camera's own disk after an outage), gaps,
+ * a frame-by-frame player and the AVI download.
+ */
+async function clipsSection(d) {
+  const sec = h("section", { class: "card", id: "recording", "aria-label": "Recording" }, h("h2", { text: "Recording" }));
+  if (!app.features.paths.includes("/api/v1/deliveries/{id}/recording")) {
+    sec.append(h("p", { class: "muted", text: "Recordings are not available on this hub." }));
+    return sec;
+  }
+  let r;
+  try {
+    r = await api("GET", `/deliveries/${encodeURIComponent(d.id)}/recording`);
+  } catch (e) {
+    sec.append(h("p", { class: "muted", text: e.status === 404 ? "No recording for this delivery." : `Recording not available: ${e.message}` }));
+    return sec;
+  }
+  if (!r.frames.length) { sec.append(h("p", { class: "muted", text: "No frames recorded yet." })); return sec; }
+  const recovered = r.frames.filter((f) => f.recovered).length;
+  if (recovered) sec.append(h("p", { class: "tag-recovered", text: `${recovered} frames were recovered from the camera's own storage after an outage.` }));
+  for (const cam of r.cameras) {
+    sec.append(h("h3", { text: `Camera ${cam.device_id.slice(0, 8)} · ${cam.frames} frames` }));
+    sec.append(h("ol", { class: "segments" }, cam.segments.map((s) => h("li", {
+      class: s.recovered ? "clip-recovered" : "", dataset: { recovered: s.recovered ? "1" : "0" },
+    }, h("time", { text: `${hms(s.from_ms)} – ${hms(s.to_ms)}` }), ` · ${s.frames} frames `,
+      s.recovered ? h("strong", { class: "tag-recovered", text: "RECOVERED" }) : h("span", { class: "muted", text: "live" })))));
+    if (cam.gaps.length) sec.append(h("p", { class: "error", text: `Missing frames: ${cam.gaps.map((g) => `${g.from_seq}–${g.to_seq}`).join(", ")}` }));
+    if (cam.avi_url && cam.avi_url.startsWith("/api/v1/")) sec.append(h("p", {}, h("a", { href: cam.avi_url, download: "", text: "Download the clip (AVI)" })));
+  }
+  sec.append(player(r.frames));
+  return sec;
+}
+
+/** Shows the recorded frames at their capture times; marks recovered ones. */
+function player(frames) {
+  const img = h("img", { class: "clip-img", alt: "Recorded frame", width: 320, height: 240 });
+  const cap = h("p", { class: "small", "aria-live": "off" });
+  const range = h("input", { type: "range", min: 0, max: frames.length - 1, value: 0, id: "clip-pos", "aria-label": "Position in the recording" });
+  const play = h("button", { type: "button", text: "Play" });
+  let i = 0; let timer = null;
+  const show = (k) => {
+    i = Math.max(0, Math.min(frames.length - 1, k));
+    const f = frames[i];
+    if (f.url && f.url.startsWith("/api/v1/")) img.src = f.url;
+    range.value = String(i);
+    cap.textContent = `${hms(f.capture_ms)} · frame ${f.seq}${f.recovered ? " · RECOVERED" : ""}`;
+    cap.className = f.recovered ? "small tag-recovered" : "small";
+  };
+  const stopPlay = () => { clearTimeout(timer); timer = null; play.textContent = "Play"; };
+  const step = () => {
+    if (i >= frames.length - 1) { stopPlay(); return; }
+    const gap = Math.min(1000, Math.max(40, frames[i + 1].capture_ms - frames[i].capture_ms));
+    show(i + 1);
+    timer = setTimeout(step, gap);
+  };
+  play.addEventListener("click", () => { if (timer) stopPlay(); else { play.textContent = "Pause"; if (i >= frames.length - 1) show(0); step(); } });
+  range.addEventListener("input", () => { stopPlay(); show(Number(range.value)); });
+  app.views.push({ stop: stopPlay });
+  show(0);
+  return h("div", { class: "player" }, img, cap, range, play);
+}
+
+async function alertsPage() {
+  await loadAlerts();
+  const list = h("ul", { class: "alerts" });
+  const render = () => fill(list, app.alerts.length ? app.alerts.map((a) => {
+    const ack = h("button", { type: "button", class: "secondary", text: "Acknowledge", "aria-label": `Acknowledge: ${a.message}` });
+    ack.addEventListener("click", async () => {
+      ack.disabled = true;
+      try { await api("POST", `/alerts/${encodeURIComponent(a.id)}/ack`); a.acked_ms = Date.now(); updateAlertCount(); render(); announce("Alert acknowledged"); } catch (e) { ack.disabled = false; announce(e.message); }
+    });
+    return h("li", { class: `alert sev-${a.severity === "critical" ? "critical" : a.severity === "warning" ? "warning" : "info"}${a.acked_ms ? " acked" : ""}`, dataset: { alert: a.id, kind: a.kind, severity: a.severity } },
+      h("div", {}, h("strong", { text: a.severity.toUpperCase() }), " ", h("time", { text: dateTime(a.created_ms) })),
+      h("p", { class: "alert-message", text: a.message }),
+      a.delivery_id ? h("a", { href: `#/delivery/${encodeURIComponent(a.delivery_id)}`, text: "Delivery" }) : null,
+      a.acked_ms ? h("span", { class: "muted small", text: ` Acknowledged ${hms(a.acked_ms)}` }) : ack);
+  }) : h("li", { class: "muted", text: "No alerts." }));
+  render();
+  app.refreshers.push((ev) => { if (ev.type === "alert") render(); });
+  fill(main, h("div", { class: "stack" }, h("h1", { text: "Alerts" }), list));
+}
+
+const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const toMin = (v) => { const [a, b] = v.split(":").map(Number); return a * 60 + b; };
+const toHHMM = (m) => `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
+
+async function settingsPage() {
+  const homes = await api("GET", "/homes");
+  const body = h("div", { class: "stack" }, h("h1", { text: "Settings" }));
+  for (const home of homes) body.append(homeSettings(home));
+  if (app.features.paths.includes("/api/v1/homes/{id}/guests")) for (const home of homes) body.append(await guestsSection(home));
+  if (app.features.paths.includes("/api/v1/webhooks")) body.append(await webhooksSection());
+  if (!homes.length) body.append(h("p", { text: "Add a home first." }));
+  body.append(h("section", { class: "card" }, h("h2", { text: "Notifications" }),
+    h("p", { class: "muted", text: "Alerts appear here live while this page is open. Push notifications with the page closed are not available yet." })));
+  fill(main, body);
+}
+
+function homeSettings(home) {
+  const u = home.id;
+  const hours = home.allowed_hours || {};
+  const limited = hours.start_minute !== undefined;
+  const enabled = h("input", { type: "checkbox", id: `inhome-${u}`, checked: home.in_home_enabled });
+  const approval = h("input", { type: "checkbox", id: `approval-${u}`, checked: home.approval_required });
+  const restrict = h("input", { type: "checkbox", id: `restrict-${u}`, checked: limited });
+  const start = h("input", { type: "time", id: `start-${u}`, value: toHHMM(limited ? hours.start_minute : 480) });
+  const end = h("input", { type: "time", id: `end-${u}`, value: toHHMM(limited ? hours.end_minute : 1200) });
+  const days = DAYS.map((name, i) => h("label", { class: "day" },
+    h("input", { type: "checkbox", value: i + 1, checked: !limited || !hours.days || hours.days.includes(i + 1) }), name));
+  const status = h("p", { "aria-live": "polite", class: "muted" });
+  const form = h("form", { class: "card", dataset: { home: home.id } },
+    h("h2", { text: home.name }),
+    h("div", { class: "check" }, enabled, h("label", { for: `inhome-${u}`, text: "Allow in-home delivery" })),
+    h("div", { class: "check" }, approval, h("label", { for: `approval-${u}`, text: "Ask me to approve each delivery" })),
+    h("div", { class: "check" }, restrict, h("label", { for: `restrict-${u}`, text: "Only at these hours" })),
+    h("fieldset", {}, h("legend", { text: "Allowed hours (this device's time zone)" }),
+      h("label", { for: `start-${u}`, text: "From" }), start,
+      h("label", { for: `end-${u}`, text: "To" }), end,
+      h("div", { class: "days", role: "group", "aria-label": "Days" }, days)),
+    h("button", { type: "submit", text: "Save" }), status);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const allowed = restrict.checked ? {
+      start_minute: toMin(start.value), end_minute: toMin(end.value),
+      days: days.map((l) => l.querySelector("input")).filter((c) => c.checked).map((c) => Number(c.value)),
+      utc_offset_minutes: -new Date().getTimezoneOffset(),
+    } : {};
+    try {
+      await api("PUT", `/homes/${encodeURIComponent(home.id)}/settings`, { in_home_enabled: enabled.checked, approval_required: approval.checked, allowed_hours: allowed });
+      status.textContent = `Saved at ${hms(Date.now())}.`;
+    } catch (ex) { status.textContent = `Not saved: ${ex.message}`; }
+  });
+  return form;
+}
+
+/** Webhooks: add (the signing secret is shown once), remove, and each one's delivery log. */
+async function webhooksSection() {
+  const sec = h("section", { class: "card", id: "webhooks", "aria-labelledby": "wh-title" }, h("h2", { id: "wh-title", text: "Webhooks" }));
+  const list = h("ul", { class: "plain" });
+  const out = h("div", { "aria-live": "polite" });
+  const load = async () => {
+    const items = await api("GET", "/webhooks").catch(() => []);
+    fill(list, items.length ? items.map((w) => {
+      const log = h("div", { class: "small" });
+      const showLog = h("button", { type: "button", class: "secondary", text: "Delivery log", "aria-label": `Delivery log of ${w.url}` });
+      showLog.addEventListener("click", async () => {
+        const rows = await api("GET", `/webhooks/${encodeURIComponent(w.id)}/deliveries`).catch((e) => { log.textContent = e.message; return null; });
+        if (!rows) return;
+        fill(log, rows.length ? h("ol", { class: "timeline" }, rows.map((r) => h("li", {},
+          h("time", { text: hms(r.created_ms) }), ` ${r.event_type} · ${r.state} · ${r.attempts} attempt(s)${r.last_status ? ` · HTTP ${r.last_status}` : ""}${r.last_error ? ` · ${r.last_error}` : ""}`)))
+          : h("p", { class: "muted", text: "Nothing sent yet." }));
+      });
+      const del = h("button", { type: "button", class: "secondary", text: "Remove", "aria-label": `Remove webhook ${w.url}` });
+      del.addEventListener("click", async () => { await api("DELETE", `/webhooks/${encodeURIComponent(w.id)}`).catch((e) => announce(e.message)); load(); });
+      return h("li", { class: "device" }, h("strong", { text: w.url }), w.description ? h("span", { class: "muted", text: ` ${w.description}` }) : null,
+        h("div", { class: "row" }, showLog, del), log);
+    }) : h("li", { class: "muted", text: "No webhooks." }));
+  };
+  const url = h("input", { id: "wh-url", type: "url", required: true, placeholder: "https://example.org/hook" });
+  const desc = h("input", { id: "wh-desc", maxlength: 100 });
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const form = h("form", {}, h("label", { for: "wh-url", text: "Endpoint URL" }), url,
+    h("label", { for: "wh-desc", text: "Description (optional)" }), desc, err, h("button", { type: "submit", text: "Add webhook" }));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError(err, null);
+    try {
+      const w = await api("POST", "/webhooks", { url: url.value, description: desc.value || undefined });
+      fill(out, h("p", { text: "Signing secret (shown once; verify each request with it):" }), h("pre", { class: "cmd", text: w.secret || "" }));
+      url.value = ""; desc.value = "";
+      load();
+    } catch (ex) { showError(err, ex); }
+  });
+  await load();
+  sec.append(list, out, form);
+  return sec;
+}
+
+/** Guest access grants of one home: create (the guest's secret is shown once), list, revoke. */
+async function guestsSection(home) {
+  const u = home.id;
+  const sec = h("section", { class: "card", "aria-labelledby": `g-title-${u}`, dataset: { guests: u } }, h("h2", { id: `g-title-${u}`, text: `Guest access · ${home.name}` }));
+  const list = h("ul", { class: "plain" });
+  const out = h("div", { "aria-live": "polite" });
+  const load = async () => {
+    const items = await api("GET", `/homes/${encodeURIComponent(home.id)}/guests`).catch(() => []);
+    fill(list, items.length ? items.map((g) => {
+      const revoked = !!g.revoked_ms;
+      const del = h("button", { type: "button", class: "secondary", text: "Revoke", "aria-label": `Revoke access for ${g.name}` });
+      del.addEventListener("click", async () => { await api("DELETE", `/homes/${encodeURIComponent(home.id)}/guests/${encodeURIComponent(g.id)}`).catch((e) => announce(e.message)); load(); });
+      const win = (g.weekly || []).map((w) => `${DAYS[w.day - 1]} ${toHHMM(w.start_minute)}–${toHHMM(w.end_minute)}`).join(", ");
+      return h("li", { class: "device" }, h("strong", { text: g.name }),
+        h("div", { class: "muted small", text: `${dateTime(g.valid_from_ms)} → ${dateTime(g.valid_until_ms)}${win ? ` · ${win}` : ""}${g.camera_required ? " · camera required" : ""}${revoked ? ` · revoked ${dateTime(g.revoked_ms)}` : ""}` }),
+        revoked ? null : del);
+    }) : h("li", { class: "muted", text: "No guests." }));
+  };
+  const name = h("input", { id: `g-name-${u}`, required: true, maxlength: 80 });
+  const from = h("input", { id: `g-from-${u}`, type: "date", required: true, value: new Date().toISOString().slice(0, 10) });
+  const until = h("input", { id: `g-until-${u}`, type: "date", required: true, value: new Date(Date.now() + 7 * 864e5).toISOString().slice(0, 10) });
+  const start = h("input", { id: `g-start-${u}`, type: "time", value: "09:00" });
+  const end = h("input", { id: `g-end-${u}`, type: "time", value: "17:00" });
+  const days = DAYS.map((n, i) => h("label", { class: "day" }, h("input", { type: "checkbox", value: i + 1, checked: i < 5 }), n));
+  const cam = h("input", { type: "checkbox", id: `g-cam-${u}`, checked: true });
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const form = h("form", {},
+    h("label", { for: `g-name-${u}`, text: "Guest name" }), name,
+    h("label", { for: `g-from-${u}`, text: "From" }), from,
+    h("label", { for: `g-until-${u}`, text: "Until (end of day)" }), until,
+    h("fieldset", {}, h("legend", { text: "Weekly hours" }),
+      h("label", { for: `g-start-${u}`, text: "From" }), start, h("label", { for: `g-end-${u}`, text: "To" }), end,
+      h("div", { class: "days", role: "group", "aria-label": "Days" }, days)),
+    h("div", { class: "check" }, cam, h("label", { for: `g-cam-${u}`, text: "Only while the camera is live" })),
+    err, h("button", { type: "submit", text: "Grant access" }));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError(err, null);
+    const weekly = days.map((l) => l.querySelector("input")).filter((c) => c.checked)
+      .map((c) => ({ day: Number(c.value), start_minute: toMin(start.value), end_minute: toMin(end.value) }));
+    try {
+      const g = await api("POST", `/homes/${encodeURIComponent(home.id)}/guests`, {
+        name: name.value,
+        valid_from_ms: new Date(`${from.value}T00:00`).getTime(),
+        valid_until_ms: new Date(`${until.value}T23:59:59`).getTime(),
+        weekly, utc_offset_minutes: -new Date().getTimezoneOffset(), camera_required: cam.checked,
+      });
+      fill(out, h("p", { text: `Give ${g.name} this secret (shown once):` }), h("pre", { class: "cmd", text: g.secret || "" }));
+      name.value = "";
+      load();
+    } catch (ex) { showError(err, ex); }
+  });
+  await load();
+  sec.append(list, out, form);
+  return sec;
+}
+
+// ---------- start ----------
+
+(async () => {
+  try {
+    const me = await api("GET", "/me");
+    if (me.role !== "owner") { showLogin(); return; }
+    await signedIn(me);
+  } catch (e) {
+    showLogin(e.status === 0 ? "Cannot reach the hub." : undefined);
+  }
+})();
