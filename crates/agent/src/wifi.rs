@@ -291,6 +291,46 @@ mod tests {
     use threshold_wids::supplicant::LinkFindingKind;
 
     #[test]
+    fn monitor_reports_follow_the_protocol_schema() {
+        use threshold_wids::generator::{corpus, write_case};
+        let dir = tempfile::tempdir().unwrap();
+        let case = corpus()
+            .into_iter()
+            .find(|c| !threshold_wids::generator::expected(c).is_empty())
+            .unwrap();
+        let path = dir.path().join(case.file_name());
+        write_case(case.kind, &path, case.format, case.link, case.seed).unwrap();
+        let (reports, _) =
+            threshold_wids::scan_file(&path, &threshold_wids::DetectorConfig::default()).unwrap();
+        let r = reports.first().expect("an attack");
+        let e = monitor_report_event(r);
+        assert_eq!(e.event_type, "wifi_attack");
+        let d = e.detail.as_object().unwrap();
+        assert_eq!(d["source"], "monitor");
+        assert!(!d.contains_key("capture"), "local paths stay local");
+        for k in [
+            "kind",
+            "transmitter",
+            "receiver",
+            "bssid",
+            "target",
+            "broadcast",
+            "reason_codes",
+            "frames",
+            "start",
+            "end",
+            "peak_rate_per_s",
+            "protected",
+            "confidence",
+            "evidence",
+            "ongoing",
+        ] {
+            assert!(d.contains_key(k), "{k} missing");
+        }
+        assert_eq!(d["frames"], r.frames);
+    }
+
+    #[test]
     fn link_findings_follow_the_protocol_schema() {
         let f = LinkFinding {
             kind: LinkFindingKind::DeauthAttack,
