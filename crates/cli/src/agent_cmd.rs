@@ -44,6 +44,22 @@ pub enum AgentCmd {
         /// Frames captured per second.
         #[arg(long, default_value_t = 5)]
         fps: u32,
+        /// The camera's wpa_supplicant control socket (e.g. /var/run/wpa_supplicant/wlan0):
+        /// detect deauthentication attacks on its own link and report them (law 7).
+        #[arg(long)]
+        wpa_ctrl: Option<PathBuf>,
+    },
+    /// A Wi-Fi sensor: reports deauthentication attacks seen by a wpa_supplicant control
+    /// socket (and, built with `wifi-live`, a monitor-mode interface).
+    WifiSensor {
+        #[command(flatten)]
+        common: Common,
+        /// wpa_supplicant control socket, e.g. /var/run/wpa_supplicant/wlan0.
+        #[arg(long)]
+        wpa_ctrl: Option<PathBuf>,
+        /// Monitor-mode interface, e.g. wlan1mon (needs the `wifi-live` build feature).
+        #[arg(long)]
+        iface: Option<String>,
     },
     /// A lock (with its door contact): simulator or Zigbee2MQTT.
     Lock {
@@ -118,11 +134,13 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
             common,
             source,
             fps,
+            wpa_ctrl,
         } => {
             let mut cfg = CameraConfig::new(common.data_dir.clone());
             cfg.common = common.into_config();
             cfg.source = parse_source(&source)?;
             cfg.capture_fps = fps.clamp(1, 30);
+            cfg.wifi = wpa_ctrl.map(threshold_agent::WifiSensorConfig::supplicant);
             threshold_agent::run_camera(cfg, rx).await?;
         }
         AgentCmd::Lock { common, driver } => {
@@ -148,6 +166,33 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
             let mut cfg = ContactConfig::new(common.data_dir.clone(), d);
             cfg.common = common.into_config();
             threshold_agent::run_contact(cfg, rx).await?;
+        }
+        AgentCmd::WifiSensor {
+            common,
+            wpa_ctrl,
+            iface,
+        } => {
+            #[allow(unused_mut)]
+            let mut wifi = threshold_agent::WifiSensorConfig {
+                supplicant_ctrl: wpa_ctrl,
+                ..Default::default()
+            };
+            match iface {
+                #[cfg(feature = "wifi-live")]
+                Some(i) => wifi.capture_iface = Some(i),
+                #[cfg(not(feature = "wifi-live"))]
+                Some(_) => {
+                    anyhow::bail!("--iface needs a build with `--features wifi-live` (libpcap)")
+                }
+                None if wifi.supplicant_ctrl.is_none() => {
+                    anyhow::bail!("give --wpa-ctrl PATH or --iface IFACE")
+                }
+                None => {}
+            }
+            let mut cfg =
+                threshold_agent::WifiSensorAgentConfig::new(common.data_dir.clone(), wifi);
+            cfg.common = common.into_config();
+            threshold_agent::run_wifi_sensor(cfg, rx).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
