@@ -468,7 +468,11 @@ async fn apply(
         .store
         .wifi_attack_by_key(&r.device, &a.kind, a.start_ms)
         .await?;
-    if !again && existing.as_ref().is_some_and(|e| e.seq >= seq) {
+    // Never let an older report (or a re-match of one) overwrite a newer one.
+    if existing
+        .as_ref()
+        .is_some_and(|e| e.seq > seq || (e.seq == seq && !again))
+    {
         return Ok(()); // an older report of an attack we already know better
     }
     // Which cameras could this attack have cut off?
