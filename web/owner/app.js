@@ -425,7 +425,16 @@ async function deliveryPage(id) {
     h("h2", { text: "Timeline" }),
     tl.length ? h("ol", { class: "timeline" }, tl.map((t) => h("li", { dataset: { kind: t.kind }, class: t.kind.startsWith("incident") ? "incident" : "" },
       h("time", { text: hms(t.time_ms) }), " ", h("span", { text: timelineText(t) })))) : h("p", { class: "muted", text: "Nothing yet." })));
-  if (app.features.clips && d.state !== "scheduled") body.append(await clipsSection(d));
+  if (app.features.clips && d.state !== "scheduled") {
+    let sec = await clipsSection(d);
+    body.append(sec);
+    // Footage a camera kept during an outage arrives later: refresh while watching.
+    const t = setInterval(async () => {
+      const next = await clipsSection(d);
+      if (next.dataset.frames !== sec.dataset.frames && sec.isConnected) { sec.replaceWith(next); sec = next; }
+    }, 3000);
+    app.views.push({ stop: () => clearInterval(t) });
+  }
   const reload = debounce(() => route(), 400);
   app.refreshers.push((ev) => {
     if ((ev.data && ev.data.delivery_id === d.id) || ev.type === "alert") reload();
@@ -463,6 +472,7 @@ async function clipsSection(d) {
     return sec;
   }
   if (!r.frames.length) { sec.append(h("p", { class: "muted", text: "No frames recorded yet." })); return sec; }
+  sec.dataset.frames = String(r.frames.length);
   const recovered = r.frames.filter((f) => f.recovered).length;
   if (recovered) sec.append(h("p", { class: "tag-recovered", text: `${recovered} frames were recovered from the camera's own storage after an outage.` }));
   for (const cam of r.cameras) {
@@ -603,7 +613,7 @@ async function webhooksSection() {
         h("div", { class: "row" }, showLog, del), log);
     }) : h("li", { class: "muted", text: "No webhooks." }));
   };
-  const url = h("input", { id: "wh-url", type: "url", required: true, placeholder: "https://example.org/hook" });
+  const url = h("input", { id: "wh-url", type: "url", required: true });
   const desc = h("input", { id: "wh-desc", maxlength: 100 });
   const err = h("p", { class: "error", role: "alert", hidden: true });
   const form = h("form", {}, h("label", { for: "wh-url", text: "Endpoint URL" }), url,

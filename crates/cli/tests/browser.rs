@@ -888,7 +888,8 @@ async fn owner_and_courier_apps_in_chromium() {
     // The courier leaves and closes the door; the lock relocks by itself; "Delivered"
     // waits for the lock's confirmation.
     sim.close_door();
-    c.eval("document.querySelector('main > *').dataset.old = '1'").await;
+    c.eval("document.querySelector('main > *').dataset.old = '1'")
+        .await;
     c.click("#leave-ack").await;
     c.wait(
         "page re-rendered with the delivered button",
@@ -926,6 +927,19 @@ async fn owner_and_courier_apps_in_chromium() {
     )
     .await;
     o.screenshot("owner-delivery-timeline").await;
+
+    // The camera comes back: what it recorded during the outage is uploaded and shown
+    // as a recovered segment of this delivery's recording.
+    cam_link.set_blocked(false);
+    o.wait(
+        "recovered segment in the recording",
+        "!!document.querySelector('#recording li[data-recovered=\"1\"]')",
+        Duration::from_secs(30),
+    )
+    .await;
+    o.eval("document.querySelector('#recording').scrollIntoView()")
+        .await;
+    o.screenshot("owner-recording-recovered").await;
 
     // Sign out.
     o.click("#signout").await;

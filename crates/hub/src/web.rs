@@ -61,7 +61,10 @@ fn headers(content_type: &'static str) -> [(HeaderName, HeaderValue); 6] {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
         // Small files; always revalidate so an upgraded hub serves its own app.
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
@@ -100,7 +103,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(owner_index))
         .route("/index.html", get(owner_index))
-        .route("/courier", get(|| async { Redirect::permanent("/courier/") }))
+        .route(
+            "/courier",
+            get(|| async { Redirect::permanent("/courier/") }),
+        )
         .route("/courier/", get(courier_index))
         .route(
             "/owner/{*rest}",
@@ -138,11 +144,27 @@ mod tests {
             if a.content_type.starts_with("text/html") {
                 assert!(!text.contains("<script>"), "{}: inline script", a.path);
                 assert!(!text.contains("style=\""), "{}: inline style", a.path);
-                for h in ["onclick=", "onload=", "onerror=", "onsubmit=", "oninput=", "onchange="] {
+                for h in [
+                    "onclick=",
+                    "onload=",
+                    "onerror=",
+                    "onsubmit=",
+                    "oninput=",
+                    "onchange=",
+                ] {
                     assert!(!text.contains(h), "{}: inline handler {h}", a.path);
                 }
             }
-            for bad in ["http://", "https://", "//cdn", "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+            for bad in [
+                "http://",
+                "https://",
+                "//cdn",
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+            ] {
                 if bad.starts_with("http") && a.content_type.starts_with("image/svg") {
                     continue; // the SVG namespace URI
                 }
