@@ -28,13 +28,20 @@ const LATE_FILING_MS: i64 = 6 * 3600 * 1000;
 /// How often stream requests are renewed, and how far ahead they reach.
 pub const STREAM_RENEW_MS: u64 = 2000;
 const STREAM_AHEAD_MS: i64 = 10_000;
+/// Outages remembered per camera.
+const MAX_OUTAGES: usize = 16;
 /// Retention runs this often.
 const RETENTION_EVERY_MS: i64 = 60_000;
 
-/// The recordings a frame may belong to, cached by home.
+/// The recordings a frame may belong to, cached by home; and cameras' own account of
+/// link outages (their signed `link_lost` events), for the recovered flag.
 #[derive(Debug, Default)]
 pub struct Recorder {
     by_home: Mutex<HashMap<String, Vec<RecordingRow>>>,
+    /// Camera (hex id) -> its recent outages in device time, `(lost, restored)`; the
+    /// newest may still be open. Kept after restoring, because backlog uploads may be
+    /// filed after the `link_restored` event is processed.
+    outages: Mutex<HashMap<String, Vec<(i64, Option<i64>)>>>,
 }
 
 impl Recorder {
@@ -109,7 +116,7 @@ pub async fn start(state: &AppState, delivery_id: &str, home_id: &str, now: i64)
         tracing::error!(error = %e, delivery = %delivery_id, "could not start recording");
     }
     let cams = home_cameras(state, home_id);
-    crate::deliveries::request_streams(state, &cams, now + STREAM_AHEAD_MS).await;
+    request_frames(state, &cams, now + STREAM_AHEAD_MS).await;
 }
 
 fn home_cameras(state: &AppState, home_id: &str) -> Vec<DeviceId> {
@@ -164,8 +171,10 @@ pub async fn on_frame(
         }
         Err(_) => return Err(StoreFailed),
     }
+    let device_hex = msg.device.to_hex();
+    let recovered = recovered || state.recorder.in_outage(&device_hex, msg.time_ms);
     let row = MediaFrameRow {
-        device_id: msg.device.to_hex(),
+        device_id: device_hex,
         seq: msg.seq as i64,
         home_id,
         delivery_id,
@@ -208,6 +217,83 @@ pub async fn read_frame(state: &AppState, row: &MediaFrameRow) -> std::io::Resul
     tokio::fs::read(media_dir(state).join(&row.path)).await
 }
 
+/// A camera's signed `link_lost` / `link_restored` events bound its outage in device
+/// time: every frame it captured in between is backlog, so it is marked recovered
+/// (also frames already filed, whatever order the uploads arrived in).
+async fn on_link_event(state: &AppState, data: &serde_json::Value) {
+    let (Some(dev), Some(ev)) = (
+        data.get("device_id").and_then(|v| v.as_str()),
+        data.get("event").and_then(|v| v.as_str()),
+    ) else {
+        return;
+    };
+    let detail = data.get("detail");
+    let at = |k: &str| detail.and_then(|d| d.get(k)).and_then(|v| v.as_i64());
+    match ev {
+        "link_lost" => {
+            if let Some(from) = at("from_ms") {
+                let mut g = state
+                    .recorder
+                    .outages
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let v = g.entry(dev.to_owned()).or_default();
+                if !v.iter().any(|(f, _)| *f == from) {
+                    v.push((from, None));
+                }
+                if v.len() > MAX_OUTAGES {
+                    v.remove(0);
+                }
+            }
+        }
+        "link_restored" => {
+            let Some(to) = at("at_ms") else { return };
+            let from = {
+                let mut g = state
+                    .recorder
+                    .outages
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                g.get_mut(dev).and_then(|v| {
+                    v.iter_mut()
+                        .rev()
+                        .find(|(f, t)| t.is_none() && *f <= to)
+                        .map(|o| {
+                            o.1 = Some(to);
+                            o.0
+                        })
+                })
+            };
+            if let Some(from) = from {
+                if let Err(e) = state.store.mark_media_recovered(dev, from, to).await {
+                    tracing::error!(error = %e, "could not mark recovered frames");
+                }
+                // Once more a little later, for a frame whose filing raced this event.
+                let (st, dev) = (state.clone(), dev.to_owned());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    let _ = st.store.mark_media_recovered(&dev, from, to).await;
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Recorder {
+    /// Whether `capture_ms` falls in an outage the camera reported.
+    pub fn in_outage(&self, device_hex: &str, capture_ms: i64) -> bool {
+        self.outages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(device_hex)
+            .is_some_and(|v| {
+                v.iter()
+                    .any(|(f, t)| capture_ms >= *f && t.is_none_or(|t| capture_ms <= t))
+            })
+    }
+}
+
 /// The recorder's background tasks: one starts a recording on every granted entry (it
 /// listens to the hub's event bus, so the delivery flow needs no recorder calls), one
 /// ticks.
@@ -222,6 +308,7 @@ pub fn spawn(state: AppState) {
                         start(&st, d, &e.home_id, e.time_ms).await;
                     }
                 }
+                Ok(e) if e.event_type == "device.event" => on_link_event(&st, &e.data).await,
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::error!(missed = n, "recorder lagged behind the event bus");
@@ -281,7 +368,24 @@ pub async fn tick(state: &AppState) {
     cams.extend(state.live.watched());
     cams.sort_by_key(|d| d.0);
     cams.dedup();
-    crate::deliveries::request_streams(state, &cams, now + STREAM_AHEAD_MS).await;
+    request_frames(state, &cams, now + STREAM_AHEAD_MS).await;
+}
+
+/// Ask cameras for every frame they capture until `until_ms`. The rate asked for is the
+/// protocol's maximum (30/s): cameras upload at most what they capture, and asking for
+/// their capture rate exactly would let capture jitter drop frames from a recording.
+pub async fn request_frames(state: &AppState, cams: &[DeviceId], until_ms: i64) {
+    let now = state.clock.now_ms();
+    for c in cams {
+        let m = state.downlink.sign(
+            &state.hub_key,
+            *c,
+            threshold_proto::Kind::Stream,
+            &threshold_proto::body::Stream { until_ms, fps: 30 },
+            now,
+        );
+        state.downlink.publish(*c, m).await;
+    }
 }
 
 impl Recorder {

@@ -192,6 +192,25 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Mark a camera's stored frames captured in `[from_ms, to_ms]` (device time) as
+    /// recovered: the camera says its link was down then. Returns how many changed.
+    pub async fn mark_media_recovered(
+        &self,
+        device_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE media_frames SET recovered = 1 WHERE device_id = $1 AND capture_ms >= $2 AND capture_ms <= $3 AND recovered = 0",
+        )
+        .bind(device_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Frames of one home captured in `[from_ms, to_ms]`, by device then sequence.
     /// Owner-scoped.
     pub async fn media_frames_between(

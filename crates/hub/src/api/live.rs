@@ -8,7 +8,8 @@
 //!   every 250 ms whether or not a frame arrived.
 //!
 //! `verdict` is the hub's liveness of the camera at `time_ms` (`live`, `stale` or
-//! `offline`); `age_ms` is how long ago the hub received the newest frame (null if none
+//! `offline`), except that it is never `live` while the newest frame the hub has is
+//! older than the live window (heartbeats alone do not make a picture live); `age_ms` is how long ago the hub received the newest frame (null if none
 //! since the hub started). A page must show LIVE only while the latest verdict is
 //! `live` AND a message arrived within its own watchdog (e.g. 1 s): because status
 //! messages come four times a second, a silent hub or a jammed phone turns LIVE into
@@ -18,6 +19,7 @@
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -38,7 +40,7 @@ pub async fn live(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let owner = p.require(Role::Owner)?;
     let d = st
@@ -50,6 +52,7 @@ pub async fn live(
         return Err(ApiError::NotFound("camera"));
     }
     let did: DeviceId = d.id.parse().map_err(|_| ApiError::NotFound("device"))?;
+    let ws = ws.map_err(|e| ApiError::invalid("websocket_required", e.body_text()))?;
     Ok(ws.on_upgrade(move |socket| view(st, did, socket)))
 }
 
@@ -76,13 +79,28 @@ pub fn verdict(st: &AppState, d: &DeviceId) -> Liveness {
         .unwrap_or(Liveness::Offline)
 }
 
+/// The verdict for a viewer: the camera must be live AND the picture the viewer has
+/// (the newest frame received) must be within the live window; a live camera whose
+/// frames have not reached the hub yet (heartbeats only, or backlog still draining)
+/// is shown as stale.
+fn view_verdict(st: &AppState, d: &DeviceId, frame_received_ms: Option<i64>) -> Liveness {
+    let v = verdict(st, d);
+    let fresh =
+        frame_received_ms.is_some_and(|r| st.clock.now_ms() - r <= st.config.live_window_ms);
+    if v == Liveness::Live && !fresh {
+        Liveness::Stale
+    } else {
+        v
+    }
+}
+
 fn status(st: &AppState, d: &DeviceId) -> String {
     let now = st.clock.now_ms();
     let latest = st.live.latest(d);
     json!({
         "type": "status",
         "device_id": d.to_hex(),
-        "verdict": verdict(st, d).as_str(),
+        "verdict": view_verdict(st, d, latest.as_ref().map(|f| f.received_ms)).as_str(),
         "age_ms": latest.as_ref().map(|f| now - f.received_ms),
         "last_seq": latest.as_ref().map(|f| f.seq),
         "last_capture_ms": latest.as_ref().map(|f| f.capture_ms),
@@ -95,7 +113,7 @@ async fn view(st: AppState, d: DeviceId, mut socket: WebSocket) {
     st.live.add_viewer(d);
     let _guard = Viewer(&st, d);
     let now = st.clock.now_ms();
-    crate::deliveries::request_streams(&st, &[d], now + 10_000).await;
+    crate::recording::request_frames(&st, &[d], now + 10_000).await;
     let mut rx = st.live.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(STATUS_EVERY_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -112,7 +130,7 @@ async fn view(st: AppState, d: DeviceId, mut socket: WebSocket) {
                         "capture_ms": f.capture_ms,
                         "received_ms": f.received_ms,
                         "age_ms": now - f.received_ms,
-                        "verdict": verdict(&st, &d).as_str(),
+                        "verdict": view_verdict(&st, &d, Some(f.received_ms)).as_str(),
                         "time_ms": now,
                         "jpeg_base64": b64.encode(&f.jpeg),
                     }).to_string();

@@ -344,7 +344,14 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         e.frames.record(msg.seq);
         // A frame only counts toward liveness if it is newer than anything announced
         // and its capture time is recent; backlog frames are history, not liveness.
-        let live = (now - msg.time_ms).abs() <= cfg.live_window_ms.max(cfg.max_clock_skew_ms);
+        // A frame older than the newest one announced (by heartbeat or frame) is late:
+        // backlog uploaded after an outage, even if captured only moments ago.
+        let late = e
+            .liveness
+            .newest_frame()
+            .is_some_and(|(newest, _)| msg.seq < newest);
+        let live =
+            !late && (now - msg.time_ms).abs() <= cfg.live_window_ms.max(cfg.max_clock_skew_ms);
         if live {
             let obs = FrameObservation {
                 seq: msg.seq,
@@ -373,7 +380,9 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         .await;
         return Ok(Outcome::Duplicate);
     }
-    let recovered = !live;
+    // Recovered: history (captured outside the live window), or late (a newer frame
+    // already arrived, so this one fills a gap: backlog after an outage).
+    let recovered = !live || arrival == Arrival::FilledGap;
     if crate::media::on_frame(state, &msg, &header, jpeg, recovered)
         .await
         .is_err()
