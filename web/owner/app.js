@@ -352,9 +352,10 @@ function lockControls(d, view) {
       app.views.push({ stop: () => clearInterval(wait) });
     } catch (ex) { status.textContent = `Refused: ${ex.message}`; }
   };
+  status.id = "lock-command-status";
   return h("div", { class: "row" },
-    h("button", { type: "button", text: "Lock", on: { click: () => send("lock") } }),
-    h("button", { type: "button", class: "secondary", text: "Unlock", on: { click: () => send("unlock") } }),
+    h("button", { type: "button", id: "remote-lock", text: "Lock", on: { click: () => send("lock") } }),
+    h("button", { type: "button", id: "remote-unlock", class: "secondary", text: "Unlock", on: { click: () => send("unlock") } }),
     status);
 }
 
@@ -475,8 +476,10 @@ async function clipsSection(d) {
   sec.dataset.frames = String(r.frames.length);
   const recovered = r.frames.filter((f) => f.recovered).length;
   if (recovered) sec.append(h("p", { class: "tag-recovered", text: `${recovered} frames were recovered from the camera's own storage after an outage.` }));
+  const devs = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/devices`).catch(() => []);
+  const nameOf = (id) => (devs.find((x) => x.id === id) || {}).name || `Camera ${id.slice(0, 8)}`;
   for (const cam of r.cameras) {
-    sec.append(h("h3", { text: `Camera ${cam.device_id.slice(0, 8)} · ${cam.frames} frames` }));
+    sec.append(h("h3", { text: `${nameOf(cam.device_id)} · ${cam.frames} frames` }));
     sec.append(h("ol", { class: "segments" }, cam.segments.map((s) => h("li", {
       class: s.recovered ? "clip-recovered" : "", dataset: { recovered: s.recovered ? "1" : "0" },
     }, h("time", { text: `${hms(s.from_ms)} – ${hms(s.to_ms)}` }), ` · ${s.frames} frames `,

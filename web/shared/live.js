@@ -235,7 +235,7 @@ export class LockView {
         const d = await api("GET", `/devices/${encodeURIComponent(this.device.id)}`, undefined, { timeoutMs: 1500 });
         if (!this.stopped) this.apply(d, Date.now());
       } catch { /* the watchdog shows it */ }
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, 500));
     }
   }
   apply(d, at) {

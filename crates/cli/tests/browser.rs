@@ -507,6 +507,8 @@ async fn login(base: &str, user: &str, pw: &str) -> String {
 }
 
 const HOME: (f64, f64) = (52.3731, 4.8922);
+/// A home name that is also markup: it must show as text and never run.
+const XSS_HOME: &str = "Flat 3 <img src=x onerror=\"window.__xss=1\">";
 const PW: &str = "a-long-password";
 
 fn chromium() -> Option<PathBuf> {
@@ -594,7 +596,7 @@ async fn owner_and_courier_apps_in_chromium() {
         "POST",
         format!("{base}/api/v1/homes"),
         Some(&owner),
-        Some(json!({"name": "Flat <b>3</b>", "lat": HOME.0, "lon": HOME.1})),
+        Some(json!({"name": XSS_HOME, "lat": HOME.0, "lon": HOME.1})),
     )
     .await;
     assert_eq!(s, 201, "{home}");
@@ -614,11 +616,9 @@ async fn owner_and_courier_apps_in_chromium() {
         }
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    // A device name that is also markup: it must show as text, never run.
     let mut cam = CameraConfig::new(dir.path().join("camera"));
     cam.common.hub_url = Some(base.clone());
-    cam.common.pairing_code =
-        Some(code("camera", "Hall <img src=x onerror=\"window.__xss=1\">").await);
+    cam.common.pairing_code = Some(code("camera", "Hall camera").await);
     cam.source = SourceConfig::Synthetic {
         width: 320,
         height: 240,
@@ -631,13 +631,14 @@ async fn owner_and_courier_apps_in_chromium() {
     );
     lock.common.hub_url = Some(base.clone());
     lock.common.pairing_code = Some(code("lock", "Front door").await);
+    let lock_link: LinkControl = lock.common.link_control.clone();
     let cam_task = tokio::spawn(threshold_agent::run_camera(cam, stop_rx.clone()));
     let lock_task = tokio::spawn(threshold_agent::run_lock(lock, stop_rx.clone()));
 
     // Wait for both devices to be live.
     let devices_url = format!("{base}/api/v1/homes/{home_id}/devices");
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (cam_id, _lock_id) = loop {
+    let (cam_id, lock_id) = loop {
         let (_, devs) = call("GET", devices_url.clone(), Some(&owner), None).await;
         let find = |k: &str| {
             devs.as_array()
@@ -707,20 +708,17 @@ async fn owner_and_courier_apps_in_chromium() {
         Duration::from_secs(15),
     )
     .await;
-    let names = o
-        .eval("[...document.querySelectorAll('.device-name')].map(e => e.textContent).join('|')")
-        .await;
-    assert!(
-        names.as_str().unwrap().contains("Hall <img src=x"),
-        "device name shown as text: {names}"
+    assert_eq!(
+        o.text("h2[id^=home-]").await,
+        XSS_HOME,
+        "names are shown as text"
     );
     assert_eq!(
-        o.eval("!!window.__xss || !!document.querySelector('.device-name img')")
+        o.eval("!!window.__xss || !!document.querySelector('main img')")
             .await,
         json!(false),
-        "no markup from device names"
+        "no markup from names"
     );
-    assert_eq!(o.text("h2[id^=home-]").await, "Flat <b>3</b>");
     // Add a device: a pairing code is created and shown.
     o.eval(&format!(
         "document.querySelector('#devname-{home_id}').value = 'Back door sensor'"
@@ -940,6 +938,75 @@ async fn owner_and_courier_apps_in_chromium() {
     o.eval("document.querySelector('#recording').scrollIntoView()")
         .await;
     o.screenshot("owner-recording-recovered").await;
+
+    // The lock by the same rule: its link is cut, "locked" turns into "unknown since";
+    // remote unlock and lock show the lock's confirmed state as it arrives.
+    o.goto_hash(&format!("#/device/{lock_id}")).await;
+    o.wait(
+        "lock shown locked",
+        "document.querySelector('.lock')?.dataset.state === 'locked'",
+        Duration::from_secs(10),
+    )
+    .await;
+    lock_link.set_blocked(true);
+    let t = o
+        .wait(
+            "lock shown unknown when its link is cut",
+            "document.querySelector('.lock').dataset.state === 'unknown' && document.querySelector('.lock-detail').textContent.startsWith('since ')",
+            Duration::from_secs(5),
+        )
+        .await;
+    eprintln!("lock link cut: 'locked' became 'unknown' after {t:?}");
+    assert!(
+        t <= Duration::from_millis(2500),
+        "lock unknown only after {t:?}"
+    );
+    o.screenshot("owner-lock-unknown").await;
+    lock_link.set_blocked(false);
+    o.wait(
+        "lock locked again",
+        "document.querySelector('.lock').dataset.state === 'locked'",
+        Duration::from_secs(10),
+    )
+    .await;
+    o.click("#remote-unlock").await;
+    o.wait(
+        "remote unlock confirmed by the lock",
+        "document.querySelector('.lock').dataset.state === 'unlocked' && document.querySelector('#lock-command-status').textContent.startsWith('Confirmed')",
+        Duration::from_secs(10),
+    )
+    .await;
+    o.click("#remote-lock").await;
+    o.wait(
+        "remote lock confirmed by the lock",
+        "document.querySelector('.lock').dataset.state === 'locked' && document.querySelector('#lock-command-status').textContent.includes('locked')",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // Settings: in-home delivery off, allowed hours, saved.
+    o.goto_hash("#/settings").await;
+    o.wait(
+        "settings",
+        &format!("!!document.querySelector('#inhome-{home_id}')"),
+        Duration::from_secs(10),
+    )
+    .await;
+    o.click(&format!("#inhome-{home_id}")).await;
+    o.click(&format!("#restrict-{home_id}")).await;
+    o.click(&format!("form[data-home='{home_id}'] button[type=submit]"))
+        .await;
+    o.wait("settings saved", &format!("document.querySelector(\"form[data-home='{home_id}'] [aria-live]\").textContent.startsWith('Saved')"), Duration::from_secs(10)).await;
+    let (_, h) = call(
+        "GET",
+        format!("{base}/api/v1/homes/{home_id}"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(h["in_home_enabled"], json!(false), "{h}");
+    assert_eq!(h["allowed_hours"]["start_minute"], json!(480), "{h}");
+    o.screenshot("owner-settings").await;
 
     // Sign out.
     o.click("#signout").await;
