@@ -32,7 +32,6 @@ async function detectFeatures() {
       lockControl: paths.filter((p) => /\/devices\/\{[^}]+\}\/(lock|unlock|command)/.test(p) || /\/homes\/\{[^}]+\}\/(lock|unlock)/.test(p)),
       webhooks: has(/webhook/),
       grants: has(/grant|guest/),
-      approval: paths.filter((p) => /approv/.test(p)),
       liveSocket: has(/\/devices\/\{[^}]+\}\/live/),
     };
   } catch {
@@ -54,13 +53,17 @@ function route() {
   const pages = { "": homePage, device: devicePage, deliveries: deliveriesPage, delivery: deliveryPage, alerts: alertsPage, settings: settingsPage };
   const fn = pages[page || ""] || homePage;
   fill(main, h("p", { class: "muted", text: "Loading…" }));
-  fn(id ? decodeURIComponent(id) : undefined).catch((e) => {
+  fn(id ? decodeURIComponent(id) : undefined).then(() => {
+    // After a navigation, screen readers start at the new page's content.
+    if (focusAfterRoute) { focusAfterRoute = false; main.focus({ preventScroll: true }); }
+  }).catch((e) => {
     if (e instanceof ApiError && e.status === 401) return signedOut();
     fill(main, h("p", { class: "error", role: "alert", text: e.message || String(e) }));
   });
 }
 
-window.addEventListener("hashchange", route);
+let focusAfterRoute = false;
+window.addEventListener("hashchange", () => { focusAfterRoute = true; route(); });
 
 // ---------- sign in / out ----------
 
@@ -405,8 +408,9 @@ async function deliveryPage(id) {
     h("h1", { text: `Parcel ${d.parcel_ref}` }),
     h("p", { class: "muted", text: `Window ${dateTime(d.window_start_ms)} – ${hms(d.window_end_ms)} · ${d.placement === "in_garage" ? "in garage" : "in home"}` }),
     h("p", {}, h("span", { text: "State: " }), h("strong", { id: "delivery-state", text: d.state }), d.compromised ? h("strong", { class: "error", text: " · INCIDENT: the camera was lost during this delivery" }) : null));
-  if (app.features.approval && app.features.approval.length && ["scheduled", "pending_approval"].includes(d.state)) {
-    body.append(approvalControls(d));
+  if (app.features.paths.includes("/api/v1/deliveries/{id}/approve") && d.state === "scheduled" && d.approved === false) {
+    const home = await api("GET", `/homes/${encodeURIComponent(d.home_id)}`).catch(() => null);
+    if (home && home.approval_required) body.append(approvalControls(d));
   }
   if (IN_PROGRESS.includes(d.state)) {
     const devs = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/devices`).catch(() => []);
@@ -445,13 +449,18 @@ async function deliveryPage(id) {
 
 function approvalControls(d) {
   const status = h("p", { "aria-live": "polite" });
-  const act = async (path) => {
-    try { await api("POST", path.replace("/api/v1", "").replace(/\{[^}]+\}/, encodeURIComponent(d.id)), {}); status.textContent = "Done."; route(); } catch (e) { status.textContent = e.message; }
-  };
-  const paths = app.features.approval;
-  return h("section", { class: "card" }, h("h2", { text: "Approval" }),
-    paths.map((p) => h("button", { type: "button", class: /reject|deny/.test(p) ? "secondary" : "", text: /reject|deny/.test(p) ? "Refuse" : "Approve", on: { click: () => act(p) } })),
-    status);
+  const btn = h("button", { type: "button", id: "approve", text: "Approve this delivery" });
+  btn.addEventListener("click", async () => {
+    btn.disabled = true;
+    try {
+      await api("POST", `/deliveries/${encodeURIComponent(d.id)}/approve`);
+      status.textContent = "Approved.";
+      route();
+    } catch (e) { status.textContent = e.message; btn.disabled = false; }
+  });
+  return h("section", { class: "card", "aria-label": "Approval" }, h("h2", { text: "Waiting for your approval" }),
+    h("p", { text: "This home asks you to approve each in-home delivery. The courier cannot enter until you do." }),
+    btn, status);
 }
 
 /**

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use threshold_agent::{
@@ -97,9 +97,22 @@ impl Cdp {
     }
 }
 
+/// Every URL the pages asked for (to prove no request leaves for another host).
+static REQUESTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 /// Console errors and page exceptions go to the test output: they explain failures.
 fn log_event(v: &Value) {
     match v["method"].as_str() {
+        Some("Network.requestWillBeSent") => {
+            if let Some(u) = v["params"]["request"]["url"].as_str() {
+                REQUESTS.lock().unwrap().push(u.to_owned());
+            }
+        }
+        Some("Network.webSocketCreated") => {
+            if let Some(u) = v["params"]["url"].as_str() {
+                REQUESTS.lock().unwrap().push(u.to_owned());
+            }
+        }
         Some("Runtime.exceptionThrown") => {
             eprintln!(
                 "[page exception] {}",
@@ -159,6 +172,7 @@ impl Page {
         cdp.call(s, "Runtime.enable", json!({})).await;
         cdp.call(s, "Log.enable", json!({})).await;
         cdp.call(s, "Page.enable", json!({})).await;
+        cdp.call(s, "Network.enable", json!({})).await;
         // A phone-sized viewport.
         cdp.call(
             s,
@@ -1021,7 +1035,32 @@ async fn owner_and_courier_apps_in_chromium() {
         json!(401)
     );
 
-    cam_link.set_blocked(false);
+    // Nothing was asked of any other host: only this hub (directly or through the
+    // owner's proxy), blobs and data URLs.
+    let ours = [
+        format!("{base}/"),
+        format!("ws://{}/", hub.http_addr),
+        format!("http://{proxy_addr}/"),
+        format!("ws://{proxy_addr}/"),
+    ];
+    let requests = REQUESTS.lock().unwrap().clone();
+    assert!(requests.len() > 20, "requests were recorded: {requests:?}");
+    for u in &requests {
+        assert!(
+            ours.iter().any(|o| u.starts_with(o.as_str()))
+                || u.starts_with("blob:")
+                || u.starts_with("data:")
+                || u == "about:blank",
+            "request to another host: {u}"
+        );
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|u| u.contains("/api/v1/devices/") && u.ends_with("/live")),
+        "the live-view socket was used"
+    );
+
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = cam_task.await;
@@ -1030,6 +1069,5 @@ async fn owner_and_courier_apps_in_chromium() {
     .await;
     drop(browser);
     hub.stop().await;
-    let _ = AtomicBool::new(false);
     eprintln!("browser test took {:?}", test_start.elapsed());
 }
