@@ -31,7 +31,15 @@ fn put(h: &mut Sha256, field: &[u8]) {
 }
 
 /// The hash of an entry with these fields following `prev_hash`.
-pub fn entry_hash(seq: u64, time_ms: i64, kind: &str, actor: &str, subject: &str, detail: &str, prev_hash: &[u8; 32]) -> [u8; 32] {
+pub fn entry_hash(
+    seq: u64,
+    time_ms: i64,
+    kind: &str,
+    actor: &str,
+    subject: &str,
+    detail: &str,
+    prev_hash: &[u8; 32],
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"threshold-audit-v1");
     h.update(seq.to_be_bytes());
@@ -46,7 +54,14 @@ pub fn entry_hash(seq: u64, time_ms: i64, kind: &str, actor: &str, subject: &str
 
 impl AuditEntry {
     /// The entry that follows `prev` (or the first one when `prev` is `None`).
-    pub fn next(prev: Option<(u64, [u8; 32])>, time_ms: i64, kind: &str, actor: &str, subject: &str, detail: &str) -> Self {
+    pub fn next(
+        prev: Option<(u64, [u8; 32])>,
+        time_ms: i64,
+        kind: &str,
+        actor: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Self {
         let (seq, prev_hash) = match prev {
             Some((s, h)) => (s + 1, h),
             None => (1, GENESIS),
@@ -65,7 +80,15 @@ impl AuditEntry {
     }
 
     pub fn recompute(&self) -> [u8; 32] {
-        entry_hash(self.seq, self.time_ms, &self.kind, &self.actor, &self.subject, &self.detail, &self.prev_hash)
+        entry_hash(
+            self.seq,
+            self.time_ms,
+            &self.kind,
+            &self.actor,
+            &self.subject,
+            &self.detail,
+            &self.prev_hash,
+        )
     }
 }
 
@@ -89,7 +112,10 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        ChainVerifier { expected_seq: 1, prev_hash: GENESIS }
+        ChainVerifier {
+            expected_seq: 1,
+            prev_hash: GENESIS,
+        }
     }
 }
 
@@ -100,7 +126,10 @@ impl ChainVerifier {
 
     pub fn push(&mut self, e: &AuditEntry) -> Result<(), ChainBreak> {
         if e.seq != self.expected_seq {
-            return Err(ChainBreak::SequenceGap { seq: e.seq, expected: self.expected_seq });
+            return Err(ChainBreak::SequenceGap {
+                seq: e.seq,
+                expected: self.expected_seq,
+            });
         }
         if e.prev_hash != self.prev_hash {
             return Err(ChainBreak::BrokenLink { seq: e.seq });
@@ -136,7 +165,14 @@ mod tests {
         let mut out: Vec<AuditEntry> = Vec::new();
         for i in 0..n {
             let prev = out.last().map(|e| (e.seq, e.hash));
-            out.push(AuditEntry::next(prev, 1000 + i as i64, "login", "owner:1", "session", "{}"));
+            out.push(AuditEntry::next(
+                prev,
+                1000 + i as i64,
+                "login",
+                "owner:1",
+                "session",
+                "{}",
+            ));
         }
         out
     }
@@ -170,7 +206,13 @@ mod tests {
     fn removed_entry_is_a_gap() {
         let mut c = chain(10);
         c.remove(3);
-        assert_eq!(verify(&c), Err(ChainBreak::SequenceGap { seq: 5, expected: 4 }));
+        assert_eq!(
+            verify(&c),
+            Err(ChainBreak::SequenceGap {
+                seq: 5,
+                expected: 4
+            })
+        );
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! Threshold's domain rules, free of I/O. Every function that depends on time takes
 //! `now` (Unix milliseconds, hub clock) as a parameter, so tests drive simulated time.
 #![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used))]
 
 pub mod audit;

@@ -110,7 +110,12 @@ impl DeviceLiveness {
         Self::default()
     }
 
-    fn check_clock(&self, now: Millis, device_time: Millis, cfg: &LivenessConfig) -> Result<(), ClockError> {
+    fn check_clock(
+        &self,
+        now: Millis,
+        device_time: Millis,
+        cfg: &LivenessConfig,
+    ) -> Result<(), ClockError> {
         if let Some(prev) = self.last_device_time {
             if device_time < prev {
                 return Err(ClockError::TimeWentBackwards);
@@ -133,9 +138,12 @@ impl DeviceLiveness {
         self.check_clock(now, device_time, cfg)?;
         self.last_seen_at = Some(now);
         self.last_device_time = Some(device_time);
-        let Some(f) = frame else { return Ok(Observed::NotFresh) };
+        let Some(f) = frame else {
+            return Ok(Observed::NotFresh);
+        };
         let advanced = self.newest_frame.is_none_or(|(seq, _)| f.seq > seq);
-        let recent = now - f.capture_ms <= cfg.live_window_ms && f.capture_ms - now <= cfg.max_clock_skew_ms;
+        let recent =
+            now - f.capture_ms <= cfg.live_window_ms && f.capture_ms - now <= cfg.max_clock_skew_ms;
         if !advanced {
             return Ok(Observed::NotFresh);
         }
@@ -159,7 +167,12 @@ impl DeviceLiveness {
     }
 
     /// A verified state report from a lock or sensor.
-    pub fn observe_report(&mut self, now: Millis, device_time: Millis, cfg: &LivenessConfig) -> Result<Observed, ClockError> {
+    pub fn observe_report(
+        &mut self,
+        now: Millis,
+        device_time: Millis,
+        cfg: &LivenessConfig,
+    ) -> Result<Observed, ClockError> {
         self.check_clock(now, device_time, cfg)?;
         self.last_seen_at = Some(now);
         self.last_device_time = Some(device_time);
@@ -208,7 +221,11 @@ impl DeviceLiveness {
 
 /// Mean absolute difference between two 8x8 luma thumbnails.
 pub fn thumb_difference(a: &[u8; 64], b: &[u8; 64]) -> f32 {
-    let sum: u32 = a.iter().zip(b.iter()).map(|(x, y)| u32::from(x.abs_diff(*y))).sum();
+    let sum: u32 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| u32::from(x.abs_diff(*y)))
+        .sum();
     sum as f32 / 64.0
 }
 
@@ -221,19 +238,29 @@ mod tests {
     }
 
     fn frame(seq: u64, t: Millis, shade: u8) -> FrameObservation {
-        FrameObservation { seq, capture_ms: t, thumb: Some([shade; 64]) }
+        FrameObservation {
+            seq,
+            capture_ms: t,
+            thumb: Some([shade; 64]),
+        }
     }
 
     #[test]
     fn new_device_is_offline() {
-        assert_eq!(DeviceLiveness::new().state(1_000, &cfg()), Liveness::Offline);
+        assert_eq!(
+            DeviceLiveness::new().state(1_000, &cfg()),
+            Liveness::Offline
+        );
     }
 
     #[test]
     fn fresh_frame_makes_camera_live_until_window_passes() {
         let mut d = DeviceLiveness::new();
         let t = 1_000_000;
-        assert_eq!(d.observe_camera(t, t, Some(&frame(1, t - 100, 1)), &cfg()), Ok(Observed::Fresh));
+        assert_eq!(
+            d.observe_camera(t, t, Some(&frame(1, t - 100, 1)), &cfg()),
+            Ok(Observed::Fresh)
+        );
         assert_eq!(d.state(t + 1500, &cfg()), Liveness::Live);
         assert_eq!(d.state(t + 1501, &cfg()), Liveness::Stale);
         assert_eq!(d.state(t + 5001, &cfg()), Liveness::Offline);
@@ -243,10 +270,14 @@ mod tests {
     fn heartbeats_repeating_the_same_frame_do_not_keep_camera_live() {
         let mut d = DeviceLiveness::new();
         let t = 1_000_000;
-        d.observe_camera(t, t, Some(&frame(7, t, 1)), &cfg()).unwrap();
+        d.observe_camera(t, t, Some(&frame(7, t, 1)), &cfg())
+            .unwrap();
         for i in 1..10 {
             let now = t + i * 500;
-            assert_eq!(d.observe_camera(now, now, Some(&frame(7, t, 1)), &cfg()), Ok(Observed::NotFresh));
+            assert_eq!(
+                d.observe_camera(now, now, Some(&frame(7, t, 1)), &cfg()),
+                Ok(Observed::NotFresh)
+            );
         }
         assert_eq!(d.state(t + 4500, &cfg()), Liveness::Stale);
     }
@@ -262,7 +293,10 @@ mod tests {
     fn old_frame_announced_now_is_not_fresh() {
         let mut d = DeviceLiveness::new();
         let t = 1_000_000;
-        assert_eq!(d.observe_camera(t, t, Some(&frame(1, t - 1600, 1)), &cfg()), Ok(Observed::NotFresh));
+        assert_eq!(
+            d.observe_camera(t, t, Some(&frame(1, t - 1600, 1)), &cfg()),
+            Ok(Observed::NotFresh)
+        );
         assert_eq!(d.state(t, &cfg()), Liveness::Stale);
     }
 
@@ -270,14 +304,23 @@ mod tests {
     fn device_time_going_backwards_is_refused() {
         let mut d = DeviceLiveness::new();
         d.observe_camera(10_000, 10_000, None, &cfg()).unwrap();
-        assert_eq!(d.observe_camera(10_100, 9_999, None, &cfg()), Err(ClockError::TimeWentBackwards));
+        assert_eq!(
+            d.observe_camera(10_100, 9_999, None, &cfg()),
+            Err(ClockError::TimeWentBackwards)
+        );
     }
 
     #[test]
     fn device_clock_far_off_is_refused() {
         let mut d = DeviceLiveness::new();
-        assert_eq!(d.observe_report(10_000, 20_000, &cfg()), Err(ClockError::ClockSkew));
-        assert_eq!(d.observe_report(10_000, 0, &cfg()), Err(ClockError::ClockSkew));
+        assert_eq!(
+            d.observe_report(10_000, 20_000, &cfg()),
+            Err(ClockError::ClockSkew)
+        );
+        assert_eq!(
+            d.observe_report(10_000, 0, &cfg()),
+            Err(ClockError::ClockSkew)
+        );
         assert_eq!(d.state(10_000, &cfg()), Liveness::Offline);
     }
 
@@ -287,7 +330,8 @@ mod tests {
         let t = 1_000_000;
         for i in 0..=22u64 {
             let now = t + i as i64 * 500;
-            d.observe_camera(now, now, Some(&frame(i + 1, now, 100)), &cfg()).unwrap();
+            d.observe_camera(now, now, Some(&frame(i + 1, now, 100)), &cfg())
+                .unwrap();
         }
         assert_eq!(d.state(t + 11_000, &cfg()), Liveness::Live);
         assert!(d.possibly_frozen(t + 11_000, &cfg()));
@@ -299,7 +343,13 @@ mod tests {
         let t = 1_000_000;
         for i in 0..=22u64 {
             let now = t + i as i64 * 500;
-            d.observe_camera(now, now, Some(&frame(i + 1, now, (i % 2) as u8 * 3)), &cfg()).unwrap();
+            d.observe_camera(
+                now,
+                now,
+                Some(&frame(i + 1, now, (i % 2) as u8 * 3)),
+                &cfg(),
+            )
+            .unwrap();
         }
         assert!(!d.possibly_frozen(t + 11_000, &cfg()));
     }

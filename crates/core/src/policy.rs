@@ -50,15 +50,21 @@ impl Refusal {
             Refusal::NotAssigned => "This delivery is not assigned to you.",
             Refusal::OutsideWindow => "It is outside the delivery window.",
             Refusal::OutsideGeofence => "You are not at the delivery address.",
-            Refusal::BadPosition => "Your position could not be read; allow location access and retry.",
+            Refusal::BadPosition => {
+                "Your position could not be read; allow location access and retry."
+            }
             Refusal::ParcelMismatch => "The scanned parcel is not the one for this delivery.",
             Refusal::OwnerDisabled => "The customer has turned in-home delivery off.",
-            Refusal::OutsideOwnerHours => "The customer does not accept in-home deliveries at this hour.",
+            Refusal::OutsideOwnerHours => {
+                "The customer does not accept in-home deliveries at this hour."
+            }
             Refusal::AwaitingOwnerApproval => "The customer has not approved this delivery yet.",
             Refusal::CameraNotLive => "The home's camera is not live; the door stays locked.",
             Refusal::CameraNotRecording => "The home's camera is not recording.",
             Refusal::LockOffline => "The lock is not reachable.",
-            Refusal::DeliveryCompromised => "This delivery was stopped after an incident; it cannot unlock again.",
+            Refusal::DeliveryCompromised => {
+                "This delivery was stopped after an incident; it cannot unlock again."
+            }
             Refusal::AlreadyUsed => "The door was already opened for this delivery.",
         }
     }
@@ -142,7 +148,9 @@ pub fn decide(f: &EntryFacts) -> Decision {
             r.push(Refusal::OutsideGeofence);
         }
     }
-    if f.parcel_expected.is_empty() || !constant_time_str_eq(&f.parcel_expected, f.parcel_scanned.trim()) {
+    if f.parcel_expected.is_empty()
+        || !constant_time_str_eq(&f.parcel_expected, f.parcel_scanned.trim())
+    {
         r.push(Refusal::ParcelMismatch);
     }
     if !f.owner_allows_in_home {
@@ -169,7 +177,10 @@ pub fn decide(f: &EntryFacts) -> Decision {
     if f.already_entered {
         r.push(Refusal::AlreadyUsed);
     }
-    Decision { allowed: r.is_empty(), reasons: r }
+    Decision {
+        allowed: r.is_empty(),
+        reasons: r,
+    }
 }
 
 fn constant_time_str_eq(a: &str, b: &str) -> bool {
@@ -187,7 +198,11 @@ mod tests {
             courier_assigned: true,
             window_start: 0,
             window_end: 20_000,
-            position: Position { lat: 52.0, lon: 4.0, accuracy_m: 10.0 },
+            position: Position {
+                lat: 52.0,
+                lon: 4.0,
+                accuracy_m: 10.0,
+            },
             home_lat: 52.0,
             home_lon: 4.0,
             geofence_m: 75.0,
@@ -206,7 +221,13 @@ mod tests {
 
     #[test]
     fn all_checks_pass_allows_entry() {
-        assert_eq!(decide(&ok_facts()), Decision { allowed: true, reasons: vec![] });
+        assert_eq!(
+            decide(&ok_facts()),
+            Decision {
+                allowed: true,
+                reasons: vec![]
+            }
+        );
     }
 
     #[test]
@@ -221,7 +242,11 @@ mod tests {
         let mut f = ok_facts();
         f.courier_assigned = false;
         f.now = 30_000;
-        f.position = Position { lat: 53.0, lon: 4.0, accuracy_m: 5.0 };
+        f.position = Position {
+            lat: 53.0,
+            lon: 4.0,
+            accuracy_m: 5.0,
+        };
         f.parcel_scanned = "OTHER".into();
         f.owner_allows_in_home = false;
         f.lock = Liveness::Offline;
@@ -246,10 +271,26 @@ mod tests {
     #[test]
     fn nan_and_out_of_range_positions_are_refused() {
         for p in [
-            Position { lat: f64::NAN, lon: 4.0, accuracy_m: 1.0 },
-            Position { lat: 91.0, lon: 4.0, accuracy_m: 1.0 },
-            Position { lat: 52.0, lon: f64::INFINITY, accuracy_m: 1.0 },
-            Position { lat: 52.0, lon: 4.0, accuracy_m: -1.0 },
+            Position {
+                lat: f64::NAN,
+                lon: 4.0,
+                accuracy_m: 1.0,
+            },
+            Position {
+                lat: 91.0,
+                lon: 4.0,
+                accuracy_m: 1.0,
+            },
+            Position {
+                lat: 52.0,
+                lon: f64::INFINITY,
+                accuracy_m: 1.0,
+            },
+            Position {
+                lat: 52.0,
+                lon: 4.0,
+                accuracy_m: -1.0,
+            },
         ] {
             let mut f = ok_facts();
             f.position = p;

@@ -50,7 +50,10 @@ impl RecordLog {
         if seq == self.highest.saturating_add(1) {
             Arrival::InOrder
         } else if seq > self.highest {
-            Arrival::OpenedGap { from: self.highest + 1, to: seq - 1 }
+            Arrival::OpenedGap {
+                from: self.highest + 1,
+                to: seq - 1,
+            }
         } else if self.missing.contains(seq) {
             Arrival::FilledGap
         } else {

@@ -27,12 +27,18 @@ impl ReplayWindow {
     /// A window that has seen nothing: every number from 1 on is new. Sequence 0 is
     /// never valid, so a persisted `highest` of 0 means "nothing seen".
     pub fn new() -> Self {
-        ReplayWindow { highest: 0, seen: 1 }
+        ReplayWindow {
+            highest: 0,
+            seen: 1,
+        }
     }
 
     /// Restore after a restart: everything at or below `highest` counts as seen.
     pub fn restored(highest: u64) -> Self {
-        ReplayWindow { highest, seen: u64::MAX }
+        ReplayWindow {
+            highest,
+            seen: u64::MAX,
+        }
     }
 
     pub fn highest(&self) -> u64 {
@@ -63,7 +69,11 @@ impl ReplayWindow {
         }
         if seq > self.highest {
             let shift = seq - self.highest;
-            self.seen = if shift >= WINDOW { 0 } else { self.seen << shift };
+            self.seen = if shift >= WINDOW {
+                0
+            } else {
+                self.seen << shift
+            };
             self.seen |= 1;
             self.highest = seq;
         } else {

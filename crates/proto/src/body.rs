@@ -24,9 +24,14 @@ impl DeviceKind {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [DeviceKind::Camera, DeviceKind::Lock, DeviceKind::ContactSensor, DeviceKind::WifiSensor]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            DeviceKind::Camera,
+            DeviceKind::Lock,
+            DeviceKind::ContactSensor,
+            DeviceKind::WifiSensor,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -138,7 +143,10 @@ pub fn encode_frame_body(header: &FrameHeader, jpeg: &[u8]) -> Vec<u8> {
 }
 
 pub fn decode_frame_body(body: &[u8]) -> Result<(FrameHeader, &[u8]), FrameBodyError> {
-    let len_bytes: [u8; 4] = body.get(..4).and_then(|b| b.try_into().ok()).ok_or(FrameBodyError::Truncated)?;
+    let len_bytes: [u8; 4] = body
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(FrameBodyError::Truncated)?;
     let len = u32::from_be_bytes(len_bytes) as usize;
     let end = 4usize.checked_add(len).ok_or(FrameBodyError::Truncated)?;
     let h = body.get(4..end).ok_or(FrameBodyError::Truncated)?;
@@ -188,7 +196,12 @@ mod tests {
 
     #[test]
     fn frame_body_round_trips() {
-        let h = FrameHeader { width: 64, height: 48, sha256: "00".into(), thumb: "11".into() };
+        let h = FrameHeader {
+            width: 64,
+            height: 48,
+            sha256: "00".into(),
+            thumb: "11".into(),
+        };
         let b = encode_frame_body(&h, b"\xff\xd8jpeg\xff\xd9");
         let (h2, jpeg) = decode_frame_body(&b).unwrap();
         assert_eq!(h2, h);
@@ -197,11 +210,19 @@ mod tests {
 
     #[test]
     fn frame_body_truncations_are_errors() {
-        let h = FrameHeader { width: 1, height: 1, sha256: "aa".into(), thumb: "bb".into() };
+        let h = FrameHeader {
+            width: 1,
+            height: 1,
+            sha256: "aa".into(),
+            thumb: "bb".into(),
+        };
         let b = encode_frame_body(&h, b"x");
         let hdr_end = b.len() - 1;
         for n in 0..hdr_end {
-            assert!(decode_frame_body(&b[..n]).is_err(), "prefix of {n} bytes accepted");
+            assert!(
+                decode_frame_body(&b[..n]).is_err(),
+                "prefix of {n} bytes accepted"
+            );
         }
         assert!(decode_frame_body(&[0xff, 0xff, 0xff, 0xff]).is_err());
     }

@@ -94,7 +94,10 @@ impl UnverifiedMessage {
     /// Parse bytes off the wire. Never panics; every failure is a [`DecodeError`].
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(DecodeError::TooLarge { len: bytes.len(), max: MAX_MESSAGE_BYTES });
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
         }
         let header = bytes.get(..HEADER_LEN).ok_or(DecodeError::Truncated)?;
         if bytes.len() < HEADER_LEN + SIGNATURE_LEN {
@@ -120,11 +123,16 @@ impl UnverifiedMessage {
         let mut len_a = [0u8; 4];
         len_a.copy_from_slice(len);
         let body_len = u32::from_be_bytes(len_a) as usize;
-        let signed_len = HEADER_LEN.checked_add(body_len).ok_or(DecodeError::LengthMismatch)?;
+        let signed_len = HEADER_LEN
+            .checked_add(body_len)
+            .ok_or(DecodeError::LengthMismatch)?;
         if signed_len.checked_add(SIGNATURE_LEN) != Some(bytes.len()) {
             return Err(DecodeError::LengthMismatch);
         }
-        let body = bytes.get(HEADER_LEN..signed_len).ok_or(DecodeError::LengthMismatch)?.to_vec();
+        let body = bytes
+            .get(HEADER_LEN..signed_len)
+            .ok_or(DecodeError::LengthMismatch)?
+            .to_vec();
         Ok(UnverifiedMessage {
             kind,
             device: DeviceId(device),
@@ -141,7 +149,9 @@ impl UnverifiedMessage {
     pub fn verify(self, key: &PublicKey) -> Result<SignedMessage, VerifyError> {
         let (signed, sig) = self.raw.split_at(self.signed_len);
         let sig = Signature::from_slice(sig).map_err(|_| VerifyError::BadSignature)?;
-        key.0.verify_strict(signed, &sig).map_err(|_| VerifyError::BadSignature)?;
+        key.0
+            .verify_strict(signed, &sig)
+            .map_err(|_| VerifyError::BadSignature)?;
         Ok(SignedMessage {
             kind: self.kind,
             device: self.device,
@@ -156,7 +166,14 @@ impl UnverifiedMessage {
 impl SignedMessage {
     /// Build and sign a message. `device` is the sender for uplink kinds and the
     /// recipient for downlink kinds (the hub signs those).
-    pub fn sign(key: &DeviceKey, kind: Kind, device: DeviceId, seq: u64, time_ms: i64, body: Vec<u8>) -> Self {
+    pub fn sign(
+        key: &DeviceKey,
+        kind: Kind,
+        device: DeviceId,
+        seq: u64,
+        time_ms: i64,
+        body: Vec<u8>,
+    ) -> Self {
         let mut raw = Vec::with_capacity(HEADER_LEN + body.len() + SIGNATURE_LEN);
         raw.extend_from_slice(&MAGIC);
         raw.push(kind.code());
@@ -168,7 +185,14 @@ impl SignedMessage {
         raw.extend_from_slice(&body);
         let sig = key.sign(&raw);
         raw.extend_from_slice(&sig);
-        SignedMessage { kind, device, seq, time_ms, body, raw }
+        SignedMessage {
+            kind,
+            device,
+            seq,
+            time_ms,
+            body,
+            raw,
+        }
     }
 
     /// The exact bytes to publish (and to store as evidence).
@@ -181,7 +205,9 @@ impl SignedMessage {
     }
 
     pub fn signature(&self) -> &[u8] {
-        self.raw.get(self.raw.len().saturating_sub(SIGNATURE_LEN)..).unwrap_or_default()
+        self.raw
+            .get(self.raw.len().saturating_sub(SIGNATURE_LEN)..)
+            .unwrap_or_default()
     }
 
     /// Parse the body as JSON of the given type.
@@ -200,7 +226,14 @@ mod tests {
 
     fn sample() -> SignedMessage {
         let k = key();
-        SignedMessage::sign(&k, Kind::Heartbeat, k.device_id(), 42, 1_700_000_000_000, b"{\"a\":1}".to_vec())
+        SignedMessage::sign(
+            &k,
+            Kind::Heartbeat,
+            k.device_id(),
+            42,
+            1_700_000_000_000,
+            b"{\"a\":1}".to_vec(),
+        )
     }
 
     #[test]
@@ -243,18 +276,33 @@ mod tests {
     fn header_errors_are_named() {
         let mut b = sample().into_bytes();
         b[0] = b'X';
-        assert_eq!(UnverifiedMessage::decode(&b).err(), Some(DecodeError::BadMagic));
+        assert_eq!(
+            UnverifiedMessage::decode(&b).err(),
+            Some(DecodeError::BadMagic)
+        );
         let mut b = sample().into_bytes();
         b[4] = 200;
-        assert_eq!(UnverifiedMessage::decode(&b).err(), Some(DecodeError::UnknownKind(200)));
+        assert_eq!(
+            UnverifiedMessage::decode(&b).err(),
+            Some(DecodeError::UnknownKind(200))
+        );
         let mut b = sample().into_bytes();
         b[5] = 1;
-        assert_eq!(UnverifiedMessage::decode(&b).err(), Some(DecodeError::BadFlags(1)));
+        assert_eq!(
+            UnverifiedMessage::decode(&b).err(),
+            Some(DecodeError::BadFlags(1))
+        );
         let mut b = sample().into_bytes();
         b.push(0);
-        assert_eq!(UnverifiedMessage::decode(&b).err(), Some(DecodeError::LengthMismatch));
+        assert_eq!(
+            UnverifiedMessage::decode(&b).err(),
+            Some(DecodeError::LengthMismatch)
+        );
         let big = vec![0u8; MAX_MESSAGE_BYTES + 1];
-        assert!(matches!(UnverifiedMessage::decode(&big), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            UnverifiedMessage::decode(&big),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]

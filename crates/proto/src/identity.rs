@@ -65,7 +65,9 @@ pub struct PublicKey(pub VerifyingKey);
 
 impl PublicKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, ParseIdError> {
-        VerifyingKey::from_bytes(bytes).map(PublicKey).map_err(|_| ParseIdError::BadKey)
+        VerifyingKey::from_bytes(bytes)
+            .map(PublicKey)
+            .map_err(|_| ParseIdError::BadKey)
     }
     pub fn to_hex(&self) -> String {
         hex::encode(self.0.as_bytes())
@@ -122,7 +124,11 @@ impl DeviceKey {
 
 impl fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeviceKey(public={}, secret=<redacted>)", self.public().to_hex())
+        write!(
+            f,
+            "DeviceKey(public={}, secret=<redacted>)",
+            self.public().to_hex()
+        )
     }
 }
 
@@ -141,7 +147,9 @@ mod tests {
     fn bad_hex_ids_are_refused() {
         assert!("zz".parse::<DeviceId>().is_err());
         assert!("00".repeat(17).parse::<DeviceId>().is_err());
-        assert!("not hex at all, but 32 chars....".parse::<DeviceId>().is_err());
+        assert!("not hex at all, but 32 chars...."
+            .parse::<DeviceId>()
+            .is_err());
     }
 
     #[test]

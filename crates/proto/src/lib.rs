@@ -5,7 +5,12 @@
 //! re-encoding of them) means there is no canonicalisation step for a device maker to
 //! get wrong. See `docs/protocol.md` for the normative description and test vectors.
 #![forbid(unsafe_code)]
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used))]
 
 pub mod body;
@@ -14,7 +19,9 @@ pub mod identity;
 pub mod kind;
 pub mod topic;
 
-pub use envelope::{DecodeError, SignedMessage, UnverifiedMessage, VerifyError, HEADER_LEN, MAGIC, SIGNATURE_LEN};
+pub use envelope::{
+    DecodeError, SignedMessage, UnverifiedMessage, VerifyError, HEADER_LEN, MAGIC, SIGNATURE_LEN,
+};
 pub use identity::{DeviceId, DeviceKey, PublicKey};
 pub use kind::{Kind, SeqSpace};
 

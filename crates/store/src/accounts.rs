@@ -23,7 +23,9 @@ impl Role {
         }
     }
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Owner, Role::Courier, Role::Dispatcher, Role::Admin].into_iter().find(|r| r.as_str() == s)
+        [Role::Owner, Role::Courier, Role::Dispatcher, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 
@@ -72,7 +74,14 @@ fn user(row: &AnyRow) -> Result<UserRow> {
 const USER_COLS: &str = "id, role, username, display_name, password_hash, created_ms";
 
 impl Store {
-    pub async fn create_user(&self, role: Role, username: &str, display_name: &str, password_hash: &str, now: i64) -> Result<UserRow> {
+    pub async fn create_user(
+        &self,
+        role: Role,
+        username: &str,
+        display_name: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<UserRow> {
         let id = crate::new_id();
         sqlx::query("INSERT INTO users (id, role, username, display_name, password_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&id)
@@ -97,27 +106,41 @@ impl Store {
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE username = $1"))
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(user).transpose()
     }
 
     pub async fn users_by_role(&self, role: Role) -> Result<Vec<UserRow>> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE role = $1 ORDER BY username"))
-            .bind(role.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE role = $1 ORDER BY username"
+        ))
+        .bind(role.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(user).collect()
     }
 
     pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(user_id).execute(&self.pool).await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    pub async fn create_session(&self, token_hash: &str, user_id: &str, now: i64, expires_ms: i64) -> Result<()> {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires_ms: i64,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms) VALUES ($1, $2, $3, $4)")
             .bind(token_hash)
             .bind(user_id)
@@ -130,7 +153,11 @@ impl Store {
 
     /// The user behind a session, if it exists and has not expired. Also returns the
     /// stored hash so the caller can compare it in constant time.
-    pub async fn session_user(&self, token_hash: &str, now: i64) -> Result<Option<(String, UserRow)>> {
+    pub async fn session_user(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(String, UserRow)>> {
         let row = sqlx::query(
             "SELECT s.token_hash AS token_hash, u.id AS id, u.role AS role, u.username AS username, u.display_name AS display_name, \
              u.password_hash AS password_hash, u.created_ms AS created_ms \
@@ -147,11 +174,20 @@ impl Store {
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    pub async fn create_api_key(&self, user_id: &str, key_hash: &str, name: &str, now: i64) -> Result<ApiKeyRow> {
+    pub async fn create_api_key(
+        &self,
+        user_id: &str,
+        key_hash: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<ApiKeyRow> {
         let id = crate::new_id();
         sqlx::query("INSERT INTO api_keys (id, user_id, key_hash, name, created_ms) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
@@ -162,7 +198,13 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(conflict("api key"))?;
-        Ok(ApiKeyRow { id, user_id: user_id.to_owned(), name: name.to_owned(), created_ms: now, revoked_ms: None })
+        Ok(ApiKeyRow {
+            id,
+            user_id: user_id.to_owned(),
+            name: name.to_owned(),
+            created_ms: now,
+            revoked_ms: None,
+        })
     }
 
     pub async fn api_key_user(&self, key_hash: &str) -> Result<Option<(String, UserRow)>> {

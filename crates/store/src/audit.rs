@@ -18,7 +18,8 @@ pub struct CheckpointRow {
 
 fn hash32(s: &str) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).map_err(|_| StoreError::Conflict(format!("stored hash is not 32 bytes of hex: {s:?}")))?;
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| StoreError::Conflict(format!("stored hash is not 32 bytes of hex: {s:?}")))?;
     Ok(out)
 }
 
@@ -26,7 +27,14 @@ impl Store {
     /// Append an entry to the chain. Several hub processes may append at once: the
     /// sequence number is the primary key, so a loser of the race retries on the new
     /// head.
-    pub async fn append_audit(&self, time_ms: i64, kind: &str, actor: &str, subject: &str, detail: &str) -> Result<AuditEntry> {
+    pub async fn append_audit(
+        &self,
+        time_ms: i64,
+        kind: &str,
+        actor: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<AuditEntry> {
         for _ in 0..50 {
             let head = self.audit_head().await?;
             let e = AuditEntry::next(head, time_ms, kind, actor, subject, detail);
@@ -52,7 +60,9 @@ impl Store {
     }
 
     pub async fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => {
                 let seq: i64 = r.try_get("seq")?;
@@ -102,7 +112,11 @@ impl Store {
     }
 
     pub async fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
-        let rows = sqlx::query("SELECT seq, hash, time_ms, hub_key, signature FROM audit_checkpoints ORDER BY seq").fetch_all(&self.pool).await?;
+        let rows = sqlx::query(
+            "SELECT seq, hash, time_ms, hub_key, signature FROM audit_checkpoints ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(CheckpointRow {
@@ -118,7 +132,11 @@ impl Store {
 
     /// For tests of tamper detection only: overwrite an entry's detail in place.
     pub async fn tamper_audit_detail_for_tests(&self, seq: u64, detail: &str) -> Result<()> {
-        sqlx::query("UPDATE audit_log SET detail = $1 WHERE seq = $2").bind(detail).bind(seq as i64).execute(&self.pool).await?;
+        sqlx::query("UPDATE audit_log SET detail = $1 WHERE seq = $2")
+            .bind(detail)
+            .bind(seq as i64)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

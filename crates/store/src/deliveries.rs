@@ -96,7 +96,12 @@ impl Store {
         rows.iter().map(delivery).collect()
     }
 
-    pub async fn courier_deliveries(&self, courier_id: &str, from_ms: i64, to_ms: i64) -> Result<Vec<DeliveryRow>> {
+    pub async fn courier_deliveries(
+        &self,
+        courier_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<DeliveryRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLS} FROM deliveries d WHERE d.courier_id = $1 AND d.window_end_ms >= $2 AND d.window_start_ms <= $3 ORDER BY d.window_start_ms, d.id"
         ))
@@ -108,7 +113,11 @@ impl Store {
         rows.iter().map(delivery).collect()
     }
 
-    pub async fn dispatcher_deliveries(&self, dispatcher_id: &str, limit: i64) -> Result<Vec<DeliveryRow>> {
+    pub async fn dispatcher_deliveries(
+        &self,
+        dispatcher_id: &str,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>> {
         let rows = sqlx::query(&format!("SELECT {COLS} FROM deliveries d WHERE d.dispatcher_id = $1 ORDER BY d.created_ms DESC, d.id LIMIT $2"))
             .bind(dispatcher_id)
             .bind(limit)
@@ -119,16 +128,24 @@ impl Store {
 
     /// Move a delivery from one state to another; fails if it is not in `from` (so two
     /// racing requests cannot both make the same transition).
-    pub async fn transition_delivery(&self, id: &str, from: &[&str], to: &str, now: i64) -> Result<bool> {
+    pub async fn transition_delivery(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        now: i64,
+    ) -> Result<bool> {
         let mut n = 0;
         for f in from {
-            let r = sqlx::query("UPDATE deliveries SET state = $1, updated_ms = $2 WHERE id = $3 AND state = $4")
-                .bind(to)
-                .bind(now)
-                .bind(id)
-                .bind(*f)
-                .execute(&self.pool)
-                .await?;
+            let r = sqlx::query(
+                "UPDATE deliveries SET state = $1, updated_ms = $2 WHERE id = $3 AND state = $4",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(id)
+            .bind(*f)
+            .execute(&self.pool)
+            .await?;
             n += r.rows_affected();
             if n > 0 {
                 break;
@@ -138,7 +155,11 @@ impl Store {
     }
 
     pub async fn mark_delivery_compromised(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE deliveries SET compromised = 1, updated_ms = $1 WHERE id = $2").bind(now).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE deliveries SET compromised = 1, updated_ms = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

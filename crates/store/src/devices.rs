@@ -99,11 +99,13 @@ impl Store {
 
     /// A device by id for the hub's own use (the gateway), whatever its owner.
     pub async fn device_any(&self, id: &str) -> Result<DeviceRow> {
-        let row = sqlx::query(&format!("SELECT {DEVICE_COLS} FROM devices d JOIN homes h ON h.id = d.home_id WHERE d.id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT {DEVICE_COLS} FROM devices d JOIN homes h ON h.id = d.home_id WHERE d.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         device(&row)
     }
 
@@ -132,9 +134,11 @@ impl Store {
 
     /// Every device, for loading the gateway's caches at start.
     pub async fn all_devices(&self) -> Result<Vec<DeviceRow>> {
-        let rows = sqlx::query(&format!("SELECT {DEVICE_COLS} FROM devices d JOIN homes h ON h.id = d.home_id ORDER BY d.id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DEVICE_COLS} FROM devices d JOIN homes h ON h.id = d.home_id ORDER BY d.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(device).collect()
     }
 
@@ -166,15 +170,27 @@ impl Store {
 
     pub async fn raise_record_hwm(&self, id: &str, space: SeqSpaceName, seq: i64) -> Result<()> {
         let sql = match space {
-            SeqSpaceName::Events => "UPDATE devices SET event_hwm = $1 WHERE id = $2 AND event_hwm < $1",
-            SeqSpaceName::Frames => "UPDATE devices SET frame_hwm = $1 WHERE id = $2 AND frame_hwm < $1",
+            SeqSpaceName::Events => {
+                "UPDATE devices SET event_hwm = $1 WHERE id = $2 AND event_hwm < $1"
+            }
+            SeqSpaceName::Frames => {
+                "UPDATE devices SET frame_hwm = $1 WHERE id = $2 AND frame_hwm < $1"
+            }
         };
-        sqlx::query(sql).bind(seq).bind(id).execute(&self.pool).await?;
+        sqlx::query(sql)
+            .bind(seq)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub async fn set_last_state(&self, id: &str, state_json: &str) -> Result<()> {
-        sqlx::query("UPDATE devices SET last_state = $1 WHERE id = $2").bind(state_json).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE devices SET last_state = $1 WHERE id = $2")
+            .bind(state_json)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -185,7 +201,13 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok(GapRow { from_seq: r.try_get("from_seq")?, to_seq: r.try_get("to_seq")?, opened_ms: r.try_get("opened_ms")? }))
+            .map(|r| {
+                Ok(GapRow {
+                    from_seq: r.try_get("from_seq")?,
+                    to_seq: r.try_get("to_seq")?,
+                    opened_ms: r.try_get("opened_ms")?,
+                })
+            })
             .collect()
     }
 

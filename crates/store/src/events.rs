@@ -103,7 +103,12 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn device_events(&self, owner_id: &str, device_id: &str, limit: i64) -> Result<Vec<DeviceEventRow>> {
+    pub async fn device_events(
+        &self,
+        owner_id: &str,
+        device_id: &str,
+        limit: i64,
+    ) -> Result<Vec<DeviceEventRow>> {
         let rows = sqlx::query(
             "SELECT e.device_id AS device_id, e.seq AS seq, e.device_time_ms AS device_time_ms, e.received_ms AS received_ms, \
              e.event_type AS event_type, e.detail AS detail, e.raw AS raw FROM device_events e \
@@ -153,7 +158,13 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn timeline(&self, owner_id: &str, home_id: &str, since_ms: i64, limit: i64) -> Result<Vec<TimelineRow>> {
+    pub async fn timeline(
+        &self,
+        owner_id: &str,
+        home_id: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<TimelineRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {TIMELINE_COLS} FROM timeline t JOIN homes h ON h.id = t.home_id \
              WHERE t.home_id = $1 AND h.owner_id = $2 AND t.time_ms >= $3 ORDER BY t.time_ms DESC, t.id LIMIT $4"

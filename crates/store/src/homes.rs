@@ -86,25 +86,33 @@ impl Store {
 
     /// An owner's home. Another owner's home is `NotFound`, exactly like a missing one.
     pub async fn home(&self, owner_id: &str, id: &str) -> Result<HomeRow> {
-        let row = sqlx::query(&format!("SELECT {HOME_COLS} FROM homes WHERE id = $1 AND owner_id = $2"))
-            .bind(id)
-            .bind(owner_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT {HOME_COLS} FROM homes WHERE id = $1 AND owner_id = $2"
+        ))
+        .bind(id)
+        .bind(owner_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         home(&row)
     }
 
     pub async fn homes(&self, owner_id: &str) -> Result<Vec<HomeRow>> {
-        let rows = sqlx::query(&format!("SELECT {HOME_COLS} FROM homes WHERE owner_id = $1 ORDER BY created_ms, id"))
-            .bind(owner_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {HOME_COLS} FROM homes WHERE owner_id = $1 ORDER BY created_ms, id"
+        ))
+        .bind(owner_id)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(home).collect()
     }
 
     pub async fn all_homes(&self) -> Result<Vec<HomeRow>> {
-        let rows = sqlx::query(&format!("SELECT {HOME_COLS} FROM homes ORDER BY created_ms, id")).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {HOME_COLS} FROM homes ORDER BY created_ms, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(home).collect()
     }
 
@@ -130,7 +138,15 @@ impl Store {
         self.home(owner_id, id).await
     }
 
-    pub async fn create_pairing_code(&self, code_hash: &str, home_id: &str, kind: &str, name: &str, now: i64, expires_ms: i64) -> Result<()> {
+    pub async fn create_pairing_code(
+        &self,
+        code_hash: &str,
+        home_id: &str,
+        kind: &str,
+        name: &str,
+        now: i64,
+        expires_ms: i64,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO pairing_codes (code_hash, home_id, kind, name, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(code_hash)
             .bind(home_id)

@@ -35,13 +35,17 @@ pub fn services_required() -> bool {
 }
 
 pub fn postgres_base_url() -> String {
-    std::env::var("THRESHOLD_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+    std::env::var("THRESHOLD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// A SQLite store in a new temporary folder.
 pub async fn sqlite() -> Result<(Store, TempDir), Box<dyn std::error::Error>> {
     let dir = TempDir::new("db")?;
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("threshold.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("threshold.db").display()
+    );
     Ok((Store::connect(&url).await?, dir))
 }
 
@@ -60,10 +64,14 @@ pub async fn postgres_url() -> Result<Option<String>, Box<dyn std::error::Error>
         Err(e) => return Err(format!("PostgreSQL required but {base} unreachable: {e}").into()),
     };
     let schema = format!("t_{}", crate::new_id());
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
     let sep = if base.contains('?') { '&' } else { '?' };
-    Ok(Some(format!("{base}{sep}options=-c%20search_path%3D{schema}")))
+    Ok(Some(format!(
+        "{base}{sep}options=-c%20search_path%3D{schema}"
+    )))
 }
 
 /// A PostgreSQL store in a schema of its own, or `None` when skipped.

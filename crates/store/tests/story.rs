@@ -1,45 +1,119 @@
 //! One story, run on SQLite and on PostgreSQL: the same calls must behave the same.
 
-use threshold_store::{testing, NewAlert, NewHome, Role, SeqSpaceName, GapRow, Store, StoreError};
+use threshold_store::{testing, GapRow, NewAlert, NewHome, Role, SeqSpaceName, Store, StoreError};
 
 async fn story(s: &Store) {
-    let owner = s.create_user(Role::Owner, "olivia", "Olivia", "hash-o", 1).await.unwrap();
-    let other = s.create_user(Role::Owner, "mallory", "Mallory", "hash-m", 1).await.unwrap();
-    assert!(matches!(s.create_user(Role::Owner, "olivia", "dup", "h", 1).await, Err(StoreError::Conflict(_))));
-    let courier = s.create_user(Role::Courier, "carl", "Carl", "hash-c", 1).await.unwrap();
-    let disp = s.create_user(Role::Dispatcher, "dora", "Dora", "hash-d", 1).await.unwrap();
+    let owner = s
+        .create_user(Role::Owner, "olivia", "Olivia", "hash-o", 1)
+        .await
+        .unwrap();
+    let other = s
+        .create_user(Role::Owner, "mallory", "Mallory", "hash-m", 1)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_user(Role::Owner, "olivia", "dup", "h", 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let courier = s
+        .create_user(Role::Courier, "carl", "Carl", "hash-c", 1)
+        .await
+        .unwrap();
+    let disp = s
+        .create_user(Role::Dispatcher, "dora", "Dora", "hash-d", 1)
+        .await
+        .unwrap();
 
     // Sessions expire.
-    s.create_session("tok-hash", &owner.id, 10, 100).await.unwrap();
-    assert_eq!(s.session_user("tok-hash", 50).await.unwrap().map(|(_, u)| u.id), Some(owner.id.clone()));
+    s.create_session("tok-hash", &owner.id, 10, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.session_user("tok-hash", 50)
+            .await
+            .unwrap()
+            .map(|(_, u)| u.id),
+        Some(owner.id.clone())
+    );
     assert!(s.session_user("tok-hash", 100).await.unwrap().is_none());
 
     // Homes are scoped to their owner.
-    let home = s.create_home(NewHome { owner_id: &owner.id, name: "Flat", lat: 52.0, lon: 4.0, geofence_m: 60.0 }, 5).await.unwrap();
+    let home = s
+        .create_home(
+            NewHome {
+                owner_id: &owner.id,
+                name: "Flat",
+                lat: 52.0,
+                lon: 4.0,
+                geofence_m: 60.0,
+            },
+            5,
+        )
+        .await
+        .unwrap();
     assert!(home.in_home_enabled);
-    assert!(matches!(s.home(&other.id, &home.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        s.home(&other.id, &home.id).await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(s.homes(&other.id).await.unwrap().len(), 0);
-    assert!(matches!(s.update_home_settings(&other.id, &home.id, false, false, "{}").await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        s.update_home_settings(&other.id, &home.id, false, false, "{}")
+            .await,
+        Err(StoreError::NotFound)
+    ));
 
     // Pairing codes work once, and not after expiry.
-    s.create_pairing_code("code-1", &home.id, "camera", "Hall cam", 10, 1000).await.unwrap();
-    s.create_pairing_code("code-2", &home.id, "lock", "Door", 10, 20).await.unwrap();
-    assert!(matches!(s.take_pairing_code("code-2", 30).await, Err(StoreError::NotFound)));
+    s.create_pairing_code("code-1", &home.id, "camera", "Hall cam", 10, 1000)
+        .await
+        .unwrap();
+    s.create_pairing_code("code-2", &home.id, "lock", "Door", 10, 20)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.take_pairing_code("code-2", 30).await,
+        Err(StoreError::NotFound)
+    ));
     let p = s.take_pairing_code("code-1", 30).await.unwrap();
-    assert_eq!((p.owner_id.as_str(), p.kind.as_str()), (owner.id.as_str(), "camera"));
-    assert!(matches!(s.take_pairing_code("code-1", 31).await, Err(StoreError::NotFound)));
+    assert_eq!(
+        (p.owner_id.as_str(), p.kind.as_str()),
+        (owner.id.as_str(), "camera")
+    );
+    assert!(matches!(
+        s.take_pairing_code("code-1", 31).await,
+        Err(StoreError::NotFound)
+    ));
 
     // Devices, high-water marks that never go down, gaps.
-    let dev = s.enrol_device("d1", &home.id, "camera", "Hall cam", "pk", "mh", 40).await.unwrap();
+    let dev = s
+        .enrol_device("d1", &home.id, "camera", "Hall cam", "pk", "mh", 40)
+        .await
+        .unwrap();
     assert_eq!(dev.owner_id, owner.id);
     s.raise_transport_hwm("d1", 10, 50).await.unwrap();
     s.raise_transport_hwm("d1", 5, 60).await.unwrap();
     assert_eq!(s.device_any("d1").await.unwrap().transport_hwm, 10);
-    s.set_gaps("d1", SeqSpaceName::Events, &[GapRow { from_seq: 3, to_seq: 4, opened_ms: 9 }]).await.unwrap();
+    s.set_gaps(
+        "d1",
+        SeqSpaceName::Events,
+        &[GapRow {
+            from_seq: 3,
+            to_seq: 4,
+            opened_ms: 9,
+        }],
+    )
+    .await
+    .unwrap();
     assert_eq!(s.gaps("d1", SeqSpaceName::Events).await.unwrap().len(), 1);
     assert!(s.gaps("d1", SeqSpaceName::Frames).await.unwrap().is_empty());
-    assert!(matches!(s.device(&other.id, "d1").await, Err(StoreError::NotFound)));
-    assert!(matches!(s.revoke_device(&other.id, "d1", 70).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        s.device(&other.id, "d1").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.revoke_device(&other.id, "d1", 70).await,
+        Err(StoreError::NotFound)
+    ));
     s.revoke_device(&owner.id, "d1", 70).await.unwrap();
     assert_eq!(s.device_any("d1").await.unwrap().revoked_ms, Some(70));
 
@@ -57,28 +131,72 @@ async fn story(s: &Store) {
     assert!(!s.insert_device_event(&ev).await.unwrap());
     let evs = s.device_events(&owner.id, "d1", 10).await.unwrap();
     assert_eq!(evs, vec![ev]);
-    assert!(s.device_events(&other.id, "d1", 10).await.unwrap().is_empty());
+    assert!(s
+        .device_events(&other.id, "d1", 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Alerts are scoped.
     let a = s
-        .create_alert(NewAlert { home_id: &home.id, device_id: Some("d1"), delivery_id: None, severity: "critical", kind: "camera_lost", message: "m", evidence: "{}" }, 80)
+        .create_alert(
+            NewAlert {
+                home_id: &home.id,
+                device_id: Some("d1"),
+                delivery_id: None,
+                severity: "critical",
+                kind: "camera_lost",
+                message: "m",
+                evidence: "{}",
+            },
+            80,
+        )
         .await
         .unwrap();
-    assert!(matches!(s.ack_alert(&other.id, &a.id, 90).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        s.ack_alert(&other.id, &a.id, 90).await,
+        Err(StoreError::NotFound)
+    ));
     s.ack_alert(&owner.id, &a.id, 90).await.unwrap();
     assert_eq!(s.alerts(&owner.id, 10).await.unwrap()[0].acked_ms, Some(90));
     assert!(s.alerts(&other.id, 10).await.unwrap().is_empty());
 
     // Deliveries: one transition wins.
-    let d = s.create_delivery(&home.id, &courier.id, &disp.id, 0, 1000, "P-1", "in_home", 5).await.unwrap();
-    assert!(s.transition_delivery(&d.id, &["scheduled"], "entering", 6).await.unwrap());
-    assert!(!s.transition_delivery(&d.id, &["scheduled"], "entering", 6).await.unwrap());
-    assert_eq!(s.courier_deliveries(&courier.id, 0, 2000).await.unwrap().len(), 1);
+    let d = s
+        .create_delivery(
+            &home.id,
+            &courier.id,
+            &disp.id,
+            0,
+            1000,
+            "P-1",
+            "in_home",
+            5,
+        )
+        .await
+        .unwrap();
+    assert!(s
+        .transition_delivery(&d.id, &["scheduled"], "entering", 6)
+        .await
+        .unwrap());
+    assert!(!s
+        .transition_delivery(&d.id, &["scheduled"], "entering", 6)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.courier_deliveries(&courier.id, 0, 2000)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(s.owner_deliveries(&other.id, 10).await.unwrap().len(), 0);
 
     // The audit chain.
     for i in 0..5 {
-        s.append_audit(100 + i, "login", "owner:1", "session", "{}").await.unwrap();
+        s.append_audit(100 + i, "login", "owner:1", "session", "{}")
+            .await
+            .unwrap();
     }
     let page = s.audit_page(0, 100).await.unwrap();
     let mut v = threshold_core::audit::ChainVerifier::new();
@@ -86,11 +204,16 @@ async fn story(s: &Store) {
         v.push(e).unwrap();
     }
     assert_eq!(v.head().0, 5);
-    s.tamper_audit_detail_for_tests(3, "{\"evil\":1}").await.unwrap();
+    s.tamper_audit_detail_for_tests(3, "{\"evil\":1}")
+        .await
+        .unwrap();
     let page = s.audit_page(0, 100).await.unwrap();
     let mut v = threshold_core::audit::ChainVerifier::new();
     let broke = page.iter().find_map(|e| v.push(e).err());
-    assert_eq!(broke, Some(threshold_core::audit::ChainBreak::AlteredEntry { seq: 3 }));
+    assert_eq!(
+        broke,
+        Some(threshold_core::audit::ChainBreak::AlteredEntry { seq: 3 })
+    );
 
     // Settings.
     assert_eq!(s.setting_init("k", "v1").await.unwrap(), "v1");
@@ -118,7 +241,9 @@ async fn concurrent_audit_appends_keep_one_chain() {
         let mut tasks = Vec::new();
         for i in 0..20 {
             let st = store.clone();
-            tasks.push(tokio::spawn(async move { st.append_audit(i, "k", "a", "s", "{}").await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                st.append_audit(i, "k", "a", "s", "{}").await.unwrap()
+            }));
         }
         for t in tasks {
             t.await.unwrap();
