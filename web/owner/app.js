@@ -186,24 +186,38 @@ function debounce(fn, ms) {
   return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
 }
 
-function deviceRow(d) {
+/** One device in a list; updated in place so focus and screen readers keep their place. */
+function deviceItem(d) {
   const b = badge(d.liveness);
-  setBadge(b, d.liveness, d.age_ms !== null && d.age_ms !== undefined ? `${d.kind} ${d.liveness}` : `${d.kind} ${d.liveness}`);
-  b.setAttribute("aria-label", `${d.name} is ${d.liveness.toUpperCase()}`);
-  const st = d.state || {};
-  const facts = [];
-  if (d.kind === "lock" && st.bolt) facts.push(st.bolt === "unknown" ? `bolt unknown since ${hms(st.unknown_since_ms)}` : `bolt ${st.bolt}`);
-  if ((d.kind === "lock" || d.kind === "contact_sensor") && st.door) facts.push(`door ${st.door}`);
-  if (typeof st.battery_pct === "number") facts.push(`battery ${st.battery_pct}%`);
-  if (d.possibly_frozen) facts.push("picture may be frozen");
-  if (d.revoked) facts.push("revoked");
-  facts.push(`last seen ${d.last_seen_ms ? `${hms(d.last_seen_ms)} (${age(Date.now() - d.last_seen_ms)} ago)` : "never"}`);
-  return h("li", { class: "device", dataset: { device: d.id, kind: d.kind, liveness: d.liveness } },
-    h("div", { class: "device-head" },
-      h("a", { href: `#/device/${encodeURIComponent(d.id)}`, class: "device-name", text: d.name }),
-      h("span", { class: "muted", text: ` ${kindName(d.kind)}` }),
-      b),
-    h("div", { class: "muted small", text: facts.join(" · ") }));
+  const name = h("a", { href: `#/device/${encodeURIComponent(d.id)}`, class: "device-name" });
+  const kind = h("span", { class: "muted" });
+  const facts = h("div", { class: "muted small" });
+  const li = h("li", { class: "device" }, h("div", { class: "device-head" }, name, kind, b), facts);
+  const item = { li, d };
+  item.update = (dev, linkLost) => {
+    item.d = dev;
+    // The page's own watchdog: a list not refreshed within 2 s shows nobody as live.
+    const shown = linkLost ? "offline" : dev.liveness;
+    setBadge(b, shown, linkLost ? "connection to the hub lost" : "");
+    b.setAttribute("aria-label", `${dev.name} is ${shown.toUpperCase()}${linkLost ? " (connection to the hub lost)" : ""}`);
+    li.dataset.device = dev.id;
+    li.dataset.kind = dev.kind;
+    li.dataset.liveness = shown;
+    if (name.textContent !== dev.name) name.textContent = dev.name;
+    kind.textContent = ` ${kindName(dev.kind)}`;
+    const st = dev.state || {};
+    const f = [];
+    if (dev.kind === "lock" && st.bolt) f.push(linkLost || st.bolt === "unknown" ? `bolt unknown${st.unknown_since_ms ? ` since ${hms(st.unknown_since_ms)}` : ""}` : `bolt ${st.bolt}`);
+    if ((dev.kind === "lock" || dev.kind === "contact_sensor") && st.door) f.push(linkLost ? "door unknown" : `door ${st.door}`);
+    if (typeof st.battery_pct === "number") f.push(`battery ${st.battery_pct}%`);
+    if (dev.possibly_frozen) f.push("picture may be frozen");
+    if (dev.revoked) f.push("revoked");
+    f.push(`last seen ${dev.last_seen_ms ? `${hms(dev.last_seen_ms)} (${age(Date.now() - dev.last_seen_ms)} ago)` : "never"}`);
+    const text = f.join(" · ");
+    if (facts.textContent !== text) facts.textContent = text;
+  };
+  item.update(d, false);
+  return item;
 }
 
 function kindName(k) {
@@ -223,15 +237,36 @@ async function homePage() {
 
 async function homeCard(home) {
   const list = h("ul", { class: "devices", "aria-label": `Devices in ${home.name}` });
+  const items = new Map();
+  const empty = h("li", { class: "muted", text: "No devices yet." });
+  let lastOk = 0;
   const load = async () => {
-    const devs = await api("GET", `/homes/${encodeURIComponent(home.id)}/devices`);
-    fill(list, devs.length ? devs.map(deviceRow) : h("li", { class: "muted", text: "No devices yet." }));
+    const devs = await api("GET", `/homes/${encodeURIComponent(home.id)}/devices`, undefined, { timeoutMs: 1500 });
+    lastOk = Date.now();
+    const seen = new Set();
+    for (const d of devs) {
+      seen.add(d.id);
+      const it = items.get(d.id);
+      if (it) it.update(d, false);
+      else { const n = deviceItem(d); items.set(d.id, n); list.append(n.li); }
+    }
+    for (const [id, it] of items) if (!seen.has(id)) { it.li.remove(); items.delete(id); }
+    if (!devs.length && !empty.isConnected) list.append(empty);
+    if (devs.length) empty.remove();
   };
   await load();
-  const reload = debounce(() => load().catch(() => {}), 300);
-  app.refreshers.push((ev) => { if (ev.home_id === home.id && String(ev.type).startsWith("device.")) reload(); });
-  const timer = setInterval(reload, 5000);
-  app.views.push({ stop: () => clearInterval(timer) });
+  let busy = false;
+  const refresh = async () => {
+    if (busy) return;
+    busy = true;
+    try { await load(); } catch { /* the watchdog below shows it */ } finally { busy = false; }
+  };
+  app.refreshers.push((ev) => { if (ev.home_id === home.id && String(ev.type).startsWith("device.")) refresh(); });
+  const poll = setInterval(refresh, 1000);
+  const dog = setInterval(() => {
+    if (Date.now() - lastOk > 2000) for (const it of items.values()) it.update(it.d, true);
+  }, 250);
+  app.views.push({ stop: () => { clearInterval(poll); clearInterval(dog); } });
   return h("section", { class: "card", "aria-labelledby": `home-${home.id}`, dataset: { home: home.id } },
     h("h2", { id: `home-${home.id}`, text: home.name }),
     h("p", { class: "muted small", text: `In-home delivery ${home.in_home_enabled ? "on" : "off"}` }),

@@ -751,6 +751,27 @@ async fn owner_and_courier_apps_in_chromium() {
         Duration::from_secs(10),
     )
     .await;
+    // The device list obeys the page's watchdog too: no word from the hub, nobody live.
+    jammer.set(true);
+    let t = o
+        .wait(
+            "device list shows nobody live when the viewer's link is cut",
+            "document.querySelectorAll('li.device[data-liveness=live]').length === 0 && document.querySelector('#link').dataset.state === 'down'",
+            Duration::from_secs(4),
+        )
+        .await;
+    eprintln!("viewer link cut on the device list: no LIVE after {t:?}");
+    assert!(
+        t <= Duration::from_millis(2500),
+        "device list still LIVE after {t:?}"
+    );
+    jammer.set(false);
+    o.wait(
+        "device list live again",
+        "document.querySelectorAll('li.device[data-liveness=live]').length === 2",
+        Duration::from_secs(10),
+    )
+    .await;
 
     c.wait(
         "courier sign-in form",
