@@ -45,6 +45,9 @@ pub struct HubConfig {
     pub offline_grace_ms: i64,
     /// Sign an audit checkpoint every this many entries.
     pub audit_checkpoint_every: u64,
+    /// A gap in a device's event log is an alert only if still open after this long
+    /// (records reorder briefly around a reconnect).
+    pub gap_alert_grace_ms: i64,
     /// Hub signing key; default `<data_dir>/hub.key`.
     pub hub_key_file: Option<PathBuf>,
     /// Session lifetime for owners and couriers.
@@ -83,6 +86,7 @@ impl Default for HubConfig {
             frozen_after_ms: 10_000,
             offline_grace_ms: 60_000,
             audit_checkpoint_every: 100,
+            gap_alert_grace_ms: 5000,
             hub_key_file: None,
             session_ttl_ms: 7 * 24 * 3600 * 1000,
             unlock_token_ttl_ms: 30_000,
@@ -193,7 +197,9 @@ impl HubConfig {
             return bad("mqtt_topic_prefix must be 1-64 characters of [A-Za-z0-9_-/]");
         }
         if !(1000..=120_000).contains(&self.unlock_token_ttl_ms) {
-            return bad("unlock_token_ttl_ms must be between 1000 and 120000 (locks refuse longer tokens)");
+            return bad(
+                "unlock_token_ttl_ms must be between 1000 and 120000 (locks refuse longer tokens)",
+            );
         }
         if let Some(u) = &self.mqtt_url {
             parse_mqtt_url(u).map_err(ConfigError::Invalid)?;

@@ -45,8 +45,7 @@ pub async fn raise_alert(
                 time_ms: now,
                 data: crate::api::dto::alert_json(&row),
             });
-            crate::webhooks::on_alert(state, owner_id, &crate::api::dto::alert_json(&row))
-                .await;
+            crate::webhooks::on_alert(state, owner_id, &crate::api::dto::alert_json(&row)).await;
             Some(row)
         }
         Err(e) => {
@@ -223,20 +222,48 @@ pub async fn on_device_event(
             tracing::error!(error = %e, "could not store timeline entry");
         }
         if kind != DeviceKind::Camera {
-            raise_alert(
-                state,
-                &owner_id,
-                NewAlert {
-                    home_id: &home_id,
-                    device_id: Some(&device),
-                    delivery_id: None,
-                    severity: "warning",
-                    kind: "sequence_gap",
-                    message: &msg_text,
-                    evidence: &json!({"from": from, "to": to}).to_string(),
-                },
-            )
-            .await;
+            // Records arrive out of order around a reconnect; alert only if the gap is
+            // still open after a grace period.
+            let (st, dev_id, home, owner) =
+                (state.clone(), msg.device, home_id.clone(), owner_id.clone());
+            let (from, to) = (*from, *to);
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    st.config.gap_alert_grace_ms.max(0) as u64,
+                ))
+                .await;
+                let still: Vec<(u64, u64)> = st
+                    .registry
+                    .with(&dev_id, |e| {
+                        e.events
+                            .missing()
+                            .ranges()
+                            .iter()
+                            .copied()
+                            .filter(|&(a, b)| a <= to && b >= from)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if still.is_empty() {
+                    return;
+                }
+                let device = dev_id.to_hex();
+                raise_alert(
+                    &st,
+                    &owner,
+                    NewAlert {
+                        home_id: &home,
+                        device_id: Some(&device),
+                        delivery_id: None,
+                        severity: "warning",
+                        kind: "sequence_gap",
+                        message: &msg_text,
+                        evidence: &json!({"from": from, "to": to, "still_missing": still})
+                            .to_string(),
+                    },
+                )
+                .await;
+            });
         }
     }
     crate::deliveries::on_door_event(state, &home_id, &owner_id, &device, event_type, msg).await;

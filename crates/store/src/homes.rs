@@ -160,6 +160,16 @@ impl Store {
         Ok(())
     }
 
+    /// The device kind an unused, unexpired pairing code is for, without using it.
+    pub async fn pairing_code_kind(&self, code_hash: &str, now: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT kind FROM pairing_codes WHERE code_hash = $1 AND used_ms IS NULL AND expires_ms > $2")
+            .bind(code_hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>("kind")).transpose()?)
+    }
+
     /// Use a pairing code: succeeds once, while unexpired. The update is the check, so
     /// two devices racing for one code cannot both win.
     pub async fn take_pairing_code(&self, code_hash: &str, now: i64) -> Result<PairingRow> {

@@ -104,12 +104,19 @@ pub async fn enrol(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrolResponse>)> {
-    let key: PublicKey = req.public_key.parse().map_err(|_| {
-        ApiError::invalid(
-            "invalid_public_key",
-            "public_key must be 64 hex characters of a valid Ed25519 key",
-        )
-    })?;
+    let key: PublicKey = req
+        .public_key
+        .parse()
+        .ok()
+        .filter(|k: &PublicKey| {
+            !k.0.is_weak() && req.public_key.bytes().all(|b| !b.is_ascii_uppercase())
+        })
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_public_key",
+                "public_key must be 64 lowercase hex characters of a valid Ed25519 key",
+            )
+        })?;
     let kind = DeviceKind::parse(&req.kind)
         .ok_or_else(|| ApiError::invalid("invalid_field", "unknown device kind"))?;
     let mut sig = [0u8; 64];
@@ -126,9 +133,20 @@ pub async fn enrol(
             "this device key is already enrolled; generate a new key to enrol again".into(),
         ));
     }
+    let code_hash = auth::sha256_hex(&normalize_code(&req.pairing_code));
+    // A request for the wrong kind must not use the code up.
+    match st.store.pairing_code_kind(&code_hash, now).await? {
+        Some(k) if k != kind.as_str() => {
+            return Err(ApiError::invalid(
+                "kind_mismatch",
+                format!("this pairing code is for a {k}"),
+            ));
+        }
+        _ => {}
+    }
     let pairing = st
         .store
-        .take_pairing_code(&auth::sha256_hex(&normalize_code(&req.pairing_code)), now)
+        .take_pairing_code(&code_hash, now)
         .await
         .map_err(|_| {
             ApiError::NotFoundCode(
@@ -136,12 +154,6 @@ pub async fn enrol(
                 "pairing code unknown, used or expired".into(),
             )
         })?;
-    if pairing.kind != kind.as_str() {
-        return Err(ApiError::invalid(
-            "kind_mismatch",
-            format!("this pairing code is for a {}", pairing.kind),
-        ));
-    }
     let mut pw = [0u8; 24];
     getrandom::getrandom(&mut pw).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mqtt_password = hex::encode(pw);

@@ -117,8 +117,9 @@ pub struct PairingCodeJson {
     pub expires_at_ms: i64,
 }
 
+/// Unknown members are ignored (devices may be newer than the hub), unlike the
+/// people-facing requests, which refuse them.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
     pub pairing_code: String,
     /// Ed25519 public key, 64 hex characters.

@@ -93,6 +93,15 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
     if msg.seq == 0 || msg.seq > i64::MAX as u64 {
         return Err(Rejection::Replay);
     }
+    if msg.time_ms <= 0 {
+        return Err(Rejection::Clock("clock_skew"));
+    }
+    if msg.kind != Kind::Frame && msg.body.len() > MAX_JSON_BODY {
+        return Err(Rejection::BadBody(format!(
+            "body of {} bytes exceeds {MAX_JSON_BODY}",
+            msg.body.len()
+        )));
+    }
     match msg.kind.seq_space() {
         SeqSpace::Transport => transport(state, msg),
         SeqSpace::EventLog => event(state, msg).await,
@@ -156,9 +165,20 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
             Verdict::Duplicate => return Err(Rejection::Replay),
             Verdict::TooOld => return Err(Rejection::TooOld),
         }
+        if !kind_fits(&parsed, e.kind) {
+            return Err(Rejection::BadBody(format!(
+                "a {} does not send {}",
+                e.kind.as_str(),
+                kind_name
+            )));
+        }
         if let TransportBody::Hello(k) = &parsed {
             if *k != e.kind {
-                return Err(Rejection::BadBody(format!("hello says {}, enrolled as {}", k.as_str(), e.kind.as_str())));
+                return Err(Rejection::BadBody(format!(
+                    "hello says {}, enrolled as {}",
+                    k.as_str(),
+                    e.kind.as_str()
+                )));
             }
         }
         let observed = match (&parsed, e.kind) {
@@ -218,8 +238,37 @@ fn parse_transport_body(msg: &SignedMessage) -> Result<TransportBody, Rejection>
             TransportBody::Hello(h.kind)
         }
         Kind::Heartbeat => TransportBody::Heartbeat(msg.json().map_err(bad)?),
-        _ => TransportBody::State(msg.json().map_err(bad)?),
+        _ => {
+            let st: State = msg.json().map_err(bad)?;
+            if st.battery_pct.is_some_and(|b| b > 100) {
+                return Err(Rejection::BadBody("battery_pct above 100".into()));
+            }
+            TransportBody::State(st)
+        }
     })
+}
+
+/// Which live kinds each device kind sends: cameras (and Wi-Fi sensors) heartbeats,
+/// locks and contact sensors state reports; everyone says hello.
+fn kind_fits(body: &TransportBody, device: DeviceKind) -> bool {
+    match body {
+        TransportBody::Hello(_) => true,
+        TransportBody::Heartbeat(_) => {
+            matches!(device, DeviceKind::Camera | DeviceKind::WifiSensor)
+        }
+        TransportBody::State(_) => matches!(device, DeviceKind::Lock | DeviceKind::ContactSensor),
+    }
+}
+
+/// Largest JSON body of a non-frame message (docs/protocol.md §9.1).
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Event types are lowercase snake_case identifiers of at most 64 characters.
+fn valid_event_type(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn parse_thumb(hex_thumb: &str) -> Option<[u8; 64]> {
@@ -259,7 +308,22 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
     // A record whose body cannot be read is still the device's signed word: keep it
     // as "malformed" rather than lose it, and count the rejection of its contents.
     let (event_type, detail) = match msg.json::<Event>() {
-        Ok(ev) => (bounded(&ev.event_type, 64), ev.detail.to_string()),
+        Ok(ev)
+            if valid_event_type(&ev.event_type)
+                && (ev.detail.is_object() || ev.detail.is_null()) =>
+        {
+            let detail = if ev.detail.is_null() {
+                "{}".to_owned()
+            } else {
+                ev.detail.to_string()
+            };
+            (ev.event_type, detail)
+        }
+        Ok(ev) => {
+            state.metrics.reject("bad_body");
+            tracing::warn!(device = %msg.device, seq = msg.seq, event_type = %bounded(&ev.event_type, 64).escape_debug(), "event record with an invalid type or detail kept as malformed");
+            ("malformed".to_owned(), "{}".to_owned())
+        }
         Err(e) => {
             state.metrics.reject("bad_body");
             tracing::warn!(device = %msg.device, seq = msg.seq, error = %e, "event record with unreadable body kept as malformed");
