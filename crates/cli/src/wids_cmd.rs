@@ -39,6 +39,9 @@ pub enum WidsCmd {
 pub enum BenchCmd {
     /// Detector throughput on a capture: prints {"frames","frames_per_s","attacks"}.
     Wids { file: PathBuf },
+    /// Entry decisions and unlock-to-bolt latency: prints {"homes","decisions_per_s",
+    /// "decision_latency_ms","unlock_to_bolt_ms",...}.
+    Unlock(crate::bench_unlock_cmd::UnlockBenchArgs),
 }
 
 pub fn wids(c: WidsCmd) -> anyhow::Result<ExitCode> {
@@ -110,6 +113,7 @@ fn supplicant(ctrl: &std::path::Path, seconds: Option<u64>) -> anyhow::Result<Ex
 
 pub fn bench(c: BenchCmd) -> anyhow::Result<ExitCode> {
     match c {
+        BenchCmd::Unlock(a) => return crate::bench_unlock_cmd::run(a),
         BenchCmd::Wids { file } => {
             let r = threshold_wids::bench_file(&file)?;
             println!("{}", serde_json::to_string(&r)?);

@@ -671,10 +671,10 @@ pub fn spawn_watcher(state: AppState) {
 }
 
 async fn watch_once(state: &AppState) {
-    let Ok(open) = state.store.all_open_sessions(10_000).await else {
+    let now = state.clock.now_ms();
+    let Ok(open) = state.store.sessions_to_watch(now, 10_000).await else {
         return;
     };
-    let now = state.clock.now_ms();
     let limit = secure_limit_ms();
     let mut homes = std::collections::BTreeSet::new();
     for s in &open {

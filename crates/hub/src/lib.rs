@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod bench_unlock;
 pub mod auth;
 pub mod avi;
 pub mod clock;

@@ -193,11 +193,15 @@ impl Store {
         rows.iter().map(session).collect()
     }
 
-    /// Every open session, across homes (the session watcher).
-    pub async fn all_open_sessions(&self, limit: i64) -> Result<Vec<SessionRow>> {
+    /// Open sessions the watcher must act on, across homes: delivery sessions marked
+    /// delivered or compromised, and owner/guest sessions past their end at `now`.
+    pub async fn sessions_to_watch(&self, now: i64, limit: i64) -> Result<Vec<SessionRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {SCOLS} FROM access_sessions WHERE closed_ms IS NULL ORDER BY opened_ms LIMIT $1"
+            "SELECT {SCOLS} FROM access_sessions WHERE closed_ms IS NULL AND \
+             (delivered_ms IS NOT NULL OR compromised_ms IS NOT NULL OR (delivery_id IS NULL AND ends_ms < $1)) \
+             ORDER BY opened_ms LIMIT $2"
         ))
+        .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

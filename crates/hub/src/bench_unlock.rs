@@ -1,0 +1,549 @@
+//! `threshold bench unlock`: entry decisions per second and latency through the real
+//! HTTP API, and unlock-to-bolt latency through the real broker.
+//!
+//! What runs, in one process:
+//! - a hub (SQLite in a temporary folder and its embedded broker by default; or the
+//!   given database and external broker), with `homes` homes, each with one lock and
+//!   one camera enrolled in the database;
+//! - simulated devices multiplexed over a few MQTT connections (the protocol binds a
+//!   device to its signed envelope and topic, not to the MQTT client id), so 10 000
+//!   homes need 20 000 devices but only a handful of sockets. Cameras send signed
+//!   heartbeats announcing new frames, locks signed state reports; each simulated lock
+//!   verifies the hub's signature on its unlock, checks recipient, expiry and nonce,
+//!   "retracts" its bolt (no motor delay) and uploads a signed `token_accepted`
+//!   event, as the real agent does;
+//! - `concurrency` courier clients, each in a loop: a dispatcher creates a delivery
+//!   for the next home (not timed), then the courier asks to enter over HTTP (timed:
+//!   decision latency). For an accepted request, unlock-to-bolt runs from sending
+//!   the request to the simulated lock retracting its bolt.
+//!
+//! One deliberate difference from production settings: the live window is widened
+//! (30 s, heartbeats every 10 s) so that 20 000 simulated devices do not spend both
+//! cores on heartbeat signatures; liveness at scale is measured by the camera
+//! benchmark. Every decision still requires a live camera and lock.
+
+use crate::config::HubConfig;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use threshold_proto::body::{BoltState, DoorState, FrameSummary, Heartbeat, State, Unlock};
+use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage, UnverifiedMessage};
+
+#[derive(Clone, Debug)]
+pub struct BenchArgs {
+    pub homes: usize,
+    pub concurrency: usize,
+    pub duration: Duration,
+    /// Default: SQLite in a temporary folder.
+    pub database_url: Option<String>,
+    /// Default: the hub's embedded broker.
+    pub mqtt_url: Option<String>,
+    /// MQTT connections the simulated devices share.
+    pub device_connections: usize,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        BenchArgs {
+            homes: 1000,
+            concurrency: 16,
+            duration: Duration::from_secs(10),
+            database_url: None,
+            mqtt_url: None,
+            device_connections: 4,
+        }
+    }
+}
+
+const LAT: f64 = 52.37;
+const LON: f64 = 4.89;
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+struct SimDevice {
+    key: DeviceKey,
+    id: DeviceId,
+    camera: bool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    let v = sorted[i.min(sorted.len() - 1)];
+    (v * 1000.0).round() / 1000.0
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Run the benchmark; returns the JSON line to print.
+pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(args.homes > 0, "--homes must be at least 1");
+    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    let tmp = std::env::temp_dir().join(format!(
+        "threshold-bench-unlock-{}",
+        threshold_store::new_id()
+    ));
+    let cfg = HubConfig {
+        data_dir: tmp.clone(),
+        http_addr: "127.0.0.1:0".parse()?,
+        database_url: args.database_url.clone(),
+        mqtt_url: args.mqtt_url.clone(),
+        embedded_mqtt_addr: format!("127.0.0.1:{}", free_port()?).parse()?,
+        mqtt_topic_prefix: format!("thr-bench-{}", threshold_store::new_id()),
+        live_window_ms: 30_000,
+        offline_after_ms: 60_000,
+        heartbeat_ms: HEARTBEAT.as_millis() as i64,
+        frozen_after_ms: 24 * 3600 * 1000,
+        offline_grace_ms: 24 * 3600 * 1000,
+        ..Default::default()
+    };
+    let hub = crate::start(cfg.clone()).await?;
+    let result = bench(&hub, &cfg, &args).await;
+    hub.stop().await;
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+async fn bench(
+    hub: &crate::Hub,
+    cfg: &HubConfig,
+    args: &BenchArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let st = hub.state.clone();
+    let store = st.store.clone();
+    let t0 = now_ms();
+    let pw = crate::auth::hash_password("bench-password-long")?;
+    let owner = store
+        .create_user(
+            threshold_store::Role::Owner,
+            "bench-owner",
+            "Owner",
+            &pw,
+            t0,
+        )
+        .await?;
+    let courier = store
+        .create_user(
+            threshold_store::Role::Courier,
+            "bench-courier",
+            "Courier",
+            &pw,
+            t0,
+        )
+        .await?;
+    let dispatcher = store
+        .create_user(
+            threshold_store::Role::Dispatcher,
+            "bench-dispatcher",
+            "Dispatcher",
+            &pw,
+            t0,
+        )
+        .await?;
+
+    // Homes and devices, enrolled straight into the database and the gateway.
+    let mut homes = Vec::with_capacity(args.homes);
+    let mut devices = Vec::with_capacity(args.homes * 2);
+    for i in 0..args.homes {
+        let h = store
+            .create_home(
+                threshold_store::NewHome {
+                    owner_id: &owner.id,
+                    name: &format!("Home {i}"),
+                    lat: LAT,
+                    lon: LON,
+                    geofence_m: 75.0,
+                },
+                t0,
+            )
+            .await?;
+        for camera in [false, true] {
+            let key = DeviceKey::generate().map_err(|e| anyhow::anyhow!("random: {e}"))?;
+            let id = key.device_id();
+            let row = store
+                .enrol_device(
+                    &id.to_hex(),
+                    &h.id,
+                    if camera { "camera" } else { "lock" },
+                    if camera { "Camera" } else { "Lock" },
+                    &key.public().to_hex(),
+                    &crate::auth::sha256_hex("unused"),
+                    t0,
+                )
+                .await?;
+            let entry = crate::gateway::registry::DeviceEntry::from_row(&row, &[], &[])
+                .ok_or_else(|| anyhow::anyhow!("enrolled device unreadable"))?;
+            st.registry.insert(entry);
+            devices.push(SimDevice { key, id, camera });
+        }
+        homes.push(h.id);
+    }
+    let devices = Arc::new(devices);
+    let index: Arc<HashMap<DeviceId, usize>> =
+        Arc::new(devices.iter().enumerate().map(|(i, d)| (d.id, i)).collect());
+
+    // Simulated devices over a few connections.
+    let (host, port) = (hub.mqtt_host.clone(), hub.mqtt_port);
+    let prefix = cfg.mqtt_topic_prefix.clone();
+    let mut clients = Vec::new();
+    let unlock_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let pending: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let conns = args.device_connections.max(1);
+    for c in 0..conns {
+        let mut o = MqttOptions::new(format!("bench-devices-{c}"), host.clone(), port);
+        if cfg.mqtt_url.is_none() {
+            o.set_credentials(
+                crate::gateway::broker::HUB_USERNAME,
+                st.hub_mqtt_password.clone(),
+            );
+        } else if let (Some(u), Some(p)) = (&cfg.mqtt_username, &cfg.mqtt_password) {
+            o.set_credentials(u.clone(), p.clone());
+        }
+        o.set_keep_alive(Duration::from_secs(30));
+        o.set_max_packet_size(Some(1 << 20));
+        let (client, mut el) = AsyncClient::new(o, 10_000);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
+        let subscriber = c == 0;
+        let c2 = client.clone();
+        let filter = format!("{prefix}/v1/dev/+/down");
+        let (devices, index, unlock_ms, pending, hub_pub) = (
+            devices.clone(),
+            index.clone(),
+            unlock_ms.clone(),
+            pending.clone(),
+            st.hub_key.public(),
+        );
+        let prefix2 = prefix.clone();
+        tokio::spawn(async move {
+            let mut used: HashSet<String> = HashSet::new();
+            let mut event_seq: HashMap<DeviceId, u64> = HashMap::new();
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if subscriber {
+                            let _ = c2.subscribe(filter.clone(), QoS::AtMostOnce).await;
+                        } else if let Some(t) = ready_tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(t) = ready_tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        // The simulated lock: envelope, signature, recipient, expiry,
+                        // nonce; then the bolt; then its signed event.
+                        let Ok(m) = UnverifiedMessage::decode(&p.payload) else {
+                            continue;
+                        };
+                        if m.kind != Kind::Unlock {
+                            continue;
+                        }
+                        let Ok(m) = m.verify(&hub_pub) else { continue };
+                        let Some(&i) = index.get(&m.device) else {
+                            continue;
+                        };
+                        let Some(dev) = devices.get(i).filter(|d| !d.camera) else {
+                            continue;
+                        };
+                        let Ok(tok) = m.json::<Unlock>() else {
+                            continue;
+                        };
+                        if tok.expires_at_ms < now_ms() || !used.insert(tok.nonce.clone()) {
+                            continue;
+                        }
+                        let retracted = Instant::now();
+                        if let Some(id) = tok.grant.strip_prefix("delivery:") {
+                            let start = pending.lock().ok().and_then(|mut m| m.remove(id));
+                            if let (Some(s), Ok(mut v)) = (start, unlock_ms.lock()) {
+                                v.push(retracted.duration_since(s).as_secs_f64() * 1000.0);
+                            }
+                        }
+                        let seq = event_seq.entry(dev.id).or_insert(0);
+                        *seq += 1;
+                        let body = serde_json::to_vec(&threshold_proto::body::Event {
+                            event_type: "token_accepted".into(),
+                            detail: json!({"grant": tok.grant, "nonce": tok.nonce}),
+                        })
+                        .unwrap_or_default();
+                        let ev = SignedMessage::sign(
+                            &dev.key,
+                            Kind::Event,
+                            dev.id,
+                            *seq,
+                            now_ms(),
+                            body,
+                        );
+                        let _ = c2.try_publish(
+                            threshold_proto::topic::uplink(&prefix2, &dev.id),
+                            QoS::AtLeastOnce,
+                            false,
+                            ev.as_bytes().to_vec(),
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bench device connection error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .map_err(|_| anyhow::anyhow!("bench device connection {c} not ready"))?
+            .ok();
+        clients.push(client);
+    }
+
+    // Heartbeats/state reports, spread over the period, one task per connection.
+    let transport_seq: Arc<Vec<AtomicU64>> =
+        Arc::new((0..devices.len()).map(|_| AtomicU64::new(0)).collect());
+    let frame_seq = Arc::new(AtomicU64::new(0));
+    for (c, client) in clients.iter().enumerate() {
+        let (client, devices, transport_seq, frame_seq, prefix) = (
+            client.clone(),
+            devices.clone(),
+            transport_seq.clone(),
+            frame_seq.clone(),
+            prefix.clone(),
+        );
+        tokio::spawn(async move {
+            let mine: Vec<usize> = (c..devices.len()).step_by(conns).collect();
+            let slots = 100usize;
+            let mut tick = tokio::time::interval(HEARTBEAT / slots as u32);
+            let mut k = 0usize;
+            let mut first = true;
+            loop {
+                tick.tick().await;
+                for &i in mine.iter().filter(|&&i| first || i % slots == k) {
+                    let Some(d) = devices.get(i) else { continue };
+                    let Some(ts) = transport_seq.get(i) else {
+                        continue;
+                    };
+                    let seq = ts.fetch_add(1, Ordering::Relaxed) + 1;
+                    let now = now_ms();
+                    let (kind, body) = if d.camera {
+                        let f = frame_seq.fetch_add(1, Ordering::Relaxed) + 1;
+                        let hb = Heartbeat {
+                            frame: Some(FrameSummary {
+                                seq,
+                                time_ms: now,
+                                sha256: "00".repeat(32),
+                                thumb: format!("{:02x}", f % 256).repeat(64),
+                            }),
+                            ..Default::default()
+                        };
+                        (Kind::Heartbeat, serde_json::to_vec(&hb).unwrap_or_default())
+                    } else {
+                        let s = State {
+                            bolt: Some(BoltState::Locked),
+                            door: Some(DoorState::Closed),
+                            battery_pct: Some(90),
+                            ..Default::default()
+                        };
+                        (Kind::State, serde_json::to_vec(&s).unwrap_or_default())
+                    };
+                    let m = SignedMessage::sign(&d.key, kind, d.id, seq, now, body);
+                    let _ = client
+                        .publish(
+                            threshold_proto::topic::uplink(&prefix, &d.id),
+                            QoS::AtMostOnce,
+                            false,
+                            m.as_bytes().to_vec(),
+                        )
+                        .await;
+                    if first && seq % 500 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                first = false;
+                k = (k + 1) % slots;
+            }
+        });
+    }
+
+    // Everything live before timing starts.
+    let live_cfg = st.config.liveness();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = st.clock.now_ms();
+        let mut live = 0usize;
+        st.registry.for_each(|e| {
+            if e.liveness.state(now, &live_cfg) == threshold_core::liveness::Liveness::Live {
+                live += 1;
+            }
+        });
+        if live >= devices.len() {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {live} of {} simulated devices became live",
+            devices.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Courier session over HTTP.
+    let base = format!("http://{}", hub.http_addr);
+    let token = {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            let r: serde_json::Value = ureq::post(&format!("{base}/api/v1/auth/login"))
+                .set("Content-Type", "application/json")
+                .send_string(
+                    &json!({"username": "bench-courier", "password": "bench-password-long"})
+                        .to_string(),
+                )
+                .map_err(|e| anyhow::anyhow!("login: {e}"))?
+                .into_string()
+                .map_err(|e| anyhow::anyhow!("login: {e}"))
+                .and_then(|t| serde_json::from_str(&t).map_err(anyhow::Error::from))?;
+            r["token"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("login: no token"))
+        })
+        .await??
+    };
+
+    let homes = Arc::new(homes);
+    let next = Arc::new(AtomicUsize::new(0));
+    let allowed = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let handle = tokio::runtime::Handle::current();
+    let started = Instant::now();
+    let end = started + args.duration;
+    let mut threads = Vec::new();
+    for _ in 0..args.concurrency {
+        let (homes, next, allowed, refused, errors, latencies, pending, store, handle) = (
+            homes.clone(),
+            next.clone(),
+            allowed.clone(),
+            refused.clone(),
+            errors.clone(),
+            latencies.clone(),
+            pending.clone(),
+            store.clone(),
+            handle.clone(),
+        );
+        let (base, token, courier_id, dispatcher_id) = (
+            base.clone(),
+            token.clone(),
+            courier.id.clone(),
+            dispatcher.id.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build();
+            let mut mine = Vec::new();
+            while Instant::now() < end {
+                let i = next.fetch_add(1, Ordering::Relaxed) % homes.len().max(1);
+                let Some(home) = homes.get(i) else { break };
+                let now = now_ms();
+                let d = match handle.block_on(store.create_delivery(
+                    home,
+                    &courier_id,
+                    &dispatcher_id,
+                    now - 60_000,
+                    now + 3_600_000,
+                    "PARCEL",
+                    "in_home",
+                    now,
+                )) {
+                    Ok(d) => d,
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                let body =
+                    json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": "PARCEL"})
+                        .to_string();
+                let t = Instant::now();
+                if let Ok(mut p) = pending.lock() {
+                    p.insert(d.id.clone(), t);
+                }
+                let r = agent
+                    .post(&format!("{base}/api/v1/deliveries/{}/entry", d.id))
+                    .set("Authorization", &format!("Bearer {token}"))
+                    .set("Content-Type", "application/json")
+                    .send_string(&body);
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                match r.ok().and_then(|r| r.into_string().ok()) {
+                    Some(text) if text.contains("\"allowed\":true") => {
+                        allowed.fetch_add(1, Ordering::Relaxed);
+                        mine.push(ms);
+                    }
+                    Some(_) => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        mine.push(ms);
+                        if let Ok(mut p) = pending.lock() {
+                            p.remove(&d.id);
+                        }
+                    }
+                    None => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            if let Ok(mut l) = latencies.lock() {
+                l.extend(mine);
+            }
+        }));
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    // Let the last unlocks reach their locks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut lat = latencies.lock().map(|v| v.clone()).unwrap_or_default();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let mut ub = unlock_ms.lock().map(|v| v.clone()).unwrap_or_default();
+    ub.sort_by(|a, b| a.total_cmp(b));
+    let decisions = lat.len() as f64;
+    for c in clients {
+        let _ = c.disconnect().await;
+    }
+    Ok(json!({
+        "homes": args.homes,
+        "decisions_per_s": ((decisions / elapsed.max(1e-9)) * 10.0).round() / 10.0,
+        "decision_latency_ms": {"p50": pct(&lat, 0.50), "p99": pct(&lat, 0.99)},
+        "unlock_to_bolt_ms": {"p50": pct(&ub, 0.50), "p99": pct(&ub, 0.99)},
+        "concurrency": args.concurrency,
+        "duration_s": (elapsed * 10.0).round() / 10.0,
+        "allowed": allowed.load(Ordering::Relaxed),
+        "refused": refused.load(Ordering::Relaxed),
+        "errors": errors.load(Ordering::Relaxed),
+        "unlocks_measured": ub.len(),
+        "database": if args.database_url.is_some() { "external" } else { "sqlite" },
+        "broker": if args.mqtt_url.is_some() { "external" } else { "embedded" },
+    }))
+}
