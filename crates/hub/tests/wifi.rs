@@ -618,11 +618,16 @@ async fn wifi_sensor_evidence_explains_a_later_offline_notice() {
 
     // The jammer cuts the camera off; the sensor's own link stays up.
     cam_link.set_blocked(true);
-    eventually(10, "camera no longer live", || async {
-        let d = env.devices().await;
-        d.as_array()
-            .and_then(|a| a.iter().find(|x| x["kind"] == "camera"))
-            .filter(|c| c["liveness"] != "live")
+    eventually(10, "the camera's outage on the timeline", || async {
+        let tl = env.timeline().await;
+        tl.as_array()
+            .and_then(|a| {
+                a.iter().find(|t| {
+                    t["kind"] == "liveness"
+                        && t["device_id"] == camera_id.as_str()
+                        && t["detail"]["from"] == "live"
+                })
+            })
             .map(|_| ())
     })
     .await;
