@@ -11,6 +11,7 @@ pub mod audit;
 pub mod bench_unlock;
 pub mod auth;
 pub mod avi;
+pub mod bench_liveness;
 pub mod clock;
 pub mod config;
 pub mod deliveries;

@@ -358,6 +358,10 @@ impl World {
             None,
         )
         .await;
+        // Not there yet: the recorder files it a moment after entry is granted.
+        if s == 404 {
+            return json!({"frames": [], "cameras": []});
+        }
         assert_eq!(s, 200, "{r}");
         r
     }
@@ -982,5 +986,90 @@ async fn media_and_webhook_endpoints_refuse_bad_input() {
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} in OpenAPI");
     }
+    w.stop().await;
+}
+
+/// Retention by size: the oldest stored frames go first, files and rows alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn media_retention_deletes_oldest_beyond_size() {
+    let _g = SERIAL.lock().await;
+    let dir = testing::TempDir::new("cam-ret").unwrap();
+    let mut cfg = config(dir.path(), false);
+    cfg.media_max_bytes = 30_000;
+    let w = World::start(cfg, dir).await;
+    let courier_id = call(
+        "GET",
+        format!("{}/api/v1/me", w.base),
+        Some(&w.courier),
+        None,
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = now_ms();
+    let (s, d) = call(
+        "POST",
+        format!("{}/api/v1/deliveries", w.base),
+        Some(&w.dispatcher),
+        Some(
+            json!({"home_id": w.home_id, "courier_id": courier_id, "window_start_ms": now - 60_000,
+            "window_end_ms": now + 3_600_000, "parcel_ref": "PARCEL-CAM"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    let id = d["id"].as_str().unwrap().to_owned();
+    assert_eq!(w.entry(&id).await["allowed"], true);
+    let total = |r: &Value| -> i64 {
+        r["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["bytes"].as_i64().unwrap())
+            .sum()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let before = loop {
+        let r = w.recording(&id).await;
+        if total(&r) > 60_000 {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not enough recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let state = &w.hub.as_ref().unwrap().state;
+    let deleted = threshold_hub::recording::retention(state).await.unwrap();
+    assert!(deleted > 0);
+    let after = w.recording(&id).await;
+    let first_before = before["frames"][0]["seq"].as_i64().unwrap();
+    let first_after = after["frames"][0]["seq"].as_i64().unwrap();
+    assert!(first_after > first_before, "oldest went first");
+    // New frames keep arriving; what was there at retention time fit the limit.
+    let at_retention: i64 = after["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["seq"].as_i64().unwrap()
+                <= before["frames"].as_array().unwrap().last().unwrap()["seq"]
+                    .as_i64()
+                    .unwrap()
+        })
+        .map(|f| f["bytes"].as_i64().unwrap())
+        .sum();
+    assert!(at_retention <= 30_000, "{at_retention}");
+    let (s, _) = call(
+        "GET",
+        format!("{}{}", w.base, before["frames"][0]["url"].as_str().unwrap()),
+        Some(&w.owner),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "deleted frame is gone");
     w.stop().await;
 }

@@ -1,0 +1,699 @@
+//! `threshold bench liveness --cameras N --hz H --duration S`: how fast the hub notices
+//! that a camera went silent, at scale.
+//!
+//! The bench process runs a real hub (SQLite in a temporary folder, the embedded MQTT
+//! broker or an external one) with N cameras enrolled in N homes, each home with a
+//! delivery whose session is open (state `inside`), so a camera that stops being live
+//! raises the real critical alert `camera_lost_during_delivery` through the real path
+//! (monitor transition -> effects task -> database, audit log, event bus, webhooks).
+//!
+//! The cameras run in a second process started from the same binary
+//! ([`run_devices`]), because one process may hold at most ~20000 open files and each
+//! side holds one socket per camera. Each simulated camera has its own Ed25519 key and
+//! broker login and speaks the real protocol: an MQTT 5 connection of its own, and a
+//! signed `heartbeat` every 1/H s announcing a new frame (sequence, capture time,
+//! digest, changing thumbnail). After all are live, 1% of them (at least one) go silent
+//! at random instants between 20% and 70% of the run, keeping their connection open
+//! as a jammed camera would. Latency is measured from each silenced camera's last
+//! message (its send time, same machine clock) to the hub's alert (`created_ms`).
+//!
+//! The JSON line printed also carries the live window used (default two heartbeat
+//! periods: a camera is live while its newest announced frame arrived within the
+//! window), the hub's detection latency (monitor transition) next to the alert latency,
+//! and the hub process's CPU and memory (the embedded broker runs inside it).
+
+use crate::config::HubConfig;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::io::BufRead as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use threshold_proto::body::{FrameSummary, Heartbeat, OutboxStats};
+use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Kills the device process if the bench ends early.
+struct ChildGuard(std::process::Child);
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct LivenessBench {
+    pub cameras: usize,
+    /// Heartbeats per second per camera.
+    pub hz: f64,
+    pub duration_s: u64,
+    /// Share of cameras silenced (default 0.01).
+    pub silence_fraction: f64,
+    /// Live window; default two heartbeat periods (at least 250 ms).
+    pub live_window_ms: Option<i64>,
+    /// External broker (`mqtt://host:port`); default the embedded broker.
+    pub mqtt_url: Option<String>,
+    /// Program and leading arguments that start the device process; [`run`] appends
+    /// `--creds FILE --broker HOST:PORT --prefix P --hz H --duration S --silence F --seed N`.
+    /// The CLI passes `[current_exe, "bench", "liveness-devices"]`.
+    pub devices_command: Vec<OsString>,
+}
+
+/// Arguments of the device process (`threshold bench liveness-devices`).
+#[derive(Clone, Debug)]
+pub struct DevicesArgs {
+    pub creds: PathBuf,
+    pub broker: String,
+    pub prefix: String,
+    pub hz: f64,
+    pub duration_s: u64,
+    pub silence_fraction: f64,
+    pub seed: u64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// User+system CPU seconds of this process (Linux `/proc`; 0 elsewhere). Clock ticks
+/// are assumed to be 100 per second (the Linux default).
+fn cpu_seconds() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command name: state is field 3, utime 14, stime 15 (1-based).
+    let get = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (get(14) + get(15)) / 100.0
+}
+
+fn status_bytes(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted.get(i).copied()
+}
+
+/// Run the bench; returns the JSON line's value.
+pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        b.cameras >= 1 && b.cameras <= 19_000,
+        "--cameras must be 1..=19000"
+    );
+    anyhow::ensure!(b.hz > 0.0 && b.hz <= 20.0, "--hz must be in (0, 20]");
+    anyhow::ensure!(b.duration_s >= 10, "--duration must be at least 10 s");
+    anyhow::ensure!(!b.devices_command.is_empty(), "no device process command");
+    let period_ms = (1000.0 / b.hz).round() as i64;
+    let window = b.live_window_ms.unwrap_or((2 * period_ms).max(250));
+    let dir = threshold_store::testing::TempDir::new("bench-liveness")?;
+    let free = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let cfg = HubConfig {
+        data_dir: dir.path().to_owned(),
+        http_addr: "127.0.0.1:0".parse()?,
+        mqtt_url: b.mqtt_url.clone(),
+        embedded_mqtt_addr: free,
+        mqtt_topic_prefix: format!("bench-{}", &threshold_store::new_id()[..8]),
+        live_window_ms: window,
+        offline_after_ms: (window * 4).max(5000),
+        heartbeat_ms: period_ms.min(window - 1).max(20),
+        ..Default::default()
+    };
+    cfg.validate()?;
+
+    // Enrol everything before the hub starts, so it loads the devices as at any start.
+    eprintln!("bench: enrolling {} cameras", b.cameras);
+    let creds_path = dir.path().join("creds.txt");
+    {
+        let store = threshold_store::Store::connect(&cfg.database_url()).await?;
+        let now = now_ms();
+        let hash = "$argon2id$unused";
+        let owner = store
+            .create_user(
+                threshold_store::Role::Owner,
+                "bench-owner",
+                "Bench owner",
+                hash,
+                now,
+            )
+            .await?;
+        let courier = store
+            .create_user(
+                threshold_store::Role::Courier,
+                "bench-courier",
+                "Bench courier",
+                hash,
+                now,
+            )
+            .await?;
+        let dispatcher = store
+            .create_user(
+                threshold_store::Role::Dispatcher,
+                "bench-dispatch",
+                "Bench dispatcher",
+                hash,
+                now,
+            )
+            .await?;
+        let mut creds = String::new();
+        for i in 0..b.cameras {
+            let home = store
+                .create_home(
+                    threshold_store::NewHome {
+                        owner_id: &owner.id,
+                        name: &format!("home {i}"),
+                        lat: 0.0,
+                        lon: 0.0,
+                        geofence_m: 50.0,
+                    },
+                    now,
+                )
+                .await?;
+            let key = DeviceKey::generate().map_err(|e| anyhow::anyhow!("random: {e}"))?;
+            let id = key.device_id();
+            let mut pw = [0u8; 16];
+            getrandom::getrandom(&mut pw).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+            let pw = hex::encode(pw);
+            store
+                .enrol_device(
+                    &id.to_hex(),
+                    &home.id,
+                    "camera",
+                    &format!("camera {i}"),
+                    &key.public().to_hex(),
+                    &crate::auth::sha256_hex(&pw),
+                    now,
+                )
+                .await?;
+            let d = store
+                .create_delivery(
+                    &home.id,
+                    &courier.id,
+                    &dispatcher.id,
+                    now - 3_600_000,
+                    now + 24 * 3_600_000,
+                    &format!("BENCH-{i}"),
+                    "inside",
+                    now,
+                )
+                .await?;
+            store
+                .transition_delivery(&d.id, &["scheduled"], "inside", now)
+                .await?;
+            creds.push_str(&format!(
+                "{} {} {pw}\n",
+                id.to_hex(),
+                hex::encode(key.seed())
+            ));
+        }
+        std::fs::write(&creds_path, creds)?;
+        store.close().await;
+    }
+
+    let hub = crate::start(cfg.clone()).await?;
+    let state = hub.state.clone();
+    let mut bus = state.bus.subscribe();
+    let alerts: Arc<std::sync::Mutex<Vec<(String, i64)>>> = Arc::default();
+    let detections: Arc<std::sync::Mutex<Vec<(String, i64)>>> = Arc::default();
+    {
+        let (alerts, detections) = (alerts.clone(), detections.clone());
+        tokio::spawn(async move {
+            loop {
+                match bus.recv().await {
+                    Ok(e) => {
+                        let dev = e.data["device_id"].as_str().unwrap_or("").to_owned();
+                        if e.event_type == "alert"
+                            && e.data["kind"] == "camera_lost_during_delivery"
+                        {
+                            let at = e.data["created_ms"].as_i64().unwrap_or(e.time_ms);
+                            alerts
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((dev, at));
+                        } else if e.event_type == "device.liveness"
+                            && e.data["change"]["from"] == "live"
+                        {
+                            detections
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((dev, e.time_ms));
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        eprintln!("bench: event bus lagged, {n} events lost");
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+
+    let mut seed = [0u8; 8];
+    getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+    let mut cmd = std::process::Command::new(&b.devices_command[0]);
+    cmd.args(&b.devices_command[1..])
+        .arg("--creds")
+        .arg(&creds_path)
+        .arg("--broker")
+        .arg(format!("{}:{}", hub.mqtt_host, hub.mqtt_port))
+        .arg("--prefix")
+        .arg(&cfg.mqtt_topic_prefix)
+        .arg("--hz")
+        .arg(b.hz.to_string())
+        .arg("--duration")
+        .arg(b.duration_s.to_string())
+        .arg("--silence")
+        .arg(b.silence_fraction.to_string())
+        .arg("--seed")
+        .arg(u64::from_le_bytes(seed).to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = ChildGuard(cmd.spawn()?);
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut stdin = child
+        .0
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    let (line_tx, mut out) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout).lines() {
+            match l {
+                Ok(l) => {
+                    if line_tx.send(l).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    let ready = tokio::time::timeout(Duration::from_secs(300), out.recv()).await?;
+    anyhow::ensure!(
+        ready.as_deref().is_some_and(|l| l.starts_with("READY")),
+        "device process did not get ready: {ready:?}"
+    );
+    let live_count = |st: &crate::AppState| {
+        let now = st.clock.now_ms();
+        let lc = st.config.liveness();
+        let mut n = 0usize;
+        st.registry.for_each(|e| {
+            if e.liveness.state(now, &lc) == threshold_core::liveness::Liveness::Live {
+                n += 1;
+            }
+        });
+        n
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while live_count(&state) < b.cameras {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {} cameras live after 120 s",
+            live_count(&state),
+            b.cameras
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Warm-up transitions (cameras coming up) are not part of the measurement.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alerts.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    detections.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    let accepted = || {
+        state
+            .metrics
+            .accepted
+            .get_or_create(&crate::metrics::KindLabel {
+                kind: "heartbeat".into(),
+            })
+            .get()
+    };
+    let (cpu0, acc0, t0) = (cpu_seconds(), accepted(), now_ms());
+    stdin.write_all(b"GO\n")?;
+    stdin.flush()?;
+    let result_line = tokio::time::timeout(Duration::from_secs(b.duration_s + 120), out.recv())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("device process ended without a result"))?;
+    let (cpu1, acc1, t1) = (cpu_seconds(), accepted(), now_ms());
+    let rss = status_bytes("VmRSS:");
+    let rss_peak = status_bytes("VmHWM:");
+    drop(child);
+    // Late alerts for cameras silenced near the end.
+    tokio::time::sleep(Duration::from_millis((3 * window).max(3000) as u64)).await;
+    let devices: serde_json::Value = serde_json::from_str(&result_line)?;
+    let silenced: HashMap<String, i64> = devices["silenced"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| Some((s["id"].as_str()?.to_owned(), s["last_sent_ms"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let alerts = alerts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let detections = detections.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut latencies = Vec::new();
+    let mut detect_lat = Vec::new();
+    let mut false_alerts = 0u64;
+    let mut alerted: HashSet<String> = HashSet::new();
+    // Every camera stops at the end of the run; alerts after that are not false.
+    let end = t0 + (b.duration_s * 1000) as i64;
+    for (dev, at) in &alerts {
+        match silenced.get(dev) {
+            None if *at >= end => {}
+            Some(last) if at >= last => {
+                if alerted.insert(dev.clone()) {
+                    latencies.push(at - last);
+                }
+            }
+            _ => false_alerts += 1,
+        }
+    }
+    for (dev, at) in &detections {
+        if let Some(last) = silenced.get(dev) {
+            if at >= last {
+                detect_lat.push(at - last);
+            }
+        }
+    }
+    latencies.sort_unstable();
+    detect_lat.sort_unstable();
+    let missed = silenced.len() - alerted.len();
+    let secs = ((t1 - t0) as f64 / 1000.0).max(0.001);
+    hub.stop().await;
+    Ok(json!({
+        "cameras": b.cameras,
+        "hz": b.hz,
+        "duration_s": b.duration_s,
+        "messages_per_s": ((acc1 - acc0) as f64 / secs).round(),
+        "alert_latency_ms": {
+            "p50": percentile(&latencies, 0.50),
+            "p99": percentile(&latencies, 0.99),
+            "max": latencies.last(),
+        },
+        "missed_alerts": missed,
+        "false_alerts": false_alerts,
+        "hub_cpu_percent": (((cpu1 - cpu0) / secs) * 1000.0).round() / 10.0,
+        "hub_rss_bytes": rss,
+        "hub_rss_peak_bytes": rss_peak,
+        "silenced": silenced.len(),
+        "live_window_ms": window,
+        "detect_latency_ms": {
+            "p50": percentile(&detect_lat, 0.50),
+            "p99": percentile(&detect_lat, 0.99),
+            "max": detect_lat.last(),
+        },
+        "broker": if b.mqtt_url.is_some() { "external" } else { "embedded" },
+        "device_messages_sent": devices["sent"],
+    }))
+}
+
+/// Minimal MQTT 5 client pieces: CONNECT, PUBLISH (QoS 0), PINGREQ.
+fn varint(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+fn mqtt_str(s: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+fn connect_packet(client_id: &str, user: &str, pass: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    mqtt_str(b"MQTT", &mut v);
+    v.push(5); // protocol level
+    v.push(0b1100_0010); // username, password, clean start
+    v.extend_from_slice(&60u16.to_be_bytes()); // keep alive
+    v.push(0); // properties
+    mqtt_str(client_id.as_bytes(), &mut v);
+    mqtt_str(user.as_bytes(), &mut v);
+    mqtt_str(pass.as_bytes(), &mut v);
+    let mut p = vec![0x10];
+    varint(v.len(), &mut p);
+    p.extend_from_slice(&v);
+    p
+}
+
+fn publish_packet(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(topic.len() + payload.len() + 8);
+    mqtt_str(topic.as_bytes(), &mut v);
+    v.push(0); // properties
+    v.extend_from_slice(payload);
+    let mut p = vec![0x30];
+    varint(v.len(), &mut p);
+    p.extend_from_slice(&v);
+    p
+}
+
+/// xorshift64*: reproducible choices from the seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Cam {
+    key: DeviceKey,
+    id: DeviceId,
+    pass: String,
+}
+
+async fn connect(c: &Cam, broker: &str) -> anyhow::Result<tokio::net::TcpStream> {
+    let mut s = tokio::net::TcpStream::connect(broker).await?;
+    s.set_nodelay(true)?;
+    let hex_id = c.id.to_hex();
+    s.write_all(&connect_packet(&hex_id, &hex_id, &c.pass))
+        .await?;
+    let mut hdr = [0u8; 2];
+    s.read_exact(&mut hdr).await?;
+    anyhow::ensure!(
+        hdr[0] == 0x20,
+        "expected CONNACK, got packet type {:#x}",
+        hdr[0]
+    );
+    let mut rest = vec![0u8; usize::from(hdr[1] & 0x7f)];
+    s.read_exact(&mut rest).await?;
+    anyhow::ensure!(
+        rest.get(1) == Some(&0),
+        "broker refused the connection: {rest:?}"
+    );
+    Ok(s)
+}
+
+/// The device process: connect every camera, print `READY`, wait for `GO` on stdin,
+/// send heartbeats for the duration, silence some, print one JSON result line.
+pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&a.creds)?;
+    let mut cams = Vec::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(_id), Some(seed), Some(pass)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let mut s = [0u8; 32];
+        hex::decode_to_slice(seed, &mut s)?;
+        let key = DeviceKey::from_seed(&s);
+        cams.push(Arc::new(Cam {
+            id: key.device_id(),
+            key,
+            pass: pass.to_owned(),
+        }));
+    }
+    let n = cams.len();
+    let sem = Arc::new(tokio::sync::Semaphore::new(128));
+    let mut conns = Vec::with_capacity(n);
+    for c in &cams {
+        let (c, broker, sem) = (c.clone(), a.broker.clone(), sem.clone());
+        conns.push(tokio::spawn(async move {
+            let _p = sem.acquire().await;
+            let mut tries = 0;
+            loop {
+                match connect(&c, &broker).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) if tries < 20 => {
+                        tries += 1;
+                        tracing::debug!(error = %e, "connect retry");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }));
+    }
+    let mut streams = Vec::with_capacity(n);
+    for h in conns {
+        streams.push(h.await??);
+    }
+    // Heartbeats start now (warm-up: the hub must see every camera live); the measured
+    // run, and the silencing, start at GO.
+    let dur_ms = (a.duration_s * 1000) as i64;
+    let mut rng = Rng(a.seed | 1);
+    let k = ((n as f64 * a.silence_fraction).round() as usize).clamp(1, n);
+    let mut silence_after: HashMap<usize, i64> = HashMap::new();
+    while silence_after.len() < k {
+        let i = (rng.next() % n as u64) as usize;
+        let after = ((0.2 + 0.5 * rng.unit()) * dur_ms as f64) as i64;
+        silence_after.entry(i).or_insert(after);
+    }
+    let go_at = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let period = Duration::from_secs_f64(1.0 / a.hz);
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(n);
+    for (i, (c, mut s)) in cams.into_iter().zip(streams).enumerate() {
+        let phase = Duration::from_secs_f64(rng.unit() / a.hz);
+        let stop_after = silence_after.get(&i).copied();
+        let (sent, go_at, topic) = (
+            sent.clone(),
+            go_at.clone(),
+            threshold_proto::topic::uplink(&a.prefix, &c.id),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut iv = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seq = 0u64;
+            let mut last_sent = None;
+            loop {
+                iv.tick().await;
+                let now = now_ms();
+                let start = go_at.load(Ordering::SeqCst);
+                if start > 0 {
+                    if now - start >= dur_ms {
+                        break;
+                    }
+                    if stop_after.is_some_and(|t| now >= start + t) {
+                        // Jammed: silent, connection left open until the end.
+                        let left = (start + dur_ms - now).max(0) as u64;
+                        tokio::time::sleep(Duration::from_millis(left)).await;
+                        break;
+                    }
+                }
+                seq += 1;
+                let thumb: String = (0..64u64)
+                    .map(|j| format!("{:02x}", (seq.wrapping_mul(37).wrapping_add(j * 11)) % 256))
+                    .collect();
+                let hb = Heartbeat {
+                    frame: Some(FrameSummary {
+                        seq,
+                        time_ms: now,
+                        sha256: format!("{:064x}", seq),
+                        thumb,
+                    }),
+                    outbox: OutboxStats::default(),
+                };
+                let body = serde_json::to_vec(&hb).unwrap_or_default();
+                let m = SignedMessage::sign(&c.key, Kind::Heartbeat, c.id, seq, now, body);
+                if s.write_all(&publish_packet(&topic, m.as_bytes()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                last_sent = Some(now_ms());
+                if start > 0 {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            (c.id.to_hex(), stop_after.and(last_sent), s)
+        }));
+    }
+    println!("READY {n}");
+    std::io::stdout().flush()?;
+    let line = tokio::task::spawn_blocking(|| {
+        let mut l = String::new();
+        std::io::stdin().read_line(&mut l).map(|_| l)
+    })
+    .await??;
+    anyhow::ensure!(line.trim() == "GO", "expected GO");
+    go_at.store(now_ms(), Ordering::SeqCst);
+    let mut silenced = Vec::new();
+    let mut keep = Vec::new();
+    for t in tasks {
+        let (id, last, s) = t.await?;
+        keep.push(s);
+        if let Some(l) = last {
+            silenced.push(json!({"id": id, "last_sent_ms": l}));
+        }
+    }
+    println!(
+        "{}",
+        json!({"sent": sent.load(Ordering::Relaxed), "silenced": silenced})
+    );
+    std::io::stdout().flush()?;
+    drop(keep);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_packets_encode_lengths() {
+        let mut v = Vec::new();
+        varint(321, &mut v);
+        assert_eq!(v, vec![0xC1, 0x02]);
+        let p = publish_packet("a/b", b"xyz");
+        assert_eq!(
+            p,
+            vec![0x30, 9, 0, 3, b'a', b'/', b'b', 0, b'x', b'y', b'z']
+        );
+        let c = connect_packet("id", "id", "pw");
+        assert_eq!(c[0], 0x10);
+        assert_eq!(usize::from(c[1]), c.len() - 2);
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+}
