@@ -412,6 +412,58 @@ async fn story(cfg: HubConfig) {
     let key2 = DeviceKey::generate().unwrap();
     let (s, _) = call("POST", format!("{base}/api/v1/enrol"), None, Some(json!({"pairing_code": code, "public_key": key2.public().to_hex(), "kind": "camera", "proof": proof(&key2, &code)}))).await;
     assert_eq!(s, 404, "a pairing code works once");
+    let (s, b) = call("POST", format!("{base}/api/v1/enrol"), None, Some(json!({"pairing_code": "X", "public_key": pk, "kind": "camera", "proof": proof(&key, "X")}))).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("already_enrolled")),
+        "{b}"
+    );
+    // A code asked for the wrong kind is not used up by the mistake.
+    let (_, pc2) = call(
+        "POST",
+        format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
+        Some(owner.clone()),
+        Some(json!({"kind": "lock", "name": "Door"})),
+    )
+    .await;
+    let code2 = pc2["code"].as_str().unwrap().to_owned();
+    let key3 = DeviceKey::generate().unwrap();
+    let body3 = |kind: &str| json!({"pairing_code": code2, "public_key": key3.public().to_hex(), "kind": kind, "proof": proof(&key3, &code2), "future_member": 1});
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/enrol"),
+        None,
+        Some(body3("camera")),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("kind_mismatch")),
+        "{b}"
+    );
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/enrol"),
+        None,
+        Some(body3("lock")),
+    )
+    .await;
+    assert_eq!(
+        s, 201,
+        "unknown members are ignored and the code still works: {b}"
+    );
+    let upper = key2.public().to_hex().to_uppercase();
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/enrol"),
+        None,
+        Some(json!({"pairing_code": "X", "public_key": upper, "kind": "camera", "proof": "00"})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_public_key"))
+    );
 
     let mq = &en["mqtt"];
     let (host, port) = (
@@ -535,12 +587,14 @@ async fn story(cfg: HubConfig) {
     };
     let e1 = SignedMessage::sign(&key, Kind::Event, dev_id, 1, now_ms(), ev("door_opened"));
     let e3 = SignedMessage::sign(&key, Kind::Event, dev_id, 3, now_ms(), ev("door_closed"));
+    let e4 = SignedMessage::sign(&key, Kind::Event, dev_id, 4, now_ms(), ev("Not A Type!"));
     dev.publish_raw(&dev_id, e1.as_bytes().to_vec()).await;
     dev.publish_raw(&dev_id, e1.as_bytes().to_vec()).await;
     dev.publish_raw(&dev_id, e3.as_bytes().to_vec()).await;
+    dev.publish_raw(&dev_id, e4.as_bytes().to_vec()).await;
     let mut acked = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while acked.len() < 2 && tokio::time::Instant::now() < deadline {
+    while acked.len() < 3 && tokio::time::Instant::now() < deadline {
         if let Ok(Some(raw)) =
             tokio::time::timeout(Duration::from_secs(1), dev.downlink.recv()).await
         {
@@ -557,7 +611,11 @@ async fn story(cfg: HubConfig) {
             }
         }
     }
-    assert_eq!(acked.into_iter().collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(
+        acked.into_iter().collect::<Vec<_>>(),
+        vec![1, 3, 4],
+        "a malformed record is kept and acknowledged too"
+    );
     let tl_url = format!("{base}/api/v1/homes/{home_id}/timeline");
     eventually(10, "gap on the timeline", || {
         let (u, o) = (tl_url.clone(), owner.clone());

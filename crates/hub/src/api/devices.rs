@@ -129,7 +129,8 @@ pub async fn enrol(
     let now = st.clock.now_ms();
     let device_id = key.device_id();
     if st.store.device_any(&device_id.to_hex()).await.is_ok() {
-        return Err(ApiError::Conflict(
+        return Err(ApiError::ConflictCode(
+            "already_enrolled",
             "this device key is already enrolled; generate a new key to enrol again".into(),
         ));
     }

@@ -96,7 +96,9 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
     if msg.time_ms <= 0 {
         return Err(Rejection::Clock("clock_skew"));
     }
-    if msg.kind != Kind::Frame && msg.body.len() > MAX_JSON_BODY {
+    // Oversized live messages are refused; an oversized event record is still kept
+    // (as malformed, below) so the device can stop re-sending it.
+    if msg.kind.seq_space() == SeqSpace::Transport && msg.body.len() > MAX_JSON_BODY {
         return Err(Rejection::BadBody(format!(
             "body of {} bytes exceeds {MAX_JSON_BODY}",
             msg.body.len()
@@ -307,7 +309,12 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
     }
     // A record whose body cannot be read is still the device's signed word: keep it
     // as "malformed" rather than lose it, and count the rejection of its contents.
-    let (event_type, detail) = match msg.json::<Event>() {
+    let parsed = if msg.body.len() > MAX_JSON_BODY {
+        serde_json::from_slice::<Event>(b"{\"type\":\"Oversized\"}")
+    } else {
+        msg.json::<Event>()
+    };
+    let (event_type, detail) = match parsed {
         Ok(ev)
             if valid_event_type(&ev.event_type)
                 && (ev.detail.is_object() || ev.detail.is_null()) =>
@@ -405,7 +412,6 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         if arrival == Arrival::Duplicate {
             return Ok((arrival, false));
         }
-        e.frames.record(msg.seq);
         // A frame only counts toward liveness if it is newer than anything announced
         // and its capture time is recent; backlog frames are history, not liveness.
         // A frame older than the newest one announced (by heartbeat or frame) is late:
@@ -451,9 +457,13 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         .await
         .is_err()
     {
-        // Not acknowledged: the camera keeps it in its outbox.
+        // Not recorded as seen and not acknowledged: the camera keeps it in its outbox
+        // and its next attempt is treated as new.
         return Err(Rejection::Storage);
     }
+    state
+        .registry
+        .with(&msg.device, |e| e.frames.record(msg.seq));
     send_ack(
         state,
         msg.device,
