@@ -76,7 +76,8 @@ pub fn render(width: u32, height: u32, now_ms: i64) -> Vec<u8> {
     let text = clock_text(now_ms);
     let chars = text.chars().count();
     let scale = ((w.saturating_sub(8)) / (chars * 4)).max(1);
-    let (ox, oy) = (4usize, 4usize);
+    // Bottom edge: viewers overlay their LIVE/STALE badge at the top left.
+    let (ox, oy) = (4usize, h.saturating_sub(5 * scale + 4).max(2));
     // Dark backing plate so the digits read on any background.
     for y in oy.saturating_sub(2)..(oy + 5 * scale + 2).min(h) {
         for x in ox.saturating_sub(2)..(ox + chars * 4 * scale).min(w) {
