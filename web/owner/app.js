@@ -595,8 +595,7 @@ async function settingsPage() {
   if (app.features.paths.includes("/api/v1/homes/{id}/guests")) for (const home of homes) body.append(await guestsSection(home));
   if (app.features.paths.includes("/api/v1/webhooks")) body.append(await webhooksSection());
   if (!homes.length) body.append(h("p", { text: "Add a home first." }));
-  body.append(h("section", { class: "card" }, h("h2", { text: "Notifications" }),
-    h("p", { class: "muted", text: "Alerts appear here live while this page is open. Push notifications with the page closed are not available yet." })));
+  body.append(await pushSection());
   fill(main, body);
 }
 
@@ -635,6 +634,64 @@ function homeSettings(home) {
     } catch (ex) { status.textContent = `Not saved: ${ex.message}`; }
   });
   return form;
+}
+
+function b64urlBytes(s) {
+  const bin = atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+/** Web Push: critical alerts as system notifications while no page is open. */
+async function pushSection() {
+  const status = h("p", { id: "push-status", "aria-live": "polite" });
+  const sec = h("section", { class: "card", id: "push", "aria-labelledby": "push-title" },
+    h("h2", { id: "push-title", text: "Notifications" }),
+    h("p", { class: "muted", text: "Alerts appear on this page live while it is open." }), status);
+  let key;
+  try { key = (await api("GET", "/push/key")).public_key; } catch {
+    status.textContent = "Push notifications are not available on this hub.";
+    return sec;
+  }
+  if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) {
+    status.textContent = "This browser cannot receive push notifications.";
+    return sec;
+  }
+  const on = h("button", { type: "button", id: "push-on", text: "Notify me of critical alerts on this device" });
+  const off = h("button", { type: "button", id: "push-off", class: "secondary", text: "Stop notifications on this device" });
+  sec.append(on, off);
+  const show = async () => {
+    const reg = await navigator.serviceWorker.getRegistration("/");
+    const sub = reg && await reg.pushManager.getSubscription();
+    on.hidden = !!sub;
+    off.hidden = !sub;
+    status.textContent = sub ? "Critical alerts are pushed to this device." : "Push notifications are off on this device.";
+    status.dataset.state = sub ? "on" : "off";
+  };
+  on.addEventListener("click", async () => {
+    on.disabled = true;
+    try {
+      const reg = await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+      await navigator.serviceWorker.ready;
+      if (await Notification.requestPermission() !== "granted") throw new Error("Notifications are blocked for this site in the browser's settings.");
+      const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlBytes(key) });
+      await api("POST", "/push/subscriptions", sub.toJSON());
+      await show();
+      announce("Notifications on");
+    } catch (e) {
+      status.textContent = `Could not turn on notifications: ${e.message || e}`;
+    } finally { on.disabled = false; }
+  });
+  off.addEventListener("click", async () => {
+    const reg = await navigator.serviceWorker.getRegistration("/");
+    const sub = reg && await reg.pushManager.getSubscription();
+    if (sub) {
+      await api("DELETE", "/push/subscriptions", { endpoint: sub.endpoint }).catch(() => {});
+      await sub.unsubscribe().catch(() => {});
+    }
+    await show();
+  });
+  await show().catch(() => { status.textContent = "Push notifications are off on this device."; });
+  return sec;
 }
 
 /** Webhooks: add (the signing secret is shown once), remove, and each one's delivery log. */

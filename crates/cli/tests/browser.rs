@@ -1041,6 +1041,21 @@ async fn owner_and_courier_apps_in_chromium() {
     .await;
     assert_eq!(h["in_home_enabled"], json!(false), "{h}");
     assert_eq!(h["allowed_hours"]["start_minute"], json!(480), "{h}");
+    // Push notifications: offered, and the service worker is served and registers.
+    o.wait(
+        "push notifications offered",
+        "['on', 'off'].includes(document.querySelector('#push-status')?.dataset.state)",
+        Duration::from_secs(10),
+    )
+    .await;
+    let scope = o
+        .eval("navigator.serviceWorker.register('/sw.js', {scope: '/'}).then(r => r.scope).catch(e => 'error: ' + e)")
+        .await;
+    assert_eq!(
+        scope,
+        json!(format!("http://{proxy_addr}/")),
+        "service worker registered"
+    );
     o.screenshot("owner-settings").await;
 
     // Sign out.

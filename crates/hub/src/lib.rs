@@ -24,6 +24,7 @@ pub mod hubkey;
 pub mod live;
 pub mod media;
 pub mod metrics;
+pub mod push;
 pub mod recording;
 pub mod state;
 pub mod web;

@@ -4,6 +4,7 @@
 //! - `/` and `/index.html`: the owner app
 //! - `/courier/`: the courier app (`/courier` redirects there)
 //! - `/owner/*`, `/courier/*`, `/shared/*`: their scripts, styles and icons
+//! - `/sw.js`: the service worker that shows pushed critical alerts
 
 use axum::extract::Path;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -44,6 +45,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("shared/style.css", "text/css; charset=utf-8"),
     asset!("shared/icon.svg", "image/svg+xml"),
     asset!("owner/manifest.webmanifest", "application/manifest+json"),
+    asset!("sw.js", "text/javascript; charset=utf-8"),
 ];
 
 pub fn find(path: &str) -> Option<&'static Asset> {
@@ -120,6 +122,8 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/shared/{*rest}",
             get(|Path(rest): Path<String>| file("shared", rest)),
         )
+        // The service worker lives at the root so that its scope is the whole app.
+        .route("/sw.js", get(|| async { serve("sw.js") }))
         .route("/favicon.ico", get(|| async { serve("shared/icon.svg") }))
 }
 
