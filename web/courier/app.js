@@ -70,8 +70,9 @@ function signedIn(user) {
     },
     onEvent,
   });
-  if (!location.hash) location.hash = "#/";
-  route();
+  // Setting the hash fires hashchange, which routes; route only once.
+  if (!location.hash || location.hash === "#") location.hash = "#/";
+  else route();
 }
 
 document.getElementById("signout").addEventListener("click", async () => {

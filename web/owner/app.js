@@ -106,8 +106,9 @@ async function signedIn(user) {
   await detectFeatures();
   startEvents();
   loadAlerts().catch(() => {});
+  // Setting the hash fires hashchange, which routes; route only once.
   if (!location.hash || location.hash === "#/login") location.hash = "#/";
-  route();
+  else route();
 }
 
 function signedOut(message) {

@@ -282,6 +282,24 @@ impl Page {
         );
     }
 
+    /// Every form control has an accessible name; every image a text alternative.
+    async fn assert_labelled(&self, page: &str) {
+        let unlabelled = self
+            .eval(
+                "[...document.querySelectorAll('input, select, textarea, button')]
+                   .filter(e => !e.hidden && !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !(e.textContent || '').trim())
+                   .map(e => e.outerHTML.slice(0, 80))
+                 .concat([...document.querySelectorAll('img')].filter(i => !i.hasAttribute('alt')).map(i => 'img without alt'))",
+            )
+            .await;
+        assert_eq!(
+            unlabelled,
+            json!([]),
+            "[{}] {page}: controls without a name",
+            self.name
+        );
+    }
+
     async fn goto_hash(&self, hash: &str) {
         self.eval(&format!("location.hash = {}", js_str(hash)))
             .await;
@@ -744,6 +762,7 @@ async fn owner_and_courier_apps_in_chromium() {
     .await;
     o.click(".add-device button[type=submit]").await;
     o.wait("pairing code shown", "/^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$/.test((document.querySelector('#pairing-code')||{}).textContent||'')", Duration::from_secs(10)).await;
+    o.assert_labelled("home").await;
     o.screenshot("owner-home").await;
     o.wait(
         "events socket up",
@@ -810,6 +829,7 @@ async fn owner_and_courier_apps_in_chromium() {
             .all(|r| r.as_str().unwrap().len() > 20),
         "each reason has words: {reasons}"
     );
+    c.assert_labelled("delivery").await;
     c.screenshot("courier-refused").await;
 
     // --- The owner watches the live view; the courier is let in.
@@ -959,6 +979,7 @@ async fn owner_and_courier_apps_in_chromium() {
         Duration::from_secs(10),
     )
     .await;
+    o.assert_labelled("delivery").await;
     o.screenshot("owner-delivery-timeline").await;
 
     // The camera comes back: what it recorded during the outage is uploaded and shown
@@ -973,6 +994,16 @@ async fn owner_and_courier_apps_in_chromium() {
     o.eval("document.querySelector('#recording').scrollIntoView()")
         .await;
     o.screenshot("owner-recording-recovered").await;
+    // The deliveries list: this one is done.
+    o.goto_hash("#/deliveries").await;
+    o.wait(
+        "delivery listed as done",
+        &format!(
+            "!!document.querySelector('[data-group=done] li[data-delivery=\"{delivery_id}\"]')"
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
 
     // The lock by the same rule: its link is cut, "locked" turns into "unknown since";
     // remote unlock and lock show the lock's confirmed state as it arrives.
@@ -1056,6 +1087,7 @@ async fn owner_and_courier_apps_in_chromium() {
         json!(format!("http://{proxy_addr}/")),
         "service worker registered"
     );
+    o.assert_labelled("settings").await;
     o.screenshot("owner-settings").await;
 
     // Sign out.
