@@ -272,7 +272,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             .any(|d| d["state"] == "scheduled" && d["window_end_ms"].as_i64().unwrap_or(0) > now)
     });
     if !waiting {
-        let body = json!({"home_id": home_id, "courier_id": courier_id, "window_start_ms": now - 5 * 60_000, "window_end_ms": now + 2 * 3600_000, "parcel_ref": DEMO_PARCEL});
+        let body = json!({"home_id": home_id, "courier_id": courier_id, "window_start_ms": now - 5 * 60_000, "window_end_ms": now + 2 * 3_600_000, "parcel_ref": DEMO_PARCEL});
         let (s, b) = http(
             "POST",
             format!("{base}/api/v1/deliveries"),
