@@ -204,6 +204,7 @@ async fn bench(
     let prefix = cfg.mqtt_topic_prefix.clone();
     let mut clients = Vec::new();
     let unlock_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let transit: Arc<Mutex<Vec<f64>>> = Arc::default();
     let pending: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let conns = args.device_connections.max(1);
     for c in 0..conns {
@@ -218,12 +219,16 @@ async fn bench(
         }
         o.set_keep_alive(Duration::from_secs(30));
         o.set_max_packet_size(Some(1 << 20));
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        o.set_network_options(net);
         let (client, mut el) = AsyncClient::new(o, 10_000);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready_tx = Some(ready_tx);
         let subscriber = c == 0;
         let c2 = client.clone();
         let filter = format!("{prefix}/v1/dev/+/down");
+        let transit_ms = transit.clone();
         let (devices, index, unlock_ms, pending, hub_pub) = (
             devices.clone(),
             index.clone(),
@@ -272,6 +277,9 @@ async fn bench(
                             continue;
                         }
                         let retracted = Instant::now();
+                        if let Ok(mut v) = transit_ms.lock() {
+                            v.push((now_ms() - m.time_ms) as f64);
+                        }
                         if let Some(id) = tok.grant.strip_prefix("delivery:") {
                             let start = pending.lock().ok().and_then(|mut m| m.remove(id));
                             if let (Some(s), Ok(mut v)) = (start, unlock_ms.lock()) {
@@ -528,6 +536,8 @@ async fn bench(
     lat.sort_by(|a, b| a.total_cmp(b));
     let mut ub = unlock_ms.lock().map(|v| v.clone()).unwrap_or_default();
     ub.sort_by(|a, b| a.total_cmp(b));
+    let mut tr = transit.lock().map(|v| v.clone()).unwrap_or_default();
+    tr.sort_by(|a, b| a.total_cmp(b));
     let decisions = lat.len() as f64;
     for c in clients {
         let _ = c.disconnect().await;
@@ -543,6 +553,7 @@ async fn bench(
         "refused": refused.load(Ordering::Relaxed),
         "errors": errors.load(Ordering::Relaxed),
         "unlocks_measured": ub.len(),
+        "signed_to_bolt_ms": {"p50": pct(&tr, 0.50), "p99": pct(&tr, 0.99)},
         "database": if args.database_url.is_some() { "external" } else { "sqlite" },
         "broker": if args.mqtt_url.is_some() { "external" } else { "embedded" },
     }))

@@ -141,7 +141,7 @@ pub async fn get(
     let d = visible(&st, &p, &id).await?;
     let mut v = serde_json::to_value(DeliveryJson::from(&d)).unwrap_or(json!({}));
     // Law 1: the courier and the owner see the lock as it truly is.
-    v["lock"] = crate::deliveries::lock_view(&st, &d.home_id);
+    v["lock"] = crate::deliveries::lock_view(&st, &d.home_id).await;
     v["approved"] = json!(d.approved);
     if p.user.role == Role::Owner {
         let tl = st.store.delivery_timeline(&d.id).await?;

@@ -168,8 +168,8 @@ pub async fn unlock(
         .await
         .map_err(|_| ApiError::NotFound("guest grant"))?;
     let now = st.clock.now_ms();
-    let (camera, _cams) = home_liveness(&st, &g.home_id, DeviceKind::Camera);
-    let (lock, locks) = home_liveness(&st, &g.home_id, DeviceKind::Lock);
+    let (camera, _cams) = home_liveness(&st, &g.home_id, DeviceKind::Camera).await;
+    let (lock, locks) = home_liveness(&st, &g.home_id, DeviceKind::Lock).await;
     let reasons = refusals(&g, now, camera == Liveness::Live, lock == Liveness::Live);
     let allowed = reasons.is_empty();
     let grant = format!("guest:{}", g.id);

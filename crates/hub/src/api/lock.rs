@@ -31,7 +31,7 @@ pub async fn get(
         .home(owner, extract::id(&id)?)
         .await
         .map_err(|_| ApiError::NotFound("home"))?;
-    Ok(Json(lock_view(&st, &h.id)))
+    Ok(Json(lock_view(&st, &h.id).await))
 }
 
 #[utoipa::path(post, path = "/api/v1/homes/{id}/lock/unlock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404), (status = 409)))]
@@ -47,7 +47,7 @@ pub async fn unlock(
         .await
         .map_err(|_| ApiError::NotFound("home"))?;
     let now = st.clock.now_ms();
-    let (lock, locks) = home_liveness(&st, &h.id, DeviceKind::Lock);
+    let (lock, locks) = home_liveness(&st, &h.id, DeviceKind::Lock).await;
     let allowed = lock == Liveness::Live;
     let detail = json!({"allowed": allowed, "reasons": if allowed { vec![] } else { vec!["lock_offline"] }, "lock": lock.as_str()});
     crate::audit::record(
@@ -89,7 +89,7 @@ pub async fn lock(
         .home(&owner, extract::id(&id)?)
         .await
         .map_err(|_| ApiError::NotFound("home"))?;
-    let (lock, locks) = home_liveness(&st, &h.id, DeviceKind::Lock);
+    let (lock, locks) = home_liveness(&st, &h.id, DeviceKind::Lock).await;
     send_lock(&st, &locks, &p.actor(), "owner").await;
     let _ = st
         .store
@@ -104,6 +104,6 @@ pub async fn lock(
         .await;
     // Sent is not done: the state says "locked" only once a fresh report says so.
     Ok(Json(
-        json!({"sent": locks.len(), "lock": lock.as_str(), "state": lock_view(&st, &h.id)}),
+        json!({"sent": locks.len(), "lock": lock.as_str(), "state": lock_view(&st, &h.id).await}),
     ))
 }
