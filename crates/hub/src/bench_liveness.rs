@@ -337,7 +337,43 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         n
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut last_report = tokio::time::Instant::now();
     while live_count(&state) < b.cameras {
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = tokio::time::Instant::now();
+            let rejected: u64 = [
+                "replay",
+                "too_old",
+                "time_backwards",
+                "clock_skew",
+                "bad_signature",
+                "unknown_device",
+            ]
+            .iter()
+            .map(|r| {
+                state
+                    .metrics
+                    .rejected
+                    .get_or_create(&crate::metrics::ReasonLabel {
+                        reason: (*r).into(),
+                    })
+                    .get()
+            })
+            .sum();
+            eprintln!(
+                "bench: {} of {} live; heartbeats accepted {}, rejected {}",
+                live_count(&state),
+                b.cameras,
+                state
+                    .metrics
+                    .accepted
+                    .get_or_create(&crate::metrics::KindLabel {
+                        kind: "heartbeat".into()
+                    })
+                    .get(),
+                rejected
+            );
+        }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
             "only {} of {} cameras live after 120 s",

@@ -439,3 +439,29 @@ impl Store {
         rows.iter().map(wh_delivery).collect()
     }
 }
+
+impl Store {
+    /// Raise many devices' transport high-water marks in one transaction (one commit,
+    /// one sync) instead of one per device: at thousands of devices the per-device
+    /// commits would monopolise SQLite's single writer.
+    pub async fn raise_transport_hwms(
+        &self,
+        marks: &[(String, i64)],
+        last_seen_ms: i64,
+    ) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (id, seq) in marks {
+            sqlx::query("UPDATE devices SET transport_hwm = $1, last_seen_ms = $2 WHERE id = $3 AND transport_hwm < $1")
+                .bind(*seq)
+                .bind(last_seen_ms)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -191,18 +191,22 @@ pub async fn flush_hwm(state: &AppState) {
             dirty.push((e.id, h));
         }
     });
-    for (id, h) in dirty {
-        match state
-            .store
-            .raise_transport_hwm(&id.to_hex(), h as i64, now)
-            .await
-        {
+    // One transaction per flush, in chunks: per-device commits would monopolise the
+    // database at thousands of devices (see docs/performance.md, camera liveness).
+    for chunk in dirty.chunks(2000) {
+        let marks: Vec<(String, i64)> = chunk
+            .iter()
+            .map(|(id, h)| (id.to_hex(), *h as i64))
+            .collect();
+        match state.store.raise_transport_hwms(&marks, now).await {
             Ok(()) => {
-                state
-                    .registry
-                    .with(&id, |e| e.persisted_hwm = e.persisted_hwm.max(h));
+                for (id, h) in chunk {
+                    state
+                        .registry
+                        .with(id, |e| e.persisted_hwm = e.persisted_hwm.max(*h));
+                }
             }
-            Err(e) => tracing::error!(error = %e, "could not persist replay high-water mark"),
+            Err(e) => tracing::error!(error = %e, "could not persist replay high-water marks"),
         }
     }
 }
