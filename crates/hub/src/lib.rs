@@ -8,10 +8,10 @@
 
 pub mod api;
 pub mod audit;
-pub mod bench_unlock;
 pub mod auth;
 pub mod avi;
 pub mod bench_liveness;
+pub mod bench_unlock;
 pub mod clock;
 pub mod config;
 pub mod deliveries;
