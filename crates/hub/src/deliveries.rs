@@ -31,6 +31,47 @@ use threshold_store::{DeliveryRow, NewAlert, SessionRow};
 
 static SECURE_LIMIT_MS: AtomicI64 = AtomicI64::new(120_000);
 
+/// Homes with a delivered (or compromised) session waiting for a fresh
+/// closed-and-locked report; refreshed by the watcher, read on every lock report.
+static AWAITING_SECURE: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn awaiting(f: impl FnOnce(&mut std::collections::BTreeSet<String>)) {
+    let mut g = AWAITING_SECURE.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut g)
+}
+
+/// A lock's fresh signed state report was accepted: if it says closed and locked and
+/// a session of its home is waiting for exactly that, complete it now rather than at
+/// the watcher's next tick.
+pub fn on_fresh_state(state: &AppState, device: &DeviceId, s: &threshold_proto::body::State) {
+    if s.bolt != Some(BoltState::Locked) || s.door != Some(DoorState::Closed) {
+        return;
+    }
+    let Some(home) = state
+        .registry
+        .with(device, |e| {
+            (e.kind == DeviceKind::Lock).then(|| e.home_id.clone())
+        })
+        .flatten()
+    else {
+        return;
+    };
+    let mut waiting = false;
+    awaiting(|set| waiting = set.contains(&home));
+    if waiting {
+        let st = state.clone();
+        tokio::spawn(async move { try_complete(&st, &home).await });
+    }
+}
+
+/// The courier marked delivered: watch this home for a closed-and-locked report.
+pub fn await_secure(home_id: &str) {
+    awaiting(|set| {
+        set.insert(home_id.to_owned());
+    });
+}
+
 /// How long after "delivered" (or after the camera was lost) the hub waits for a
 /// fresh signed "closed and locked" before alerting.
 pub fn secure_limit_ms() -> i64 {
@@ -649,7 +690,7 @@ pub async fn try_complete(state: &AppState, home_id: &str) {
                 "door": "closed",
                 "bolt": "locked",
                 "camera_lost": d.compromised,
-                "clip": format!("/api/v1/deliveries/{}", d.id),
+                "clip": format!("/api/v1/deliveries/{}/recording", d.id),
             });
             let _ = state
                 .store
@@ -726,6 +767,7 @@ async fn watch_once(state: &AppState) {
             secure_alert(state, s, since, now).await;
         }
     }
+    awaiting(|set| *set = homes.clone());
     for h in homes {
         try_complete(state, &h).await;
     }

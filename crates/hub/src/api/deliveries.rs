@@ -218,6 +218,7 @@ pub async fn delivered(
         ));
     }
     let _ = st.store.session_delivered(&d.id, now).await;
+    crate::deliveries::await_secure(&d.home_id);
     crate::audit::record(
         &st,
         "delivery.delivered",

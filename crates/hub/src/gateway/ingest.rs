@@ -212,6 +212,9 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
         Outcome::Accepted => {
             state.metrics.accept(kind_name);
             monitor::on_fresh(state, &msg.device);
+            if let TransportBody::State(s) = &parsed {
+                crate::deliveries::on_fresh_state(state, &msg.device, s);
+            }
         }
         Outcome::Duplicate => {
             state
