@@ -783,6 +783,17 @@ async fn secure_alert(state: &AppState, s: &SessionRow, since: i64, now: i64) {
     {
         return;
     }
+    let lock = lock_state(state, &s.home_id).await;
+    // Camera lost while the courier was inside and never marked delivered, but the
+    // door is confirmed closed and locked right now: secure, nothing to alert.
+    if s.delivered_ms.is_none()
+        && matches!(
+            lock,
+            Some((Some(BoltState::Locked), Some(DoorState::Closed), true, _))
+        )
+    {
+        return;
+    }
     if !state
         .store
         .mark_secure_alert(&s.id, now)
@@ -794,7 +805,6 @@ async fn secure_alert(state: &AppState, s: &SessionRow, since: i64, now: i64) {
     let Ok(home) = state.store.home_any(&s.home_id).await else {
         return;
     };
-    let lock = lock_state(state, &s.home_id).await;
     let (bolt, door, fresh, at) = match &lock {
         Some((b, d, f, at)) => (
             b.map(|b| format!("{b:?}").to_lowercase()),
