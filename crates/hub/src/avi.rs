@@ -3,8 +3,9 @@
 //! VLC, ffmpeg and most players accept this layout (OpenDML extensions are not needed
 //! under 1 GB).
 
-/// Largest AVI produced (classic RIFF AVI is limited to about 1 GB per RIFF).
-pub const MAX_AVI_BYTES: usize = 1 << 30;
+/// Largest AVI produced: it is built in memory, and classic RIFF AVI (without OpenDML)
+/// is limited to about 1 GB anyway.
+pub const MAX_AVI_BYTES: usize = 512 << 20;
 
 fn u32le(v: &mut Vec<u8>, x: u32) {
     v.extend_from_slice(&x.to_le_bytes());

@@ -760,6 +760,21 @@ async fn attack(w: World) {
     .await;
     assert_eq!(s, 404);
 
+    // The courier finishes; the lock reports closed and locked, the session completes
+    // and the recording ends (session end plus the 2 s tail configured here).
+    let (s, b) = call(
+        "POST",
+        format!("{}/api/v1/deliveries/{id}/delivered", w.base),
+        Some(&w.courier),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    eventually(20, "recording closed after the session", || async {
+        w.recording(&id).await["ends_ms"].as_i64().is_some()
+    })
+    .await;
+
     // The webhook: retried after the receiver's 500, signed per Standard Webhooks.
     eventually(
         15,

@@ -286,6 +286,14 @@ pub async fn avi(
     if mine.is_empty() {
         return Err(ApiError::NotFound("frames"));
     }
+    // Built in memory: refuse before reading anything if it cannot fit.
+    let total: i64 = mine.iter().map(|f| f.bytes.max(0) + 24).sum();
+    if total as usize > crate::avi::MAX_AVI_BYTES {
+        return Err(ApiError::invalid(
+            "clip_too_large",
+            "the clip is too large for one AVI; download frames individually",
+        ));
+    }
     let mut jpegs = Vec::with_capacity(mine.len());
     for f in &mine {
         match crate::recording::read_frame(&st, f).await {
