@@ -424,6 +424,9 @@ async fn open_viewer(base: &str, token: &str, camera: &str) -> Seen {
                         .unwrap();
                     assert!(j.starts_with(&[0xFF, 0xD8]));
                 }
+                if v["type"] == "status" {
+                    assert!(v["possibly_frozen"].is_boolean(), "{v}");
+                }
                 s.lock().unwrap().push((
                     v["type"].as_str().unwrap_or("").to_owned(),
                     v["verdict"].as_str().unwrap_or("").to_owned(),

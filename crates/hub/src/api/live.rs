@@ -4,8 +4,9 @@
 //!
 //! - `{"type":"frame","device_id","seq","capture_ms","received_ms","age_ms","verdict","time_ms","jpeg_base64"}`
 //!   for each new live frame of the camera (the JPEG, base64);
-//! - `{"type":"status","device_id","verdict","age_ms","last_seq","last_capture_ms","time_ms"}`
-//!   every 250 ms whether or not a frame arrived.
+//! - `{"type":"status","device_id","verdict","age_ms","last_seq","last_capture_ms","possibly_frozen","time_ms"}`
+//!   every 250 ms whether or not a frame arrived (`possibly_frozen`: the picture has not
+//!   changed beyond noise for `frozen_after_ms`; show it next to the verdict).
 //!
 //! `verdict` is the hub's liveness of the camera at `time_ms` (`live`, `stale` or
 //! `offline`), except that it is never `live` while the newest frame the hub has is
@@ -94,6 +95,15 @@ fn view_verdict(st: &AppState, d: &DeviceId, frame_received_ms: Option<i64>) -> 
     }
 }
 
+/// The picture has stopped changing beyond noise for the configured time.
+fn frozen(st: &AppState, d: &DeviceId) -> bool {
+    let now = st.clock.now_ms();
+    let cfg = st.config.liveness();
+    st.registry
+        .with(d, |e| e.liveness.possibly_frozen(now, &cfg))
+        .unwrap_or(false)
+}
+
 fn status(st: &AppState, d: &DeviceId) -> String {
     let now = st.clock.now_ms();
     let latest = st.live.latest(d);
@@ -104,6 +114,7 @@ fn status(st: &AppState, d: &DeviceId) -> String {
         "age_ms": latest.as_ref().map(|f| now - f.received_ms),
         "last_seq": latest.as_ref().map(|f| f.seq),
         "last_capture_ms": latest.as_ref().map(|f| f.capture_ms),
+        "possibly_frozen": frozen(st, d),
         "time_ms": now,
     })
     .to_string()
