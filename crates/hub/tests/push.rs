@@ -5,6 +5,9 @@
 //! answer removes the subscription. Warnings are not pushed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+use support::*;
+
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce};
 use axum::extract::State;
@@ -23,33 +26,6 @@ use std::time::Duration;
 use threshold_hub::HubConfig;
 use threshold_store::{testing, NewAlert};
 use tokio::sync::mpsc;
-
-async fn call(method: &str, url: String, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let method = method.to_owned();
-    let token = token.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{e}"),
-        };
-        let s = resp.status();
-        (
-            s,
-            serde_json::from_str(&resp.into_string().unwrap_or_default()).unwrap_or(Value::Null),
-        )
-    })
-    .await
-    .unwrap()
-}
 
 type Received = (HeaderMap, Vec<u8>);
 

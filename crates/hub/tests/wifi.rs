@@ -9,6 +9,9 @@
 //! outbox; when the link is back the evidence is uploaded, and the owner's alerts and
 //! timeline name the attack and tie it to the outage.
 
+mod support;
+use support::*;
+
 use serde_json::{json, Value};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -26,76 +29,6 @@ use threshold_store::testing;
 use tokio::sync::watch;
 
 const BSSID: &str = "02:00:00:00:01:00";
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn call(method: &str, url: String, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let method = method.to_owned();
-    let token = token.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    })
-    .await
-    .unwrap()
-}
-
-/// Poll `f` until it yields a value; fail after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn login(base: &str, user: &str, pw: &str) -> String {
-    let (s, b) = call(
-        "POST",
-        format!("{base}/api/v1/auth/login"),
-        None,
-        Some(json!({"username": user, "password": pw})),
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    b["token"].as_str().unwrap().to_owned()
-}
 
 /// A wpa_supplicant control interface for tests: answers PING, ATTACH, DETACH and
 /// SIGNAL_POLL; sends the scripts it is given to the attached client as unsolicited

@@ -1,0 +1,117 @@
+//! What every end-to-end test needs: free ports, HTTP calls against a running hub,
+//! waiting for a condition with a deadline (never a fixed sleep), signing in, and
+//! whether this machine's Mosquitto is there.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::Duration;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A port that was free a moment ago (bind to port 0, read it, let go).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// This machine's Mosquitto on 127.0.0.1:1883. Without it a test skips, unless
+/// THRESHOLD_REQUIRE_SERVICES=1, under which it fails.
+pub fn mosquitto_up() -> bool {
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:1883".parse().unwrap(),
+        Duration::from_secs(1),
+    )
+    .is_ok();
+    if !up {
+        assert!(
+            !threshold_store::testing::services_required(),
+            "Mosquitto required on 127.0.0.1:1883"
+        );
+        eprintln!("skipping: Mosquitto not reachable on 127.0.0.1:1883");
+    }
+    up
+}
+
+/// One HTTP call with an optional bearer token and JSON body; returns the status and
+/// the JSON body (or null).
+pub async fn call(
+    method: &str,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = method.to_owned();
+    let token = token.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let mut req = ureq::request(&method, &url);
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let text = resp.into_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+    .await
+    .unwrap()
+}
+
+/// Poll `f` until it yields a value; fail after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Poll `f` until it holds; fail after `secs`.
+pub async fn until<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually(secs, what, || {
+        let fut = f();
+        async move { fut.await.then_some(()) }
+    })
+    .await
+}
+
+pub async fn login(base: &str, user: &str, pw: &str) -> String {
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/auth/login"),
+        None,
+        Some(json!({"username": user, "password": pw})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    b["token"].as_str().unwrap().to_owned()
+}
