@@ -166,8 +166,9 @@ pub struct LinkParts {
 /// Records in flight (published, no PUBACK yet) above which the backlog waits.
 const BACKLOG_WINDOW: u64 = 4;
 /// Re-offer records still unacknowledged after this long (a lost QoS 1 delivery or a
-/// hub that dropped them): they are sent again, behind live traffic.
-const RESCAN_EVERY: Duration = Duration::from_secs(20);
+/// hub that dropped them, e.g. while it restarted behind an external broker that kept
+/// the device connected): they are sent again, behind live traffic.
+const RESCAN_EVERY: Duration = Duration::from_secs(5);
 
 /// Resolve when `rx` says shut down. A dropped sender never shuts down.
 pub async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
