@@ -15,6 +15,7 @@ pub async fn record(
     subject: &str,
     detail: serde_json::Value,
 ) {
+    let _serial = state.audit_lock.lock().await;
     let now = state.clock.now_ms();
     match state
         .store

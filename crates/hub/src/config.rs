@@ -52,6 +52,9 @@ pub struct HubConfig {
     pub hub_key_file: Option<PathBuf>,
     /// Session lifetime for owners and couriers.
     pub session_ttl_ms: i64,
+    /// A delivered session not confirmed closed and locked by a fresh signed report
+    /// within this long is an alert.
+    pub session_secure_limit_ms: i64,
     /// Lifetime of an unlock token.
     pub unlock_token_ttl_ms: i64,
     /// A delivery's recording continues this long after its session ends.
@@ -90,6 +93,7 @@ impl Default for HubConfig {
             hub_key_file: None,
             session_ttl_ms: 7 * 24 * 3600 * 1000,
             unlock_token_ttl_ms: 30_000,
+            session_secure_limit_ms: 120_000,
             recording_tail_ms: 10_000,
             recording_max_ms: 3_600_000,
             media_max_age_ms: 30 * 24 * 3600 * 1000,

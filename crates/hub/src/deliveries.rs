@@ -15,21 +15,18 @@
 //! signed state report says closed and locked (it runs every 250 ms, so a fresh
 //! report completes a session without waiting for a door event), and raises
 //! `session_not_secured` when that cannot be confirmed within the limit
-//! ([`secure_limit_ms`], default 120 s, `THRESHOLD_SESSION_SECURE_LIMIT_MS`).
+//! (`session_secure_limit_ms` in the configuration, default 120 s).
 
 use crate::domain::raise_alert;
 use crate::events::HubEvent;
 use crate::gateway::monitor::Transition;
 use crate::state::AppState;
 use serde_json::json;
-use std::sync::atomic::{AtomicI64, Ordering};
 use threshold_core::liveness::Liveness;
 use threshold_core::policy::{decide, Decision, EntryFacts, Position};
 use threshold_proto::body::{BoltState, DeviceKind, DoorState, Stream, Unlock};
 use threshold_proto::{DeviceId, Kind, SignedMessage};
 use threshold_store::{DeliveryRow, NewAlert, SessionRow};
-
-static SECURE_LIMIT_MS: AtomicI64 = AtomicI64::new(120_000);
 
 /// Homes with a delivered (or compromised) session waiting for a fresh
 /// closed-and-locked report; refreshed by the watcher, read on every lock report.
@@ -70,17 +67,6 @@ pub fn await_secure(home_id: &str) {
     awaiting(|set| {
         set.insert(home_id.to_owned());
     });
-}
-
-/// How long after "delivered" (or after the camera was lost) the hub waits for a
-/// fresh signed "closed and locked" before alerting.
-pub fn secure_limit_ms() -> i64 {
-    SECURE_LIMIT_MS.load(Ordering::Relaxed)
-}
-
-/// Set the limit (tests, operators via `THRESHOLD_SESSION_SECURE_LIMIT_MS`).
-pub fn set_secure_limit_ms(ms: i64) {
-    SECURE_LIMIT_MS.store(ms.max(1), Ordering::Relaxed);
 }
 
 pub const SESSION_STATES: [&str; 2] = ["inside", "delivered"];
@@ -729,17 +715,14 @@ pub async fn try_complete(state: &AppState, home_id: &str) {
 /// (freshly), alert on sessions that could not be secured within the limit, and end
 /// owner/guest sessions past their end.
 pub fn spawn_watcher(state: AppState) {
-    if let Some(ms) = std::env::var("THRESHOLD_SESSION_SECURE_LIMIT_MS")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-    {
-        set_secure_limit_ms(ms);
-    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if state.stopped() {
+                return;
+            }
             watch_once(&state).await;
         }
     });
@@ -750,7 +733,7 @@ async fn watch_once(state: &AppState) {
     let Ok(open) = state.store.sessions_to_watch(now, 10_000).await else {
         return;
     };
-    let limit = secure_limit_ms();
+    let limit = state.config.session_secure_limit_ms;
     let mut homes = std::collections::BTreeSet::new();
     for s in &open {
         if s.delivery_id.is_none() {
@@ -821,7 +804,7 @@ async fn secure_alert(state: &AppState, s: &SessionRow, since: i64, now: i64) {
     };
     let message = format!(
         "The delivery could not be confirmed closed and locked within {} s: {what}.",
-        secure_limit_ms() / 1000
+        state.config.session_secure_limit_ms / 1000
     );
     raise_alert(
         state,
@@ -833,7 +816,7 @@ async fn secure_alert(state: &AppState, s: &SessionRow, since: i64, now: i64) {
             severity: "critical",
             kind: "session_not_secured",
             message: &message,
-            evidence: &json!({"since_ms": since, "limit_ms": secure_limit_ms(), "bolt": bolt.unwrap_or_else(|| "unknown".into()),
+            evidence: &json!({"since_ms": since, "limit_ms": state.config.session_secure_limit_ms, "bolt": bolt.unwrap_or_else(|| "unknown".into()),
                 "door": door.unwrap_or_else(|| "unknown".into()), "report_fresh": fresh, "report_received_ms": at})
             .to_string(),
         },

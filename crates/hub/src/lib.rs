@@ -54,6 +54,7 @@ pub struct Hub {
 impl Hub {
     /// Stop serving HTTP (the broker thread ends with the process).
     pub async fn stop(mut self) {
+        let _ = self.state.shutdown.send(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -122,6 +123,8 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         device_mqtt_host: device_host,
         device_mqtt_port: device_port,
         hub_mqtt_password,
+        audit_lock: tokio::sync::Mutex::new(()),
+        shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),
     });

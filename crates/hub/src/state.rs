@@ -36,6 +36,11 @@ pub struct Inner {
     pub hub_mqtt_password: String,
     /// Where liveness transitions go to be applied (set once by the monitor).
     pub mqtt_connected: Arc<crate::gateway::mqtt::Connected>,
+    /// Serialises this process's audit appends, so they never race each other for the
+    /// chain head (other hub processes are handled by the store's retry).
+    pub audit_lock: tokio::sync::Mutex<()>,
+    /// Set when the hub stops: background loops end at their next turn.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
     pub effects: std::sync::OnceLock<
         tokio::sync::mpsc::UnboundedSender<crate::gateway::monitor::Transition>,
     >,
@@ -44,6 +49,11 @@ pub struct Inner {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         AppState(Arc::new(inner))
+    }
+
+    /// Whether the hub is stopping (background loops check this each turn).
+    pub fn stopped(&self) -> bool {
+        *self.shutdown.borrow()
     }
 }
 

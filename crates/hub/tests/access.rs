@@ -773,8 +773,12 @@ async fn researchers_sequence_with_late_lock_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn link_cut_while_locked_is_unknown_and_alerts() {
     let _g = SERIAL.lock().await;
-    threshold_hub::deliveries::set_secure_limit_ms(4_000);
-    let w = world().await;
+    let dir = testing::TempDir::new("acc-hub").unwrap();
+    let cfg = HubConfig {
+        session_secure_limit_ms: 4_000,
+        ..config(dir.path(), false)
+    };
+    let w = World::start(cfg, dir).await;
     let now = now_ms();
     let id = w.delivery("PARCEL-L", now - 60_000, now + 3_600_000).await;
     assert_eq!(w.entry(&id, "PARCEL-L").await["allowed"], true);
@@ -815,7 +819,6 @@ async fn link_cut_while_locked_is_unknown_and_alerts() {
         w.get_delivery(&w.owner, &id).await.1["state"] == "completed"
     })
     .await;
-    threshold_hub::deliveries::set_secure_limit_ms(120_000);
     w.stop().await;
 }
 

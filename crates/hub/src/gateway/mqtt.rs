@@ -73,8 +73,13 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     state.downlink.set_client(client.clone());
     let filter = threshold_proto::topic::uplink_filter(&state.config.mqtt_topic_prefix);
+    let st = state.clone();
     tokio::spawn(async move {
         loop {
+            if st.stopped() {
+                let _ = client.disconnect().await;
+                return;
+            }
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!("connected to MQTT broker");
