@@ -116,14 +116,61 @@ fn check(
     }
 }
 
+/// A camera that stopped being live: the transition that may be an incident.
+fn critical(t: &Transition) -> bool {
+    t.kind == DeviceKind::Camera
+        && matches!(
+            t.change,
+            Change::Liveness {
+                from: Liveness::Live,
+                ..
+            }
+        )
+}
+
+/// What the effects task applies next: the oldest critical transition (with any
+/// earlier transitions of the same device, so each device's changes stay in order),
+/// else the oldest transition. After a mass reconnect (thousands of devices coming
+/// live at once, each a timeline write) a camera lost mid-delivery is not queued
+/// behind them.
+fn next_batch(pending: &mut std::collections::VecDeque<Transition>) -> Vec<Transition> {
+    let Some(c) = pending.iter().position(critical) else {
+        return pending.pop_front().into_iter().collect();
+    };
+    let device = pending[c].device;
+    let mut out = Vec::new();
+    let mut rest = std::collections::VecDeque::with_capacity(pending.len());
+    for (i, t) in pending.drain(..).enumerate() {
+        if i <= c && t.device == device {
+            out.push(t);
+        } else {
+            rest.push_back(t);
+        }
+    }
+    *pending = rest;
+    out
+}
+
 /// Start the ticker, the effects task and the high-water-mark flusher.
 pub fn spawn(state: AppState, tick: Duration) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Transition>();
     let _ = state.effects.set(tx);
     let st = state.clone();
     tokio::spawn(async move {
-        while let Some(t) = rx.recv().await {
-            crate::domain::on_transition(&st, t).await;
+        let mut pending: std::collections::VecDeque<Transition> = Default::default();
+        loop {
+            if pending.is_empty() {
+                match rx.recv().await {
+                    Some(t) => pending.push_back(t),
+                    None => return,
+                }
+            }
+            while let Ok(t) = rx.try_recv() {
+                pending.push_back(t);
+            }
+            for t in next_batch(&mut pending) {
+                crate::domain::on_transition(&st, t).await;
+            }
         }
     });
     let st = state.clone();
@@ -137,6 +184,8 @@ pub fn spawn(state: AppState, tick: Duration) {
     });
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(Duration::from_millis(500));
+        // A slow flush is followed by a full pause, never by an immediate next one.
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             iv.tick().await;
             flush_hwm(&state).await;
@@ -193,7 +242,12 @@ pub async fn flush_hwm(state: &AppState) {
     });
     // One transaction per flush, in chunks: per-device commits would monopolise the
     // database at thousands of devices (see docs/performance.md, camera liveness).
-    for chunk in dirty.chunks(2000) {
+    // Chunks of 500 with a short pause between them let alert and event writes take
+    // SQLite's single writer in between (thousands of devices flush every time).
+    for (i, chunk) in dirty.chunks(500).enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let marks: Vec<(String, i64)> = chunk
             .iter()
             .map(|(id, h)| (id.to_hex(), *h as i64))
@@ -208,5 +262,51 @@ pub async fn flush_hwm(state: &AppState) {
             }
             Err(e) => tracing::error!(error = %e, "could not persist replay high-water marks"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(dev: u8, kind: DeviceKind, from: Liveness, to: Liveness) -> Transition {
+        Transition {
+            device: DeviceId([dev; 16]),
+            home_id: String::new(),
+            owner_id: String::new(),
+            kind,
+            name: String::new(),
+            change: Change::Liveness { from, to },
+            at_ms: 0,
+            last_fresh_ms: None,
+        }
+    }
+
+    #[test]
+    fn critical_transitions_go_first_in_device_order() {
+        use Liveness::*;
+        let mut q: std::collections::VecDeque<Transition> = [
+            t(1, DeviceKind::Camera, Offline, Live),
+            t(2, DeviceKind::Camera, Offline, Live),
+            t(3, DeviceKind::Lock, Live, Stale),
+            t(2, DeviceKind::Camera, Live, Stale),
+            t(4, DeviceKind::Camera, Offline, Live),
+        ]
+        .into_iter()
+        .collect();
+        let b = next_batch(&mut q);
+        let got: Vec<(u8, Liveness)> = b
+            .iter()
+            .map(|x| match x.change {
+                Change::Liveness { to, .. } => (x.device.0[0], to),
+                _ => (0, Offline),
+            })
+            .collect();
+        assert_eq!(got, vec![(2, Live), (2, Stale)]);
+        assert_eq!(q.len(), 3);
+        assert_eq!(next_batch(&mut q)[0].device.0[0], 1);
+        assert_eq!(next_batch(&mut q)[0].device.0[0], 3);
+        assert_eq!(next_batch(&mut q)[0].device.0[0], 4);
+        assert!(next_batch(&mut q).is_empty());
     }
 }
