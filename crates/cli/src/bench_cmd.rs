@@ -1,15 +1,6 @@
 //! `threshold bench liveness` and its device process `threshold bench liveness-devices`
-//! (see `threshold_hub::bench_liveness`). To wire in `wids_cmd::BenchCmd`:
-//!
-//! ```text
-//! /// Camera liveness at scale: prints {"cameras","hz","messages_per_s","alert_latency_ms",...}.
-//! Liveness(crate::bench_cmd::LivenessArgs),
-//! /// (internal) the simulated cameras of `bench liveness`, one process.
-//! #[command(hide = true)]
-//! LivenessDevices(crate::bench_cmd::LivenessDevicesArgs),
-//! ```
-//! and in `bench()`: `BenchCmd::Liveness(a) => return crate::bench_cmd::liveness(a),`
-//! `BenchCmd::LivenessDevices(a) => return crate::bench_cmd::liveness_devices(a),`.
+//! (see `threshold_hub::bench_liveness`): the simulated cameras run in a second
+//! process, because one process may hold at most 20000 open files here.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

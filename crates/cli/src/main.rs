@@ -2,6 +2,7 @@
 //! verification, user administration, the Wi-Fi attack detector and benchmarks.
 
 mod agent_cmd;
+mod bench_cmd;
 mod bench_unlock_cmd;
 mod demo;
 mod hub_cmd;
