@@ -323,6 +323,9 @@ pub fn spawn(state: AppState) {
         let mut last_retention = i64::MIN;
         loop {
             iv.tick().await;
+            if state.stopped() {
+                return;
+            }
             tick(&state).await;
             let now = state.clock.now_ms();
             if now.saturating_sub(last_retention) >= RETENTION_EVERY_MS {

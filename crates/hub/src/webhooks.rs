@@ -101,6 +101,9 @@ pub fn spawn(state: AppState) {
             let _ =
                 tokio::time::timeout(Duration::from_millis(500), state.webhooks.wake.notified())
                     .await;
+            if state.stopped() {
+                return;
+            }
             send_due(&state).await;
         }
     });

@@ -179,6 +179,9 @@ pub fn spawn(state: AppState, tick: Duration) {
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             iv.tick().await;
+            if st.stopped() {
+                return;
+            }
             tick_once(&st);
         }
     });
@@ -188,7 +191,11 @@ pub fn spawn(state: AppState, tick: Duration) {
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             iv.tick().await;
+            // A last flush on the way out keeps the replay marks current.
             flush_hwm(&state).await;
+            if state.stopped() {
+                return;
+            }
         }
     });
 }
