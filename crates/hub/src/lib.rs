@@ -59,6 +59,9 @@ impl Hub {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        // Persist the replay marks one last time, so nothing accepted before the stop
+        // can be replayed after the next start.
+        gateway::monitor::flush_hwm(&self.state).await;
         self.state.store.close().await;
     }
 }
