@@ -1,6 +1,6 @@
 //! The attack of DESIGN.md, end to end, through the real pieces: a real hub (HTTP +
 //! gateway + recorder + webhooks), a real broker (embedded rumqttd; Mosquitto with
-//! THRESHOLD_CAMERA_MOSQUITTO=1), SQLite, the real camera agent (`run_camera`,
+//! and through Mosquitto), SQLite, the real camera agent (`run_camera`,
 //! synthetic source) and the real lock agent (`run_lock` over a `SimulatedHome`), both
 //! enrolled through the API with pairing codes. An owner's live-view WebSocket and an
 //! owner's webhook receiver (a real HTTP server verifying Standard Webhooks
@@ -17,6 +17,9 @@
 //! jammed, backlog recovered without gaps) does not depend on the length beyond the
 //! few seconds the door sequence takes, and the suite shares two cores with other
 //! builders. Set THRESHOLD_CAMERA_OUTAGE_S=20 to run the full length.
+
+mod support;
+use support::{call, call_raw, free_port, now_ms, until};
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -35,87 +38,8 @@ use tokio::sync::watch;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An HTTP call: status, JSON body (or null), raw bytes, content type.
-async fn call_raw(
-    method: &str,
-    url: String,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Vec<u8>, String) {
-    let method = method.to_owned();
-    let token = token.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let ct = resp.content_type().to_owned();
-        let mut bytes = Vec::new();
-        resp.into_reader()
-            .take(512 * 1024 * 1024)
-            .read_to_end(&mut bytes)
-            .unwrap();
-        (status, bytes, ct)
-    })
-    .await
-    .unwrap()
-}
-
-async fn call(method: &str, url: String, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let (s, b, _) = call_raw(method, url, token, body).await;
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
-}
-
-async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
 async fn login(base: &str, user: &str) -> String {
-    let (s, b) = call(
-        "POST",
-        format!("{base}/api/v1/auth/login"),
-        None,
-        Some(json!({"username": user, "password": "a-long-password"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    b["token"].as_str().unwrap().to_owned()
+    support::login(base, user, "a-long-password").await
 }
 
 fn config(dir: &Path, external_mqtt: bool) -> HubConfig {
@@ -294,7 +218,7 @@ impl World {
             stops: vec![lstop, cstop],
             _dirs: vec![hub_dir, lock_dir, cam_dir],
         };
-        eventually(30, "lock and camera live", || async {
+        until(30, "lock and camera live", || async {
             let d = w.devices().await;
             d.as_array()
                 .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["liveness"] == "live"))
@@ -460,7 +384,7 @@ async fn attack(w: World) {
 
     // Live viewer from the start.
     let seen = open_viewer(&w.base, &w.owner, &w.camera_id).await;
-    eventually(10, "viewer sees live frames", || async {
+    until(10, "viewer sees live frames", || async {
         seen.lock()
             .unwrap()
             .iter()
@@ -501,7 +425,7 @@ async fn attack(w: World) {
             .await
     );
     // Recording is running with live frames.
-    eventually(10, "recording has live frames", || async {
+    until(10, "recording has live frames", || async {
         w.recording(&id).await["frames"]
             .as_array()
             .is_some_and(|f| f.len() >= 5)
@@ -691,7 +615,7 @@ async fn attack(w: World) {
     }
 
     // The timeline shows both door openings.
-    eventually(10, "both door openings on the timeline", || async {
+    until(10, "both door openings on the timeline", || async {
         w.timeline()
             .await
             .iter()
@@ -773,13 +697,13 @@ async fn attack(w: World) {
     )
     .await;
     assert_eq!(s, 200, "{b}");
-    eventually(20, "recording closed after the session", || async {
+    until(20, "recording closed after the session", || async {
         w.recording(&id).await["ends_ms"].as_i64().is_some()
     })
     .await;
 
     // The webhook: retried after the receiver's 500, signed per Standard Webhooks.
-    eventually(
+    until(
         15,
         "camera_lost webhook delivered after a retry",
         || async {
@@ -840,12 +764,12 @@ async fn camera_jammed_mid_delivery_embedded_sqlite() {
     attack(w).await;
 }
 
-/// The same attack through this machine's Mosquitto, when asked for (it runs ~20 s).
+/// The same attack through this machine's Mosquitto (skipped without it, unless
+/// THRESHOLD_REQUIRE_SERVICES=1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn camera_jammed_mid_delivery_mosquitto() {
     let _g = SERIAL.lock().await;
-    if std::env::var("THRESHOLD_CAMERA_MOSQUITTO").as_deref() != Ok("1") {
-        eprintln!("set THRESHOLD_CAMERA_MOSQUITTO=1 to run against Mosquitto on 127.0.0.1:1883");
+    if !support::mosquitto_up() {
         return;
     }
     let dir = testing::TempDir::new("cam-hub-m").unwrap();

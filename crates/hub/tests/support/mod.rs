@@ -41,14 +41,15 @@ pub fn mosquitto_up() -> bool {
     up
 }
 
-/// One HTTP call with an optional bearer token and JSON body; returns the status and
-/// the JSON body (or null).
-pub async fn call(
+/// One HTTP call with an optional bearer token and JSON body; returns the status, the
+/// body's bytes (up to 512 MiB) and its content type.
+pub async fn call_raw(
     method: &str,
     url: String,
     token: Option<&str>,
     body: Option<Value>,
-) -> (u16, Value) {
+) -> (u16, Vec<u8>, String) {
+    use std::io::Read;
     let method = method.to_owned();
     let token = token.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
@@ -66,11 +67,27 @@ pub async fn call(
             Err(e) => panic!("transport error: {e}"),
         };
         let status = resp.status();
-        let text = resp.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let ct = resp.content_type().to_owned();
+        let mut bytes = Vec::new();
+        resp.into_reader()
+            .take(512 * 1024 * 1024)
+            .read_to_end(&mut bytes)
+            .unwrap();
+        (status, bytes, ct)
     })
     .await
     .unwrap()
+}
+
+/// One HTTP call; returns the status and the JSON body (or null).
+pub async fn call(
+    method: &str,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (s, b, _) = call_raw(method, url, token, body).await;
+    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
 /// Poll `f` until it yields a value; fail after `secs`.
