@@ -493,50 +493,10 @@ async fn proxy(to: SocketAddr) -> (SocketAddr, Jammer) {
 // The system under test: a hub, a camera and a lock, enrolled through the API.
 // ---------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn call(method: &str, url: String, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let method = method.to_owned();
-    let token = token.map(str::to_owned);
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("transport error: {e}"),
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    })
-    .await
-    .unwrap()
-}
-
-async fn login(base: &str, user: &str, pw: &str) -> String {
-    let (s, b) = call(
-        "POST",
-        format!("{base}/api/v1/auth/login"),
-        None,
-        Some(json!({"username": user, "password": pw})),
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    b["token"].as_str().unwrap().to_owned()
-}
+// Shared with the hub's end-to-end tests: ports, HTTP calls, sign-in, waiting.
+#[path = "../../hub/tests/support/mod.rs"]
+mod support;
+use support::{call, free_port, login};
 
 const HOME: (f64, f64) = (52.3731, 4.8922);
 /// A home name that is also markup: it must show as text and never run.
