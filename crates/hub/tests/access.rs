@@ -83,69 +83,29 @@ impl World {
     async fn start(cfg: HubConfig, hub_dir: testing::TempDir) -> World {
         let hub = threshold_hub::start(cfg).await.unwrap();
         let base = format!("http://{}", hub.http_addr);
-        let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
-        hub.state
-            .store
-            .create_user(threshold_store::Role::Admin, "admin", "Admin", &hash, 0)
-            .await
-            .unwrap();
-        let (_, b) = call(
-            "POST",
-            format!("{base}/api/v1/auth/login"),
-            None,
-            Some(json!({"username": "admin", "password": "admin-password"})),
+        let admin = support::admin(&hub).await;
+        let [owner, courier, courier2, dispatcher]: [String; 4] = support::accounts(
+            &base,
+            &admin,
+            &[
+                ("owner", "olivia"),
+                ("courier", "carl"),
+                ("courier", "cora"),
+                ("dispatcher", "dora"),
+            ],
         )
-        .await;
-        let admin = b["token"].as_str().unwrap().to_owned();
-        for (role, name) in [
-            ("owner", "olivia"),
-            ("courier", "carl"),
-            ("courier", "cora"),
-            ("dispatcher", "dora"),
-        ] {
-            let (s, b) = call(
-                "POST",
-                format!("{base}/api/v1/admin/users"),
-                Some(&admin),
-                Some(json!({"role": role, "username": name, "password": "a-long-password"})),
-            )
-            .await;
-            assert_eq!(s, 201, "{b}");
-        }
-        let owner = login(&base, "olivia").await;
-        let courier = login(&base, "carl").await;
-        let courier2 = login(&base, "cora").await;
-        let dispatcher = login(&base, "dora").await;
-        let (s, home) = call(
-            "POST",
-            format!("{base}/api/v1/homes"),
-            Some(&owner),
-            Some(json!({"name": "Flat 3", "lat": LAT, "lon": LON})),
-        )
-        .await;
-        assert_eq!(s, 201, "{home}");
-        let home_id = home["id"].as_str().unwrap().to_owned();
-        let code = |kind: &'static str| {
-            let (base, owner, home_id) = (base.clone(), owner.clone(), home_id.clone());
-            async move {
-                let (s, pc) = call(
-                    "POST",
-                    format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
-                    Some(&owner),
-                    Some(json!({"kind": kind, "name": kind})),
-                )
-                .await;
-                assert_eq!(s, 201, "{pc}");
-                pc["code"].as_str().unwrap().to_owned()
-            }
-        };
+        .await
+        .try_into()
+        .unwrap();
+        let home_id = support::home(&base, &owner, "Flat 3", LAT, LON).await;
         let sim = SimulatedHome::new();
         sim.set_motor_delay(Duration::from_millis(50));
         let lock_dir = testing::TempDir::new("acc-lock").unwrap();
         let cam_dir = testing::TempDir::new("acc-cam").unwrap();
         let mut lcfg = LockConfig::new(lock_dir.path(), LockDriverConfig::Simulator(sim.clone()));
         lcfg.common.hub_url = Some(base.clone());
-        lcfg.common.pairing_code = Some(code("lock").await);
+        lcfg.common.pairing_code =
+            Some(support::pairing_code(&base, &owner, &home_id, "lock", "lock").await);
         let lock_link = lcfg.common.link_control.clone();
         let mut ccfg = CameraConfig::new(cam_dir.path());
         ccfg.source = SourceConfig::Synthetic {
@@ -153,7 +113,8 @@ impl World {
             height: 120,
         };
         ccfg.common.hub_url = Some(base.clone());
-        ccfg.common.pairing_code = Some(code("camera").await);
+        ccfg.common.pairing_code =
+            Some(support::pairing_code(&base, &owner, &home_id, "camera", "camera").await);
         let cam_link = ccfg.common.link_control.clone();
         let (lstop, lrx) = watch::channel(false);
         let (cstop, crx) = watch::channel(false);

@@ -38,10 +38,6 @@ use tokio::sync::watch;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn login(base: &str, user: &str) -> String {
-    support::login(base, user, "a-long-password").await
-}
-
 fn config(dir: &Path, external_mqtt: bool) -> HubConfig {
     HubConfig {
         data_dir: dir.to_owned(),
@@ -131,60 +127,25 @@ impl World {
     async fn start(cfg: HubConfig, hub_dir: testing::TempDir) -> World {
         let hub = threshold_hub::start(cfg).await.unwrap();
         let base = format!("http://{}", hub.http_addr);
-        let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
-        hub.state
-            .store
-            .create_user(threshold_store::Role::Admin, "admin", "Admin", &hash, 0)
-            .await
-            .unwrap();
-        let (_, b) = call(
-            "POST",
-            format!("{base}/api/v1/auth/login"),
-            None,
-            Some(json!({"username": "admin", "password": "admin-password"})),
+        let admin = support::admin(&hub).await;
+        let [owner, other_owner, courier, dispatcher]: [String; 4] = support::accounts(
+            &base,
+            &admin,
+            &[
+                ("owner", "olivia"),
+                ("owner", "oscar"),
+                ("courier", "carl"),
+                ("dispatcher", "dora"),
+            ],
         )
-        .await;
-        let admin = b["token"].as_str().unwrap().to_owned();
-        for (role, name) in [
-            ("owner", "olivia"),
-            ("owner", "oscar"),
-            ("courier", "carl"),
-            ("dispatcher", "dora"),
-        ] {
-            let (s, b) = call(
-                "POST",
-                format!("{base}/api/v1/admin/users"),
-                Some(&admin),
-                Some(json!({"role": role, "username": name, "password": "a-long-password"})),
-            )
-            .await;
-            assert_eq!(s, 201, "{b}");
-        }
-        let owner = login(&base, "olivia").await;
-        let other_owner = login(&base, "oscar").await;
-        let courier = login(&base, "carl").await;
-        let dispatcher = login(&base, "dora").await;
-        let (s, home) = call(
-            "POST",
-            format!("{base}/api/v1/homes"),
-            Some(&owner),
-            Some(json!({"name": "House 9", "lat": LAT, "lon": LON})),
-        )
-        .await;
-        assert_eq!(s, 201, "{home}");
-        let home_id = home["id"].as_str().unwrap().to_owned();
-        let mut codes = Vec::new();
-        for kind in ["lock", "camera"] {
-            let (s, pc) = call(
-                "POST",
-                format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
-                Some(&owner),
-                Some(json!({"kind": kind, "name": kind})),
-            )
-            .await;
-            assert_eq!(s, 201, "{pc}");
-            codes.push(pc["code"].as_str().unwrap().to_owned());
-        }
+        .await
+        .try_into()
+        .unwrap();
+        let home_id = support::home(&base, &owner, "House 9", LAT, LON).await;
+        let codes = [
+            support::pairing_code(&base, &owner, &home_id, "lock", "lock").await,
+            support::pairing_code(&base, &owner, &home_id, "camera", "camera").await,
+        ];
         let sim = SimulatedHome::new();
         sim.set_motor_delay(Duration::from_millis(50));
         let lock_dir = testing::TempDir::new("cam-lock").unwrap();

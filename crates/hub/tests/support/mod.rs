@@ -132,3 +132,75 @@ pub async fn login(base: &str, user: &str, pw: &str) -> String {
     assert_eq!(s, 200, "{b}");
     b["token"].as_str().unwrap().to_owned()
 }
+
+/// The password of every account the helpers below create.
+pub const PASSWORD: &str = "a-long-password";
+
+/// Create an administrator directly in the hub's store (there is nobody to ask yet)
+/// and sign in as it.
+pub async fn admin(hub: &threshold_hub::Hub) -> String {
+    let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
+    hub.state
+        .store
+        .create_user(threshold_store::Role::Admin, "admin", "Admin", &hash, 0)
+        .await
+        .unwrap();
+    login(
+        &format!("http://{}", hub.http_addr),
+        "admin",
+        "admin-password",
+    )
+    .await
+}
+
+/// Create `(role, username)` accounts through the admin API, then sign each in;
+/// returns their session tokens in the same order.
+pub async fn accounts(base: &str, admin: &str, who: &[(&str, &str)]) -> Vec<String> {
+    let mut tokens = Vec::new();
+    for (role, name) in who {
+        let (s, b) = call(
+            "POST",
+            format!("{base}/api/v1/admin/users"),
+            Some(admin),
+            Some(json!({"role": role, "username": name, "password": PASSWORD})),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    for (_, name) in who {
+        tokens.push(login(base, name, PASSWORD).await);
+    }
+    tokens
+}
+
+/// An owner's new home; returns its id.
+pub async fn home(base: &str, owner: &str, name: &str, lat: f64, lon: f64) -> String {
+    let (s, home) = call(
+        "POST",
+        format!("{base}/api/v1/homes"),
+        Some(owner),
+        Some(json!({"name": name, "lat": lat, "lon": lon})),
+    )
+    .await;
+    assert_eq!(s, 201, "{home}");
+    home["id"].as_str().unwrap().to_owned()
+}
+
+/// A one-time pairing code for a device of `kind` in the owner's home.
+pub async fn pairing_code(
+    base: &str,
+    owner: &str,
+    home_id: &str,
+    kind: &str,
+    name: &str,
+) -> String {
+    let (s, pc) = call(
+        "POST",
+        format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
+        Some(owner),
+        Some(json!({"kind": kind, "name": name})),
+    )
+    .await;
+    assert_eq!(s, 201, "{pc}");
+    pc["code"].as_str().unwrap().to_owned()
+}
