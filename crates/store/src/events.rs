@@ -64,7 +64,8 @@ fn timeline(r: &AnyRow) -> Result<TimelineRow> {
     })
 }
 
-fn alert(r: &AnyRow) -> Result<AlertRow> {
+/// An alert row, as every alert query selects it.
+pub(crate) fn alert(r: &AnyRow) -> Result<AlertRow> {
     Ok(AlertRow {
         id: r.try_get("id")?,
         home_id: r.try_get("home_id")?,

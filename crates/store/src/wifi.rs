@@ -69,21 +69,6 @@ fn attack(r: &AnyRow) -> Result<WifiAttackRow> {
     })
 }
 
-fn alert_row(r: &AnyRow) -> Result<AlertRow> {
-    Ok(AlertRow {
-        id: r.try_get("id")?,
-        home_id: r.try_get("home_id")?,
-        device_id: r.try_get::<Option<String>, _>("device_id")?,
-        delivery_id: r.try_get::<Option<String>, _>("delivery_id")?,
-        severity: r.try_get("severity")?,
-        kind: r.try_get("kind")?,
-        message: r.try_get("message")?,
-        evidence: r.try_get("evidence")?,
-        created_ms: r.try_get("created_ms")?,
-        acked_ms: opt_i64(r, "acked_ms")?,
-    })
-}
-
 const ALERT_COLS: &str =
     "id, home_id, device_id, delivery_id, severity, kind, message, evidence, created_ms, acked_ms";
 
@@ -258,7 +243,7 @@ impl Store {
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(alert_row).collect()
+        rows.iter().map(crate::events::alert).collect()
     }
 
     /// One alert by id (hub-internal: not owner-scoped).
@@ -268,7 +253,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound)?;
-        alert_row(&row)
+        crate::events::alert(&row)
     }
 
     /// Rewrite an alert's message and evidence (the hub explains an alert after the
