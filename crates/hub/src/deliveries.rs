@@ -241,18 +241,26 @@ pub async fn request_entry(
             outcome: outcome.into(),
         })
         .inc();
+    // Only what decides and what the lock needs comes before the token leaves: the
+    // transition above, then the access session (a door opening is judged against
+    // it), then the signed token. The audit and timeline writes follow, still before
+    // the answer, so every decision is logged when the courier hears of it.
+    let grant = format!("delivery:{}", d.id);
+    let actor = format!("courier:{courier_id}");
+    let mut sent = None;
+    if decision.allowed {
+        let _ = state
+            .store
+            .open_session(&home.id, &grant, Some(&d.id), now, None)
+            .await;
+        sent = Some(publish_unlocks(state, &locks, &grant, now).await?);
+        request_streams(state, &cams, now + 60_000).await;
+    }
     let reasons: Vec<&str> = decision.reasons.iter().map(|r| r.code()).collect();
     let detail = json!({"delivery_id": d.id, "allowed": decision.allowed, "reasons": reasons,
         "position": {"lat": req.position.lat, "lon": req.position.lon, "accuracy_m": req.position.accuracy_m},
         "camera": camera.as_str(), "lock": lock.as_str()});
-    crate::audit::record(
-        state,
-        "decision",
-        &format!("courier:{courier_id}"),
-        &format!("delivery:{}", d.id),
-        detail.clone(),
-    )
-    .await;
+    crate::audit::record(state, "decision", &actor, &grant, detail.clone()).await;
     // A refusal for someone not assigned says nothing to the owner's timeline about
     // that courier beyond the fact of the attempt.
     let _ = state
@@ -267,27 +275,10 @@ pub async fn request_entry(
         )
         .await;
     let mut token_expires_at_ms = None;
-    if decision.allowed {
-        let _ = state
-            .store
-            .open_session(
-                &home.id,
-                &format!("delivery:{}", d.id),
-                Some(&d.id),
-                now,
-                None,
-            )
-            .await;
-        let expires = issue_unlock(
-            state,
-            &locks,
-            &format!("delivery:{}", d.id),
-            &format!("courier:{courier_id}"),
-            now,
-        )
-        .await?;
+    if let Some(sent) = sent {
+        audit_unlocks(state, &sent, &grant, &actor).await;
+        let expires = sent.expires;
         token_expires_at_ms = Some(expires);
-        request_streams(state, &cams, now + 60_000).await;
         let _ = state
             .store
             .add_timeline(
@@ -323,7 +314,28 @@ pub async fn issue_unlock(
     actor: &str,
     now: i64,
 ) -> Result<i64, crate::error::ApiError> {
+    let sent = publish_unlocks(state, locks, grant, now).await?;
+    audit_unlocks(state, &sent, grant, actor).await;
+    Ok(sent.expires)
+}
+
+/// Unlock capabilities that went out, for [`audit_unlocks`].
+pub struct SentUnlocks {
+    pub expires: i64,
+    nonces: Vec<(DeviceId, String)>,
+}
+
+/// Sign and publish a single-use unlock capability to each lock, without the audit
+/// writes (the caller records them with [`audit_unlocks`] before answering), so the
+/// token leaves the hub as soon as it is decided.
+pub async fn publish_unlocks(
+    state: &AppState,
+    locks: &[DeviceId],
+    grant: &str,
+    now: i64,
+) -> Result<SentUnlocks, crate::error::ApiError> {
     let expires = now + state.config.unlock_token_ttl_ms;
+    let mut nonces = Vec::with_capacity(locks.len());
     for lock_id in locks {
         let mut nonce = [0u8; 16];
         getrandom::getrandom(&mut nonce)
@@ -337,16 +349,23 @@ pub async fn issue_unlock(
             .downlink
             .sign(&state.hub_key, *lock_id, Kind::Unlock, &token, now);
         state.downlink.publish(*lock_id, m).await;
+        nonces.push((*lock_id, token.nonce));
+    }
+    Ok(SentUnlocks { expires, nonces })
+}
+
+/// The `token.issued` audit entries for capabilities sent by [`publish_unlocks`].
+pub async fn audit_unlocks(state: &AppState, sent: &SentUnlocks, grant: &str, actor: &str) {
+    for (lock_id, nonce) in &sent.nonces {
         crate::audit::record(
             state,
             "token.issued",
             actor,
             &format!("device:{lock_id}"),
-            json!({"grant": grant, "nonce": token.nonce, "expires_at_ms": expires}),
+            json!({"grant": grant, "nonce": nonce, "expires_at_ms": sent.expires}),
         )
         .await;
     }
-    Ok(expires)
 }
 
 /// Send the `lock` downlink (throw the bolt now) to each lock, audited.

@@ -67,6 +67,11 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_clean_start(true);
     opts.set_max_packet_size(Some((threshold_proto::MAX_MESSAGE_BYTES + 1024) as u32));
+    // Downlinks (unlock tokens) are small packets on a busy connection: without
+    // TCP_NODELAY, Nagle holds each one until the broker acknowledges earlier data.
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    opts.set_network_options(net);
     if let (Some(u), Some(p)) = (target.username, target.password) {
         opts.set_credentials(u, p);
     }
