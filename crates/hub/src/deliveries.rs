@@ -253,7 +253,7 @@ pub async fn request_entry(
             .store
             .open_session(&home.id, &grant, Some(&d.id), now, None)
             .await;
-        sent = Some(publish_unlocks(state, &locks, &grant, now).await?);
+        sent = Some(publish_unlocks(state, &locks, &grant, now).await);
         request_streams(state, &cams, now + 60_000).await;
     }
     let reasons: Vec<&str> = decision.reasons.iter().map(|r| r.code()).collect();
@@ -274,6 +274,8 @@ pub async fn request_entry(
             &detail.to_string(),
         )
         .await;
+    // A failure to make a token still leaves its decision logged above.
+    let sent = sent.transpose()?;
     let mut token_expires_at_ms = None;
     if let Some(sent) = sent {
         audit_unlocks(state, &sent, &grant, &actor).await;
