@@ -75,8 +75,27 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     if let (Some(u), Some(p)) = (target.username, target.password) {
         opts.set_credentials(u, p);
     }
+    // Downlinks (unlock tokens, lock commands) go out on a connection of their own:
+    // the uplink loop below waits when the ingest workers fall behind, and while it
+    // waits rumqttc sends nothing queued on its connection.
+    let mut down_opts = opts.clone();
+    down_opts.set_client_id(format!("threshold-hub-{}-down", hex::encode(id)));
+    let (down_client, mut down_loop) = AsyncClient::new(down_opts, 10_000);
+    state.downlink.set_client(down_client.clone());
+    let st = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if st.stopped() {
+                let _ = down_client.disconnect().await;
+                return;
+            }
+            if let Err(e) = down_loop.poll().await {
+                tracing::debug!(error = %e, "MQTT downlink connection; reconnecting");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
-    state.downlink.set_client(client.clone());
     let filter = threshold_proto::topic::uplink_filter(&state.config.mqtt_topic_prefix);
     let st = state.clone();
     tokio::spawn(async move {
