@@ -157,9 +157,61 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// Failed sign-ins per username within a window: after `MAX_FAILURES` the account
+/// refuses sign-in until the window passes, so a password cannot be guessed online.
+/// Keyed by the name asked for, existing or not, so it reveals nothing.
+#[derive(Debug, Default)]
+pub struct LoginLimiter(std::sync::Mutex<std::collections::HashMap<String, (u32, i64)>>);
+
+impl LoginLimiter {
+    pub const MAX_FAILURES: u32 = 10;
+    pub const WINDOW_MS: i64 = 5 * 60 * 1000;
+
+    pub fn blocked(&self, name: &str, now: i64) -> bool {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(name)
+            .is_some_and(|&(n, since)| n >= Self::MAX_FAILURES && now - since < Self::WINDOW_MS)
+    }
+
+    pub fn failed(&self, name: &str, now: i64) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Bound the map: forget expired entries when it grows.
+        if m.len() > 100_000 {
+            m.retain(|_, &mut (_, since)| now - since < Self::WINDOW_MS);
+        }
+        let e = m.entry(name.chars().take(64).collect()).or_insert((0, now));
+        if now - e.1 >= Self::WINDOW_MS {
+            *e = (0, now);
+        }
+        e.0 += 1;
+    }
+
+    pub fn succeeded(&self, name: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limiter_blocks_after_max_failures_until_the_window_passes() {
+        let l = LoginLimiter::default();
+        for _ in 0..LoginLimiter::MAX_FAILURES - 1 {
+            l.failed("bob", 1000);
+        }
+        assert!(!l.blocked("bob", 1000));
+        l.failed("bob", 1000);
+        assert!(l.blocked("bob", 1001));
+        assert!(!l.blocked("alice", 1001));
+        assert!(!l.blocked("bob", 1000 + LoginLimiter::WINDOW_MS));
+        l.succeeded("bob");
+        assert!(!l.blocked("bob", 1001));
+    }
 
     #[test]
     fn password_hash_verifies_only_the_right_password() {

@@ -29,6 +29,8 @@ pub enum ApiError {
     ConflictCode(&'static str, String),
     #[error("request body is larger than allowed")]
     TooLarge,
+    #[error("too many failed sign-ins for this account; wait a few minutes")]
+    TooManyAttempts,
     #[error("internal error; the hub's log has details")]
     Internal(String),
 }
@@ -46,6 +48,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::ConflictCode(c, _) => c,
             ApiError::TooLarge => "payload_too_large",
+            ApiError::TooManyAttempts => "too_many_attempts",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NotFoundCode(..) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::ConflictCode(..) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -127,6 +127,7 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         device_mqtt_port: device_port,
         hub_mqtt_password,
         audit_lock: tokio::sync::Mutex::new(()),
+        login_limiter: auth::LoginLimiter::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),

@@ -39,6 +39,8 @@ pub struct Inner {
     /// Serialises this process's audit appends, so they never race each other for the
     /// chain head (other hub processes are handled by the store's retry).
     pub audit_lock: tokio::sync::Mutex<()>,
+    /// Failed sign-ins per username (online guessing).
+    pub login_limiter: crate::auth::LoginLimiter,
     /// Set when the hub stops: background loops end at their next turn.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub effects: std::sync::OnceLock<

@@ -228,6 +228,29 @@ async fn story(cfg: HubConfig) {
         (s, b["error"]["code"].as_str()),
         (401, Some("bad_credentials"))
     );
+    // Online guessing: after ten failures even the right password is refused for a while.
+    let bad = json!({"username": "mallory", "password": "guess-guess"});
+    for _ in 0..10 {
+        let (s, _) = call(
+            "POST",
+            format!("{base}/api/v1/auth/login"),
+            None,
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(s, 401);
+    }
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/auth/login"),
+        None,
+        Some(json!({"username": "mallory", "password": "a-long-password"})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (429, Some("too_many_attempts"))
+    );
 
     let (s, home) = call(
         "POST",

@@ -12,12 +12,15 @@ use serde_json::json;
 use threshold_store::Role;
 
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "accounts",
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
     let name = req.username.trim().to_ascii_lowercase();
+    if st.login_limiter.blocked(&name, st.clock.now_ms()) {
+        return Err(ApiError::TooManyAttempts);
+    }
     let user = st.store.user_by_name(&name).await?;
     let pw = req.password.clone();
     let hash = user
@@ -29,6 +32,7 @@ pub async fn login(
         .await
         .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
+        st.login_limiter.failed(&name, st.clock.now_ms());
         crate::audit::record(
             &st,
             "login.failed",
@@ -39,6 +43,7 @@ pub async fn login(
         .await;
         return Err(ApiError::BadCredentials);
     };
+    st.login_limiter.succeeded(&name);
     let token = auth::new_session_token()?;
     let now = st.clock.now_ms();
     st.store
