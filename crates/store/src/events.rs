@@ -52,7 +52,8 @@ pub struct NewAlert<'a> {
     pub evidence: &'a str,
 }
 
-fn timeline(r: &AnyRow) -> Result<TimelineRow> {
+/// A timeline row, as every timeline query selects it.
+pub(crate) fn timeline(r: &AnyRow) -> Result<TimelineRow> {
     Ok(TimelineRow {
         id: r.try_get("id")?,
         home_id: r.try_get("home_id")?,

@@ -212,19 +212,7 @@ impl Store {
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TimelineRow {
-                    id: r.try_get("id")?,
-                    home_id: r.try_get("home_id")?,
-                    device_id: r.try_get::<Option<String>, _>("device_id")?,
-                    delivery_id: r.try_get::<Option<String>, _>("delivery_id")?,
-                    time_ms: r.try_get("time_ms")?,
-                    kind: r.try_get("kind")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(crate::events::timeline).collect()
     }
 
     /// Alerts of a home created in `[from_ms, to_ms]`, oldest first (at most 500).
