@@ -1,10 +1,16 @@
 //! Appending to the audit log, with a signed checkpoint of the chain head every N
 //! entries, and verifying the whole chain.
 
+use crate::clock::Clock;
 use crate::state::AppState;
-use threshold_core::audit::{checkpoint_message, ChainBreak, ChainVerifier};
+use std::sync::Arc;
+use threshold_core::audit::{checkpoint_message, AuditEntry, ChainBreak, ChainVerifier};
 use threshold_proto::{DeviceKey, PublicKey};
-use threshold_store::{CheckpointRow, Store, StoreError};
+use threshold_store::{
+    AuditDraft, CheckpointRow, EntryClaim, JobOutcome, JournalJob, NewTimelineRow, Store,
+    StoreError,
+};
+use tokio::sync::{mpsc, oneshot};
 
 /// Record a security-relevant event. Failures are logged loudly but do not fail the
 /// action that caused them (the action itself is already durable in its own table).
@@ -15,25 +21,204 @@ pub async fn record(
     subject: &str,
     detail: serde_json::Value,
 ) {
-    let _serial = state.audit_lock.lock().await;
-    let now = state.clock.now_ms();
-    match state
-        .store
-        .append_audit(now, kind, actor, subject, &detail.to_string())
-        .await
-    {
-        Ok(e) => {
-            if state.config.audit_checkpoint_every > 0
-                && e.seq % state.config.audit_checkpoint_every == 0
-            {
-                if let Err(err) =
-                    checkpoint(&state.store, &state.hub_key, e.seq, &e.hash, now).await
-                {
-                    tracing::error!(error = %err, "could not write audit checkpoint");
-                }
+    record_all(
+        state,
+        vec![Record::new(kind, actor, subject, detail)],
+        Vec::new(),
+    )
+    .await;
+}
+
+/// Record several audit entries (consecutive in the chain) and timeline rows in one
+/// commit, e.g. a decision and the token it issued. Failures are logged, as for
+/// [`record`].
+pub async fn record_all(state: &AppState, audit: Vec<Record>, timeline: Vec<NewTimelineRow>) {
+    let kinds: Vec<String> = audit.iter().map(|r| r.kind.clone()).collect();
+    if let Err(err) = state.journal.write(audit, timeline).await {
+        tracing::error!(error = %err, audit = ?kinds, "could not append to the audit log and timeline");
+    }
+}
+
+/// One audit entry to append; the journal gives it its time and place in the chain.
+#[derive(Clone, Debug)]
+pub struct Record {
+    kind: String,
+    actor: String,
+    subject: String,
+    detail: String,
+}
+
+impl Record {
+    pub fn new(kind: &str, actor: &str, subject: &str, detail: serde_json::Value) -> Self {
+        Record {
+            kind: kind.to_owned(),
+            actor: actor.to_owned(),
+            subject: subject.to_owned(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn draft(&self, time_ms: i64) -> AuditDraft {
+        AuditDraft {
+            time_ms,
+            kind: self.kind.clone(),
+            actor: self.actor.clone(),
+            subject: self.subject.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// Group commit for the audit log: one task appends everything submitted while its
+/// previous commit was running in a single transaction, in submission order, so the
+/// chain is written by one writer per process and concurrent requests share a commit
+/// instead of queueing for one each. Every caller still waits until its own entries are
+/// durable (a decision is in the log before the courier hears of it).
+#[derive(Clone, Debug)]
+pub struct Journal {
+    jobs: mpsc::Sender<Job>,
+}
+
+#[derive(Debug)]
+struct Job {
+    claim: Option<EntryClaim>,
+    audit: Vec<Record>,
+    timeline: Vec<NewTimelineRow>,
+    done: oneshot::Sender<Result<JobOutcome, String>>,
+}
+
+/// Most jobs in one commit: bounds a transaction's size and the wait of its first job.
+const MAX_BATCH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("the audit journal has stopped")]
+    Stopped,
+    #[error("{0}")]
+    Store(String),
+}
+
+impl Journal {
+    /// Start the writer task (within a tokio runtime). It ends once every handle is
+    /// dropped and the queue is drained.
+    pub fn start(
+        store: Store,
+        key: DeviceKey,
+        clock: Arc<dyn Clock>,
+        checkpoint_every: u64,
+    ) -> Self {
+        let (jobs, rx) = mpsc::channel(4096);
+        tokio::spawn(run(rx, store, key, clock, checkpoint_every));
+        Journal { jobs }
+    }
+
+    /// Append `audit` to the chain and add `timeline`, durably, in one commit.
+    pub async fn write(
+        &self,
+        audit: Vec<Record>,
+        timeline: Vec<NewTimelineRow>,
+    ) -> Result<Vec<AuditEntry>, JournalError> {
+        match self.submit(None, audit, timeline).await? {
+            JobOutcome::Written(entries) => Ok(entries),
+            JobOutcome::ClaimLost => Err(JournalError::Store("claim lost without a claim".into())),
+        }
+    }
+
+    /// Claim a delivery's entry and, only if the claim holds, write the records with
+    /// it in the same commit. `None`: another request claimed it first; nothing was
+    /// written.
+    pub async fn write_claimed(
+        &self,
+        claim: EntryClaim,
+        audit: Vec<Record>,
+        timeline: Vec<NewTimelineRow>,
+    ) -> Result<Option<Vec<AuditEntry>>, JournalError> {
+        match self.submit(Some(claim), audit, timeline).await? {
+            JobOutcome::Written(entries) => Ok(Some(entries)),
+            JobOutcome::ClaimLost => Ok(None),
+        }
+    }
+
+    async fn submit(
+        &self,
+        claim: Option<EntryClaim>,
+        audit: Vec<Record>,
+        timeline: Vec<NewTimelineRow>,
+    ) -> Result<JobOutcome, JournalError> {
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                claim,
+                audit,
+                timeline,
+                done,
+            })
+            .await
+            .map_err(|_| JournalError::Stopped)?;
+        answer
+            .await
+            .map_err(|_| JournalError::Stopped)?
+            .map_err(JournalError::Store)
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Job>,
+    store: Store,
+    key: DeviceKey,
+    clock: Arc<dyn Clock>,
+    checkpoint_every: u64,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
             }
         }
-        Err(err) => tracing::error!(error = %err, kind, "could not append to audit log"),
+        let now = clock.now_ms();
+        let drafts: Vec<JournalJob> = jobs.iter().map(|j| j.draft(now)).collect();
+        let results: Vec<Result<JobOutcome, String>> = match store.write_journal(&drafts).await {
+            Ok(outcomes) if outcomes.len() == jobs.len() => outcomes.into_iter().map(Ok).collect(),
+            Ok(_) => vec![Err("journal answered for the wrong number of jobs".into()); jobs.len()],
+            // One bad job must not sink the others: retry each on its own.
+            Err(_) if jobs.len() > 1 => {
+                let mut out = Vec::with_capacity(jobs.len());
+                for d in &drafts {
+                    let r = store.write_journal(std::slice::from_ref(d)).await;
+                    out.push(match r {
+                        Ok(mut o) => o.pop().ok_or_else(|| "journal wrote nothing".to_owned()),
+                        Err(e) => Err(e.to_string()),
+                    });
+                }
+                out
+            }
+            Err(e) => vec![Err(e.to_string())],
+        };
+        for (job, result) in jobs.into_iter().zip(results) {
+            if let Ok(JobOutcome::Written(entries)) = &result {
+                for e in entries {
+                    if checkpoint_every > 0 && e.seq % checkpoint_every == 0 {
+                        if let Err(err) = checkpoint(&store, &key, e.seq, &e.hash, now).await {
+                            tracing::error!(error = %err, "could not write audit checkpoint");
+                        }
+                    }
+                }
+            }
+            // The caller may have gone away; its records are written all the same.
+            let _ = job.done.send(result);
+        }
+    }
+}
+
+impl Job {
+    fn draft(&self, now: i64) -> JournalJob {
+        JournalJob {
+            claim: self.claim.clone(),
+            audit: self.audit.iter().map(|r| r.draft(now)).collect(),
+            timeline: self.timeline.clone(),
+        }
     }
 }
 

@@ -396,7 +396,9 @@ async fn bench(
                 live += 1;
             }
         });
-        if live >= devices.len() {
+        // ... and their LIVE transitions applied (a timeline row each), so the run
+        // measures decisions, not the warm-up's backlog.
+        if live >= devices.len() && st.metrics.effects_pending.get() == 0 {
             break;
         }
         anyhow::ensure!(

@@ -17,6 +17,7 @@
 //! `session_not_secured` when that cannot be confirmed within the limit
 //! (`session_secure_limit_ms` in the configuration, default 120 s).
 
+use crate::audit::Record;
 use crate::domain::raise_alert;
 use crate::events::HubEvent;
 use crate::gateway::monitor::Transition;
@@ -26,7 +27,7 @@ use threshold_core::liveness::Liveness;
 use threshold_core::policy::{decide, Decision, EntryFacts, Position};
 use threshold_proto::body::{BoltState, DeviceKind, DoorState, Stream, Unlock};
 use threshold_proto::{DeviceId, Kind, SignedMessage};
-use threshold_store::{DeliveryRow, NewAlert, SessionRow};
+use threshold_store::{DeliveryRow, EntryClaim, NewAlert, NewTimelineRow, SessionRow};
 
 /// Homes with a delivered (or compromised) session waiting for a fresh
 /// closed-and-locked report; refreshed by the watcher, read on every lock report.
@@ -71,38 +72,6 @@ pub fn await_secure(home_id: &str) {
 
 pub const SESSION_STATES: [&str; 2] = ["inside", "delivered"];
 
-/// Visit the gateway entries of a home's devices. The home's device ids come from
-/// one indexed query, so a decision costs O(devices of the home), not a scan of every
-/// device the hub knows (20 000 at 10 000 homes); if the database cannot answer, fall
-/// back to the scan.
-async fn for_home_devices(
-    state: &AppState,
-    home_id: &str,
-    mut f: impl FnMut(&mut crate::gateway::registry::DeviceEntry),
-) {
-    match state.store.home_device_ids(home_id).await {
-        Ok(ids) => {
-            for (id, _) in ids {
-                if let Ok(id) = id.parse::<DeviceId>() {
-                    state.registry.with(&id, |e| {
-                        if e.home_id == home_id {
-                            f(e)
-                        }
-                    });
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "device lookup failed; scanning the registry");
-            state.registry.for_each(|e| {
-                if e.home_id == home_id {
-                    f(e)
-                }
-            });
-        }
-    }
-}
-
 /// Current liveness of the home's devices of one kind: the best of them.
 pub async fn home_liveness(
     state: &AppState,
@@ -113,7 +82,7 @@ pub async fn home_liveness(
     let cfg = state.config.liveness();
     let mut best = Liveness::Offline;
     let mut ids = Vec::new();
-    for_home_devices(state, home_id, |e| {
+    state.registry.for_home(home_id, |e| {
         if e.home_id == home_id && e.kind == kind && !e.revoked {
             ids.push(e.id);
             let s = e.liveness.state(now, &cfg);
@@ -121,8 +90,7 @@ pub async fn home_liveness(
                 best = s;
             }
         }
-    })
-    .await;
+    });
     (best, ids)
 }
 
@@ -134,14 +102,13 @@ pub async fn lock_state(
     let now = state.clock.now_ms();
     let cfg = state.config.liveness();
     let mut out = None;
-    for_home_devices(state, home_id, |e| {
+    state.registry.for_home(home_id, |e| {
         if e.kind == DeviceKind::Lock && !e.revoked {
             let fresh = e.liveness.state(now, &cfg) == Liveness::Live;
             let s = e.last_state.clone().unwrap_or_default();
             out = Some((s.bolt, s.door, fresh, e.last_state_at));
         }
-    })
-    .await;
+    });
     out
 }
 
@@ -217,17 +184,72 @@ pub async fn request_entry(
             reasons: vec![threshold_core::policy::Refusal::NotAssigned],
         };
     }
-    // Exactly one concurrent request may win the transition.
-    if decision.allowed
-        && !state
-            .store
-            .transition_delivery(&d.id, &["scheduled"], "inside", now)
-            .await?
-    {
-        decision = Decision {
-            allowed: false,
-            reasons: vec![threshold_core::policy::Refusal::AlreadyUsed],
+    let grant = format!("delivery:{}", d.id);
+    let actor = format!("courier:{courier_id}");
+    let reasons_of = |decision: &Decision| -> serde_json::Value {
+        let reasons: Vec<&str> = decision.reasons.iter().map(|r| r.code()).collect();
+        json!({"delivery_id": d.id, "allowed": decision.allowed, "reasons": reasons,
+            "position": {"lat": req.position.lat, "lon": req.position.lon, "accuracy_m": req.position.accuracy_m},
+            "camera": camera.as_str(), "lock": lock.as_str()})
+    };
+    let row = |kind: &str, detail: String| NewTimelineRow {
+        home_id: home.id.clone(),
+        device_id: None,
+        delivery_id: Some(d.id.clone()),
+        time_ms: now,
+        kind: kind.to_owned(),
+        detail,
+    };
+    // A yes is one commit, before the token leaves: the claim (exactly one of several
+    // concurrent requests moves the delivery out of `scheduled` and opens the access
+    // session a door opening is judged against), the decision and token audit entries
+    // and the timeline rows; concurrent requests share the commit (the journal's group
+    // commit). A no is one commit too. Either way every decision is in the audit log
+    // before the courier hears of it.
+    let mut unlocks = None;
+    if decision.allowed {
+        let prepared = prepare_unlocks(state, &locks, &grant, now)?;
+        let detail = reasons_of(&decision);
+        let mut audit = vec![Record::new("decision", &actor, &grant, detail.clone())];
+        audit.extend(unlock_records(&prepared, &grant, &actor));
+        let timeline = vec![
+            row("decision", detail.to_string()),
+            row(
+                "unlock_sent",
+                json!({"expires_at_ms": prepared.expires}).to_string(),
+            ),
+        ];
+        let claim = EntryClaim {
+            delivery_id: d.id.clone(),
+            home_id: home.id.clone(),
+            grant_ref: grant.clone(),
+            now_ms: now,
         };
+        match state.journal.write_claimed(claim, audit, timeline).await {
+            Ok(Some(_)) => unlocks = Some(prepared),
+            Ok(None) => {
+                decision = Decision {
+                    allowed: false,
+                    reasons: vec![threshold_core::policy::Refusal::AlreadyUsed],
+                };
+            }
+            // Fail secure: no record, no entry.
+            Err(e) => return Err(crate::error::ApiError::Internal(e.to_string())),
+        }
+    }
+    if let Some(u) = &unlocks {
+        send_unlocks(state, u, now).await;
+        request_streams(state, &cams, now + 60_000).await;
+    } else {
+        // A refusal for someone not assigned says nothing to the owner's timeline
+        // about that courier beyond the fact of the attempt.
+        let detail = reasons_of(&decision);
+        crate::audit::record_all(
+            state,
+            vec![Record::new("decision", &actor, &grant, detail.clone())],
+            vec![row("decision", detail.to_string())],
+        )
+        .await;
     }
     let outcome = if decision.allowed {
         "allowed"
@@ -241,57 +263,7 @@ pub async fn request_entry(
             outcome: outcome.into(),
         })
         .inc();
-    // Only what decides and what the lock needs comes before the token leaves: the
-    // transition above, then the access session (a door opening is judged against
-    // it), then the signed token. The audit and timeline writes follow, still before
-    // the answer, so every decision is logged when the courier hears of it.
-    let grant = format!("delivery:{}", d.id);
-    let actor = format!("courier:{courier_id}");
-    let mut sent = None;
-    if decision.allowed {
-        let _ = state
-            .store
-            .open_session(&home.id, &grant, Some(&d.id), now, None)
-            .await;
-        sent = Some(publish_unlocks(state, &locks, &grant, now).await);
-        request_streams(state, &cams, now + 60_000).await;
-    }
-    let reasons: Vec<&str> = decision.reasons.iter().map(|r| r.code()).collect();
-    let detail = json!({"delivery_id": d.id, "allowed": decision.allowed, "reasons": reasons,
-        "position": {"lat": req.position.lat, "lon": req.position.lon, "accuracy_m": req.position.accuracy_m},
-        "camera": camera.as_str(), "lock": lock.as_str()});
-    crate::audit::record(state, "decision", &actor, &grant, detail.clone()).await;
-    // A refusal for someone not assigned says nothing to the owner's timeline about
-    // that courier beyond the fact of the attempt.
-    let _ = state
-        .store
-        .add_timeline(
-            &home.id,
-            None,
-            Some(&d.id),
-            now,
-            "decision",
-            &detail.to_string(),
-        )
-        .await;
-    // A failure to make a token still leaves its decision logged above.
-    let sent = sent.transpose()?;
-    let mut token_expires_at_ms = None;
-    if let Some(sent) = sent {
-        audit_unlocks(state, &sent, &grant, &actor).await;
-        let expires = sent.expires;
-        token_expires_at_ms = Some(expires);
-        let _ = state
-            .store
-            .add_timeline(
-                &home.id,
-                None,
-                Some(&d.id),
-                now,
-                "unlock_sent",
-                &json!({"expires_at_ms": expires}).to_string(),
-            )
-            .await;
+    if unlocks.is_some() {
         state.bus.publish(HubEvent {
             owner_id: home.owner_id.clone(),
             courier_id: Some(courier_id.to_owned()),
@@ -303,7 +275,7 @@ pub async fn request_entry(
     }
     Ok(EntryOutcome {
         decision,
-        token_expires_at_ms,
+        token_expires_at_ms: unlocks.map(|u| u.expires),
     })
 }
 
@@ -316,58 +288,69 @@ pub async fn issue_unlock(
     actor: &str,
     now: i64,
 ) -> Result<i64, crate::error::ApiError> {
-    let sent = publish_unlocks(state, locks, grant, now).await?;
-    audit_unlocks(state, &sent, grant, actor).await;
-    Ok(sent.expires)
+    let u = prepare_unlocks(state, locks, grant, now)?;
+    send_unlocks(state, &u, now).await;
+    crate::audit::record_all(state, unlock_records(&u, grant, actor), Vec::new()).await;
+    Ok(u.expires)
 }
 
-/// Unlock capabilities that went out, for [`audit_unlocks`].
-pub struct SentUnlocks {
+/// Single-use unlock capabilities for some locks: each lock's nonce and the expiry,
+/// chosen before anything is written, so the audit log can name them.
+pub struct Unlocks {
     pub expires: i64,
+    grant: String,
     nonces: Vec<(DeviceId, String)>,
 }
 
-/// Sign and publish a single-use unlock capability to each lock, without the audit
-/// writes (the caller records them with [`audit_unlocks`] before answering), so the
-/// token leaves the hub as soon as it is decided.
-pub async fn publish_unlocks(
+pub fn prepare_unlocks(
     state: &AppState,
     locks: &[DeviceId],
     grant: &str,
     now: i64,
-) -> Result<SentUnlocks, crate::error::ApiError> {
-    let expires = now + state.config.unlock_token_ttl_ms;
+) -> Result<Unlocks, crate::error::ApiError> {
     let mut nonces = Vec::with_capacity(locks.len());
     for lock_id in locks {
         let mut nonce = [0u8; 16];
         getrandom::getrandom(&mut nonce)
             .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
+        nonces.push((*lock_id, hex::encode(nonce)));
+    }
+    Ok(Unlocks {
+        expires: now + state.config.unlock_token_ttl_ms,
+        grant: grant.to_owned(),
+        nonces,
+    })
+}
+
+/// Sign and publish the capabilities. Signed only now, not when prepared: a device
+/// refuses a downlink whose number is not above the last one it accepted, so a token
+/// must not be overtaken by a later-numbered message to the same lock.
+pub async fn send_unlocks(state: &AppState, u: &Unlocks, now: i64) {
+    for (lock_id, nonce) in &u.nonces {
         let token = Unlock {
-            grant: grant.to_owned(),
-            nonce: hex::encode(nonce),
-            expires_at_ms: expires,
+            grant: u.grant.clone(),
+            nonce: nonce.clone(),
+            expires_at_ms: u.expires,
         };
         let m = state
             .downlink
             .sign(&state.hub_key, *lock_id, Kind::Unlock, &token, now);
         state.downlink.publish(*lock_id, m).await;
-        nonces.push((*lock_id, token.nonce));
     }
-    Ok(SentUnlocks { expires, nonces })
 }
 
-/// The `token.issued` audit entries for capabilities sent by [`publish_unlocks`].
-pub async fn audit_unlocks(state: &AppState, sent: &SentUnlocks, grant: &str, actor: &str) {
-    for (lock_id, nonce) in &sent.nonces {
-        crate::audit::record(
-            state,
-            "token.issued",
-            actor,
-            &format!("device:{lock_id}"),
-            json!({"grant": grant, "nonce": nonce, "expires_at_ms": sent.expires}),
-        )
-        .await;
-    }
+fn unlock_records(sent: &Unlocks, grant: &str, actor: &str) -> Vec<Record> {
+    sent.nonces
+        .iter()
+        .map(|(lock_id, nonce)| {
+            Record::new(
+                "token.issued",
+                actor,
+                &format!("device:{lock_id}"),
+                json!({"grant": grant, "nonce": nonce, "expires_at_ms": sent.expires}),
+            )
+        })
+        .collect()
 }
 
 /// Send the `lock` downlink (throw the bolt now) to each lock, audited.
@@ -850,7 +833,7 @@ async fn secure_alert(state: &AppState, s: &SessionRow, since: i64, now: i64) {
 pub async fn lock_view(state: &AppState, home_id: &str) -> serde_json::Value {
     let cfg = state.config.liveness();
     let mut out = json!({"bolt": "unknown", "door": "unknown", "fresh": false, "present": false});
-    for_home_devices(state, home_id, |e| {
+    state.registry.for_home(home_id, |e| {
         if e.kind == DeviceKind::Lock && !e.revoked {
             let now = state.clock.now_ms();
             let fresh = e.liveness.state(now, &cfg) == Liveness::Live;
@@ -872,8 +855,7 @@ pub async fn lock_view(state: &AppState, home_id: &str) -> serde_json::Value {
                 "unknown_since_ms": if fresh { None } else { e.liveness.fresh_at().map(|f| f + cfg.live_window_ms) },
             });
         }
-    })
-    .await;
+    });
     out
 }
 

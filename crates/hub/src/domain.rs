@@ -9,7 +9,7 @@ use threshold_core::liveness::Liveness;
 use threshold_core::record_log::Arrival;
 use threshold_proto::body::DeviceKind;
 use threshold_proto::SignedMessage;
-use threshold_store::NewAlert;
+use threshold_store::{NewAlert, NewTimelineRow};
 
 /// Store an alert and tell the owner; returns the stored alert (None if it could not be
 /// stored, which is logged).
@@ -163,29 +163,16 @@ pub async fn on_device_event(
     };
     let detail_json: serde_json::Value = serde_json::from_str(detail).unwrap_or(json!({}));
     let tl = json!({"event": event_type, "seq": msg.seq, "device_time_ms": msg.time_ms, "detail": detail_json, "late": matches!(arrival, Arrival::FilledGap)});
-    if let Err(e) = state
-        .store
-        .add_timeline(
-            &home_id,
-            Some(&device),
-            None,
-            msg.time_ms,
-            &format!("device.{event_type}"),
-            &tl.to_string(),
-        )
-        .await
-    {
-        tracing::error!(error = %e, "could not store timeline entry");
-    }
-    state.bus.publish(HubEvent {
-        owner_id: owner_id.clone(),
-        courier_id: None,
+    // The timeline row and, for door and bolt events, the audit entry: one commit.
+    let row = NewTimelineRow {
         home_id: home_id.clone(),
-        event_type: "device.event".into(),
+        device_id: Some(device.clone()),
+        delivery_id: None,
         time_ms: msg.time_ms,
-        data: json!({"device_id": device, "name": name, "event": event_type, "seq": msg.seq, "detail": detail_json}),
-    });
-    if matches!(
+        kind: format!("device.{event_type}"),
+        detail: tl.to_string(),
+    };
+    let audited = matches!(
         event_type,
         "door_opened"
             | "door_closed"
@@ -194,16 +181,26 @@ pub async fn on_device_event(
             | "token_accepted"
             | "token_refused"
             | "relocked"
-    ) {
-        crate::audit::record(
-            state,
+    );
+    let audit = if audited {
+        vec![crate::audit::Record::new(
             "door_event",
             &format!("device:{device}"),
             &format!("home:{home_id}"),
-            tl.clone(),
-        )
-        .await;
-    }
+            tl,
+        )]
+    } else {
+        Vec::new()
+    };
+    crate::audit::record_all(state, audit, vec![row]).await;
+    state.bus.publish(HubEvent {
+        owner_id: owner_id.clone(),
+        courier_id: None,
+        home_id: home_id.clone(),
+        event_type: "device.event".into(),
+        time_ms: msg.time_ms,
+        data: json!({"device_id": device, "name": name, "event": event_type, "seq": msg.seq, "detail": detail_json}),
+    });
     if let Arrival::OpenedGap { from, to } = arrival {
         let msg_text =
             format!("{name}: events {from} to {to} are missing from its log; they may arrive late");

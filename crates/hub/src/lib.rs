@@ -111,6 +111,12 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         None => (mqtt_host.clone(), mqtt_port),
     };
     let connected = Arc::new(gateway::mqtt::Connected::default());
+    let journal = audit::Journal::start(
+        store.clone(),
+        hub_key.clone(),
+        clock.clone(),
+        config.audit_checkpoint_every,
+    );
     let state = AppState::new(state::Inner {
         downlink: gateway::downlink::Downlink::new(&config.mqtt_topic_prefix, clock.now_ms()),
         config: config.clone(),
@@ -126,7 +132,7 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         device_mqtt_host: device_host,
         device_mqtt_port: device_port,
         hub_mqtt_password,
-        audit_lock: tokio::sync::Mutex::new(()),
+        journal,
         login_limiter: auth::LoginLimiter::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub decisions: Family<OutcomeLabel, Counter>,
     pub alerts: Family<KindLabel, Counter>,
     pub http: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    /// Liveness transitions detected but not yet applied (timeline, alerts).
+    pub effects_pending: Gauge,
 }
 
 impl Metrics {
@@ -91,7 +93,14 @@ impl Metrics {
             "HTTP request latency",
             http.clone(),
         );
+        let effects_pending = Gauge::default();
+        registry.register(
+            "liveness_effects_pending",
+            "Liveness transitions detected and not yet applied (timeline, alerts); grows after a mass reconnect",
+            effects_pending.clone(),
+        );
         Metrics {
+            effects_pending,
             registry,
             accepted,
             rejected,

@@ -121,8 +121,8 @@ pub async fn start(state: &AppState, delivery_id: &str, home_id: &str, now: i64)
 
 fn home_cameras(state: &AppState, home_id: &str) -> Vec<DeviceId> {
     let mut out = Vec::new();
-    state.registry.for_each(|e| {
-        if e.home_id == home_id && e.kind == DeviceKind::Camera && !e.revoked {
+    state.registry.for_home(home_id, |e| {
+        if e.kind == DeviceKind::Camera && !e.revoked {
             out.push(e.id);
         }
     });
@@ -345,14 +345,19 @@ pub async fn tick(state: &AppState) {
         Ok(rows) => state.recorder.replace(rows, now),
         Err(e) => tracing::error!(error = %e, "could not load recordings"),
     }
-    for r in state.recorder.open() {
-        let ended = match state.store.delivery_any(&r.delivery_id).await {
-            Ok(d) => !OPEN_STATES.contains(&d.state.as_str()),
-            Err(threshold_store::StoreError::NotFound) => true,
-            Err(_) => false,
+    // One query for the deliveries that ended, not one per open recording: thousands
+    // of deliveries can be open at once.
+    let ended: std::collections::HashSet<String> =
+        match state.store.recordings_past_delivery(&OPEN_STATES).await {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not check recordings against deliveries");
+                Default::default()
+            }
         };
+    for r in state.recorder.open() {
         let too_long = now - r.started_ms > state.config.recording_max_ms;
-        if ended || too_long {
+        if ended.contains(&r.delivery_id) || too_long {
             let ends = now + state.config.recording_tail_ms;
             if state
                 .store
@@ -379,7 +384,12 @@ pub async fn tick(state: &AppState) {
 /// their capture rate exactly would let capture jitter drop frames from a recording.
 pub async fn request_frames(state: &AppState, cams: &[DeviceId], until_ms: i64) {
     let now = state.clock.now_ms();
-    for c in cams {
+    for (i, c) in cams.iter().enumerate() {
+        // Thousands of renewals at once would queue ahead of an unlock token on the
+        // downlink connection: let other publishers in between every few.
+        if i > 0 && i % 32 == 0 {
+            tokio::task::yield_now().await;
+        }
         let m = state.downlink.sign(
             &state.hub_key,
             *c,

@@ -36,9 +36,9 @@ pub struct Inner {
     pub hub_mqtt_password: String,
     /// Where liveness transitions go to be applied (set once by the monitor).
     pub mqtt_connected: Arc<crate::gateway::mqtt::Connected>,
-    /// Serialises this process's audit appends, so they never race each other for the
-    /// chain head (other hub processes are handled by the store's retry).
-    pub audit_lock: tokio::sync::Mutex<()>,
+    /// This process's one writer of the audit log (group commit; other hub processes
+    /// are handled by the store's retry).
+    pub journal: crate::audit::Journal,
     /// Failed sign-ins per username (online guessing).
     pub login_limiter: crate::auth::LoginLimiter,
     /// Set when the hub stops: background loops end at their next turn.

@@ -480,8 +480,8 @@ async fn apply(
         vec![(r.device.clone(), r.name.clone())]
     } else {
         let mut v = Vec::new();
-        state.registry.for_each(|e| {
-            if e.home_id == r.home_id && e.kind == DeviceKind::Camera && !e.revoked {
+        state.registry.for_home(&r.home_id, |e| {
+            if e.kind == DeviceKind::Camera && !e.revoked {
                 v.push((e.id.to_hex(), e.name.clone()));
             }
         });

@@ -98,17 +98,16 @@ impl Store {
         opened_ms: i64,
         ends_ms: Option<i64>,
     ) -> Result<String> {
-        let id = crate::new_id();
-        sqlx::query("INSERT INTO access_sessions (id, home_id, grant_ref, delivery_id, opened_ms, ends_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&id)
-            .bind(home_id)
-            .bind(grant_ref)
-            .bind(delivery_id)
-            .bind(opened_ms)
-            .bind(ends_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
+        let mut conn = self.writer.acquire().await?;
+        insert_session(
+            &mut conn,
+            home_id,
+            grant_ref,
+            delivery_id,
+            opened_ms,
+            ends_ms,
+        )
+        .await
     }
 
     pub async fn session_of_delivery(&self, delivery_id: &str) -> Result<SessionRow> {
@@ -126,7 +125,7 @@ impl Store {
         sqlx::query("UPDATE access_sessions SET delivered_ms = $1 WHERE delivery_id = $2 AND delivered_ms IS NULL")
             .bind(at_ms)
             .bind(delivery_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -135,7 +134,7 @@ impl Store {
         sqlx::query("UPDATE access_sessions SET compromised_ms = $1 WHERE delivery_id = $2 AND compromised_ms IS NULL")
             .bind(at_ms)
             .bind(delivery_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -147,7 +146,7 @@ impl Store {
         )
         .bind(at_ms)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -158,7 +157,7 @@ impl Store {
         let r = sqlx::query("UPDATE access_sessions SET secure_alert_ms = $1 WHERE id = $2 AND secure_alert_ms IS NULL")
             .bind(at_ms)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -258,7 +257,7 @@ impl Store {
             .bind(g.utc_offset_minutes)
             .bind(g.camera_required as i64)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         self.guest_grant(g.owner_id, &id).await
     }
@@ -303,7 +302,7 @@ impl Store {
             .bind(now)
             .bind(id)
             .bind(owner_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             // Unknown, someone else's, or already revoked: look again to tell apart.
@@ -316,8 +315,29 @@ impl Store {
         let r = sqlx::query("UPDATE deliveries SET approved = 1, updated_ms = $1 WHERE id = $2 AND state = 'scheduled'")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(r.rows_affected() > 0)
     }
+}
+
+pub(crate) async fn insert_session(
+    conn: &mut sqlx::AnyConnection,
+    home_id: &str,
+    grant_ref: &str,
+    delivery_id: Option<&str>,
+    opened_ms: i64,
+    ends_ms: Option<i64>,
+) -> Result<String> {
+    let id = crate::new_id();
+    sqlx::query("INSERT INTO access_sessions (id, home_id, grant_ref, delivery_id, opened_ms, ends_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&id)
+        .bind(home_id)
+        .bind(grant_ref)
+        .bind(delivery_id)
+        .bind(opened_ms)
+        .bind(ends_ms)
+        .execute(conn)
+        .await?;
+    Ok(id)
 }

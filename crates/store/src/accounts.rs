@@ -90,7 +90,7 @@ impl Store {
             .bind(display_name)
             .bind(password_hash)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(conflict("username"))?;
         self.user(&id).await
@@ -129,7 +129,7 @@ impl Store {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -146,7 +146,7 @@ impl Store {
             .bind(user_id)
             .bind(now)
             .bind(expires_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -176,7 +176,7 @@ impl Store {
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -195,7 +195,7 @@ impl Store {
             .bind(key_hash)
             .bind(name)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(conflict("api key"))?;
         Ok(ApiKeyRow {
@@ -245,7 +245,7 @@ impl Store {
             .bind(now)
             .bind(key_id)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);

@@ -70,7 +70,7 @@ impl Store {
         .bind(parcel_ref)
         .bind(placement)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.delivery_any(&id).await
     }
@@ -144,7 +144,7 @@ impl Store {
             .bind(now)
             .bind(id)
             .bind(*f)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             n += r.rows_affected();
             if n > 0 {
@@ -158,7 +158,7 @@ impl Store {
         sqlx::query("UPDATE deliveries SET compromised = 1, updated_ms = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

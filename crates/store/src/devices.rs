@@ -91,7 +91,7 @@ impl Store {
         .bind(public_key)
         .bind(mqtt_password_hash)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(crate::conflict("device"))?;
         self.device_any(id).await
@@ -149,7 +149,7 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(owner_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -163,7 +163,7 @@ impl Store {
             .bind(seq)
             .bind(last_seen_ms)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -180,7 +180,7 @@ impl Store {
         sqlx::query(sql)
             .bind(seq)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -189,7 +189,7 @@ impl Store {
         sqlx::query("UPDATE devices SET last_state = $1 WHERE id = $2")
             .bind(state_json)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -213,7 +213,7 @@ impl Store {
 
     /// Replace a device's recorded gaps in one space with `gaps` (atomically).
     pub async fn set_gaps(&self, id: &str, space: SeqSpaceName, gaps: &[GapRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM device_gaps WHERE device_id = $1 AND space = $2")
             .bind(id)
             .bind(space.as_str())

@@ -100,7 +100,7 @@ impl Store {
         .bind(&e.event_type)
         .bind(&e.detail)
         .bind(&e.raw)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -146,18 +146,16 @@ impl Store {
         kind: &str,
         detail: &str,
     ) -> Result<String> {
-        let id = crate::new_id();
-        sqlx::query("INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(&id)
-            .bind(home_id)
-            .bind(device_id)
-            .bind(delivery_id)
-            .bind(time_ms)
-            .bind(kind)
-            .bind(detail)
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
+        let row = NewTimelineRow {
+            home_id: home_id.to_owned(),
+            device_id: device_id.map(str::to_owned),
+            delivery_id: delivery_id.map(str::to_owned),
+            time_ms,
+            kind: kind.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let mut conn = self.writer.acquire().await?;
+        insert_timeline(&mut conn, &row).await
     }
 
     pub async fn timeline(
@@ -203,7 +201,7 @@ impl Store {
         .bind(a.message)
         .bind(a.evidence)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(AlertRow {
             id,
@@ -237,11 +235,40 @@ impl Store {
         .bind(now)
         .bind(alert_id)
         .bind(owner_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
+}
+
+/// A timeline row to add (its id is made on insert).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTimelineRow {
+    pub home_id: String,
+    pub device_id: Option<String>,
+    pub delivery_id: Option<String>,
+    pub time_ms: i64,
+    pub kind: String,
+    pub detail: String,
+}
+
+pub(crate) async fn insert_timeline(
+    conn: &mut sqlx::AnyConnection,
+    t: &NewTimelineRow,
+) -> Result<String> {
+    let id = crate::new_id();
+    sqlx::query("INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(&id)
+        .bind(&t.home_id)
+        .bind(t.device_id.as_deref())
+        .bind(t.delivery_id.as_deref())
+        .bind(t.time_ms)
+        .bind(&t.kind)
+        .bind(&t.detail)
+        .execute(conn)
+        .await?;
+    Ok(id)
 }

@@ -68,7 +68,7 @@ impl Store {
         .bind(h.lon)
         .bind(h.geofence_m)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.home_any(&id).await
     }
@@ -130,7 +130,7 @@ impl Store {
             .bind(allowed_hours)
             .bind(id)
             .bind(owner_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -154,7 +154,7 @@ impl Store {
             .bind(name)
             .bind(now)
             .bind(expires_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(crate::conflict("pairing code"))?;
         Ok(())
@@ -176,7 +176,7 @@ impl Store {
         let r = sqlx::query("UPDATE pairing_codes SET used_ms = $1 WHERE code_hash = $2 AND used_ms IS NULL AND expires_ms > $1")
             .bind(now)
             .bind(code_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if r.rows_affected() != 1 {
             return Err(StoreError::NotFound);

@@ -22,10 +22,10 @@ mod wifi;
 
 pub use access::{GuestGrantRow, NewGuestGrant, SessionRow};
 pub use accounts::{ApiKeyRow, Role, UserRow};
-pub use audit::{AuditRow, CheckpointRow};
+pub use audit::{AuditDraft, AuditRow, CheckpointRow, EntryClaim, JobOutcome, JournalJob};
 pub use deliveries::DeliveryRow;
 pub use devices::{DeviceRow, GapRow, SeqSpaceName};
-pub use events::{AlertRow, DeviceEventRow, NewAlert, TimelineRow};
+pub use events::{AlertRow, DeviceEventRow, NewAlert, NewTimelineRow, TimelineRow};
 pub use homes::{HomeRow, NewHome, PairingRow};
 pub use media::{MediaFrameRow, RecordingRow, WebhookDeliveryRow, WebhookEndpointRow};
 pub use wifi::WifiAttackRow;
@@ -58,9 +58,18 @@ pub enum Backend {
 }
 
 /// The hub's database.
+///
+/// Reads and writes go through different pools. On SQLite the writer pool holds one
+/// connection: SQLite allows one writer at a time anyway, and several writing
+/// connections would meet in its busy handler, which sleeps in steps of up to 100 ms
+/// instead of waking the next writer when the lock frees (it was most of the unlock
+/// decision's tail latency, see docs/performance.md). One connection makes writers
+/// queue in order in the pool, while readers (WAL) never wait for them. On PostgreSQL
+/// both are the same pool.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -78,9 +87,32 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl);
         };
-        let max = if backend == Backend::Sqlite { 4 } else { 16 };
-        let pool = AnyPoolOptions::new()
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                let writer = Self::open_pool(url, backend, 1, true).await?;
+                // The writer first: it creates the file and switches it to WAL.
+                (Self::open_pool(url, backend, 4, false).await?, writer)
+            }
+            Backend::Postgres => {
+                let pool = Self::open_pool(url, backend, 16, true).await?;
+                (pool.clone(), pool)
+            }
+        };
+        let store = Store {
+            pool,
+            writer,
+            backend,
+        };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    async fn open_pool(url: &str, backend: Backend, max: u32, writer: bool) -> Result<AnyPool> {
+        Ok(AnyPoolOptions::new()
             .max_connections(max)
+            // No ping before each use: a round trip per query (to SQLite's connection
+            // thread, or the network); a broken connection still fails the query.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -95,15 +127,20 @@ impl Store {
                         sqlx::query("PRAGMA foreign_keys = ON")
                             .execute(&mut *conn)
                             .await?;
+                        if writer {
+                            // Checkpoints run beside the writer (see
+                            // `Store::wal_checkpoint`), not inside a commit that some
+                            // request is waiting for; this is only a backstop (~40 MB).
+                            sqlx::query("PRAGMA wal_autocheckpoint = 10000")
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                     }
                     Ok(())
                 })
             })
             .connect(url)
-            .await?;
-        let store = Store { pool, backend };
-        migrate::run(&store).await?;
-        Ok(store)
+            .await?)
     }
 
     /// Register sqlx's SQLite and PostgreSQL drivers (idempotent).
@@ -121,6 +158,20 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
+    }
+
+    /// Copy the SQLite write-ahead log back into the database file (PASSIVE: without
+    /// blocking the writer or readers). The hub calls this about once a second, so the
+    /// checkpoint's writes and fsync happen here rather than in whichever commit
+    /// crosses SQLite's automatic threshold. No-op on PostgreSQL.
+    pub async fn wal_checkpoint(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// A named setting (hub-wide, not owner data).
@@ -139,7 +190,7 @@ impl Store {
         )
         .bind(name)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.setting(name).await?.ok_or(StoreError::NotFound)
     }

@@ -128,7 +128,7 @@ impl Store {
         .bind(delivery_id)
         .bind(home_id)
         .bind(started_ms)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -140,9 +140,28 @@ impl Store {
         )
         .bind(ends_ms)
         .bind(delivery_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// Delivery ids of open recordings whose delivery is gone or no longer in one of
+    /// `open_states`: one query per pass, however many recordings are open.
+    pub async fn recordings_past_delivery(&self, open_states: &[&str]) -> Result<Vec<String>> {
+        let marks: Vec<String> = (1..=open_states.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT r.delivery_id AS delivery_id FROM recordings r LEFT JOIN deliveries d ON d.id = r.delivery_id \
+             WHERE r.ends_ms IS NULL AND (d.id IS NULL OR d.state NOT IN ({}))",
+            if marks.is_empty() { "''".to_owned() } else { marks.join(", ") }
+        );
+        let mut q = sqlx::query(&sql);
+        for st in open_states {
+            q = q.bind(*st);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("delivery_id")?))
+            .collect()
     }
 
     /// Recordings still open, or ended after `ended_after_ms` (late backlog frames of
@@ -187,7 +206,7 @@ impl Store {
         .bind(&f.path)
         .bind(&f.sha256)
         .bind(f.bytes)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -206,7 +225,7 @@ impl Store {
         .bind(device_id)
         .bind(from_ms)
         .bind(to_ms)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(r.rows_affected())
     }
@@ -282,7 +301,7 @@ impl Store {
         sqlx::query("DELETE FROM media_frames WHERE device_id = $1 AND seq = $2")
             .bind(device_id)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -305,7 +324,7 @@ impl Store {
         .bind(secret)
         .bind(description)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.webhook_endpoint(owner_id, &id).await
     }
@@ -349,12 +368,12 @@ impl Store {
         let ep = self.webhook_endpoint(owner_id, id).await?;
         sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
             .bind(&ep.id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND owner_id = $2")
             .bind(&ep.id)
             .bind(owner_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -378,7 +397,7 @@ impl Store {
         .bind(event_type)
         .bind(payload)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(id)
     }
@@ -416,7 +435,7 @@ impl Store {
         .bind(error)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -452,14 +471,24 @@ impl Store {
         if marks.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for (id, seq) in marks {
-            sqlx::query("UPDATE devices SET transport_hwm = $1, last_seen_ms = $2 WHERE id = $3 AND transport_hwm < $1")
-                .bind(*seq)
-                .bind(last_seen_ms)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        // A statement per 100 devices, not one per device: at thousands of devices a
+        // flush otherwise holds SQLite's single writer for tens of milliseconds (each
+        // statement is a round trip to the connection's thread).
+        let mut tx = self.writer.begin().await?;
+        for chunk in marks.chunks(100) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
+                .collect();
+            let sql = format!(
+                "UPDATE devices SET transport_hwm = v.column2, last_seen_ms = $1 \
+                 FROM (VALUES {}) AS v WHERE devices.id = v.column1 AND devices.transport_hwm < v.column2",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(last_seen_ms);
+            for (id, seq) in chunk {
+                q = q.bind(id).bind(*seq);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

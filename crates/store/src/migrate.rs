@@ -81,6 +81,6 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
         Backend::Postgres => Embedded(POSTGRES),
     };
     let migrator = Migrator::new(source).await?;
-    migrator.run(&store.pool).await?;
+    migrator.run(&store.writer).await?;
     Ok(())
 }

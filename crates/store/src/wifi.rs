@@ -116,7 +116,7 @@ impl Store {
         .bind(&a.explained_alert_ids)
         .bind(a.created_ms)
         .bind(a.updated_ms)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -142,7 +142,7 @@ impl Store {
         .bind(&a.explained_alert_ids)
         .bind(a.updated_ms)
         .bind(&a.id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -251,7 +251,7 @@ impl Store {
             .bind(message)
             .bind(evidence)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -264,7 +264,7 @@ impl Store {
         let r = sqlx::query("UPDATE timeline SET detail = $1 WHERE id = $2")
             .bind(detail)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);

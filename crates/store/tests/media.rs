@@ -99,6 +99,35 @@ async fn exercise(s: &Store) {
     s.delete_webhook_endpoint(&owner.id, &ep.id).await.unwrap();
     assert!(s.webhook_endpoints(&owner.id).await.unwrap().is_empty());
     s.raise_transport_hwms(&[], 0).await.unwrap();
+    // Replay marks: more devices than one statement holds, and a mark only rises.
+    let ids: Vec<String> = (0..250).map(|i| format!("dev{i:03}")).collect();
+    for id in &ids {
+        s.enrol_device(id, &home.id, "camera", id, "k", "h", 0)
+            .await
+            .unwrap();
+    }
+    let marks: Vec<(String, i64)> = ids.iter().map(|id| (id.clone(), 10)).collect();
+    s.raise_transport_hwms(&marks, 7).await.unwrap();
+    let lower: Vec<(String, i64)> = vec![(ids[0].clone(), 5), (ids[249].clone(), 11)];
+    s.raise_transport_hwms(&lower, 8).await.unwrap();
+    let hwm = |id: &str| {
+        let id = id.to_owned();
+        let owner = owner.id.clone();
+        async move { s.device(&owner, &id).await.unwrap() }
+    };
+    let first = hwm(&ids[0]).await;
+    assert_eq!(
+        (first.transport_hwm, first.last_seen_ms),
+        (10, Some(7)),
+        "never lowered"
+    );
+    assert_eq!(
+        hwm(&ids[150]).await.transport_hwm,
+        10,
+        "second statement applied"
+    );
+    let last = hwm(&ids[249]).await;
+    assert_eq!((last.transport_hwm, last.last_seen_ms), (11, Some(8)));
 }
 
 #[tokio::test]

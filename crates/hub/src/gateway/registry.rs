@@ -90,6 +90,10 @@ impl DeviceEntry {
 #[derive(Debug)]
 pub struct Registry {
     shards: Vec<Mutex<HashMap<DeviceId, DeviceEntry>>>,
+    /// Device ids by home. A device never changes home (revocation keeps the entry),
+    /// so the index only grows with enrolment; per-home lookups (decisions, recording)
+    /// cost O(devices of the home) instead of a scan of every device.
+    by_home: Mutex<HashMap<String, Vec<DeviceId>>>,
 }
 
 impl Default for Registry {
@@ -102,6 +106,7 @@ impl Registry {
     pub fn new() -> Self {
         Registry {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            by_home: Mutex::new(HashMap::new()),
         }
     }
 
@@ -113,7 +118,36 @@ impl Registry {
     }
 
     pub fn insert(&self, e: DeviceEntry) {
-        self.shard(&e.id).insert(e.id, e);
+        let (id, home) = (e.id, e.home_id.clone());
+        // Replacing an entry (re-enrolment) may move it to another home.
+        if let Some(old) = self.shard(&id).insert(id, e) {
+            if old.home_id != home {
+                if let Some(v) = self.homes().get_mut(&old.home_id) {
+                    v.retain(|d| *d != id);
+                }
+            }
+        }
+        let mut homes = self.homes();
+        let ids = homes.entry(home).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+
+    fn homes(&self) -> MutexGuard<'_, HashMap<String, Vec<DeviceId>>> {
+        self.by_home.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Visit the devices of one home (revoked ones included; callers filter).
+    pub fn for_home(&self, home_id: &str, mut f: impl FnMut(&mut DeviceEntry)) {
+        let ids = self.homes().get(home_id).cloned().unwrap_or_default();
+        for id in ids {
+            self.with(&id, |e| {
+                if e.home_id == home_id {
+                    f(e)
+                }
+            });
+        }
     }
 
     pub fn contains(&self, id: &DeviceId) -> bool {
@@ -144,5 +178,53 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u8, home: &str) -> DeviceEntry {
+        let key = threshold_proto::DeviceKey::from_seed(&[id; 32]);
+        let row = DeviceRow {
+            id: DeviceId([id; 16]).to_hex(),
+            home_id: home.into(),
+            owner_id: "o".into(),
+            name: format!("d{id}"),
+            kind: "camera".into(),
+            public_key: key.public().to_hex(),
+            mqtt_password_hash: String::new(),
+            enrolled_ms: 0,
+            revoked_ms: None,
+            transport_hwm: 0,
+            event_hwm: 0,
+            frame_hwm: 0,
+            last_state: None,
+            last_seen_ms: None,
+        };
+        DeviceEntry::from_row(&row, &[], &[]).unwrap()
+    }
+
+    fn ids_of(r: &Registry, home: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        r.for_home(home, |e| v.push(e.id.0[0]));
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn for_home_visits_exactly_that_homes_devices_and_follows_a_move() {
+        let r = Registry::new();
+        r.insert(entry(1, "a"));
+        r.insert(entry(2, "b"));
+        r.insert(entry(3, "a"));
+        r.insert(entry(3, "a")); // re-insert: no duplicate visit
+        assert_eq!(ids_of(&r, "a"), vec![1, 3]);
+        assert_eq!(ids_of(&r, "b"), vec![2]);
+        assert!(ids_of(&r, "c").is_empty());
+        r.insert(entry(1, "b"));
+        assert_eq!(ids_of(&r, "a"), vec![3]);
+        assert_eq!(ids_of(&r, "b"), vec![1, 2]);
     }
 }

@@ -1,0 +1,143 @@
+//! The journal: audit entries, timeline rows and entry claims written in one commit,
+//! on both backends (PostgreSQL when available; required under
+//! THRESHOLD_REQUIRE_SERVICES=1).
+
+use threshold_core::audit::ChainVerifier;
+use threshold_store::{
+    testing, AuditDraft, EntryClaim, JobOutcome, JournalJob, NewHome, NewTimelineRow, Role, Store,
+};
+
+fn draft(kind: &str, t: i64) -> AuditDraft {
+    AuditDraft {
+        time_ms: t,
+        kind: kind.into(),
+        actor: "courier:c".into(),
+        subject: "delivery:d".into(),
+        detail: "{}".into(),
+    }
+}
+
+fn row(home: &str, kind: &str) -> NewTimelineRow {
+    NewTimelineRow {
+        home_id: home.into(),
+        device_id: None,
+        delivery_id: None,
+        time_ms: 5,
+        kind: kind.into(),
+        detail: "{}".into(),
+    }
+}
+
+async fn exercise(s: &Store) {
+    let owner = s.create_user(Role::Owner, "o", "O", "x", 0).await.unwrap();
+    let courier = s
+        .create_user(Role::Courier, "c", "C", "x", 0)
+        .await
+        .unwrap();
+    let home = s
+        .create_home(
+            NewHome {
+                owner_id: &owner.id,
+                name: "h",
+                lat: 0.0,
+                lon: 0.0,
+                geofence_m: 30.0,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let d = s
+        .create_delivery(&home.id, &courier.id, &owner.id, 0, 10, "P", "in_home", 0)
+        .await
+        .unwrap();
+    let claim = EntryClaim {
+        delivery_id: d.id.clone(),
+        home_id: home.id.clone(),
+        grant_ref: format!("delivery:{}", d.id),
+        now_ms: 3,
+    };
+    let job = |audit: Vec<AuditDraft>, kind: &str| JournalJob {
+        claim: Some(claim.clone()),
+        audit,
+        timeline: vec![row(&home.id, kind)],
+    };
+    // Two requests for the same delivery in one batch: the first claim wins and is
+    // written with its records; the second writes nothing; a plain job after them is
+    // chained straight onto the winner's entries.
+    let out = s
+        .write_journal(&[
+            job(
+                vec![draft("decision", 1), draft("token.issued", 1)],
+                "first",
+            ),
+            job(
+                vec![draft("decision", 1), draft("token.issued", 1)],
+                "second",
+            ),
+            JournalJob {
+                claim: None,
+                audit: vec![draft("other", 2)],
+                timeline: vec![],
+            },
+        ])
+        .await
+        .unwrap();
+    let seqs = |o: &JobOutcome| match o {
+        JobOutcome::Written(e) => e.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        JobOutcome::ClaimLost => vec![],
+    };
+    assert_eq!(seqs(&out[0]), vec![1, 2]);
+    assert_eq!(out[1], JobOutcome::ClaimLost);
+    assert_eq!(seqs(&out[2]), vec![3]);
+    assert_eq!(s.delivery_any(&d.id).await.unwrap().state, "inside");
+    let session = s.session_of_delivery(&d.id).await.unwrap();
+    assert_eq!(
+        (session.grant_ref.as_str(), session.opened_ms),
+        (claim.grant_ref.as_str(), 3)
+    );
+    let kinds: Vec<String> = s
+        .timeline(&owner.id, &home.id, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["first".to_owned()],
+        "the loser's row is not written"
+    );
+
+    // A claim on a delivery already inside, on its own, is lost too.
+    let again = s
+        .write_journal(&[job(vec![draft("decision", 4)], "late")])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![JobOutcome::ClaimLost]);
+
+    // The single-entry and batch paths extend one unbroken chain.
+    s.append_audit(6, "k", "a", "s", "{}").await.unwrap();
+    s.append_journal(&[draft("x", 7), draft("y", 7)], &[row(&home.id, "z")])
+        .await
+        .unwrap();
+    let mut v = ChainVerifier::new();
+    for e in s.audit_page(0, 100).await.unwrap() {
+        v.push(&e).unwrap();
+    }
+    assert_eq!(v.head().0, 6);
+}
+
+#[tokio::test]
+async fn journal_on_sqlite() {
+    let (s, _dir) = testing::sqlite().await.unwrap();
+    exercise(&s).await;
+}
+
+#[tokio::test]
+async fn journal_on_postgres() {
+    match testing::postgres().await.unwrap() {
+        Some(s) => exercise(&s).await,
+        None => eprintln!("PostgreSQL not reachable; skipped"),
+    }
+}
