@@ -134,6 +134,7 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         hub_mqtt_password,
         journal,
         login_limiter: auth::LoginLimiter::default(),
+        guest_limiter: auth::LoginLimiter::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),

@@ -41,6 +41,9 @@ pub struct Inner {
     pub journal: crate::audit::Journal,
     /// Failed sign-ins per username (online guessing).
     pub login_limiter: crate::auth::LoginLimiter,
+    /// Unlock attempts per guest grant (same limits, every attempt counts): a leaked
+    /// or scripted guest secret cannot open the door over and over.
+    pub guest_limiter: crate::auth::LoginLimiter,
     /// Set when the hub stops: background loops end at their next turn.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub effects: std::sync::OnceLock<

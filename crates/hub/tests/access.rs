@@ -1106,6 +1106,28 @@ async fn owner_remote_and_guest_access() {
     .await;
     assert_eq!(d["allowed"], false);
     assert!(d["reasons"].as_array().unwrap().contains(&json!("revoked")));
+    // Ten attempts per grant in five minutes, whatever their outcome; then 429.
+    for attempt in 3..=10 {
+        let (s, _) = call(
+            "POST",
+            format!("{base}/api/v1/guest/unlock"),
+            None,
+            Some(json!({"secret": secret})),
+        )
+        .await;
+        assert_eq!(s, 200, "attempt {attempt}");
+    }
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/guest/unlock"),
+        None,
+        Some(json!({"secret": secret})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (429, Some("too_many_attempts"))
+    );
     // None of these authorised openings is an alert.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let kinds = w.alert_kinds().await;

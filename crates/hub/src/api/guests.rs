@@ -154,7 +154,7 @@ pub async fn revoke(
 }
 
 /// A guest asks to unlock. Answer: the decision with every reason for a refusal.
-#[utoipa::path(post, path = "/api/v1/guest/unlock", request_body = GuestUnlock, tag = "guests", responses((status = 200), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/guest/unlock", request_body = GuestUnlock, tag = "guests", responses((status = 200), (status = 404), (status = 429)))]
 pub async fn unlock(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<GuestUnlock>,
@@ -168,6 +168,12 @@ pub async fn unlock(
         .await
         .map_err(|_| ApiError::NotFound("guest grant"))?;
     let now = st.clock.now_ms();
+    // Every attempt counts, allowed or not: at most LoginLimiter::MAX_FAILURES per
+    // grant in LoginLimiter::WINDOW_MS.
+    if st.guest_limiter.blocked(&g.id, now) {
+        return Err(ApiError::TooManyAttempts);
+    }
+    st.guest_limiter.failed(&g.id, now);
     let (camera, _cams) = home_liveness(&st, &g.home_id, DeviceKind::Camera).await;
     let (lock, locks) = home_liveness(&st, &g.home_id, DeviceKind::Lock).await;
     let reasons = refusals(&g, now, camera == Liveness::Live, lock == Liveness::Live);
