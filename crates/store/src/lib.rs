@@ -110,9 +110,11 @@ impl Store {
     async fn open_pool(url: &str, backend: Backend, max: u32, writer: bool) -> Result<AnyPool> {
         Ok(AnyPoolOptions::new()
             .max_connections(max)
-            // No ping before each use: a round trip per query (to SQLite's connection
-            // thread, or the network); a broken connection still fails the query.
-            .test_before_acquire(false)
+            // SQLite: no ping before each use (a round trip to the connection's thread
+            // per query; a file-backed connection does not go stale). PostgreSQL keeps
+            // the ping, so connections broken by a server restart are replaced rather
+            // than failing a request.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
