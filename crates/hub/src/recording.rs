@@ -103,8 +103,9 @@ impl Recorder {
     }
 }
 
-/// Start recording a delivery (called when entry is requested and granted) and get the
-/// home's cameras streaming right away.
+/// Start recording a delivery whose entry was granted and get the home's cameras
+/// streaming right away. The recording's row was written with the entry itself (the
+/// claim in `Store::write_journal`), so a granted entry always has its recording.
 pub async fn start(state: &AppState, delivery_id: &str, home_id: &str, now: i64) {
     state.recorder.add(RecordingRow {
         delivery_id: delivery_id.to_owned(),
@@ -112,9 +113,6 @@ pub async fn start(state: &AppState, delivery_id: &str, home_id: &str, now: i64)
         started_ms: now,
         ends_ms: None,
     });
-    if let Err(e) = state.store.start_recording(delivery_id, home_id, now).await {
-        tracing::error!(error = %e, delivery = %delivery_id, "could not start recording");
-    }
     let cams = home_cameras(state, home_id);
     request_frames(state, &cams, now + STREAM_AHEAD_MS).await;
 }

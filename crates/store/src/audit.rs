@@ -26,8 +26,9 @@ pub struct JournalJob {
     pub timeline: Vec<NewTimelineRow>,
 }
 
-/// Let a courier in: the delivery moves from `scheduled` to `inside` and its access
-/// session opens. Of several concurrent claims on one delivery exactly one succeeds.
+/// Let a courier in: the delivery moves from `scheduled` to `inside`, its access
+/// session opens and its recording starts. Of several concurrent claims on one
+/// delivery exactly one succeeds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EntryClaim {
     pub delivery_id: String,
@@ -56,7 +57,7 @@ async fn claim_entry(conn: &mut sqlx::AnyConnection, c: &EntryClaim) -> Result<b
         return Ok(false);
     }
     crate::access::insert_session(
-        conn,
+        &mut *conn,
         &c.home_id,
         &c.grant_ref,
         Some(&c.delivery_id),
@@ -64,6 +65,7 @@ async fn claim_entry(conn: &mut sqlx::AnyConnection, c: &EntryClaim) -> Result<b
         None,
     )
     .await?;
+    crate::media::insert_recording(conn, &c.delivery_id, &c.home_id, c.now_ms).await?;
     Ok(true)
 }
 

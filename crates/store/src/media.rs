@@ -122,15 +122,8 @@ impl Store {
         home_id: &str,
         started_ms: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO recordings (delivery_id, home_id, started_ms) VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING",
-        )
-        .bind(delivery_id)
-        .bind(home_id)
-        .bind(started_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let mut conn = self.writer.acquire().await?;
+        insert_recording(&mut conn, delivery_id, home_id, started_ms).await
     }
 
     /// Set the end of a recording that has none yet.
@@ -493,4 +486,22 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Open a delivery's recording (idempotent: a second start keeps the first).
+pub(crate) async fn insert_recording(
+    conn: &mut sqlx::AnyConnection,
+    delivery_id: &str,
+    home_id: &str,
+    started_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO recordings (delivery_id, home_id, started_ms) VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING",
+    )
+    .bind(delivery_id)
+    .bind(home_id)
+    .bind(started_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -96,6 +96,12 @@ async fn exercise(s: &Store) {
         (session.grant_ref.as_str(), session.opened_ms),
         (claim.grant_ref.as_str(), 3)
     );
+    let rec = s.recording(&owner.id, &d.id).await.unwrap();
+    assert_eq!(
+        (rec.started_ms, rec.ends_ms),
+        (3, None),
+        "recording opened with the entry"
+    );
     let kinds: Vec<String> = s
         .timeline(&owner.id, &home.id, 0, 10)
         .await
