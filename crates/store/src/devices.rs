@@ -214,22 +214,33 @@ impl Store {
     /// Replace a device's recorded gaps in one space with `gaps` (atomically).
     pub async fn set_gaps(&self, id: &str, space: SeqSpaceName, gaps: &[GapRow]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM device_gaps WHERE device_id = $1 AND space = $2")
-            .bind(id)
-            .bind(space.as_str())
-            .execute(&mut *tx)
-            .await?;
-        for g in gaps {
-            sqlx::query("INSERT INTO device_gaps (device_id, space, from_seq, to_seq, opened_ms) VALUES ($1, $2, $3, $4, $5)")
-                .bind(id)
-                .bind(space.as_str())
-                .bind(g.from_seq)
-                .bind(g.to_seq)
-                .bind(g.opened_ms)
-                .execute(&mut *tx)
-                .await?;
-        }
+        replace_gaps(&mut tx, id, space, gaps).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Replace a device's open gaps in one sequence space.
+pub(crate) async fn replace_gaps(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    space: SeqSpaceName,
+    gaps: &[GapRow],
+) -> Result<()> {
+    sqlx::query("DELETE FROM device_gaps WHERE device_id = $1 AND space = $2")
+        .bind(id)
+        .bind(space.as_str())
+        .execute(&mut *conn)
+        .await?;
+    for g in gaps {
+        sqlx::query("INSERT INTO device_gaps (device_id, space, from_seq, to_seq, opened_ms) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(space.as_str())
+            .bind(g.from_seq)
+            .bind(g.to_seq)
+            .bind(g.opened_ms)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

@@ -105,6 +105,43 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Store a device's event record durably together with what the hub's view of its
+    /// log becomes: the event high-water mark and, when `gaps` is given, the device's
+    /// open gaps. One commit, so after a crash the marks never claim a record the
+    /// database lacks (a record below the mark and outside the gaps counts as
+    /// received). Returns false if the record was already stored.
+    pub async fn store_device_event(
+        &self,
+        e: &DeviceEventRow,
+        gaps: Option<&[crate::GapRow]>,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query(
+            "INSERT INTO device_events (device_id, seq, device_time_ms, received_ms, event_type, detail, raw) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, seq) DO NOTHING",
+        )
+        .bind(&e.device_id)
+        .bind(e.seq)
+        .bind(e.device_time_ms)
+        .bind(e.received_ms)
+        .bind(&e.event_type)
+        .bind(&e.detail)
+        .bind(&e.raw)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(gaps) = gaps {
+            crate::devices::replace_gaps(&mut tx, &e.device_id, crate::SeqSpaceName::Events, gaps)
+                .await?;
+        }
+        sqlx::query("UPDATE devices SET event_hwm = $1 WHERE id = $2 AND event_hwm < $1")
+            .bind(e.seq)
+            .bind(&e.device_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     pub async fn device_events(
         &self,
         owner_id: &str,

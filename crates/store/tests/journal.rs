@@ -4,7 +4,8 @@
 
 use threshold_core::audit::ChainVerifier;
 use threshold_store::{
-    testing, AuditDraft, EntryClaim, JobOutcome, JournalJob, NewHome, NewTimelineRow, Role, Store,
+    testing, AuditDraft, DeviceEventRow, EntryClaim, GapRow, JobOutcome, JournalJob, NewHome,
+    NewTimelineRow, Role, SeqSpaceName, Store,
 };
 
 fn draft(kind: &str, t: i64) -> AuditDraft {
@@ -121,6 +122,53 @@ async fn exercise(s: &Store) {
         .await
         .unwrap();
     assert_eq!(again, vec![JobOutcome::ClaimLost]);
+
+    // A device event is stored with the log marks it implies, in one commit.
+    s.enrol_device("lock1", &home.id, "lock", "Lock", "k", "h", 0)
+        .await
+        .unwrap();
+    let ev = |seq: i64| DeviceEventRow {
+        device_id: "lock1".into(),
+        seq,
+        device_time_ms: 10,
+        received_ms: 11,
+        event_type: "door_opened".into(),
+        detail: "{}".into(),
+        raw: vec![1, 2, 3],
+    };
+    let gap = |a: i64, b: i64| GapRow {
+        from_seq: a,
+        to_seq: b,
+        opened_ms: 11,
+    };
+    let marks = || async {
+        let d = s.device(&owner.id, "lock1").await.unwrap();
+        let g = s.gaps("lock1", SeqSpaceName::Events).await.unwrap();
+        (
+            d.event_hwm,
+            g.iter().map(|g| (g.from_seq, g.to_seq)).collect::<Vec<_>>(),
+        )
+    };
+    assert!(s
+        .store_device_event(&ev(3), Some(&[gap(1, 2)]))
+        .await
+        .unwrap());
+    assert_eq!(marks().await, (3, vec![(1, 2)]));
+    assert!(s
+        .store_device_event(&ev(1), Some(&[gap(2, 2)]))
+        .await
+        .unwrap());
+    assert_eq!(
+        marks().await,
+        (3, vec![(2, 2)]),
+        "a late record never lowers the mark"
+    );
+    assert!(
+        !s.store_device_event(&ev(3), None).await.unwrap(),
+        "already stored"
+    );
+    assert!(s.store_device_event(&ev(4), None).await.unwrap());
+    assert_eq!(marks().await, (4, vec![(2, 2)]), "in order: gaps untouched");
 
     // The single-entry and batch paths extend one unbroken chain.
     s.append_audit(6, "k", "a", "s", "{}").await.unwrap();

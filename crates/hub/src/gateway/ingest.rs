@@ -349,39 +349,39 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         detail: detail.clone(),
         raw: msg.as_bytes().to_vec(),
     };
-    state.store.insert_device_event(&row).await.map_err(|e| {
-        tracing::error!(error = %e, "could not store device event");
-        Rejection::Storage
-    })?;
-    // Only now, with the record durable, update the log and acknowledge.
+    // What the device's log becomes with this record (events of one device are
+    // handled one at a time, so nothing changes it meanwhile), stored in the same
+    // commit as the record; the in-memory log follows only once that is durable.
     let (arrival, gaps) = state
         .registry
         .with(&msg.device, |e| {
-            let a = e.events.record(msg.seq);
-            (a, e.events.missing().ranges().to_vec())
+            let mut log = e.events.clone();
+            let a = log.record(msg.seq);
+            (a, log.missing().ranges().to_vec())
         })
         .ok_or(Rejection::UnknownDevice)?;
-    let id = msg.device.to_hex();
-    if !matches!(arrival, Arrival::InOrder) {
-        let rows: Vec<GapRow> = gaps
-            .iter()
+    let gap_rows: Option<Vec<GapRow>> = (!matches!(arrival, Arrival::InOrder)).then(|| {
+        gaps.iter()
             .map(|&(a, b)| GapRow {
                 from_seq: a as i64,
                 to_seq: b as i64,
                 opened_ms: now,
             })
-            .collect();
-        if let Err(e) = state.store.set_gaps(&id, SeqSpaceName::Events, &rows).await {
-            tracing::error!(error = %e, "could not store gaps");
-        }
-    }
-    if let Err(e) = state
+            .collect()
+    });
+    state
         .store
-        .raise_record_hwm(&id, SeqSpaceName::Events, msg.seq as i64)
+        .store_device_event(&row, gap_rows.as_deref())
         .await
-    {
-        tracing::error!(error = %e, "could not store event high-water mark");
-    }
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not store device event");
+            Rejection::Storage
+        })?;
+    // Only now, with the record durable, update the log and acknowledge.
+    state
+        .registry
+        .with(&msg.device, |e| e.events.record(msg.seq))
+        .ok_or(Rejection::UnknownDevice)?;
     send_ack(
         state,
         msg.device,
