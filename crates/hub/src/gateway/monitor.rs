@@ -185,7 +185,16 @@ pub fn spawn(state: AppState, tick: Duration) {
             if st.stopped() {
                 return;
             }
-            tick_once(&st);
+            // A pass visits every device (tens of thousands): on a blocking thread it
+            // is preempted like any thread instead of holding an async worker, so
+            // requests on the workers do not queue behind it.
+            let pass = st.clone();
+            if tokio::task::spawn_blocking(move || tick_once(&pass))
+                .await
+                .is_err()
+            {
+                tracing::error!("liveness pass failed");
+            }
         }
     });
     let st = state.clone();
