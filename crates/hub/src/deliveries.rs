@@ -83,7 +83,7 @@ pub async fn home_liveness(
     let mut best = Liveness::Offline;
     let mut ids = Vec::new();
     state.registry.for_home(home_id, |e| {
-        if e.home_id == home_id && e.kind == kind && !e.revoked {
+        if e.kind == kind && !e.revoked {
             ids.push(e.id);
             let s = e.liveness.state(now, &cfg);
             if s == Liveness::Live || (s == Liveness::Stale && best == Liveness::Offline) {

@@ -207,20 +207,6 @@ impl Store {
         rows.iter().map(session).collect()
     }
 
-    /// Ids and kinds of a home's devices that are not revoked (for the hub's own
-    /// use: the gateway's registry is keyed by device, this finds a home's).
-    pub async fn home_device_ids(&self, home_id: &str) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
-            "SELECT id, kind FROM devices WHERE home_id = $1 AND revoked_ms IS NULL ORDER BY id",
-        )
-        .bind(home_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("kind")?)))
-            .collect()
-    }
-
     /// When (device time) this lock reported accepting this nonce, if it did. `nonce`
     /// must be hex (checked).
     pub async fn nonce_accepted(&self, device_id: &str, nonce: &str) -> Result<Option<i64>> {

@@ -168,23 +168,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn raise_record_hwm(&self, id: &str, space: SeqSpaceName, seq: i64) -> Result<()> {
-        let sql = match space {
-            SeqSpaceName::Events => {
-                "UPDATE devices SET event_hwm = $1 WHERE id = $2 AND event_hwm < $1"
-            }
-            SeqSpaceName::Frames => {
-                "UPDATE devices SET frame_hwm = $1 WHERE id = $2 AND frame_hwm < $1"
-            }
-        };
-        sqlx::query(sql)
-            .bind(seq)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
     pub async fn set_last_state(&self, id: &str, state_json: &str) -> Result<()> {
         sqlx::query("UPDATE devices SET last_state = $1 WHERE id = $2")
             .bind(state_json)

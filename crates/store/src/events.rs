@@ -86,25 +86,6 @@ const ALERT_COLS: &str = "a.id AS id, a.home_id AS home_id, a.device_id AS devic
     a.kind AS kind, a.message AS message, a.evidence AS evidence, a.created_ms AS created_ms, a.acked_ms AS acked_ms";
 
 impl Store {
-    /// Store a device event. Returns false if this (device, seq) was already stored:
-    /// storing is idempotent, so a re-sent record changes nothing.
-    pub async fn insert_device_event(&self, e: &DeviceEventRow) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO device_events (device_id, seq, device_time_ms, received_ms, event_type, detail, raw) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, seq) DO NOTHING",
-        )
-        .bind(&e.device_id)
-        .bind(e.seq)
-        .bind(e.device_time_ms)
-        .bind(e.received_ms)
-        .bind(&e.event_type)
-        .bind(&e.detail)
-        .bind(&e.raw)
-        .execute(&self.writer)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
     /// Store a device's event record durably together with what the hub's view of its
     /// log becomes: the event high-water mark and, when `gaps` is given, the device's
     /// open gaps. One commit, so after a crash the marks never claim a record the

@@ -127,8 +127,8 @@ async fn story(s: &Store) {
         detail: "{}".into(),
         raw: vec![0, 1, 2, 255],
     };
-    assert!(s.insert_device_event(&ev).await.unwrap());
-    assert!(!s.insert_device_event(&ev).await.unwrap());
+    assert!(s.store_device_event(&ev, None).await.unwrap());
+    assert!(!s.store_device_event(&ev, None).await.unwrap());
     let evs = s.device_events(&owner.id, "d1", 10).await.unwrap();
     assert_eq!(evs, vec![ev]);
     assert!(s

@@ -90,9 +90,8 @@ impl DeviceEntry {
 #[derive(Debug)]
 pub struct Registry {
     shards: Vec<Mutex<HashMap<DeviceId, DeviceEntry>>>,
-    /// Device ids by home. A device never changes home (revocation keeps the entry),
-    /// so the index only grows with enrolment; per-home lookups (decisions, recording)
-    /// cost O(devices of the home) instead of a scan of every device.
+    /// Device ids by home, kept in step by `insert`, so per-home lookups (decisions,
+    /// recording) cost O(devices of the home) instead of a scan of every device.
     by_home: Mutex<HashMap<String, Vec<DeviceId>>>,
 }
 
