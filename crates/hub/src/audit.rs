@@ -7,8 +7,8 @@ use std::sync::Arc;
 use threshold_core::audit::{checkpoint_message, AuditEntry, ChainBreak, ChainVerifier};
 use threshold_proto::{DeviceKey, PublicKey};
 use threshold_store::{
-    AuditDraft, CheckpointRow, EntryClaim, JobOutcome, JournalJob, NewTimelineRow, Store,
-    StoreError,
+    AuditDraft, CheckpointRow, EntryClaim, JobOutcome, JournalJob, NewDeviceEvent, NewTimelineRow,
+    Store, StoreError,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -82,6 +82,7 @@ pub struct Journal {
 #[derive(Debug)]
 struct Job {
     claim: Option<EntryClaim>,
+    event: Option<NewDeviceEvent>,
     audit: Vec<Record>,
     timeline: Vec<NewTimelineRow>,
     done: oneshot::Sender<Result<JobOutcome, String>>,
@@ -118,9 +119,11 @@ impl Journal {
         audit: Vec<Record>,
         timeline: Vec<NewTimelineRow>,
     ) -> Result<Vec<AuditEntry>, JournalError> {
-        match self.submit(None, audit, timeline).await? {
+        match self.submit(None, None, audit, timeline).await? {
             JobOutcome::Written(entries) => Ok(entries),
-            JobOutcome::ClaimLost => Err(JournalError::Store("claim lost without a claim".into())),
+            other => Err(JournalError::Store(format!(
+                "unconditional write answered {other:?}"
+            ))),
         }
     }
 
@@ -133,15 +136,35 @@ impl Journal {
         audit: Vec<Record>,
         timeline: Vec<NewTimelineRow>,
     ) -> Result<Option<Vec<AuditEntry>>, JournalError> {
-        match self.submit(Some(claim), audit, timeline).await? {
+        match self.submit(Some(claim), None, audit, timeline).await? {
             JobOutcome::Written(entries) => Ok(Some(entries)),
             JobOutcome::ClaimLost => Ok(None),
+            JobOutcome::EventKnown => {
+                Err(JournalError::Store("a claim answered EventKnown".into()))
+            }
+        }
+    }
+
+    /// Store a device's event record and, only if it is new, the records it causes
+    /// (its timeline row, its audit entry), in one commit. False: the record was
+    /// already stored; nothing was written.
+    pub async fn write_event(
+        &self,
+        event: NewDeviceEvent,
+        audit: Vec<Record>,
+        timeline: Vec<NewTimelineRow>,
+    ) -> Result<bool, JournalError> {
+        match self.submit(None, Some(event), audit, timeline).await? {
+            JobOutcome::Written(_) => Ok(true),
+            JobOutcome::EventKnown => Ok(false),
+            JobOutcome::ClaimLost => Err(JournalError::Store("an event answered ClaimLost".into())),
         }
     }
 
     async fn submit(
         &self,
         claim: Option<EntryClaim>,
+        event: Option<NewDeviceEvent>,
         audit: Vec<Record>,
         timeline: Vec<NewTimelineRow>,
     ) -> Result<JobOutcome, JournalError> {
@@ -149,6 +172,7 @@ impl Journal {
         self.jobs
             .send(Job {
                 claim,
+                event,
                 audit,
                 timeline,
                 done,
@@ -216,6 +240,7 @@ impl Job {
     fn draft(&self, now: i64) -> JournalJob {
         JournalJob {
             claim: self.claim.clone(),
+            event: self.event.clone(),
             audit: self.audit.iter().map(|r| r.draft(now)).collect(),
             timeline: self.timeline.clone(),
         }

@@ -27,7 +27,7 @@ use threshold_core::liveness::Liveness;
 use threshold_core::policy::{decide, Decision, EntryFacts, Position};
 use threshold_proto::body::{BoltState, DeviceKind, DoorState, Stream, Unlock};
 use threshold_proto::{DeviceId, Kind, SignedMessage};
-use threshold_store::{DeliveryRow, EntryClaim, NewAlert, NewTimelineRow, SessionRow};
+use threshold_store::{DeliveryRow, EntryClaim, HomeRow, NewAlert, NewTimelineRow, SessionRow};
 
 /// Homes with a delivered (or compromised) session waiting for a fresh
 /// closed-and-locked report; refreshed by the watcher, read on every lock report.
@@ -149,10 +149,10 @@ pub async fn request_entry(
     state: &AppState,
     courier_id: &str,
     d: &DeliveryRow,
+    home: &HomeRow,
     req: EntryRequest,
 ) -> Result<EntryOutcome, crate::error::ApiError> {
     let now = state.clock.now_ms();
-    let home = state.store.home_any(&d.home_id).await?;
     let (camera, cams) = home_liveness(state, &home.id, DeviceKind::Camera).await;
     let (lock, locks) = home_liveness(state, &home.id, DeviceKind::Lock).await;
     let facts = EntryFacts {

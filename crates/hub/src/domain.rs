@@ -143,35 +143,41 @@ pub async fn on_transition(state: &AppState, t: Transition) {
     crate::wifi::on_transition(state, &t).await;
 }
 
-pub async fn on_device_event(
+/// What a device's event record adds to the owner's timeline (the event, and a
+/// sequence gap it reveals) and, for door and bolt events, to the audit log. Written
+/// in the same commit as the record itself (see `Journal::write_event`), so a stored
+/// event is never missing from the timeline.
+pub fn event_records(
     state: &AppState,
     msg: &SignedMessage,
     event_type: &str,
     detail: &str,
     arrival: &Arrival,
-) {
-    let device = msg.device.to_hex();
-    let Some((home_id, owner_id, name, kind)) = state.registry.with(&msg.device, |e| {
-        (
-            e.home_id.clone(),
-            e.owner_id.clone(),
-            e.name.clone(),
-            e.kind,
-        )
-    }) else {
-        return;
+) -> (Vec<crate::audit::Record>, Vec<NewTimelineRow>) {
+    let Some(home_id) = state.registry.with(&msg.device, |e| e.home_id.clone()) else {
+        return (Vec::new(), Vec::new());
     };
+    let device = msg.device.to_hex();
     let detail_json: serde_json::Value = serde_json::from_str(detail).unwrap_or(json!({}));
     let tl = json!({"event": event_type, "seq": msg.seq, "device_time_ms": msg.time_ms, "detail": detail_json, "late": matches!(arrival, Arrival::FilledGap)});
-    // The timeline row and, for door and bolt events, the audit entry: one commit.
-    let row = NewTimelineRow {
+    let mut timeline = vec![NewTimelineRow {
         home_id: home_id.clone(),
         device_id: Some(device.clone()),
         delivery_id: None,
         time_ms: msg.time_ms,
         kind: format!("device.{event_type}"),
         detail: tl.to_string(),
-    };
+    }];
+    if let Arrival::OpenedGap { from, to } = arrival {
+        timeline.push(NewTimelineRow {
+            home_id: home_id.clone(),
+            device_id: Some(device.clone()),
+            delivery_id: None,
+            time_ms: state.clock.now_ms(),
+            kind: "sequence_gap".into(),
+            detail: json!({"from": from, "to": to}).to_string(),
+        });
+    }
     let audited = matches!(
         event_type,
         "door_opened"
@@ -192,7 +198,31 @@ pub async fn on_device_event(
     } else {
         Vec::new()
     };
-    crate::audit::record_all(state, audit, vec![row]).await;
+    (audit, timeline)
+}
+
+/// What follows a new device event once it and its records are stored: the owner's
+/// live feed, an alert if a gap in the lock's log stays open, the delivery flow and
+/// the Wi-Fi watch.
+pub async fn on_device_event(
+    state: &AppState,
+    msg: &SignedMessage,
+    event_type: &str,
+    detail: &str,
+    arrival: &Arrival,
+) {
+    let device = msg.device.to_hex();
+    let Some((home_id, owner_id, name, kind)) = state.registry.with(&msg.device, |e| {
+        (
+            e.home_id.clone(),
+            e.owner_id.clone(),
+            e.name.clone(),
+            e.kind,
+        )
+    }) else {
+        return;
+    };
+    let detail_json: serde_json::Value = serde_json::from_str(detail).unwrap_or(json!({}));
     state.bus.publish(HubEvent {
         owner_id: owner_id.clone(),
         courier_id: None,
@@ -204,20 +234,6 @@ pub async fn on_device_event(
     if let Arrival::OpenedGap { from, to } = arrival {
         let msg_text =
             format!("{name}: events {from} to {to} are missing from its log; they may arrive late");
-        if let Err(e) = state
-            .store
-            .add_timeline(
-                &home_id,
-                Some(&device),
-                None,
-                state.clock.now_ms(),
-                "sequence_gap",
-                &json!({"from": from, "to": to}).to_string(),
-            )
-            .await
-        {
-            tracing::error!(error = %e, "could not store timeline entry");
-        }
         if kind != DeviceKind::Camera {
             // Records arrive out of order around a reconnect; alert only if the gap is
             // still open after a grace period.

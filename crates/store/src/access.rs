@@ -7,6 +7,7 @@
 //! against these intervals, so a log uploaded late after an outage is judged as of
 //! when it happened.
 
+use crate::durable::Durably;
 use crate::{flag, opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -98,16 +99,11 @@ impl Store {
         opened_ms: i64,
         ends_ms: Option<i64>,
     ) -> Result<String> {
-        let mut conn = self.writer.acquire().await?;
-        insert_session(
-            &mut conn,
-            home_id,
-            grant_ref,
-            delivery_id,
-            opened_ms,
-            ends_ms,
-        )
-        .await
+        let mut tx = self.writer.begin().await?;
+        let id =
+            insert_session(&mut tx, home_id, grant_ref, delivery_id, opened_ms, ends_ms).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     pub async fn session_of_delivery(&self, delivery_id: &str) -> Result<SessionRow> {
@@ -125,7 +121,7 @@ impl Store {
         sqlx::query("UPDATE access_sessions SET delivered_ms = $1 WHERE delivery_id = $2 AND delivered_ms IS NULL")
             .bind(at_ms)
             .bind(delivery_id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -134,7 +130,7 @@ impl Store {
         sqlx::query("UPDATE access_sessions SET compromised_ms = $1 WHERE delivery_id = $2 AND compromised_ms IS NULL")
             .bind(at_ms)
             .bind(delivery_id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -146,7 +142,7 @@ impl Store {
         )
         .bind(at_ms)
         .bind(id)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -157,7 +153,7 @@ impl Store {
         let r = sqlx::query("UPDATE access_sessions SET secure_alert_ms = $1 WHERE id = $2 AND secure_alert_ms IS NULL")
             .bind(at_ms)
             .bind(id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -243,7 +239,7 @@ impl Store {
             .bind(g.utc_offset_minutes)
             .bind(g.camera_required as i64)
             .bind(now)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         self.guest_grant(g.owner_id, &id).await
     }
@@ -288,7 +284,7 @@ impl Store {
             .bind(now)
             .bind(id)
             .bind(owner_id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             // Unknown, someone else's, or already revoked: look again to tell apart.
@@ -301,7 +297,7 @@ impl Store {
         let r = sqlx::query("UPDATE deliveries SET approved = 1, updated_ms = $1 WHERE id = $2 AND state = 'scheduled'")
             .bind(now)
             .bind(id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(r.rows_affected() > 0)
     }

@@ -1,6 +1,7 @@
 //! Users, sessions and API keys. Secrets are stored only as hashes (argon2 for
 //! passwords, computed by the hub; SHA-256 for high-entropy random tokens).
 
+use crate::durable::Durably;
 use crate::{conflict, opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -90,7 +91,7 @@ impl Store {
             .bind(display_name)
             .bind(password_hash)
             .bind(now)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await
             .map_err(conflict("username"))?;
         self.user(&id).await
@@ -129,7 +130,7 @@ impl Store {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(user_id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -146,7 +147,7 @@ impl Store {
             .bind(user_id)
             .bind(now)
             .bind(expires_ms)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -176,7 +177,7 @@ impl Store {
     pub async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -195,7 +196,7 @@ impl Store {
             .bind(key_hash)
             .bind(name)
             .bind(now)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await
             .map_err(conflict("api key"))?;
         Ok(ApiKeyRow {
@@ -245,7 +246,7 @@ impl Store {
             .bind(now)
             .bind(key_id)
             .bind(user_id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);

@@ -1,6 +1,7 @@
 //! The audit log table: append-only rows forming a hash chain (see
 //! `threshold_core::audit`), and signed checkpoints of the chain head.
 
+use crate::durable::Durably;
 use crate::events::NewTimelineRow;
 use crate::{Result, Store, StoreError};
 use sqlx::Row;
@@ -21,9 +22,23 @@ pub struct AuditDraft {
 /// Records to write together, and what must hold for them to be written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JournalJob {
+    /// Written only if this claim holds.
     pub claim: Option<EntryClaim>,
+    /// A device's event record, stored first; the rest is written only if the
+    /// record is new.
+    pub event: Option<NewDeviceEvent>,
     pub audit: Vec<AuditDraft>,
     pub timeline: Vec<NewTimelineRow>,
+}
+
+/// A device's event record with what the hub's view of its log becomes: the event
+/// high-water mark and, when `gaps` is given, the device's open gaps. Stored in one
+/// commit, so after a crash the marks never claim a record the database lacks (a
+/// record below the mark and outside the gaps counts as received).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDeviceEvent {
+    pub row: crate::DeviceEventRow,
+    pub gaps: Option<Vec<crate::GapRow>>,
 }
 
 /// Let a courier in: the delivery moves from `scheduled` to `inside`, its access
@@ -43,6 +58,8 @@ pub enum JobOutcome {
     Written(Vec<AuditEntry>),
     /// The claim did not hold (the delivery had left `scheduled`); nothing written.
     ClaimLost,
+    /// The event record was already stored; nothing written.
+    EventKnown,
 }
 
 async fn claim_entry(conn: &mut sqlx::AnyConnection, c: &EntryClaim) -> Result<bool> {
@@ -69,23 +86,59 @@ async fn claim_entry(conn: &mut sqlx::AnyConnection, c: &EntryClaim) -> Result<b
     Ok(true)
 }
 
-/// Insert one chained entry; false if its sequence number is taken (another writer).
-async fn insert_audit(conn: &mut sqlx::AnyConnection, e: &AuditEntry) -> Result<bool> {
-    let r = sqlx::query(
-        "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (seq) DO NOTHING",
-    )
-    .bind(e.seq as i64)
-    .bind(e.time_ms)
-    .bind(&e.kind)
-    .bind(&e.actor)
-    .bind(&e.subject)
-    .bind(&e.detail)
-    .bind(hex::encode(e.prev_hash))
-    .bind(hex::encode(e.hash))
-    .execute(conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+/// The last entry of the chain (sequence number and hash), if any.
+pub(crate) type Head = Option<(u64, [u8; 32])>;
+
+/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's limits on bound
+/// parameters (32 766 and 65 535) at eight per row.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// `($1, $2, ...), ($n+1, ...)`: placeholders for `rows` rows of `cols` values.
+pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * cols + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Insert chained entries, a statement per thousand; false if any sequence number
+/// is taken (another writer appended first: the caller rolls back and retries).
+async fn insert_audit(conn: &mut sqlx::AnyConnection, entries: &[AuditEntry]) -> Result<bool> {
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash) VALUES {} \
+             ON CONFLICT (seq) DO NOTHING",
+            values_placeholders(chunk.len(), 8)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.seq as i64)
+                .bind(e.time_ms)
+                .bind(&e.kind)
+                .bind(&e.actor)
+                .bind(&e.subject)
+                .bind(&e.detail)
+                .bind(hex::encode(e.prev_hash))
+                .bind(hex::encode(e.hash));
+        }
+        let r = q.execute(&mut *conn).await?;
+        if r.rows_affected() != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 async fn audit_head_in(conn: &mut sqlx::AnyConnection) -> Result<Option<(u64, [u8; 32])>> {
@@ -149,6 +202,7 @@ impl Store {
     ) -> Result<Vec<AuditEntry>> {
         let job = JournalJob {
             claim: None,
+            event: None,
             audit: audit.to_vec(),
             timeline: timeline.to_vec(),
         };
@@ -165,14 +219,23 @@ impl Store {
     /// rolls back and retries on the new head.
     pub async fn write_journal(&self, jobs: &[JournalJob]) -> Result<Vec<JobOutcome>> {
         let any_audit = jobs.iter().any(|j| !j.audit.is_empty());
-        'attempt: for _ in 0..50 {
+        for attempt in 0..50 {
             let mut tx = self.writer.begin().await?;
-            let mut head = if any_audit {
-                audit_head_in(&mut tx).await?
+            // The head this process last committed, on a first attempt; after a
+            // conflict, the one in the database.
+            let cached = if attempt == 0 {
+                self.cached_audit_head()
             } else {
                 None
             };
+            let mut head = match cached {
+                Some(h) => h,
+                None if any_audit => audit_head_in(&mut tx).await?,
+                None => None,
+            };
             let mut outcomes = Vec::with_capacity(jobs.len());
+            let mut entries = Vec::new();
+            let mut timeline = Vec::new();
             for job in jobs {
                 if let Some(c) = &job.claim {
                     if !claim_entry(&mut tx, c).await? {
@@ -180,26 +243,46 @@ impl Store {
                         continue;
                     }
                 }
+                if let Some(ev) = &job.event {
+                    if !crate::events::insert_device_event(&mut tx, ev).await? {
+                        outcomes.push(JobOutcome::EventKnown);
+                        continue;
+                    }
+                }
                 let mut written = Vec::with_capacity(job.audit.len());
                 for d in &job.audit {
                     let e =
                         AuditEntry::next(head, d.time_ms, &d.kind, &d.actor, &d.subject, &d.detail);
-                    if !insert_audit(&mut tx, &e).await? {
-                        tx.rollback().await?;
-                        continue 'attempt;
-                    }
                     head = Some((e.seq, e.hash));
                     written.push(e);
                 }
-                for t in &job.timeline {
-                    crate::events::insert_timeline(&mut tx, t).await?;
-                }
+                entries.extend(written.iter().cloned());
+                timeline.extend(job.timeline.iter());
                 outcomes.push(JobOutcome::Written(written));
             }
+            if !insert_audit(&mut tx, &entries).await? {
+                tx.rollback().await?;
+                self.set_cached_audit_head(None);
+                continue;
+            }
+            crate::events::insert_timeline_rows(&mut tx, &timeline).await?;
             tx.commit().await?;
+            if any_audit || cached.is_some() {
+                self.set_cached_audit_head(Some(head));
+            }
             return Ok(outcomes);
         }
         Err(StoreError::Conflict("audit log head kept moving".into()))
+    }
+
+    fn cached_audit_head(&self) -> Option<Head> {
+        self.audit_head.lock().ok().and_then(|h| *h)
+    }
+
+    fn set_cached_audit_head(&self, head: Option<Head>) {
+        if let Ok(mut h) = self.audit_head.lock() {
+            *h = head;
+        }
     }
 
     pub async fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>> {
@@ -240,7 +323,7 @@ impl Store {
             .bind(c.time_ms)
             .bind(&c.hub_key)
             .bind(&c.signature)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -269,7 +352,7 @@ impl Store {
         sqlx::query("UPDATE audit_log SET detail = $1 WHERE seq = $2")
             .bind(detail)
             .bind(seq as i64)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }

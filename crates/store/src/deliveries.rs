@@ -1,5 +1,7 @@
 //! Deliveries: created by a dispatcher for a home and a courier.
 
+use crate::durable::Durably;
+use crate::homes::HomeRow;
 use crate::{flag, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -70,7 +72,7 @@ impl Store {
         .bind(parcel_ref)
         .bind(placement)
         .bind(now)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         self.delivery_any(&id).await
     }
@@ -82,6 +84,19 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         delivery(&row)
+    }
+
+    /// A delivery and its home, in one read (an entry request needs both).
+    pub async fn delivery_with_home(&self, id: &str) -> Result<(DeliveryRow, HomeRow)> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLS}, {} FROM deliveries d JOIN homes h ON h.id = d.home_id WHERE d.id = $1",
+            crate::homes::HOME_COLS_AS_H
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok((delivery(&row)?, crate::homes::home_prefixed(&row, "h_")?))
     }
 
     /// Deliveries of an owner's homes.
@@ -144,7 +159,7 @@ impl Store {
             .bind(now)
             .bind(id)
             .bind(*f)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
             n += r.rows_affected();
             if n > 0 {
@@ -158,7 +173,7 @@ impl Store {
         sqlx::query("UPDATE deliveries SET compromised = 1, updated_ms = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Enrolled devices, their sequence high-water marks and recorded gaps.
 
+use crate::durable::Durably;
 use crate::{opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -91,7 +92,7 @@ impl Store {
         .bind(public_key)
         .bind(mqtt_password_hash)
         .bind(now)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await
         .map_err(crate::conflict("device"))?;
         self.device_any(id).await
@@ -149,7 +150,7 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(owner_id)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -163,7 +164,7 @@ impl Store {
             .bind(seq)
             .bind(last_seen_ms)
             .bind(id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -172,7 +173,7 @@ impl Store {
         sqlx::query("UPDATE devices SET last_state = $1 WHERE id = $2")
             .bind(state_json)
             .bind(id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }

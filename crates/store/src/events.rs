@@ -1,5 +1,6 @@
 //! Device event records (signed, kept as received), the home timeline and alerts.
 
+use crate::durable::Durably;
 use crate::{opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -86,41 +87,28 @@ const ALERT_COLS: &str = "a.id AS id, a.home_id AS home_id, a.device_id AS devic
     a.kind AS kind, a.message AS message, a.evidence AS evidence, a.created_ms AS created_ms, a.acked_ms AS acked_ms";
 
 impl Store {
-    /// Store a device's event record durably together with what the hub's view of its
-    /// log becomes: the event high-water mark and, when `gaps` is given, the device's
-    /// open gaps. One commit, so after a crash the marks never claim a record the
-    /// database lacks (a record below the mark and outside the gaps counts as
-    /// received). Returns false if the record was already stored.
+    /// Store a device's event record and its log's marks in one commit (see
+    /// [`crate::NewDeviceEvent`]). Returns false if the record was already stored.
+    /// The hub stores events through its journal, with their timeline row and audit
+    /// entry; this is the same write on its own.
     pub async fn store_device_event(
         &self,
         e: &DeviceEventRow,
         gaps: Option<&[crate::GapRow]>,
     ) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        let r = sqlx::query(
-            "INSERT INTO device_events (device_id, seq, device_time_ms, received_ms, event_type, detail, raw) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, seq) DO NOTHING",
-        )
-        .bind(&e.device_id)
-        .bind(e.seq)
-        .bind(e.device_time_ms)
-        .bind(e.received_ms)
-        .bind(&e.event_type)
-        .bind(&e.detail)
-        .bind(&e.raw)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(gaps) = gaps {
-            crate::devices::replace_gaps(&mut tx, &e.device_id, crate::SeqSpaceName::Events, gaps)
-                .await?;
-        }
-        sqlx::query("UPDATE devices SET event_hwm = $1 WHERE id = $2 AND event_hwm < $1")
-            .bind(e.seq)
-            .bind(&e.device_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        let job = crate::JournalJob {
+            claim: None,
+            event: Some(crate::NewDeviceEvent {
+                row: e.clone(),
+                gaps: gaps.map(<[_]>::to_vec),
+            }),
+            audit: Vec::new(),
+            timeline: Vec::new(),
+        };
+        Ok(matches!(
+            self.write_journal(std::slice::from_ref(&job)).await?.pop(),
+            Some(crate::JobOutcome::Written(_))
+        ))
     }
 
     pub async fn device_events(
@@ -172,8 +160,10 @@ impl Store {
             kind: kind.to_owned(),
             detail: detail.to_owned(),
         };
-        let mut conn = self.writer.acquire().await?;
-        insert_timeline(&mut conn, &row).await
+        let mut tx = self.writer.begin().await?;
+        let id = insert_timeline(&mut tx, &row).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     pub async fn timeline(
@@ -219,7 +209,7 @@ impl Store {
         .bind(a.message)
         .bind(a.evidence)
         .bind(now)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         Ok(AlertRow {
             id,
@@ -253,7 +243,7 @@ impl Store {
         .bind(now)
         .bind(alert_id)
         .bind(owner_id)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -271,6 +261,66 @@ pub struct NewTimelineRow {
     pub time_ms: i64,
     pub kind: String,
     pub detail: String,
+}
+
+/// Insert a device's event record and raise its marks; false if it was already there.
+pub(crate) async fn insert_device_event(
+    conn: &mut sqlx::AnyConnection,
+    ev: &crate::NewDeviceEvent,
+) -> Result<bool> {
+    let e = &ev.row;
+    let r = sqlx::query(
+        "INSERT INTO device_events (device_id, seq, device_time_ms, received_ms, event_type, detail, raw) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, seq) DO NOTHING",
+    )
+    .bind(&e.device_id)
+    .bind(e.seq)
+    .bind(e.device_time_ms)
+    .bind(e.received_ms)
+    .bind(&e.event_type)
+    .bind(&e.detail)
+    .bind(&e.raw)
+    .execute(&mut *conn)
+    .await?;
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if let Some(gaps) = &ev.gaps {
+        crate::devices::replace_gaps(&mut *conn, &e.device_id, crate::SeqSpaceName::Events, gaps)
+            .await?;
+    }
+    sqlx::query("UPDATE devices SET event_hwm = $1 WHERE id = $2 AND event_hwm < $1")
+        .bind(e.seq)
+        .bind(&e.device_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+/// Insert timeline rows, a statement per thousand.
+pub(crate) async fn insert_timeline_rows(
+    conn: &mut sqlx::AnyConnection,
+    rows: &[&NewTimelineRow],
+) -> Result<()> {
+    for chunk in rows.chunks(1000) {
+        let sql = format!(
+            "INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES {}",
+            crate::audit::values_placeholders(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(&sql);
+        for t in chunk {
+            q = q
+                .bind(crate::new_id())
+                .bind(&t.home_id)
+                .bind(t.device_id.as_deref())
+                .bind(t.delivery_id.as_deref())
+                .bind(t.time_ms)
+                .bind(&t.kind)
+                .bind(&t.detail);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn insert_timeline(

@@ -1,5 +1,6 @@
 //! Homes and their one-time device pairing codes.
 
+use crate::durable::Durably;
 use crate::{flag, opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -38,19 +39,30 @@ pub struct PairingRow {
 }
 
 fn home(r: &AnyRow) -> Result<HomeRow> {
+    home_prefixed(r, "")
+}
+
+/// A home from columns named with a prefix (a join, see [`HOME_COLS_AS_H`]).
+pub(crate) fn home_prefixed(r: &AnyRow, p: &str) -> Result<HomeRow> {
+    let col = |name: &str| format!("{p}{name}");
     Ok(HomeRow {
-        id: r.try_get("id")?,
-        owner_id: r.try_get("owner_id")?,
-        name: r.try_get("name")?,
-        lat: r.try_get("lat")?,
-        lon: r.try_get("lon")?,
-        geofence_m: r.try_get("geofence_m")?,
-        in_home_enabled: flag(r, "in_home_enabled")?,
-        approval_required: flag(r, "approval_required")?,
-        allowed_hours: r.try_get("allowed_hours")?,
-        created_ms: r.try_get("created_ms")?,
+        id: r.try_get(col("id").as_str())?,
+        owner_id: r.try_get(col("owner_id").as_str())?,
+        name: r.try_get(col("name").as_str())?,
+        lat: r.try_get(col("lat").as_str())?,
+        lon: r.try_get(col("lon").as_str())?,
+        geofence_m: r.try_get(col("geofence_m").as_str())?,
+        in_home_enabled: flag(r, &col("in_home_enabled"))?,
+        approval_required: flag(r, &col("approval_required"))?,
+        allowed_hours: r.try_get(col("allowed_hours").as_str())?,
+        created_ms: r.try_get(col("created_ms").as_str())?,
     })
 }
+
+/// The columns of `homes h`, each named `h_<column>`, for joins.
+pub(crate) const HOME_COLS_AS_H: &str = "h.id AS h_id, h.owner_id AS h_owner_id, h.name AS h_name, \
+    h.lat AS h_lat, h.lon AS h_lon, h.geofence_m AS h_geofence_m, h.in_home_enabled AS h_in_home_enabled, \
+    h.approval_required AS h_approval_required, h.allowed_hours AS h_allowed_hours, h.created_ms AS h_created_ms";
 
 const HOME_COLS: &str = "id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms";
 
@@ -68,7 +80,7 @@ impl Store {
         .bind(h.lon)
         .bind(h.geofence_m)
         .bind(now)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         self.home_any(&id).await
     }
@@ -130,7 +142,7 @@ impl Store {
             .bind(allowed_hours)
             .bind(id)
             .bind(owner_id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -154,7 +166,7 @@ impl Store {
             .bind(name)
             .bind(now)
             .bind(expires_ms)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await
             .map_err(crate::conflict("pairing code"))?;
         Ok(())
@@ -176,7 +188,7 @@ impl Store {
         let r = sqlx::query("UPDATE pairing_codes SET used_ms = $1 WHERE code_hash = $2 AND used_ms IS NULL AND expires_ms > $1")
             .bind(now)
             .bind(code_hash)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         if r.rows_affected() != 1 {
             return Err(StoreError::NotFound);

@@ -13,6 +13,7 @@ mod accounts;
 mod audit;
 mod deliveries;
 mod devices;
+mod durable;
 mod events;
 mod homes;
 mod media;
@@ -22,7 +23,9 @@ mod wifi;
 
 pub use access::{GuestGrantRow, NewGuestGrant, SessionRow};
 pub use accounts::{ApiKeyRow, Role, UserRow};
-pub use audit::{AuditDraft, AuditRow, CheckpointRow, EntryClaim, JobOutcome, JournalJob};
+pub use audit::{
+    AuditDraft, AuditRow, CheckpointRow, EntryClaim, JobOutcome, JournalJob, NewDeviceEvent,
+};
 pub use deliveries::DeliveryRow;
 pub use devices::{DeviceRow, GapRow, SeqSpaceName};
 pub use events::{AlertRow, DeviceEventRow, NewAlert, NewTimelineRow, TimelineRow};
@@ -30,6 +33,7 @@ pub use homes::{HomeRow, NewHome, PairingRow};
 pub use media::{MediaFrameRow, RecordingRow, WebhookDeliveryRow, WebhookEndpointRow};
 pub use wifi::WifiAttackRow;
 
+use crate::durable::Durably;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::sync::Once;
@@ -46,6 +50,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url (use sqlite:// or postgres://)")]
     BadUrl,
+    /// A commit could not be confirmed on disk (see `durable`).
+    #[error("not durable: {0}")]
+    NotDurable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -69,11 +76,31 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    writer: AnyPool,
+    writer: durable::Writer,
     backend: Backend,
+    /// The audit chain's head as this process last committed it, so an append need
+    /// not read it back first. Only a guess: the sequence number is the primary key,
+    /// so if another process appended meanwhile the insert conflicts, the guess is
+    /// dropped and the append retried on the head read from the database.
+    audit_head: std::sync::Arc<std::sync::Mutex<Option<audit::Head>>>,
 }
 
 static DRIVERS: Once = Once::new();
+
+/// The write-ahead log of the SQLite database the pool writes to: its main file, as
+/// SQLite resolved it, plus `-wal`.
+async fn sqlite_wal_path(pool: &AnyPool) -> Result<std::path::PathBuf> {
+    let rows = sqlx::query("PRAGMA database_list").fetch_all(pool).await?;
+    for r in rows {
+        let name: String = r.try_get(1)?;
+        let file: String = r.try_get(2)?;
+        if name == "main" && !file.is_empty() {
+            return Ok(std::path::PathBuf::from(format!("{file}-wal")));
+        }
+    }
+    // An in-memory or temporary database has no file to make durable.
+    Err(StoreError::BadUrl)
+}
 
 impl Store {
     /// Connect and bring the schema up to date. `url` is `sqlite://PATH` or
@@ -91,17 +118,22 @@ impl Store {
             Backend::Sqlite => {
                 let writer = Self::open_pool(url, backend, 1, true).await?;
                 // The writer first: it creates the file and switches it to WAL.
-                (Self::open_pool(url, backend, 4, false).await?, writer)
+                let wal = sqlite_wal_path(&writer).await?;
+                (
+                    Self::open_pool(url, backend, 4, false).await?,
+                    durable::Writer::syncing_wal(writer, wal),
+                )
             }
             Backend::Postgres => {
                 let pool = Self::open_pool(url, backend, 16, true).await?;
-                (pool.clone(), pool)
+                (pool.clone(), durable::Writer::self_syncing(pool))
             }
         };
         let store = Store {
             pool,
             writer,
             backend,
+            audit_head: Default::default(),
         };
         migrate::run(&store).await?;
         Ok(store)
@@ -130,6 +162,11 @@ impl Store {
                             .execute(&mut *conn)
                             .await?;
                         if writer {
+                            // Commits do not wait for the disk themselves; each write
+                            // waits for a shared fsync instead (see `durable`).
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
                             // Checkpoints run beside the writer (see
                             // `Store::wal_checkpoint`), not inside a commit that some
                             // request is waiting for; this is only a backstop (~40 MB).
@@ -160,7 +197,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
-        self.writer.close().await;
+        self.writer.pool().close().await;
     }
 
     /// Copy the SQLite write-ahead log back into the database file (PASSIVE: without
@@ -192,19 +229,19 @@ impl Store {
         )
         .bind(name)
         .bind(value)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         self.setting(name).await?.ok_or(StoreError::NotFound)
     }
 }
 
 /// Turn a unique-constraint violation into [`StoreError::Conflict`].
-pub(crate) fn conflict(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+pub(crate) fn conflict(what: &str) -> impl Fn(StoreError) -> StoreError + '_ {
     move |e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
+        StoreError::Db(sqlx::Error::Database(d)) if d.is_unique_violation() => {
             StoreError::Conflict(what.to_owned())
         }
-        _ => StoreError::Db(e),
+        _ => e,
     }
 }
 

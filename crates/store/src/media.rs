@@ -1,6 +1,7 @@
 //! Delivery recordings, stored camera frames, and owners' webhook endpoints with their
 //! delivery log. Owner-facing reads take the owner's id and filter by it.
 
+use crate::durable::Durably;
 use crate::{opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -122,8 +123,9 @@ impl Store {
         home_id: &str,
         started_ms: i64,
     ) -> Result<()> {
-        let mut conn = self.writer.acquire().await?;
-        insert_recording(&mut conn, delivery_id, home_id, started_ms).await
+        let mut tx = self.writer.begin().await?;
+        insert_recording(&mut tx, delivery_id, home_id, started_ms).await?;
+        tx.commit().await
     }
 
     /// Set the end of a recording that has none yet.
@@ -133,7 +135,7 @@ impl Store {
         )
         .bind(ends_ms)
         .bind(delivery_id)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         Ok(())
     }
@@ -199,7 +201,7 @@ impl Store {
         .bind(&f.path)
         .bind(&f.sha256)
         .bind(f.bytes)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -218,7 +220,7 @@ impl Store {
         .bind(device_id)
         .bind(from_ms)
         .bind(to_ms)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         Ok(r.rows_affected())
     }
@@ -294,7 +296,7 @@ impl Store {
         sqlx::query("DELETE FROM media_frames WHERE device_id = $1 AND seq = $2")
             .bind(device_id)
             .bind(seq)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -317,7 +319,7 @@ impl Store {
         .bind(secret)
         .bind(description)
         .bind(now)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         self.webhook_endpoint(owner_id, &id).await
     }
@@ -361,12 +363,12 @@ impl Store {
         let ep = self.webhook_endpoint(owner_id, id).await?;
         sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
             .bind(&ep.id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1 AND owner_id = $2")
             .bind(&ep.id)
             .bind(owner_id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         Ok(())
     }
@@ -390,7 +392,7 @@ impl Store {
         .bind(event_type)
         .bind(payload)
         .bind(now)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         Ok(id)
     }
@@ -428,7 +430,7 @@ impl Store {
         .bind(error)
         .bind(now)
         .bind(id)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         Ok(())
     }

@@ -81,6 +81,7 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
         Backend::Postgres => Embedded(POSTGRES),
     };
     let migrator = Migrator::new(source).await?;
-    migrator.run(&store.writer).await?;
+    migrator.run(store.writer.pool()).await?;
+    store.writer.durable().await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! liveness history of a device (from the timeline) and the alerts raised in a time
 //! window, which the hub annotates with the attack that explains them.
 
+use crate::durable::Durably;
 use crate::{flag, opt_i64, AlertRow, Result, Store, StoreError, TimelineRow};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -116,7 +117,7 @@ impl Store {
         .bind(&a.explained_alert_ids)
         .bind(a.created_ms)
         .bind(a.updated_ms)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -142,7 +143,7 @@ impl Store {
         .bind(&a.explained_alert_ids)
         .bind(a.updated_ms)
         .bind(&a.id)
-        .execute(&self.writer)
+        .execute_durably(&self.writer)
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -251,7 +252,7 @@ impl Store {
             .bind(message)
             .bind(evidence)
             .bind(id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -264,7 +265,7 @@ impl Store {
         let r = sqlx::query("UPDATE timeline SET detail = $1 WHERE id = $2")
             .bind(detail)
             .bind(id)
-            .execute(&self.writer)
+            .execute_durably(&self.writer)
             .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);

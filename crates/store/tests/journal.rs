@@ -4,8 +4,8 @@
 
 use threshold_core::audit::ChainVerifier;
 use threshold_store::{
-    testing, AuditDraft, DeviceEventRow, EntryClaim, GapRow, JobOutcome, JournalJob, NewHome,
-    NewTimelineRow, Role, SeqSpaceName, Store,
+    testing, AuditDraft, DeviceEventRow, EntryClaim, GapRow, JobOutcome, JournalJob,
+    NewDeviceEvent, NewHome, NewTimelineRow, Role, SeqSpaceName, Store,
 };
 
 fn draft(kind: &str, t: i64) -> AuditDraft {
@@ -60,6 +60,7 @@ async fn exercise(s: &Store) {
     };
     let job = |audit: Vec<AuditDraft>, kind: &str| JournalJob {
         claim: Some(claim.clone()),
+        event: None,
         audit,
         timeline: vec![row(&home.id, kind)],
     };
@@ -78,6 +79,7 @@ async fn exercise(s: &Store) {
             ),
             JournalJob {
                 claim: None,
+                event: None,
                 audit: vec![draft("other", 2)],
                 timeline: vec![],
             },
@@ -86,7 +88,7 @@ async fn exercise(s: &Store) {
         .unwrap();
     let seqs = |o: &JobOutcome| match o {
         JobOutcome::Written(e) => e.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        JobOutcome::ClaimLost => vec![],
+        JobOutcome::ClaimLost | JobOutcome::EventKnown => vec![],
     };
     assert_eq!(seqs(&out[0]), vec![1, 2]);
     assert_eq!(out[1], JobOutcome::ClaimLost);
@@ -170,6 +172,37 @@ async fn exercise(s: &Store) {
     assert!(s.store_device_event(&ev(4), None).await.unwrap());
     assert_eq!(marks().await, (4, vec![(2, 2)]), "in order: gaps untouched");
 
+    // An event with the records it causes: all of them or, for a record already
+    // stored, none.
+    let event_job = |seq: i64| JournalJob {
+        claim: None,
+        event: Some(NewDeviceEvent {
+            row: ev(seq),
+            gaps: None,
+        }),
+        audit: vec![draft("door_event", 12)],
+        timeline: vec![row(&home.id, "device.door_opened")],
+    };
+    let timeline_len = || async {
+        s.timeline(&owner.id, &home.id, 0, 1000)
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = timeline_len().await;
+    let out = s
+        .write_journal(&[event_job(5), event_job(4)])
+        .await
+        .unwrap();
+    assert!(matches!(&out[0], JobOutcome::Written(e) if e.len() == 1));
+    assert_eq!(out[1], JobOutcome::EventKnown, "seq 4 was stored above");
+    assert_eq!(
+        timeline_len().await,
+        before + 1,
+        "the known event added nothing"
+    );
+    assert_eq!(marks().await.0, 5);
+
     // The single-entry and batch paths extend one unbroken chain.
     s.append_audit(6, "k", "a", "s", "{}").await.unwrap();
     s.append_journal(&[draft("x", 7), draft("y", 7)], &[row(&home.id, "z")])
@@ -179,7 +212,50 @@ async fn exercise(s: &Store) {
     for e in s.audit_page(0, 100).await.unwrap() {
         v.push(&e).unwrap();
     }
-    assert_eq!(v.head().0, 6);
+    assert_eq!(v.head().0, 7);
+}
+
+/// Two processes appending to one log: each keeps the head it last wrote, which the
+/// other's appends make stale; the chain stays unbroken all the same.
+async fn two_writers(url: &str) {
+    let a = Store::connect(url).await.unwrap();
+    let b = Store::connect(url).await.unwrap();
+    for round in 0..3 {
+        a.append_audit(round, "a", "a", "s", "{}").await.unwrap();
+        b.append_journal(&[draft("b1", round), draft("b2", round)], &[])
+            .await
+            .unwrap();
+    }
+    a.append_audit(9, "a", "a", "s", "{}").await.unwrap();
+    let mut v = ChainVerifier::new();
+    let entries = a.audit_page(0, 100).await.unwrap();
+    for e in &entries {
+        v.push(e).unwrap();
+    }
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["a", "b1", "b2", "a", "b1", "b2", "a", "b1", "b2", "a"]
+    );
+    assert_eq!(v.head().0, 10);
+}
+
+#[tokio::test]
+async fn two_writers_on_sqlite() {
+    let dir = testing::TempDir::new("db").unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("threshold.db").display()
+    );
+    two_writers(&url).await;
+}
+
+#[tokio::test]
+async fn two_writers_on_postgres() {
+    match testing::postgres_url().await.unwrap() {
+        Some(url) => two_writers(&url).await,
+        None => eprintln!("PostgreSQL not reachable; skipped"),
+    }
 }
 
 #[tokio::test]

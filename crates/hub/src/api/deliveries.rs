@@ -161,9 +161,9 @@ pub async fn entry(
     ApiJson(req): ApiJson<EntryRequestJson>,
 ) -> ApiResult<Json<DecisionJson>> {
     let courier = p.require(Role::Courier)?.to_owned();
-    let d = st
+    let (d, home) = st
         .store
-        .delivery_any(extract::id(&id)?)
+        .delivery_with_home(extract::id(&id)?)
         .await
         .map_err(|_| ApiError::NotFound("delivery"))?;
     let parcel = req.parcel_ref.chars().take(128).collect::<String>();
@@ -171,6 +171,7 @@ pub async fn entry(
         &st,
         &courier,
         &d,
+        &home,
         EntryRequest {
             position: Position {
                 lat: req.lat,

@@ -14,7 +14,7 @@ use threshold_core::record_log::Arrival;
 use threshold_core::replay::Verdict;
 use threshold_proto::body::{self, Ack, DeviceKind, Event, Heartbeat, State};
 use threshold_proto::{DeviceId, Kind, SeqSpace, SignedMessage, UnverifiedMessage};
-use threshold_store::{DeviceEventRow, GapRow, SeqSpaceName};
+use threshold_store::{DeviceEventRow, GapRow, NewDeviceEvent, SeqSpaceName};
 
 /// Why a message was refused. `reason()` is the metric label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,9 +369,18 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
             })
             .collect()
     });
-    state
-        .store
-        .store_device_event(&row, gap_rows.as_deref())
+    let (audit, timeline) =
+        crate::domain::event_records(state, &msg, &event_type, &detail, &arrival);
+    let new = state
+        .journal
+        .write_event(
+            NewDeviceEvent {
+                row,
+                gaps: gap_rows,
+            },
+            audit,
+            timeline,
+        )
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "could not store device event");
@@ -391,6 +400,17 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         },
     )
     .await;
+    if !new {
+        // Stored before (and what it causes with it): acknowledged again, not redone.
+        state
+            .metrics
+            .duplicates
+            .get_or_create(&crate::metrics::KindLabel {
+                kind: "event".into(),
+            })
+            .inc();
+        return Ok(Outcome::Duplicate);
+    }
     state.metrics.accept("event");
     crate::domain::on_device_event(state, &msg, &event_type, &detail, &arrival).await;
     Ok(Outcome::Accepted)

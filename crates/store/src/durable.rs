@@ -1,0 +1,277 @@
+//! The write side of the database, and when a write counts as durable.
+//!
+//! On SQLite every commit used to wait for its own fsync of the write-ahead log
+//! (`synchronous = FULL`), holding the one writer connection meanwhile: at a few
+//! hundred commits a second on this kind of disk the commits queued behind each
+//! other's fsyncs, and an unlock decision waited for them. Instead the writer commits
+//! with `synchronous = NORMAL` (SQLite writes the log but does not wait for the disk)
+//! and every write then waits for an fsync of the log that *started after its commit*.
+//! One fsync covers every commit made before it began, so concurrent writers share
+//! one (group commit), and the writer connection is free for the next transaction
+//! while the disk works. A caller hears "done" only once its commit is on disk, as
+//! before. PostgreSQL flushes its own log with group commit; there this is a no-op.
+//!
+//! An fsync that fails leaves the store refusing every later write's durability
+//! (an error to each caller): the kernel may have dropped the pages it could not
+//! write, so nothing written since can be vouched for. Restarting the hub recovers
+//! from what is on disk.
+
+use crate::{Result, StoreError};
+use sqlx::any::{AnyArguments, AnyQueryResult};
+use sqlx::{Any, AnyPool, Transaction};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// Writes and their durability.
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    pool: AnyPool,
+    wal: Option<Arc<WalSync>>,
+}
+
+impl Writer {
+    /// A writer whose commits are durable on their own (PostgreSQL, or SQLite with
+    /// `synchronous = FULL`).
+    pub(crate) fn self_syncing(pool: AnyPool) -> Self {
+        Writer { pool, wal: None }
+    }
+
+    /// A SQLite writer committing with `synchronous = NORMAL`, made durable by
+    /// syncing the log file at `wal_path`.
+    pub(crate) fn syncing_wal(pool: AnyPool, wal_path: PathBuf) -> Self {
+        Writer {
+            pool,
+            wal: Some(Arc::new(WalSync::new(wal_path))),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Run one statement in its own transaction; returns once it is durable.
+    pub(crate) async fn execute<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<AnyQueryResult> {
+        let r = q.execute(&self.pool).await?;
+        self.durable().await?;
+        Ok(r)
+    }
+
+    pub(crate) async fn begin(&self) -> Result<WriteTx> {
+        Ok(WriteTx {
+            tx: self.pool.begin().await?,
+            writer: self.clone(),
+        })
+    }
+
+    /// Wait until everything committed so far is on disk.
+    pub(crate) async fn durable(&self) -> Result<()> {
+        match &self.wal {
+            Some(w) => w.sync().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// `query.execute_durably(&writer)`: [`Writer::execute`] in the order a query reads.
+pub(crate) trait Durably<'q> {
+    async fn execute_durably(self, w: &Writer) -> Result<AnyQueryResult>;
+}
+
+impl<'q> Durably<'q> for sqlx::query::Query<'q, Any, AnyArguments<'q>> {
+    async fn execute_durably(self, w: &Writer) -> Result<AnyQueryResult> {
+        w.execute(self).await
+    }
+}
+
+/// A write transaction; [`WriteTx::commit`] returns once the commit is durable.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Any>,
+    writer: Writer,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        self.writer.durable().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// Shared fsyncs of a SQLite write-ahead log.
+#[derive(Debug)]
+pub(crate) struct WalSync {
+    path: PathBuf,
+    state: Mutex<SyncState>,
+    status: watch::Sender<Synced>,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Tickets handed out: a ticket is covered by any fsync that starts after it.
+    issued: u64,
+    /// An fsync task is running (at most one).
+    running: bool,
+    /// The directory has been synced once (the log file's own entry in it).
+    dir_synced: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Synced {
+    /// Every ticket up to this one is on disk.
+    upto: u64,
+    /// Set by a failed fsync; from then on nothing is vouched for.
+    failed: Option<String>,
+}
+
+impl WalSync {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        WalSync {
+            path,
+            state: Mutex::new(SyncState::default()),
+            status: watch::channel(Synced::default()).0,
+        }
+    }
+
+    /// Wait for an fsync that starts after this call.
+    pub(crate) async fn sync(self: &Arc<Self>) -> Result<()> {
+        let mut rx = self.status.subscribe();
+        let (ticket, start) = {
+            let mut s = self.state.lock().map_err(|_| poisoned())?;
+            s.issued += 1;
+            let start = !s.running;
+            s.running = true;
+            (s.issued, start)
+        };
+        if start {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.run());
+        }
+        let seen = rx
+            .wait_for(|s| s.failed.is_some() || s.upto >= ticket)
+            .await
+            .map_err(|_| StoreError::NotDurable("the log syncer stopped".into()))?;
+        match &seen.failed {
+            Some(e) => Err(StoreError::NotDurable(format!(
+                "could not sync the database log to disk: {e}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The fsync loop: runs while tickets are outstanding, then ends.
+    fn run(&self) {
+        loop {
+            let (target, sync_dir) = {
+                let Ok(mut s) = self.state.lock() else { return };
+                let done = self.status.borrow().upto;
+                if s.issued == done || self.status.borrow().failed.is_some() {
+                    s.running = false;
+                    return;
+                }
+                (s.issued, !s.dir_synced)
+            };
+            match self.fsync(sync_dir) {
+                Ok(()) => {
+                    if sync_dir {
+                        if let Ok(mut s) = self.state.lock() {
+                            s.dir_synced = true;
+                        }
+                    }
+                    self.status.send_modify(|s| s.upto = s.upto.max(target));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, path = %self.path.display(), "fsync of the database log failed; refusing further writes");
+                    self.status.send_modify(|s| s.failed = Some(e.to_string()));
+                }
+            }
+        }
+    }
+
+    fn fsync(&self, sync_dir: bool) -> std::io::Result<()> {
+        match std::fs::File::open(&self.path) {
+            Ok(f) => f.sync_data()?,
+            // No log file: no log frames to lose (SQLite removes it only after copying
+            // everything into the database file and syncing that).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if sync_dir {
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::NotDurable("the log syncer's lock is poisoned".into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_syncs_share_fsyncs_and_all_return() {
+        let dir = std::env::temp_dir().join(format!("threshold-walsync-{}", crate::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db-wal");
+        std::fs::write(&path, b"frames").unwrap();
+        let w = Arc::new(WalSync::new(path));
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let w = w.clone();
+            tasks.push(tokio::spawn(async move { w.sync().await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let s = w.status.borrow().clone();
+        assert_eq!(s.upto, 64, "every ticket covered");
+        assert!(s.failed.is_none());
+        assert!(w.state.lock().unwrap().dir_synced);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_missing_log_has_nothing_to_lose() {
+        let w = Arc::new(WalSync::new(
+            std::env::temp_dir().join(format!("threshold-nowal-{}", crate::new_id())),
+        ));
+        w.sync().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_fails_that_write_and_every_later_one() {
+        // A log path whose parent is a file: opening it fails with an error other
+        // than "not found".
+        let file = std::env::temp_dir().join(format!("threshold-notadir-{}", crate::new_id()));
+        std::fs::write(&file, b"x").unwrap();
+        let w = Arc::new(WalSync::new(file.join("db-wal")));
+        assert!(w.sync().await.is_err());
+        assert!(w.sync().await.is_err(), "poisoned for good");
+        let _ = std::fs::remove_file(&file);
+    }
+}
