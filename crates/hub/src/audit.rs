@@ -203,14 +203,21 @@ async fn run(
         }
         let now = clock.now_ms();
         let drafts: Vec<JournalJob> = jobs.iter().map(|j| j.draft(now)).collect();
-        let results: Vec<Result<JobOutcome, String>> = match store.write_journal(&drafts).await {
+        // Committed here, confirmed on disk below by a task of its own: the next batch
+        // is prepared and committed while the disk works on this one.
+        let results: Vec<Result<JobOutcome, String>> = match store
+            .write_journal_unsynced(&drafts)
+            .await
+        {
             Ok(outcomes) if outcomes.len() == jobs.len() => outcomes.into_iter().map(Ok).collect(),
-            Ok(_) => vec![Err("journal answered for the wrong number of jobs".into()); jobs.len()],
+            Ok(_) => {
+                vec![Err("journal answered for the wrong number of jobs".into()); jobs.len()]
+            }
             // One bad job must not sink the others: retry each on its own.
             Err(_) if jobs.len() > 1 => {
                 let mut out = Vec::with_capacity(jobs.len());
                 for d in &drafts {
-                    let r = store.write_journal(std::slice::from_ref(d)).await;
+                    let r = store.write_journal_unsynced(std::slice::from_ref(d)).await;
                     out.push(match r {
                         Ok(mut o) => o.pop().ok_or_else(|| "journal wrote nothing".to_owned()),
                         Err(e) => Err(e.to_string()),
@@ -220,8 +227,8 @@ async fn run(
             }
             Err(e) => vec![Err(e.to_string())],
         };
-        for (job, result) in jobs.into_iter().zip(results) {
-            if let Ok(JobOutcome::Written(entries)) = &result {
+        for result in &results {
+            if let Ok(JobOutcome::Written(entries)) = result {
                 for e in entries {
                     if checkpoint_every > 0 && e.seq % checkpoint_every == 0 {
                         if let Err(err) = checkpoint(&store, &key, e.seq, &e.hash, now).await {
@@ -230,9 +237,20 @@ async fn run(
                     }
                 }
             }
-            // The caller may have gone away; its records are written all the same.
-            let _ = job.done.send(result);
         }
+        let store = store.clone();
+        tokio::spawn(async move {
+            // Nobody hears of a record before it is on disk.
+            let synced = store.sync().await.map_err(|e| e.to_string());
+            for (job, result) in jobs.into_iter().zip(results) {
+                let result = match &synced {
+                    Ok(()) => result,
+                    Err(e) => Err(e.clone()),
+                };
+                // The caller may have gone away; its records are written all the same.
+                let _ = job.done.send(result);
+            }
+        });
     }
 }
 

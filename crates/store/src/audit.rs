@@ -218,6 +218,16 @@ impl Store {
     /// at once: the audit sequence number is the primary key, so a loser of the race
     /// rolls back and retries on the new head.
     pub async fn write_journal(&self, jobs: &[JournalJob]) -> Result<Vec<JobOutcome>> {
+        let outcomes = self.write_journal_unsynced(jobs).await?;
+        self.sync().await?;
+        Ok(outcomes)
+    }
+
+    /// [`Store::write_journal`] without waiting for the disk: committed, visible to
+    /// readers, but not to be acted on (answered, acknowledged, sent) before
+    /// [`Store::sync`] returns. Lets a writer prepare its next transaction while the
+    /// disk confirms this one.
+    pub async fn write_journal_unsynced(&self, jobs: &[JournalJob]) -> Result<Vec<JobOutcome>> {
         let any_audit = jobs.iter().any(|j| !j.audit.is_empty());
         for attempt in 0..50 {
             let mut tx = self.writer.begin().await?;
@@ -266,13 +276,18 @@ impl Store {
                 continue;
             }
             crate::events::insert_timeline_rows(&mut tx, &timeline).await?;
-            tx.commit().await?;
+            tx.commit_unsynced().await?;
             if any_audit || cached.is_some() {
                 self.set_cached_audit_head(Some(head));
             }
             return Ok(outcomes);
         }
         Err(StoreError::Conflict("audit log head kept moving".into()))
+    }
+
+    /// Wait until every write committed so far is on disk.
+    pub async fn sync(&self) -> Result<()> {
+        self.writer.durable().await
     }
 
     fn cached_audit_head(&self) -> Option<Head> {

@@ -95,8 +95,15 @@ pub(crate) struct WriteTx {
 
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
-        self.writer.durable().await
+        let writer = self.writer.clone();
+        self.commit_unsynced().await?;
+        writer.durable().await
+    }
+
+    /// Commit without waiting for the disk: the caller must wait for
+    /// [`Writer::durable`] before acting on what it wrote.
+    pub(crate) async fn commit_unsynced(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
     }
 
     pub(crate) async fn rollback(self) -> Result<()> {
