@@ -189,7 +189,12 @@ impl WalSync {
     fn run(&self) {
         loop {
             let (target, sync_dir) = {
-                let Ok(mut s) = self.state.lock() else { return };
+                let Ok(mut s) = self.state.lock() else {
+                    // Fail the waiters rather than leave them waiting for nobody.
+                    self.status
+                        .send_modify(|s| s.failed = Some("the syncer's lock is poisoned".into()));
+                    return;
+                };
                 let done = self.status.borrow().upto;
                 if s.issued == done || self.status.borrow().failed.is_some() {
                     s.running = false;
