@@ -86,6 +86,28 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
+/// What one small durable write costs on the disk the database is on (4 KiB written
+/// and fsynced, 50 times): decisions wait for an fsync, so this puts figures taken on
+/// different machines or days in context.
+fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path)?;
+    let block = [0u8; 4096];
+    let mut ms = Vec::with_capacity(50);
+    for _ in 0..50 {
+        let t = Instant::now();
+        f.write_all(&block)?;
+        f.sync_data()?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    ms.sort_by(|a, b| a.total_cmp(b));
+    Ok((pct(&ms, 0.50), pct(&ms, 0.99)))
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -114,8 +136,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
         offline_grace_ms: 24 * 3600 * 1000,
         ..Default::default()
     };
+    let fsync = fsync_probe(&tmp)?;
     let hub = crate::start(cfg.clone()).await?;
-    let result = bench(&hub, &cfg, &args).await;
+    let result = bench(&hub, &cfg, &args).await.map(|mut v| {
+        v["disk_fsync_ms"] = json!({"p50": fsync.0, "p99": fsync.1});
+        v
+    });
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&tmp);
     result
@@ -206,6 +232,8 @@ async fn bench(
     let unlock_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
     let transit: Arc<Mutex<Vec<f64>>> = Arc::default();
     let pending: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // Signalled each time a simulated bolt retracts (a pending unlock is measured).
+    let retracted_signal = Arc::new(tokio::sync::Notify::new());
     let conns = args.device_connections.max(1);
     for c in 0..conns {
         let mut o = MqttOptions::new(format!("bench-devices-{c}"), host.clone(), port);
@@ -229,12 +257,13 @@ async fn bench(
         let c2 = client.clone();
         let filter = format!("{prefix}/v1/dev/+/down");
         let transit_ms = transit.clone();
-        let (devices, index, unlock_ms, pending, hub_pub) = (
+        let (devices, index, unlock_ms, pending, hub_pub, retracted_signal) = (
             devices.clone(),
             index.clone(),
             unlock_ms.clone(),
             pending.clone(),
             st.hub_key.public(),
+            retracted_signal.clone(),
         );
         let prefix2 = prefix.clone();
         tokio::spawn(async move {
@@ -285,6 +314,7 @@ async fn bench(
                             if let (Some(s), Ok(mut v)) = (start, unlock_ms.lock()) {
                                 v.push(retracted.duration_since(s).as_secs_f64() * 1000.0);
                             }
+                            retracted_signal.notify_waiters();
                         }
                         let seq = event_seq.entry(dev.id).or_insert(0);
                         *seq += 1;
@@ -512,6 +542,9 @@ async fn bench(
                     }
                     None => {
                         errors.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut p) = pending.lock() {
+                            p.remove(&d.id);
+                        }
                     }
                 }
             }
@@ -527,8 +560,20 @@ async fn bench(
     })
     .await;
     let elapsed = started.elapsed().as_secs_f64();
-    // Let the last unlocks reach their locks.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the last accepted unlocks reach their locks (bounded: a lost one is reported
+    // as `unlocks_measured` short of `allowed`).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let retracted = retracted_signal.notified();
+        tokio::pin!(retracted);
+        retracted.as_mut().enable();
+        if pending.lock().map(|p| p.is_empty()).unwrap_or(true) {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, retracted).await.is_err() {
+            break;
+        }
+    }
     let mut lat = latencies.lock().map(|v| v.clone()).unwrap_or_default();
     lat.sort_by(|a, b| a.total_cmp(b));
     let mut ub = unlock_ms.lock().map(|v| v.clone()).unwrap_or_default();
