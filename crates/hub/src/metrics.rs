@@ -128,6 +128,15 @@ impl Metrics {
             .inc();
     }
 
+    /// A message seen before: acknowledged again, not processed again.
+    pub fn duplicate(&self, kind: &str) {
+        self.duplicates
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn rejected_count(&self, reason: &str) -> u64 {
         self.rejected
             .get_or_create(&ReasonLabel {

@@ -161,9 +161,9 @@ impl Store {
             detail: detail.to_owned(),
         };
         let mut tx = self.writer.begin().await?;
-        let id = insert_timeline(&mut tx, &row).await?;
+        let id = insert_timeline_rows(&mut tx, &[&row]).await?.pop();
         tx.commit().await?;
-        Ok(id)
+        id.ok_or_else(|| StoreError::Conflict("timeline insert returned no id".into()))
     }
 
     pub async fn timeline(
@@ -297,11 +297,12 @@ pub(crate) async fn insert_device_event(
     Ok(true)
 }
 
-/// Insert timeline rows, a statement per thousand.
+/// Insert timeline rows, a statement per thousand; returns their ids, in order.
 pub(crate) async fn insert_timeline_rows(
     conn: &mut sqlx::AnyConnection,
     rows: &[&NewTimelineRow],
-) -> Result<()> {
+) -> Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(1000) {
         let sql = format!(
             "INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES {}",
@@ -309,34 +310,18 @@ pub(crate) async fn insert_timeline_rows(
         );
         let mut q = sqlx::query(&sql);
         for t in chunk {
+            let id = crate::new_id();
             q = q
-                .bind(crate::new_id())
+                .bind(id.clone())
                 .bind(&t.home_id)
                 .bind(t.device_id.as_deref())
                 .bind(t.delivery_id.as_deref())
                 .bind(t.time_ms)
                 .bind(&t.kind)
                 .bind(&t.detail);
+            ids.push(id);
         }
         q.execute(&mut *conn).await?;
     }
-    Ok(())
-}
-
-pub(crate) async fn insert_timeline(
-    conn: &mut sqlx::AnyConnection,
-    t: &NewTimelineRow,
-) -> Result<String> {
-    let id = crate::new_id();
-    sqlx::query("INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(&id)
-        .bind(&t.home_id)
-        .bind(t.device_id.as_deref())
-        .bind(t.delivery_id.as_deref())
-        .bind(t.time_ms)
-        .bind(&t.kind)
-        .bind(&t.detail)
-        .execute(conn)
-        .await?;
-    Ok(id)
+    Ok(ids)
 }

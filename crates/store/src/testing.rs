@@ -74,6 +74,22 @@ pub async fn postgres_url() -> Result<Option<String>, Box<dyn std::error::Error>
     )))
 }
 
+/// A home named "h" at (0, 0) with a 30 m geofence, for tests that need one to hang
+/// rows on.
+pub async fn home(s: &Store, owner_id: &str) -> crate::Result<crate::HomeRow> {
+    s.create_home(
+        crate::NewHome {
+            owner_id,
+            name: "h",
+            lat: 0.0,
+            lon: 0.0,
+            geofence_m: 30.0,
+        },
+        0,
+    )
+    .await
+}
+
 /// A PostgreSQL store in a schema of its own, or `None` when skipped.
 pub async fn postgres() -> Result<Option<Store>, Box<dyn std::error::Error>> {
     match postgres_url().await? {

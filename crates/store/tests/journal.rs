@@ -5,7 +5,7 @@
 use threshold_core::audit::ChainVerifier;
 use threshold_store::{
     testing, AuditDraft, DeviceEventRow, EntryClaim, GapRow, JobOutcome, JournalJob,
-    NewDeviceEvent, NewHome, NewTimelineRow, Role, SeqSpaceName, Store,
+    NewDeviceEvent, NewTimelineRow, Role, SeqSpaceName, Store,
 };
 
 fn draft(kind: &str, t: i64) -> AuditDraft {
@@ -35,19 +35,7 @@ async fn exercise(s: &Store) {
         .create_user(Role::Courier, "c", "C", "x", 0)
         .await
         .unwrap();
-    let home = s
-        .create_home(
-            NewHome {
-                owner_id: &owner.id,
-                name: "h",
-                lat: 0.0,
-                lon: 0.0,
-                geofence_m: 30.0,
-            },
-            0,
-        )
-        .await
-        .unwrap();
+    let home = testing::home(s, &owner.id).await.unwrap();
     let d = s
         .create_delivery(&home.id, &courier.id, &owner.id, 0, 10, "P", "in_home", 0)
         .await

@@ -1,24 +1,12 @@
 //! Recordings, media frames and webhooks on both backends (PostgreSQL when available;
 //! required under THRESHOLD_REQUIRE_SERVICES=1).
 
-use threshold_store::{testing, MediaFrameRow, NewHome, Role, Store};
+use threshold_store::{testing, MediaFrameRow, Role, Store};
 
 async fn exercise(s: &Store) {
     let owner = s.create_user(Role::Owner, "o", "O", "x", 0).await.unwrap();
     let other = s.create_user(Role::Owner, "p", "P", "x", 0).await.unwrap();
-    let home = s
-        .create_home(
-            NewHome {
-                owner_id: &owner.id,
-                name: "h",
-                lat: 0.0,
-                lon: 0.0,
-                geofence_m: 30.0,
-            },
-            0,
-        )
-        .await
-        .unwrap();
+    let home = testing::home(s, &owner.id).await.unwrap();
     s.start_recording("d1", &home.id, 1000).await.unwrap();
     s.start_recording("d1", &home.id, 5000).await.unwrap(); // idempotent
     let r = s.recording(&owner.id, "d1").await.unwrap();

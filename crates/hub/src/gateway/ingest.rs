@@ -217,13 +217,7 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
             }
         }
         Outcome::Duplicate => {
-            state
-                .metrics
-                .duplicates
-                .get_or_create(&crate::metrics::KindLabel {
-                    kind: kind_name.to_owned(),
-                })
-                .inc();
+            state.metrics.duplicate(kind_name);
         }
     }
     Ok(outcome)
@@ -301,13 +295,7 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
             },
         )
         .await;
-        state
-            .metrics
-            .duplicates
-            .get_or_create(&crate::metrics::KindLabel {
-                kind: "event".into(),
-            })
-            .inc();
+        state.metrics.duplicate("event");
         return Ok(Outcome::Duplicate);
     }
     // A record whose body cannot be read is still the device's signed word: keep it
@@ -402,13 +390,7 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
     .await;
     if !new {
         // Stored before (and what it causes with it): acknowledged again, not redone.
-        state
-            .metrics
-            .duplicates
-            .get_or_create(&crate::metrics::KindLabel {
-                kind: "event".into(),
-            })
-            .inc();
+        state.metrics.duplicate("event");
         return Ok(Outcome::Duplicate);
     }
     state.metrics.accept("event");
