@@ -231,6 +231,8 @@ async fn run(
             if let Ok(JobOutcome::Written(entries)) = result {
                 for e in entries {
                     if checkpoint_every > 0 && e.seq % checkpoint_every == 0 {
+                        // Made durable by this batch's sync below, not waited for here:
+                        // the next batch is not held up by a disk write.
                         if let Err(err) = checkpoint(&store, &key, e.seq, &e.hash, now).await {
                             tracing::error!(error = %err, "could not write audit checkpoint");
                         }
@@ -265,7 +267,9 @@ impl Job {
     }
 }
 
-pub async fn checkpoint(
+/// Sign and store a checkpoint of the chain at `seq`; durable at the next
+/// [`Store::sync`].
+async fn checkpoint(
     store: &Store,
     key: &DeviceKey,
     seq: u64,
@@ -274,7 +278,7 @@ pub async fn checkpoint(
 ) -> Result<(), StoreError> {
     let sig = key.sign(&checkpoint_message(seq, hash, now));
     store
-        .add_checkpoint(&CheckpointRow {
+        .add_checkpoint_unsynced(&CheckpointRow {
             seq: seq as i64,
             hash: hex::encode(hash),
             time_ms: now,

@@ -3,6 +3,7 @@
 
 use crate::durable::Durably;
 use crate::events::NewTimelineRow;
+use crate::script::{Statement, Value};
 use crate::{Result, Store, StoreError};
 use sqlx::Row;
 use threshold_core::audit::AuditEntry;
@@ -63,27 +64,33 @@ pub enum JobOutcome {
 }
 
 async fn claim_entry(conn: &mut sqlx::AnyConnection, c: &EntryClaim) -> Result<bool> {
-    let r = sqlx::query(
-        "UPDATE deliveries SET state = 'inside', updated_ms = $1 WHERE id = $2 AND state = 'scheduled'",
-    )
-    .bind(c.now_ms)
-    .bind(&c.delivery_id)
-    .execute(&mut *conn)
-    .await?;
-    if r.rows_affected() != 1 {
+    let [update, session, recording] = claim_statements(c);
+    if update.execute(&mut *conn).await? != 1 {
         return Ok(false);
     }
-    crate::access::insert_session(
-        &mut *conn,
-        &c.home_id,
-        &c.grant_ref,
-        Some(&c.delivery_id),
-        c.now_ms,
-        None,
-    )
-    .await?;
-    crate::media::insert_recording(conn, &c.delivery_id, &c.home_id, c.now_ms).await?;
+    session.execute(&mut *conn).await?;
+    recording.execute(conn).await?;
     Ok(true)
+}
+
+/// A claim's writes: move the delivery out of `scheduled` (it holds only if this
+/// changes the row), open its access session, start its recording.
+pub(crate) fn claim_statements(c: &EntryClaim) -> [Statement; 3] {
+    [
+        Statement::new(
+            "UPDATE deliveries SET state = 'inside', updated_ms = $1 WHERE id = $2 AND state = 'scheduled'",
+            vec![Value::Int(c.now_ms), Value::Text(c.delivery_id.clone())],
+        ),
+        crate::access::session_insert(
+            &crate::new_id(),
+            &c.home_id,
+            &c.grant_ref,
+            Some(&c.delivery_id),
+            c.now_ms,
+            None,
+        ),
+        crate::media::recording_insert(&c.delivery_id, &c.home_id, c.now_ms),
+    ]
 }
 
 /// The last entry of the chain (sequence number and hash), if any.
@@ -116,29 +123,35 @@ pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
 /// is taken (another writer appended first: the caller rolls back and retries).
 async fn insert_audit(conn: &mut sqlx::AnyConnection, entries: &[AuditEntry]) -> Result<bool> {
     for chunk in entries.chunks(ROWS_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash) VALUES {} \
-             ON CONFLICT (seq) DO NOTHING",
-            values_placeholders(chunk.len(), 8)
-        );
-        let mut q = sqlx::query(&sql);
-        for e in chunk {
-            q = q
-                .bind(e.seq as i64)
-                .bind(e.time_ms)
-                .bind(&e.kind)
-                .bind(&e.actor)
-                .bind(&e.subject)
-                .bind(&e.detail)
-                .bind(hex::encode(e.prev_hash))
-                .bind(hex::encode(e.hash));
-        }
-        let r = q.execute(&mut *conn).await?;
-        if r.rows_affected() != chunk.len() as u64 {
+        if audit_insert(chunk).execute(&mut *conn).await? != chunk.len() as u64 {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// Append chained entries in one statement; it changes fewer rows than given if a
+/// sequence number is taken.
+pub(crate) fn audit_insert(entries: &[AuditEntry]) -> Statement {
+    let mut values = Vec::with_capacity(entries.len() * 8);
+    for e in entries {
+        values.extend([
+            Value::Int(e.seq as i64),
+            Value::Int(e.time_ms),
+            Value::Text(e.kind.clone()),
+            Value::Text(e.actor.clone()),
+            Value::Text(e.subject.clone()),
+            Value::Text(e.detail.clone()),
+            Value::Text(hex::encode(e.prev_hash)),
+            Value::Text(hex::encode(e.hash)),
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash) VALUES {} \
+         ON CONFLICT (seq) DO NOTHING",
+        values_placeholders(entries.len(), 8)
+    );
+    Statement::new(sql, values)
 }
 
 async fn audit_head_in(conn: &mut sqlx::AnyConnection) -> Result<Option<(u64, [u8; 32])>> {
@@ -228,6 +241,11 @@ impl Store {
     /// [`Store::sync`] returns. Lets a writer prepare its next transaction while the
     /// disk confirms this one.
     pub async fn write_journal_unsynced(&self, jobs: &[JournalJob]) -> Result<Vec<JobOutcome>> {
+        if self.backend == crate::Backend::Sqlite {
+            if let Some(outcomes) = self.write_journal_in_one_trip(jobs).await? {
+                return Ok(outcomes);
+            }
+        }
         let any_audit = jobs.iter().any(|j| !j.audit.is_empty());
         for attempt in 0..50 {
             let mut tx = self.writer.begin().await?;
@@ -285,6 +303,34 @@ impl Store {
         Err(StoreError::Conflict("audit log head kept moving".into()))
     }
 
+    /// The common case as one script (see `journal_plan`); `None` when it did not
+    /// apply or did not hold, with nothing written.
+    async fn write_journal_in_one_trip(
+        &self,
+        jobs: &[JournalJob],
+    ) -> Result<Option<Vec<JobOutcome>>> {
+        let Some(head) = self.cached_audit_head() else {
+            return Ok(None);
+        };
+        let Some(plan) = crate::journal_plan::Plan::new(jobs, head) else {
+            return Ok(None);
+        };
+        let mut tx = self.writer.begin().await?;
+        match plan.script.run(&mut tx).await {
+            Ok(changed) if plan.held(&changed) => {
+                tx.commit_unsynced().await?;
+                self.set_cached_audit_head(Some(plan.head));
+                Ok(Some(plan.outcomes))
+            }
+            // A claim lost, a record already stored, the chain moved by another
+            // writer, or an error (the careful path meets it again and reports it).
+            _ => {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Wait until every write committed so far is on disk.
     pub async fn sync(&self) -> Result<()> {
         self.writer.durable().await
@@ -331,15 +377,17 @@ impl Store {
             .collect()
     }
 
-    pub async fn add_checkpoint(&self, c: &CheckpointRow) -> Result<()> {
-        sqlx::query("INSERT INTO audit_checkpoints (seq, hash, time_ms, hub_key, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING")
+    /// Store a signed checkpoint of the chain head, without waiting for the disk (see
+    /// [`Store::write_journal_unsynced`]): the journal writes its checkpoints between
+    /// a batch and that batch's sync, which covers both.
+    pub async fn add_checkpoint_unsynced(&self, c: &CheckpointRow) -> Result<()> {
+        let q = sqlx::query("INSERT INTO audit_checkpoints (seq, hash, time_ms, hub_key, signature) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING")
             .bind(c.seq)
             .bind(&c.hash)
             .bind(c.time_ms)
             .bind(&c.hub_key)
-            .bind(&c.signature)
-            .execute_durably(&self.writer)
-            .await?;
+            .bind(&c.signature);
+        self.writer.execute_unsynced(q).await?;
         Ok(())
     }
 

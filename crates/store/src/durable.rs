@@ -67,6 +67,15 @@ impl Writer {
         })
     }
 
+    /// Run one statement in its own transaction without waiting for the disk: not to
+    /// be acted on before a later [`Writer::durable`] returns.
+    pub(crate) async fn execute_unsynced<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<AnyQueryResult> {
+        Ok(q.execute(&self.pool).await?)
+    }
+
     /// Wait until everything committed so far is on disk.
     pub(crate) async fn durable(&self) -> Result<()> {
         match &self.wal {

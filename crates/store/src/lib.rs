@@ -1,7 +1,9 @@
 //! Storage for the hub: one [`Store`] with the same behaviour on SQLite (the embedded
 //! default, WAL mode, in the data folder) and PostgreSQL (for operators with many
 //! homes). Both go through sqlx's `Any` driver with portable SQL; the schema has one
-//! migration folder per backend.
+//! migration folder per backend. One path is SQLite's alone: the journal's common case
+//! sent as one multi-statement script (`journal_plan`), with the portable
+//! statement-by-statement path as its fallback and PostgreSQL's way.
 //!
 //! Every query that reads an owner's data takes the owner's id and filters by it:
 //! scoping is part of each method's signature, not left to callers.
@@ -16,8 +18,10 @@ mod devices;
 mod durable;
 mod events;
 mod homes;
+mod journal_plan;
 mod media;
 mod migrate;
+mod script;
 pub mod testing;
 mod wifi;
 

@@ -191,6 +191,48 @@ async fn exercise(s: &Store) {
     );
     assert_eq!(marks().await.0, 5);
 
+    // A claim and an event in one batch once the store knows the chain's head (on
+    // SQLite the one-trip path): every record lands as on the careful path.
+    let d2 = s
+        .create_delivery(&home.id, &courier.id, &owner.id, 0, 10, "P2", "in_home", 0)
+        .await
+        .unwrap();
+    let claim2 = EntryClaim {
+        delivery_id: d2.id.clone(),
+        home_id: home.id.clone(),
+        grant_ref: format!("delivery:{}", d2.id),
+        now_ms: 13,
+    };
+    let before = timeline_len().await;
+    let out = s
+        .write_journal(&[
+            JournalJob {
+                claim: Some(claim2.clone()),
+                event: None,
+                audit: vec![draft("decision", 13), draft("token.issued", 13)],
+                timeline: vec![row(&home.id, "decision"), row(&home.id, "unlock_sent")],
+            },
+            event_job(6),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(&out[0], JobOutcome::Written(e) if e.len() == 2));
+    assert!(matches!(&out[1], JobOutcome::Written(e) if e.len() == 1));
+    assert_eq!(s.delivery_any(&d2.id).await.unwrap().state, "inside");
+    let session = s.session_of_delivery(&d2.id).await.unwrap();
+    assert_eq!(
+        (
+            session.grant_ref.as_str(),
+            session.opened_ms,
+            session.home_id.as_str()
+        ),
+        (claim2.grant_ref.as_str(), 13, home.id.as_str())
+    );
+    let rec = s.recording(&owner.id, &d2.id).await.unwrap();
+    assert_eq!((rec.started_ms, rec.ends_ms), (13, None));
+    assert_eq!(timeline_len().await, before + 3);
+    assert_eq!(marks().await, (6, vec![(2, 2)]));
+
     // The single-entry and batch paths extend one unbroken chain.
     s.append_audit(6, "k", "a", "s", "{}").await.unwrap();
     s.append_journal(&[draft("x", 7), draft("y", 7)], &[row(&home.id, "z")])
@@ -200,7 +242,7 @@ async fn exercise(s: &Store) {
     for e in s.audit_page(0, 100).await.unwrap() {
         v.push(&e).unwrap();
     }
-    assert_eq!(v.head().0, 7);
+    assert_eq!(v.head().0, 10);
 }
 
 /// Two processes appending to one log: each keeps the head it last wrote, which the

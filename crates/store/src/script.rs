@@ -1,0 +1,196 @@
+//! Statements as data (SQL text and its values), so that a caller can send them one
+//! at a time or, to SQLite, several in one round trip.
+//!
+//! Every sqlx SQLite query is a round trip to its connection's thread; on a loaded
+//! machine each hand-off can cost milliseconds of scheduling, so a transaction of
+//! seven statements pays seven times. SQLite's prepared-statement interface takes a
+//! string of several statements; sqlx's SQLite driver runs them all and reports each
+//! one's result. That behaviour sits behind a deprecated sqlx method (`fetch_many`,
+//! deprecated because no other database supports it; sqlx#3108): it is confined to
+//! [`Script::run`], used for SQLite only, and `script_reports_each_statement` fails
+//! if an sqlx upgrade changes it.
+
+use crate::Result;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::Any;
+use std::borrow::Cow;
+
+/// A value bound to a placeholder.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Value {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bytes(Vec<u8>),
+}
+
+/// One SQL statement with placeholders `$1..$n` and its `n` values, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Statement {
+    pub sql: Cow<'static, str>,
+    pub values: Vec<Value>,
+}
+
+impl Statement {
+    pub fn new(sql: impl Into<Cow<'static, str>>, values: Vec<Value>) -> Self {
+        Statement {
+            sql: sql.into(),
+            values,
+        }
+    }
+
+    /// Run it alone; the number of rows it changed.
+    pub async fn execute(&self, conn: &mut sqlx::AnyConnection) -> Result<u64> {
+        Ok(bind_all(sqlx::query(&self.sql), &self.values)
+            .execute(conn)
+            .await?
+            .rows_affected())
+    }
+}
+
+fn bind_all<'q>(
+    mut q: Query<'q, Any, AnyArguments<'q>>,
+    values: &'q [Value],
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for v in values {
+        q = match v {
+            Value::Text(s) => q.bind(s.as_str()),
+            Value::OptText(s) => q.bind(s.as_deref()),
+            Value::Int(i) => q.bind(*i),
+            Value::OptInt(i) => q.bind(*i),
+            Value::Bytes(b) => q.bind(b.as_slice()),
+        };
+    }
+    q
+}
+
+/// Several statements sent to SQLite as one string, their placeholders renumbered
+/// into one list of values.
+#[derive(Debug, Default)]
+pub(crate) struct Script {
+    sql: String,
+    values: Vec<Value>,
+    statements: usize,
+}
+
+impl Script {
+    pub fn push(&mut self, st: Statement) {
+        if !self.sql.is_empty() {
+            self.sql.push_str(";\n");
+        }
+        renumber(&st.sql, self.values.len(), &mut self.sql);
+        self.values.extend(st.values);
+        self.statements += 1;
+    }
+
+    /// Values bound so far (SQLite allows at most 32 766 per statement string).
+    pub fn params(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Run every statement, in order, in one round trip (SQLite only); the rows each
+    /// one changed. Stops at the first error, leaving the earlier statements done: run
+    /// it inside a transaction and roll back on error.
+    pub async fn run(&self, conn: &mut sqlx::AnyConnection) -> Result<Vec<u64>> {
+        use futures_core::Stream;
+        let mut changed = Vec::with_capacity(self.statements);
+        #[allow(deprecated)] // see the module documentation
+        let mut results = bind_all(sqlx::query(&self.sql), &self.values).fetch_many(conn);
+        while let Some(item) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut results).poll_next(cx)).await
+        {
+            if let sqlx::Either::Left(done) = item? {
+                changed.push(done.rows_affected());
+            }
+        }
+        if changed.len() != self.statements {
+            return Err(crate::StoreError::Conflict(format!(
+                "script of {} statements reported {}",
+                self.statements,
+                changed.len()
+            )));
+        }
+        Ok(changed)
+    }
+}
+
+/// Append `sql` to `out` with each placeholder `$k` written as `$(k + offset)`. The
+/// statements here never hold a `$` inside a string literal.
+fn renumber(sql: &str, offset: usize, out: &mut String) {
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(k) => out.push_str(&(k + offset).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_renumbered_past_earlier_values() {
+        let mut out = String::new();
+        renumber("UPDATE t SET a = $1 WHERE b = $2 AND c < $1", 10, &mut out);
+        assert_eq!(out, "UPDATE t SET a = $11 WHERE b = $12 AND c < $11");
+        let mut out = String::new();
+        renumber("SELECT 1", 3, &mut out);
+        assert_eq!(out, "SELECT 1");
+        let mut out = String::new();
+        renumber("x $ y $9", 1, &mut out);
+        assert_eq!(out, "x $ y $10");
+    }
+
+    #[tokio::test]
+    async fn script_reports_each_statement() {
+        let (store, _dir) = crate::testing::sqlite().await.expect("sqlite");
+        let mut conn = store.pool().acquire().await.expect("connection");
+        sqlx::query("CREATE TABLE s (k INTEGER PRIMARY KEY, v TEXT, o TEXT)")
+            .execute(&mut *conn)
+            .await
+            .expect("table");
+        let mut script = Script::default();
+        for (k, v) in [(1, "a"), (2, "b")] {
+            script.push(Statement::new(
+                "INSERT INTO s (k, v, o) VALUES ($1, $2, $3)",
+                vec![Value::Int(k), Value::Text(v.into()), Value::OptText(None)],
+            ));
+        }
+        script.push(Statement::new(
+            "UPDATE s SET v = $1 WHERE k >= $2",
+            vec![Value::Text("z".into()), Value::Int(1)],
+        ));
+        script.push(Statement::new(
+            "INSERT INTO s (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING",
+            vec![Value::Int(1), Value::Text("dup".into())],
+        ));
+        assert_eq!(script.params(), 10);
+        assert_eq!(script.run(&mut conn).await.expect("run"), vec![1, 1, 2, 0]);
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT k, v FROM s ORDER BY k")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("rows");
+        assert_eq!(rows, vec![(1, "z".to_owned()), (2, "z".to_owned())]);
+        // An error stops the script with the error, not a partial success.
+        let mut bad = Script::default();
+        bad.push(Statement::new(
+            "INSERT INTO s (k, v) VALUES ($1, $2)",
+            vec![Value::Int(3), Value::Text("c".into())],
+        ));
+        bad.push(Statement::new(
+            "INSERT INTO s (k, v) VALUES ($1, $2)",
+            vec![Value::Int(1), Value::Text("taken".into())],
+        ));
+        assert!(bad.run(&mut conn).await.is_err());
+    }
+}
