@@ -26,6 +26,11 @@ pub struct UnlockBenchArgs {
     /// MQTT connections shared by the simulated devices.
     #[arg(long, default_value_t = 4)]
     pub device_connections: usize,
+    /// Open loop: start this many requests per second on a fixed schedule (at most
+    /// --concurrency in flight) and time each from its scheduled start. Without it,
+    /// each client asks again as soon as it is answered (closed loop).
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 /// Runs inside the CLI's multi-thread runtime.
@@ -37,6 +42,7 @@ pub fn run(a: UnlockBenchArgs) -> anyhow::Result<ExitCode> {
         database_url: a.database_url,
         mqtt_url: a.mqtt_url,
         device_connections: a.device_connections,
+        rate: a.rate,
     };
     let v = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(threshold_hub::bench_unlock::run(args))

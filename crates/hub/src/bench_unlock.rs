@@ -45,6 +45,11 @@ pub struct BenchArgs {
     pub mqtt_url: Option<String>,
     /// MQTT connections the simulated devices share.
     pub device_connections: usize,
+    /// Open loop: requests start on a fixed schedule of this many per second (the
+    /// clients are then the most requests in flight), and each latency runs from
+    /// its scheduled start, so a stalled hub is charged for every request it delayed.
+    /// `None`: closed loop, each client asks again as soon as it is answered.
+    pub rate: Option<f64>,
 }
 
 impl Default for BenchArgs {
@@ -56,6 +61,7 @@ impl Default for BenchArgs {
             database_url: None,
             mqtt_url: None,
             device_connections: 4,
+            rate: None,
         }
     }
 }
@@ -118,6 +124,12 @@ fn free_port() -> anyhow::Result<u16> {
 pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(args.homes > 0, "--homes must be at least 1");
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    if let Some(r) = args.rate {
+        anyhow::ensure!(
+            r.is_finite() && r > 0.0,
+            "--rate must be a positive number of requests per second"
+        );
+    }
     let tmp = std::env::temp_dir().join(format!(
         "threshold-bench-unlock-{}",
         threshold_store::new_id()
@@ -367,7 +379,9 @@ async fn bench(
         );
         tokio::spawn(async move {
             let mine: Vec<usize> = (c..devices.len()).step_by(conns).collect();
-            let slots = 100usize;
+            // Real devices keep independent clocks, so their messages arrive spread
+            // out: a slot every 10 ms (20 devices at 20 000), not bursts of hundreds.
+            let slots = 1000usize;
             let mut tick = tokio::time::interval(HEARTBEAT / slots as u32);
             let mut k = 0usize;
             loop {
@@ -471,6 +485,13 @@ async fn bench(
     let handle = tokio::runtime::Handle::current();
     let started = Instant::now();
     let end = started + args.duration;
+    // Open loop: the k-th request is due at `started + k / rate`.
+    let schedule = args.rate.map(|r| {
+        (
+            Duration::from_secs_f64(1.0 / r),
+            Arc::new(AtomicU64::new(0)),
+        )
+    });
     let mut threads = Vec::new();
     for _ in 0..args.concurrency {
         let (homes, next, allowed, refused, errors, latencies, pending, store, handle) = (
@@ -484,11 +505,12 @@ async fn bench(
             store.clone(),
             handle.clone(),
         );
-        let (base, token, courier_id, dispatcher_id) = (
+        let (base, token, courier_id, dispatcher_id, schedule) = (
             base.clone(),
             token.clone(),
             courier.id.clone(),
             dispatcher.id.clone(),
+            schedule.clone(),
         );
         threads.push(std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new()
@@ -518,7 +540,22 @@ async fn bench(
                 let body =
                     json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": "PARCEL"})
                         .to_string();
-                let t = Instant::now();
+                // The delivery exists before the request's start (closed loop: now;
+                // open loop: its slot on the schedule, waited for if still ahead).
+                let t = match &schedule {
+                    Some((every, slots)) => {
+                        let k = slots.fetch_add(1, Ordering::Relaxed);
+                        let due = started + every.mul_f64(k as f64);
+                        if due >= end {
+                            break;
+                        }
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 if let Ok(mut p) = pending.lock() {
                     p.insert(d.id.clone(), t);
                 }
@@ -590,6 +627,7 @@ async fn bench(
         "decision_latency_ms": {"p50": pct(&lat, 0.50), "p99": pct(&lat, 0.99)},
         "unlock_to_bolt_ms": {"p50": pct(&ub, 0.50), "p99": pct(&ub, 0.99)},
         "concurrency": args.concurrency,
+        "rate_per_s": args.rate,
         "duration_s": (elapsed * 10.0).round() / 10.0,
         "allowed": allowed.load(Ordering::Relaxed),
         "refused": refused.load(Ordering::Relaxed),

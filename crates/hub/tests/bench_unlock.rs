@@ -42,3 +42,34 @@ async fn every_decision_is_allowed_and_every_unlock_reaches_its_lock() {
         assert!(0.0 < p50 && p50 <= p99, "{group}: {v}");
     }
 }
+
+/// Open loop: requests start on the schedule, never faster, and each is decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_keeps_to_its_rate() {
+    let v = run(BenchArgs {
+        homes: 8,
+        concurrency: 4,
+        duration: Duration::from_secs(1),
+        device_connections: 2,
+        rate: Some(20.0),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(v["rate_per_s"], 20.0);
+    let allowed = v["allowed"].as_u64().unwrap();
+    let started = allowed + v["refused"].as_u64().unwrap() + v["errors"].as_u64().unwrap();
+    assert!(allowed > 0, "{v}");
+    assert!(
+        started <= 20,
+        "one second at 20 per second starts at most 20 requests, started {started}: {v}"
+    );
+    assert_eq!(v["refused"], 0, "{v}");
+    assert_eq!(v["errors"], 0, "{v}");
+    assert_eq!(v["unlocks_measured"].as_u64().unwrap(), allowed, "{v}");
+    let (p50, p99) = (
+        ms(&v, "decision_latency_ms", "p50"),
+        ms(&v, "decision_latency_ms", "p99"),
+    );
+    assert!(0.0 < p50 && p50 <= p99, "{v}");
+}
