@@ -374,7 +374,39 @@ pub async fn tick(state: &AppState) {
     cams.extend(state.live.watched());
     cams.sort_by_key(|d| d.0);
     cams.dedup();
-    request_frames(state, &cams, now + STREAM_AHEAD_MS).await;
+    renew_spread(state, &cams).await;
+}
+
+/// Slices a renewal pass is spread over, within one renewal period.
+const RENEW_SLICES: usize = 10;
+
+/// Cameras per slice and the pause between slices for a pass over `n` cameras: at most
+/// `RENEW_SLICES` slices (of at least 64, so a short list is one slice), the pauses
+/// adding up to nine tenths of the period.
+fn renewal_slices(n: usize) -> (usize, Duration) {
+    (
+        n.div_ceil(RENEW_SLICES).max(64),
+        Duration::from_millis(STREAM_RENEW_MS * 9 / 10 / RENEW_SLICES as u64),
+    )
+}
+
+/// Renew the cameras' stream requests in slices spread over most of the renewal period
+/// rather than all at once: with thousands of recordings open, one pass is thousands of
+/// signatures, and sent in one go they took the CPU from unlock decisions for ~150 ms
+/// every period (the open-loop unlock benchmark showed it). Each camera is still
+/// renewed once a period, each slice asking for `STREAM_AHEAD_MS` from when it is sent;
+/// a short list goes out at once.
+async fn renew_spread(state: &AppState, cams: &[DeviceId]) {
+    let (per_slice, pause) = renewal_slices(cams.len());
+    for (i, slice) in cams.chunks(per_slice).enumerate() {
+        if i > 0 {
+            tokio::time::sleep(pause).await;
+            if state.stopped() {
+                return;
+            }
+        }
+        request_frames(state, slice, state.clock.now_ms() + STREAM_AHEAD_MS).await;
+    }
 }
 
 /// Ask cameras for every frame they capture until `until_ms`. The rate asked for is the
@@ -470,6 +502,27 @@ mod tests {
         assert_eq!(r.recording_homes(100_000), vec!["h".to_owned()]);
         r.add_end("d2", 6000);
         assert!(r.recording_homes(100_000).is_empty());
+    }
+
+    #[test]
+    fn a_renewal_pass_is_spread_but_fits_its_period() {
+        // A few cameras: one slice, no pause.
+        let (per, _) = renewal_slices(10);
+        assert!(per >= 10);
+        // Thousands: ten slices whose pauses end before the next pass is due.
+        for n in [65, 2000, 20_000] {
+            let (per, pause) = renewal_slices(n);
+            let slices = n.div_ceil(per);
+            assert!(
+                (2..=RENEW_SLICES).contains(&slices),
+                "{n} cameras: {slices} slices"
+            );
+            let spread = pause * (slices as u32 - 1);
+            assert!(
+                spread < Duration::from_millis(STREAM_RENEW_MS),
+                "{n}: {spread:?}"
+            );
+        }
     }
 
     #[test]
