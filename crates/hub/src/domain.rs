@@ -212,14 +212,7 @@ pub async fn on_device_event(
     arrival: &Arrival,
 ) {
     let device = msg.device.to_hex();
-    let Some((home_id, owner_id, name, kind)) = state.registry.with(&msg.device, |e| {
-        (
-            e.home_id.clone(),
-            e.owner_id.clone(),
-            e.name.clone(),
-            e.kind,
-        )
-    }) else {
+    let Some((home_id, owner_id, name, kind)) = state.registry.identity(&msg.device) else {
         return;
     };
     let detail_json: serde_json::Value = serde_json::from_str(detail).unwrap_or(json!({}));

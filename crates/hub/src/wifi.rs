@@ -371,14 +371,7 @@ pub async fn on_device_event(
     if event_type != "wifi_attack" {
         return;
     }
-    let Some((home_id, owner_id, name, kind)) = state.registry.with(&msg.device, |e| {
-        (
-            e.home_id.clone(),
-            e.owner_id.clone(),
-            e.name.clone(),
-            e.kind,
-        )
-    }) else {
+    let Some((home_id, owner_id, name, kind)) = state.registry.identity(&msg.device) else {
         return;
     };
     let device = msg.device.to_hex();

@@ -96,6 +96,18 @@ pub(crate) fn claim_statements(c: &EntryClaim) -> [Statement; 3] {
 /// The last entry of the chain (sequence number and hash), if any.
 pub(crate) type Head = Option<(u64, [u8; 32])>;
 
+/// Chain `drafts` onto `head`, in order, moving `head` to the last of them.
+pub(crate) fn chain_onto(head: &mut Head, drafts: &[AuditDraft]) -> Vec<AuditEntry> {
+    drafts
+        .iter()
+        .map(|d| {
+            let e = AuditEntry::next(*head, d.time_ms, &d.kind, &d.actor, &d.subject, &d.detail);
+            *head = Some((e.seq, e.hash));
+            e
+        })
+        .collect()
+}
+
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's limits on bound
 /// parameters (32 766 and 65 535) at eight per row.
 const ROWS_PER_INSERT: usize = 1000;
@@ -277,13 +289,7 @@ impl Store {
                         continue;
                     }
                 }
-                let mut written = Vec::with_capacity(job.audit.len());
-                for d in &job.audit {
-                    let e =
-                        AuditEntry::next(head, d.time_ms, &d.kind, &d.actor, &d.subject, &d.detail);
-                    head = Some((e.seq, e.hash));
-                    written.push(e);
-                }
+                let written = chain_onto(&mut head, &job.audit);
                 entries.extend(written.iter().cloned());
                 timeline.extend(job.timeline.iter());
                 outcomes.push(JobOutcome::Written(written));

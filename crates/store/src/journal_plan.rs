@@ -9,10 +9,9 @@
 //! courier's "yes" was seven of them (BEGIN, claim, session, recording, audit,
 //! timeline, COMMIT) before the disk; now it is three.
 
-use crate::audit::{audit_insert, claim_statements, Head, JobOutcome, JournalJob};
+use crate::audit::{audit_insert, chain_onto, claim_statements, Head, JobOutcome, JournalJob};
 use crate::events::{device_event_insert, event_hwm_raise, timeline_insert};
 use crate::script::Script;
-use threshold_core::audit::AuditEntry;
 
 /// Values in one script, under SQLite's limit of 32 766.
 const MAX_PARAMS: usize = 32_000;
@@ -63,12 +62,7 @@ impl Plan {
                     (event_hwm_raise(&ev.row), Expect::Any),
                 ]);
             }
-            let mut written = Vec::with_capacity(job.audit.len());
-            for d in &job.audit {
-                let e = AuditEntry::next(head, d.time_ms, &d.kind, &d.actor, &d.subject, &d.detail);
-                head = Some((e.seq, e.hash));
-                written.push(e);
-            }
+            let written = chain_onto(&mut head, &job.audit);
             entries.extend(written.iter().cloned());
             timeline.extend(job.timeline.iter());
             outcomes.push(JobOutcome::Written(written));

@@ -39,14 +39,18 @@ pub fn postgres_base_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+/// The URL of a SQLite database file in `dir`, created on first connect.
+pub fn sqlite_url(dir: &TempDir) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("threshold.db").display()
+    )
+}
+
 /// A SQLite store in a new temporary folder.
 pub async fn sqlite() -> Result<(Store, TempDir), Box<dyn std::error::Error>> {
     let dir = TempDir::new("db")?;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("threshold.db").display()
-    );
-    Ok((Store::connect(&url).await?, dir))
+    Ok((Store::connect(&sqlite_url(&dir)).await?, dir))
 }
 
 /// The URL of a new, empty schema on the test PostgreSQL server, or `None` (after

@@ -36,16 +36,33 @@ async fn exercise(s: &Store) {
         .await
         .unwrap();
     let home = testing::home(s, &owner.id).await.unwrap();
-    let d = s
-        .create_delivery(&home.id, &courier.id, &owner.id, 0, 10, "P", "in_home", 0)
-        .await
-        .unwrap();
-    let claim = EntryClaim {
-        delivery_id: d.id.clone(),
-        home_id: home.id.clone(),
-        grant_ref: format!("delivery:{}", d.id),
-        now_ms: 3,
+    // A new delivery at the home and a claim on it at `now_ms`.
+    let delivery_and_claim = |parcel: &'static str, now_ms: i64| {
+        let (home, courier, owner) = (&home, &courier, &owner);
+        async move {
+            let d = s
+                .create_delivery(
+                    &home.id,
+                    &courier.id,
+                    &owner.id,
+                    0,
+                    10,
+                    parcel,
+                    "in_home",
+                    0,
+                )
+                .await
+                .unwrap();
+            let claim = EntryClaim {
+                delivery_id: d.id.clone(),
+                home_id: home.id.clone(),
+                grant_ref: format!("delivery:{}", d.id),
+                now_ms,
+            };
+            (d, claim)
+        }
     };
+    let (d, claim) = delivery_and_claim("P", 3).await;
     let job = |audit: Vec<AuditDraft>, kind: &str| JournalJob {
         claim: Some(claim.clone()),
         event: None,
@@ -193,16 +210,7 @@ async fn exercise(s: &Store) {
 
     // A claim and an event in one batch once the store knows the chain's head (on
     // SQLite the one-trip path): every record lands as on the careful path.
-    let d2 = s
-        .create_delivery(&home.id, &courier.id, &owner.id, 0, 10, "P2", "in_home", 0)
-        .await
-        .unwrap();
-    let claim2 = EntryClaim {
-        delivery_id: d2.id.clone(),
-        home_id: home.id.clone(),
-        grant_ref: format!("delivery:{}", d2.id),
-        now_ms: 13,
-    };
+    let (d2, claim2) = delivery_and_claim("P2", 13).await;
     let before = timeline_len().await;
     let out = s
         .write_journal(&[
@@ -273,11 +281,7 @@ async fn two_writers(url: &str) {
 #[tokio::test]
 async fn two_writers_on_sqlite() {
     let dir = testing::TempDir::new("db").unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("threshold.db").display()
-    );
-    two_writers(&url).await;
+    two_writers(&testing::sqlite_url(&dir)).await;
 }
 
 #[tokio::test]

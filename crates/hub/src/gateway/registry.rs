@@ -158,6 +158,18 @@ impl Registry {
         self.shard(id).get_mut(id).map(f)
     }
 
+    /// Who a device belongs to and what it is: (home, owner, name, kind).
+    pub fn identity(&self, id: &DeviceId) -> Option<(String, String, String, DeviceKind)> {
+        self.with(id, |e| {
+            (
+                e.home_id.clone(),
+                e.owner_id.clone(),
+                e.name.clone(),
+                e.kind,
+            )
+        })
+    }
+
     /// Visit every device (one shard locked at a time).
     pub fn for_each(&self, mut f: impl FnMut(&mut DeviceEntry)) {
         for s in &self.shards {
