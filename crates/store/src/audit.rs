@@ -321,17 +321,31 @@ impl Store {
         let Some(plan) = crate::journal_plan::Plan::new(jobs, head) else {
             return Ok(None);
         };
-        let mut tx = self.writer.begin().await?;
-        match plan.script.run(&mut tx).await {
-            Ok(changed) if plan.held(&changed) => {
-                tx.commit_unsynced().await?;
+        let mut conn = self.writer.lease().await?;
+        // The script begins and commits its own transaction, and each of its checks
+        // stops it (uncommitted) if the plan did not hold.
+        conn.begun();
+        match plan.script.run(&mut conn).await {
+            Ok(changed) => {
+                conn.ended();
+                if !plan.held(&changed) {
+                    // Its checks let through what they exist to stop: a bug, loud.
+                    tracing::error!(
+                        ?changed,
+                        "journal script committed a batch its checks should have stopped"
+                    );
+                    return Err(StoreError::Conflict(
+                        "journal script checks failed after commit".into(),
+                    ));
+                }
                 self.set_cached_audit_head(Some(plan.head));
                 Ok(Some(plan.outcomes))
             }
             // A claim lost, a record already stored, the chain moved by another
             // writer, or an error (the careful path meets it again and reports it).
-            _ => {
-                tx.rollback().await?;
+            // A failed rollback leaves the transaction to the writer's next holder.
+            Err(_) => {
+                let _ = conn.rollback().await;
                 Ok(None)
             }
         }

@@ -15,10 +15,17 @@
 //! (an error to each caller): the kernel may have dropped the pages it could not
 //! write, so nothing written since can be vouched for. Restarting the hub recovers
 //! from what is on disk.
+//!
+//! SQLite's one writing connection is held outside any pool and passed from writer to
+//! writer by a fair lock ([`Writer::lease`]). Transactions on it are begun and ended as
+//! SQL text, which lets the journal send a whole transaction as one script; a holder
+//! that goes away inside a transaction (a cancelled request) leaves it marked open,
+//! and the next holder rolls it back before anything else.
 
 use crate::{Result, StoreError};
 use sqlx::any::{AnyArguments, AnyQueryResult};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -26,28 +33,71 @@ use tokio::sync::watch;
 /// Writes and their durability.
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
-    pool: AnyPool,
+    target: Target,
     wal: Option<Arc<WalSync>>,
 }
 
+#[derive(Clone, Debug)]
+enum Target {
+    /// PostgreSQL: a pool; the server orders concurrent writers and group-commits.
+    Pool(AnyPool),
+    /// SQLite: its one writing connection, passed from writer to writer by a fair
+    /// lock. Not a pool of one: a pooled connection goes back by a spawned task, and
+    /// on a busy runtime the next writer waited for that task to be scheduled (a
+    /// third of the journal's time per batch, milliseconds at the tail).
+    Single(Arc<tokio::sync::Mutex<Slot>>),
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// `None` once closed.
+    conn: Option<AnyConnection>,
+    /// A transaction begun as SQL text may still be open: its holder was cancelled
+    /// or its end failed. The next holder rolls it back before anything else.
+    open: bool,
+}
+
 impl Writer {
-    /// A writer whose commits are durable on their own (PostgreSQL, or SQLite with
-    /// `synchronous = FULL`).
+    /// A writer whose commits are durable on their own (PostgreSQL).
     pub(crate) fn self_syncing(pool: AnyPool) -> Self {
-        Writer { pool, wal: None }
+        Writer {
+            target: Target::Pool(pool),
+            wal: None,
+        }
     }
 
-    /// A SQLite writer committing with `synchronous = NORMAL`, made durable by
-    /// syncing the log file at `wal_path`.
-    pub(crate) fn syncing_wal(pool: AnyPool, wal_path: PathBuf) -> Self {
+    /// A SQLite writer committing with `synchronous = NORMAL` on `conn`, made durable
+    /// by syncing the log file at `wal_path`.
+    pub(crate) fn syncing_wal(conn: AnyConnection, wal_path: PathBuf) -> Self {
         Writer {
-            pool,
+            target: Target::Single(Arc::new(tokio::sync::Mutex::new(Slot {
+                conn: Some(conn),
+                open: false,
+            }))),
             wal: Some(Arc::new(WalSync::new(wal_path))),
         }
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// The writing connection, for as long as the lease is held.
+    pub(crate) async fn lease(&self) -> Result<Lease> {
+        match &self.target {
+            Target::Pool(pool) => Ok(Lease(Held::Pooled(pool.acquire().await?))),
+            Target::Single(slot) => {
+                let mut slot = slot.clone().lock_owned().await;
+                let Slot { conn, open } = &mut *slot;
+                let Some(conn) = conn.as_mut() else {
+                    return Err(StoreError::Db(sqlx::Error::PoolClosed));
+                };
+                if *open {
+                    // "No transaction is active" is the expected answer when the
+                    // transaction had ended after all; any other failure shows up in
+                    // the next statement.
+                    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                    *open = false;
+                }
+                Ok(Lease(Held::Single(slot)))
+            }
+        }
     }
 
     /// Run one statement in its own transaction; returns once it is durable.
@@ -55,14 +105,23 @@ impl Writer {
         &self,
         q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
     ) -> Result<AnyQueryResult> {
-        let r = q.execute(&self.pool).await?;
+        let r = self.execute_unsynced(q).await?;
         self.durable().await?;
         Ok(r)
     }
 
     pub(crate) async fn begin(&self) -> Result<WriteTx> {
+        let tx = match self.lease().await?.0 {
+            Held::Pooled(conn) => TxInner::Pooled(Transaction::begin(conn, None).await?),
+            Held::Single(mut slot) => {
+                slot.open = true;
+                let conn = slot.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                TxInner::Single(slot)
+            }
+        };
         Ok(WriteTx {
-            tx: self.pool.begin().await?,
+            tx,
             writer: self.clone(),
         })
     }
@@ -73,7 +132,8 @@ impl Writer {
         &self,
         q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
     ) -> Result<AnyQueryResult> {
-        Ok(q.execute(&self.pool).await?)
+        let mut lease = self.lease().await?;
+        Ok(q.execute(&mut *lease).await?)
     }
 
     /// Wait until everything committed so far is on disk.
@@ -81,6 +141,72 @@ impl Writer {
         match &self.wal {
             Some(w) => w.sync().await,
             None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match &self.target {
+            Target::Pool(pool) => pool.close().await,
+            Target::Single(slot) => {
+                if let Some(conn) = slot.lock().await.conn.take() {
+                    let _ = conn.close().await;
+                }
+            }
+        }
+    }
+}
+
+/// The writing connection, held: see [`Writer::lease`].
+pub(crate) struct Lease(Held);
+
+enum Held {
+    Pooled(PoolConnection<Any>),
+    Single(tokio::sync::OwnedMutexGuard<Slot>),
+}
+
+impl Lease {
+    /// A transaction is being begun as SQL text (`BEGIN` ... `COMMIT` in one
+    /// script): until [`Lease::ended`], a cancelled holder leaves it to be rolled back
+    /// by the next one (SQLite), or the connection is closed (a pool).
+    pub(crate) fn begun(&mut self) {
+        match &mut self.0 {
+            Held::Pooled(c) => c.close_on_drop(),
+            Held::Single(slot) => slot.open = true,
+        }
+    }
+
+    /// The transaction begun as text has committed or rolled back.
+    pub(crate) fn ended(&mut self) {
+        if let Held::Single(slot) = &mut self.0 {
+            slot.open = false;
+        }
+    }
+
+    /// Roll back a transaction begun as text; if even that fails it stays marked
+    /// open, for the next holder.
+    pub(crate) async fn rollback(mut self) -> Result<()> {
+        sqlx::query("ROLLBACK").execute(&mut *self).await?;
+        self.ended();
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match &self.0 {
+            Held::Pooled(c) => c,
+            // A lease on a closed slot is never handed out (`Writer::lease`).
+            Held::Single(slot) => slot.conn.as_ref().unwrap_or_else(|| unreachable!()),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.0 {
+            Held::Pooled(c) => c,
+            Held::Single(slot) => slot.conn.as_mut().unwrap_or_else(|| unreachable!()),
         }
     }
 }
@@ -97,9 +223,16 @@ impl<'q> Durably<'q> for sqlx::query::Query<'q, Any, AnyArguments<'q>> {
 }
 
 /// A write transaction; [`WriteTx::commit`] returns once the commit is durable.
+/// Dropped without commit or rollback, it is rolled back (by sqlx on a pool; on
+/// SQLite by the writer's next holder).
 pub(crate) struct WriteTx {
-    tx: Transaction<'static, Any>,
+    tx: TxInner,
     writer: Writer,
+}
+
+enum TxInner {
+    Pooled(Transaction<'static, Any>),
+    Single(tokio::sync::OwnedMutexGuard<Slot>),
 }
 
 impl WriteTx {
@@ -112,24 +245,43 @@ impl WriteTx {
     /// Commit without waiting for the disk: the caller must wait for
     /// [`Writer::durable`] before acting on what it wrote.
     pub(crate) async fn commit_unsynced(self) -> Result<()> {
-        Ok(self.tx.commit().await?)
+        self.end("COMMIT").await
     }
 
     pub(crate) async fn rollback(self) -> Result<()> {
-        Ok(self.tx.rollback().await?)
+        self.end("ROLLBACK").await
+    }
+
+    async fn end(self, sql: &'static str) -> Result<()> {
+        match self.tx {
+            TxInner::Pooled(tx) if sql == "COMMIT" => Ok(tx.commit().await?),
+            TxInner::Pooled(tx) => Ok(tx.rollback().await?),
+            TxInner::Single(mut slot) => {
+                let conn = slot.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+                sqlx::query(sql).execute(&mut *conn).await?;
+                slot.open = false;
+                Ok(())
+            }
+        }
     }
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
+    type Target = AnyConnection;
     fn deref(&self) -> &Self::Target {
-        &self.tx
+        match &self.tx {
+            TxInner::Pooled(tx) => tx,
+            TxInner::Single(slot) => slot.conn.as_ref().unwrap_or_else(|| unreachable!()),
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
+        match &mut self.tx {
+            TxInner::Pooled(tx) => tx,
+            TxInner::Single(slot) => slot.conn.as_mut().unwrap_or_else(|| unreachable!()),
+        }
     }
 }
 
@@ -253,6 +405,56 @@ fn poisoned() -> StoreError {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_transaction_left_open_is_rolled_back_before_the_next_write() {
+        let (store, _dir) = crate::testing::sqlite().await.unwrap();
+        let w = &store.writer;
+        w.execute(sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY)"))
+            .await
+            .unwrap();
+        // A transaction dropped without its end, as by a cancelled request.
+        let mut tx = w.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (k) VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        drop(tx);
+        // A transaction begun as text whose holder went away before its end.
+        let mut lease = w.lease().await.unwrap();
+        lease.begun();
+        sqlx::query("BEGIN IMMEDIATE; INSERT INTO t (k) VALUES (2)")
+            .execute(&mut *lease)
+            .await
+            .unwrap();
+        drop(lease);
+        // The next write is its own and committed; neither abandoned row is.
+        w.execute(sqlx::query("INSERT INTO t (k) VALUES (3)"))
+            .await
+            .unwrap();
+        let keys: Vec<(i64,)> = sqlx::query_as("SELECT k FROM t")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(keys, vec![(3,)]);
+        // A lease whose transaction ended is not rolled back by the next one.
+        let mut lease = w.lease().await.unwrap();
+        lease.begun();
+        sqlx::query("BEGIN IMMEDIATE; INSERT INTO t (k) VALUES (4); COMMIT")
+            .execute(&mut *lease)
+            .await
+            .unwrap();
+        lease.ended();
+        drop(lease);
+        w.execute(sqlx::query("INSERT INTO t (k) VALUES (5)"))
+            .await
+            .unwrap();
+        let n: (i64,) = sqlx::query_as("SELECT count(*) FROM t")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n.0, 3);
+    }
 
     #[tokio::test]
     async fn concurrent_syncs_share_fsyncs_and_all_return() {

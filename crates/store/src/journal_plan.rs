@@ -1,17 +1,20 @@
 //! The journal's common case on SQLite in one round trip. A batch is written as one
-//! script on the assumption that every claim holds, every event record is new and no
-//! other writer moved the audit chain since this process last appended. The rows each
-//! statement changed tell whether that held; if not, the caller rolls back and writes
-//! the batch statement by statement, deciding as it goes
-//! (`Store::write_journal_unsynced`). Either way the same rows are written.
+//! script, its own transaction (`BEGIN IMMEDIATE` ... `COMMIT`), on the assumption
+//! that every claim holds, every event record is new and no other writer moved the
+//! audit chain since this process last appended. Each statement that must change a
+//! known number of rows is followed by a check that stops the script, before its
+//! `COMMIT`, if it did not; the caller then rolls back and writes the batch statement
+//! by statement, deciding as it goes (`Store::write_journal_unsynced`). Either way the
+//! same rows are written. The rows each statement changed are checked again after the
+//! commit, as a guard against a check that let through what it should have stopped.
 //!
 //! Why: on SQLite each statement is a hand-off to the connection's thread, and a
 //! courier's "yes" was seven of them (BEGIN, claim, session, recording, audit,
-//! timeline, COMMIT) before the disk; now it is three.
+//! timeline, COMMIT) before the disk; now it is one.
 
 use crate::audit::{audit_insert, chain_onto, claim_statements, Head, JobOutcome, JournalJob};
 use crate::events::{device_event_insert, event_hwm_raise, timeline_insert};
-use crate::script::Script;
+use crate::script::{Script, Statement};
 
 /// Values in one script, under SQLite's limit of 32 766.
 const MAX_PARAMS: usize = 32_000;
@@ -24,8 +27,11 @@ enum Expect {
 }
 
 pub(crate) struct Plan {
+    /// The whole transaction: `BEGIN IMMEDIATE`, the statements each followed by its
+    /// check, `COMMIT`.
     pub script: Script,
-    expect: Vec<Expect>,
+    /// Each batch statement's position in the script and what it must change.
+    expect: Vec<(usize, Expect)>,
     /// Each job's outcome if the plan holds.
     pub outcomes: Vec<JobOutcome>,
     /// The audit chain's head after the batch.
@@ -76,11 +82,15 @@ impl Plan {
             records.push((timeline_insert(&timeline).0, Expect::Any));
         }
         let mut script = Script::default();
+        script.push(Statement::new("BEGIN IMMEDIATE", Vec::new()));
         let mut expect = Vec::new();
         for (st, e) in claims.into_iter().chain(events).chain(records) {
-            script.push(st);
-            expect.push(e);
+            expect.push((script.push(st), e));
+            if let Expect::Rows(n) = e {
+                script.push_check(n);
+            }
         }
+        script.push(Statement::new("COMMIT", Vec::new()));
         if expect.is_empty() || script.params() > MAX_PARAMS {
             return None;
         }
@@ -92,11 +102,25 @@ impl Plan {
         })
     }
 
+    /// What the script would report if the batch's statements changed `rows` (in
+    /// order) and the rest (`BEGIN`, checks, `COMMIT`) nothing.
+    #[cfg(test)]
+    fn reported(&self, rows: &[u64]) -> Vec<u64> {
+        let mut out = vec![0; self.script.statements()];
+        for ((i, _), r) in self.expect.iter().zip(rows) {
+            out[*i] = *r;
+        }
+        if rows.len() < self.expect.len() {
+            out.truncate(self.expect.get(rows.len()).map_or(0, |(i, _)| *i));
+        }
+        out
+    }
+
     /// Whether the rows each statement changed are what the plan assumed.
     pub fn held(&self, changed: &[u64]) -> bool {
-        changed.len() == self.expect.len()
-            && self.expect.iter().zip(changed).all(|(e, c)| match e {
-                Expect::Rows(n) => c == n,
+        changed.len() == self.script.statements()
+            && self.expect.iter().all(|(i, e)| match e {
+                Expect::Rows(n) => changed.get(*i) == Some(n),
                 Expect::Any => true,
             })
     }
@@ -156,11 +180,29 @@ mod tests {
     fn a_claim_holds_only_if_its_update_and_session_change_one_row_each() {
         let plan = Plan::new(&[claim_job()], None).expect("plan");
         // update, session, recording, audit, timeline
-        assert!(plan.held(&[1, 1, 1, 1, 1]));
-        assert!(plan.held(&[1, 1, 0, 1, 1]), "a recording may already exist");
-        assert!(!plan.held(&[0, 1, 1, 1, 1]), "the claim was lost");
-        assert!(!plan.held(&[1, 1, 1, 0, 1]), "the chain moved");
-        assert!(!plan.held(&[1, 1, 1, 1]), "a statement is missing");
+        assert!(plan.held(&plan.reported(&[1, 1, 1, 1, 1])));
+        assert!(
+            plan.held(&plan.reported(&[1, 1, 0, 1, 1])),
+            "a recording may already exist"
+        );
+        assert!(
+            !plan.held(&plan.reported(&[0, 1, 1, 1, 1])),
+            "the claim was lost"
+        );
+        assert!(
+            !plan.held(&plan.reported(&[1, 1, 1, 0, 1])),
+            "the chain moved"
+        );
+        assert!(
+            !plan.held(&plan.reported(&[1, 1, 1, 1])),
+            "a statement is missing"
+        );
+        // In SQL: a transaction, each statement that must change a number of rows
+        // followed by its check.
+        let sql = plan.script.sql();
+        assert!(sql.starts_with("BEGIN IMMEDIATE;"), "{sql}");
+        assert!(sql.ends_with("COMMIT"), "{sql}");
+        assert_eq!(sql.matches("changes() = 1 ").count(), 3, "{sql}");
         match &plan.outcomes[..] {
             [JobOutcome::Written(e)] => assert_eq!(e[0].seq, 1),
             other => panic!("unexpected outcomes {other:?}"),
@@ -175,8 +217,11 @@ mod tests {
         job.event = Some(event(None));
         let plan = Plan::new(std::slice::from_ref(&job), None).expect("plan");
         // event, high-water mark, audit, timeline
-        assert!(plan.held(&[1, 0, 1, 1]));
-        assert!(!plan.held(&[0, 0, 1, 1]), "the record was already stored");
+        assert!(plan.held(&plan.reported(&[1, 0, 1, 1])));
+        assert!(
+            !plan.held(&plan.reported(&[0, 0, 1, 1])),
+            "the record was already stored"
+        );
         job.event = Some(event(Some(vec![])));
         assert!(Plan::new(&[job], None).is_none());
     }
@@ -188,8 +233,12 @@ mod tests {
         ev_job.event = Some(event(None));
         let plan = Plan::new(&[ev_job, claim_job()], None).expect("plan");
         // update, session, recording, event, high-water mark, audit (2), timeline
-        assert!(plan.held(&[1, 1, 0, 1, 0, 2, 2]));
-        assert!(!plan.held(&[1, 0, 1, 1, 0, 2, 2]), "no session opened");
+        assert!(plan.held(&plan.reported(&[1, 1, 0, 1, 0, 2, 2])));
+        assert!(
+            !plan.held(&plan.reported(&[1, 0, 1, 1, 0, 2, 2])),
+            "no session opened"
+        );
+        assert!(plan.script.sql().contains("changes() = 2 "), "audit (2)");
         // The outcomes stay in job order: the event's entry first.
         match &plan.outcomes[..] {
             [JobOutcome::Written(a), JobOutcome::Written(b)] => {

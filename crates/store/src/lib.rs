@@ -70,13 +70,13 @@ pub enum Backend {
 
 /// The hub's database.
 ///
-/// Reads and writes go through different pools. On SQLite the writer pool holds one
+/// Reads and writes go through different connections. On SQLite all writes share one
 /// connection: SQLite allows one writer at a time anyway, and several writing
 /// connections would meet in its busy handler, which sleeps in steps of up to 100 ms
 /// instead of waking the next writer when the lock frees (it was most of the unlock
-/// decision's tail latency, see docs/performance.md). One connection makes writers
-/// queue in order in the pool, while readers (WAL) never wait for them. On PostgreSQL
-/// both are the same pool.
+/// decision's tail latency, see docs/performance.md). Writers queue for it in order
+/// (`durable::Writer`), while readers (WAL) never wait for them. On PostgreSQL reads
+/// and writes share one pool.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
@@ -120,12 +120,15 @@ impl Store {
         };
         let (pool, writer) = match backend {
             Backend::Sqlite => {
+                // The writer first: it creates the file and switches it to WAL. Its
+                // one connection leaves the pool that configured it (see `durable`).
                 let writer = Self::open_pool(url, backend, 1, true).await?;
-                // The writer first: it creates the file and switches it to WAL.
                 let wal = sqlite_wal_path(&writer).await?;
+                let conn = writer.acquire().await?.detach();
+                writer.close().await;
                 (
                     Self::open_pool(url, backend, 4, false).await?,
-                    durable::Writer::syncing_wal(writer, wal),
+                    durable::Writer::syncing_wal(conn, wal),
                 )
             }
             Backend::Postgres => {
@@ -201,7 +204,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
-        self.writer.pool().close().await;
+        self.writer.close().await;
     }
 
     /// Copy the SQLite write-ahead log back into the database file (PASSIVE: without

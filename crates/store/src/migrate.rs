@@ -81,7 +81,9 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
         Backend::Postgres => Embedded(POSTGRES),
     };
     let migrator = Migrator::new(source).await?;
-    migrator.run(store.writer.pool()).await?;
+    let mut conn = store.writer.lease().await?;
+    migrator.run(&mut *conn).await?;
+    drop(conn);
     store.writer.durable().await?;
     Ok(())
 }

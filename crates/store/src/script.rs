@@ -76,13 +76,37 @@ pub(crate) struct Script {
 }
 
 impl Script {
-    pub fn push(&mut self, st: Statement) {
+    /// Append a statement; returns its position among the script's statements.
+    pub fn push(&mut self, st: Statement) -> usize {
         if !self.sql.is_empty() {
             self.sql.push_str(";\n");
         }
         renumber(&st.sql, self.values.len(), &mut self.sql);
         self.values.extend(st.values);
         self.statements += 1;
+        self.statements - 1
+    }
+
+    /// Append a statement that fails, stopping the script, unless the statement
+    /// before it changed exactly `rows` rows. SQLite has no `RAISE` outside
+    /// triggers; `abs()` of the smallest integer is an "integer overflow" error, and
+    /// a `CASE` evaluates only the branch it takes.
+    pub fn push_check(&mut self, rows: u64) -> usize {
+        self.push(Statement::new(
+            format!(
+                "SELECT CASE WHEN changes() = {rows} THEN 0 ELSE abs(-9223372036854775808) END"
+            ),
+            Vec::new(),
+        ))
+    }
+
+    pub fn statements(&self) -> usize {
+        self.statements
+    }
+
+    #[cfg(test)]
+    pub fn sql(&self) -> &str {
+        &self.sql
     }
 
     /// Values bound so far (SQLite allows at most 32 766 per statement string).
@@ -192,5 +216,52 @@ mod tests {
             vec![Value::Int(1), Value::Text("taken".into())],
         ));
         assert!(bad.run(&mut conn).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_check_stops_the_script_unless_the_statement_before_changed_that_many_rows() {
+        let (store, _dir) = crate::testing::sqlite().await.expect("sqlite");
+        let mut conn = store.pool().acquire().await.expect("connection");
+        sqlx::query("CREATE TABLE c (k INTEGER PRIMARY KEY, v TEXT)")
+            .execute(&mut *conn)
+            .await
+            .expect("table");
+        let script = |k: i64, expect: u64, after: i64| {
+            let mut s = Script::default();
+            s.push(Statement::new("BEGIN IMMEDIATE", Vec::new()));
+            s.push(Statement::new(
+                "INSERT INTO c (k, v) VALUES ($1, 'x') ON CONFLICT (k) DO NOTHING",
+                vec![Value::Int(k)],
+            ));
+            s.push_check(expect);
+            s.push(Statement::new(
+                "INSERT INTO c (k, v) VALUES ($1, 'after')",
+                vec![Value::Int(after)],
+            ));
+            s.push(Statement::new("COMMIT", Vec::new()));
+            s
+        };
+        let held = script(1, 1, 101).run(&mut conn).await.expect("check holds");
+        assert_eq!(held.len(), 5);
+        assert_eq!((held[1], held[3]), (1, 1));
+        // Key 1 exists: the insert changes nothing, the check fails, nothing after it
+        // runs and the transaction is left open for the caller to roll back.
+        assert!(script(1, 1, 102).run(&mut conn).await.is_err());
+        sqlx::query("ROLLBACK")
+            .execute(&mut *conn)
+            .await
+            .expect("the transaction was still open");
+        let keys: Vec<(i64,)> = sqlx::query_as("SELECT k FROM c ORDER BY k")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("rows");
+        assert_eq!(keys, vec![(1,), (101,)]);
+        // A check for zero rows holds when nothing changed.
+        assert!(script(1, 0, 103).run(&mut conn).await.is_ok());
+        let after: Vec<(i64,)> = sqlx::query_as("SELECT k FROM c WHERE k > 100 ORDER BY k")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("rows");
+        assert_eq!(after, vec![(101,), (103,)]);
     }
 }
