@@ -451,6 +451,16 @@ async fn story(cfg: HubConfig) {
     .await;
     let (s, _) = call("GET", dev_url.clone(), Some(&mallory), None).await;
     assert_eq!(s, 404, "other owners cannot see the device");
+    // The liveness pass counts it in the device gauges.
+    until(10, "camera counted live", || {
+        let b = base.clone();
+        async move {
+            let m = metrics(&b).await;
+            counter(&m, "threshold_devices", "kind=\"camera\",state=\"live\"") == 1
+                && counter(&m, "threshold_devices", "kind=\"camera\",state=\"offline\"") == 0
+        }
+    })
+    .await;
 
     // Hostile messages: each rejected and counted by reason.
     let before = metrics(&base).await;
