@@ -213,8 +213,9 @@ async fn run(
             Ok(_) => {
                 vec![Err("journal answered for the wrong number of jobs".into()); jobs.len()]
             }
-            // One bad job must not sink the others: retry each on its own.
-            Err(_) if jobs.len() > 1 => {
+            // One bad job must not sink the others: retry each on its own. Not a
+            // batch that may have been committed: its records would be written twice.
+            Err(e) if jobs.len() > 1 && !matches!(e, StoreError::Indeterminate(_)) => {
                 let mut out = Vec::with_capacity(jobs.len());
                 for d in &drafts {
                     let r = store.write_journal_unsynced(std::slice::from_ref(d)).await;

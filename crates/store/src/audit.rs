@@ -325,28 +325,43 @@ impl Store {
         // The script begins and commits its own transaction, and each of its checks
         // stops it (uncommitted) if the plan did not hold.
         conn.begun();
-        match plan.script.run(&mut conn).await {
-            Ok(changed) => {
-                conn.ended();
-                if !plan.held(&changed) {
-                    // Its checks let through what they exist to stop: a bug, loud.
-                    tracing::error!(
-                        ?changed,
-                        "journal script committed a batch its checks should have stopped"
-                    );
-                    return Err(StoreError::Conflict(
-                        "journal script checks failed after commit".into(),
-                    ));
-                }
+        let ran = plan.script.run(&mut conn).await;
+        if ran.changed.len() == plan.script.statements() {
+            // `COMMIT` ran: whatever else is wrong, the batch is written and must not
+            // be written again.
+            conn.ended();
+            if ran.error.is_none() && plan.held(&ran.changed) {
                 self.set_cached_audit_head(Some(plan.head));
-                Ok(Some(plan.outcomes))
+                return Ok(Some(plan.outcomes));
             }
-            // A claim lost, a record already stored, the chain moved by another
-            // writer, or an error (the careful path meets it again and reports it).
-            // A failed rollback leaves the transaction to the writer's next holder.
-            Err(_) => {
-                let _ = conn.rollback().await;
+            self.set_cached_audit_head(None);
+            tracing::error!(changed = ?ran.changed, error = ?ran.error, "journal script committed a batch its checks should have stopped");
+            return Err(StoreError::Indeterminate(
+                "journal batch committed although its checks failed".into(),
+            ));
+        }
+        // A claim lost, a record already stored, the chain moved by another writer, or
+        // an error (the careful path meets it again and reports it): roll back and let
+        // the careful path decide. Rolled back means nothing was written; "no
+        // transaction is active" after `BEGIN` had answered means it ended on its own,
+        // perhaps by the `COMMIT` whose answer never arrived.
+        let began = !ran.changed.is_empty();
+        match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+            Ok(_) => {
+                conn.ended();
                 Ok(None)
+            }
+            Err(e) if !began && e.to_string().contains("no transaction is active") => {
+                conn.ended();
+                Ok(None)
+            }
+            // Left marked open: the lease rolls it back if it still is.
+            Err(e) => {
+                self.set_cached_audit_head(None);
+                Err(StoreError::Indeterminate(format!(
+                    "journal batch: {} after {:?}",
+                    e, ran.error
+                )))
             }
         }
     }

@@ -83,23 +83,13 @@ impl Writer {
         match &self.target {
             Target::Pool(pool) => Ok(Lease(Held::Pooled(pool.acquire().await?))),
             Target::Single(slot) => {
-                let mut slot = slot.clone().lock_owned().await;
-                let Slot { conn, open } = &mut *slot;
-                let Some(conn) = conn.as_mut() else {
-                    return Err(StoreError::Db(sqlx::Error::PoolClosed));
-                };
-                if *open {
-                    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                        Ok(_) => {}
-                        // It had ended after all (or never begun).
-                        Err(e) if e.to_string().contains("no transaction is active") => {}
-                        // Still open, perhaps: no write may land in it unseen, so
-                        // this lease fails and the next one tries again.
-                        Err(e) => return Err(e.into()),
-                    }
-                    *open = false;
+                let mut guard = SlotGuard::new(slot.clone().lock_owned().await)?;
+                if guard.slot().open {
+                    // Usually already rolled back by the guard that left it (see
+                    // `SlotGuard`); this is for when that could not run.
+                    guard.end_abandoned().await?;
                 }
-                Ok(Lease(Held::Single(slot)))
+                Ok(Lease(Held::Single(guard)))
             }
         }
     }
@@ -117,11 +107,10 @@ impl Writer {
     pub(crate) async fn begin(&self) -> Result<WriteTx> {
         let tx = match self.lease().await?.0 {
             Held::Pooled(conn) => TxInner::Pooled(Transaction::begin(conn, None).await?),
-            Held::Single(mut slot) => {
-                slot.open = true;
-                let conn = slot.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-                TxInner::Single(slot)
+            Held::Single(mut guard) => {
+                guard.slot().open = true;
+                sqlx::query("BEGIN IMMEDIATE").execute(guard.conn()).await?;
+                TxInner::Single(guard)
             }
         };
         Ok(WriteTx {
@@ -160,38 +149,94 @@ impl Writer {
     }
 }
 
+/// SQLite's writing connection, held. Dropped inside a transaction begun as text (a
+/// holder cancelled, or its `COMMIT` failed), it rolls that back at once on a task of
+/// its own, still holding the connection: an abandoned transaction must not keep
+/// SQLite's write lock from other processes until this one writes again.
+struct SlotGuard(Option<tokio::sync::OwnedMutexGuard<Slot>>);
+
+impl SlotGuard {
+    /// Fails if the writer is closed.
+    fn new(guard: tokio::sync::OwnedMutexGuard<Slot>) -> Result<Self> {
+        if guard.conn.is_none() {
+            return Err(StoreError::Db(sqlx::Error::PoolClosed));
+        }
+        Ok(SlotGuard(Some(guard)))
+    }
+
+    fn slot(&mut self) -> &mut Slot {
+        // Taken only in `drop`.
+        self.0.as_deref_mut().unwrap_or_else(|| unreachable!())
+    }
+
+    fn conn(&mut self) -> &mut AnyConnection {
+        // Checked in `new`, and `Writer::close` needs the lock this guard holds.
+        self.slot().conn.as_mut().unwrap_or_else(|| unreachable!())
+    }
+
+    fn conn_ref(&self) -> &AnyConnection {
+        let slot = self.0.as_deref().unwrap_or_else(|| unreachable!());
+        slot.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    /// Roll back a transaction that may still be open. "No transaction is active"
+    /// (it had ended after all, or never begun) is success; any other failure leaves
+    /// it marked open and is an error, so no write lands in it unseen.
+    async fn end_abandoned(&mut self) -> Result<()> {
+        match sqlx::query("ROLLBACK").execute(self.conn()).await {
+            Ok(_) => {
+                tracing::warn!("rolled back a write transaction its holder abandoned");
+            }
+            Err(e) if e.to_string().contains("no transaction is active") => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.slot().open = false;
+        Ok(())
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let Some(guard) = self.0.take() else { return };
+        if !guard.open {
+            return;
+        }
+        // Without a runtime the next `Writer::lease` rolls it back instead.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let mut left = SlotGuard(Some(guard));
+            rt.spawn(async move {
+                if let Err(e) = left.end_abandoned().await {
+                    tracing::error!(error = %e, "could not roll back an abandoned write transaction");
+                }
+            });
+        }
+    }
+}
+
 /// The writing connection, held: see [`Writer::lease`].
 pub(crate) struct Lease(Held);
 
 enum Held {
     Pooled(PoolConnection<Any>),
-    Single(tokio::sync::OwnedMutexGuard<Slot>),
+    Single(SlotGuard),
 }
 
 impl Lease {
     /// A transaction is being begun as SQL text (`BEGIN` ... `COMMIT` in one
-    /// script): until [`Lease::ended`], a cancelled holder leaves it to be rolled back
-    /// by the next one (SQLite), or the connection is closed (a pool).
+    /// script): until [`Lease::ended`], dropping the lease rolls it back (SQLite), or
+    /// closes the connection (a pool).
     pub(crate) fn begun(&mut self) {
         match &mut self.0 {
             Held::Pooled(c) => c.close_on_drop(),
-            Held::Single(slot) => slot.open = true,
+            Held::Single(g) => g.slot().open = true,
         }
     }
 
     /// The transaction begun as text has committed or rolled back.
     pub(crate) fn ended(&mut self) {
-        if let Held::Single(slot) = &mut self.0 {
-            slot.open = false;
+        if let Held::Single(g) = &mut self.0 {
+            g.slot().open = false;
         }
-    }
-
-    /// Roll back a transaction begun as text; if even that fails it stays marked
-    /// open, for the next holder.
-    pub(crate) async fn rollback(mut self) -> Result<()> {
-        sqlx::query("ROLLBACK").execute(&mut *self).await?;
-        self.ended();
-        Ok(())
     }
 }
 
@@ -200,8 +245,7 @@ impl std::ops::Deref for Lease {
     fn deref(&self) -> &AnyConnection {
         match &self.0 {
             Held::Pooled(c) => c,
-            // A lease on a closed slot is never handed out (`Writer::lease`).
-            Held::Single(slot) => slot.conn.as_ref().unwrap_or_else(|| unreachable!()),
+            Held::Single(g) => g.conn_ref(),
         }
     }
 }
@@ -210,7 +254,7 @@ impl std::ops::DerefMut for Lease {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.0 {
             Held::Pooled(c) => c,
-            Held::Single(slot) => slot.conn.as_mut().unwrap_or_else(|| unreachable!()),
+            Held::Single(g) => g.conn(),
         }
     }
 }
@@ -228,7 +272,7 @@ impl<'q> Durably<'q> for sqlx::query::Query<'q, Any, AnyArguments<'q>> {
 
 /// A write transaction; [`WriteTx::commit`] returns once the commit is durable.
 /// Dropped without commit or rollback, it is rolled back (by sqlx on a pool; on
-/// SQLite by the writer's next holder).
+/// SQLite by its [`SlotGuard`]).
 pub(crate) struct WriteTx {
     tx: TxInner,
     writer: Writer,
@@ -236,7 +280,7 @@ pub(crate) struct WriteTx {
 
 enum TxInner {
     Pooled(Transaction<'static, Any>),
-    Single(tokio::sync::OwnedMutexGuard<Slot>),
+    Single(SlotGuard),
 }
 
 impl WriteTx {
@@ -260,10 +304,10 @@ impl WriteTx {
         match self.tx {
             TxInner::Pooled(tx) if sql == "COMMIT" => Ok(tx.commit().await?),
             TxInner::Pooled(tx) => Ok(tx.rollback().await?),
-            TxInner::Single(mut slot) => {
-                let conn = slot.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
-                sqlx::query(sql).execute(&mut *conn).await?;
-                slot.open = false;
+            TxInner::Single(mut g) => {
+                // On failure the guard, dropped still marked open, rolls back.
+                sqlx::query(sql).execute(g.conn()).await?;
+                g.slot().open = false;
                 Ok(())
             }
         }
@@ -275,7 +319,7 @@ impl std::ops::Deref for WriteTx {
     fn deref(&self) -> &Self::Target {
         match &self.tx {
             TxInner::Pooled(tx) => tx,
-            TxInner::Single(slot) => slot.conn.as_ref().unwrap_or_else(|| unreachable!()),
+            TxInner::Single(g) => g.conn_ref(),
         }
     }
 }
@@ -284,7 +328,7 @@ impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
         match &mut self.tx {
             TxInner::Pooled(tx) => tx,
-            TxInner::Single(slot) => slot.conn.as_mut().unwrap_or_else(|| unreachable!()),
+            TxInner::Single(g) => g.conn(),
         }
     }
 }
@@ -424,6 +468,25 @@ mod tests {
             .await
             .unwrap();
         drop(tx);
+        // It was rolled back at once, not at the next write: another connection
+        // (another process, say) gets SQLite's write lock without waiting for one.
+        let mut other = store.pool().acquire().await.unwrap();
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let mut tries = 0;
+        while sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *other)
+            .await
+            .is_err()
+        {
+            tries += 1;
+            assert!(tries < 500, "the abandoned transaction kept the write lock");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        sqlx::query("ROLLBACK").execute(&mut *other).await.unwrap();
+        drop(other);
         // A transaction begun as text whose holder went away before its end.
         let mut lease = w.lease().await.unwrap();
         lease.begun();

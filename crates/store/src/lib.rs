@@ -54,6 +54,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url (use sqlite:// or postgres://)")]
     BadUrl,
+    /// A write whose outcome is unknown: it may have been committed. Not to be retried
+    /// (a retry could write its records twice); the caller fails what depended on it.
+    #[error("outcome unknown, perhaps committed: {0}")]
+    Indeterminate(String),
     /// A commit could not be confirmed on disk (see `durable`).
     #[error("not durable: {0}")]
     NotDurable(String),

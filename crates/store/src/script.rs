@@ -114,10 +114,11 @@ impl Script {
         self.values.len()
     }
 
-    /// Run every statement, in order, in one round trip (SQLite only); the rows each
-    /// one changed. Stops at the first error, leaving the earlier statements done: run
-    /// it inside a transaction and roll back on error.
-    pub async fn run(&self, conn: &mut sqlx::AnyConnection) -> Result<Vec<u64>> {
+    /// Run every statement, in order, in one round trip (SQLite only). Stops at the
+    /// first error, leaving the earlier statements done: begin a transaction in it (or
+    /// around it) and roll back on error, unless the `COMMIT` had already run (see
+    /// [`Ran`]).
+    pub async fn run(&self, conn: &mut sqlx::AnyConnection) -> Ran {
         use futures_core::Stream;
         let mut changed = Vec::with_capacity(self.statements);
         #[allow(deprecated)] // see the module documentation
@@ -125,18 +126,45 @@ impl Script {
         while let Some(item) =
             std::future::poll_fn(|cx| std::pin::Pin::new(&mut results).poll_next(cx)).await
         {
-            if let sqlx::Either::Left(done) = item? {
-                changed.push(done.rows_affected());
+            match item {
+                Ok(sqlx::Either::Left(done)) => changed.push(done.rows_affected()),
+                Ok(sqlx::Either::Right(_row)) => {}
+                Err(e) => {
+                    return Ran {
+                        changed,
+                        error: Some(e.into()),
+                    }
+                }
             }
         }
-        if changed.len() != self.statements {
-            return Err(crate::StoreError::Conflict(format!(
+        let error = (changed.len() != self.statements).then(|| {
+            crate::StoreError::Conflict(format!(
                 "script of {} statements reported {}",
                 self.statements,
                 changed.len()
-            )));
+            ))
+        });
+        Ran { changed, error }
+    }
+}
+
+/// What a script did.
+#[derive(Debug)]
+pub(crate) struct Ran {
+    /// The rows changed by each statement whose result arrived, in order: if the
+    /// last statement's arrived, the whole script ran, whatever `error` says.
+    pub changed: Vec<u64>,
+    /// What stopped the script or went wrong reading its results.
+    pub error: Option<crate::StoreError>,
+}
+
+impl Ran {
+    #[cfg(test)]
+    pub fn into_result(self) -> Result<Vec<u64>> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.changed),
         }
-        Ok(changed)
     }
 }
 
@@ -199,7 +227,10 @@ mod tests {
             vec![Value::Int(1), Value::Text("dup".into())],
         ));
         assert_eq!(script.params(), 10);
-        assert_eq!(script.run(&mut conn).await.expect("run"), vec![1, 1, 2, 0]);
+        assert_eq!(
+            script.run(&mut conn).await.into_result().expect("run"),
+            vec![1, 1, 2, 0]
+        );
         let rows: Vec<(i64, String)> = sqlx::query_as("SELECT k, v FROM s ORDER BY k")
             .fetch_all(&mut *conn)
             .await
@@ -215,7 +246,7 @@ mod tests {
             "INSERT INTO s (k, v) VALUES ($1, $2)",
             vec![Value::Int(1), Value::Text("taken".into())],
         ));
-        assert!(bad.run(&mut conn).await.is_err());
+        assert!(bad.run(&mut conn).await.into_result().is_err());
     }
 
     #[tokio::test]
@@ -241,12 +272,24 @@ mod tests {
             s.push(Statement::new("COMMIT", Vec::new()));
             s
         };
-        let held = script(1, 1, 101).run(&mut conn).await.expect("check holds");
+        let held = script(1, 1, 101)
+            .run(&mut conn)
+            .await
+            .into_result()
+            .expect("check holds");
         assert_eq!(held.len(), 5);
         assert_eq!((held[1], held[3]), (1, 1));
         // Key 1 exists: the insert changes nothing, the check fails, nothing after it
         // runs and the transaction is left open for the caller to roll back.
-        assert!(script(1, 1, 102).run(&mut conn).await.is_err());
+        let stopped = script(1, 1, 102).run(&mut conn).await;
+        // BEGIN and the insert answered (a statement that is not an INSERT, UPDATE or
+        // DELETE reports the count of the one before it), nothing after.
+        assert_eq!(stopped.changed.len(), 2, "{stopped:?}");
+        assert_eq!(stopped.changed[1], 0);
+        assert!(
+            format!("{:?}", stopped.error).contains("integer overflow"),
+            "{stopped:?}"
+        );
         sqlx::query("ROLLBACK")
             .execute(&mut *conn)
             .await
@@ -257,7 +300,7 @@ mod tests {
             .expect("rows");
         assert_eq!(keys, vec![(1,), (101,)]);
         // A check for zero rows holds when nothing changed.
-        assert!(script(1, 0, 103).run(&mut conn).await.is_ok());
+        assert!(script(1, 0, 103).run(&mut conn).await.error.is_none());
         let after: Vec<(i64,)> = sqlx::query_as("SELECT k FROM c WHERE k > 100 ORDER BY k")
             .fetch_all(&mut *conn)
             .await
