@@ -19,8 +19,10 @@
 //! SQLite's one writing connection is held outside any pool and passed from writer to
 //! writer by a fair lock ([`Writer::lease`]). Transactions on it are begun and ended as
 //! SQL text, which lets the journal send a whole transaction as one script; a holder
-//! that goes away inside a transaction (a cancelled request) leaves it marked open,
-//! and the next holder rolls it back before anything else.
+//! that goes away inside a transaction (a cancelled request) has it rolled back at
+//! once by its guard, and if that cannot run, by the next holder before anything else.
+//! A script whose `COMMIT` ran is never written a second time, whatever else failed
+//! (`StoreError::Indeterminate`).
 
 use crate::{Result, StoreError};
 use sqlx::any::{AnyArguments, AnyQueryResult};
@@ -53,7 +55,8 @@ struct Slot {
     /// `None` once closed.
     conn: Option<AnyConnection>,
     /// A transaction begun as SQL text may still be open: its holder was cancelled
-    /// or its end failed. The next holder rolls it back before anything else.
+    /// or its end failed. Its guard rolls it back at once ([`SlotGuard`]); failing
+    /// that, the next holder does before anything else.
     open: bool,
 }
 
