@@ -351,7 +351,7 @@ impl Store {
                 conn.ended();
                 Ok(None)
             }
-            Err(e) if !began && e.to_string().contains("no transaction is active") => {
+            Err(e) if !began && crate::durable::no_transaction_active(&e) => {
                 conn.ended();
                 Ok(None)
             }
