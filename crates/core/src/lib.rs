@@ -10,8 +10,11 @@
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used))]
 
 pub mod audit;
+pub mod clock_offset;
+pub mod delivery;
+pub mod entry;
 pub mod liveness;
-pub mod policy;
+pub mod opening;
 pub mod ranges;
 pub mod record_log;
 pub mod replay;

@@ -1,22 +1,35 @@
 //! Liveness: is a device's picture (or state) fresh enough to be shown as live?
 //!
-//! Law 1: never show stale as live. A camera is LIVE only while the hub has, within the
-//! live window, received a verified message announcing a *new* frame whose capture time
-//! is itself recent. Heartbeats that keep arriving but announce the same old frame make
-//! the camera STALE, not live; no verified message at all for `offline_after` makes it
-//! OFFLINE. Nothing here is persisted: after a hub restart every device starts OFFLINE
-//! and must prove itself again.
+//! Law 1: never show stale as live. A camera is LIVE only while its newest frame was
+//! *captured* within the live window, measured on the hub's clock: the capture time
+//! the camera signed, mapped onto the hub's clock with the camera's estimated clock
+//! offset ([`ClockOffset`]), never the time the message happened to arrive. A frame
+//! buffered and replayed late is therefore old when it arrives. Heartbeats that keep
+//! arriving but announce the same old frame make the camera STALE; no verified
+//! message at all for `offline_after` makes it OFFLINE. A lock's or sensor's report is
+//! fresh by the time it was signed, mapped the same way.
+//!
+//! A device whose clock is further from the hub's than `max_clock_skew_ms` is never
+//! live (its times cannot be mapped with confidence). A camera that is live but whose
+//! picture has not changed for `frozen_after_ms` is "possibly frozen". Neither counts
+//! as watching a door ([`DeviceLiveness::watch`]): that one function is the camera
+//! rule every entry decision, incident and LIVE badge uses.
+//!
+//! Nothing here is persisted: after a hub restart every device starts OFFLINE and must
+//! prove itself again.
 
+use crate::clock_offset::ClockOffset;
 use crate::Millis;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LivenessConfig {
-    /// How old the newest frame (or state report) may be and still count as live.
+    /// How old the newest frame's capture (or a report's signing) may be and still
+    /// count as live, on the hub's clock.
     pub live_window_ms: Millis,
     /// No verified message at all for this long: offline.
     pub offline_after_ms: Millis,
-    /// How far a device clock may differ from the hub's.
+    /// How far a device clock may differ from the hub's and still be live.
     pub max_clock_skew_ms: Millis,
     /// A picture that has not changed beyond noise for this long is "possibly frozen".
     pub frozen_after_ms: Millis,
@@ -28,7 +41,7 @@ pub struct LivenessConfig {
 impl Default for LivenessConfig {
     fn default() -> Self {
         LivenessConfig {
-            live_window_ms: 1500,
+            live_window_ms: 1000,
             offline_after_ms: 5000,
             max_clock_skew_ms: 2000,
             frozen_after_ms: 10_000,
@@ -55,20 +68,53 @@ impl Liveness {
     }
 }
 
+/// Why a camera is not watching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Blind {
+    /// No verified message for `offline_after_ms`.
+    Offline,
+    /// Connected, but no frame captured within the live window.
+    Stale,
+    /// Its clock is further from the hub's than the allowed skew.
+    ClockSkew,
+    /// Frames keep coming but the picture has not changed for `frozen_after_ms`.
+    Frozen,
+}
+
+impl Blind {
+    /// The stable code used in refusals, alerts and the live view.
+    pub fn code(self) -> &'static str {
+        match self {
+            Blind::Offline => "camera_offline",
+            Blind::Stale => "camera_stale",
+            Blind::ClockSkew => "camera_clock_skew",
+            Blind::Frozen => "camera_frozen",
+        }
+    }
+
+    /// The verdict word a viewer shows instead of LIVE.
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Blind::Offline => "offline",
+            Blind::Stale => "stale",
+            Blind::ClockSkew => "clock_skew",
+            Blind::Frozen => "frozen",
+        }
+    }
+}
+
 /// Why an otherwise valid message was refused by the liveness rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClockError {
     #[error("device time went backwards")]
     TimeWentBackwards,
-    #[error("device clock differs from the hub's by more than the allowed skew")]
-    ClockSkew,
 }
 
 impl ClockError {
     pub fn reason(self) -> &'static str {
         match self {
             ClockError::TimeWentBackwards => "time_backwards",
-            ClockError::ClockSkew => "clock_skew",
         }
     }
 }
@@ -77,6 +123,7 @@ impl ClockError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FrameObservation {
     pub seq: u64,
+    /// Capture time, device clock.
     pub capture_ms: Millis,
     pub thumb: Option<[u8; 64]>,
 }
@@ -88,8 +135,9 @@ pub struct DeviceLiveness {
     last_seen_at: Option<Millis>,
     /// Device time of the last verified live message (never decreases).
     last_device_time: Option<Millis>,
-    /// Hub time at which the newest fresh evidence arrived (a new frame for cameras,
-    /// any fresh report for other devices).
+    clock: ClockOffset,
+    /// Hub-clock time of the newest fresh evidence: the newest frame's capture time
+    /// (cameras) or the newest report's signing time (other devices), mapped.
     fresh_at: Option<Millis>,
     newest_frame: Option<(u64, Millis)>,
     last_thumb: Option<[u8; 64]>,
@@ -110,20 +158,14 @@ impl DeviceLiveness {
         Self::default()
     }
 
-    fn check_clock(
-        &self,
-        now: Millis,
-        device_time: Millis,
-        cfg: &LivenessConfig,
-    ) -> Result<(), ClockError> {
-        if let Some(prev) = self.last_device_time {
-            if device_time < prev {
-                return Err(ClockError::TimeWentBackwards);
-            }
+    /// Record a verified live message signed at `device_time`, arrived at `now`.
+    fn seen(&mut self, now: Millis, device_time: Millis) -> Result<(), ClockError> {
+        if self.last_device_time.is_some_and(|prev| device_time < prev) {
+            return Err(ClockError::TimeWentBackwards);
         }
-        if (device_time - now).abs() > cfg.max_clock_skew_ms {
-            return Err(ClockError::ClockSkew);
-        }
+        self.clock.sample(device_time, now);
+        self.last_seen_at = Some(now);
+        self.last_device_time = Some(device_time);
         Ok(())
     }
 
@@ -135,16 +177,11 @@ impl DeviceLiveness {
         frame: Option<&FrameObservation>,
         cfg: &LivenessConfig,
     ) -> Result<Observed, ClockError> {
-        self.check_clock(now, device_time, cfg)?;
-        self.last_seen_at = Some(now);
-        self.last_device_time = Some(device_time);
+        self.seen(now, device_time)?;
         let Some(f) = frame else {
             return Ok(Observed::NotFresh);
         };
-        let advanced = self.newest_frame.is_none_or(|(seq, _)| f.seq > seq);
-        let recent =
-            now - f.capture_ms <= cfg.live_window_ms && f.capture_ms - now <= cfg.max_clock_skew_ms;
-        if !advanced {
+        if self.newest_frame.is_some_and(|(seq, _)| f.seq <= seq) {
             return Ok(Observed::NotFresh);
         }
         self.newest_frame = Some((f.seq, f.capture_ms));
@@ -158,8 +195,9 @@ impl DeviceLiveness {
             }
             self.last_thumb = Some(t);
         }
-        if recent {
-            self.fresh_at = Some(now);
+        let captured = self.clock.to_hub(f.capture_ms, now);
+        if now.saturating_sub(captured) <= cfg.live_window_ms {
+            self.fresh_at = Some(self.fresh_at.map_or(captured, |p| p.max(captured)));
             Ok(Observed::Fresh)
         } else {
             Ok(Observed::NotFresh)
@@ -171,21 +209,67 @@ impl DeviceLiveness {
         &mut self,
         now: Millis,
         device_time: Millis,
-        cfg: &LivenessConfig,
+        _cfg: &LivenessConfig,
     ) -> Result<Observed, ClockError> {
-        self.check_clock(now, device_time, cfg)?;
-        self.last_seen_at = Some(now);
-        self.last_device_time = Some(device_time);
-        self.fresh_at = Some(now);
+        self.seen(now, device_time)?;
+        let signed = self.clock.to_hub(device_time, now);
+        self.fresh_at = Some(self.fresh_at.map_or(signed, |p| p.max(signed)));
         Ok(Observed::Fresh)
     }
 
-    pub fn state(&self, now: Millis, cfg: &LivenessConfig) -> Liveness {
-        match (self.fresh_at, self.last_seen_at) {
-            (Some(f), _) if now - f <= cfg.live_window_ms => Liveness::Live,
-            (_, Some(s)) if now - s <= cfg.offline_after_ms => Liveness::Stale,
-            _ => Liveness::Offline,
+    /// The device clock's estimated offset from the hub's (device minus hub).
+    pub fn clock_offset(&self, now: Millis) -> Option<Millis> {
+        self.clock.estimate(now)
+    }
+
+    /// A device time (a capture time, an event's time) on the hub's clock.
+    pub fn to_hub_time(&self, device_ms: Millis, now: Millis) -> Millis {
+        match self.clock.estimate(now) {
+            Some(o) => device_ms.saturating_sub(o),
+            None => device_ms,
         }
+    }
+
+    fn skewed(&self, now: Millis, cfg: &LivenessConfig) -> bool {
+        self.clock
+            .estimate(now)
+            .is_some_and(|o| o.saturating_abs() > cfg.max_clock_skew_ms)
+    }
+
+    fn seen_recently(&self, now: Millis, cfg: &LivenessConfig) -> bool {
+        self.last_seen_at
+            .is_some_and(|s| now.saturating_sub(s) <= cfg.offline_after_ms)
+    }
+
+    pub fn state(&self, now: Millis, cfg: &LivenessConfig) -> Liveness {
+        let fresh = self
+            .fresh_at
+            .is_some_and(|f| now.saturating_sub(f) <= cfg.live_window_ms);
+        if fresh && !self.skewed(now, cfg) {
+            Liveness::Live
+        } else if self.seen_recently(now, cfg) {
+            Liveness::Stale
+        } else {
+            Liveness::Offline
+        }
+    }
+
+    /// The camera rule (law 1 and 2): whether this camera is watching at `now`, and if
+    /// not, why. Live, clock within the skew, and the picture not frozen.
+    pub fn watch(&self, now: Millis, cfg: &LivenessConfig) -> Result<(), Blind> {
+        if !self.seen_recently(now, cfg) {
+            return Err(Blind::Offline);
+        }
+        if self.skewed(now, cfg) {
+            return Err(Blind::ClockSkew);
+        }
+        if self.state(now, cfg) != Liveness::Live {
+            return Err(Blind::Stale);
+        }
+        if self.possibly_frozen(now, cfg) {
+            return Err(Blind::Frozen);
+        }
+        Ok(())
     }
 
     /// When the state will next change if nothing arrives (for timers).
@@ -201,7 +285,10 @@ impl DeviceLiveness {
     /// coming: the pipeline may be stuck on one image.
     pub fn possibly_frozen(&self, now: Millis, cfg: &LivenessConfig) -> bool {
         match (self.changed_at, self.fresh_at) {
-            (Some(c), Some(f)) => now - f <= cfg.live_window_ms && now - c >= cfg.frozen_after_ms,
+            (Some(c), Some(f)) => {
+                now.saturating_sub(f) <= cfg.live_window_ms
+                    && now.saturating_sub(c) >= cfg.frozen_after_ms
+            }
             _ => false,
         }
     }
@@ -210,10 +297,12 @@ impl DeviceLiveness {
         self.last_seen_at
     }
 
+    /// Hub-clock time of the newest fresh evidence (capture or signing time).
     pub fn fresh_at(&self) -> Option<Millis> {
         self.fresh_at
     }
 
+    /// The newest frame announced: (frame seq, capture time on the device's clock).
     pub fn newest_frame(&self) -> Option<(u64, Millis)> {
         self.newest_frame
     }
@@ -251,19 +340,71 @@ mod tests {
             DeviceLiveness::new().state(1_000, &cfg()),
             Liveness::Offline
         );
+        assert_eq!(
+            DeviceLiveness::new().watch(1_000, &cfg()),
+            Err(Blind::Offline)
+        );
     }
 
     #[test]
-    fn fresh_frame_makes_camera_live_until_window_passes() {
+    fn live_is_measured_from_capture_not_arrival() {
         let mut d = DeviceLiveness::new();
         let t = 1_000_000;
+        // Captured 100 ms before it arrived: live until capture + window.
         assert_eq!(
             d.observe_camera(t, t, Some(&frame(1, t - 100, 1)), &cfg()),
             Ok(Observed::Fresh)
         );
-        assert_eq!(d.state(t + 1500, &cfg()), Liveness::Live);
-        assert_eq!(d.state(t + 1501, &cfg()), Liveness::Stale);
+        assert_eq!(d.state(t + 900, &cfg()), Liveness::Live);
+        assert_eq!(d.state(t + 901, &cfg()), Liveness::Stale);
+        assert_eq!(d.watch(t + 901, &cfg()), Err(Blind::Stale));
         assert_eq!(d.state(t + 5001, &cfg()), Liveness::Offline);
+    }
+
+    #[test]
+    fn a_frame_captured_two_seconds_ago_is_not_live_with_a_one_second_window() {
+        let mut d = DeviceLiveness::new();
+        let t = 1_000_000;
+        d.observe_camera(t, t, None, &cfg()).unwrap();
+        // The camera buffered this frame and sends it now, with its true capture time.
+        assert_eq!(
+            d.observe_camera(t + 500, t + 500, Some(&frame(1, t - 1_500, 1)), &cfg()),
+            Ok(Observed::NotFresh)
+        );
+        assert_eq!(d.watch(t + 500, &cfg()), Err(Blind::Stale));
+    }
+
+    #[test]
+    fn a_skewed_clock_is_mapped_not_trusted() {
+        let mut d = DeviceLiveness::new();
+        let t = 1_000_000;
+        // Device clock 800 ms behind; frames captured 50 ms before sending.
+        for i in 0..4 {
+            let now = t + i * 250;
+            let dev = now - 800;
+            d.observe_camera(
+                now,
+                dev,
+                Some(&frame(i as u64 + 1, dev - 50, i as u8)),
+                &cfg(),
+            )
+            .unwrap();
+        }
+        let last = t + 750;
+        assert_eq!(d.clock_offset(last), Some(-800));
+        assert_eq!(d.fresh_at(), Some(last - 50));
+        assert_eq!(d.watch(last + 950, &cfg()), Ok(()));
+        assert_eq!(d.watch(last + 951, &cfg()), Err(Blind::Stale));
+    }
+
+    #[test]
+    fn a_camera_with_a_clock_beyond_the_skew_is_not_live_and_says_why() {
+        let mut d = DeviceLiveness::new();
+        let t = 1_000_000;
+        d.observe_camera(t, t + 2_500, Some(&frame(1, t + 2_450, 1)), &cfg())
+            .unwrap();
+        assert_eq!(d.state(t, &cfg()), Liveness::Stale);
+        assert_eq!(d.watch(t, &cfg()), Err(Blind::ClockSkew));
     }
 
     #[test]
@@ -290,14 +431,17 @@ mod tests {
     }
 
     #[test]
-    fn old_frame_announced_now_is_not_fresh() {
+    fn a_queued_heartbeat_does_not_revive_an_old_frame() {
         let mut d = DeviceLiveness::new();
         let t = 1_000_000;
+        d.observe_camera(t, t, Some(&frame(1, t, 1)), &cfg())
+            .unwrap();
+        // Signed 200 ms later, announcing a new frame, but held 1.5 s in a queue.
         assert_eq!(
-            d.observe_camera(t, t, Some(&frame(1, t - 1600, 1)), &cfg()),
+            d.observe_camera(t + 1_700, t + 200, Some(&frame(2, t + 190, 2)), &cfg()),
             Ok(Observed::NotFresh)
         );
-        assert_eq!(d.state(t, &cfg()), Liveness::Stale);
+        assert_eq!(d.state(t + 1_700, &cfg()), Liveness::Stale);
     }
 
     #[test]
@@ -311,21 +455,18 @@ mod tests {
     }
 
     #[test]
-    fn device_clock_far_off_is_refused() {
+    fn a_lock_report_is_fresh_from_when_it_was_signed() {
         let mut d = DeviceLiveness::new();
-        assert_eq!(
-            d.observe_report(10_000, 20_000, &cfg()),
-            Err(ClockError::ClockSkew)
-        );
-        assert_eq!(
-            d.observe_report(10_000, 0, &cfg()),
-            Err(ClockError::ClockSkew)
-        );
-        assert_eq!(d.state(10_000, &cfg()), Liveness::Offline);
+        d.observe_report(10_000, 10_000, &cfg()).unwrap();
+        // Signed at 10 500 but delivered 900 ms late.
+        d.observe_report(11_400, 10_500, &cfg()).unwrap();
+        assert_eq!(d.fresh_at(), Some(10_500));
+        assert_eq!(d.state(11_500, &cfg()), Liveness::Live);
+        assert_eq!(d.state(11_501, &cfg()), Liveness::Stale);
     }
 
     #[test]
-    fn unchanging_picture_is_flagged_possibly_frozen() {
+    fn unchanging_picture_is_flagged_possibly_frozen_and_is_not_watching() {
         let mut d = DeviceLiveness::new();
         let t = 1_000_000;
         for i in 0..=22u64 {
@@ -335,6 +476,8 @@ mod tests {
         }
         assert_eq!(d.state(t + 11_000, &cfg()), Liveness::Live);
         assert!(d.possibly_frozen(t + 11_000, &cfg()));
+        assert_eq!(d.watch(t + 11_000, &cfg()), Err(Blind::Frozen));
+        assert_eq!(d.watch(t + 9_500, &cfg()), Ok(()));
     }
 
     #[test]
@@ -352,6 +495,7 @@ mod tests {
             .unwrap();
         }
         assert!(!d.possibly_frozen(t + 11_000, &cfg()));
+        assert_eq!(d.watch(t + 11_000, &cfg()), Ok(()));
     }
 
     #[test]
