@@ -213,20 +213,31 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                     now,
                 )
                 .await?;
+            let door = store.create_door(&home.id, "Front door", true, now).await?;
+            store
+                .update_door(
+                    &door.id,
+                    &threshold_store::DoorChange {
+                        camera_ids: Some(vec![id.to_hex()]),
+                        ..Default::default()
+                    },
+                )
+                .await?;
             let d = store
                 .create_delivery(
                     &home.id,
                     &courier.id,
                     &dispatcher.id,
                     now - 3_600_000,
-                    now + 24 * 3_600_000,
+                    now + 23 * 3_600_000,
                     &format!("BENCH-{i}"),
-                    "inside",
+                    "in_home",
+                    &door.id,
                     now,
                 )
                 .await?;
             store
-                .transition_delivery(&d.id, &["scheduled"], "inside", now)
+                .transition_delivery(&d.id, "scheduled", "inside", now)
                 .await?;
             creds.push_str(&format!(
                 "{} {} {pw}\n",

@@ -212,6 +212,8 @@ async fn bench(
                 t0,
             )
             .await?;
+        let door = store.create_door(&h.id, "Front door", true, t0).await?;
+        let mut change = threshold_store::DoorChange::default();
         for camera in [false, true] {
             let key = DeviceKey::generate().map_err(|e| anyhow::anyhow!("random: {e}"))?;
             let id = key.device_id();
@@ -230,9 +232,17 @@ async fn bench(
                 .ok_or_else(|| anyhow::anyhow!("enrolled device unreadable"))?;
             st.registry.insert(entry);
             devices.push(SimDevice { key, id, camera });
+            if camera {
+                change.camera_ids = Some(vec![id.to_hex()]);
+            } else {
+                change.lock_id = Some(Some(id.to_hex()));
+            }
         }
-        homes.push(h.id);
+        store.update_door(&door.id, &change).await?;
+        store.trust_merchant(&h.id, &dispatcher.id, t0).await?;
+        homes.push((h.id, door.id));
     }
+    st.access.doors.set_all(&store.all_doors().await?);
     let devices = Arc::new(devices);
     let index: Arc<HashMap<DeviceId, usize>> =
         Arc::new(devices.iter().enumerate().map(|(i, d)| (d.id, i)).collect());
@@ -521,6 +531,7 @@ async fn bench(
                 let i = next.fetch_add(1, Ordering::Relaxed) % homes.len().max(1);
                 let Some(home) = homes.get(i) else { break };
                 let now = now_ms();
+                let (home, door) = home;
                 let d = match handle.block_on(store.create_delivery(
                     home,
                     &courier_id,
@@ -529,6 +540,7 @@ async fn bench(
                     now + 3_600_000,
                     "PARCEL",
                     "in_home",
+                    door,
                     now,
                 )) {
                     Ok(d) => d,

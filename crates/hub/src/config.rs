@@ -31,7 +31,10 @@ pub struct HubConfig {
     pub mqtt_password: Option<String>,
     /// Address devices are told to connect to (host:port); default: the broker's.
     pub device_mqtt_addr: Option<String>,
-    /// A camera is live only with a new, recent frame within this window.
+    /// A camera is live only while its newest frame was captured (camera clock, mapped
+    /// onto the hub's) within this window; a lock's state is fresh while its report
+    /// was signed within it. The hub's alert on a camera lost mid-delivery follows one
+    /// window after its last frame.
     pub live_window_ms: i64,
     /// No verified message at all for this long: offline.
     pub offline_after_ms: i64,
@@ -55,6 +58,10 @@ pub struct HubConfig {
     /// A delivered session not confirmed closed and locked by a fresh signed report
     /// within this long is an alert.
     pub session_secure_limit_ms: i64,
+    /// After the camera is lost mid-delivery, the door must be confirmed closed and
+    /// locked by a fresh signed report within this long, or the owner is told the door
+    /// may be unlocked (a second critical alert) and the lock is commanded again.
+    pub incident_secure_limit_ms: i64,
     /// Lifetime of an unlock token.
     pub unlock_token_ttl_ms: i64,
     /// A delivery's recording continues this long after its session ends.
@@ -82,7 +89,7 @@ impl Default for HubConfig {
             mqtt_username: None,
             mqtt_password: None,
             device_mqtt_addr: None,
-            live_window_ms: 1500,
+            live_window_ms: 1000,
             offline_after_ms: 5000,
             heartbeat_ms: 250,
             max_clock_skew_ms: 2000,
@@ -94,6 +101,7 @@ impl Default for HubConfig {
             session_ttl_ms: 7 * 24 * 3600 * 1000,
             unlock_token_ttl_ms: 30_000,
             session_secure_limit_ms: 120_000,
+            incident_secure_limit_ms: 60_000,
             recording_tail_ms: 10_000,
             recording_max_ms: 3_600_000,
             media_max_age_ms: 30 * 24 * 3600 * 1000,
@@ -208,6 +216,11 @@ impl HubConfig {
         if let Some(u) = &self.mqtt_url {
             parse_mqtt_url(u).map_err(ConfigError::Invalid)?;
         }
+        if self.session_secure_limit_ms < 1000 || self.incident_secure_limit_ms < 1000 {
+            return bad(
+                "session_secure_limit_ms and incident_secure_limit_ms must be at least 1000",
+            );
+        }
         if self.recording_tail_ms < 0 || self.recording_max_ms < 1000 {
             return bad("recording_tail_ms must be >= 0 and recording_max_ms >= 1000");
         }
@@ -244,6 +257,14 @@ impl HubConfig {
             ..Default::default()
         }
     }
+
+    /// The delivery state machine's time limits.
+    pub fn delivery_limits(&self) -> threshold_core::delivery::Limits {
+        threshold_core::delivery::Limits {
+            secure_ms: self.session_secure_limit_ms,
+            incident_ms: self.incident_secure_limit_ms,
+        }
+    }
 }
 
 /// `mqtt://host:port` (port defaults to 1883) into host and port.
@@ -276,7 +297,7 @@ mod tests {
         let c = HubConfig::default();
         c.validate().unwrap();
         assert_ne!(c.embedded_mqtt_addr.port(), 1883);
-        assert_eq!(c.live_window_ms, 1500);
+        assert_eq!(c.live_window_ms, 1000);
     }
 
     #[test]

@@ -11,50 +11,6 @@ use threshold_proto::body::DeviceKind;
 use threshold_proto::SignedMessage;
 use threshold_store::{NewAlert, NewTimelineRow};
 
-/// Store an alert and tell the owner; returns the stored alert (None if it could not be
-/// stored, which is logged).
-pub async fn raise_alert(
-    state: &AppState,
-    owner_id: &str,
-    a: NewAlert<'_>,
-) -> Option<threshold_store::AlertRow> {
-    let now = state.clock.now_ms();
-    match state.store.create_alert(a.clone(), now).await {
-        Ok(row) => {
-            state
-                .metrics
-                .alerts
-                .get_or_create(&crate::metrics::KindLabel {
-                    kind: row.kind.clone(),
-                })
-                .inc();
-            tracing::warn!(alert = %row.kind, home = %row.home_id, severity = %row.severity, "alert raised");
-            crate::audit::record(
-                state,
-                "alert",
-                "hub",
-                &format!("home:{}", row.home_id),
-                json!({"alert_id": row.id, "kind": row.kind, "severity": row.severity}),
-            )
-            .await;
-            state.bus.publish(HubEvent {
-                owner_id: owner_id.to_owned(),
-                courier_id: None,
-                home_id: row.home_id.clone(),
-                event_type: "alert".into(),
-                time_ms: now,
-                data: crate::api::dto::alert_json(&row),
-            });
-            crate::webhooks::on_alert(state, owner_id, &crate::api::dto::alert_json(&row)).await;
-            Some(row)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "could not store alert");
-            None
-        }
-    }
-}
-
 pub async fn on_transition(state: &AppState, t: Transition) {
     let device = t.device.to_hex();
     let (kind, detail) = match &t.change {
@@ -93,9 +49,9 @@ pub async fn on_transition(state: &AppState, t: Transition) {
     match t.change {
         Change::Liveness {
             from: Liveness::Live,
-            to,
+            ..
         } if t.kind == DeviceKind::Camera => {
-            crate::deliveries::on_camera_lost(state, &t, to).await;
+            crate::access::incident::on_camera_blind(state, &t.device).await;
         }
         Change::OfflineNotice => {
             let msg = format!(
@@ -103,7 +59,7 @@ pub async fn on_transition(state: &AppState, t: Transition) {
                 t.name,
                 state.config.offline_grace_ms / 1000
             );
-            raise_alert(
+            crate::alerts::raise(
                 state,
                 &t.owner_id,
                 NewAlert {
@@ -114,16 +70,18 @@ pub async fn on_transition(state: &AppState, t: Transition) {
                     kind: "device_offline",
                     message: &msg,
                     evidence: &json!({"last_fresh_ms": t.last_fresh_ms}).to_string(),
+                    cause_key: None,
                 },
             )
             .await;
         }
         Change::Frozen(true) => {
+            crate::access::incident::on_camera_blind(state, &t.device).await;
             let msg = format!(
                 "{}: the picture has stopped changing; the camera may be frozen",
                 t.name
             );
-            raise_alert(
+            crate::alerts::raise(
                 state,
                 &t.owner_id,
                 NewAlert {
@@ -134,6 +92,7 @@ pub async fn on_transition(state: &AppState, t: Transition) {
                     kind: "camera_possibly_frozen",
                     message: &msg,
                     evidence: "{}",
+                    cause_key: None,
                 },
             )
             .await;
@@ -254,7 +213,7 @@ pub async fn on_device_event(
                     return;
                 }
                 let device = dev_id.to_hex();
-                raise_alert(
+                crate::alerts::raise(
                     &st,
                     &owner,
                     NewAlert {
@@ -266,12 +225,49 @@ pub async fn on_device_event(
                         message: &msg_text,
                         evidence: &json!({"from": from, "to": to, "still_missing": still})
                             .to_string(),
+                        cause_key: None,
                     },
                 )
                 .await;
             });
         }
     }
-    crate::deliveries::on_door_event(state, &home_id, &owner_id, &device, event_type, msg).await;
+    on_door_event(state, &home_id, &owner_id, event_type, msg).await;
     crate::wifi::on_device_event(state, msg, event_type, detail).await;
+}
+
+/// Door and bolt events: openings are judged (law 5), a closed or relocked door may
+/// secure a delivery, refused tokens are reported.
+async fn on_door_event(
+    state: &AppState,
+    home_id: &str,
+    owner_id: &str,
+    event_type: &str,
+    msg: &SignedMessage,
+) {
+    match event_type {
+        "door_opened" => {
+            crate::access::openings::on_door_opened(state, home_id, owner_id, &msg.device, msg)
+                .await
+        }
+        "bolt_locked" | "relocked" | "door_closed" => {
+            if event_type != "door_closed" {
+                let now = state.clock.now_ms();
+                let t = state
+                    .registry
+                    .with(&msg.device, |e| e.liveness.to_hub_time(msg.time_ms, now))
+                    .unwrap_or(msg.time_ms);
+                crate::access::openings::on_relocked(state, home_id, &msg.device, t).await;
+            }
+            for door in state.access.doors.of_device(&msg.device) {
+                if door.lock == Some(msg.device) || door.contact == Some(msg.device) {
+                    crate::access::incident::on_door_state(state, &door).await;
+                }
+            }
+        }
+        "token_refused" => {
+            crate::access::refused::on_token_refused(state, home_id, owner_id, msg).await
+        }
+        _ => {}
+    }
 }

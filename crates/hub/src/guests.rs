@@ -46,33 +46,6 @@ pub fn in_weekly(windows: &[WeeklyWindow], utc_offset_minutes: i64, now_ms: i64)
         .any(|w| w.day == day && minute >= w.start_minute && minute < w.end_minute)
 }
 
-/// Reasons a guest unlock is refused.
-pub fn refusals(
-    g: &threshold_store::GuestGrantRow,
-    now_ms: i64,
-    camera_live: bool,
-    lock_live: bool,
-) -> Vec<&'static str> {
-    let mut r = Vec::new();
-    if g.revoked_ms.is_some() {
-        r.push("revoked");
-    }
-    if now_ms < g.valid_from_ms || now_ms > g.valid_until_ms {
-        r.push("outside_validity");
-    }
-    let windows: Vec<WeeklyWindow> = serde_json::from_str(&g.weekly).unwrap_or_default();
-    if !in_weekly(&windows, g.utc_offset_minutes, now_ms) {
-        r.push("outside_weekly_window");
-    }
-    if g.camera_required && !camera_live {
-        r.push("camera_not_live");
-    }
-    if !lock_live {
-        r.push("lock_offline");
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

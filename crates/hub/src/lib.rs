@@ -6,6 +6,8 @@
 // Live-view tuples are read once, next to where they are built.
 #![allow(clippy::type_complexity)]
 
+pub mod access;
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -14,12 +16,12 @@ pub mod bench_liveness;
 pub mod bench_unlock;
 pub mod clock;
 pub mod config;
-pub mod deliveries;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod guests;
+pub mod hours;
 pub mod hubkey;
 pub mod live;
 pub mod media;
@@ -138,6 +140,7 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),
+        access: access::AccessState::new(config.live_window_ms),
     });
     load_devices(&state).await?;
     if config.mqtt_url.is_none() {
@@ -147,7 +150,7 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
     gateway::monitor::spawn(state.clone(), Duration::from_millis(50));
     recording::spawn(state.clone());
     webhooks::spawn(state.clone());
-    deliveries::spawn_watcher(state.clone());
+    access::watcher::spawn(state.clone());
     gateway::mqtt::spawn(
         state.clone(),
         gateway::mqtt::MqttTarget {
@@ -189,19 +192,27 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
     })
 }
 
-/// Load every enrolled device into the gateway. Nobody is live yet: each device must
-/// prove itself with a fresh signed message (law 9).
+/// Load every enrolled device into the gateway, and every door. Nobody is live yet:
+/// each device must prove itself with a fresh signed message (law 9), and a message
+/// signed before this start is refused as a possible replay (the restart fence).
 async fn load_devices(state: &AppState) -> anyhow::Result<()> {
     use threshold_store::SeqSpaceName;
+    let started = state.clock.now_ms();
     for row in state.store.all_devices().await? {
         let eg = state.store.gaps(&row.id, SeqSpaceName::Events).await?;
         let fg = state.store.gaps(&row.id, SeqSpaceName::Frames).await?;
         match gateway::registry::DeviceEntry::from_row(&row, &eg, &fg) {
-            Some(e) => state.registry.insert(e),
+            Some(mut e) => {
+                if row.transport_hwm > 0 {
+                    e.restart_fence(started, row.clock_offset_ms, state.config.max_clock_skew_ms);
+                }
+                state.registry.insert(e)
+            }
             None => {
                 tracing::error!(device = %row.id, "stored device has an unreadable id, key or kind; ignored")
             }
         }
     }
+    state.access.doors.set_all(&state.store.all_doors().await?);
     Ok(())
 }

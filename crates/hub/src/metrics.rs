@@ -49,6 +49,8 @@ pub struct Metrics {
     pub devices: Family<LivenessLabel, Gauge>,
     pub decisions: Family<OutcomeLabel, Counter>,
     pub alerts: Family<KindLabel, Counter>,
+    /// Unlock tokens the locks reported refusing, by the lock's reason.
+    pub tokens_refused: Family<ReasonLabel, Counter>,
     pub http: Family<RouteLabel, Histogram, fn() -> Histogram>,
     /// Liveness transitions detected but not yet applied (timeline, alerts).
     pub effects_pending: Gauge,
@@ -63,6 +65,12 @@ impl Metrics {
         let devices = Family::<LivenessLabel, Gauge>::default();
         let decisions = Family::<OutcomeLabel, Counter>::default();
         let alerts = Family::<KindLabel, Counter>::default();
+        let tokens_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "tokens_refused",
+            "Unlock tokens a lock reported refusing, by the lock's reason",
+            tokens_refused.clone(),
+        );
         let http = Family::<RouteLabel, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
@@ -108,6 +116,7 @@ impl Metrics {
             devices,
             decisions,
             alerts,
+            tokens_refused,
             http,
         }
     }

@@ -49,6 +49,8 @@ pub struct Inner {
     pub effects: std::sync::OnceLock<
         tokio::sync::mpsc::UnboundedSender<crate::gateway::monitor::Transition>,
     >,
+    /// Doors, open deliveries waiting to be secured, whether the hub can vouch.
+    pub access: crate::access::AccessState,
 }
 
 impl AppState {

@@ -355,10 +355,7 @@ async fn delivery_of(state: &AppState, home_id: &str, explained: &[AlertRow]) ->
         return Some(d);
     }
     let active = state.store.active_deliveries_of_home(home_id).await.ok()?;
-    active
-        .into_iter()
-        .find(|d| crate::deliveries::SESSION_STATES.contains(&d.state.as_str()))
-        .map(|d| d.id)
+    active.into_iter().next().map(|d| d.id)
 }
 
 /// Hook for `domain::on_device_event`: act on `wifi_attack` events, ignore the rest.
@@ -546,7 +543,7 @@ async fn apply(
             publish_alert_update(state, &r.owner_id, id).await;
         }
         None => {
-            alert_id = crate::domain::raise_alert(
+            alert_id = crate::alerts::raise(
                 state,
                 &r.owner_id,
                 NewAlert {
@@ -557,6 +554,7 @@ async fn apply(
                     kind: "wifi_attack",
                     message: &message,
                     evidence: &evidence.to_string(),
+                    cause_key: Some(&format!("wifi_attack:{attack_id}")),
                 },
             )
             .await

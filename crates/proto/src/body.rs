@@ -182,6 +182,21 @@ pub struct Unlock {
     /// 16 random bytes, hex.
     pub nonce: String,
     pub expires_at_ms: i64,
+    /// The door camera's liveness statement: standard base64 of a `heartbeat`
+    /// envelope exactly as the camera signed it (docs/protocol.md §9.9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<String>,
+    /// Instead of `camera`: the owner waived the camera rule (`owner_override` or
+    /// `guest_grant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_waived: Option<String>,
+}
+
+/// `cameras`: which cameras watch the lock's door (Ed25519 public keys, hex).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DoorCameras {
+    pub door_id: String,
+    pub cameras: Vec<String>,
 }
 
 /// `lock`: throw the bolt now (the owner's remote lock). Locks also relock on their own.

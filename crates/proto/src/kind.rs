@@ -15,6 +15,7 @@ pub enum Kind {
     Stream,
     Unlock,
     Lock,
+    Cameras,
 }
 
 /// Which counter a message's `seq` belongs to.
@@ -33,7 +34,7 @@ pub enum SeqSpace {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Hello,
         Kind::Heartbeat,
         Kind::State,
@@ -43,6 +44,7 @@ impl Kind {
         Kind::Stream,
         Kind::Unlock,
         Kind::Lock,
+        Kind::Cameras,
     ];
 
     pub fn code(self) -> u8 {
@@ -56,6 +58,7 @@ impl Kind {
             Kind::Stream => 65,
             Kind::Unlock => 66,
             Kind::Lock => 67,
+            Kind::Cameras => 68,
         }
     }
 
@@ -74,6 +77,7 @@ impl Kind {
             Kind::Stream => "stream",
             Kind::Unlock => "unlock",
             Kind::Lock => "lock",
+            Kind::Cameras => "cameras",
         }
     }
 
@@ -82,7 +86,9 @@ impl Kind {
             Kind::Hello | Kind::Heartbeat | Kind::State => SeqSpace::Transport,
             Kind::Event => SeqSpace::EventLog,
             Kind::Frame => SeqSpace::FrameLog,
-            Kind::Ack | Kind::Stream | Kind::Unlock | Kind::Lock => SeqSpace::Downlink,
+            Kind::Ack | Kind::Stream | Kind::Unlock | Kind::Lock | Kind::Cameras => {
+                SeqSpace::Downlink
+            }
         }
     }
 

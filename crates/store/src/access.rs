@@ -25,9 +25,11 @@ pub struct SessionRow {
     pub compromised_ms: Option<i64>,
     pub closed_ms: Option<i64>,
     pub secure_alert_ms: Option<i64>,
+    /// The door it opened (None: a session from before doors, for any door).
+    pub door_id: Option<String>,
 }
 
-const SCOLS: &str = "id, home_id, grant_ref, delivery_id, opened_ms, ends_ms, delivered_ms, compromised_ms, closed_ms, secure_alert_ms";
+const SCOLS: &str = "id, home_id, grant_ref, delivery_id, opened_ms, ends_ms, delivered_ms, compromised_ms, closed_ms, secure_alert_ms, door_id";
 
 fn session(r: &AnyRow) -> Result<SessionRow> {
     Ok(SessionRow {
@@ -41,6 +43,7 @@ fn session(r: &AnyRow) -> Result<SessionRow> {
         compromised_ms: opt_i64(r, "compromised_ms")?,
         closed_ms: opt_i64(r, "closed_ms")?,
         secure_alert_ms: opt_i64(r, "secure_alert_ms")?,
+        door_id: r.try_get::<Option<String>, _>("door_id")?,
     })
 }
 
@@ -59,9 +62,11 @@ pub struct GuestGrantRow {
     pub camera_required: bool,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
+    /// The door the guest may open.
+    pub door_id: Option<String>,
 }
 
-const GCOLS: &str = "id, home_id, owner_id, name, valid_from_ms, valid_until_ms, weekly, utc_offset_minutes, camera_required, created_ms, revoked_ms";
+const GCOLS: &str = "id, home_id, owner_id, name, valid_from_ms, valid_until_ms, weekly, utc_offset_minutes, camera_required, created_ms, revoked_ms, door_id";
 
 fn grant(r: &AnyRow) -> Result<GuestGrantRow> {
     Ok(GuestGrantRow {
@@ -76,6 +81,7 @@ fn grant(r: &AnyRow) -> Result<GuestGrantRow> {
         camera_required: flag(r, "camera_required")?,
         created_ms: r.try_get("created_ms")?,
         revoked_ms: opt_i64(r, "revoked_ms")?,
+        door_id: r.try_get::<Option<String>, _>("door_id")?,
     })
 }
 
@@ -89,20 +95,30 @@ pub struct NewGuestGrant<'a> {
     pub weekly: &'a str,
     pub utc_offset_minutes: i64,
     pub camera_required: bool,
+    pub door_id: &'a str,
 }
 
 impl Store {
     pub async fn open_session(
         &self,
         home_id: &str,
+        door_id: &str,
         grant_ref: &str,
         delivery_id: Option<&str>,
         opened_ms: i64,
         ends_ms: Option<i64>,
     ) -> Result<String> {
         let mut tx = self.writer.begin().await?;
-        let id =
-            insert_session(&mut tx, home_id, grant_ref, delivery_id, opened_ms, ends_ms).await?;
+        let id = insert_session(
+            &mut tx,
+            home_id,
+            Some(door_id),
+            grant_ref,
+            delivery_id,
+            opened_ms,
+            ends_ms,
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -159,20 +175,25 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Sessions of a home that may cover `t_ms`: opened before `t_ms + slack_ms` and
-    /// not closed before `t_ms - slack_ms`.
+    /// Sessions of a door that may cover `t_ms`: opened before `t_ms + slack_ms` and
+    /// not closed before `t_ms - slack_ms`. `door_id = None` (a device on no door)
+    /// considers every session of the home; sessions from before doors existed count
+    /// for every door.
     pub async fn sessions_near(
         &self,
         home_id: &str,
+        door_id: Option<&str>,
         t_ms: i64,
         slack_ms: i64,
     ) -> Result<Vec<SessionRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {SCOLS} FROM access_sessions WHERE home_id = $1 AND opened_ms <= $2 AND (closed_ms IS NULL OR closed_ms >= $3) ORDER BY opened_ms"
+            "SELECT {SCOLS} FROM access_sessions WHERE home_id = $1 AND opened_ms <= $2 AND (closed_ms IS NULL OR closed_ms >= $3) \
+             AND ($4 = '' OR door_id IS NULL OR door_id = $4) ORDER BY opened_ms"
         ))
         .bind(home_id)
         .bind(t_ms.saturating_add(slack_ms))
         .bind(t_ms.saturating_sub(slack_ms))
+        .bind(door_id.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(session).collect()
@@ -228,7 +249,7 @@ impl Store {
         now: i64,
     ) -> Result<GuestGrantRow> {
         let id = crate::new_id();
-        sqlx::query("INSERT INTO guest_grants (id, home_id, owner_id, name, secret_hash, valid_from_ms, valid_until_ms, weekly, utc_offset_minutes, camera_required, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        sqlx::query("INSERT INTO guest_grants (id, home_id, owner_id, name, secret_hash, valid_from_ms, valid_until_ms, weekly, utc_offset_minutes, camera_required, created_ms, door_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
             .bind(&id)
             .bind(g.home_id)
             .bind(g.owner_id)
@@ -240,6 +261,7 @@ impl Store {
             .bind(g.utc_offset_minutes)
             .bind(g.camera_required as i64)
             .bind(now)
+            .bind(g.door_id)
             .execute_durably(&self.writer)
             .await?;
         self.guest_grant(g.owner_id, &id).await
@@ -307,15 +329,24 @@ impl Store {
 pub(crate) async fn insert_session(
     conn: &mut sqlx::AnyConnection,
     home_id: &str,
+    door_id: Option<&str>,
     grant_ref: &str,
     delivery_id: Option<&str>,
     opened_ms: i64,
     ends_ms: Option<i64>,
 ) -> Result<String> {
     let id = crate::new_id();
-    session_insert(&id, home_id, grant_ref, delivery_id, opened_ms, ends_ms)
-        .execute(conn)
-        .await?;
+    session_insert(
+        &id,
+        home_id,
+        door_id,
+        grant_ref,
+        delivery_id,
+        opened_ms,
+        ends_ms,
+    )
+    .execute(conn)
+    .await?;
     Ok(id)
 }
 
@@ -323,16 +354,18 @@ pub(crate) async fn insert_session(
 pub(crate) fn session_insert(
     id: &str,
     home_id: &str,
+    door_id: Option<&str>,
     grant_ref: &str,
     delivery_id: Option<&str>,
     opened_ms: i64,
     ends_ms: Option<i64>,
 ) -> Statement {
     Statement::new(
-        "INSERT INTO access_sessions (id, home_id, grant_ref, delivery_id, opened_ms, ends_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO access_sessions (id, home_id, door_id, grant_ref, delivery_id, opened_ms, ends_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         vec![
             Value::Text(id.to_owned()),
             Value::Text(home_id.to_owned()),
+            Value::OptText(door_id.map(str::to_owned)),
             Value::Text(grant_ref.to_owned()),
             Value::OptText(delivery_id.map(str::to_owned)),
             Value::Int(opened_ms),

@@ -49,6 +49,7 @@ pub struct NewDeviceEvent {
 pub struct EntryClaim {
     pub delivery_id: String,
     pub home_id: String,
+    pub door_id: String,
     pub grant_ref: String,
     pub now_ms: i64,
 }
@@ -84,6 +85,7 @@ pub(crate) fn claim_statements(c: &EntryClaim) -> [Statement; 3] {
         crate::access::session_insert(
             &crate::new_id(),
             &c.home_id,
+            Some(&c.door_id),
             &c.grant_ref,
             Some(&c.delivery_id),
             c.now_ms,

@@ -2,7 +2,7 @@
 
 use crate::durable::Durably;
 use crate::homes::HomeRow;
-use crate::{flag, Result, Store, StoreError};
+use crate::{flag, opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -21,11 +21,17 @@ pub struct DeliveryRow {
     pub approved: bool,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The door the courier may use.
+    pub door_id: Option<String>,
+    pub delivered_ms: Option<i64>,
+    pub camera_lost_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
 }
 
 const COLS: &str = "d.id AS id, d.home_id AS home_id, d.courier_id AS courier_id, d.dispatcher_id AS dispatcher_id, \
     d.window_start_ms AS window_start_ms, d.window_end_ms AS window_end_ms, d.parcel_ref AS parcel_ref, d.placement AS placement, \
-    d.state AS state, d.compromised AS compromised, d.approved AS approved, d.created_ms AS created_ms, d.updated_ms AS updated_ms";
+    d.state AS state, d.compromised AS compromised, d.approved AS approved, d.created_ms AS created_ms, d.updated_ms AS updated_ms, \
+    d.door_id AS door_id, d.delivered_ms AS delivered_ms, d.camera_lost_ms AS camera_lost_ms, d.ended_ms AS ended_ms";
 
 fn delivery(r: &AnyRow) -> Result<DeliveryRow> {
     Ok(DeliveryRow {
@@ -42,6 +48,10 @@ fn delivery(r: &AnyRow) -> Result<DeliveryRow> {
         approved: flag(r, "approved")?,
         created_ms: r.try_get("created_ms")?,
         updated_ms: r.try_get("updated_ms")?,
+        door_id: r.try_get::<Option<String>, _>("door_id")?,
+        delivered_ms: opt_i64(r, "delivered_ms")?,
+        camera_lost_ms: opt_i64(r, "camera_lost_ms")?,
+        ended_ms: opt_i64(r, "ended_ms")?,
     })
 }
 
@@ -56,12 +66,13 @@ impl Store {
         window_end_ms: i64,
         parcel_ref: &str,
         placement: &str,
+        door_id: &str,
         now: i64,
     ) -> Result<DeliveryRow> {
         let id = crate::new_id();
         sqlx::query(
-            "INSERT INTO deliveries (id, home_id, courier_id, dispatcher_id, window_start_ms, window_end_ms, parcel_ref, placement, state, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled', $9, $9)",
+            "INSERT INTO deliveries (id, home_id, courier_id, dispatcher_id, window_start_ms, window_end_ms, parcel_ref, placement, state, created_ms, updated_ms, door_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled', $9, $9, $10)",
         )
         .bind(&id)
         .bind(home_id)
@@ -72,6 +83,7 @@ impl Store {
         .bind(parcel_ref)
         .bind(placement)
         .bind(now)
+        .bind(door_id)
         .execute_durably(&self.writer)
         .await?;
         self.delivery_any(&id).await
@@ -141,46 +153,111 @@ impl Store {
         rows.iter().map(delivery).collect()
     }
 
-    /// Move a delivery from one state to another; fails if it is not in `from` (so two
-    /// racing requests cannot both make the same transition).
+    /// Move a delivery from state `from` to `to` at `now`, with the timestamp the new
+    /// state records and its access session updated in the same commit. Returns false
+    /// (and writes nothing) if the delivery is no longer in `from`: of two racing
+    /// transitions exactly one happens, so its effects happen once.
     pub async fn transition_delivery(
         &self,
         id: &str,
-        from: &[&str],
+        from: &str,
         to: &str,
         now: i64,
     ) -> Result<bool> {
-        let mut n = 0;
-        for f in from {
-            let r = sqlx::query(
-                "UPDATE deliveries SET state = $1, updated_ms = $2 WHERE id = $3 AND state = $4",
-            )
-            .bind(to)
-            .bind(now)
-            .bind(id)
-            .bind(*f)
-            .execute_durably(&self.writer)
-            .await?;
-            n += r.rows_affected();
-            if n > 0 {
-                break;
+        let stamp = match to {
+            "delivered" => ", delivered_ms = $1",
+            "camera_lost" => ", camera_lost_ms = $1, compromised = 1",
+            "completed" | "ended_after_camera_loss" | "ended_unverified" | "expired" => {
+                ", ended_ms = $1"
             }
+            _ => "",
+        };
+        let session = match to {
+            "delivered" => {
+                Some("UPDATE access_sessions SET delivered_ms = $1 WHERE delivery_id = $2 AND delivered_ms IS NULL")
+            }
+            "camera_lost" => {
+                Some("UPDATE access_sessions SET compromised_ms = $1 WHERE delivery_id = $2 AND compromised_ms IS NULL")
+            }
+            "completed" | "ended_after_camera_loss" | "ended_unverified" => {
+                Some("UPDATE access_sessions SET closed_ms = $1 WHERE delivery_id = $2 AND closed_ms IS NULL")
+            }
+            _ => None,
+        };
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query(&format!(
+            "UPDATE deliveries SET state = $2, updated_ms = $1{stamp} WHERE id = $3 AND state = $4"
+        ))
+        .bind(now)
+        .bind(to)
+        .bind(id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
         }
-        Ok(n > 0)
+        if let Some(sql) = session {
+            sqlx::query(sql)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
-    pub async fn mark_delivery_compromised(&self, id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE deliveries SET compromised = 1, updated_ms = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute_durably(&self.writer)
-            .await?;
-        Ok(())
+    /// Deliveries in any of `states` (the hub's watch list), at most `limit`.
+    pub async fn deliveries_in_states(
+        &self,
+        states: &[&str],
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>> {
+        let list = states
+            .iter()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM deliveries d WHERE d.state IN ({list}) ORDER BY d.window_end_ms, d.id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery).collect()
     }
 
+    /// Scheduled deliveries whose window ended before `now`, oldest first.
+    pub async fn scheduled_past_window(&self, now: i64, limit: i64) -> Result<Vec<DeliveryRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM deliveries d WHERE d.state = 'scheduled' AND d.window_end_ms < $1 ORDER BY d.window_end_ms, d.id LIMIT $2"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery).collect()
+    }
+
+    /// Deliveries of a home whose access session is open.
     pub async fn active_deliveries_of_home(&self, home_id: &str) -> Result<Vec<DeliveryRow>> {
-        let rows = sqlx::query(&format!("SELECT {COLS} FROM deliveries d WHERE d.home_id = $1 AND d.state IN ('entering', 'inside', 'delivered')"))
+        let rows = sqlx::query(&format!("SELECT {COLS} FROM deliveries d WHERE d.home_id = $1 AND d.state IN ('inside', 'delivered', 'camera_lost') ORDER BY d.updated_ms, d.id"))
             .bind(home_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(delivery).collect()
+    }
+
+    /// Deliveries through a door whose access session is open.
+    pub async fn active_deliveries_of_door(&self, door_id: &str) -> Result<Vec<DeliveryRow>> {
+        let rows = sqlx::query(&format!("SELECT {COLS} FROM deliveries d WHERE d.door_id = $1 AND d.state IN ('inside', 'delivered', 'camera_lost') ORDER BY d.updated_ms, d.id"))
+            .bind(door_id)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(delivery).collect()

@@ -21,6 +21,8 @@ pub struct DeviceRow {
     pub frame_hwm: i64,
     pub last_state: Option<String>,
     pub last_seen_ms: Option<i64>,
+    /// The device clock's offset from the hub's when the replay mark was last saved.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// Which record log a gap belongs to.
@@ -49,7 +51,7 @@ pub struct GapRow {
 const DEVICE_COLS: &str = "d.id AS id, d.home_id AS home_id, h.owner_id AS owner_id, d.kind AS kind, d.name AS name, \
     d.public_key AS public_key, d.mqtt_password_hash AS mqtt_password_hash, d.enrolled_ms AS enrolled_ms, \
     d.revoked_ms AS revoked_ms, d.transport_hwm AS transport_hwm, d.event_hwm AS event_hwm, d.frame_hwm AS frame_hwm, \
-    d.last_state AS last_state, d.last_seen_ms AS last_seen_ms";
+    d.last_state AS last_state, d.last_seen_ms AS last_seen_ms, d.clock_offset_ms AS clock_offset_ms";
 
 fn device(r: &AnyRow) -> Result<DeviceRow> {
     Ok(DeviceRow {
@@ -67,6 +69,7 @@ fn device(r: &AnyRow) -> Result<DeviceRow> {
         frame_hwm: r.try_get("frame_hwm")?,
         last_state: r.try_get::<Option<String>, _>("last_state")?,
         last_seen_ms: opt_i64(r, "last_seen_ms")?,
+        clock_offset_ms: opt_i64(r, "clock_offset_ms")?,
     })
 }
 

@@ -52,6 +52,9 @@ pub struct NewAlert<'a> {
     pub kind: &'a str,
     pub message: &'a str,
     pub evidence: &'a str,
+    /// What caused it, unique per cause (e.g. `camera_lost_during_delivery:<delivery>`):
+    /// a second alert with the same key is not stored. None: no deduplication.
+    pub cause_key: Option<&'a str>,
 }
 
 /// A timeline row, as every timeline query selects it.
@@ -195,11 +198,13 @@ impl Store {
         rows.iter().map(timeline).collect()
     }
 
-    pub async fn create_alert(&self, a: NewAlert<'_>, now: i64) -> Result<AlertRow> {
+    /// Store an alert. With a cause key already used, nothing is stored and the answer
+    /// is `None`: the alert was raised before (by this or another hub process).
+    pub async fn create_alert(&self, a: NewAlert<'_>, now: i64) -> Result<Option<AlertRow>> {
         let id = crate::new_id();
-        sqlx::query(
-            "INSERT INTO alerts (id, home_id, device_id, delivery_id, severity, kind, message, evidence, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        let r = sqlx::query(
+            "INSERT INTO alerts (id, home_id, device_id, delivery_id, severity, kind, message, evidence, created_ms, cause_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         )
         .bind(&id)
         .bind(a.home_id)
@@ -210,9 +215,13 @@ impl Store {
         .bind(a.message)
         .bind(a.evidence)
         .bind(now)
+        .bind(a.cause_key)
         .execute_durably(&self.writer)
         .await?;
-        Ok(AlertRow {
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(AlertRow {
             id,
             home_id: a.home_id.to_owned(),
             device_id: a.device_id.map(str::to_owned),
@@ -223,7 +232,7 @@ impl Store {
             evidence: a.evidence.to_owned(),
             created_ms: now,
             acked_ms: None,
-        })
+        }))
     }
 
     pub async fn alerts(&self, owner_id: &str, limit: i64) -> Result<Vec<AlertRow>> {

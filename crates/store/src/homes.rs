@@ -29,6 +29,18 @@ pub struct NewHome<'a> {
     pub geofence_m: f64,
 }
 
+/// A one-time pairing code to store (only its hash).
+#[derive(Clone, Debug)]
+pub struct NewPairing<'a> {
+    pub code_hash: &'a str,
+    pub home_id: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub door_id: Option<&'a str>,
+    pub now: i64,
+    pub expires_ms: i64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PairingRow {
     pub home_id: String,
@@ -36,6 +48,8 @@ pub struct PairingRow {
     pub kind: String,
     pub name: String,
     pub expires_ms: i64,
+    /// The door the device is for (a lock or contact sensor on it, a camera watching it).
+    pub door_id: Option<String>,
 }
 
 fn home(r: &AnyRow) -> Result<HomeRow> {
@@ -150,22 +164,15 @@ impl Store {
         self.home(owner_id, id).await
     }
 
-    pub async fn create_pairing_code(
-        &self,
-        code_hash: &str,
-        home_id: &str,
-        kind: &str,
-        name: &str,
-        now: i64,
-        expires_ms: i64,
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO pairing_codes (code_hash, home_id, kind, name, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(code_hash)
-            .bind(home_id)
-            .bind(kind)
-            .bind(name)
-            .bind(now)
-            .bind(expires_ms)
+    pub async fn create_pairing_code(&self, p: NewPairing<'_>) -> Result<()> {
+        sqlx::query("INSERT INTO pairing_codes (code_hash, home_id, kind, name, created_ms, expires_ms, door_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(p.code_hash)
+            .bind(p.home_id)
+            .bind(p.kind)
+            .bind(p.name)
+            .bind(p.now)
+            .bind(p.expires_ms)
+            .bind(p.door_id)
             .execute_durably(&self.writer)
             .await
             .map_err(crate::conflict("pairing code"))?;
@@ -194,7 +201,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let row = sqlx::query(
-            "SELECT p.home_id AS home_id, h.owner_id AS owner_id, p.kind AS kind, p.name AS name, p.expires_ms AS expires_ms, p.used_ms AS used_ms \
+            "SELECT p.home_id AS home_id, h.owner_id AS owner_id, p.kind AS kind, p.name AS name, p.expires_ms AS expires_ms, p.used_ms AS used_ms, p.door_id AS door_id \
              FROM pairing_codes p JOIN homes h ON h.id = p.home_id WHERE p.code_hash = $1",
         )
         .bind(code_hash)
@@ -208,6 +215,7 @@ impl Store {
             kind: row.try_get("kind")?,
             name: row.try_get("name")?,
             expires_ms: row.try_get("expires_ms")?,
+            door_id: row.try_get::<Option<String>, _>("door_id")?,
         })
     }
 }

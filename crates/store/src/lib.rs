@@ -15,6 +15,7 @@ mod accounts;
 mod audit;
 mod deliveries;
 mod devices;
+mod doors;
 mod durable;
 mod events;
 mod homes;
@@ -32,8 +33,9 @@ pub use audit::{
 };
 pub use deliveries::DeliveryRow;
 pub use devices::{DeviceRow, GapRow, SeqSpaceName};
+pub use doors::{DoorChange, DoorRow, MerchantRow, OpeningRow};
 pub use events::{AlertRow, DeviceEventRow, NewAlert, NewTimelineRow, TimelineRow};
-pub use homes::{HomeRow, NewHome, PairingRow};
+pub use homes::{HomeRow, NewHome, NewPairing, PairingRow};
 pub use media::{MediaFrameRow, RecordingRow, WebhookDeliveryRow, WebhookEndpointRow};
 pub use wifi::WifiAttackRow;
 

@@ -28,6 +28,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "wifi",
         include_str!("../migrations/sqlite/0004_wifi.sql"),
     ),
+    (
+        5,
+        "doors",
+        include_str!("../migrations/sqlite/0005_doors.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -49,6 +54,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "wifi",
         include_str!("../migrations/postgres/0004_wifi.sql"),
+    ),
+    (
+        5,
+        "doors",
+        include_str!("../migrations/postgres/0005_doors.sql"),
     ),
 ];
 

@@ -1,18 +1,45 @@
 //! Deliveries: dispatchers create them, couriers act on their own, owners see theirs.
 
+use crate::access::entry::{courier as courier_entry, CourierRequest};
+use crate::access::incident;
 use crate::api::dto::*;
 use crate::api::extract::{self, ApiJson};
 use crate::auth::Principal;
-use crate::deliveries::{request_entry, EntryRequest, SESSION_STATES};
 use crate::error::{ApiError, ApiResult};
-use crate::events::HubEvent;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::json;
-use threshold_core::policy::Position;
+use threshold_core::delivery::{Input, Invalid};
+use threshold_core::entry::Position;
 use threshold_store::Role;
+
+/// The longest delivery window a dispatcher may ask for.
+const MAX_WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// How far from now a window may start: a day back (a late entry in a dispatcher's
+/// system), a year ahead.
+const WINDOW_PAST_MS: i64 = 24 * 3600 * 1000;
+const WINDOW_FUTURE_MS: i64 = 366 * 24 * 3600 * 1000;
+
+/// A delivery window must be a real, bounded stretch of time near now. Computed
+/// without overflow: `[-1, i64::MAX]` is refused, not wrapped into a short window.
+pub fn check_window(start: i64, end: i64, now: i64) -> ApiResult<()> {
+    let bad = |m: &str| Err(ApiError::invalid("invalid_window", m));
+    let Some(len) = end.checked_sub(start) else {
+        return bad("the window is not a real stretch of time");
+    };
+    if len <= 0 {
+        return bad("window_end_ms must be after window_start_ms");
+    }
+    if len > MAX_WINDOW_MS {
+        return bad("a delivery window may be at most 24 hours");
+    }
+    if start < now.saturating_sub(WINDOW_PAST_MS) || start > now.saturating_add(WINDOW_FUTURE_MS) {
+        return bad("a delivery window must start between a day ago and a year from now");
+    }
+    Ok(())
+}
 
 #[utoipa::path(post, path = "/api/v1/deliveries", request_body = CreateDelivery, tag = "deliveries",
     responses((status = 201, body = DeliveryJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -22,18 +49,8 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateDelivery>,
 ) -> ApiResult<(StatusCode, Json<DeliveryJson>)> {
     let dispatcher = p.require(Role::Dispatcher)?;
-    if req.window_end_ms <= req.window_start_ms {
-        return Err(ApiError::invalid(
-            "invalid_window",
-            "window_end_ms must be after window_start_ms",
-        ));
-    }
-    if req.window_end_ms - req.window_start_ms > 24 * 3600 * 1000 {
-        return Err(ApiError::invalid(
-            "invalid_window",
-            "a delivery window may be at most 24 hours",
-        ));
-    }
+    let now = st.clock.now_ms();
+    check_window(req.window_start_ms, req.window_end_ms, now)?;
     let parcel = extract::text("parcel_ref", &req.parcel_ref, 128)?;
     let placement = req.placement.as_deref().unwrap_or("in_home");
     if !matches!(placement, "in_home" | "in_garage") {
@@ -55,6 +72,35 @@ pub async fn create(
     if courier.role != Role::Courier {
         return Err(ApiError::NotFound("courier"));
     }
+    let door = match &req.door_id {
+        Some(id) => st
+            .access
+            .doors
+            .get(extract::id(id)?)
+            .filter(|d| d.home_id == home.id && d.accepts_deliveries)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "invalid_door",
+                    "that door does not take deliveries at this home",
+                )
+            })?,
+        None => {
+            let mut doors: Vec<_> = st
+                .access
+                .doors
+                .of_home(&home.id)
+                .into_iter()
+                .filter(|d| d.accepts_deliveries)
+                .collect();
+            if doors.len() != 1 {
+                return Err(ApiError::invalid(
+                    "door_required",
+                    "this home has no single door for deliveries; name one with door_id",
+                ));
+            }
+            doors.remove(0)
+        }
+    };
     let d = st
         .store
         .create_delivery(
@@ -65,7 +111,8 @@ pub async fn create(
             req.window_end_ms,
             &parcel,
             placement,
-            st.clock.now_ms(),
+            &door.id,
+            now,
         )
         .await?;
     crate::audit::record(
@@ -73,7 +120,7 @@ pub async fn create(
         "delivery.created",
         &p.actor(),
         &format!("delivery:{}", d.id),
-        json!({"home_id": home.id, "courier_id": courier.id}),
+        json!({"home_id": home.id, "courier_id": courier.id, "door_id": door.id}),
     )
     .await;
     let _ = st
@@ -84,7 +131,7 @@ pub async fn create(
             Some(&d.id),
             st.clock.now_ms(),
             "delivery.scheduled",
-            &json!({"window_start_ms": d.window_start_ms, "window_end_ms": d.window_end_ms})
+            &json!({"window_start_ms": d.window_start_ms, "window_end_ms": d.window_end_ms, "door_id": door.id, "dispatcher_id": dispatcher})
                 .to_string(),
         )
         .await;
@@ -140,9 +187,17 @@ pub async fn get(
 ) -> ApiResult<Json<serde_json::Value>> {
     let d = visible(&st, &p, &id).await?;
     let mut v = serde_json::to_value(DeliveryJson::from(&d)).unwrap_or(json!({}));
-    // Law 1: the courier and the owner see the lock as it truly is.
-    v["lock"] = crate::deliveries::lock_view(&st, &d.home_id).await;
+    // Law 1: the courier and the owner see the door's lock as it truly is.
+    let door = d.door_id.as_deref().and_then(|id| st.access.doors.get(id));
+    v["lock"] = match &door {
+        Some(door) => crate::access::doors::lock_view(&st, door),
+        None => json!({"bolt": "unknown", "door": "unknown", "fresh": false, "present": false}),
+    };
+    v["door_name"] = json!(door.map(|x| x.name));
     v["approved"] = json!(d.approved);
+    if let Ok(h) = st.store.home_any(&d.home_id).await {
+        v["needs_approval"] = json!(crate::access::entry::approval_pending(&st, &d, &h).await?);
+    }
     if p.user.role == Role::Owner {
         let tl = st.store.delivery_timeline(&d.id).await?;
         v["timeline"] = json!(tl.iter().map(|t| json!({"time_ms": t.time_ms, "kind": t.kind, "detail": serde_json::from_str::<serde_json::Value>(&t.detail).unwrap_or(json!({}))})).collect::<Vec<_>>());
@@ -167,12 +222,12 @@ pub async fn entry(
         .await
         .map_err(|_| ApiError::NotFound("delivery"))?;
     let parcel = req.parcel_ref.chars().take(128).collect::<String>();
-    let out = request_entry(
+    let out = courier_entry(
         &st,
         &courier,
         &d,
         &home,
-        EntryRequest {
+        CourierRequest {
             position: Position {
                 lat: req.lat,
                 lon: req.lon,
@@ -207,42 +262,33 @@ pub async fn delivered(
 ) -> ApiResult<Json<DeliveryJson>> {
     let courier = p.require(Role::Courier)?.to_owned();
     let d = visible(&st, &p, &id).await?;
-    let now = st.clock.now_ms();
-    if !st
-        .store
-        .transition_delivery(&d.id, &[SESSION_STATES[0]], "delivered", now)
-        .await?
-    {
-        return Err(ApiError::invalid(
-            "invalid_state",
-            format!("delivery is {}, not inside", d.state),
-        ));
+    match incident::apply(&st, &d, Input::CourierDone).await {
+        Ok(_) => {}
+        Err(Invalid::CameraLost) => {
+            return Err(ApiError::ConflictCode(
+                "delivery_compromised",
+                "the camera stopped watching during this delivery: leave, close the door, and the hub will secure it".into(),
+            ))
+        }
+        Err(Invalid::NotInside(s)) => {
+            return Err(ApiError::invalid(
+                "invalid_state",
+                format!("delivery is {}, not inside", s.as_str()),
+            ))
+        }
     }
-    let _ = st.store.session_delivered(&d.id, now).await;
-    crate::deliveries::await_secure(&d.home_id);
     crate::audit::record(
         &st,
-        "delivery.delivered",
+        "delivery.courier_done",
         &format!("courier:{courier}"),
         &format!("delivery:{}", d.id),
         json!({}),
     )
     .await;
-    let _ = st
-        .store
-        .add_timeline(&d.home_id, None, Some(&d.id), now, "delivered", "{}")
-        .await;
-    if let Ok(h) = st.store.home_any(&d.home_id).await {
-        st.bus.publish(HubEvent {
-            owner_id: h.owner_id,
-            courier_id: Some(courier),
-            home_id: h.id,
-            event_type: "delivery.delivered".into(),
-            time_ms: now,
-            data: json!({"delivery_id": d.id}),
-        });
+    if let Some(door) = d.door_id.as_deref().and_then(|id| st.access.doors.get(id)) {
+        st.access.await_secure(&door.id);
+        incident::on_door_state(&st, &door).await;
     }
-    crate::deliveries::try_complete(&st, &d.home_id).await;
     let d = st.store.delivery_any(&d.id).await?;
     Ok(Json((&d).into()))
 }

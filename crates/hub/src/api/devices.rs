@@ -64,17 +64,29 @@ pub async fn create_pairing_code(
         )
     })?;
     let name = extract::text("name", &req.name, 100)?;
+    let door_id = match &req.door_id {
+        Some(d) => Some(
+            st.access
+                .doors
+                .get(extract::id(d)?)
+                .filter(|x| x.home_id == home.id)
+                .ok_or_else(|| ApiError::invalid("invalid_door", "no such door at this home"))?
+                .id,
+        ),
+        None => None,
+    };
     let code = new_pairing_code()?;
     let now = st.clock.now_ms();
     st.store
-        .create_pairing_code(
-            &auth::sha256_hex(&normalize_code(&code)),
-            &home.id,
-            kind.as_str(),
-            &name,
+        .create_pairing_code(threshold_store::NewPairing {
+            code_hash: &auth::sha256_hex(&normalize_code(&code)),
+            home_id: &home.id,
+            kind: kind.as_str(),
+            name: &name,
+            door_id: door_id.as_deref(),
             now,
-            now + PAIRING_TTL_MS,
-        )
+            expires_ms: now + PAIRING_TTL_MS,
+        })
         .await?;
     crate::audit::record(
         &st,
@@ -173,6 +185,7 @@ pub async fn enrol(
     if let Some(entry) = DeviceEntry::from_row(&row, &[], &[]) {
         st.registry.insert(entry);
     }
+    let door = attach_to_door(&st, &pairing, kind, &row.id, now).await?;
     crate::audit::record(
         &st,
         "device.enrolled",
@@ -206,8 +219,82 @@ pub async fn enrol(
                 topic_prefix: st.config.mqtt_topic_prefix.clone(),
             },
             heartbeat_ms: st.config.heartbeat_ms,
+            door_cameras: match (&door, kind) {
+                (Some(d), DeviceKind::Lock) => crate::access::unlock::door_camera_keys(&st, d),
+                _ => Vec::new(),
+            },
+            door_id: door.map(|d| d.id),
         }),
     ))
+}
+
+/// Fit a newly enrolled device to its door: a lock to the door its pairing code
+/// names (or a new door of its own, named after it), a contact sensor to the named
+/// door (or the home's only door without one), a camera to watch the named door (a
+/// camera paired without a door watches none until the owner binds it: a garden
+/// camera must never vouch for the front door by accident).
+async fn attach_to_door(
+    st: &AppState,
+    pairing: &threshold_store::PairingRow,
+    kind: DeviceKind,
+    device_id: &str,
+    now: i64,
+) -> ApiResult<Option<crate::access::doors::Door>> {
+    let home = &pairing.home_id;
+    let named = pairing
+        .door_id
+        .as_deref()
+        .and_then(|d| st.access.doors.get(d));
+    let mut change = threshold_store::DoorChange::default();
+    let door_id = match kind {
+        DeviceKind::Lock => {
+            let id = match named.filter(|d| d.lock.is_none()) {
+                Some(d) => d.id,
+                None => {
+                    st.store
+                        .create_door(home, &pairing.name, true, now)
+                        .await?
+                        .id
+                }
+            };
+            change.lock_id = Some(Some(device_id.to_owned()));
+            Some(id)
+        }
+        DeviceKind::ContactSensor => {
+            let target = named.or_else(|| {
+                let free: Vec<_> = st
+                    .access
+                    .doors
+                    .of_home(home)
+                    .into_iter()
+                    .filter(|d| d.contact.is_none())
+                    .collect();
+                (free.len() == 1).then(|| free.into_iter().next()).flatten()
+            });
+            change.contact_id = Some(Some(device_id.to_owned()));
+            target.filter(|d| d.contact.is_none()).map(|d| d.id)
+        }
+        DeviceKind::Camera => {
+            let target = named;
+            if let Some(d) = &target {
+                let mut cams: Vec<String> = d.cameras.iter().map(|c| c.to_hex()).collect();
+                cams.push(device_id.to_owned());
+                change.camera_ids = Some(cams);
+            }
+            target.map(|d| d.id)
+        }
+        DeviceKind::WifiSensor => None,
+    };
+    let Some(door_id) = door_id else {
+        return Ok(None);
+    };
+    st.store.update_door(&door_id, &change).await?;
+    crate::access::doors::reload_home(st, home).await?;
+    let door = st.access.doors.get(&door_id);
+    if let (Some(d), DeviceKind::Camera) = (&door, kind) {
+        crate::access::unlock::send_door_cameras(st, d).await;
+    }
+    Ok(door)
 }
 
 /// The hub's live view of a device, for the API.
@@ -235,7 +322,9 @@ pub fn live_view(
                     "unknown_since_ms": if fresh { None } else { e.liveness.fresh_at().map(|f| f + cfg.live_window_ms) },
                 })
             }
-            _ => json!({"newest_frame": e.liveness.newest_frame().map(|(seq, t)| json!({"seq": seq, "capture_ms": t}))}),
+            _ => json!({"newest_frame": e.liveness.newest_frame().map(|(seq, t)| json!({"seq": seq, "capture_ms": t})),
+                "watching": e.liveness.watch(now, &cfg).err().map(|b| b.code()).unwrap_or("watching"),
+                "clock_offset_ms": e.liveness.clock_offset(now)}),
         };
         (l.as_str().to_owned(), e.liveness.last_seen_at(), e.liveness.fresh_at().map(|f| now - f), e.liveness.possibly_frozen(now, &cfg), state)
     })

@@ -109,6 +109,10 @@ pub struct CreatePairingCode {
     /// camera, lock, contact_sensor or wifi_sensor.
     pub kind: String,
     pub name: String,
+    /// The door the device is for: a lock or contact sensor is fitted to it, a camera
+    /// watches it. A lock without a door gets a door of its own, named after it; a
+    /// camera without one watches no door until the owner binds it.
+    pub door_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,6 +149,13 @@ pub struct EnrolResponse {
     pub hub_public_key: String,
     pub mqtt: MqttSettings,
     pub heartbeat_ms: i64,
+    /// For a lock: the door it is fitted to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub door_id: Option<String>,
+    /// For a lock: the public keys (hex) of the cameras that watch its door, whose
+    /// liveness statements its unlock tokens carry (docs/protocol.md §8.3).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub door_cameras: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -242,6 +253,9 @@ pub struct CreateDelivery {
     pub parcel_ref: String,
     /// in_home (default) or in_garage.
     pub placement: Option<String>,
+    /// The door the courier may use; default: the home's one door that accepts
+    /// deliveries.
+    pub door_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -253,8 +267,15 @@ pub struct DeliveryJson {
     pub window_end_ms: i64,
     pub parcel_ref: String,
     pub placement: String,
+    /// scheduled, inside, delivered, camera_lost, completed, ended_after_camera_loss,
+    /// ended_unverified or expired.
     pub state: String,
     pub compromised: bool,
+    pub door_id: Option<String>,
+    pub dispatcher_id: String,
+    pub delivered_ms: Option<i64>,
+    pub camera_lost_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
 }
 
 impl From<&DeliveryRow> for DeliveryJson {
@@ -269,6 +290,11 @@ impl From<&DeliveryRow> for DeliveryJson {
             placement: d.placement.clone(),
             state: d.state.clone(),
             compromised: d.compromised,
+            door_id: d.door_id.clone(),
+            dispatcher_id: d.dispatcher_id.clone(),
+            delivered_ms: d.delivered_ms,
+            camera_lost_ms: d.camera_lost_ms,
+            ended_ms: d.ended_ms,
         }
     }
 }

@@ -3,17 +3,14 @@
 
 use crate::api::extract::{self, ApiJson};
 use crate::auth::Principal;
-use crate::deliveries::{home_liveness, issue_unlock};
 use crate::error::{ApiError, ApiResult};
-use crate::guests::{refusals, WeeklyWindow};
+use crate::guests::WeeklyWindow;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
-use threshold_core::liveness::Liveness;
-use threshold_proto::body::DeviceKind;
 use threshold_store::{GuestGrantRow, NewGuestGrant, Role};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -26,8 +23,11 @@ pub struct CreateGrant {
     pub weekly: Vec<WeeklyWindow>,
     #[serde(default)]
     pub utc_offset_minutes: i64,
-    /// Does "no eyes, no entry" apply to this guest? Default true.
+    /// Does "no eyes, no entry" apply to this guest? Default true. Turning it off is
+    /// the owner's standing waiver, recorded with each of the guest's unlocks.
     pub camera_required: Option<bool>,
+    /// The door the guest may open; default: the home's door when it has one.
+    pub door_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -39,7 +39,7 @@ pub struct GuestUnlock {
 fn grant_json(g: &GuestGrantRow) -> serde_json::Value {
     json!({"id": g.id, "home_id": g.home_id, "name": g.name, "valid_from_ms": g.valid_from_ms,
         "valid_until_ms": g.valid_until_ms, "weekly": serde_json::from_str::<serde_json::Value>(&g.weekly).unwrap_or(json!([])),
-        "utc_offset_minutes": g.utc_offset_minutes, "camera_required": g.camera_required,
+        "utc_offset_minutes": g.utc_offset_minutes, "camera_required": g.camera_required, "door_id": g.door_id,
         "created_ms": g.created_ms, "revoked_ms": g.revoked_ms})
 }
 
@@ -75,6 +75,24 @@ pub async fn create(
             "utc_offset_minutes must be within -840..840",
         ));
     }
+    let door = match &req.door_id {
+        Some(d) => st
+            .access
+            .doors
+            .get(extract::id(d)?)
+            .filter(|x| x.home_id == h.id)
+            .ok_or_else(|| ApiError::invalid("invalid_door", "no such door at this home"))?,
+        None => {
+            let mut doors = st.access.doors.of_home(&h.id);
+            if doors.len() != 1 {
+                return Err(ApiError::invalid(
+                    "door_required",
+                    "this home has several doors (or none); name one with door_id",
+                ));
+            }
+            doors.remove(0)
+        }
+    };
     let secret = crate::auth::new_session_token()?;
     let weekly = serde_json::to_string(&req.weekly).unwrap_or_else(|_| "[]".into());
     let g = st
@@ -90,6 +108,7 @@ pub async fn create(
                 weekly: &weekly,
                 utc_offset_minutes: req.utc_offset_minutes,
                 camera_required: req.camera_required.unwrap_or(true),
+                door_id: &door.id,
             },
             st.clock.now_ms(),
         )
@@ -174,44 +193,9 @@ pub async fn unlock(
         return Err(ApiError::TooManyAttempts);
     }
     st.guest_limiter.failed(&g.id, now);
-    let (camera, _cams) = home_liveness(&st, &g.home_id, DeviceKind::Camera).await;
-    let (lock, locks) = home_liveness(&st, &g.home_id, DeviceKind::Lock).await;
-    let reasons = refusals(&g, now, camera == Liveness::Live, lock == Liveness::Live);
-    let allowed = reasons.is_empty();
-    let grant = format!("guest:{}", g.id);
-    let detail = json!({"grant": grant, "allowed": allowed, "reasons": reasons, "camera": camera.as_str(), "lock": lock.as_str()});
-    crate::audit::record(
-        &st,
-        "decision",
-        &grant,
-        &format!("home:{}", g.home_id),
-        detail.clone(),
-    )
-    .await;
-    let _ = st
-        .store
-        .add_timeline(
-            &g.home_id,
-            None,
-            None,
-            now,
-            "guest.decision",
-            &detail.to_string(),
-        )
-        .await;
-    let mut expires = None;
-    if allowed {
-        st.store
-            .open_session(
-                &g.home_id,
-                &grant,
-                None,
-                now,
-                Some(now + crate::api::lock::MANUAL_SESSION_MAX_MS),
-            )
-            .await?;
-        expires = Some(issue_unlock(&st, &locks, &grant, &grant, now).await?);
-    }
+    let out = crate::access::entry::guest(&st, &g).await?;
+    let reasons: Vec<&str> = out.decision.reasons.iter().map(|r| r.code()).collect();
+    let (allowed, expires) = (out.decision.allowed, out.token_expires_at_ms);
     Ok(Json(
         json!({"allowed": allowed, "reasons": reasons, "token_expires_at_ms": expires}),
     ))

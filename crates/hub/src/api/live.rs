@@ -10,7 +10,7 @@
 //!
 //! `verdict` is the hub's liveness of the camera at `time_ms` (`live`, `stale` or
 //! `offline`), except that it is never `live` while the newest frame the hub has is
-//! older than the live window (heartbeats alone do not make a picture live); `age_ms` is how long ago the hub received the newest frame (null if none
+//! older than the live window (heartbeats alone do not make a picture live); `age_ms` is how long ago the newest frame was captured, on the hub's clock (null if none
 //! since the hub started). A page must show LIVE only while the latest verdict is
 //! `live` AND a message arrived within its own watchdog (e.g. 1 s): because status
 //! messages come four times a second, a silent hub or a jammed phone turns LIVE into
@@ -27,7 +27,6 @@ use axum::response::Response;
 use base64::Engine;
 use serde_json::json;
 use std::time::Duration;
-use threshold_core::liveness::Liveness;
 use threshold_proto::DeviceId;
 use threshold_store::Role;
 
@@ -65,31 +64,37 @@ impl Drop for Viewer<'_> {
     }
 }
 
-/// The hub's verdict on a camera now.
-pub fn verdict(st: &AppState, d: &DeviceId) -> Liveness {
-    let now = st.clock.now_ms();
-    let cfg = st.config.liveness();
-    st.registry
-        .with(d, |e| {
-            if e.revoked {
-                Liveness::Offline
-            } else {
-                e.liveness.state(now, &cfg)
-            }
-        })
-        .unwrap_or(Liveness::Offline)
+/// The hub's verdict on a camera now: `live`, or why not (`stale`, `offline`,
+/// `frozen`, `clock_skew`): the camera rule of `threshold_core::liveness`, the same one
+/// every entry decision uses.
+pub fn verdict(st: &AppState, d: &DeviceId) -> &'static str {
+    match crate::access::doors::camera_watch(st, d, st.clock.now_ms()) {
+        Ok(()) => "live",
+        Err(b) => b.verdict(),
+    }
 }
 
-/// The verdict for a viewer: the camera must be live AND the picture the viewer has
-/// (the newest frame received) must be within the live window; a live camera whose
-/// frames have not reached the hub yet (heartbeats only, or backlog still draining)
-/// is shown as stale.
-fn view_verdict(st: &AppState, d: &DeviceId, frame_received_ms: Option<i64>) -> Liveness {
+/// A frame's capture time on the hub's clock (the camera's signed capture time mapped
+/// with its estimated clock offset).
+fn captured_at(st: &AppState, d: &DeviceId, capture_ms: i64) -> i64 {
+    let now = st.clock.now_ms();
+    st.registry
+        .with(d, |e| e.liveness.to_hub_time(capture_ms, now))
+        .unwrap_or(capture_ms)
+        .min(now)
+}
+
+/// The verdict for a viewer: the camera must be watching AND the picture the viewer
+/// has (the newest frame received) must have been captured within the live window; a
+/// watching camera whose frames have not reached the hub yet (heartbeats only, or
+/// backlog still draining) is shown as stale.
+fn view_verdict(st: &AppState, d: &DeviceId, frame_capture_ms: Option<i64>) -> &'static str {
     let v = verdict(st, d);
+    let now = st.clock.now_ms();
     let fresh =
-        frame_received_ms.is_some_and(|r| st.clock.now_ms() - r <= st.config.live_window_ms);
-    if v == Liveness::Live && !fresh {
-        Liveness::Stale
+        frame_capture_ms.is_some_and(|c| now - captured_at(st, d, c) <= st.config.live_window_ms);
+    if v == "live" && !fresh {
+        "stale"
     } else {
         v
     }
@@ -110,8 +115,8 @@ fn status(st: &AppState, d: &DeviceId) -> String {
     json!({
         "type": "status",
         "device_id": d.to_hex(),
-        "verdict": view_verdict(st, d, latest.as_ref().map(|f| f.received_ms)).as_str(),
-        "age_ms": latest.as_ref().map(|f| now - f.received_ms),
+        "verdict": view_verdict(st, d, latest.as_ref().map(|f| f.capture_ms)),
+        "age_ms": latest.as_ref().map(|f| now - captured_at(st, d, f.capture_ms)),
         "last_seq": latest.as_ref().map(|f| f.seq),
         "last_capture_ms": latest.as_ref().map(|f| f.capture_ms),
         "possibly_frozen": frozen(st, d),
@@ -140,8 +145,8 @@ async fn view(st: AppState, d: DeviceId, mut socket: WebSocket) {
                         "seq": f.seq,
                         "capture_ms": f.capture_ms,
                         "received_ms": f.received_ms,
-                        "age_ms": now - f.received_ms,
-                        "verdict": view_verdict(&st, &d, Some(f.received_ms)).as_str(),
+                        "age_ms": now - captured_at(&st, &d, f.capture_ms),
+                        "verdict": view_verdict(&st, &d, Some(f.capture_ms)),
                         "time_ms": now,
                         "jpeg_base64": b64.encode(&f.jpeg),
                     }).to_string();

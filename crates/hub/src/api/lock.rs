@@ -1,109 +1,189 @@
-//! The owner's lock: truthful state, remote unlock (a signed single-use token with
-//! grant `owner:<user id>`, exactly like a courier's) and remote lock (the `lock`
-//! downlink). Both are audited and put on the timeline; an owner unlock opens an
-//! access session until the lock reports locked again (at most 10 minutes), so the
-//! door opening that follows is not an "unauthorised entry".
+//! The owner's lock of one door: truthful state, remote unlock under the entry rule
+//! (with the explicit "unlock without camera" override, recorded as such) and remote
+//! lock (the `lock` downlink). An owner unlock opens an access session for that door
+//! until its lock reports locked again (at most 10 minutes), so the opening that
+//! follows is the owner's, not an "unauthorised entry".
+//!
+//! `/homes/{id}/lock...` act on the home's door when it has exactly one.
 
-use crate::api::extract;
+use crate::access::doors::{self, Door};
+use crate::access::unlock::send_lock;
+use crate::api::dto::ErrorBody;
+use crate::api::extract::{self, OptionalJson};
 use crate::auth::Principal;
-use crate::deliveries::{home_liveness, issue_unlock, lock_view, send_lock};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::json;
-use threshold_core::liveness::Liveness;
-use threshold_proto::body::DeviceKind;
 use threshold_store::Role;
 
-/// An owner/guest session lasts until the lock relocks, at most this long.
-pub const MANUAL_SESSION_MAX_MS: i64 = 10 * 60 * 1000;
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockRequest {
+    /// The owner's explicit override: unlock although no camera of the door is
+    /// watching. Recorded as such on the timeline, in the audit chain and in the
+    /// lock's own signed log.
+    #[serde(default)]
+    pub without_camera: bool,
+}
 
-#[utoipa::path(get, path = "/api/v1/homes/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404)))]
+/// The owner's door, looked up in the directory after checking the owner's scope.
+pub async fn owned_door(st: &AppState, owner: &str, door_id: &str) -> ApiResult<Door> {
+    let row = st
+        .store
+        .door(owner, extract::id(door_id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("door"))?;
+    st.access
+        .doors
+        .get(&row.id)
+        .ok_or(ApiError::NotFound("door"))
+}
+
+/// The home's one door (for the home-level routes).
+async fn only_door(st: &AppState, owner: &str, home_id: &str) -> ApiResult<Door> {
+    let h = st
+        .store
+        .home(owner, extract::id(home_id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("home"))?;
+    let mut doors = st.access.doors.of_home(&h.id);
+    if doors.len() != 1 {
+        return Err(ApiError::invalid(
+            "door_required",
+            "this home has several doors (or none): use /api/v1/doors/{door_id}/...",
+        ));
+    }
+    Ok(doors.remove(0))
+}
+
+async fn view(st: &AppState, door: &Door) -> Json<serde_json::Value> {
+    Json(doors::lock_view(st, door))
+}
+
+async fn unlock_door(
+    st: &AppState,
+    owner: &str,
+    door: &Door,
+    req: UnlockRequest,
+) -> ApiResult<Json<serde_json::Value>> {
+    let out = crate::access::entry::owner(st, owner, door, req.without_camera).await?;
+    if !out.decision.allowed {
+        let codes: Vec<&str> = out.decision.reasons.iter().map(|r| r.code()).collect();
+        return Err(ApiError::ConflictCode(
+            "entry_refused",
+            format!(
+                "not unlocked ({}); nothing was sent{}",
+                codes.join(", "),
+                if codes
+                    .iter()
+                    .any(|c| c.starts_with("camera_") || *c == "no_camera_bound")
+                {
+                    ". To unlock anyway, confirm \"unlock without camera\" (without_camera: true)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    Ok(Json(json!({
+        "allowed": true,
+        "door_id": door.id,
+        "camera_override": out.decision.camera_waived.is_some(),
+        "token_expires_at_ms": out.token_expires_at_ms,
+    })))
+}
+
+async fn lock_door(st: &AppState, actor: &str, door: &Door) -> ApiResult<Json<serde_json::Value>> {
+    let Some(lock) = door.lock else {
+        return Err(ApiError::invalid("no_lock", "this door has no lock"));
+    };
+    send_lock(st, lock, actor, "owner").await;
+    let _ = st
+        .store
+        .add_timeline(
+            &door.home_id,
+            None,
+            None,
+            st.clock.now_ms(),
+            "owner.lock",
+            &json!({"door_id": door.id}).to_string(),
+        )
+        .await;
+    // Sent is not done: the state says "locked" only once a fresh report says so.
+    Ok(Json(
+        json!({"sent": 1, "door_id": door.id, "state": doors::lock_view(st, door)}),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/doors/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
+pub async fn door_get(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let owner = p.require(Role::Owner)?;
+    let door = owned_door(&st, owner, &id).await?;
+    Ok(view(&st, &door).await)
+}
+
+#[utoipa::path(post, path = "/api/v1/doors/{id}/unlock", tag = "lock", params(("id" = String, Path)), request_body = UnlockRequest,
+    responses((status = 200), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn door_unlock(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<UnlockRequest>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let owner = p.require(Role::Owner)?.to_owned();
+    let door = owned_door(&st, &owner, &id).await?;
+    unlock_door(&st, &owner, &door, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/doors/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
+pub async fn door_lock(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let owner = p.require(Role::Owner)?.to_owned();
+    let door = owned_door(&st, &owner, &id).await?;
+    lock_door(&st, &p.actor(), &door).await
+}
+
+#[utoipa::path(get, path = "/api/v1/homes/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let owner = p.require(Role::Owner)?;
-    let h = st
-        .store
-        .home(owner, extract::id(&id)?)
-        .await
-        .map_err(|_| ApiError::NotFound("home"))?;
-    Ok(Json(lock_view(&st, &h.id).await))
+    let door = only_door(&st, owner, &id).await?;
+    Ok(view(&st, &door).await)
 }
 
-#[utoipa::path(post, path = "/api/v1/homes/{id}/lock/unlock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404), (status = 409)))]
+#[utoipa::path(post, path = "/api/v1/homes/{id}/lock/unlock", tag = "lock", params(("id" = String, Path)), request_body = UnlockRequest,
+    responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn unlock(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<UnlockRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let owner = p.require(Role::Owner)?.to_owned();
-    let h = st
-        .store
-        .home(&owner, extract::id(&id)?)
-        .await
-        .map_err(|_| ApiError::NotFound("home"))?;
-    let now = st.clock.now_ms();
-    let (lock, locks) = home_liveness(&st, &h.id, DeviceKind::Lock).await;
-    let allowed = lock == Liveness::Live;
-    let detail = json!({"allowed": allowed, "reasons": if allowed { vec![] } else { vec!["lock_offline"] }, "lock": lock.as_str()});
-    crate::audit::record(
-        &st,
-        "decision",
-        &p.actor(),
-        &format!("home:{}", h.id),
-        detail.clone(),
-    )
-    .await;
-    let _ = st
-        .store
-        .add_timeline(&h.id, None, None, now, "owner.unlock", &detail.to_string())
-        .await;
-    if !allowed {
-        return Err(ApiError::Conflict(
-            "the lock is not reachable (lock_offline); nothing was sent".into(),
-        ));
-    }
-    let grant = format!("owner:{owner}");
-    st.store
-        .open_session(&h.id, &grant, None, now, Some(now + MANUAL_SESSION_MAX_MS))
-        .await?;
-    let expires = issue_unlock(&st, &locks, &grant, &p.actor(), now).await?;
-    Ok(Json(
-        json!({"allowed": true, "token_expires_at_ms": expires, "locks": locks.len()}),
-    ))
+    let door = only_door(&st, &owner, &id).await?;
+    unlock_door(&st, &owner, &door, body).await
 }
 
-#[utoipa::path(post, path = "/api/v1/homes/{id}/lock/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/homes/{id}/lock/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn lock(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let owner = p.require(Role::Owner)?.to_owned();
-    let h = st
-        .store
-        .home(&owner, extract::id(&id)?)
-        .await
-        .map_err(|_| ApiError::NotFound("home"))?;
-    let (lock, locks) = home_liveness(&st, &h.id, DeviceKind::Lock).await;
-    send_lock(&st, &locks, &p.actor(), "owner").await;
-    let _ = st
-        .store
-        .add_timeline(
-            &h.id,
-            None,
-            None,
-            st.clock.now_ms(),
-            "owner.lock",
-            &json!({"lock": lock.as_str()}).to_string(),
-        )
-        .await;
-    // Sent is not done: the state says "locked" only once a fresh report says so.
-    Ok(Json(
-        json!({"sent": locks.len(), "lock": lock.as_str(), "state": lock_view(&st, &h.id).await}),
-    ))
+    let door = only_door(&st, &owner, &id).await?;
+    lock_door(&st, &p.actor(), &door).await
 }

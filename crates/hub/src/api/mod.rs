@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod clips;
 pub mod deliveries;
 pub mod devices;
+pub mod doors;
 pub mod dto;
 pub mod extract;
 pub mod guests;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use utoipa::OpenApi;
 
@@ -65,6 +66,16 @@ use utoipa::OpenApi;
         lock::get,
         lock::unlock,
         lock::lock,
+        lock::door_get,
+        lock::door_unlock,
+        lock::door_lock,
+        doors::list,
+        doors::create,
+        doors::update,
+        doors::delete,
+        doors::merchants,
+        doors::trust,
+        doors::distrust,
         guests::create,
         guests::list,
         guests::revoke,
@@ -121,6 +132,21 @@ pub fn router(state: AppState) -> Router {
         .route("/deliveries/{id}/entry", post(deliveries::entry))
         .route("/deliveries/{id}/delivered", post(deliveries::delivered))
         .route("/deliveries/{id}/approve", post(deliveries::approve))
+        .route("/homes/{id}/doors", get(doors::list).post(doors::create))
+        .route(
+            "/homes/{id}/doors/{door_id}",
+            patch(doors::update).merge(delete(doors::delete)),
+        )
+        .route("/homes/{id}/merchants", get(doors::merchants))
+        .route(
+            "/homes/{id}/merchants/{dispatcher_id}",
+            put(doors::trust).merge(delete(doors::distrust)),
+        )
+        .route(
+            "/doors/{id}/lock",
+            get(lock::door_get).post(lock::door_lock),
+        )
+        .route("/doors/{id}/unlock", post(lock::door_unlock))
         .route("/homes/{id}/lock", get(lock::get))
         .route("/homes/{id}/lock/unlock", post(lock::unlock))
         .route("/homes/{id}/lock/lock", post(lock::lock))

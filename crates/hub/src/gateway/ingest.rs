@@ -9,10 +9,10 @@
 
 use crate::gateway::monitor;
 use crate::state::AppState;
-use threshold_core::liveness::FrameObservation;
+use threshold_core::liveness::{FrameObservation, Observed};
 use threshold_core::record_log::Arrival;
 use threshold_core::replay::Verdict;
-use threshold_proto::body::{self, Ack, DeviceKind, Event, Heartbeat, State};
+use threshold_proto::body::{self, Ack, BoltState, DeviceKind, DoorState, Event, Heartbeat, State};
 use threshold_proto::{DeviceId, Kind, SeqSpace, SignedMessage, UnverifiedMessage};
 use threshold_store::{DeviceEventRow, GapRow, NewDeviceEvent, SeqSpaceName};
 
@@ -27,6 +27,9 @@ pub enum Rejection {
     RevokedDevice,
     BadSignature,
     Replay,
+    /// Signed before this hub process started, within the span a crash may have left
+    /// unsaved: possibly a replay (see `DeviceEntry::restart_fence`).
+    BeforeRestart,
     TooOld,
     Clock(&'static str),
     BadBody(String),
@@ -45,6 +48,7 @@ impl Rejection {
             Rejection::RevokedDevice => "revoked_device",
             Rejection::BadSignature => "bad_signature",
             Rejection::Replay => "replay",
+            Rejection::BeforeRestart => "before_restart",
             Rejection::TooOld => "too_old",
             Rejection::Clock(r) => r,
             Rejection::BadBody(_) => "bad_body",
@@ -162,6 +166,9 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
     let parsed = parse_transport_body(&msg)?;
     let kind_name = msg.kind.name();
     let result = state.registry.with(&msg.device, |e| {
+        if e.fence_device_ms.is_some_and(|f| msg.time_ms <= f) {
+            return Err(Rejection::BeforeRestart);
+        }
         match e.replay.check(msg.seq) {
             Verdict::New => {}
             Verdict::Duplicate => return Err(Rejection::Replay),
@@ -198,29 +205,59 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
             }
             _ => e.liveness.observe_report(now, msg.time_ms, &cfg),
         };
-        observed.map_err(|c| Rejection::Clock(c.reason()))?;
+        let observed = observed.map_err(|c| Rejection::Clock(c.reason()))?;
         e.replay.accept(msg.seq);
+        if matches!(parsed, TransportBody::Heartbeat(_)) && observed == Observed::Fresh {
+            // The camera's own signed word that it is watching: what a lock checks.
+            e.statement = Some(msg.as_bytes().into());
+        }
+        let mut changed = false;
         if let TransportBody::State(s) = &parsed {
+            changed = e
+                .last_state
+                .as_ref()
+                .is_none_or(|p| (p.bolt, p.door) != (s.bolt, s.door));
             e.last_state = Some(s.clone());
             e.last_state_at = Some(now);
             e.last_state_device_ms = Some(msg.time_ms);
         }
-        Ok(Outcome::Accepted)
+        Ok((Outcome::Accepted, changed))
     });
-    let outcome = result.ok_or(Rejection::UnknownDevice)??;
-    match outcome {
-        Outcome::Accepted => {
-            state.metrics.accept(kind_name);
-            monitor::on_fresh(state, &msg.device);
-            if let TransportBody::State(s) = &parsed {
-                crate::deliveries::on_fresh_state(state, &msg.device, s);
-            }
+    let (outcome, changed) = result.ok_or(Rejection::UnknownDevice)??;
+    state.metrics.accept(kind_name);
+    monitor::on_fresh(state, &msg.device);
+    match &parsed {
+        TransportBody::State(s) => on_state_report(state, &msg.device, s, changed),
+        TransportBody::Hello(DeviceKind::Lock) => {
+            // A lock that (re)connects learns which cameras watch its door.
+            let st = state.clone();
+            let device = msg.device;
+            tokio::spawn(async move {
+                for door in st.access.doors.of_device(&device) {
+                    if door.lock == Some(device) {
+                        crate::access::unlock::send_door_cameras(&st, &door).await;
+                    }
+                }
+            });
         }
-        Outcome::Duplicate => {
-            state.metrics.duplicate(kind_name);
-        }
+        _ => {}
     }
     Ok(outcome)
+}
+
+/// A lock's or contact sensor's fresh report: a change of door or bolt, or a
+/// "closed and locked" that a delivery is waiting for, goes to the delivery flow.
+fn on_state_report(state: &AppState, device: &DeviceId, s: &State, changed: bool) {
+    let secure = s.bolt == Some(BoltState::Locked) && s.door == Some(DoorState::Closed);
+    for door in state.access.doors.of_device(device) {
+        if door.lock != Some(*device) && door.contact != Some(*device) {
+            continue;
+        }
+        if changed || (secure && state.access.awaits_secure(&door.id)) {
+            let st = state.clone();
+            tokio::spawn(async move { crate::access::incident::on_door_state(&st, &door).await });
+        }
+    }
 }
 
 enum TransportBody {
@@ -425,8 +462,10 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
             .liveness
             .newest_frame()
             .is_some_and(|(newest, _)| msg.seq < newest);
-        let live =
-            !late && (now - msg.time_ms).abs() <= cfg.live_window_ms.max(cfg.max_clock_skew_ms);
+        // Captured within the live window, on the hub's clock (the camera's capture
+        // time mapped with its estimated clock offset).
+        let captured = e.liveness.to_hub_time(msg.time_ms, now).min(now);
+        let live = !late && now.saturating_sub(captured) <= cfg.live_window_ms;
         if live {
             let obs = FrameObservation {
                 seq: msg.seq,

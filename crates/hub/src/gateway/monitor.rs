@@ -267,16 +267,17 @@ pub fn tick_once(state: &AppState) {
     }
 }
 
-/// Persist replay high-water marks that moved. Between flushes a crash could forget
-/// the last half second of numbers; a replay of those is still refused for liveness
-/// because its device time is older than the live window (see docs/protocol.md).
+/// Persist replay high-water marks that moved, with each device's clock offset.
+/// Between flushes a crash could forget the last numbers accepted; after a restart
+/// those messages are refused by the restart fence, which the saved offset places
+/// (see `DeviceEntry::restart_fence`, docs/protocol.md §6.1).
 pub async fn flush_hwm(state: &AppState) {
     let now = state.clock.now_ms();
     let mut dirty = Vec::new();
     state.registry.for_each(|e| {
         let h = e.replay.highest();
         if h > e.persisted_hwm {
-            dirty.push((e.id, h));
+            dirty.push((e.id, h, e.liveness.clock_offset(now)));
         }
     });
     // Never one commit per device (that would monopolise the database at thousands of
@@ -289,13 +290,13 @@ pub async fn flush_hwm(state: &AppState) {
         if i > 0 {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        let marks: Vec<(String, i64)> = chunk
+        let marks: Vec<(String, i64, Option<i64>)> = chunk
             .iter()
-            .map(|(id, h)| (id.to_hex(), *h as i64))
+            .map(|(id, h, o)| (id.to_hex(), *h as i64, *o))
             .collect();
         match state.store.raise_transport_hwms(&marks, now).await {
             Ok(()) => {
-                for (id, h) in chunk {
+                for (id, h, _) in chunk {
                     state
                         .registry
                         .with(id, |e| e.persisted_hwm = e.persisted_hwm.max(*h));

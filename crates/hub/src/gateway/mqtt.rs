@@ -113,6 +113,7 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     connected.0.store(true, Ordering::SeqCst);
+                    st.access.set_vouching(true, st.clock.now_ms());
                     connected.1.notify_waiters();
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -126,6 +127,7 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    st.access.set_vouching(false, st.clock.now_ms());
                     if connected.0.swap(false, Ordering::SeqCst) {
                         tracing::warn!(error = %e, "lost MQTT broker connection; reconnecting");
                     }

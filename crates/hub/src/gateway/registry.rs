@@ -41,6 +41,13 @@ pub struct DeviceEntry {
     /// When it went offline (hub time), for the grace-period notice.
     pub offline_since: Option<i64>,
     pub offline_notice_sent: bool,
+    /// A camera's newest liveness statement: the bytes of the last heartbeat that
+    /// announced a fresh frame, exactly as signed. Unlock tokens carry it to the lock.
+    pub statement: Option<std::sync::Arc<[u8]>>,
+    /// After a restart: live messages signed at or before this device time may have
+    /// been accepted before the crash without their number being saved, so they are
+    /// refused as possible replays (see `DeviceEntry::restart_fence`).
+    pub fence_device_ms: Option<i64>,
 }
 
 impl DeviceEntry {
@@ -83,7 +90,26 @@ impl DeviceEntry {
             last_state_device_ms: None,
             offline_since: None,
             offline_notice_sent: false,
+            statement: None,
+            fence_device_ms: None,
         })
+    }
+
+    /// Fence off what a crash may have left unsaved. Live messages accepted since the
+    /// last saved replay mark had device times of at most (crash time + the device's
+    /// clock offset); a message signed after the restart at `started_ms` has a device
+    /// time of at least (`started_ms` + offset). The saved offset is the estimate of
+    /// [`threshold_core::clock_offset`], an underestimate by at most the fastest
+    /// one-way delay, far smaller than any restart takes; a device without a saved
+    /// offset is fenced by the largest offset the hub accepts (`max_skew_ms`).
+    pub fn restart_fence(
+        &mut self,
+        started_ms: i64,
+        saved_offset_ms: Option<i64>,
+        max_skew_ms: i64,
+    ) {
+        self.fence_device_ms =
+            Some(started_ms.saturating_add(saved_offset_ms.unwrap_or(max_skew_ms)));
     }
 }
 
@@ -213,6 +239,7 @@ mod tests {
             frame_hwm: 0,
             last_state: None,
             last_seen_ms: None,
+            clock_offset_ms: None,
         };
         DeviceEntry::from_row(&row, &[], &[]).unwrap()
     }

@@ -1,0 +1,270 @@
+//! A delivery's state machine (`threshold_core::delivery`) applied: the hub feeds it
+//! what happened, persists the transition with a conditional update (so of several
+//! racing inputs exactly one moves the delivery, and its effects happen once), then
+//! carries out the effects: alerts, the courier's "leave now", the relock command.
+
+use crate::access::doors::{self, Door};
+use crate::access::unlock;
+use crate::events::HubEvent;
+use crate::state::AppState;
+use serde_json::json;
+use threshold_core::delivery::{
+    self, Alert, Delivery, DeliveryState, Effect, Input, Invalid, Step,
+};
+use threshold_store::{DeliveryRow, NewAlert};
+
+/// The machine's view of a stored delivery.
+fn machine(d: &DeliveryRow) -> Option<Delivery> {
+    Some(Delivery {
+        state: DeliveryState::parse(&d.state)?,
+        window_end: d.window_end_ms,
+        delivered_at: d.delivered_ms,
+        camera_lost_at: d.camera_lost_ms,
+    })
+}
+
+/// Apply `input` to delivery `d` at the hub's now. Returns the step taken (None when
+/// nothing changed, or another path got there first), or why a person's action does
+/// not fit the delivery's state.
+pub async fn apply(
+    state: &AppState,
+    d: &DeliveryRow,
+    input: Input,
+) -> Result<Option<Step>, Invalid> {
+    let now = state.clock.now_ms();
+    let Some(m) = machine(d) else {
+        tracing::error!(delivery = %d.id, state = %d.state, "delivery in an unknown state");
+        return Ok(None);
+    };
+    let Some(step) = delivery::step(&m, input, now, &state.config.delivery_limits())? else {
+        return Ok(None);
+    };
+    if step.to != step.from {
+        match state
+            .store
+            .transition_delivery(&d.id, step.from.as_str(), step.to.as_str(), now)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, delivery = %d.id, "could not store a delivery transition; retried by the watcher");
+                return Ok(None);
+            }
+        }
+        transitioned(state, d, &step, input, now).await;
+    }
+    let door = d
+        .door_id
+        .as_deref()
+        .and_then(|id| state.access.doors.get(id));
+    for e in &step.effects {
+        effect(state, d, door.as_ref(), e, input, now).await;
+    }
+    if step.to == DeliveryState::CameraLost && step.from != DeliveryState::CameraLost {
+        // The door may already be closed: relock now rather than wait for it to
+        // close again (the lock's own rule relocks on closing; this covers a door
+        // that was closed when the camera went).
+        if let Some(door) = &door {
+            follow_door(state, d, door).await;
+        }
+    }
+    Ok(Some(step))
+}
+
+/// After a transition into the incident, act on what the door says now.
+async fn follow_door(state: &AppState, d: &DeliveryRow, door: &Door) {
+    let now = state.clock.now_ms();
+    let s = doors::secured(state, door, now);
+    let Ok(fresh) = state.store.delivery_any(&d.id).await else {
+        return;
+    };
+    let input = match (s.closed, s.locked) {
+        (true, true) => Input::Secured,
+        (true, false) => Input::DoorClosed,
+        _ => return,
+    };
+    let _ = Box::pin(apply(state, &fresh, input)).await;
+}
+
+async fn transitioned(state: &AppState, d: &DeliveryRow, step: &Step, input: Input, now: i64) {
+    let owner = state
+        .store
+        .home_any(&d.home_id)
+        .await
+        .map(|h| h.owner_id)
+        .ok();
+    let mut detail = json!({"delivery_id": d.id, "from": step.from.as_str(), "to": step.to.as_str(),
+        "door_id": d.door_id});
+    if let Input::CameraBlind(b) = input {
+        detail["camera"] = json!(b.code());
+    }
+    if step.to.is_terminal() {
+        detail["summary"] = json!({
+            "parcel_ref": d.parcel_ref,
+            "delivered_ms": d.delivered_ms,
+            "camera_lost_ms": d.camera_lost_ms,
+            "ended_ms": now,
+            "clip": format!("/api/v1/deliveries/{}/recording", d.id),
+        });
+    }
+    crate::audit::record_all(
+        state,
+        vec![crate::audit::Record::new(
+            &format!("delivery.{}", step.to.as_str()),
+            "hub",
+            &format!("delivery:{}", d.id),
+            detail.clone(),
+        )],
+        vec![threshold_store::NewTimelineRow {
+            home_id: d.home_id.clone(),
+            device_id: None,
+            delivery_id: Some(d.id.clone()),
+            time_ms: now,
+            kind: format!("delivery.{}", step.to.as_str()),
+            detail: detail.to_string(),
+        }],
+    )
+    .await;
+    if let Some(owner_id) = owner {
+        state.bus.publish(HubEvent {
+            owner_id,
+            courier_id: Some(d.courier_id.clone()),
+            home_id: d.home_id.clone(),
+            event_type: format!("delivery.{}", step.to.as_str()),
+            time_ms: now,
+            data: detail,
+        });
+    }
+}
+
+fn alert_text(a: Alert, door: Option<&Door>, limits_ms: (i64, i64)) -> (String, &'static str) {
+    let name = door.map(|d| d.name.as_str()).unwrap_or("the door");
+    match a {
+        Alert::CameraLostDuringDelivery => (
+            format!("The camera watching {name} stopped watching during a delivery. The courier was told to leave; the door will not unlock again for this delivery, and the lock is told to relock as soon as the door is closed."),
+            "critical",
+        ),
+        Alert::DoorMayBeUnlocked => (
+            format!("{name} may be unlocked: after the camera was lost during a delivery, no fresh signed report confirmed it closed and locked within {} s. The lock was told to lock again.", limits_ms.1 / 1000),
+            "critical",
+        ),
+        Alert::SessionNotSecured => (
+            format!("The delivery could not be confirmed closed and locked within {} s of being marked delivered: {name} may be open or unlocked. The lock was told to lock.", limits_ms.0 / 1000),
+            "critical",
+        ),
+    }
+}
+
+async fn effect(
+    state: &AppState,
+    d: &DeliveryRow,
+    door: Option<&Door>,
+    e: &Effect,
+    input: Input,
+    now: i64,
+) {
+    match e {
+        Effect::Alert(a) => {
+            let Ok(home) = state.store.home_any(&d.home_id).await else {
+                return;
+            };
+            let limits = (
+                state.config.session_secure_limit_ms,
+                state.config.incident_secure_limit_ms,
+            );
+            let (message, severity) = alert_text(*a, door, limits);
+            let lock_view = door.map(|x| doors::lock_view(state, x));
+            let camera = match input {
+                Input::CameraBlind(b) => Some(b.code()),
+                _ => None,
+            };
+            let evidence = json!({"door_id": d.door_id, "camera": camera, "camera_lost_ms": d.camera_lost_ms.or((*a == Alert::CameraLostDuringDelivery).then_some(now)),
+                "delivered_ms": d.delivered_ms, "detected_ms": now, "lock": lock_view,
+                "cameras": door.map(|x| x.cameras.iter().map(|c| json!({"device_id": c.to_hex(), "verdict": doors::camera_watch(state, c, now).err().map(|b| b.code()).unwrap_or("watching"),
+                    "last_frame_hub_ms": state.registry.with(c, |e| e.liveness.fresh_at()).flatten()})).collect::<Vec<_>>())});
+            let cause = format!("{}:{}", a.code(), d.id);
+            crate::alerts::raise(
+                state,
+                &home.owner_id,
+                NewAlert {
+                    home_id: &d.home_id,
+                    device_id: None,
+                    delivery_id: Some(&d.id),
+                    severity,
+                    kind: a.code(),
+                    message: &message,
+                    evidence: &evidence.to_string(),
+                    cause_key: Some(&cause),
+                },
+            )
+            .await;
+        }
+        Effect::LeaveNow => {
+            if let Ok(home) = state.store.home_any(&d.home_id).await {
+                state.bus.publish(HubEvent {
+                    owner_id: home.owner_id,
+                    courier_id: Some(d.courier_id.clone()),
+                    home_id: d.home_id.clone(),
+                    event_type: "delivery.leave_now".into(),
+                    time_ms: now,
+                    data: json!({"delivery_id": d.id, "message": "The camera is not watching. Leave now and close the door behind you."}),
+                });
+            }
+        }
+        Effect::Relock => {
+            if let Some(lock) = door.and_then(|x| x.lock) {
+                let reason = match d.state.as_str() {
+                    "camera_lost" => "camera_lost",
+                    _ => "not_secured",
+                };
+                unlock::send_lock(state, lock, "hub", reason).await;
+            }
+        }
+        // The store closed the session with the transition.
+        Effect::CloseSession => {}
+    }
+}
+
+/// The door's devices reported something that may secure or endanger its open
+/// deliveries: closed and locked completes them; closed but not locked during an
+/// incident relocks.
+pub async fn on_door_state(state: &AppState, door: &Door) {
+    let now = state.clock.now_ms();
+    let s = doors::secured(state, door, now);
+    let input = match (s.closed, s.locked) {
+        (true, true) => Input::Secured,
+        (true, false) => Input::DoorClosed,
+        _ => return,
+    };
+    let Ok(active) = state.store.active_deliveries_of_door(&door.id).await else {
+        return;
+    };
+    for d in active {
+        let _ = apply(state, &d, input).await;
+    }
+}
+
+/// A camera's verdict changed for the worse: each door it watches that is no longer
+/// watched by any camera is an incident for its open deliveries (unless the hub itself
+/// cannot vouch now: law 10).
+pub async fn on_camera_blind(state: &AppState, camera: &threshold_proto::DeviceId) {
+    let now = state.clock.now_ms();
+    if state.access.degraded(now) {
+        return;
+    }
+    for door in state.access.doors.of_device(camera) {
+        if !door.cameras.contains(camera) {
+            continue;
+        }
+        let Err(blind) = doors::watched(state, &door, now) else {
+            continue;
+        };
+        let Ok(active) = state.store.active_deliveries_of_door(&door.id).await else {
+            continue;
+        };
+        for d in active {
+            let _ = apply(state, &d, Input::CameraBlind(blind)).await;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Who may open which door, and what follows (laws 2 to 5). The rules themselves are
+//! in `threshold_core` (`entry`, `delivery`, `opening`, `liveness`); this module
+//! gathers the facts they need, persists what they decide and carries out the effects.
+//!
+//! - [`doors`]: the door directory and a door's state now (cameras, lock, statement).
+//! - [`unlock`]: capabilities for a door's lock, carrying its camera's statement.
+//! - [`entry`]: the courier's, the guest's and the owner's requests, one rule.
+//! - [`incident`]: a delivery's state machine applied, with its effects.
+//! - [`openings`]: door openings merged and attributed; unauthorised entry.
+//! - [`watcher`]: the periodic pass (deadlines, blind doors, secured doors).
+
+pub mod doors;
+pub mod entry;
+pub mod incident;
+pub mod openings;
+pub mod refused;
+pub mod unlock;
+pub mod watcher;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Why an access operation failed (not a refusal: refusals are decisions).
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("storage: {0}")]
+    Store(#[from] threshold_store::StoreError),
+    #[error("random source: {0}")]
+    Random(String),
+    /// The decision could not be written to the audit log: no record, no entry.
+    #[error("could not record the decision: {0}")]
+    NotRecorded(String),
+}
+
+/// What the access layer keeps in memory.
+#[derive(Debug)]
+pub struct AccessState {
+    pub doors: doors::Doors,
+    /// Doors with a delivery waiting for a fresh "closed and locked" (delivered or
+    /// camera lost), so a lock's report completes it at once without a query per
+    /// report. Rebuilt by every watcher pass.
+    awaiting_secure: Mutex<HashSet<String>>,
+    /// One opening of one door is judged at a time (the lock's and the contact's
+    /// reports of it arrive together).
+    opening_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Since when the hub can vouch for liveness (connected to its broker); before
+    /// that plus one live window, a device that is not live may simply not have been
+    /// heard yet, and the hub says so instead of blaming it (law 10).
+    vouching_since: AtomicI64,
+    vouching: AtomicBool,
+    live_window_ms: i64,
+}
+
+impl AccessState {
+    pub fn new(live_window_ms: i64) -> Self {
+        AccessState {
+            doors: doors::Doors::default(),
+            awaiting_secure: Mutex::new(HashSet::new()),
+            opening_locks: Mutex::new(HashMap::new()),
+            vouching_since: AtomicI64::new(i64::MAX),
+            vouching: AtomicBool::new(false),
+            live_window_ms,
+        }
+    }
+
+    /// The hub's broker connection came up (`true`) or went down at `now`.
+    pub fn set_vouching(&self, up: bool, now: i64) {
+        let was = self.vouching.swap(up, Ordering::SeqCst);
+        if up && !was {
+            self.vouching_since.store(now, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the hub cannot vouch for liveness now: no broker connection, or
+    /// connected for less than one live window (devices have not had a chance to prove
+    /// themselves yet).
+    pub fn degraded(&self, now: i64) -> bool {
+        !self.vouching.load(Ordering::SeqCst)
+            || now.saturating_sub(self.vouching_since.load(Ordering::SeqCst)) <= self.live_window_ms
+    }
+
+    pub fn awaits_secure(&self, door_id: &str) -> bool {
+        self.awaiting_secure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(door_id)
+    }
+
+    fn set_awaiting(&self, doors: HashSet<String>) {
+        *self
+            .awaiting_secure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = doors;
+    }
+
+    pub fn await_secure(&self, door_id: &str) {
+        self.awaiting_secure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(door_id.to_owned());
+    }
+
+    fn opening_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.opening_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_owned())
+            .or_default()
+            .clone()
+    }
+}
