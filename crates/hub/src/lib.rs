@@ -73,7 +73,18 @@ pub async fn start(config: HubConfig) -> anyhow::Result<Hub> {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
 
-pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
+/// What [`assemble`] builds: the state, and where the hub's own broker connection
+/// goes.
+pub struct Assembled {
+    pub state: AppState,
+    mqtt: gateway::mqtt::MqttTarget,
+    connected: Arc<gateway::mqtt::Connected>,
+}
+
+/// Open the database, load every device and door, and build the hub's state, without
+/// starting anything: no broker, no HTTP server, no background task. [`start`] runs
+/// it; story tests drive it by hand on a manual clock (`testing`).
+pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Assembled> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
@@ -143,6 +154,25 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         access: access::AccessState::new(config.live_window_ms),
     });
     load_devices(&state).await?;
+    Ok(Assembled {
+        state,
+        mqtt: gateway::mqtt::MqttTarget {
+            host: mqtt_host,
+            port: mqtt_port,
+            username,
+            password,
+        },
+        connected,
+    })
+}
+
+pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
+    let Assembled {
+        state,
+        mqtt,
+        connected,
+    } = assemble(config.clone(), clock).await?;
+    let (mqtt_host, mqtt_port) = (mqtt.host.clone(), mqtt.port);
     if config.mqtt_url.is_none() {
         gateway::broker::start(config.embedded_mqtt_addr, state.clone())
             .map_err(anyhow::Error::msg)?;
@@ -151,16 +181,7 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
     recording::spawn(state.clone());
     webhooks::spawn(state.clone());
     access::watcher::spawn(state.clone());
-    gateway::mqtt::spawn(
-        state.clone(),
-        gateway::mqtt::MqttTarget {
-            host: mqtt_host.clone(),
-            port: mqtt_port,
-            username,
-            password,
-        },
-        connected.clone(),
-    );
+    gateway::mqtt::spawn(state.clone(), mqtt, connected.clone());
     // Devices may publish as soon as we answer HTTP; be subscribed before that. A
     // broker that is down is not fatal: the hub keeps retrying and /healthz says so.
     if !connected.wait(Duration::from_secs(10)).await {

@@ -1,6 +1,9 @@
 //! Hub -> device messages: signed with the hub key and numbered by one strictly
 //! increasing counter. The counter starts from the wall clock in microseconds, so it
 //! keeps increasing across hub restarts without being stored.
+//!
+//! Messages go to the broker, or, in story tests that run the hub without one, to a
+//! list the test reads ([`Downlink::capture`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -11,6 +14,7 @@ pub struct Downlink {
     seq: AtomicU64,
     client: Mutex<Option<rumqttc::v5::AsyncClient>>,
     prefix: String,
+    captured: Mutex<Option<Vec<(DeviceId, SignedMessage)>>>,
 }
 
 impl Downlink {
@@ -19,7 +23,24 @@ impl Downlink {
             seq: AtomicU64::new((now_ms.max(0) as u64) * 1000),
             client: Mutex::new(None),
             prefix: prefix.to_owned(),
+            captured: Mutex::new(None),
         }
+    }
+
+    /// From now on keep published messages for [`Downlink::take_captured`] instead of
+    /// sending them (a hub run without a broker).
+    pub fn capture(&self) {
+        *self.captured.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    }
+
+    /// The messages kept since the last call, in the order they were published.
+    pub fn take_captured(&self) -> Vec<(DeviceId, SignedMessage)> {
+        self.captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn set_client(&self, c: rumqttc::v5::AsyncClient) {
@@ -56,6 +77,15 @@ impl Downlink {
 
     /// Publish (QoS 1). Returns false if the hub has no broker connection right now.
     pub async fn publish(&self, device: DeviceId, msg: SignedMessage) -> bool {
+        if let Some(kept) = self
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            kept.push((device, msg));
+            return true;
+        }
         let client = self
             .client
             .lock()

@@ -109,7 +109,11 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
         )));
     }
     match msg.kind.seq_space() {
-        SeqSpace::Transport => transport(state, msg),
+        SeqSpace::Transport => {
+            let (outcome, follow) = transport(state, &msg)?;
+            follow_up(state, &msg.device, follow).await;
+            Ok(outcome)
+        }
         SeqSpace::EventLog => event(state, msg).await,
         SeqSpace::FrameLog => frame(state, msg).await,
         SeqSpace::Downlink => Err(Rejection::WrongDirection),
@@ -160,7 +164,7 @@ async fn lookup_key(
 }
 
 /// hello, heartbeat, state: replay window, clock rules, liveness.
-fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection> {
+fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp), Rejection> {
     let now = state.clock.now_ms();
     let cfg = state.config.liveness();
     let parsed = parse_transport_body(&msg)?;
@@ -226,36 +230,46 @@ fn transport(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection>
     let (outcome, changed) = result.ok_or(Rejection::UnknownDevice)??;
     state.metrics.accept(kind_name);
     monitor::on_fresh(state, &msg.device);
-    match &parsed {
-        TransportBody::State(s) => on_state_report(state, &msg.device, s, changed),
-        TransportBody::Hello(DeviceKind::Lock) => {
-            // A lock that (re)connects learns which cameras watch its door.
-            let st = state.clone();
-            let device = msg.device;
-            tokio::spawn(async move {
-                for door in st.access.doors.of_device(&device) {
-                    if door.lock == Some(device) {
-                        crate::access::unlock::send_door_cameras(&st, &door).await;
-                    }
-                }
-            });
-        }
-        _ => {}
-    }
-    Ok(outcome)
+    let follow = match parsed {
+        TransportBody::State(s) => FollowUp::StateReport(s, changed),
+        TransportBody::Hello(DeviceKind::Lock) => FollowUp::LockHello,
+        _ => FollowUp::None,
+    };
+    Ok((outcome, follow))
 }
 
-/// A lock's or contact sensor's fresh report: a change of door or bolt, or a
-/// "closed and locked" that a delivery is waiting for, goes to the delivery flow.
-fn on_state_report(state: &AppState, device: &DeviceId, s: &State, changed: bool) {
-    let secure = s.bolt == Some(BoltState::Locked) && s.door == Some(DoorState::Closed);
-    for door in state.access.doors.of_device(device) {
-        if door.lock != Some(*device) && door.contact != Some(*device) {
-            continue;
+/// What an accepted live message asks of the rest of the hub, done after the
+/// registry is released.
+enum FollowUp {
+    None,
+    /// A lock's or contact sensor's report, and whether its door or bolt changed.
+    StateReport(State, bool),
+    /// A lock (re)connected: it learns which cameras watch its door.
+    LockHello,
+}
+
+async fn follow_up(state: &AppState, device: &DeviceId, f: FollowUp) {
+    match f {
+        FollowUp::None => {}
+        FollowUp::StateReport(s, changed) => {
+            // A change of door or bolt, or a "closed and locked" that a delivery is
+            // waiting for, goes to the delivery flow.
+            let secure = s.bolt == Some(BoltState::Locked) && s.door == Some(DoorState::Closed);
+            for door in state.access.doors.of_device(device) {
+                if door.lock != Some(*device) && door.contact != Some(*device) {
+                    continue;
+                }
+                if changed || (secure && state.access.awaits_secure(&door.id)) {
+                    crate::access::incident::on_door_state(state, &door).await;
+                }
+            }
         }
-        if changed || (secure && state.access.awaits_secure(&door.id)) {
-            let st = state.clone();
-            tokio::spawn(async move { crate::access::incident::on_door_state(&st, &door).await });
+        FollowUp::LockHello => {
+            for door in state.access.doors.of_device(device) {
+                if door.lock == Some(*device) {
+                    crate::access::unlock::send_door_cameras(state, &door).await;
+                }
+            }
         }
     }
 }

@@ -3,6 +3,9 @@
 //! whether this machine's Mosquitto is there.
 #![allow(dead_code)]
 
+pub mod house;
+pub mod sim;
+
 use serde_json::{json, Value};
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,572 @@
+//! Entry truth, told as stories in simulated time (no sleeps, no broker): the door's
+//! own camera decides, from capture to bolt, through the whole incident, and every
+//! incident ends. Each story runs the real hub state, store, API and ingest path.
+
+mod support;
+
+use base64::Engine;
+use serde_json::json;
+use support::house::{bolt_retracts, bolt_throws, door_closes, door_opens, House};
+use support::sim::{lock_command_for, unlock_for, Sim, LAT, LON};
+use threshold_proto::{Kind, UnverifiedMessage};
+
+fn codes(decision: &serde_json::Value) -> Vec<String> {
+    decision["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn ready() -> (Sim, House) {
+    let mut sim = Sim::new().await;
+    let mut h = House::new(&sim).await;
+    h.run(&mut sim, 2_000).await;
+    sim.downlinks();
+    (sim, h)
+}
+
+#[tokio::test]
+async fn a_courier_entry_opens_only_the_delivery_s_door_with_its_camera_s_statement() {
+    let (mut sim, h) = ready().await;
+    let d = h.delivery(&sim, None, "P-1").await;
+    let decision = h.enter(&sim, &d, "P-1").await;
+    assert_eq!(decision["allowed"], true, "{decision}");
+    let sent = sim.downlinks();
+    let token = unlock_for(&sent, &h.front.lock.sim.id).expect("front lock got a capability");
+    assert!(
+        unlock_for(&sent, &h.back.lock.sim.id).is_none(),
+        "the back door must stay shut"
+    );
+    assert_eq!(
+        sent.iter().filter(|(_, k, _)| *k == Kind::Unlock).count(),
+        1
+    );
+    // The token carries the front camera's own signed heartbeat, verifiable with its key.
+    let statement = base64::engine::general_purpose::STANDARD
+        .decode(token["camera"].as_str().expect("statement"))
+        .unwrap();
+    let m = UnverifiedMessage::decode(&statement).unwrap();
+    assert_eq!(m.kind, Kind::Heartbeat);
+    assert_eq!(m.device, h.front.camera.sim.id);
+    m.verify(&h.front.camera.sim.key.public())
+        .expect("signed by the front camera");
+    assert!(token.get("camera_waived").is_none());
+    // A delivery through the back door opens the back door only.
+    let d2 = h.delivery(&sim, Some(&h.back.id), "P-2").await;
+    assert_eq!(h.enter(&sim, &d2, "P-2").await["allowed"], true);
+    let sent = sim.downlinks();
+    assert!(unlock_for(&sent, &h.back.lock.sim.id).is_some());
+    assert!(unlock_for(&sent, &h.front.lock.sim.id).is_none());
+    sim.tick().await;
+}
+
+#[tokio::test]
+async fn a_garden_camera_cannot_authorise_the_front_door() {
+    let (mut sim, mut h) = ready().await;
+    h.front.camera.dark = true;
+    h.run(&mut sim, 6_000).await;
+    let d = h.delivery(&sim, None, "P-1").await;
+    let decision = h.enter(&sim, &d, "P-1").await;
+    assert_eq!(decision["allowed"], false);
+    assert_eq!(
+        codes(&decision),
+        ["camera_offline"],
+        "the live garden camera counts for nothing"
+    );
+    assert!(unlock_for(&sim.downlinks(), &h.front.lock.sim.id).is_none());
+    // A door with no camera bound cannot be opened for a courier at all.
+    let (s, _) = sim
+        .http(
+            "PATCH",
+            &format!("/api/v1/homes/{}/doors/{}", h.home, h.front.id),
+            Some(&h.owner),
+            Some(json!({"camera_ids": []})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(codes(&h.enter(&sim, &d, "P-1").await), ["no_camera_bound"]);
+    // Binding the garden camera to the front door is the owner's explicit choice.
+    let (s, _) = sim
+        .http(
+            "PATCH",
+            &format!("/api/v1/homes/{}/doors/{}", h.home, h.front.id),
+            Some(&h.owner),
+            Some(json!({"camera_ids": [h.garden.hex()]})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let sent = sim.downlinks();
+    let cams = sent
+        .iter()
+        .rev()
+        .find(|(dev, k, _)| *dev == h.front.lock.sim.id && *k == Kind::Cameras)
+        .expect("the front lock learns its new camera at once");
+    assert_eq!(
+        cams.2["cameras"],
+        json!([h.garden.sim.key.public().to_hex()])
+    );
+    assert_eq!(h.enter(&sim, &d, "P-1").await["allowed"], true);
+}
+
+#[tokio::test]
+async fn a_frozen_a_late_and_a_skewed_camera_each_refuse_with_their_own_reason() {
+    let (mut sim, mut h) = ready().await;
+    let d = h.delivery(&sim, None, "P-1").await;
+
+    h.front.camera.frozen = true;
+    h.run(&mut sim, 11_000).await;
+    assert_eq!(codes(&h.enter(&sim, &d, "P-1").await), ["camera_frozen"]);
+    h.front.camera.frozen = false;
+    h.run(&mut sim, 1_000).await;
+    // Every frame now announced was captured 2 s before: the live window is 1 s.
+    h.front.camera.frame_age_ms = 2_000;
+    h.run(&mut sim, 1_500).await;
+    assert_eq!(codes(&h.enter(&sim, &d, "P-1").await), ["camera_stale"]);
+    h.front.camera.frame_age_ms = 60;
+    // The camera's clock jumps 3 s ahead (beyond the 2 s allowed skew).
+    h.front.camera.skew_ms = 3_000;
+    h.run(&mut sim, 1_000).await;
+    assert_eq!(
+        codes(&h.enter(&sim, &d, "P-1").await),
+        ["camera_clock_skew"]
+    );
+    // The API and the LIVE badge say the same.
+    let (_, devices) = sim
+        .http(
+            "GET",
+            &format!("/api/v1/homes/{}/devices", h.home),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    let cam = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == h.front.camera.hex())
+        .unwrap()
+        .clone();
+    assert_eq!(cam["state"]["watching"], "camera_clock_skew", "{cam}");
+    assert_ne!(cam["liveness"], "live");
+}
+
+#[tokio::test]
+async fn the_owner_s_remote_unlock_follows_the_rule_and_its_override_is_recorded() {
+    let (mut sim, mut h) = ready().await;
+    h.front.camera.dark = true;
+    h.run(&mut sim, 6_000).await;
+    let path = format!("/api/v1/doors/{}/unlock", h.front.id);
+    let (s, b) = sim.http("POST", &path, Some(&h.owner), None).await;
+    assert_eq!(s, 409, "{b}");
+    assert_eq!(b["error"]["code"], "entry_refused");
+    assert!(unlock_for(&sim.downlinks(), &h.front.lock.sim.id).is_none());
+    let (s, b) = sim
+        .http(
+            "POST",
+            &path,
+            Some(&h.owner),
+            Some(json!({"without_camera": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["camera_override"], true);
+    let token = unlock_for(&sim.downlinks(), &h.front.lock.sim.id).expect("sent");
+    assert_eq!(token["camera_waived"], "owner_override");
+    assert!(token.get("camera").is_none());
+    // On the timeline and in the audit chain, as an override.
+    let (_, tl) = sim
+        .http(
+            "GET",
+            &format!("/api/v1/homes/{}/timeline", h.home),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    let unlocks: Vec<_> = tl
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "owner.unlock")
+        .map(|e| {
+            (
+                e["detail"]["allowed"].clone(),
+                e["detail"]["camera_override"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        unlocks.contains(&(json!(false), json!(false))),
+        "{unlocks:?}"
+    );
+    assert!(unlocks.contains(&(json!(true), json!(true))), "{unlocks:?}");
+    let audit = sim.state.store.audit_page(0, 1000).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.kind == "decision" && a.detail.contains("\"camera_override\":true")),
+        "override in the audit chain"
+    );
+}
+
+#[tokio::test]
+async fn a_camera_lost_delivery_ends_and_later_entries_raise_no_alert() {
+    let (mut sim, mut h) = ready().await;
+    let d = h.delivery(&sim, None, "P-1").await;
+    assert_eq!(h.enter(&sim, &d, "P-1").await["allowed"], true);
+    bolt_retracts(&sim, &mut h.front).await;
+    door_opens(&sim, &mut h.front).await;
+    h.run(&mut sim, 1_000).await;
+    // The jammer: the front camera goes dark while the courier is inside.
+    h.front.camera.dark = true;
+    h.run(&mut sim, 1_500).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "camera_lost");
+    assert_eq!(h.alert_kinds(&sim).await, ["camera_lost_during_delivery"]);
+    // The courier leaves through the door: one unwatched opening, once.
+    door_closes(&sim, &mut h.front).await;
+    assert!(
+        lock_command_for(&sim.downlinks(), &h.front.lock.sim.id),
+        "relock commanded when the door closed"
+    );
+    door_opens(&sim, &mut h.front).await;
+    door_closes(&sim, &mut h.front).await;
+    door_opens(&sim, &mut h.front).await;
+    door_closes(&sim, &mut h.front).await;
+    assert_eq!(
+        h.alert_kinds(&sim).await,
+        ["camera_lost_during_delivery", "door_opened_unwatched"],
+        "one incident, not a stream"
+    );
+    // The courier cannot complete it.
+    let (s, b) = sim
+        .http(
+            "POST",
+            &format!("/api/v1/deliveries/{d}/delivered"),
+            Some(&h.courier),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("delivery_compromised"))
+    );
+    // The lock relocks: a fresh signed "closed and locked" ends the incident.
+    bolt_throws(&sim, &mut h.front).await;
+    h.run(&mut sim, 500).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "ended_after_camera_loss");
+    let before = h.alert_kinds(&sim).await.len();
+
+    // The camera comes back. The owner comes home, a guest comes, a second courier
+    // delivers: none of these is an alert.
+    h.front.camera.dark = false;
+    h.run(&mut sim, 2_000).await;
+    let (s, b) = sim
+        .http(
+            "POST",
+            &format!("/api/v1/doors/{}/unlock", h.front.id),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    bolt_retracts(&sim, &mut h.front).await;
+    door_opens(&sim, &mut h.front).await;
+    door_closes(&sim, &mut h.front).await;
+    bolt_throws(&sim, &mut h.front).await;
+    h.run(&mut sim, 3_000).await;
+
+    let now = sim.now();
+    let (s, g) = sim
+        .http(
+            "POST",
+            &format!("/api/v1/homes/{}/guests", h.home),
+            Some(&h.owner),
+            Some(json!({"name": "Cleaner", "valid_from_ms": now - 1000, "valid_until_ms": now + 3_600_000, "door_id": h.front.id})),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let (s, u) = sim
+        .http(
+            "POST",
+            "/api/v1/guest/unlock",
+            None,
+            Some(json!({"secret": g["secret"]})),
+        )
+        .await;
+    assert_eq!((s, u["allowed"].clone()), (200, json!(true)), "{u}");
+    bolt_retracts(&sim, &mut h.front).await;
+    door_opens(&sim, &mut h.front).await;
+    door_closes(&sim, &mut h.front).await;
+    bolt_throws(&sim, &mut h.front).await;
+    h.run(&mut sim, 3_000).await;
+
+    let d2 = h.delivery(&sim, None, "P-2").await;
+    assert_eq!(h.enter(&sim, &d2, "P-2").await["allowed"], true);
+    bolt_retracts(&sim, &mut h.front).await;
+    door_opens(&sim, &mut h.front).await;
+    door_closes(&sim, &mut h.front).await;
+    bolt_throws(&sim, &mut h.front).await;
+    let (s, _) = sim
+        .http(
+            "POST",
+            &format!("/api/v1/deliveries/{d2}/delivered"),
+            Some(&h.courier),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    h.run(&mut sim, 1_000).await;
+    assert_eq!(h.delivery_state(&sim, &d2).await, "completed");
+    assert_eq!(
+        h.alert_kinds(&sim).await.len(),
+        before,
+        "{:?}",
+        h.alert_kinds(&sim).await
+    );
+    // Each physical opening was recorded once although two devices reported it.
+    let openings = sim
+        .state
+        .store
+        .openings_between(&h.home, Some(&h.front.id), 0, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(openings.len(), 6, "{openings:?}");
+    assert!(
+        openings.iter().all(|o| o.reported_by.contains(',')),
+        "lock and contact merged"
+    );
+}
+
+#[tokio::test]
+async fn an_unlocked_door_after_camera_loss_is_relocked_and_escalated() {
+    let (mut sim, mut h) = ready().await;
+    let d = h.delivery(&sim, None, "P-1").await;
+    assert_eq!(h.enter(&sim, &d, "P-1").await["allowed"], true);
+    bolt_retracts(&sim, &mut h.front).await;
+    h.run(&mut sim, 500).await;
+    h.front.camera.dark = true;
+    h.run(&mut sim, 1_500).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "camera_lost");
+    // The door was closed (never opened) and the bolt is back: relock now.
+    assert!(lock_command_for(&sim.downlinks(), &h.front.lock.sim.id));
+    // The lock never confirms (its bolt is stuck): after the incident limit, one
+    // more critical alert, and the lock is commanded again.
+    h.run(&mut sim, 59_000).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "camera_lost");
+    h.run(&mut sim, 2_000).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "ended_unverified");
+    assert_eq!(
+        h.alert_kinds(&sim).await,
+        ["camera_lost_during_delivery", "door_may_be_unlocked"]
+    );
+    assert!(lock_command_for(&sim.downlinks(), &h.front.lock.sim.id));
+    h.run(&mut sim, 5_000).await;
+    let kinds = h.alert_kinds(&sim).await;
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "door_may_be_unlocked")
+            .count(),
+        1,
+        "escalated once: {kinds:?}"
+    );
+    // Outside the delivery now, the dark camera is reported once its grace is over.
+    assert_eq!(kinds.last().map(String::as_str), Some("device_offline"));
+}
+
+#[tokio::test]
+async fn any_dispatcher_cannot_send_any_courier_into_any_home() {
+    let (mut sim, h) = ready().await;
+    let (other_id, other) = sim
+        .user(threshold_store::Role::Dispatcher, "other-shop")
+        .await;
+    let now = sim.now();
+    let (s, d) = sim
+        .http(
+            "POST",
+            "/api/v1/deliveries",
+            Some(&other),
+            Some(
+                json!({"home_id": h.home, "courier_id": h.courier_id, "window_start_ms": now - 1000,
+                "window_end_ms": now + 3_600_000, "parcel_ref": "X-1"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 400, "the home has two doors: {d}");
+    let (s, d) = sim
+        .http(
+            "POST",
+            "/api/v1/deliveries",
+            Some(&other),
+            Some(
+                json!({"home_id": h.home, "courier_id": h.courier_id, "window_start_ms": now - 1000,
+                "window_end_ms": now + 3_600_000, "parcel_ref": "X-1", "door_id": h.front.id}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let id = d["id"].as_str().unwrap();
+    assert_eq!(
+        codes(&h.enter(&sim, id, "X-1").await),
+        ["awaiting_owner_approval"]
+    );
+    // The owner trusts the merchant: allowed. Revoked: refused again.
+    let m = format!("/api/v1/homes/{}/merchants/{other_id}", h.home);
+    assert_eq!(sim.http("PUT", &m, Some(&h.owner), None).await.0, 200);
+    let (_, merchants) = sim
+        .http(
+            "GET",
+            &format!("/api/v1/homes/{}/merchants", h.home),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    assert_eq!(merchants.as_array().unwrap().len(), 2);
+    assert_eq!(sim.http("DELETE", &m, Some(&h.owner), None).await.0, 204);
+    assert_eq!(
+        codes(&h.enter(&sim, id, "X-1").await),
+        ["awaiting_owner_approval"]
+    );
+    // One explicit approval of this delivery is enough.
+    let (s, _) = sim
+        .http(
+            "POST",
+            &format!("/api/v1/deliveries/{id}/approve"),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(h.enter(&sim, id, "X-1").await["allowed"], true);
+    sim.tick().await;
+}
+
+#[tokio::test]
+async fn a_delivery_window_must_be_real() {
+    let (sim, h) = ready().await;
+    let now = sim.now();
+    for (start, end) in [
+        (-1, i64::MAX),
+        (i64::MIN, 0),
+        (-(1i64 << 62), 1i64 << 62),
+        (now, now),
+        (now, now + 24 * 3_600_000 + 1),
+        (now - 2 * 24 * 3_600_000, now - 24 * 3_600_000 - 1),
+    ] {
+        let (s, b) = sim
+            .http(
+                "POST",
+                "/api/v1/deliveries",
+                Some(&h.dispatcher),
+                Some(
+                    json!({"home_id": h.home, "courier_id": h.courier_id, "window_start_ms": start,
+                    "window_end_ms": end, "parcel_ref": "W", "door_id": h.front.id}),
+                ),
+            )
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("invalid_window")),
+            "[{start}, {end}]"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_geofence_is_the_radius_the_docs_state() {
+    let (sim, h) = ready().await;
+    let d = h.delivery(&sim, None, "P-1").await;
+    // 0.0006 degrees of latitude is about 67 m from the home: inside the 75 m fence,
+    // but not with a 20 m accuracy circle.
+    let (s, b) = sim
+        .http(
+            "POST",
+            &format!("/api/v1/deliveries/{d}/entry"),
+            Some(&h.courier),
+            Some(json!({"lat": LAT + 0.0006, "lon": LON, "accuracy_m": 20.0, "parcel_ref": "P-1"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(codes(&b), ["outside_geofence"]);
+}
+
+#[tokio::test]
+async fn a_camera_dark_across_a_hub_restart_is_an_incident_within_one_live_window() {
+    let (mut sim, mut h) = ready().await;
+    let d = h.delivery(&sim, None, "P-1").await;
+    assert_eq!(h.enter(&sim, &d, "P-1").await["allowed"], true);
+    bolt_retracts(&sim, &mut h.front).await;
+    door_opens(&sim, &mut h.front).await;
+    h.run(&mut sim, 500).await;
+    // The hub stops; while it is down the camera goes dark and stays dark.
+    h.front.camera.dark = true;
+    let mut sim = sim.restart(10_000).await;
+    // Other devices prove themselves again; the front camera never does.
+    h.run(&mut sim, 1_000).await;
+    assert_eq!(
+        h.delivery_state(&sim, &d).await,
+        "inside",
+        "the hub first gives devices one live window"
+    );
+    h.run(&mut sim, 500).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "camera_lost");
+    assert_eq!(h.alert_kinds(&sim).await, ["camera_lost_during_delivery"]);
+    // And a door opened while blind is an incident, not an authorised entry.
+    door_closes(&sim, &mut h.front).await;
+    door_opens(&sim, &mut h.front).await;
+    assert_eq!(
+        h.alert_kinds(&sim).await,
+        ["camera_lost_during_delivery", "door_opened_unwatched"]
+    );
+}
+
+#[tokio::test]
+async fn a_door_opened_with_no_session_is_one_unauthorised_entry() {
+    let (mut sim, mut h) = ready().await;
+    door_opens(&sim, &mut h.front).await;
+    door_closes(&sim, &mut h.front).await;
+    h.run(&mut sim, 500).await;
+    let alerts = h.alerts(&sim).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["kind"], "unauthorized_entry");
+    assert_eq!(
+        alerts[0]["evidence"]["door_id"], h.front.id,
+        "{}",
+        alerts[0]
+    );
+    assert_eq!(alerts[0]["evidence"]["reported_by"], h.front.lock.hex());
+}
+
+#[tokio::test]
+async fn statements_the_lock_refused_are_counted_and_reported() {
+    let (sim, mut h) = ready().await;
+    for reason in [
+        "camera_statement_stale",
+        "camera_not_bound",
+        "camera_statement_bad_signature",
+    ] {
+        let t = sim.now();
+        let m = h.front.lock.sim.event(
+            t,
+            "token_refused",
+            json!({"reason": reason, "grant": "delivery:x", "nonce": "00112233445566778899aabbccddeeff"}),
+        );
+        sim.deliver(&m).await.unwrap();
+    }
+    let text = sim.state.metrics.render();
+    for reason in [
+        "camera_statement_stale",
+        "camera_not_bound",
+        "camera_statement_bad_signature",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "threshold_tokens_refused_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{reason} counted:\n{text}"
+        );
+    }
+    let kinds = h.alert_kinds(&sim).await;
+    assert_eq!(kinds, ["token_refused", "token_refused", "token_refused"]);
+}

@@ -1,0 +1,297 @@
+//! A house for story tests in simulated time: an owner, a courier, a dispatcher the
+//! owner trusts, and a home with a front door (lock, contact sensor, camera), a back
+//! door (lock, camera) and a garden camera that watches no door. Its devices keep
+//! reporting as real ones do while the test moves the clock; a test darkens,
+//! freezes or skews one and drives the people through the real API.
+#![allow(dead_code)]
+
+use super::sim::{Sim, SimDevice, LAT, LON};
+use serde_json::{json, Value};
+use threshold_proto::body::{BoltState, DoorState};
+use threshold_store::Role;
+
+/// One simulated device and how it behaves.
+pub struct Dev {
+    pub sim: SimDevice,
+    pub kind: &'static str,
+    /// Sends nothing (jammed, unplugged).
+    pub dark: bool,
+    /// A camera whose picture never changes.
+    pub frozen: bool,
+    /// Its clock minus the hub's.
+    pub skew_ms: i64,
+    /// How old a camera's newest frame is when it announces it.
+    pub frame_age_ms: i64,
+    pub bolt: Option<BoltState>,
+    pub door: Option<DoorState>,
+    shade: u8,
+}
+
+impl Dev {
+    fn new(sim: SimDevice, kind: &'static str) -> Dev {
+        let (bolt, door) = match kind {
+            "lock" => (Some(BoltState::Locked), Some(DoorState::Closed)),
+            "contact_sensor" => (None, Some(DoorState::Closed)),
+            _ => (None, None),
+        };
+        Dev {
+            sim,
+            kind,
+            dark: false,
+            frozen: false,
+            skew_ms: 0,
+            frame_age_ms: 60,
+            bolt,
+            door,
+            shade: 0,
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        self.sim.hex()
+    }
+
+    /// Its periodic message at hub time `now`, unless dark.
+    async fn beat(&mut self, sim: &Sim, now: i64) {
+        if self.dark {
+            return;
+        }
+        let t = now + self.skew_ms;
+        let m = match self.kind {
+            "camera" => {
+                if !self.frozen {
+                    self.shade = self.shade.wrapping_add(7);
+                }
+                self.sim.heartbeat(t, t - self.frame_age_ms, self.shade)
+            }
+            _ => self.sim.state(t, self.bolt, self.door),
+        };
+        let _ = sim.deliver(&m).await;
+    }
+
+    /// A record of its event log, signed now (device clock).
+    pub async fn event(&mut self, sim: &Sim, event_type: &str) {
+        let t = sim.now() + self.skew_ms;
+        let m = self.sim.event(t, event_type, json!({}));
+        sim.deliver(&m).await.expect("event accepted");
+    }
+
+    /// A state report now, with the device's current bolt and door.
+    pub async fn report(&mut self, sim: &Sim) {
+        let t = sim.now() + self.skew_ms;
+        let m = self.sim.state(t, self.bolt, self.door);
+        sim.deliver(&m).await.expect("state accepted");
+    }
+}
+
+/// One door's devices.
+pub struct DoorKit {
+    pub id: String,
+    pub lock: Dev,
+    pub contact: Option<Dev>,
+    pub camera: Dev,
+}
+
+pub struct House {
+    pub owner: String,
+    pub owner_id: String,
+    pub courier: String,
+    pub courier_id: String,
+    pub dispatcher: String,
+    pub dispatcher_id: String,
+    pub home: String,
+    pub front: DoorKit,
+    pub back: DoorKit,
+    pub garden: Dev,
+}
+
+impl House {
+    pub async fn new(sim: &Sim) -> House {
+        let (owner_id, owner) = sim.user(Role::Owner, "owner").await;
+        let (courier_id, courier) = sim.user(Role::Courier, "courier").await;
+        let (dispatcher_id, dispatcher) = sim.user(Role::Dispatcher, "dispatcher").await;
+        let home = sim.home(&owner, "Home").await;
+        let front_id = sim.door(&owner, &home, "Front door").await;
+        let back_id = sim.door(&owner, &home, "Back door").await;
+        let pair = |kind: &'static str, name: &'static str, door: Option<String>| {
+            let (owner, home) = (owner.clone(), home.clone());
+            async move {
+                Dev::new(
+                    sim.pair(&owner, &home, kind, name, door.as_deref()).await,
+                    kind,
+                )
+            }
+        };
+        let front = DoorKit {
+            lock: pair("lock", "Front lock", Some(front_id.clone())).await,
+            contact: Some(pair("contact_sensor", "Front contact", Some(front_id.clone())).await),
+            camera: pair("camera", "Hall camera", Some(front_id.clone())).await,
+            id: front_id,
+        };
+        let back = DoorKit {
+            lock: pair("lock", "Back lock", Some(back_id.clone())).await,
+            contact: None,
+            camera: pair("camera", "Back camera", Some(back_id.clone())).await,
+            id: back_id,
+        };
+        let garden = pair("camera", "Garden camera", None).await;
+        let (s, b) = sim
+            .http(
+                "PUT",
+                &format!("/api/v1/homes/{home}/merchants/{dispatcher_id}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        House {
+            owner,
+            owner_id,
+            courier,
+            courier_id,
+            dispatcher,
+            dispatcher_id,
+            home,
+            front,
+            back,
+            garden,
+        }
+    }
+
+    fn devices(&mut self) -> Vec<&mut Dev> {
+        let mut v = vec![
+            &mut self.front.lock,
+            &mut self.front.camera,
+            &mut self.back.lock,
+            &mut self.back.camera,
+            &mut self.garden,
+        ];
+        if let Some(c) = self.front.contact.as_mut() {
+            v.push(c);
+        }
+        v
+    }
+
+    /// Let `ms` pass: every 250 ms each device that is not dark sends its periodic
+    /// message (cameras a heartbeat with a new frame, locks and sensors their state),
+    /// and the hub's periodic passes run.
+    pub async fn run(&mut self, sim: &mut Sim, ms: i64) {
+        let mut left = ms;
+        while left > 0 {
+            let now = sim.now();
+            for d in self.devices() {
+                d.beat(sim, now).await;
+            }
+            let step = left.min(250);
+            sim.advance(step).await;
+            left -= step;
+        }
+    }
+
+    /// A delivery through `door` (default: the front door) for the courier, window
+    /// around now; returns its id.
+    pub async fn delivery(&self, sim: &Sim, door: Option<&str>, parcel: &str) -> String {
+        let now = sim.now();
+        let (s, d) = sim
+            .http(
+                "POST",
+                "/api/v1/deliveries",
+                Some(&self.dispatcher),
+                Some(json!({"home_id": self.home, "courier_id": self.courier_id,
+                    "window_start_ms": now - 60_000, "window_end_ms": now + 3_600_000,
+                    "parcel_ref": parcel, "door_id": door.unwrap_or(&self.front.id)})),
+            )
+            .await;
+        assert_eq!(s, 201, "{d}");
+        d["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The courier at the door asks to enter; returns the decision.
+    pub async fn enter(&self, sim: &Sim, delivery: &str, parcel: &str) -> Value {
+        let (s, b) = sim
+            .http(
+                "POST",
+                &format!("/api/v1/deliveries/{delivery}/entry"),
+                Some(&self.courier),
+                Some(json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": parcel})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b
+    }
+
+    /// The owner's alerts, newest first.
+    pub async fn alerts(&self, sim: &Sim) -> Vec<Value> {
+        let (s, b) = sim
+            .http("GET", "/api/v1/alerts", Some(&self.owner), None)
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The kinds of the owner's alerts, oldest first.
+    pub async fn alert_kinds(&self, sim: &Sim) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .alerts(sim)
+            .await
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap_or("").to_owned())
+            .collect();
+        v.reverse();
+        v
+    }
+
+    pub async fn delivery_state(&self, sim: &Sim, delivery: &str) -> String {
+        let (s, b) = sim
+            .http(
+                "GET",
+                &format!("/api/v1/deliveries/{delivery}"),
+                Some(&self.owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b["state"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+/// The physical door of `kit` opens: the lock and the contact sensor both report it
+/// (the hub must count it once).
+pub async fn door_opens(sim: &Sim, kit: &mut DoorKit) {
+    kit.lock.door = Some(DoorState::Open);
+    kit.lock.event(sim, "door_opened").await;
+    kit.lock.report(sim).await;
+    if let Some(c) = kit.contact.as_mut() {
+        c.door = Some(DoorState::Open);
+        c.event(sim, "door_opened").await;
+        c.report(sim).await;
+    }
+}
+
+/// The door closes (both devices report it).
+pub async fn door_closes(sim: &Sim, kit: &mut DoorKit) {
+    kit.lock.door = Some(DoorState::Closed);
+    kit.lock.event(sim, "door_closed").await;
+    kit.lock.report(sim).await;
+    if let Some(c) = kit.contact.as_mut() {
+        c.door = Some(DoorState::Closed);
+        c.event(sim, "door_closed").await;
+        c.report(sim).await;
+    }
+}
+
+/// The lock retracts the bolt (it accepted a token).
+pub async fn bolt_retracts(sim: &Sim, kit: &mut DoorKit) {
+    kit.lock.bolt = Some(BoltState::Unlocked);
+    kit.lock.event(sim, "token_accepted").await;
+    kit.lock.event(sim, "bolt_unlocked").await;
+    kit.lock.report(sim).await;
+}
+
+/// The lock throws the bolt (its own rule, or a command).
+pub async fn bolt_throws(sim: &Sim, kit: &mut DoorKit) {
+    kit.lock.bolt = Some(BoltState::Locked);
+    kit.lock.event(sim, "relocked").await;
+    kit.lock.event(sim, "bolt_locked").await;
+    kit.lock.report(sim).await;
+}
