@@ -111,10 +111,12 @@ fn enrolled(dir: &Path, mqtt_host: &str, mqtt_port: u16) -> bool {
     }
 }
 
+/// A pairing code for a device of the demo's front door.
 async fn pairing_code(
     base: &str,
     owner: &str,
     home: &str,
+    door: &str,
     kind: &str,
     name: &str,
 ) -> anyhow::Result<String> {
@@ -122,7 +124,7 @@ async fn pairing_code(
         "POST",
         format!("{base}/api/v1/homes/{home}/pairing-codes"),
         Some(owner.to_owned()),
-        Some(json!({"kind": kind, "name": name})),
+        Some(json!({"kind": kind, "name": name, "door_id": door})),
     )
     .await?;
     anyhow::ensure!(s == 201, "pairing code: {b}");
@@ -193,6 +195,33 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
+    // The front door, which the hallway camera watches and the lock and contact are on.
+    let (_, doors) = http(
+        "GET",
+        format!("{base}/api/v1/homes/{home_id}/doors"),
+        Some(owner.clone()),
+        None,
+    )
+    .await?;
+    let door_id = match doors
+        .as_array()
+        .and_then(|d| d.first())
+        .and_then(|d| d["id"].as_str())
+    {
+        Some(id) => id.to_owned(),
+        None => {
+            let (s, b) = http(
+                "POST",
+                format!("{base}/api/v1/homes/{home_id}/doors"),
+                Some(owner.clone()),
+                Some(json!({"name": "Front door"})),
+            )
+            .await?;
+            anyhow::ensure!(s == 201, "creating the front door: {b}");
+            b["id"].as_str().context("door id")?.to_owned()
+        }
+    };
+
     // Devices: enrol each simulated agent once, with a pairing code.
     let agents = a.data_dir.join("agents");
     let (cam_dir, lock_dir, contact_dir) = (
@@ -211,8 +240,17 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     if !enrolled(&cam_dir, &hub.mqtt_host, hub.mqtt_port) {
         cam.common.hub_url = Some(base.clone());
-        cam.common.pairing_code =
-            Some(pairing_code(&base, &owner, &home_id, "camera", "Hallway camera").await?);
+        cam.common.pairing_code = Some(
+            pairing_code(
+                &base,
+                &owner,
+                &home_id,
+                &door_id,
+                "camera",
+                "Hallway camera",
+            )
+            .await?,
+        );
     }
     tasks.push(tokio::spawn(threshold_agent::run_camera(cam, rx.clone())));
 
@@ -220,7 +258,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     if !enrolled(&lock_dir, &hub.mqtt_host, hub.mqtt_port) {
         lock.common.hub_url = Some(base.clone());
         lock.common.pairing_code =
-            Some(pairing_code(&base, &owner, &home_id, "lock", "Front door lock").await?);
+            Some(pairing_code(&base, &owner, &home_id, &door_id, "lock", "Front door lock").await?);
     }
     tasks.push(tokio::spawn(threshold_agent::run_lock(lock, rx.clone())));
 
@@ -233,6 +271,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
                 &base,
                 &owner,
                 &home_id,
+                &door_id,
                 "contact_sensor",
                 "Front door contact",
             )
@@ -244,8 +283,26 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         rx.clone(),
     )));
 
-    // A delivery for now, unless one is already waiting.
+    // The owner trusts the demo's merchant to deliver inside.
     let dispatcher = login(&base, "dispatcher", ACCOUNTS[3].2).await?;
+    let (_, me) = http(
+        "GET",
+        format!("{base}/api/v1/me"),
+        Some(dispatcher.clone()),
+        None,
+    )
+    .await?;
+    let dispatcher_id = me["id"].as_str().context("dispatcher id")?;
+    let (s, b) = http(
+        "PUT",
+        format!("{base}/api/v1/homes/{home_id}/merchants/{dispatcher_id}"),
+        Some(owner.clone()),
+        None,
+    )
+    .await?;
+    anyhow::ensure!(s == 200, "trusting the demo merchant: {b}");
+
+    // A delivery for now, unless one is already waiting.
     let (_, couriers) = http(
         "GET",
         format!("{base}/api/v1/couriers"),

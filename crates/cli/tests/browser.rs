@@ -593,14 +593,29 @@ async fn owner_and_courier_apps_in_chromium() {
     .await;
     assert_eq!(s, 201, "{home}");
     let home_id = home["id"].as_str().unwrap().to_owned();
+    let (s, door) = call(
+        "POST",
+        format!("{base}/api/v1/homes/{home_id}/doors"),
+        Some(&owner),
+        Some(json!({"name": "Front door"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{door}");
+    let door_id = door["id"].as_str().unwrap().to_owned();
+    support::trust(&base, &owner, &home_id, &dispatcher).await;
     let code = |kind: &'static str, name: &'static str| {
-        let (base, owner, home_id) = (base.clone(), owner.clone(), home_id.clone());
+        let (base, owner, home_id, door_id) = (
+            base.clone(),
+            owner.clone(),
+            home_id.clone(),
+            door_id.clone(),
+        );
         async move {
             let (s, b) = call(
                 "POST",
                 format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
                 Some(&owner),
-                Some(json!({"kind": kind, "name": name})),
+                Some(json!({"kind": kind, "name": name, "door_id": door_id})),
             )
             .await;
             assert_eq!(s, 201, "{b}");

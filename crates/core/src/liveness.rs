@@ -109,12 +109,15 @@ impl Blind {
 pub enum ClockError {
     #[error("device time went backwards")]
     TimeWentBackwards,
+    #[error("device clock differs from the hub's by more than the allowed skew")]
+    ClockSkew,
 }
 
 impl ClockError {
     pub fn reason(self) -> &'static str {
         match self {
             ClockError::TimeWentBackwards => "time_backwards",
+            ClockError::ClockSkew => "clock_skew",
         }
     }
 }
@@ -143,6 +146,9 @@ pub struct DeviceLiveness {
     last_thumb: Option<[u8; 64]>,
     /// Hub time the picture last changed beyond noise.
     changed_at: Option<Millis>,
+    /// Hub time of the last message refused because its device time was beyond the
+    /// allowed skew: the device is there, but its clock cannot be trusted.
+    skewed_at: Option<Millis>,
 }
 
 /// Result of observing a message: whether it refreshed liveness.
@@ -158,8 +164,20 @@ impl DeviceLiveness {
         Self::default()
     }
 
-    /// Record a verified live message signed at `device_time`, arrived at `now`.
-    fn seen(&mut self, now: Millis, device_time: Millis) -> Result<(), ClockError> {
+    /// Record a verified live message signed at `device_time`, arrived at `now`. A
+    /// device time further from `now` than the allowed skew is refused (and remembered:
+    /// the verdict then says why), so it can neither make the device live nor move its
+    /// clock's high-water mark.
+    fn seen(
+        &mut self,
+        now: Millis,
+        device_time: Millis,
+        cfg: &LivenessConfig,
+    ) -> Result<(), ClockError> {
+        if device_time.saturating_sub(now).saturating_abs() > cfg.max_clock_skew_ms {
+            self.skewed_at = Some(now);
+            return Err(ClockError::ClockSkew);
+        }
         if self.last_device_time.is_some_and(|prev| device_time < prev) {
             return Err(ClockError::TimeWentBackwards);
         }
@@ -177,7 +195,7 @@ impl DeviceLiveness {
         frame: Option<&FrameObservation>,
         cfg: &LivenessConfig,
     ) -> Result<Observed, ClockError> {
-        self.seen(now, device_time)?;
+        self.seen(now, device_time, cfg)?;
         let Some(f) = frame else {
             return Ok(Observed::NotFresh);
         };
@@ -209,9 +227,9 @@ impl DeviceLiveness {
         &mut self,
         now: Millis,
         device_time: Millis,
-        _cfg: &LivenessConfig,
+        cfg: &LivenessConfig,
     ) -> Result<Observed, ClockError> {
-        self.seen(now, device_time)?;
+        self.seen(now, device_time, cfg)?;
         let signed = self.clock.to_hub(device_time, now);
         self.fresh_at = Some(self.fresh_at.map_or(signed, |p| p.max(signed)));
         Ok(Observed::Fresh)
@@ -230,15 +248,30 @@ impl DeviceLiveness {
         }
     }
 
+    /// The clock is beyond the allowed skew: the newest message was refused for it,
+    /// or the estimated offset (from the fastest recent message) is beyond it.
     fn skewed(&self, now: Millis, cfg: &LivenessConfig) -> bool {
-        self.clock
-            .estimate(now)
-            .is_some_and(|o| o.saturating_abs() > cfg.max_clock_skew_ms)
+        let refused_last = match (self.skewed_at, self.last_seen_at) {
+            (Some(k), Some(s)) => k >= s,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        (refused_last
+            && self
+                .skewed_at
+                .is_some_and(|k| now.saturating_sub(k) <= cfg.offline_after_ms))
+            || self
+                .clock
+                .estimate(now)
+                .is_some_and(|o| o.saturating_abs() > cfg.max_clock_skew_ms)
     }
 
+    /// Heard from recently: a verified message, accepted or refused for its clock.
     fn seen_recently(&self, now: Millis, cfg: &LivenessConfig) -> bool {
-        self.last_seen_at
-            .is_some_and(|s| now.saturating_sub(s) <= cfg.offline_after_ms)
+        [self.last_seen_at, self.skewed_at]
+            .into_iter()
+            .flatten()
+            .any(|s| now.saturating_sub(s) <= cfg.offline_after_ms)
     }
 
     pub fn state(&self, now: Millis, cfg: &LivenessConfig) -> Liveness {
@@ -401,10 +434,25 @@ mod tests {
     fn a_camera_with_a_clock_beyond_the_skew_is_not_live_and_says_why() {
         let mut d = DeviceLiveness::new();
         let t = 1_000_000;
-        d.observe_camera(t, t + 2_500, Some(&frame(1, t + 2_450, 1)), &cfg())
+        d.observe_camera(t, t, Some(&frame(1, t - 50, 1)), &cfg())
             .unwrap();
-        assert_eq!(d.state(t, &cfg()), Liveness::Stale);
+        assert_eq!(d.watch(t, &cfg()), Ok(()));
+        // Its clock jumps 2.5 s ahead: refused, and the verdict says why.
+        assert_eq!(
+            d.observe_camera(t + 250, t + 2_750, Some(&frame(2, t + 2_700, 2)), &cfg()),
+            Err(ClockError::ClockSkew)
+        );
+        assert_eq!(d.state(t + 250, &cfg()), Liveness::Stale);
+        assert_eq!(d.watch(t + 250, &cfg()), Err(Blind::ClockSkew));
+        // Right again: live again.
+        d.observe_camera(t + 500, t + 500, Some(&frame(3, t + 450, 3)), &cfg())
+            .unwrap();
+        assert_eq!(d.watch(t + 500, &cfg()), Ok(()));
+        // Nothing at all for a while: offline, whatever the clock said.
+        let mut d = DeviceLiveness::new();
+        let _ = d.observe_report(t, t - 10_000, &cfg());
         assert_eq!(d.watch(t, &cfg()), Err(Blind::ClockSkew));
+        assert_eq!(d.watch(t + 5_001, &cfg()), Err(Blind::Offline));
     }
 
     #[test]
@@ -442,6 +490,21 @@ mod tests {
             Ok(Observed::NotFresh)
         );
         assert_eq!(d.state(t + 1_700, &cfg()), Liveness::Stale);
+    }
+
+    #[test]
+    fn device_clock_far_off_is_refused() {
+        let mut d = DeviceLiveness::new();
+        assert_eq!(
+            d.observe_report(10_000, 20_000, &cfg()),
+            Err(ClockError::ClockSkew)
+        );
+        assert_eq!(
+            d.observe_report(10_000, 0, &cfg()),
+            Err(ClockError::ClockSkew)
+        );
+        assert_eq!(d.state(10_000, &cfg()), Liveness::Stale);
+        assert_eq!(d.state(15_001, &cfg()), Liveness::Offline);
     }
 
     #[test]

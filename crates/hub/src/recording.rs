@@ -17,12 +17,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
+use threshold_core::liveness::Liveness;
 use threshold_proto::body::{DeviceKind, FrameHeader};
 use threshold_proto::{DeviceId, SignedMessage};
 use threshold_store::{MediaFrameRow, RecordingRow};
 
 /// Delivery states during which the session is open (anything else ends recording).
-const OPEN_STATES: [&str; 4] = ["scheduled", "entering", "inside", "delivered"];
+const OPEN_STATES: [&str; 4] = ["scheduled", "inside", "delivered", "camera_lost"];
 /// Late backlog frames are still filed into recordings that ended this recently.
 const LATE_FILING_MS: i64 = 6 * 3600 * 1000;
 /// How often stream requests are renewed, and how far ahead they reach.
@@ -345,7 +346,7 @@ pub async fn tick(state: &AppState) {
     }
     // One query for the deliveries that ended, not one per open recording: thousands
     // of deliveries can be open at once.
-    let ended: std::collections::HashSet<String> =
+    let ended: std::collections::HashMap<String, bool> =
         match state.store.recordings_past_delivery(&OPEN_STATES).await {
             Ok(ids) => ids.into_iter().collect(),
             Err(e) => {
@@ -353,9 +354,20 @@ pub async fn tick(state: &AppState) {
                 Default::default()
             }
         };
+    let cfg = state.config.liveness();
     for r in state.recorder.open() {
         let too_long = now - r.started_ms > state.config.recording_max_ms;
-        if ended.contains(&r.delivery_id) || too_long {
+        // A delivery that lost its camera keeps recording after it ended until the
+        // home's cameras are all live again: the backlog of the outage (the
+        // researchers' second entry) is filed into it when it arrives (law 6).
+        let blind = ended.get(&r.delivery_id) == Some(&true)
+            && home_cameras(state, &r.home_id).iter().any(|c| {
+                state
+                    .registry
+                    .with(c, |e| e.liveness.state(now, &cfg) != Liveness::Live)
+                    .unwrap_or(false)
+            });
+        if (ended.contains_key(&r.delivery_id) && !blind) || too_long {
             let ends = now + state.config.recording_tail_ms;
             if state
                 .store

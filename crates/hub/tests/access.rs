@@ -98,6 +98,7 @@ impl World {
         .try_into()
         .unwrap();
         let home_id = support::home(&base, &owner, "Flat 3", LAT, LON).await;
+        support::trust(&base, &owner, &home_id, &dispatcher).await;
         let sim = SimulatedHome::new();
         sim.set_motor_delay(Duration::from_millis(50));
         let lock_dir = testing::TempDir::new("acc-lock").unwrap();
@@ -520,7 +521,12 @@ async fn delivery_flow_refusals_and_happy_path() {
     w.cam_link.set_blocked(true);
     w.wait_not_live("camera").await;
     let d = w.entry(&id, "PARCEL-1").await;
-    assert!(reasons(&d).contains(&"camera_not_live".to_owned()), "{d}");
+    assert!(
+        reasons(&d)
+            .iter()
+            .any(|r| r == "camera_stale" || r == "camera_offline"),
+        "{d}"
+    );
     w.cam_link.set_blocked(false);
     w.wait_ready().await;
     w.lock_link.set_blocked(true);
@@ -605,15 +611,20 @@ async fn delivery_flow_refusals_and_happy_path() {
         .iter()
         .filter_map(|t| t["kind"].as_str())
         .collect();
-    for k in ["decision", "unlock_sent", "delivered", "completed"] {
+    for k in [
+        "decision",
+        "unlock_sent",
+        "delivery.delivered",
+        "delivery.completed",
+    ] {
         assert!(tl.contains(&k), "{k} missing from {tl:?}");
     }
     let summary = dv["timeline"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["kind"] == "completed")
-        .unwrap()["detail"]
+        .find(|t| t["kind"] == "delivery.completed")
+        .unwrap()["detail"]["summary"]
         .clone();
     assert_eq!(summary["bolt"], "locked", "{summary}");
     assert!(summary["entry_granted_ms"].is_i64(), "{summary}");
@@ -692,13 +703,14 @@ async fn researchers_sequence_with_late_lock_log() {
     assert_eq!(w.lock().await["bolt"], "unknown");
     assert_eq!(
         w.get_delivery(&w.owner, &id).await.1["state"],
-        "delivered",
-        "no completion without a fresh report"
+        "camera_lost",
+        "no end of the incident without a fresh report"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     w.cam_link.set_blocked(false);
     w.lock_link.set_blocked(false);
-    let a = w.wait_alert("door_opened_after_delivery", 20).await;
+    // The second opening happened while the camera was lost: unwatched.
+    let a = w.wait_alert("door_opened_unwatched", 20).await;
     let ev = evidence(&a);
     assert!(
         ev["learned_late_ms"].as_i64().unwrap_or(0) > 500,
@@ -708,11 +720,9 @@ async fn researchers_sequence_with_late_lock_log() {
         w.count_timeline("device.door_opened").await >= 2
     })
     .await;
-    until(
-        15,
-        "completed after a fresh closed+locked report",
-        || async { w.get_delivery(&w.owner, &id).await.1["state"] == "completed" },
-    )
+    until(15, "ended after a fresh closed+locked report", || async {
+        w.get_delivery(&w.owner, &id).await.1["state"] == "ended_after_camera_loss"
+    })
     .await;
     // After completion (and beyond the clock-skew slack) any opening is unauthorised
     // entry, whenever it is learned.
@@ -767,17 +777,18 @@ async fn link_cut_while_locked_is_unknown_and_alerts() {
     let (s, _) = w.delivered(&id).await;
     assert_eq!(s, 200);
     let a = w.wait_alert("session_not_secured", 15).await;
+    // The delivery ends there, unverified: every incident ends.
     assert_eq!(
         w.get_delivery(&w.owner, &id).await.1["state"],
-        "delivered",
+        "ended_unverified",
         "{a}"
     );
     let ev = evidence(&a);
-    assert_eq!(ev["report_fresh"], false, "{a}");
-    // The link returns: a fresh report completes it.
+    assert_eq!(ev["lock"]["fresh"], false, "{a}");
+    // The link returns: the lock is shown locked again, from a fresh report.
     w.lock_link.set_blocked(false);
-    until(15, "completed after link restored", || async {
-        w.get_delivery(&w.owner, &id).await.1["state"] == "completed"
+    until(15, "locked after link restored", || async {
+        w.lock().await["bolt"] == "locked"
     })
     .await;
     w.stop().await;
@@ -807,10 +818,17 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         }
     });
     let topic = threshold_proto::topic::downlink(&prefix, &w.lock_id);
+    // Signed by the hub key (as if the hub were compromised or its token captured),
+    // carrying the door camera's real statement so that only the envelope and nonce
+    // rules are at stake here.
+    let door = st.access.doors.of_device(&w.lock_id).remove(0);
     let token = |expires: i64| Unlock {
         grant: "delivery:forged".into(),
         nonce: hex::encode(threshold_store::new_id().as_bytes())[..32].to_owned(),
         expires_at_ms: expires,
+        camera: threshold_hub::access::doors::statement(&st, &door, st.clock.now_ms())
+            .map(|(_, s)| s),
+        camera_waived: None,
     };
     let refused_count = || async {
         w.alerts()
@@ -839,7 +857,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
             .await
     );
     // Nobody opens; relock by command.
-    threshold_hub::deliveries::send_lock(&st, &[w.lock_id], "test", "test").await;
+    threshold_hub::access::unlock::send_lock(&st, w.lock_id, "test", "test").await;
     assert!(
         w.sim
             .wait_bolt(BoltState::Locked, Duration::from_secs(5))

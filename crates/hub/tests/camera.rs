@@ -142,6 +142,7 @@ impl World {
         .try_into()
         .unwrap();
         let home_id = support::home(&base, &owner, "House 9", LAT, LON).await;
+        support::trust(&base, &owner, &home_id, &dispatcher).await;
         let codes = [
             support::pairing_code(&base, &owner, &home_id, "lock", "lock").await,
             support::pairing_code(&base, &owner, &home_id, "camera", "camera").await,
@@ -462,17 +463,19 @@ async fn attack(w: World) {
         "{again}"
     );
 
-    // The courier's second entry: open and close the door twice while the camera is
-    // jammed (first through the unlocked bolt, then forced after the local relock).
-    assert!(w.sim.open_door());
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    w.sim.close_door();
+    // The door was still closed when the camera went: the hub has the lock relock at
+    // once (its link is up; the camera's is cut).
     assert!(
         w.sim
             .wait_bolt(BoltState::Locked, Duration::from_secs(5))
             .await,
-        "relocked by its own rule"
+        "relocked on the hub's command"
     );
+    // The courier's second entry: the door forced open and closed twice while the
+    // camera is jammed.
+    w.sim.force_door_open();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    w.sim.close_door();
     tokio::time::sleep(Duration::from_millis(400)).await;
     w.sim.force_door_open();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -648,8 +651,9 @@ async fn attack(w: World) {
     .await;
     assert_eq!(s, 404);
 
-    // The courier finishes; the lock reports closed and locked, the session completes
-    // and the recording ends (session end plus the 2 s tail configured here).
+    // The courier cannot mark a compromised delivery delivered; the incident ended
+    // with the lock's fresh "closed and locked", and the recording ends once the
+    // camera is back (plus the 2 s tail configured here).
     let (s, b) = call(
         "POST",
         format!("{}/api/v1/deliveries/{id}/delivered", w.base),
@@ -657,7 +661,19 @@ async fn attack(w: World) {
         None,
     )
     .await;
-    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("delivery_compromised")),
+        "{b}"
+    );
+    let (_, dv) = call(
+        "GET",
+        format!("{}/api/v1/deliveries/{id}", w.base),
+        Some(&w.owner),
+        None,
+    )
+    .await;
+    assert_eq!(dv["state"], "ended_after_camera_loss", "{dv}");
     until(20, "recording closed after the session", || async {
         w.recording(&id).await["ends_ms"].as_i64().is_some()
     })

@@ -760,15 +760,16 @@ async fn restart_story(cfg: HubConfig) {
         let (base, m0) = (base.clone(), m0.clone());
         async move {
             let m = metrics(&base).await;
-            counter(&m, "threshold_messages_duplicate_total", "kind=\"state\"")
-                + counter(&m, "threshold_messages_rejected_total", "reason=\"replay\"")
-                >= counter(&m0, "threshold_messages_duplicate_total", "kind=\"state\"")
+            let refused = |m: &str| {
+                counter(m, "threshold_messages_duplicate_total", "kind=\"state\"")
+                    + counter(m, "threshold_messages_rejected_total", "reason=\"replay\"")
                     + counter(
-                        &m0,
+                        m,
                         "threshold_messages_rejected_total",
-                        "reason=\"replay\"",
+                        "reason=\"before_restart\"",
                     )
-                    + 2
+            };
+            refused(&m) >= refused(&m0) + 2
         }
     })
     .await;

@@ -226,7 +226,7 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
         let st = hub.state.clone();
         let (owner_id, home_id) = (owner_row.id.clone(), home_id.clone());
         async move {
-            threshold_hub::domain::raise_alert(
+            threshold_hub::alerts::raise(
                 &st,
                 &owner_id,
                 NewAlert {
@@ -237,6 +237,7 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
                     kind: "camera_lost_during_delivery",
                     message,
                     evidence: "{}",
+                    cause_key: None,
                 },
             )
             .await;

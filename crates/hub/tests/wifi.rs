@@ -162,15 +162,8 @@ impl Env {
         let owner = login(&base, "olivia", "a-long-password").await;
         let courier = login(&base, "carl", "a-long-password").await;
         let dispatcher = login(&base, "dora", "a-long-password").await;
-        let (s, home) = call(
-            "POST",
-            format!("{base}/api/v1/homes"),
-            Some(&owner),
-            Some(json!({"name": "Flat 3", "lat": LAT, "lon": LON})),
-        )
-        .await;
-        assert_eq!(s, 201, "{home}");
-        let home_id = home["id"].as_str().unwrap().to_owned();
+        let home_id = support::home(&base, &owner, "Flat 3", LAT, LON).await;
+        support::trust(&base, &owner, &home_id, &dispatcher).await;
         Env {
             hub,
             base,
@@ -183,15 +176,7 @@ impl Env {
     }
 
     async fn pairing(&self, kind: &str, name: &str) -> String {
-        let (s, pc) = call(
-            "POST",
-            format!("{}/api/v1/homes/{}/pairing-codes", self.base, self.home_id),
-            Some(&self.owner),
-            Some(json!({"kind": kind, "name": name})),
-        )
-        .await;
-        assert_eq!(s, 201, "{pc}");
-        pc["code"].as_str().unwrap().to_owned()
+        support::pairing_code(&self.base, &self.owner, &self.home_id, kind, name).await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -442,11 +427,12 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
     assert!(ex["original_message"]
         .as_str()
         .unwrap()
-        .starts_with("Camera Hall went"));
+        .starts_with("Camera Hall stopped watching Front door"));
 
     // The timeline: the attack at its start, tied to the outage and the delivery.
     let tl = eventually(10, "wifi_attack on the timeline", || async {
-        find(timeline().await, "wifi_attack").filter(|t| t["detail"]["ongoing"] == false)
+        let t = timeline().await;
+        find(t, "wifi_attack").filter(|t| t["detail"]["ongoing"] == false)
     })
     .await;
     assert_eq!(tl["time_ms"], start_ms);

@@ -137,6 +137,7 @@ mod tests {
     fn claim_job() -> JournalJob {
         JournalJob {
             claim: Some(EntryClaim {
+                door_id: "door".into(),
                 delivery_id: "d".into(),
                 home_id: "h".into(),
                 grant_ref: "delivery:d".into(),

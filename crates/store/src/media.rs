@@ -141,12 +141,16 @@ impl Store {
         Ok(())
     }
 
-    /// Delivery ids of open recordings whose delivery is gone or no longer in one of
-    /// `open_states`: one query per pass, however many recordings are open.
-    pub async fn recordings_past_delivery(&self, open_states: &[&str]) -> Result<Vec<String>> {
+    /// Open recordings whose delivery is gone or no longer in one of `open_states`,
+    /// with whether that delivery lost its camera: one query per pass, however many
+    /// recordings are open.
+    pub async fn recordings_past_delivery(
+        &self,
+        open_states: &[&str],
+    ) -> Result<Vec<(String, bool)>> {
         let marks: Vec<String> = (1..=open_states.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT r.delivery_id AS delivery_id FROM recordings r LEFT JOIN deliveries d ON d.id = r.delivery_id \
+            "SELECT r.delivery_id AS delivery_id, COALESCE(d.compromised, 0) AS compromised FROM recordings r LEFT JOIN deliveries d ON d.id = r.delivery_id \
              WHERE r.ends_ms IS NULL AND (d.id IS NULL OR d.state NOT IN ({}))",
             if marks.is_empty() { "''".to_owned() } else { marks.join(", ") }
         );
@@ -156,7 +160,12 @@ impl Store {
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|r| Ok(r.try_get::<String, _>("delivery_id")?))
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("delivery_id")?,
+                    r.try_get::<i64, _>("compromised")? != 0,
+                ))
+            })
             .collect()
     }
 

@@ -49,6 +49,7 @@ async fn exercise(s: &Store) {
                     10,
                     parcel,
                     "in_home",
+                    "door-1",
                     0,
                 )
                 .await
@@ -56,6 +57,7 @@ async fn exercise(s: &Store) {
             let claim = EntryClaim {
                 delivery_id: d.id.clone(),
                 home_id: home.id.clone(),
+                door_id: "door-1".into(),
                 grant_ref: format!("delivery:{}", d.id),
                 now_ms,
             };

@@ -94,9 +94,11 @@ async fn exercise(s: &Store) {
             .await
             .unwrap();
     }
-    let marks: Vec<(String, i64)> = ids.iter().map(|id| (id.clone(), 10)).collect();
+    let marks: Vec<(String, i64, Option<i64>)> =
+        ids.iter().map(|id| (id.clone(), 10, Some(-40))).collect();
     s.raise_transport_hwms(&marks, 7).await.unwrap();
-    let lower: Vec<(String, i64)> = vec![(ids[0].clone(), 5), (ids[249].clone(), 11)];
+    let lower: Vec<(String, i64, Option<i64>)> =
+        vec![(ids[0].clone(), 5, Some(9)), (ids[249].clone(), 11, None)];
     s.raise_transport_hwms(&lower, 8).await.unwrap();
     let hwm = |id: &str| {
         let id = id.to_owned();
@@ -116,6 +118,13 @@ async fn exercise(s: &Store) {
     );
     let last = hwm(&ids[249]).await;
     assert_eq!((last.transport_hwm, last.last_seen_ms), (11, Some(8)));
+    // The clock offset is saved with a rising mark; no estimate keeps the saved one.
+    assert_eq!(last.clock_offset_ms, Some(-40));
+    assert_eq!(
+        first.clock_offset_ms,
+        Some(-40),
+        "not with a mark that did not rise"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //! One story, run on SQLite and on PostgreSQL: the same calls must behave the same.
 
-use threshold_store::{testing, GapRow, NewAlert, NewHome, Role, SeqSpaceName, Store, StoreError};
+use threshold_store::{
+    testing, DoorChange, GapRow, NewAlert, NewHome, NewPairing, OpeningRow, Role, SeqSpaceName,
+    Store, StoreError,
+};
 
 async fn story(s: &Store) {
     let owner = s
@@ -64,10 +67,19 @@ async fn story(s: &Store) {
     ));
 
     // Pairing codes work once, and not after expiry.
-    s.create_pairing_code("code-1", &home.id, "camera", "Hall cam", 10, 1000)
+    let pairing = |hash: &'static str, kind: &'static str, expires_ms: i64| NewPairing {
+        code_hash: hash,
+        home_id: &home.id,
+        kind,
+        name: "Dev",
+        door_id: None,
+        now: 10,
+        expires_ms,
+    };
+    s.create_pairing_code(pairing("code-1", "camera", 1000))
         .await
         .unwrap();
-    s.create_pairing_code("code-2", &home.id, "lock", "Door", 10, 20)
+    s.create_pairing_code(pairing("code-2", "lock", 20))
         .await
         .unwrap();
     assert!(matches!(
@@ -148,11 +160,25 @@ async fn story(s: &Store) {
                 kind: "camera_lost",
                 message: "m",
                 evidence: "{}",
+                cause_key: Some("camera_lost:d1"),
             },
             80,
         )
         .await
+        .unwrap()
         .unwrap();
+    // One cause, one alert: the same cause key stores nothing the second time.
+    let again = NewAlert {
+        home_id: &home.id,
+        device_id: Some("d1"),
+        delivery_id: None,
+        severity: "critical",
+        kind: "camera_lost",
+        message: "m",
+        evidence: "{}",
+        cause_key: Some("camera_lost:d1"),
+    };
+    assert!(s.create_alert(again, 81).await.unwrap().is_none());
     assert!(matches!(
         s.ack_alert(&other.id, &a.id, 90).await,
         Err(StoreError::NotFound)
@@ -161,7 +187,61 @@ async fn story(s: &Store) {
     assert_eq!(s.alerts(&owner.id, 10).await.unwrap()[0].acked_ms, Some(90));
     assert!(s.alerts(&other.id, 10).await.unwrap().is_empty());
 
-    // Deliveries: one transition wins.
+    // Doors: a lock is on one door only; cameras are bound per door.
+    let front = s.create_door(&home.id, "Front", true, 5).await.unwrap();
+    let back = s.create_door(&home.id, "Back", false, 5).await.unwrap();
+    for (id, kind) in [("lock-1", "lock"), ("cam-1", "camera"), ("cam-2", "camera")] {
+        s.enrol_device(id, &home.id, kind, id, "k", "h", 5)
+            .await
+            .unwrap();
+    }
+    s.update_door(
+        &front.id,
+        &DoorChange {
+            lock_id: Some(Some("lock-1".into())),
+            camera_ids: Some(vec!["cam-2".into(), "cam-1".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.update_door(
+            &back.id,
+            &DoorChange {
+                lock_id: Some(Some("lock-1".into())),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let f = s.door(&owner.id, &front.id).await.unwrap();
+    assert_eq!(
+        (f.lock_id.as_deref(), f.camera_ids.clone()),
+        (
+            Some("lock-1"),
+            vec!["cam-1".to_string(), "cam-2".to_string()]
+        )
+    );
+    assert!(matches!(
+        s.door(&other.id, &front.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(s.all_doors().await.unwrap().len(), 2);
+    s.delete_door(&back.id).await.unwrap();
+    assert_eq!(s.doors_of_home(&home.id).await.unwrap().len(), 1);
+
+    // Merchants the owner trusts, revocably.
+    assert!(!s.merchant_trusted(&home.id, &disp.id).await.unwrap());
+    s.trust_merchant(&home.id, &disp.id, 6).await.unwrap();
+    s.trust_merchant(&home.id, &disp.id, 7).await.unwrap();
+    assert!(s.merchant_trusted(&home.id, &disp.id).await.unwrap());
+    assert_eq!(s.merchants(&home.id).await.unwrap().len(), 1);
+    assert!(s.distrust_merchant(&home.id, &disp.id).await.unwrap());
+    assert!(!s.distrust_merchant(&home.id, &disp.id).await.unwrap());
+
+    // Deliveries: one transition wins, and it stamps its time and the session.
     let d = s
         .create_delivery(
             &home.id,
@@ -171,18 +251,98 @@ async fn story(s: &Store) {
             1000,
             "P-1",
             "in_home",
+            &front.id,
             5,
         )
         .await
         .unwrap();
+    assert_eq!(d.door_id.as_deref(), Some(front.id.as_str()));
     assert!(s
-        .transition_delivery(&d.id, &["scheduled"], "entering", 6)
+        .transition_delivery(&d.id, "scheduled", "inside", 6)
         .await
         .unwrap());
     assert!(!s
-        .transition_delivery(&d.id, &["scheduled"], "entering", 6)
+        .transition_delivery(&d.id, "scheduled", "inside", 6)
         .await
         .unwrap());
+    let sid = s
+        .open_session(
+            &home.id,
+            &front.id,
+            &format!("delivery:{}", d.id),
+            Some(&d.id),
+            6,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(s
+        .transition_delivery(&d.id, "inside", "camera_lost", 7)
+        .await
+        .unwrap());
+    assert!(s
+        .transition_delivery(&d.id, "camera_lost", "ended_after_camera_loss", 9)
+        .await
+        .unwrap());
+    let d = s.delivery_any(&d.id).await.unwrap();
+    assert_eq!(
+        (
+            d.state.as_str(),
+            d.compromised,
+            d.camera_lost_ms,
+            d.ended_ms
+        ),
+        ("ended_after_camera_loss", true, Some(7), Some(9))
+    );
+    let sess = s.session_of_delivery(&d.id).await.unwrap();
+    assert_eq!(
+        (sess.id.as_str(), sess.compromised_ms, sess.closed_ms),
+        (sid.as_str(), Some(7), Some(9))
+    );
+    assert!(s
+        .active_deliveries_of_door(&front.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.sessions_near(&home.id, Some(&front.id), 8, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(s
+        .sessions_near(&home.id, Some("other-door"), 8, 1)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Door openings: recorded once, merged by the second reporter.
+    let o = OpeningRow {
+        id: "o1".into(),
+        home_id: home.id.clone(),
+        door_id: Some(front.id.clone()),
+        at_ms: 100,
+        reported_by: "lock-1".into(),
+        attribution: "unauthorised".into(),
+        session_id: None,
+        delivery_id: None,
+    };
+    s.insert_opening(&o, 101).await.unwrap();
+    s.set_opening_reporters("o1", "lock-1,contact-1")
+        .await
+        .unwrap();
+    let found = s
+        .openings_between(&home.id, Some(&front.id), 90, 110)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].reported_by, "lock-1,contact-1");
+    assert!(s
+        .openings_between(&home.id, None, 0, 1000)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         s.courier_deliveries(&courier.id, 0, 2000)
             .await

@@ -85,10 +85,12 @@ async fn story(s: &Store) {
                 kind: "camera_lost_during_delivery",
                 message: "Camera Hall went stale",
                 evidence: "{}",
+                cause_key: None,
             },
             9_600,
         )
         .await
+        .unwrap()
         .unwrap();
     let found = s
         .home_alerts_between(&home.id, 9_000, 10_000)

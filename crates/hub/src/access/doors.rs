@@ -280,11 +280,13 @@ pub fn lock_view(state: &AppState, door: &Door) -> serde_json::Value {
 }
 
 /// What the door's devices say now, counting only fresh signed reports: whether it is
-/// closed, and whether the bolt is thrown.
+/// closed, whether the bolt is thrown, and whether it is plainly retracted (not moving,
+/// not jammed: a bolt on its way is not a reason to command it again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Secured {
     pub closed: bool,
     pub locked: bool,
+    pub retracted: bool,
 }
 
 pub fn secured(state: &AppState, door: &Door, now: i64) -> Secured {
@@ -304,6 +306,9 @@ pub fn secured(state: &AppState, door: &Door, now: i64) -> Secured {
     let locked = lock
         .as_ref()
         .is_some_and(|s| s.bolt == Some(BoltState::Locked));
+    let retracted = lock
+        .as_ref()
+        .is_some_and(|s| s.bolt == Some(BoltState::Unlocked));
     let lock_closed = lock.as_ref().and_then(|s| s.door);
     let contact_closed = contact.as_ref().and_then(|s| s.door);
     // Both reports must agree when both are fresh: an open contact is an open door.
@@ -312,7 +317,11 @@ pub fn secured(state: &AppState, door: &Door, now: i64) -> Secured {
         (Some(DoorState::Closed), _) | (_, Some(DoorState::Closed)) => true,
         _ => false,
     };
-    Secured { closed, locked }
+    Secured {
+        closed,
+        locked,
+        retracted,
+    }
 }
 
 #[cfg(test)]

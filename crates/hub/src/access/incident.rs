@@ -72,17 +72,25 @@ pub async fn apply(
     Ok(Some(step))
 }
 
+/// What the door's fresh reports mean for its deliveries: closed and locked secures
+/// them; closed with the bolt plainly retracted asks for a relock (a bolt moving or
+/// jammed is not commanded again on every report).
+fn door_input(s: doors::Secured) -> Option<Input> {
+    match (s.closed, s.locked, s.retracted) {
+        (true, true, _) => Some(Input::Secured),
+        (true, false, true) => Some(Input::DoorClosed),
+        _ => None,
+    }
+}
+
 /// After a transition into the incident, act on what the door says now.
 async fn follow_door(state: &AppState, d: &DeliveryRow, door: &Door) {
     let now = state.clock.now_ms();
-    let s = doors::secured(state, door, now);
     let Ok(fresh) = state.store.delivery_any(&d.id).await else {
         return;
     };
-    let input = match (s.closed, s.locked) {
-        (true, true) => Input::Secured,
-        (true, false) => Input::DoorClosed,
-        _ => return,
+    let Some(input) = door_input(doors::secured(state, door, now)) else {
+        return;
     };
     let _ = Box::pin(apply(state, &fresh, input)).await;
 }
@@ -100,11 +108,21 @@ async fn transitioned(state: &AppState, d: &DeliveryRow, step: &Step, input: Inp
         detail["camera"] = json!(b.code());
     }
     if step.to.is_terminal() {
+        let session = state.store.session_of_delivery(&d.id).await.ok();
+        let lock = d
+            .door_id
+            .as_deref()
+            .and_then(|id| state.access.doors.get(id))
+            .map(|door| doors::lock_view(state, &door));
         detail["summary"] = json!({
             "parcel_ref": d.parcel_ref,
+            "entry_granted_ms": session.as_ref().map(|s| s.opened_ms),
             "delivered_ms": d.delivered_ms,
             "camera_lost_ms": d.camera_lost_ms,
             "ended_ms": now,
+            "bolt": lock.as_ref().map(|l| l["bolt"].clone()),
+            "door": lock.as_ref().map(|l| l["door"].clone()),
+            "lock_report_ms": lock.as_ref().map(|l| l["reported_at_ms"].clone()),
             "clip": format!("/api/v1/deliveries/{}/recording", d.id),
         });
     }
@@ -138,11 +156,16 @@ async fn transitioned(state: &AppState, d: &DeliveryRow, step: &Step, input: Inp
     }
 }
 
-fn alert_text(a: Alert, door: Option<&Door>, limits_ms: (i64, i64)) -> (String, &'static str) {
+fn alert_text(
+    a: Alert,
+    door: Option<&Door>,
+    camera: Option<&str>,
+    limits_ms: (i64, i64),
+) -> (String, &'static str) {
     let name = door.map(|d| d.name.as_str()).unwrap_or("the door");
     match a {
         Alert::CameraLostDuringDelivery => (
-            format!("The camera watching {name} stopped watching during a delivery. The courier was told to leave; the door will not unlock again for this delivery, and the lock is told to relock as soon as the door is closed."),
+            format!("Camera {} stopped watching {name} during a delivery. The courier was told to leave; the door will not unlock again for this delivery, and the lock is told to relock as soon as the door is closed.", camera.unwrap_or("?")),
             "critical",
         ),
         Alert::DoorMayBeUnlocked => (
@@ -173,23 +196,49 @@ async fn effect(
                 state.config.session_secure_limit_ms,
                 state.config.incident_secure_limit_ms,
             );
-            let (message, severity) = alert_text(*a, door, limits);
             let lock_view = door.map(|x| doors::lock_view(state, x));
             let camera = match input {
                 Input::CameraBlind(b) => Some(b.code()),
                 _ => None,
             };
-            let evidence = json!({"door_id": d.door_id, "camera": camera, "camera_lost_ms": d.camera_lost_ms.or((*a == Alert::CameraLostDuringDelivery).then_some(now)),
+            // The newest frame any of the door's cameras captured (hub clock).
+            let last_fresh = door.and_then(|x| {
+                x.cameras
+                    .iter()
+                    .filter_map(|c| state.registry.with(c, |e| e.liveness.fresh_at()).flatten())
+                    .max()
+            });
+            let evidence = json!({"door_id": d.door_id, "camera": camera,
+                "last_fresh_ms": last_fresh, "since_last_fresh_ms": last_fresh.map(|f| now - f), "camera_lost_ms": d.camera_lost_ms.or((*a == Alert::CameraLostDuringDelivery).then_some(now)),
                 "delivered_ms": d.delivered_ms, "detected_ms": now, "lock": lock_view,
                 "cameras": door.map(|x| x.cameras.iter().map(|c| json!({"device_id": c.to_hex(), "verdict": doors::camera_watch(state, c, now).err().map(|b| b.code()).unwrap_or("watching"),
                     "last_frame_hub_ms": state.registry.with(c, |e| e.liveness.fresh_at()).flatten()})).collect::<Vec<_>>())});
             let cause = format!("{}:{}", a.code(), d.id);
+            // The camera the alert is about: the door's last one to watch.
+            let camera_id = (*a == Alert::CameraLostDuringDelivery)
+                .then(|| {
+                    door.and_then(|x| {
+                        x.cameras
+                            .iter()
+                            .max_by_key(|c| {
+                                state.registry.with(c, |e| e.liveness.fresh_at()).flatten()
+                            })
+                            .map(|c| c.to_hex())
+                    })
+                })
+                .flatten();
+            let camera_name = camera_id
+                .as_deref()
+                .and_then(|c| c.parse().ok())
+                .and_then(|c| state.registry.identity(&c))
+                .map(|(_, _, name, _)| name);
+            let (message, severity) = alert_text(*a, door, camera_name.as_deref(), limits);
             crate::alerts::raise(
                 state,
                 &home.owner_id,
                 NewAlert {
                     home_id: &d.home_id,
-                    device_id: None,
+                    device_id: camera_id.as_deref(),
                     delivery_id: Some(&d.id),
                     severity,
                     kind: a.code(),
@@ -213,6 +262,9 @@ async fn effect(
             }
         }
         Effect::Relock => {
+            if !state.access.relock_due(&d.id, now) {
+                return;
+            }
             if let Some(lock) = door.and_then(|x| x.lock) {
                 let reason = match d.state.as_str() {
                     "camera_lost" => "camera_lost",
@@ -231,11 +283,8 @@ async fn effect(
 /// incident relocks.
 pub async fn on_door_state(state: &AppState, door: &Door) {
     let now = state.clock.now_ms();
-    let s = doors::secured(state, door, now);
-    let input = match (s.closed, s.locked) {
-        (true, true) => Input::Secured,
-        (true, false) => Input::DoorClosed,
-        _ => return,
+    let Some(input) = door_input(doors::secured(state, door, now)) else {
+        return;
     };
     let Ok(active) = state.store.active_deliveries_of_door(&door.id).await else {
         return;
@@ -250,7 +299,7 @@ pub async fn on_door_state(state: &AppState, door: &Door) {
 /// cannot vouch now: law 10).
 pub async fn on_camera_blind(state: &AppState, camera: &threshold_proto::DeviceId) {
     let now = state.clock.now_ms();
-    if state.access.degraded(now) {
+    if !state.access.may_blame_devices(now) {
         return;
     }
     for door in state.access.doors.of_device(camera) {

@@ -50,7 +50,13 @@ pub struct AccessState {
     vouching_since: AtomicI64,
     vouching: AtomicBool,
     live_window_ms: i64,
+    /// When each delivery's lock was last commanded to relock by the hub.
+    relocked: Mutex<HashMap<String, i64>>,
 }
+
+/// The hub commands a delivery's lock to relock at most this often: the lock's own
+/// reports of its bolt moving must not turn into a stream of commands.
+pub const RELOCK_EVERY_MS: i64 = 3_000;
 
 impl AccessState {
     pub fn new(live_window_ms: i64) -> Self {
@@ -61,6 +67,20 @@ impl AccessState {
             vouching_since: AtomicI64::new(i64::MAX),
             vouching: AtomicBool::new(false),
             live_window_ms,
+            relocked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the hub may command this delivery's lock to relock now (and note it).
+    pub fn relock_due(&self, delivery_id: &str, now: i64) -> bool {
+        let mut m = self.relocked.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, at| now.saturating_sub(*at) < 10 * RELOCK_EVERY_MS);
+        match m.get(delivery_id) {
+            Some(at) if now.saturating_sub(*at) < RELOCK_EVERY_MS => false,
+            _ => {
+                m.insert(delivery_id.to_owned(), now);
+                true
+            }
         }
     }
 
@@ -70,14 +90,24 @@ impl AccessState {
         if up && !was {
             self.vouching_since.store(now, Ordering::SeqCst);
         }
+        if up != was {
+            tracing::info!(vouching = up, "hub's ability to vouch for liveness changed");
+        }
     }
 
-    /// Whether the hub cannot vouch for liveness now: no broker connection, or
-    /// connected for less than one live window (devices have not had a chance to prove
-    /// themselves yet).
-    pub fn degraded(&self, now: i64) -> bool {
+    /// Whether the hub cannot vouch for liveness now (no broker connection): the
+    /// entry rule then refuses with `hub_degraded` instead of trusting what it last saw.
+    pub fn degraded(&self, _now: i64) -> bool {
         !self.vouching.load(Ordering::SeqCst)
-            || now.saturating_sub(self.vouching_since.load(Ordering::SeqCst)) <= self.live_window_ms
+    }
+
+    /// Whether a device that is not live may be blamed for it now: the hub has been
+    /// connected for more than one live window, so every working device has had the
+    /// chance to prove itself since (law 10: the hub's own outage or restart is never
+    /// a camera lost).
+    pub fn may_blame_devices(&self, now: i64) -> bool {
+        self.vouching.load(Ordering::SeqCst)
+            && now.saturating_sub(self.vouching_since.load(Ordering::SeqCst)) > self.live_window_ms
     }
 
     pub fn awaits_secure(&self, door_id: &str) -> bool {

@@ -17,7 +17,7 @@ const BATCH: i64 = 10_000;
 
 pub async fn pass(state: &AppState) {
     let now = state.clock.now_ms();
-    let degraded = state.access.degraded(now);
+    let may_blame = state.access.may_blame_devices(now);
     let active = match state
         .store
         .deliveries_in_states(&["inside", "delivered", "camera_lost"], BATCH)
@@ -42,7 +42,7 @@ pub async fn pass(state: &AppState) {
             if matches!(s, DeliveryState::Delivered | DeliveryState::CameraLost) {
                 awaiting.insert(door.id.clone());
             }
-            if matches!(s, DeliveryState::Inside | DeliveryState::Delivered) && !degraded {
+            if matches!(s, DeliveryState::Inside | DeliveryState::Delivered) && may_blame {
                 if let Err(blind) = doors::watched(state, door, now) {
                     let _ = apply(state, &d, Input::CameraBlind(blind)).await;
                     continue;

@@ -176,7 +176,7 @@ pub async fn accounts(base: &str, admin: &str, who: &[(&str, &str)]) -> Vec<Stri
     tokens
 }
 
-/// An owner's new home; returns its id.
+/// An owner's new home with one door, "Front door"; returns the home's id.
 pub async fn home(base: &str, owner: &str, name: &str, lat: f64, lon: f64) -> String {
     let (s, home) = call(
         "POST",
@@ -186,7 +186,44 @@ pub async fn home(base: &str, owner: &str, name: &str, lat: f64, lon: f64) -> St
     )
     .await;
     assert_eq!(s, 201, "{home}");
-    home["id"].as_str().unwrap().to_owned()
+    let id = home["id"].as_str().unwrap().to_owned();
+    let (s, door) = call(
+        "POST",
+        format!("{base}/api/v1/homes/{id}/doors"),
+        Some(owner),
+        Some(json!({"name": "Front door"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{door}");
+    id
+}
+
+/// The id of the home's only door, if it has exactly one.
+pub async fn only_door(base: &str, owner: &str, home_id: &str) -> Option<String> {
+    let (s, doors) = call(
+        "GET",
+        format!("{base}/api/v1/homes/{home_id}/doors"),
+        Some(owner),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{doors}");
+    let doors = doors.as_array().cloned().unwrap_or_default();
+    (doors.len() == 1).then(|| doors[0]["id"].as_str().unwrap().to_owned())
+}
+
+/// The owner trusts the dispatcher (signed in as `dispatcher`) to deliver inside.
+pub async fn trust(base: &str, owner: &str, home_id: &str, dispatcher: &str) {
+    let (_, me) = call("GET", format!("{base}/api/v1/me"), Some(dispatcher), None).await;
+    let id = me["id"].as_str().unwrap();
+    let (s, b) = call(
+        "PUT",
+        format!("{base}/api/v1/homes/{home_id}/merchants/{id}"),
+        Some(owner),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
 }
 
 /// A one-time pairing code for a device of `kind` in the owner's home.
@@ -197,11 +234,13 @@ pub async fn pairing_code(
     kind: &str,
     name: &str,
 ) -> String {
+    // A device of the home's only door (a lock on it, a camera watching it).
+    let door = only_door(base, owner, home_id).await;
     let (s, pc) = call(
         "POST",
         format!("{base}/api/v1/homes/{home_id}/pairing-codes"),
         Some(owner),
-        Some(json!({"kind": kind, "name": name})),
+        Some(json!({"kind": kind, "name": name, "door_id": door})),
     )
     .await;
     assert_eq!(s, 201, "{pc}");
