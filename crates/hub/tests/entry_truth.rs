@@ -8,6 +8,7 @@ use base64::Engine;
 use serde_json::json;
 use support::house::{bolt_retracts, bolt_throws, door_closes, door_opens, House};
 use support::sim::{lock_command_for, unlock_for, Sim, LAT, LON};
+use threshold_proto::body::BoltState;
 use threshold_proto::{Kind, UnverifiedMessage};
 
 fn codes(decision: &serde_json::Value) -> Vec<String> {
@@ -350,6 +351,14 @@ async fn an_unlocked_door_after_camera_loss_is_relocked_and_escalated() {
     assert_eq!(h.delivery_state(&sim, &d).await, "camera_lost");
     // The door was closed (never opened) and the bolt is back: relock now.
     assert!(lock_command_for(&sim.downlinks(), &h.front.lock.sim.id));
+    // The bolt moves and jams; its reports are not a reason to command it again and
+    // again (each command would make it report moving once more).
+    for bolt in [BoltState::Moving, BoltState::Jammed, BoltState::Moving, BoltState::Jammed] {
+        h.front.lock.bolt = Some(bolt);
+        h.front.lock.report(&sim).await;
+        h.front.lock.event(&sim, "relocked").await;
+    }
+    assert!(!lock_command_for(&sim.downlinks(), &h.front.lock.sim.id), "no command storm");
     // The lock never confirms (its bolt is stuck): after the incident limit, one
     // more critical alert, and the lock is commanded again.
     h.run(&mut sim, 59_000).await;
