@@ -21,7 +21,7 @@ pub struct LivenessArgs {
     /// Share of cameras silenced at random instants.
     #[arg(long, default_value_t = 0.01)]
     pub silence: f64,
-    /// Live window in ms (default: two heartbeat periods).
+    /// Live window in ms (default: the hub's default, as a user runs it).
     #[arg(long)]
     pub live_window_ms: Option<i64>,
     /// External broker, e.g. mqtt://127.0.0.1:1883 (default: the embedded broker).

@@ -17,10 +17,11 @@
 //! as a jammed camera would. Latency is measured from each silenced camera's last
 //! message (its send time, same machine clock) to the hub's alert (`created_ms`).
 //!
-//! The JSON line printed also carries the live window used (default two heartbeat
-//! periods: a camera is live while its newest announced frame arrived within the
-//! window), the hub's detection latency (monitor transition) next to the alert latency,
-//! and the hub process's CPU and memory (the embedded broker runs inside it).
+//! The JSON line printed also carries the live window used (default: the hub's
+//! default; a camera is live while its newest frame was captured within the window,
+//! on the hub's clock), the hub's detection latency (monitor transition) next to the
+//! alert latency, and the hub process's CPU and memory (the embedded broker runs
+//! inside it).
 
 use crate::config::HubConfig;
 use serde_json::json;
@@ -54,7 +55,7 @@ pub struct LivenessBench {
     pub duration_s: u64,
     /// Share of cameras silenced (default 0.01).
     pub silence_fraction: f64,
-    /// Live window; default two heartbeat periods (at least 250 ms).
+    /// Live window; default the hub's default.
     pub live_window_ms: Option<i64>,
     /// External broker (`mqtt://host:port`); default the embedded broker.
     pub mqtt_url: Option<String>,
@@ -133,7 +134,11 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(b.duration_s >= 10, "--duration must be at least 10 s");
     anyhow::ensure!(!b.devices_command.is_empty(), "no device process command");
     let period_ms = (1000.0 / b.hz).round() as i64;
-    let window = b.live_window_ms.unwrap_or((2 * period_ms).max(250));
+    // The hub's own default unless asked otherwise: the figures are for what a user
+    // runs.
+    let window = b
+        .live_window_ms
+        .unwrap_or(HubConfig::default().live_window_ms);
     let dir = threshold_store::testing::TempDir::new("bench-liveness")?;
     let free = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let cfg = HubConfig {
@@ -143,7 +148,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         embedded_mqtt_addr: free,
         mqtt_topic_prefix: format!("bench-{}", &threshold_store::new_id()[..8]),
         live_window_ms: window,
-        offline_after_ms: (window * 4).max(5000),
+        offline_after_ms: (window * 4).max(HubConfig::default().offline_after_ms),
         heartbeat_ms: period_ms.min(window - 1).max(20),
         ..Default::default()
     };

@@ -353,12 +353,20 @@ async fn an_unlocked_door_after_camera_loss_is_relocked_and_escalated() {
     assert!(lock_command_for(&sim.downlinks(), &h.front.lock.sim.id));
     // The bolt moves and jams; its reports are not a reason to command it again and
     // again (each command would make it report moving once more).
-    for bolt in [BoltState::Moving, BoltState::Jammed, BoltState::Moving, BoltState::Jammed] {
+    for bolt in [
+        BoltState::Moving,
+        BoltState::Jammed,
+        BoltState::Moving,
+        BoltState::Jammed,
+    ] {
         h.front.lock.bolt = Some(bolt);
         h.front.lock.report(&sim).await;
         h.front.lock.event(&sim, "relocked").await;
     }
-    assert!(!lock_command_for(&sim.downlinks(), &h.front.lock.sim.id), "no command storm");
+    assert!(
+        !lock_command_for(&sim.downlinks(), &h.front.lock.sim.id),
+        "no command storm"
+    );
     // The lock never confirms (its bolt is stuck): after the incident limit, one
     // more critical alert, and the lock is commanded again.
     h.run(&mut sim, 59_000).await;
