@@ -13,6 +13,7 @@ pub mod audit;
 pub mod clock_offset;
 pub mod delivery;
 pub mod entry;
+pub mod hours;
 pub mod liveness;
 pub mod opening;
 pub mod ranges;

@@ -198,6 +198,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                         lat: 0.0,
                         lon: 0.0,
                         geofence_m: 50.0,
+                        time_zone: None,
                     },
                     now,
                 )

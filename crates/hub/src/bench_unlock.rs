@@ -208,6 +208,7 @@ async fn bench(
                     lat: LAT,
                     lon: LON,
                     geofence_m: 75.0,
+                    time_zone: None,
                 },
                 t0,
             )

@@ -1,8 +1,9 @@
 //! Guest access grants (a weekly cleaner, a neighbour for a week).
 //!
 //! A grant belongs to one home, is valid between two instants, optionally only in
-//! weekly windows (day 1 = Monday, minutes since local midnight, with the grant's UTC
-//! offset), and can be revoked at any time. Whether the camera rule ("no eyes, no
+//! weekly windows (day 1 = Monday, minutes since local midnight in the home's time
+//! zone; grants from before zones keep their fixed UTC offset), and can be revoked at
+//! any time. Whether the camera rule ("no eyes, no
 //! entry") applies is chosen per grant.
 //!
 //! Authentication: each grant has its own secret (32 random bytes, hex), shown to the
@@ -11,39 +12,12 @@
 //! to guess; revoking the grant kills the secret. The unlock is the same signed
 //! single-use token as a courier's, with grant `guest:<grant id>`.
 
-use serde::Deserialize;
+pub use threshold_core::hours::WeeklyWindow;
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WeeklyWindow {
-    /// 1 = Monday ... 7 = Sunday.
-    pub day: i64,
-    pub start_minute: i64,
-    pub end_minute: i64,
-}
-
-impl WeeklyWindow {
-    pub fn is_valid(&self) -> bool {
-        (1..=7).contains(&self.day)
-            && (0..=1440).contains(&self.start_minute)
-            && (0..=1440).contains(&self.end_minute)
-            && self.start_minute < self.end_minute
-    }
-}
-
-/// Is `now_ms` inside one of the windows (local time = UTC + offset)? No windows =
-/// any time.
-pub fn in_weekly(windows: &[WeeklyWindow], utc_offset_minutes: i64, now_ms: i64) -> bool {
-    if windows.is_empty() {
-        return true;
-    }
-    let local_min = now_ms.div_euclid(60_000) + utc_offset_minutes;
-    let minute = local_min.rem_euclid(1440);
-    // 1970-01-01 was a Thursday (day 4).
-    let day = (local_min.div_euclid(1440) + 3).rem_euclid(7) + 1;
-    windows
-        .iter()
-        .any(|w| w.day == day && minute >= w.start_minute && minute < w.end_minute)
+/// Is `now_ms` inside one of the windows, in the home's time zone? No windows = any
+/// time.
+pub fn in_weekly(windows: &[WeeklyWindow], tz: &jiff::tz::TimeZone, now_ms: i64) -> bool {
+    threshold_core::hours::in_windows(windows, tz, now_ms)
 }
 
 #[cfg(test)]
@@ -59,11 +33,16 @@ mod tests {
             start_minute: 9 * 60,
             end_minute: 12 * 60,
         }];
-        assert!(in_weekly(&w, 0, monday_10));
-        assert!(!in_weekly(&w, 0, monday_10 + 3 * 3_600_000));
-        assert!(!in_weekly(&w, 0, monday_10 + 24 * 3_600_000));
+        let utc = threshold_core::hours::fixed(0);
+        assert!(in_weekly(&w, &utc, monday_10));
+        assert!(!in_weekly(&w, &utc, monday_10 + 3 * 3_600_000));
+        assert!(!in_weekly(&w, &utc, monday_10 + 24 * 3_600_000));
         // UTC+3: 13:00 local, outside.
-        assert!(!in_weekly(&w, 180, monday_10));
-        assert!(in_weekly(&[], 0, monday_10));
+        assert!(!in_weekly(
+            &w,
+            &threshold_core::hours::fixed(180),
+            monday_10
+        ));
+        assert!(in_weekly(&[], &utc, monday_10));
     }
 }

@@ -1,12 +1,25 @@
-//! The owner's hours for in-home deliveries.
+//! The owner's hours for in-home deliveries, in the home's time zone
+//! (`threshold_core::hours`).
 
+use jiff::tz::TimeZone;
 use serde_json::json;
+use threshold_core::hours::{daily, fixed, in_windows, zone};
+use threshold_store::HomeRow;
 
-/// Whether `now_ms` is inside the owner's allowed hours: `{"start_minute",
-/// "end_minute", "utc_offset_minutes", "days": [1..7]}` (1 = Monday); no hours set
-/// means any time.
-pub fn within_owner_hours(allowed_hours: &str, now_ms: i64) -> bool {
-    let v: serde_json::Value = serde_json::from_str(allowed_hours).unwrap_or(json!({}));
+/// The home's time zone: its IANA zone, or for a home from before zones the fixed
+/// offset its hours were written with (UTC if none).
+pub fn home_zone(home: &HomeRow, legacy_offset_minutes: i64) -> TimeZone {
+    match home.time_zone.as_deref().map(zone) {
+        Some(Ok(tz)) => tz,
+        _ => fixed(legacy_offset_minutes),
+    }
+}
+
+/// Whether `now_ms` is inside the owner's hours: `{"days": [1..7], "start_minute",
+/// "end_minute"}` in the home's local time (1 = Monday; no days: every day); no hours
+/// set means any time.
+pub fn within_owner_hours(home: &HomeRow, now_ms: i64) -> bool {
+    let v: serde_json::Value = serde_json::from_str(&home.allowed_hours).unwrap_or(json!({}));
     let (Some(start), Some(end)) = (
         v.get("start_minute").and_then(|x| x.as_i64()),
         v.get("end_minute").and_then(|x| x.as_i64()),
@@ -17,13 +30,10 @@ pub fn within_owner_hours(allowed_hours: &str, now_ms: i64) -> bool {
         .get("utc_offset_minutes")
         .and_then(|x| x.as_i64())
         .unwrap_or(0);
-    let local = now_ms.div_euclid(60_000).saturating_add(offset);
-    let local_min = local.rem_euclid(1440);
-    // 1970-01-01 was a Thursday (day 4).
-    let day = (local.div_euclid(1440) + 3).rem_euclid(7) + 1;
-    let day_ok = v
+    let days: Vec<i64> = v
         .get("days")
         .and_then(|d| d.as_array())
-        .is_none_or(|d| d.iter().any(|x| x.as_i64() == Some(day)));
-    day_ok && local_min >= start && local_min < end
+        .map(|d| d.iter().filter_map(|x| x.as_i64()).collect())
+        .unwrap_or_default();
+    in_windows(&daily(&days, start, end), &home_zone(home, offset), now_ms)
 }

@@ -587,3 +587,60 @@ async fn statements_the_lock_refused_are_counted_and_reported() {
     let kinds = h.alert_kinds(&sim).await;
     assert_eq!(kinds, ["token_refused", "token_refused", "token_refused"]);
 }
+
+#[tokio::test]
+async fn the_owner_s_hours_are_local_time_in_the_home_s_zone() {
+    let (sim, h) = ready().await;
+    // Now is 10:00 UTC, 11:00 in Amsterdam (winter, UTC+1).
+    let settings = |hours: serde_json::Value, zone: &str| json!({"in_home_enabled": true, "approval_required": false, "allowed_hours": hours, "time_zone": zone});
+    let path = format!("/api/v1/homes/{}/settings", h.home);
+    let (s, b) = sim
+        .http(
+            "PUT",
+            &path,
+            Some(&h.owner),
+            Some(settings(
+                json!({"start_minute": 630, "end_minute": 690}),
+                "Europe/Amsterdam",
+            )),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["time_zone"], "Europe/Amsterdam");
+    let d = h.delivery(&sim, None, "P-1").await;
+    assert_eq!(
+        h.enter(&sim, &d, "P-1").await["allowed"],
+        true,
+        "10:30-11:30 local holds at 11:00"
+    );
+    let d2 = h.delivery(&sim, None, "P-2").await;
+    let (s, _) = sim
+        .http(
+            "PUT",
+            &path,
+            Some(&h.owner),
+            Some(settings(
+                json!({"start_minute": 570, "end_minute": 630}),
+                "Europe/Amsterdam",
+            )),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        codes(&h.enter(&sim, &d2, "P-2").await),
+        ["outside_owner_hours"],
+        "09:30-10:30 local"
+    );
+    let (s, b) = sim
+        .http(
+            "PUT",
+            &path,
+            Some(&h.owner),
+            Some(settings(json!({}), "Mars/Olympus_Mons")),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_time_zone"))
+    );
+}

@@ -15,9 +15,13 @@ pub struct HomeRow {
     pub geofence_m: f64,
     pub in_home_enabled: bool,
     pub approval_required: bool,
-    /// JSON: `{"days":[1..=7],"start_minute":0..1440,"end_minute":..,"utc_offset_minutes":..}`.
+    /// JSON: `{"days":[1..=7],"start_minute":0..1440,"end_minute":..}`, local time in
+    /// `time_zone` (older rows may carry `utc_offset_minutes`, used when the home has no
+    /// zone).
     pub allowed_hours: String,
     pub created_ms: i64,
+    /// IANA time zone name; None for homes from before zones.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +31,7 @@ pub struct NewHome<'a> {
     pub lat: f64,
     pub lon: f64,
     pub geofence_m: f64,
+    pub time_zone: Option<&'a str>,
 }
 
 /// A one-time pairing code to store (only its hash).
@@ -70,22 +75,24 @@ pub(crate) fn home_prefixed(r: &AnyRow, p: &str) -> Result<HomeRow> {
         approval_required: flag(r, &col("approval_required"))?,
         allowed_hours: r.try_get(col("allowed_hours").as_str())?,
         created_ms: r.try_get(col("created_ms").as_str())?,
+        time_zone: r.try_get::<Option<String>, _>(col("time_zone").as_str())?,
     })
 }
 
 /// The columns of `homes h`, each named `h_<column>`, for joins.
 pub(crate) const HOME_COLS_AS_H: &str = "h.id AS h_id, h.owner_id AS h_owner_id, h.name AS h_name, \
     h.lat AS h_lat, h.lon AS h_lon, h.geofence_m AS h_geofence_m, h.in_home_enabled AS h_in_home_enabled, \
-    h.approval_required AS h_approval_required, h.allowed_hours AS h_allowed_hours, h.created_ms AS h_created_ms";
+    h.approval_required AS h_approval_required, h.allowed_hours AS h_allowed_hours, h.created_ms AS h_created_ms, \
+    h.time_zone AS h_time_zone";
 
-const HOME_COLS: &str = "id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms";
+const HOME_COLS: &str = "id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms, time_zone";
 
 impl Store {
     pub async fn create_home(&self, h: NewHome<'_>, now: i64) -> Result<HomeRow> {
         let id = crate::new_id();
         sqlx::query(
-            "INSERT INTO homes (id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, 0, '{}', $7)",
+            "INSERT INTO homes (id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms, time_zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, 0, '{}', $7, $8)",
         )
         .bind(&id)
         .bind(h.owner_id)
@@ -94,6 +101,7 @@ impl Store {
         .bind(h.lon)
         .bind(h.geofence_m)
         .bind(now)
+        .bind(h.time_zone)
         .execute_durably(&self.writer)
         .await?;
         self.home_any(&id).await
@@ -142,6 +150,7 @@ impl Store {
         rows.iter().map(home).collect()
     }
 
+    /// Change a home's settings; `time_zone: None` keeps the zone it has.
     pub async fn update_home_settings(
         &self,
         owner_id: &str,
@@ -149,13 +158,15 @@ impl Store {
         in_home_enabled: bool,
         approval_required: bool,
         allowed_hours: &str,
+        time_zone: Option<&str>,
     ) -> Result<HomeRow> {
-        let r = sqlx::query("UPDATE homes SET in_home_enabled = $1, approval_required = $2, allowed_hours = $3 WHERE id = $4 AND owner_id = $5")
+        let r = sqlx::query("UPDATE homes SET in_home_enabled = $1, approval_required = $2, allowed_hours = $3, time_zone = COALESCE($6, time_zone) WHERE id = $4 AND owner_id = $5")
             .bind(i64::from(in_home_enabled))
             .bind(i64::from(approval_required))
             .bind(allowed_hours)
             .bind(id)
             .bind(owner_id)
+            .bind(time_zone)
             .execute_durably(&self.writer)
             .await?;
         if r.rows_affected() == 0 {

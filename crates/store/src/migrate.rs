@@ -33,6 +33,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "doors",
         include_str!("../migrations/sqlite/0005_doors.sql"),
     ),
+    (
+        6,
+        "time_zone",
+        include_str!("../migrations/sqlite/0006_time_zone.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -59,6 +64,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "doors",
         include_str!("../migrations/postgres/0005_doors.sql"),
+    ),
+    (
+        6,
+        "time_zone",
+        include_str!("../migrations/postgres/0006_time_zone.sql"),
     ),
 ];
 

@@ -88,6 +88,7 @@ pub async fn home(s: &Store, owner_id: &str) -> crate::Result<crate::HomeRow> {
             lat: 0.0,
             lon: 0.0,
             geofence_m: 30.0,
+            time_zone: None,
         },
         0,
     )

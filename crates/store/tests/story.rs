@@ -49,6 +49,7 @@ async fn story(s: &Store) {
                 lat: 52.0,
                 lon: 4.0,
                 geofence_m: 60.0,
+                time_zone: None,
             },
             5,
         )
@@ -61,7 +62,7 @@ async fn story(s: &Store) {
     ));
     assert_eq!(s.homes(&other.id).await.unwrap().len(), 0);
     assert!(matches!(
-        s.update_home_settings(&other.id, &home.id, false, false, "{}")
+        s.update_home_settings(&other.id, &home.id, false, false, "{}", None)
             .await,
         Err(StoreError::NotFound)
     ));

@@ -44,6 +44,7 @@ async fn story(s: &Store) {
                 lat: 52.0,
                 lon: 4.0,
                 geofence_m: 50.0,
+                time_zone: None,
             },
             1,
         )

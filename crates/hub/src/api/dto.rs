@@ -61,6 +61,9 @@ pub struct CreateHome {
     pub lat: f64,
     pub lon: f64,
     pub geofence_m: Option<f64>,
+    /// IANA time zone, e.g. `Europe/Amsterdam`: the owner's hours and guests' weekly
+    /// windows are local times there.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +77,7 @@ pub struct HomeJson {
     pub approval_required: bool,
     #[schema(value_type = Object)]
     pub allowed_hours: serde_json::Value,
+    pub time_zone: Option<String>,
 }
 
 impl From<&HomeRow> for HomeJson {
@@ -87,6 +91,7 @@ impl From<&HomeRow> for HomeJson {
             in_home_enabled: h.in_home_enabled,
             approval_required: h.approval_required,
             allowed_hours: serde_json::from_str(&h.allowed_hours).unwrap_or(json!({})),
+            time_zone: h.time_zone.clone(),
         }
     }
 }
@@ -97,10 +102,13 @@ pub struct HomeSettings {
     pub in_home_enabled: bool,
     #[serde(default)]
     pub approval_required: bool,
-    /// `{"days":[1..7],"start_minute":480,"end_minute":1200,"utc_offset_minutes":60}`; `{}` = any time.
+    /// `{"days":[1..7],"start_minute":480,"end_minute":1200}` in the home's local time;
+    /// `{}` = any time.
     #[schema(value_type = Object)]
     #[serde(default)]
     pub allowed_hours: Option<serde_json::Value>,
+    /// IANA time zone of the home, e.g. `Europe/Amsterdam` (left out: unchanged).
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -19,7 +19,10 @@ pub struct CreateGrant {
     pub name: String,
     pub valid_from_ms: i64,
     pub valid_until_ms: i64,
+    /// `[{"day": 1..7 (Monday = 1), "start_minute", "end_minute"}]`, local time of the
+    /// home.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub weekly: Vec<WeeklyWindow>,
     #[serde(default)]
     pub utc_offset_minutes: i64,

@@ -50,6 +50,7 @@ pub async fn create(
             "geofence_m must be between 10 and 1000",
         ));
     }
+    let time_zone = checked_zone(req.time_zone.as_deref())?;
     let h = st
         .store
         .create_home(
@@ -59,6 +60,7 @@ pub async fn create(
                 lat: req.lat,
                 lon: req.lon,
                 geofence_m: geofence,
+                time_zone: time_zone.as_deref(),
             },
             st.clock.now_ms(),
         )
@@ -99,6 +101,7 @@ pub async fn settings(
     let owner = p.require(Role::Owner)?;
     let hours = req.allowed_hours.unwrap_or(json!({}));
     validate_hours(&hours)?;
+    let time_zone = checked_zone(req.time_zone.as_deref())?;
     let h = st
         .store
         .update_home_settings(
@@ -107,6 +110,7 @@ pub async fn settings(
             req.in_home_enabled,
             req.approval_required,
             &hours.to_string(),
+            time_zone.as_deref(),
         )
         .await
         .map_err(|_| ApiError::NotFound("home"))?;
@@ -119,6 +123,16 @@ pub async fn settings(
     )
     .await;
     Ok(Json((&h).into()))
+}
+
+/// An IANA time zone name, checked against the time zone database.
+fn checked_zone(name: Option<&str>) -> ApiResult<Option<String>> {
+    match name {
+        None => Ok(None),
+        Some(n) => threshold_core::hours::zone(n)
+            .map(|_| Some(n.to_owned()))
+            .map_err(|e| ApiError::invalid("invalid_time_zone", e.to_string())),
+    }
 }
 
 fn validate_hours(v: &serde_json::Value) -> ApiResult<()> {

@@ -167,7 +167,7 @@ async fn lookup_key(
 fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp), Rejection> {
     let now = state.clock.now_ms();
     let cfg = state.config.liveness();
-    let parsed = parse_transport_body(&msg)?;
+    let parsed = parse_transport_body(msg)?;
     let kind_name = msg.kind.name();
     let result = state.registry.with(&msg.device, |e| {
         if e.fence_device_ms.is_some_and(|f| msg.time_ms <= f) {
