@@ -2,7 +2,7 @@
 //! owner's app, alerts, and the audit log.
 
 use crate::events::HubEvent;
-use crate::gateway::monitor::{Change, Transition};
+use crate::gateway::transition::{Change, Transition};
 use crate::state::AppState;
 use serde_json::json;
 use threshold_core::liveness::Liveness;

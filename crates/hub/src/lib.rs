@@ -11,7 +11,6 @@ pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod auth;
-pub mod avi;
 pub mod bench_liveness;
 pub mod bench_unlock;
 pub mod clock;
@@ -23,14 +22,11 @@ pub mod gateway;
 pub mod guests;
 pub mod hours;
 pub mod hubkey;
-pub mod live;
 pub mod media;
 pub mod metrics;
-pub mod push;
-pub mod recording;
 pub mod state;
+pub mod text;
 pub mod web;
-pub mod webhooks;
 pub mod wifi;
 
 pub use config::{HubConfig, Overrides};
@@ -78,7 +74,7 @@ pub async fn start(config: HubConfig) -> anyhow::Result<Hub> {
 pub struct Assembled {
     pub state: AppState,
     mqtt: gateway::mqtt::MqttTarget,
-    connected: Arc<gateway::mqtt::Connected>,
+    connected: Arc<gateway::connected::Connected>,
 }
 
 /// Open the database, load every device and door, and build the hub's state, without
@@ -123,7 +119,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         }
         None => (mqtt_host.clone(), mqtt_port),
     };
-    let connected = Arc::new(gateway::mqtt::Connected::default());
+    let connected = Arc::new(gateway::connected::Connected::default());
     let journal = audit::Journal::start(
         store.clone(),
         hub_key.clone(),
@@ -139,9 +135,9 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         hub_key,
         registry: gateway::registry::Registry::new(),
         bus: events::EventBus::new(),
-        live: live::LiveFrames::default(),
-        recorder: recording::Recorder::default(),
-        webhooks: webhooks::Webhooks::default(),
+        live: media::live::LiveFrames::default(),
+        recorder: media::recorder::Recorder::default(),
+        webhooks: alerts::webhooks::Webhooks::default(),
         device_mqtt_host: device_host,
         device_mqtt_port: device_port,
         hub_mqtt_password,
@@ -177,9 +173,13 @@ pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyho
         gateway::broker::start(config.embedded_mqtt_addr, state.clone())
             .map_err(anyhow::Error::msg)?;
     }
-    gateway::monitor::spawn(state.clone(), Duration::from_millis(50));
-    recording::spawn(state.clone());
-    webhooks::spawn(state.clone());
+    gateway::monitor::spawn(
+        state.clone(),
+        Duration::from_millis(50),
+        |st, t| async move { domain::on_transition(&st, t).await },
+    );
+    media::recording::spawn(state.clone());
+    alerts::webhooks::spawn(state.clone());
     access::watcher::spawn(state.clone());
     gateway::mqtt::spawn(state.clone(), mqtt, connected.clone());
     // Devices may publish as soon as we answer HTTP; be subscribed before that. A

@@ -5,7 +5,7 @@ use crate::config::HubConfig;
 use crate::events::EventBus;
 use crate::gateway::downlink::Downlink;
 use crate::gateway::registry::Registry;
-use crate::live::LiveFrames;
+use crate::media::live::LiveFrames;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use threshold_proto::DeviceKey;
@@ -26,28 +26,28 @@ pub struct Inner {
     pub downlink: Downlink,
     pub live: LiveFrames,
     /// Open and recent delivery recordings (see `recording`).
-    pub recorder: crate::recording::Recorder,
+    pub recorder: crate::media::recorder::Recorder,
     /// Outgoing webhook signals (see `webhooks`).
-    pub webhooks: crate::webhooks::Webhooks,
+    pub webhooks: crate::alerts::wake::Webhooks,
     /// Broker address handed to devices at enrolment.
     pub device_mqtt_host: String,
     pub device_mqtt_port: u16,
     /// Shared secret the embedded broker accepts from this hub's own connection.
     pub hub_mqtt_password: String,
     /// Where liveness transitions go to be applied (set once by the monitor).
-    pub mqtt_connected: Arc<crate::gateway::mqtt::Connected>,
+    pub mqtt_connected: Arc<crate::gateway::connected::Connected>,
     /// This process's one writer of the audit log (group commit; other hub processes
     /// are handled by the store's retry).
-    pub journal: crate::audit::Journal,
+    pub journal: crate::audit::journal::Journal,
     /// Failed sign-ins per username (online guessing).
-    pub login_limiter: crate::auth::LoginLimiter,
+    pub login_limiter: crate::auth::limiter::LoginLimiter,
     /// Unlock attempts per guest grant (same limits, every attempt counts): a leaked
     /// or scripted guest secret cannot open the door over and over.
-    pub guest_limiter: crate::auth::LoginLimiter,
+    pub guest_limiter: crate::auth::limiter::LoginLimiter,
     /// Set when the hub stops: background loops end at their next turn.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub effects: std::sync::OnceLock<
-        tokio::sync::mpsc::UnboundedSender<crate::gateway::monitor::Transition>,
+        tokio::sync::mpsc::UnboundedSender<crate::gateway::transition::Transition>,
     >,
     /// Doors, open deliveries waiting to be secured, whether the hub can vouch.
     pub access: crate::access::AccessState,

@@ -22,7 +22,7 @@
 //! bounded and stripped of control characters, and nothing here panics on bad input.
 
 use crate::events::HubEvent;
-use crate::gateway::monitor::{Change, Transition};
+use crate::gateway::transition::{Change, Transition};
 use crate::state::AppState;
 use serde_json::{json, Map, Value};
 use threshold_proto::body::DeviceKind;

@@ -706,10 +706,10 @@ async fn attack(w: World) {
         let t: i64 = ts.parse().unwrap();
         assert!((t - now_ms() / 1000).abs() < 120);
         assert!(
-            threshold_hub::webhooks::verify(&secret, mid, t, body, sig),
+            threshold_hub::alerts::webhooks::verify(&secret, mid, t, body, sig),
             "signature verifies"
         );
-        assert!(!threshold_hub::webhooks::verify(
+        assert!(!threshold_hub::alerts::webhooks::verify(
             &secret,
             mid,
             t,
@@ -961,7 +961,9 @@ async fn media_retention_deletes_oldest_beyond_size() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let state = &w.hub.as_ref().unwrap().state;
-    let deleted = threshold_hub::recording::retention(state).await.unwrap();
+    let deleted = threshold_hub::media::recording::retention(state)
+        .await
+        .unwrap();
     assert!(deleted > 0);
     let after = w.recording(&id).await;
     let first_before = before["frames"][0]["seq"].as_i64().unwrap();

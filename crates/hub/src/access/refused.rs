@@ -24,7 +24,7 @@ pub async fn on_token_refused(
         .get("reason")
         .and_then(|r| r.as_str())
         .unwrap_or("unknown");
-    let reason = crate::gateway::ingest::bounded(reason, 40);
+    let reason = crate::text::bounded(reason, 40);
     let label = if reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
         reason.clone()
     } else {
@@ -66,8 +66,8 @@ pub async fn on_token_refused(
             kind: "token_refused",
             message: &message,
             evidence: &json!({"reason": reason, "device_time_ms": msg.time_ms, "event_seq": msg.seq,
-                "grant": detail.get("grant").and_then(|g| g.as_str()).map(|g| crate::gateway::ingest::bounded(g, 128)),
-                "nonce": crate::gateway::ingest::bounded(nonce, 64)})
+                "grant": detail.get("grant").and_then(|g| g.as_str()).map(|g| crate::text::bounded(g, 128)),
+                "nonce": crate::text::bounded(nonce, 64)})
             .to_string(),
             cause_key: Some(&format!("token_refused:{device}:{}", msg.seq)),
         },

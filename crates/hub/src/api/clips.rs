@@ -230,7 +230,7 @@ pub async fn frame(
     if f.capture_ms < rec.started_ms || rec.ends_ms.is_some_and(|e| f.capture_ms > e) {
         return Err(ApiError::NotFound("frame"));
     }
-    let bytes = crate::recording::read_frame(&st, &f)
+    let bytes = crate::media::recording::read_frame(&st, &f)
         .await
         .map_err(|_| ApiError::NotFound("frame"))?;
     Ok((
@@ -288,7 +288,7 @@ pub async fn avi(
     }
     // Built in memory: refuse before reading anything if it cannot fit.
     let total: i64 = mine.iter().map(|f| f.bytes.max(0) + 24).sum();
-    if total as usize > crate::avi::MAX_AVI_BYTES {
+    if total as usize > crate::media::avi::MAX_AVI_BYTES {
         return Err(ApiError::invalid(
             "clip_too_large",
             "the clip is too large for one AVI; download frames individually",
@@ -296,7 +296,7 @@ pub async fn avi(
     }
     let mut jpegs = Vec::with_capacity(mine.len());
     for f in &mine {
-        match crate::recording::read_frame(&st, f).await {
+        match crate::media::recording::read_frame(&st, f).await {
             Ok(b) => jpegs.push(b),
             Err(e) => tracing::warn!(error = %e, seq = f.seq, "recorded frame missing on disk"),
         }
@@ -310,7 +310,7 @@ pub async fn avi(
     };
     let body = tokio::task::spawn_blocking(move || {
         let refs: Vec<&[u8]> = jpegs.iter().map(|j| j.as_slice()).collect();
-        crate::avi::mjpeg_avi(&refs, fps)
+        crate::media::avi::mjpeg_avi(&refs, fps)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?

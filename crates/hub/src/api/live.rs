@@ -129,7 +129,7 @@ async fn view(st: AppState, d: DeviceId, mut socket: WebSocket) {
     st.live.add_viewer(d);
     let _guard = Viewer(&st, d);
     let now = st.clock.now_ms();
-    crate::recording::request_frames(&st, &[d], now + 10_000).await;
+    crate::media::recording::request_frames(&st, &[d], now + 10_000).await;
     let mut rx = st.live.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(STATUS_EVERY_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

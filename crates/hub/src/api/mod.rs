@@ -156,7 +156,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/verify", get(system::audit_verify))
         .route("/events", get(system::events_ws))
         .route("/openapi.json", get(system::openapi))
-        .merge(crate::push::router(&state))
+        .merge(crate::alerts::push::router(&state))
         .fallback(|| async { ApiError::NotFound("route") });
     Router::new()
         .nest("/api/v1", api)

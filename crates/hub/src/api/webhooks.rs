@@ -116,7 +116,7 @@ pub async fn create(
             "at most 10 webhook endpoints per owner",
         ));
     }
-    let secret = crate::webhooks::new_secret()?;
+    let secret = crate::alerts::webhooks::new_secret()?;
     let ep = st
         .store
         .create_webhook_endpoint(owner, &url, &secret, &description, st.clock.now_ms())

@@ -549,7 +549,4 @@ async fn send_ack(state: &AppState, device: DeviceId, ack: Ack) {
     state.downlink.publish(device, m).await;
 }
 
-/// At most `max` characters of device-supplied text.
-pub fn bounded(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
+pub use crate::text::bounded;

@@ -7,8 +7,10 @@
 //! [`downlink`] signs and publishes the hub's messages to devices.
 
 pub mod broker;
+pub mod connected;
 pub mod downlink;
 pub mod ingest;
 pub mod monitor;
 pub mod mqtt;
 pub mod registry;
+pub mod transition;

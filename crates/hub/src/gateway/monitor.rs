@@ -13,26 +13,7 @@ use threshold_proto::body::DeviceKind;
 use threshold_proto::DeviceId;
 use tokio::sync::mpsc;
 
-/// A change in a device's condition worth telling someone about.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Transition {
-    pub device: DeviceId,
-    pub home_id: String,
-    pub owner_id: String,
-    pub kind: DeviceKind,
-    pub name: String,
-    pub change: Change,
-    pub at_ms: i64,
-    /// Hub time of the last fresh evidence (frame or report) before the change.
-    pub last_fresh_ms: Option<i64>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Change {
-    Liveness { from: Liveness, to: Liveness },
-    Frozen(bool),
-    OfflineNotice,
-}
+pub use crate::gateway::transition::{Change, Transition};
 
 fn emit(state: &AppState, t: Transition) {
     if let Some(tx) = state.effects_tx() {
@@ -152,8 +133,14 @@ fn next_batch(pending: &mut std::collections::VecDeque<Transition>) -> Vec<Trans
     out
 }
 
-/// Start the ticker, the effects task and the high-water-mark flusher.
-pub fn spawn(state: AppState, tick: Duration) {
+/// Start the ticker, the effects task (which hands each transition to `apply`, the
+/// domain's reaction, so the gateway does not call the domain) and the high-water-mark
+/// flusher.
+pub fn spawn<F, Fut>(state: AppState, tick: Duration, apply: F)
+where
+    F: Fn(AppState, Transition) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let (tx, mut rx) = mpsc::unbounded_channel::<Transition>();
     let _ = state.effects.set(tx);
     let st = state.clone();
@@ -170,7 +157,7 @@ pub fn spawn(state: AppState, tick: Duration) {
                 pending.push_back(t);
             }
             for t in next_batch(&mut pending) {
-                crate::domain::on_transition(&st, t).await;
+                apply(st.clone(), t).await;
                 st.metrics.effects_pending.dec();
             }
         }

@@ -2,36 +2,16 @@
 //! workers. Messages are sharded by device id, so one device's messages are handled in
 //! the order the broker delivered them while different devices proceed in parallel.
 
+use crate::gateway::connected::Connected;
 use crate::gateway::ingest;
 use crate::state::AppState;
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Whether the hub currently has a broker connection with its subscription in place
-/// (for /healthz, and so start-up can wait for it).
-#[derive(Debug, Default)]
-pub struct Connected(pub AtomicBool, pub tokio::sync::Notify);
-
-impl Connected {
-    /// Wait until subscribed, at most `limit`. Returns whether it is.
-    pub async fn wait(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.1.notified();
-            if self.0.load(Ordering::SeqCst) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.0.load(Ordering::SeqCst);
-            }
-        }
-    }
-}
 
 pub struct MqttTarget {
     pub host: String,

@@ -10,7 +10,7 @@
 use serde_json::{json, Value};
 use std::sync::Arc;
 use threshold_hub::clock::ManualClock;
-use threshold_hub::gateway::monitor::Transition;
+use threshold_hub::gateway::transition::Transition;
 use threshold_hub::{AppState, HubConfig};
 use threshold_proto::body::{BoltState, DoorState, FrameSummary, Heartbeat, State};
 use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage, UnverifiedMessage};

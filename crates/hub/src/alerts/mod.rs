@@ -1,6 +1,10 @@
 //! Raising an alert: stored once per cause, audited, put on the owner's live feed and
 //! sent to their webhooks.
 
+pub mod push;
+pub mod wake;
+pub mod webhooks;
+
 use crate::events::HubEvent;
 use crate::state::AppState;
 use serde_json::json;
@@ -50,6 +54,6 @@ pub async fn raise(state: &AppState, owner_id: &str, a: NewAlert<'_>) -> Option<
         time_ms: now,
         data: body.clone(),
     });
-    crate::webhooks::on_alert(state, owner_id, &body).await;
+    crate::alerts::webhooks::on_alert(state, owner_id, &body).await;
     Some(row)
 }

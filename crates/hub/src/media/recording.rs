@@ -13,9 +13,7 @@
 //! retention.
 
 use crate::state::AppState;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 use threshold_core::liveness::Liveness;
 use threshold_proto::body::{DeviceKind, FrameHeader};
@@ -33,76 +31,6 @@ const STREAM_AHEAD_MS: i64 = 10_000;
 const MAX_OUTAGES: usize = 16;
 /// Retention runs this often.
 const RETENTION_EVERY_MS: i64 = 60_000;
-
-/// The recordings a frame may belong to, cached by home; and cameras' own account of
-/// link outages (their signed `link_lost` events), for the recovered flag.
-#[derive(Debug, Default)]
-pub struct Recorder {
-    by_home: Mutex<HashMap<String, Vec<RecordingRow>>>,
-    /// Camera (hex id) -> its recent outages in device time, `(lost, restored)`; the
-    /// newest may still be open. Kept after restoring, because backlog uploads may be
-    /// filed after the `link_restored` event is processed.
-    outages: Mutex<HashMap<String, Vec<(i64, Option<i64>)>>>,
-}
-
-impl Recorder {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<RecordingRow>>> {
-        self.by_home.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Replace the cache with the database's view, keeping recordings started in the
-    /// last few seconds that the database may not show yet (insert still in flight).
-    fn replace(&self, rows: Vec<RecordingRow>, now: i64) {
-        let mut m: HashMap<String, Vec<RecordingRow>> = HashMap::new();
-        let mut g = self.lock();
-        for r in g.values().flatten() {
-            if now - r.started_ms < 10_000 && !rows.iter().any(|x| x.delivery_id == r.delivery_id) {
-                m.entry(r.home_id.clone()).or_default().push(r.clone());
-            }
-        }
-        for r in rows {
-            m.entry(r.home_id.clone()).or_default().push(r);
-        }
-        *g = m;
-    }
-
-    fn add(&self, r: RecordingRow) {
-        let mut g = self.lock();
-        let v = g.entry(r.home_id.clone()).or_default();
-        if !v.iter().any(|x| x.delivery_id == r.delivery_id) {
-            v.push(r);
-        }
-    }
-
-    /// The recording (delivery id) a frame of `home_id` captured at `capture_ms`
-    /// belongs to: the earliest-started one covering that instant.
-    pub fn find(&self, home_id: &str, capture_ms: i64) -> Option<String> {
-        let g = self.lock();
-        g.get(home_id)?
-            .iter()
-            .filter(|r| capture_ms >= r.started_ms && r.ends_ms.is_none_or(|e| capture_ms <= e))
-            .min_by_key(|r| r.started_ms)
-            .map(|r| r.delivery_id.clone())
-    }
-
-    /// Homes with a recording open at `now`.
-    pub fn recording_homes(&self, now: i64) -> Vec<String> {
-        self.lock()
-            .iter()
-            .filter(|(_, v)| v.iter().any(|r| r.ends_ms.is_none_or(|e| now <= e)))
-            .map(|(h, _)| h.clone())
-            .collect()
-    }
-
-    fn open(&self) -> Vec<RecordingRow> {
-        self.lock()
-            .values()
-            .flatten()
-            .filter(|r| r.ends_ms.is_none())
-            .cloned()
-            .collect()
-    }
-}
 
 /// Start recording a delivery whose entry was granted and get the home's cameras
 /// streaming right away. The recording's row was written with the entry itself (the
@@ -279,20 +207,6 @@ async fn on_link_event(state: &AppState, data: &serde_json::Value) {
     }
 }
 
-impl Recorder {
-    /// Whether `capture_ms` falls in an outage the camera reported.
-    pub fn in_outage(&self, device_hex: &str, capture_ms: i64) -> bool {
-        self.outages
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(device_hex)
-            .is_some_and(|v| {
-                v.iter()
-                    .any(|(f, t)| capture_ms >= *f && t.is_none_or(|t| capture_ms <= t))
-            })
-    }
-}
-
 /// The recorder's background tasks: one starts a recording on every granted entry (it
 /// listens to the hub's event bus, so the delivery flow needs no recorder calls), one
 /// ticks.
@@ -443,16 +357,6 @@ pub async fn request_frames(state: &AppState, cams: &[DeviceId], until_ms: i64) 
     }
 }
 
-impl Recorder {
-    fn add_end(&self, delivery_id: &str, ends: i64) {
-        for v in self.lock().values_mut() {
-            for r in v.iter_mut().filter(|r| r.delivery_id == delivery_id) {
-                r.ends_ms = Some(ends);
-            }
-        }
-    }
-}
-
 /// Delete the oldest frames beyond the age and size limits.
 pub async fn retention(state: &AppState) -> Result<u64, threshold_store::StoreError> {
     let now = state.clock.now_ms();
@@ -490,6 +394,7 @@ pub async fn retention(state: &AppState) -> Result<u64, threshold_store::StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::recorder::Recorder;
 
     #[test]
     fn frames_are_filed_by_capture_time() {

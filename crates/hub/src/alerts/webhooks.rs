@@ -29,11 +29,7 @@ const CLAIM_MS: i64 = 30_000;
 const MAX_BACKOFF_MS: i64 = 600_000;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Wakes the sender when something is queued.
-#[derive(Debug, Default)]
-pub struct Webhooks {
-    wake: tokio::sync::Notify,
-}
+pub use crate::alerts::wake::Webhooks;
 
 /// A new `whsec_` secret: 24 random bytes.
 pub fn new_secret() -> Result<String, crate::error::ApiError> {

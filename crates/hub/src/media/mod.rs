@@ -1,7 +1,12 @@
 //! Frames: checking that device-supplied JPEGs are plausible, and handing them to live
 //! viewers.
 
-use crate::live::LiveFrame;
+pub mod avi;
+pub mod live;
+pub mod recorder;
+pub mod recording;
+
+use crate::media::live::LiveFrame;
 use crate::state::AppState;
 use sha2::{Digest, Sha256};
 use threshold_proto::body::FrameHeader;
@@ -38,8 +43,8 @@ pub async fn on_frame(
     header: &FrameHeader,
     jpeg: &[u8],
     recovered: bool,
-) -> Result<(), crate::recording::StoreFailed> {
-    crate::recording::on_frame(state, msg, header, jpeg, recovered).await?;
+) -> Result<(), crate::media::recording::StoreFailed> {
+    crate::media::recording::on_frame(state, msg, header, jpeg, recovered).await?;
     if !recovered {
         state.live.publish(LiveFrame {
             device: msg.device,

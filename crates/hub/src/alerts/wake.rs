@@ -1,0 +1,7 @@
+//! Wakes the webhook sender when something is queued (held by the hub's state; the
+//! sender is in `webhooks`).
+
+#[derive(Debug, Default)]
+pub struct Webhooks {
+    pub(crate) wake: tokio::sync::Notify,
+}

@@ -1,0 +1,100 @@
+//! The recordings a frame may belong to, cached by home, and the cameras' own
+//! account of their link outages.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use threshold_store::RecordingRow;
+
+/// The recordings a frame may belong to, cached by home; and cameras' own account of
+/// link outages (their signed `link_lost` events), for the recovered flag.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    pub(crate) by_home: Mutex<HashMap<String, Vec<RecordingRow>>>,
+    /// Camera (hex id) -> its recent outages in device time, `(lost, restored)`; the
+    /// newest may still be open. Kept after restoring, because backlog uploads may be
+    /// filed after the `link_restored` event is processed.
+    pub(crate) outages: Mutex<HashMap<String, Vec<(i64, Option<i64>)>>>,
+}
+
+impl Recorder {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<RecordingRow>>> {
+        self.by_home.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replace the cache with the database's view, keeping recordings started in the
+    /// last few seconds that the database may not show yet (insert still in flight).
+    pub(crate) fn replace(&self, rows: Vec<RecordingRow>, now: i64) {
+        let mut m: HashMap<String, Vec<RecordingRow>> = HashMap::new();
+        let mut g = self.lock();
+        for r in g.values().flatten() {
+            if now - r.started_ms < 10_000 && !rows.iter().any(|x| x.delivery_id == r.delivery_id) {
+                m.entry(r.home_id.clone()).or_default().push(r.clone());
+            }
+        }
+        for r in rows {
+            m.entry(r.home_id.clone()).or_default().push(r);
+        }
+        *g = m;
+    }
+
+    pub(crate) fn add(&self, r: RecordingRow) {
+        let mut g = self.lock();
+        let v = g.entry(r.home_id.clone()).or_default();
+        if !v.iter().any(|x| x.delivery_id == r.delivery_id) {
+            v.push(r);
+        }
+    }
+
+    /// The recording (delivery id) a frame of `home_id` captured at `capture_ms`
+    /// belongs to: the earliest-started one covering that instant.
+    pub(crate) fn find(&self, home_id: &str, capture_ms: i64) -> Option<String> {
+        let g = self.lock();
+        g.get(home_id)?
+            .iter()
+            .filter(|r| capture_ms >= r.started_ms && r.ends_ms.is_none_or(|e| capture_ms <= e))
+            .min_by_key(|r| r.started_ms)
+            .map(|r| r.delivery_id.clone())
+    }
+
+    /// Homes with a recording open at `now`.
+    pub(crate) fn recording_homes(&self, now: i64) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, v)| v.iter().any(|r| r.ends_ms.is_none_or(|e| now <= e)))
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+
+    pub(crate) fn open(&self) -> Vec<RecordingRow> {
+        self.lock()
+            .values()
+            .flatten()
+            .filter(|r| r.ends_ms.is_none())
+            .cloned()
+            .collect()
+    }
+}
+
+impl Recorder {
+    /// Whether `capture_ms` falls in an outage the camera reported.
+    pub(crate) fn in_outage(&self, device_hex: &str, capture_ms: i64) -> bool {
+        self.outages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(device_hex)
+            .is_some_and(|v| {
+                v.iter()
+                    .any(|(f, t)| capture_ms >= *f && t.is_none_or(|t| capture_ms <= t))
+            })
+    }
+}
+
+impl Recorder {
+    pub(crate) fn add_end(&self, delivery_id: &str, ends: i64) {
+        for v in self.lock().values_mut() {
+            for r in v.iter_mut().filter(|r| r.delivery_id == delivery_id) {
+                r.ends_ms = Some(ends);
+            }
+        }
+    }
+}
