@@ -114,25 +114,6 @@ pub(crate) fn chain_onto(head: &mut Head, drafts: &[AuditDraft]) -> Vec<AuditEnt
 /// parameters (32 766 and 65 535) at eight per row.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// `($1, $2, ...), ($n+1, ...)`: placeholders for `rows` rows of `cols` values.
-pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(&format!("${}", r * cols + c + 1));
-        }
-        out.push(')');
-    }
-    out
-}
-
 /// Insert chained entries, a statement per thousand; false if any sequence number
 /// is taken (another writer appended first: the caller rolls back and retries).
 async fn insert_audit(conn: &mut sqlx::AnyConnection, entries: &[AuditEntry]) -> Result<bool> {
@@ -163,7 +144,7 @@ pub(crate) fn audit_insert(entries: &[AuditEntry]) -> Statement {
     let sql = format!(
         "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash) VALUES {} \
          ON CONFLICT (seq) DO NOTHING",
-        values_placeholders(entries.len(), 8)
+        crate::sql::values_placeholders(entries.len(), 8)
     );
     Statement::new(sql, values)
 }

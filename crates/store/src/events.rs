@@ -348,7 +348,7 @@ pub(crate) fn timeline_insert(rows: &[&NewTimelineRow]) -> (Statement, Vec<Strin
     }
     let sql = format!(
         "INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES {}",
-        crate::audit::values_placeholders(rows.len(), 7)
+        crate::sql::values_placeholders(rows.len(), 7)
     );
     (Statement::new(sql, values), ids)
 }

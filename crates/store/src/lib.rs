@@ -23,6 +23,7 @@ mod journal_plan;
 mod media;
 mod migrate;
 mod script;
+mod sql;
 pub mod testing;
 mod wifi;
 
