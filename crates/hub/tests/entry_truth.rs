@@ -644,3 +644,33 @@ async fn the_owner_s_hours_are_local_time_in_the_home_s_zone() {
         (400, Some("invalid_time_zone"))
     );
 }
+
+#[tokio::test]
+async fn after_a_restart_a_home_not_heard_from_yet_is_given_time_to_reconnect() {
+    let (mut sim, mut h) = ready().await;
+    let d = h.delivery(&sim, None, "P-1").await;
+    assert_eq!(h.enter(&sim, &d, "P-1").await["allowed"], true);
+    h.run(&mut sim, 500).await;
+    // The hub restarts; none of the home's devices has reconnected yet (thousands of
+    // devices reconnecting at once take seconds): that is not the camera's fault.
+    for dev in [
+        &mut h.front.lock,
+        &mut h.front.camera,
+        &mut h.back.lock,
+        &mut h.back.camera,
+        &mut h.garden,
+    ] {
+        dev.dark = true;
+    }
+    if let Some(c) = h.front.contact.as_mut() {
+        c.dark = true;
+    }
+    let mut sim = sim.restart(10_000).await;
+    h.run(&mut sim, 9_500).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "inside");
+    assert!(h.alert_kinds(&sim).await.is_empty());
+    // Still nothing from the whole home after the reconnect grace: now it is news.
+    h.run(&mut sim, 1_000).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "camera_lost");
+    assert_eq!(h.alert_kinds(&sim).await, ["camera_lost_during_delivery"]);
+}

@@ -206,6 +206,24 @@ pub fn facts(state: &AppState, door: Option<&Door>, now: i64) -> DoorFacts {
     }
 }
 
+/// Whether the hub has heard from any device of the door's home since it connected to
+/// its broker (liveness is not kept across restarts, so anything seen is recent).
+pub fn home_heard(state: &AppState, home_id: &str) -> bool {
+    let mut heard = false;
+    state.registry.for_home(home_id, |e| {
+        heard |= !e.revoked && e.liveness.last_seen_at().is_some();
+    });
+    heard
+}
+
+/// Whether a door that is not watched may be blamed on its cameras now
+/// (`AccessState::may_blame`).
+pub fn may_blame(state: &AppState, door: &Door, now: i64) -> bool {
+    state
+        .access
+        .may_blame(now, home_heard(state, &door.home_id))
+}
+
 /// Whether the door is watched by at least one of its cameras now.
 pub fn watched(state: &AppState, door: &Door, now: i64) -> Result<(), Blind> {
     let mut best = Err(Blind::Offline);

@@ -299,11 +299,8 @@ pub async fn on_door_state(state: &AppState, door: &Door) {
 /// cannot vouch now: law 10).
 pub async fn on_camera_blind(state: &AppState, camera: &threshold_proto::DeviceId) {
     let now = state.clock.now_ms();
-    if !state.access.may_blame_devices(now) {
-        return;
-    }
     for door in state.access.doors.of_device(camera) {
-        if !door.cameras.contains(camera) {
+        if !door.cameras.contains(camera) || !doors::may_blame(state, &door, now) {
             continue;
         }
         let Err(blind) = doors::watched(state, &door, now) else {

@@ -54,6 +54,10 @@ pub struct AccessState {
     relocked: Mutex<HashMap<String, i64>>,
 }
 
+/// After the hub (re)connects to its broker, a device none of whose home has been
+/// heard from yet is given this long to reconnect before its silence is blamed on it.
+pub const RECONNECT_GRACE_MS: i64 = 10_000;
+
 /// The hub commands a delivery's lock to relock at most this often: the lock's own
 /// reports of its bolt moving must not turn into a stream of commands.
 pub const RELOCK_EVERY_MS: i64 = 3_000;
@@ -101,13 +105,21 @@ impl AccessState {
         !self.vouching.load(Ordering::SeqCst)
     }
 
-    /// Whether a device that is not live may be blamed for it now: the hub has been
-    /// connected for more than one live window, so every working device has had the
-    /// chance to prove itself since (law 10: the hub's own outage or restart is never
-    /// a camera lost).
-    pub fn may_blame_devices(&self, now: i64) -> bool {
-        self.vouching.load(Ordering::SeqCst)
-            && now.saturating_sub(self.vouching_since.load(Ordering::SeqCst)) > self.live_window_ms
+    /// Whether the hub may blame a device that is not live, given what it has heard
+    /// since it (re)connected to its broker (law 10: the hub's own outage or restart is
+    /// never a camera lost). Never while disconnected, nor within one live window of
+    /// connecting (every working device has had a chance to prove itself only after
+    /// that). Then at once if the hub has heard from that device or from another device
+    /// of the same home since it connected (the home's path to the hub works, so the
+    /// silence is the device's); otherwise only after `RECONNECT_GRACE_MS`, because a
+    /// whole home (or thousands of devices at once) may still be reconnecting.
+    pub fn may_blame(&self, now: i64, heard_from_home: bool) -> bool {
+        if !self.vouching.load(Ordering::SeqCst) {
+            return false;
+        }
+        let connected_for = now.saturating_sub(self.vouching_since.load(Ordering::SeqCst));
+        connected_for > self.live_window_ms
+            && (heard_from_home || connected_for > RECONNECT_GRACE_MS)
     }
 
     pub fn awaits_secure(&self, door_id: &str) -> bool {

@@ -1,7 +1,8 @@
 //! The access pass, every 250 ms (and on demand in tests, on their own clock):
 //! - every open delivery whose door is no longer watched becomes an incident, however
 //!   the hub came to know (a transition seen live, or a camera that never came back
-//!   after a hub restart), unless the hub itself cannot vouch right now;
+//!   after a hub restart), unless the hub may not blame it yet
+//!   (`AccessState::may_blame`);
 //! - every open delivery whose door is confirmed closed and locked is secured;
 //! - deadlines: windows that passed, limits that ran out (escalation);
 //! - owner and guest sessions past their end are closed.
@@ -17,7 +18,6 @@ const BATCH: i64 = 10_000;
 
 pub async fn pass(state: &AppState) {
     let now = state.clock.now_ms();
-    let may_blame = state.access.may_blame_devices(now);
     let active = match state
         .store
         .deliveries_in_states(&["inside", "delivered", "camera_lost"], BATCH)
@@ -42,7 +42,9 @@ pub async fn pass(state: &AppState) {
             if matches!(s, DeliveryState::Delivered | DeliveryState::CameraLost) {
                 awaiting.insert(door.id.clone());
             }
-            if matches!(s, DeliveryState::Inside | DeliveryState::Delivered) && may_blame {
+            if matches!(s, DeliveryState::Inside | DeliveryState::Delivered)
+                && doors::may_blame(state, door, now)
+            {
                 if let Err(blind) = doors::watched(state, door, now) {
                     let _ = apply(state, &d, Input::CameraBlind(blind)).await;
                     continue;
