@@ -99,6 +99,12 @@ pub struct Enrolment {
     pub mqtt: MqttSettings,
     #[serde(default = "default_heartbeat")]
     pub heartbeat_ms: u64,
+    /// For a lock: the door it is fitted to, and the public keys (hex) of the cameras
+    /// that watch it, as the hub said at pairing.
+    #[serde(default)]
+    pub door_id: Option<String>,
+    #[serde(default)]
+    pub door_cameras: Vec<String>,
 }
 
 fn default_heartbeat() -> u64 {
@@ -281,6 +287,8 @@ mod tests {
                 topic_prefix: "t".into(),
             },
             heartbeat_ms: 250,
+            door_id: None,
+            door_cameras: Vec::new(),
         }
     }
 

@@ -47,6 +47,29 @@ fn unique(name: &str) -> String {
 }
 
 /// Enrol a device "offline": write the key and an enrolment pointing at Mosquitto.
+/// The camera that watches the test lock's door, and one that does not.
+fn front_camera() -> DeviceKey {
+    DeviceKey::from_seed(&[0x5c; 32])
+}
+fn garden_camera() -> DeviceKey {
+    DeviceKey::from_seed(&[0x5d; 32])
+}
+
+/// A camera's signed heartbeat announcing a frame captured at `captured`, as the
+/// statement an unlock token carries.
+fn statement(cam: &DeviceKey, captured: i64) -> String {
+    let hb = serde_json::json!({"frame": {"seq": 7, "time_ms": captured, "sha256": "ab".repeat(32), "thumb": "00".repeat(64)}});
+    let m = SignedMessage::sign(
+        cam,
+        Kind::Heartbeat,
+        cam.device_id(),
+        3,
+        captured + 10,
+        hb.to_string().into_bytes(),
+    );
+    threshold_proto::statement::encode_statement(m.as_bytes())
+}
+
 fn enrol(dir: &Path, hub: &DeviceKey, prefix: &str) -> (DeviceId, PublicKey) {
     let key = load_or_create_key(dir).unwrap();
     let id = key.device_id();
@@ -64,6 +87,8 @@ fn enrol(dir: &Path, hub: &DeviceKey, prefix: &str) -> (DeviceId, PublicKey) {
                 topic_prefix: prefix.into(),
             },
             heartbeat_ms: 100,
+            door_id: Some("front".into()),
+            door_cameras: vec![front_camera().public().to_hex()],
         },
     )
     .unwrap();
@@ -181,6 +206,10 @@ impl TestHub {
             self.ack_if_record(&m).await;
             if m.kind == kind {
                 return m;
+            }
+            if m.kind == Kind::Event {
+                // Passed over, but part of the log the test checks for gaps.
+                self.seen_events.insert(m.seq);
             }
         }
     }
@@ -380,12 +409,38 @@ async fn lock_opens_only_for_valid_tokens_relocks_locally_and_remembers_nonces()
         }
     }
 
-    // A valid token retracts the bolt.
+    // The lock knows its door's camera from pairing (its `cameras_changed` record may
+    // have gone by while the test waited for the hello).
+    // The door's camera is dark or foreign: the lock refuses, whatever the hub signed.
+    for (camera, reason) in [
+        (None, "camera_statement_missing"),
+        (
+            Some(statement(&front_camera(), now_ms() - 10_000)),
+            "camera_statement_stale",
+        ),
+        (
+            Some(statement(&garden_camera(), now_ms())),
+            "camera_not_bound",
+        ),
+    ] {
+        let t = serde_json::json!({ "grant": "delivery:d0", "nonce": nonce(), "expires_at_ms": now_ms() + 30_000, "camera": camera });
+        hub.send(Kind::Unlock, id, t).await;
+        let (r, _) = hub.event("token_refused").await;
+        assert_eq!(r.detail["reason"], reason);
+    }
+    assert_eq!(home.bolt(), BoltState::Locked);
+
+    // A valid token, with the door camera's fresh statement, retracts the bolt.
     let n1 = nonce();
-    let token = serde_json::json!({ "grant": "delivery:d1", "nonce": n1, "expires_at_ms": now_ms() + 30_000 });
+    let token = serde_json::json!({ "grant": "delivery:d1", "nonce": n1, "expires_at_ms": now_ms() + 30_000,
+        "camera": statement(&front_camera(), now_ms() - 100) });
     hub.send(Kind::Unlock, id, token.clone()).await;
     let (accepted, _) = hub.event("token_accepted").await;
     assert_eq!(accepted.detail["nonce"], n1.as_str());
+    assert_eq!(
+        accepted.detail["camera"],
+        front_camera().device_id().to_hex()
+    );
     assert!(
         home.wait_bolt(BoltState::Unlocked, Duration::from_secs(5))
             .await
@@ -406,7 +461,8 @@ async fn lock_opens_only_for_valid_tokens_relocks_locally_and_remembers_nonces()
     let (r, _) = hub.event("token_refused").await;
     assert_eq!(r.detail["reason"], "nonce_reused");
     let forger = DeviceKey::from_seed(&[0x66; 32]);
-    let t2 = serde_json::json!({ "grant": "delivery:d1", "nonce": nonce(), "expires_at_ms": now_ms() + 30_000 });
+    let t2 = serde_json::json!({ "grant": "delivery:d1", "nonce": nonce(), "expires_at_ms": now_ms() + 30_000,
+        "camera": statement(&front_camera(), now_ms()) });
     hub.send_signed(&forger, Kind::Unlock, id, t2.clone()).await;
     let (r, _) = hub.event("token_refused").await;
     assert_eq!(r.detail["reason"], "bad_signature");
@@ -414,13 +470,27 @@ async fn lock_opens_only_for_valid_tokens_relocks_locally_and_remembers_nonces()
     hub.send(Kind::Unlock, other_lock, t2).await;
     let (r, _) = hub.event("token_refused").await;
     assert_eq!(r.detail["reason"], "wrong_lock");
-    let t3 = serde_json::json!({ "grant": "delivery:d1", "nonce": nonce(), "expires_at_ms": now_ms() - 10_000 });
+    let t3 = serde_json::json!({ "grant": "delivery:d1", "nonce": nonce(), "expires_at_ms": now_ms() - 10_000,
+        "camera": statement(&front_camera(), now_ms()) });
     hub.send(Kind::Unlock, id, t3).await;
     let (r, _) = hub.event("token_refused").await;
     assert_eq!(r.detail["reason"], "expired");
     assert_eq!(home.bolt(), BoltState::Locked);
 
-    // Restart the agent: the used nonce is still refused.
+    // The owner binds the garden camera instead: the hub's signed `cameras` message.
+    hub.send(
+        Kind::Cameras,
+        id,
+        serde_json::json!({"door_id": "front", "cameras": [garden_camera().public().to_hex()]}),
+    )
+    .await;
+    let (changed, _) = hub.event("cameras_changed").await;
+    assert_eq!(
+        changed.detail["cameras"],
+        serde_json::json!([garden_camera().device_id().to_hex()])
+    );
+
+    // Restart the agent: the used nonce is still refused, and the new binding holds.
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), agent)
         .await
@@ -429,10 +499,30 @@ async fn lock_opens_only_for_valid_tokens_relocks_locally_and_remembers_nonces()
         .unwrap();
     let (stop, agent) = start(&home);
     hub.next_of(Kind::Hello).await;
-    hub.send(Kind::Unlock, id, token).await;
+    // The used nonce, with a statement the lock would now accept otherwise.
+    let reused = serde_json::json!({ "grant": "delivery:d1", "nonce": n1, "expires_at_ms": now_ms() + 30_000,
+        "camera": statement(&garden_camera(), now_ms()) });
+    let _ = token;
+    hub.send(Kind::Unlock, id, reused).await;
     let (r, _) = hub.event("token_refused").await;
     assert_eq!(r.detail["reason"], "nonce_reused");
     assert_eq!(home.bolt(), BoltState::Locked);
+    let front_again = serde_json::json!({ "grant": "delivery:d2", "nonce": nonce(), "expires_at_ms": now_ms() + 30_000,
+        "camera": statement(&front_camera(), now_ms()) });
+    hub.send(Kind::Unlock, id, front_again).await;
+    let (r, _) = hub.event("token_refused").await;
+    assert_eq!(
+        r.detail["reason"], "camera_not_bound",
+        "the stored binding survived the restart"
+    );
+    let garden = serde_json::json!({ "grant": "delivery:d2", "nonce": nonce(), "expires_at_ms": now_ms() + 30_000,
+        "camera": statement(&garden_camera(), now_ms()) });
+    hub.send(Kind::Unlock, id, garden).await;
+    let (accepted, _) = hub.event("token_accepted").await;
+    assert_eq!(
+        accepted.detail["camera"],
+        garden_camera().device_id().to_hex()
+    );
     // The event log is numbered 1, 2, 3... with no gaps, across the restart.
     let mut seqs: Vec<u64> = hub.seen_events.iter().copied().collect();
     seqs.sort_unstable();

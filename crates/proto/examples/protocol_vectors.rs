@@ -9,9 +9,10 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use threshold_proto::body::{
-    self, Ack, BoltState, DeviceKind, DoorState, Event, FrameHeader, FrameSummary, Heartbeat,
-    Hello, LockCommand, OutboxStats, State, Stream, Unlock,
+    self, Ack, BoltState, DeviceKind, DoorCameras, DoorState, Event, FrameHeader, FrameSummary,
+    Heartbeat, Hello, LockCommand, OutboxStats, State, Stream, Unlock,
 };
+use threshold_proto::statement::encode_statement;
 use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage};
 
 /// Base time of every vector: 2023-11-14T22:13:20Z.
@@ -239,25 +240,64 @@ fn main() {
         &stream,
     );
 
+    // The lock learns which cameras watch its door.
+    let door_cameras = DoorCameras {
+        door_id: "front-door".into(),
+        cameras: vec![camera.key.public().to_hex()],
+    };
+    json_message(
+        "cameras",
+        &hub,
+        Kind::Cameras,
+        lock_id,
+        1_700_000_000_100_000,
+        T + 100,
+        &door_cameras,
+    );
+
+    // The unlock carries the camera's heartbeat above as its liveness statement; the
+    // lock checks it at its own time `lock_time_ms` with the keys it was given.
     let nonce = hex::encode((0x10u8..0x20).collect::<Vec<u8>>());
+    let statement = encode_statement(hb_msg.as_bytes());
     let unlock = Unlock {
         grant: "delivery:d-1001".into(),
         nonce: nonce.clone(),
         expires_at_ms: T + 33_000,
+        camera: Some(statement.clone()),
+        camera_waived: None,
     };
-    json_message(
-        "unlock",
-        &hub,
-        Kind::Unlock,
-        lock_id,
-        1_700_000_003_000_000,
-        T + 3000,
+    let bound = camera.key.public().to_hex();
+    let lock_check = |token: &Unlock, label: &str, seq: u64, lock_time: i64, expect: &str| {
+        let text = json(token);
+        print_message(
+            label,
+            &hub,
+            Kind::Unlock,
+            lock_id,
+            seq,
+            T + 3000,
+            &[
+                ("body", text.clone()),
+                ("bound_cameras", bound.clone()),
+                ("lock_time_ms", lock_time.to_string()),
+                ("lock_expect", expect.to_owned()),
+            ],
+            text.into_bytes(),
+            None,
+        );
+    };
+    lock_check(
         &unlock,
+        "unlock",
+        1_700_000_003_000_000,
+        T + 3050,
+        "accepted",
     );
 
     let accepted = Event {
         event_type: "token_accepted".into(),
-        detail: serde_json::json!({"grant": "delivery:d-1001", "nonce": nonce}),
+        detail: serde_json::json!({"grant": "delivery:d-1001", "nonce": nonce,
+            "camera": cam_id.to_hex(), "frame_seq": frame_seq, "capture_ms": frame_time}),
     };
     json_message(
         "event-token-accepted",
@@ -322,6 +362,68 @@ fn main() {
         &[("body", text.clone())],
         text.into_bytes(),
         Some("bad_signature"),
+    );
+
+    // Hub-signed tokens the lock must refuse for their camera statement, each with its
+    // reason, and the owner's waiver, which it accepts.
+    let with_camera = |c: Option<String>, w: Option<&str>| Unlock {
+        camera: c,
+        camera_waived: w.map(str::to_owned),
+        ..unlock.clone()
+    };
+    lock_check(
+        &unlock,
+        "unlock-statement-stale",
+        1_700_000_003_000_002,
+        T + 3201,
+        "camera_statement_stale",
+    );
+    lock_check(
+        &unlock,
+        "unlock-statement-future",
+        1_700_000_003_000_003,
+        T - 1801,
+        "camera_statement_from_future",
+    );
+    let foreign = SignedMessage::sign(
+        &forger.key,
+        Kind::Heartbeat,
+        forger.key.device_id(),
+        1_700_000_000_000_001,
+        T + 250,
+        json(&hb).into_bytes(),
+    );
+    lock_check(
+        &with_camera(Some(encode_statement(foreign.as_bytes())), None),
+        "unlock-statement-foreign",
+        1_700_000_003_000_004,
+        T + 3050,
+        "camera_not_bound",
+    );
+    let mut altered = hb_msg.as_bytes().to_vec();
+    if let Some(b) = altered.get_mut(60) {
+        *b ^= 0x01;
+    }
+    lock_check(
+        &with_camera(Some(encode_statement(&altered)), None),
+        "unlock-statement-altered",
+        1_700_000_003_000_005,
+        T + 3050,
+        "camera_statement_bad_signature",
+    );
+    lock_check(
+        &with_camera(None, None),
+        "unlock-statement-missing",
+        1_700_000_003_000_006,
+        T + 3050,
+        "camera_statement_missing",
+    );
+    lock_check(
+        &with_camera(None, Some("owner_override")),
+        "unlock-waived",
+        1_700_000_003_000_007,
+        T + 3050,
+        "accepted",
     );
 
     // Enrolment proof.

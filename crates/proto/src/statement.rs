@@ -103,6 +103,64 @@ pub fn check_camera_statement(
     })
 }
 
+/// What a lock requires of a token's camera evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CameraRules {
+    pub max_age_ms: i64,
+    pub max_future_ms: i64,
+    /// Whether the owner's waiver may stand in for a statement.
+    pub allow_waiver: bool,
+}
+
+impl Default for CameraRules {
+    fn default() -> Self {
+        CameraRules {
+            max_age_ms: 3_000,
+            max_future_ms: 2_000,
+            allow_waiver: true,
+        }
+    }
+}
+
+/// The waivers a token may carry instead of a camera statement.
+pub const WAIVERS: [&str; 2] = ["owner_override", "guest_grant"];
+
+/// Why a token's camera evidence counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CameraProof {
+    Statement(CameraStatement),
+    Waived(String),
+}
+
+/// The lock's camera check of a token (docs/protocol.md §10.3): exactly one of a
+/// statement (`camera`) or a known waiver (`camera_waived`); a statement must pass
+/// [`check_camera_statement`]. The error is the `token_refused` reason.
+pub fn check_token_camera(
+    camera: Option<&str>,
+    waived: Option<&str>,
+    bound: &[PublicKey],
+    now_ms: i64,
+    rules: &CameraRules,
+) -> Result<CameraProof, &'static str> {
+    match (camera, waived) {
+        (Some(_), Some(_)) => Err("malformed"),
+        (Some(s), None) => {
+            check_camera_statement(s, bound, now_ms, rules.max_age_ms, rules.max_future_ms)
+                .map(CameraProof::Statement)
+                .map_err(StatementRefusal::reason)
+        }
+        (None, Some(w)) if WAIVERS.contains(&w) => {
+            if rules.allow_waiver {
+                Ok(CameraProof::Waived(w.to_owned()))
+            } else {
+                Err("camera_waiver_refused")
+            }
+        }
+        (None, Some(_)) => Err("malformed"),
+        (None, None) => Err("camera_statement_missing"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

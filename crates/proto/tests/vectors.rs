@@ -13,7 +13,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use threshold_proto::body::{
-    self, Ack, Event, FrameHeader, Heartbeat, Hello, LockCommand, State, Stream, Unlock,
+    self, Ack, DoorCameras, Event, FrameHeader, Heartbeat, Hello, LockCommand, State, Stream,
+    Unlock,
 };
 use threshold_proto::envelope::DecodeError;
 use threshold_proto::{
@@ -151,6 +152,7 @@ fn check_body_schema(label: &str, kind: Kind, text: &str) {
         Kind::Stream => assert_canonical::<Stream>(label, text),
         Kind::Unlock => assert_canonical::<Unlock>(label, text),
         Kind::Lock => assert_canonical::<LockCommand>(label, text),
+        Kind::Cameras => assert_canonical::<DoorCameras>(label, text),
         Kind::Frame => {
             panic!("{label}: a frame body is binary, give frame_header/jpeg_hex/body_hex")
         }
@@ -176,6 +178,9 @@ const MESSAGE_FIELDS: &[&str] = &[
     "message_hex",
     "signature_hex",
     "expect",
+    "bound_cameras",
+    "lock_time_ms",
+    "lock_expect",
 ];
 
 #[test]
@@ -377,6 +382,30 @@ fn message_vectors_are_reproduced_exactly_and_verify() {
             }
             Some(other) => panic!("{label}: unknown expectation {other}"),
         }
+
+        // An unlock a lock checks for its camera statement (§10.3): run the lock's
+        // check with the stated camera keys at the stated lock time.
+        if let Some(want) = f.get("lock_expect") {
+            assert_eq!(kind, Kind::Unlock, "{label}: lock_expect on an unlock only");
+            let token: Unlock = serde_json::from_str(get(f, "body")).expect("unlock body");
+            let bound: Vec<PublicKey> = get(f, "bound_cameras")
+                .split(',')
+                .map(|k| k.trim().parse().expect("bound camera key"))
+                .collect();
+            let now: i64 = get(f, "lock_time_ms").parse().expect("lock_time_ms");
+            let got = threshold_proto::statement::check_token_camera(
+                token.camera.as_deref(),
+                token.camera_waived.as_deref(),
+                &bound,
+                now,
+                &threshold_proto::statement::CameraRules::default(),
+            );
+            let got = match got {
+                Ok(_) => "accepted",
+                Err(reason) => reason,
+            };
+            assert_eq!(got, want.as_str(), "{label}: the lock's verdict");
+        }
     }
 
     for k in Kind::ALL {
@@ -394,6 +423,13 @@ fn message_vectors_are_reproduced_exactly_and_verify() {
         "ack",
         "lock",
         "unlock-forged",
+        "cameras",
+        "unlock-statement-stale",
+        "unlock-statement-future",
+        "unlock-statement-foreign",
+        "unlock-statement-altered",
+        "unlock-statement-missing",
+        "unlock-waived",
     ] {
         assert!(labels.iter().any(|l| l == want), "vector `{want}` missing");
     }
@@ -433,6 +469,26 @@ fn vectors_tell_one_consistent_story() {
     let unlock_time: i64 = get(&v["unlock"], "time_ms").parse().unwrap_or(0);
     assert!(unlock.expires_at_ms > unlock_time && unlock.expires_at_ms - unlock_time <= 120_000);
     assert_eq!(unlock.nonce.len(), 32);
+    // The unlock's camera statement is the heartbeat vector, byte for byte; the lock
+    // learned that camera's key from the `cameras` vector and names it on acceptance.
+    let statement = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        unlock
+            .camera
+            .as_deref()
+            .expect("the unlock carries a statement"),
+    )
+    .expect("base64");
+    assert_eq!(hex::encode(statement), get(&v["heartbeat"], "message_hex"));
+    let cams: body::DoorCameras =
+        serde_json::from_str(get(&v["cameras"], "body")).expect("cameras");
+    assert_eq!(
+        cams.cameras,
+        vec![get(&v["heartbeat"], "public_key").to_string()]
+    );
+    assert_eq!(get(&v["unlock"], "bound_cameras"), cams.cameras.join(","));
+    assert_eq!(accepted.detail["camera"], get(&v["heartbeat"], "device_id"));
+    assert_eq!(accepted.detail["capture_ms"], frame.time_ms);
 }
 
 #[test]
@@ -639,6 +695,7 @@ fn json_examples_parse_and_match_the_body_types() {
             "stream" => round_trips::<Stream>(&v),
             "unlock" => round_trips::<Unlock>(&v),
             "lock" => round_trips::<LockCommand>(&v),
+            "cameras" => round_trips::<DoorCameras>(&v),
             other => panic!("unknown check marker {other}"),
         };
         assert!(

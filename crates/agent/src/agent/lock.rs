@@ -5,6 +5,7 @@
 use super::{ContactConfig, ContactDriverConfig, Device, LockConfig, LockDriverConfig};
 use crate::clock::now_ms;
 use crate::link::{shutdown_signalled, Downlink, LinkEvent};
+use crate::lock::cameras;
 use crate::lock::logic::{refused, Action, LockLogic};
 use crate::lock::nonces::NonceStore;
 use crate::lock::zigbee::Z2mDriver;
@@ -68,6 +69,25 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
     };
     let mut driver = driver.start();
     let mut logic = LockLogic::new(cfg.rules.clone());
+    // The cameras of the door: as last stored, else as the enrolment said.
+    let stored = cameras::load(&cfg.common.data_dir).or_else(|| {
+        dev.enrolment
+            .door_id
+            .clone()
+            .map(|door_id| cameras::DoorCameraSet {
+                door_id,
+                cameras: dev.enrolment.door_cameras.clone(),
+            })
+    });
+    if let Some(set) = stored {
+        let actions = logic.set_cameras(&set.door_id, set.keys());
+        if !actions.is_empty() {
+            if let Err(e) = cameras::save(&cfg.common.data_dir, &set) {
+                tracing::error!(error = %e, "could not store the door's cameras");
+            }
+        }
+        execute(&dev, &driver, &mut nonces, actions);
+    }
     let mut available = false;
     let mut report = tokio::time::interval(dev.heartbeat);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -99,6 +119,19 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
                         logic.on_token(token, *issued_ms, now, seen)
                     }
                     LinkEvent::Downlink(Downlink::Lock(_)) => logic.on_lock_command(now),
+                    LinkEvent::Downlink(Downlink::Cameras(c)) => {
+                        let set = cameras::DoorCameraSet {
+                            door_id: c.door_id.clone(),
+                            cameras: c.cameras.clone(),
+                        };
+                        let actions = logic.set_cameras(&set.door_id, set.keys());
+                        if !actions.is_empty() {
+                            if let Err(e) = cameras::save(&cfg.common.data_dir, &set) {
+                                tracing::error!(error = %e, "could not store the door's cameras");
+                            }
+                        }
+                        actions
+                    }
                     LinkEvent::Rejected(r) if r.kind == Some(Kind::Unlock) => {
                         vec![refused(rejection_reason(r.reason), None)]
                     }

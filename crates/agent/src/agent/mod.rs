@@ -126,6 +126,8 @@ pub(crate) struct Device {
     pub link: Link,
     pub link_events: mpsc::Receiver<LinkEvent>,
     pub heartbeat: Duration,
+    /// What the hub said at enrolment.
+    pub enrolment: crate::identity::Enrolment,
     link_task: tokio::task::JoinHandle<()>,
     lost_at_ms: Option<i64>,
 }
@@ -182,6 +184,7 @@ impl Device {
             link,
             link_events,
             heartbeat: Duration::from_millis(hb),
+            enrolment,
             link_task,
             lost_at_ms: None,
         })

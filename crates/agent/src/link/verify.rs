@@ -6,7 +6,7 @@
 //! timestamped within 30 s of the device clock. The lock re-checks unlock tokens with a
 //! tighter bound of its own.
 
-use threshold_proto::body::{Ack, LockCommand, Stream, Unlock};
+use threshold_proto::body::{Ack, DoorCameras, LockCommand, Stream, Unlock};
 use threshold_proto::{DeviceId, Kind, PublicKey, UnverifiedMessage};
 
 /// Default bound on |downlink time - device time|.
@@ -23,6 +23,8 @@ pub enum Downlink {
         issued_ms: i64,
     },
     Lock(LockCommand),
+    /// Which cameras watch the lock's door.
+    Cameras(DoorCameras),
 }
 
 /// Why a downlink was refused. `kind` is known when the envelope could be parsed, so the
@@ -86,6 +88,7 @@ impl DownlinkVerifier {
                 issued_ms: m.time_ms,
             },
             Kind::Lock => Downlink::Lock(m.json().map_err(bad)?),
+            Kind::Cameras => Downlink::Cameras(m.json().map_err(bad)?),
             _ => return Err(rej("not_downlink")),
         })
     }

@@ -4,8 +4,11 @@
 //! The rules that matter most live here so they can be proven by tests without
 //! hardware, a broker or a clock:
 //! - an unlock token is honoured only if well-formed, not expired (allowing a bounded
-//!   clock skew), not issued in the future and never used before (law 3); the envelope
-//!   (hub signature, recipient) was checked by the link already;
+//!   clock skew), not issued in the future, carrying a fresh liveness statement signed
+//!   by a camera bound to this lock's door (or the owner's explicit, recorded waiver)
+//!   and never used before (law 3); the envelope (hub signature, recipient) was checked
+//!   by the link already. The statement is checked against this lock's own clock and
+//!   camera keys, so a hub cannot open a door whose camera is dark;
 //! - the lock relocks on its own, needing no command that a jammer could block (law 4):
 //!   when the door closes while the bolt is not thrown; after N seconds unlocked with
 //!   the door never opened; at agent start if the door is closed;
@@ -13,6 +16,8 @@
 
 use serde_json::json;
 use threshold_proto::body::{BoltState, DoorState, Event, Unlock};
+use threshold_proto::statement::{check_token_camera, CameraProof, CameraRules};
+use threshold_proto::PublicKey;
 
 /// Tunables of the local rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +28,13 @@ pub struct Rules {
     pub unlock_timeout_ms: i64,
     /// Report `battery_low` below this.
     pub battery_low_pct: u8,
+    /// A camera statement whose frame was captured longer ago than this (by this
+    /// lock's clock) is stale: the door's camera may be dark.
+    pub camera_statement_max_age_ms: i64,
+    /// How far in the future a statement's capture time may be (clock differences).
+    pub camera_statement_max_future_ms: i64,
+    /// Whether a token may carry the owner's waiver instead of a camera statement.
+    pub allow_camera_waiver: bool,
 }
 
 impl Default for Rules {
@@ -31,6 +43,9 @@ impl Default for Rules {
             token_skew_ms: 5_000,
             unlock_timeout_ms: 10_000,
             battery_low_pct: 20,
+            camera_statement_max_age_ms: 3_000,
+            camera_statement_max_future_ms: 2_000,
+            allow_camera_waiver: true,
         }
     }
 }
@@ -57,7 +72,7 @@ fn ev(t: &str, detail: serde_json::Value) -> Action {
     })
 }
 
-/// Refusal reasons for `token_refused` (docs/.contract.md).
+/// A `token_refused` event with its reason (docs/protocol.md, lock obligations).
 pub fn refused(reason: &str, token: Option<&Unlock>) -> Action {
     let mut d = json!({ "reason": reason });
     if let Some(t) = token {
@@ -78,6 +93,9 @@ pub struct LockLogic {
     unlocked_at_ms: Option<i64>,
     opened_since_unlock: bool,
     startup_pending: bool,
+    /// The door this lock is fitted to and the public keys of its cameras.
+    door_id: Option<String>,
+    cameras: Vec<PublicKey>,
 }
 
 fn valid_nonce(n: &str) -> bool {
@@ -95,7 +113,40 @@ impl LockLogic {
             unlocked_at_ms: None,
             opened_since_unlock: false,
             startup_pending: true,
+            door_id: None,
+            cameras: Vec::new(),
         }
+    }
+
+    /// The cameras that watch this lock's door (from pairing, then the hub's signed
+    /// `cameras` messages). A change is logged as `cameras_changed` in the lock's own
+    /// signed event log, so the owner's record shows every change of who vouches.
+    pub fn set_cameras(&mut self, door_id: &str, cameras: Vec<PublicKey>) -> Vec<Action> {
+        let mut ids: Vec<String> = cameras.iter().map(|k| k.device_id().to_hex()).collect();
+        ids.sort();
+        let mut old: Vec<String> = self
+            .cameras
+            .iter()
+            .map(|k| k.device_id().to_hex())
+            .collect();
+        old.sort();
+        if self.door_id.as_deref() == Some(door_id) && ids == old {
+            return Vec::new();
+        }
+        self.door_id = Some(door_id.to_owned());
+        self.cameras = cameras;
+        vec![ev(
+            "cameras_changed",
+            json!({ "door_id": door_id, "cameras": ids }),
+        )]
+    }
+
+    pub fn cameras(&self) -> &[PublicKey] {
+        &self.cameras
+    }
+
+    pub fn door_id(&self) -> Option<&str> {
+        self.door_id.as_deref()
     }
 
     pub fn bolt(&self) -> Option<BoltState> {
@@ -211,21 +262,41 @@ impl LockLogic {
         if now_ms > token.expires_at_ms.saturating_add(skew) {
             return vec![refused("expired", Some(token))];
         }
+        // The door's camera, by the lock's own judgement (law 3).
+        let rules = CameraRules {
+            max_age_ms: self.rules.camera_statement_max_age_ms,
+            max_future_ms: self.rules.camera_statement_max_future_ms,
+            allow_waiver: self.rules.allow_camera_waiver,
+        };
+        let camera = match check_token_camera(
+            token.camera.as_deref(),
+            token.camera_waived.as_deref(),
+            &self.cameras,
+            now_ms,
+            &rules,
+        ) {
+            Ok(CameraProof::Statement(st)) => {
+                json!({ "camera": st.camera.to_hex(), "frame_seq": st.frame_seq, "capture_ms": st.capture_ms })
+            }
+            Ok(CameraProof::Waived(w)) => json!({ "camera_waived": w }),
+            Err(reason) => return vec![refused(reason, Some(token))],
+        };
         if nonce_seen {
             return vec![refused("nonce_reused", Some(token))];
         }
         self.unlocked_at_ms = Some(now_ms);
         self.opened_since_unlock = false;
         self.startup_pending = false;
+        let mut detail = json!({ "grant": token.grant, "nonce": token.nonce });
+        if let (Some(d), Some(c)) = (detail.as_object_mut(), camera.as_object()) {
+            d.extend(c.clone());
+        }
         vec![
             Action::PersistNonce {
                 nonce: token.nonce.clone(),
                 expires_at_ms: token.expires_at_ms,
             },
-            ev(
-                "token_accepted",
-                json!({ "grant": token.grant, "nonce": token.nonce }),
-            ),
+            ev("token_accepted", detail),
             Action::Retract,
         ]
     }
@@ -264,11 +335,49 @@ impl LockLogic {
 mod tests {
     use super::*;
 
+    /// A token the owner sent with the explicit camera waiver (the tests of the other
+    /// rules do not depend on a camera).
     fn token(nonce: &str, exp: i64) -> Unlock {
         Unlock {
             grant: "delivery:d1".into(),
             nonce: nonce.into(),
             expires_at_ms: exp,
+            camera: None,
+            camera_waived: Some("owner_override".into()),
+        }
+    }
+
+    fn camera(seed: u8) -> threshold_proto::DeviceKey {
+        threshold_proto::DeviceKey::from_seed(&[seed; 32])
+    }
+
+    /// A camera's heartbeat announcing a frame captured at `captured`, as a statement.
+    fn statement(k: &threshold_proto::DeviceKey, captured: i64) -> String {
+        let hb = threshold_proto::body::Heartbeat {
+            frame: Some(threshold_proto::body::FrameSummary {
+                seq: 4,
+                time_ms: captured,
+                sha256: "cd".repeat(32),
+                thumb: "00".repeat(64),
+            }),
+            ..Default::default()
+        };
+        let m = threshold_proto::SignedMessage::sign(
+            k,
+            threshold_proto::Kind::Heartbeat,
+            k.device_id(),
+            2,
+            captured + 20,
+            serde_json::to_vec(&hb).unwrap(),
+        );
+        threshold_proto::statement::encode_statement(m.as_bytes())
+    }
+
+    fn seen(nonce: &str, exp: i64, statement: String) -> Unlock {
+        Unlock {
+            camera: Some(statement),
+            camera_waived: None,
+            ..token(nonce, exp)
         }
     }
     const N1: &str = "00112233445566778899aabbccddeeff";
@@ -339,6 +448,109 @@ mod tests {
         assert_eq!(
             types(&l.on_token(&t, 0, 1_000, false)),
             ["token_refused:malformed"]
+        );
+    }
+
+    #[test]
+    fn a_token_opens_only_with_a_fresh_statement_of_the_door_s_own_camera() {
+        let mut l = started();
+        let (front, garden) = (camera(5), camera(6));
+        assert_eq!(
+            types(&l.set_cameras("front", vec![front.public()])),
+            ["cameras_changed"]
+        );
+        assert!(
+            l.set_cameras("front", vec![front.public()]).is_empty(),
+            "no change"
+        );
+        let now = 100_000;
+        let fresh = seen(N1, now + 30_000, statement(&front, now - 200));
+        let a = l.on_token(&fresh, now, now, false);
+        assert_eq!(types(&a), ["persist", "token_accepted", "RETRACT"]);
+        let Action::Event(accepted) = &a[1] else {
+            unreachable!()
+        };
+        assert_eq!(accepted.detail["camera"], front.device_id().to_hex());
+        assert_eq!(accepted.detail["capture_ms"], now - 200);
+        // Each defect refused with its own reason, before the nonce is used.
+        let cases = [
+            (
+                seen(N1, now + 30_000, statement(&front, now - 3_001)),
+                "camera_statement_stale",
+            ),
+            (
+                seen(N1, now + 30_000, statement(&front, now + 2_001)),
+                "camera_statement_from_future",
+            ),
+            (
+                seen(N1, now + 30_000, statement(&garden, now)),
+                "camera_not_bound",
+            ),
+            (
+                Unlock {
+                    camera_waived: None,
+                    ..token(N1, now + 30_000)
+                },
+                "camera_statement_missing",
+            ),
+            (
+                Unlock {
+                    camera_waived: Some("because".into()),
+                    ..token(N1, now + 30_000)
+                },
+                "malformed",
+            ),
+            (
+                Unlock {
+                    camera: Some(statement(&front, now)),
+                    ..token(N1, now + 30_000)
+                },
+                "malformed",
+            ),
+        ];
+        for (t, reason) in cases {
+            assert_eq!(
+                types(&l.on_token(&t, now, now, false)),
+                [format!("token_refused:{reason}")],
+                "{reason}"
+            );
+        }
+        // A statement altered after the camera signed it.
+        let mut b = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            statement(&front, now),
+        )
+        .unwrap();
+        let n = b.len();
+        b[n - 70] ^= 1;
+        let forged = seen(
+            N1,
+            now + 30_000,
+            threshold_proto::statement::encode_statement(&b),
+        );
+        assert_eq!(
+            types(&l.on_token(&forged, now, now, false)),
+            ["token_refused:camera_statement_bad_signature"]
+        );
+    }
+
+    #[test]
+    fn the_waiver_is_recorded_and_can_be_refused() {
+        let mut l = started();
+        l.set_cameras("front", vec![camera(5).public()]);
+        let a = l.on_token(&token(N1, 30_000), 0, 1_000, false);
+        let Action::Event(accepted) = &a[1] else {
+            unreachable!()
+        };
+        assert_eq!(accepted.detail["camera_waived"], "owner_override");
+        let mut strict = LockLogic::new(Rules {
+            allow_camera_waiver: false,
+            ..Rules::default()
+        });
+        strict.on_bolt(BoltState::Locked, 0);
+        assert_eq!(
+            types(&strict.on_token(&token(N1, 30_000), 0, 1_000, false)),
+            ["token_refused:camera_waiver_refused"]
         );
     }
 

@@ -1,6 +1,7 @@
 //! The lock and door-contact side: drivers for the hardware, the pure decision logic,
 //! and the store of used unlock nonces.
 
+pub mod cameras;
 pub mod logic;
 pub mod nonces;
 pub mod simulator;
