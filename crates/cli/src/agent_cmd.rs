@@ -67,6 +67,8 @@ pub enum AgentCmd {
         common: Common,
         #[command(flatten)]
         driver: Driver,
+        #[command(flatten)]
+        rules: LockRules,
     },
     /// A door contact sensor: simulator or Zigbee2MQTT.
     Contact {
@@ -75,6 +77,21 @@ pub enum AgentCmd {
         #[command(flatten)]
         driver: Driver,
     },
+}
+
+/// The lock's own rules (docs/protocol.md §10.3).
+#[derive(Args, Debug, Clone)]
+pub struct LockRules {
+    /// Relock after this long unlocked if the door was never opened (at most 60000).
+    #[arg(long, default_value_t = 10_000)]
+    pub unlock_timeout_ms: i64,
+    /// Refuse an unlock whose camera statement is older than this by the lock's clock.
+    #[arg(long, default_value_t = 3_000)]
+    pub camera_statement_max_age_ms: i64,
+    /// Refuse every unlock that carries the owner's waiver instead of a camera
+    /// statement (the owner then cannot unlock without a watching camera).
+    #[arg(long)]
+    pub refuse_camera_waiver: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -143,7 +160,19 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
             cfg.wifi = wpa_ctrl.map(threshold_agent::WifiSensorConfig::supplicant);
             threshold_agent::run_camera(cfg, rx).await?;
         }
-        AgentCmd::Lock { common, driver } => {
+        AgentCmd::Lock {
+            common,
+            driver,
+            rules,
+        } => {
+            anyhow::ensure!(
+                (1_000..=60_000).contains(&rules.unlock_timeout_ms),
+                "--unlock-timeout-ms must be between 1000 and 60000"
+            );
+            anyhow::ensure!(
+                (500..=10_000).contains(&rules.camera_statement_max_age_ms),
+                "--camera-statement-max-age-ms must be between 500 and 10000"
+            );
             let d = match driver.driver.as_str() {
                 "simulator" => LockDriverConfig::Simulator(SimulatedHome::new()),
                 "zigbee2mqtt" => LockDriverConfig::Zigbee2Mqtt(z2m(&driver)?),
@@ -153,6 +182,9 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
             };
             let mut cfg = LockConfig::new(common.data_dir.clone(), d);
             cfg.common = common.into_config();
+            cfg.rules.unlock_timeout_ms = rules.unlock_timeout_ms;
+            cfg.rules.camera_statement_max_age_ms = rules.camera_statement_max_age_ms;
+            cfg.rules.allow_camera_waiver = !rules.refuse_camera_waiver;
             threshold_agent::run_lock(cfg, rx).await?;
         }
         AgentCmd::Contact { common, driver } => {

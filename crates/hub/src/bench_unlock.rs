@@ -257,6 +257,8 @@ async fn bench(
     let pending: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     // Signalled each time a simulated bolt retracts (a pending unlock is measured).
     let retracted_signal = Arc::new(tokio::sync::Notify::new());
+    // Tokens the simulated locks refused for their camera statement (none expected).
+    let lock_refusals = Arc::new(AtomicU64::new(0));
     let conns = args.device_connections.max(1);
     for c in 0..conns {
         let mut o = MqttOptions::new(format!("bench-devices-{c}"), host.clone(), port);
@@ -280,13 +282,14 @@ async fn bench(
         let c2 = client.clone();
         let filter = format!("{prefix}/v1/dev/+/down");
         let transit_ms = transit.clone();
-        let (devices, index, unlock_ms, pending, hub_pub, retracted_signal) = (
+        let (devices, index, unlock_ms, pending, hub_pub, retracted_signal, lock_refusals) = (
             devices.clone(),
             index.clone(),
             unlock_ms.clone(),
             pending.clone(),
             st.hub_key.public(),
             retracted_signal.clone(),
+            lock_refusals.clone(),
         );
         let prefix2 = prefix.clone();
         tokio::spawn(async move {
@@ -307,8 +310,10 @@ async fn bench(
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        // The simulated lock: envelope, signature, recipient, expiry,
-                        // nonce; then the bolt; then its signed event.
+                        // The simulated lock, like the real one: envelope, signature,
+                        // recipient, expiry, its door camera's statement (checked with
+                        // the camera's key against this clock), nonce; then the bolt;
+                        // then its signed event.
                         let Ok(m) = UnverifiedMessage::decode(&p.payload) else {
                             continue;
                         };
@@ -325,7 +330,24 @@ async fn bench(
                         let Ok(tok) = m.json::<Unlock>() else {
                             continue;
                         };
-                        if tok.expires_at_ms < now_ms() || !used.insert(tok.nonce.clone()) {
+                        if tok.expires_at_ms < now_ms() {
+                            continue;
+                        }
+                        // Each home's devices are enrolled lock first, then its camera.
+                        let cam = devices.get(i + 1).filter(|d| d.camera);
+                        let bound: Vec<_> = cam.map(|c| c.key.public()).into_iter().collect();
+                        let proof = threshold_proto::statement::check_token_camera(
+                            tok.camera.as_deref(),
+                            tok.camera_waived.as_deref(),
+                            &bound,
+                            now_ms(),
+                            &threshold_proto::statement::CameraRules::default(),
+                        );
+                        if proof.is_err() {
+                            lock_refusals.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        if !used.insert(tok.nonce.clone()) {
                             continue;
                         }
                         let retracted = Instant::now();
@@ -645,6 +667,7 @@ async fn bench(
         "allowed": allowed.load(Ordering::Relaxed),
         "refused": refused.load(Ordering::Relaxed),
         "errors": errors.load(Ordering::Relaxed),
+        "lock_refusals": lock_refusals.load(Ordering::Relaxed),
         "unlocks_measured": ub.len(),
         "signed_to_bolt_ms": {"p50": pct(&tr, 0.50), "p99": pct(&tr, 0.99)},
         "database": if args.database_url.is_some() { "external" } else { "sqlite" },

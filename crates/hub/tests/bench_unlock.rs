@@ -67,6 +67,10 @@ async fn open_loop_keeps_to_its_rate() {
     assert_eq!(v["refused"], 0, "{v}");
     assert_eq!(v["errors"], 0, "{v}");
     assert_eq!(v["unlocks_measured"].as_u64().unwrap(), allowed, "{v}");
+    assert_eq!(
+        v["lock_refusals"], 0,
+        "every token carried a statement the lock accepts: {v}"
+    );
     let (p50, p99) = (
         ms(&v, "decision_latency_ms", "p50"),
         ms(&v, "decision_latency_ms", "p99"),
