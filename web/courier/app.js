@@ -114,7 +114,7 @@ async function listPage() {
   app.page = null;
   const list = await api("GET", "/deliveries");
   const now = Date.now();
-  const today = list.filter((d) => d.state !== "completed" || d.window_end_ms > now - 12 * 3600e3)
+  const today = list.filter((d) => !ENDED.includes(d.state) || d.window_end_ms > now - 12 * 3600e3)
     .sort((a, b) => a.window_start_ms - b.window_start_ms);
   fill(main, h("div", { class: "stack" },
     h("h1", { text: "Today's deliveries" }),
@@ -125,8 +125,44 @@ async function listPage() {
       : h("p", { text: "No deliveries assigned to you today." })));
 }
 
+/** Every state in words; the terminal ones say how the delivery ended. */
 function stateWords(s) {
-  return { scheduled: "to deliver", inside: "inside now", delivered: "waiting for the lock", completed: "done" }[s] || s;
+  return {
+    scheduled: "to deliver",
+    inside: "inside now",
+    delivered: "waiting for the lock",
+    camera_lost: "stopped: leave and close the door",
+    completed: "done",
+    ended_after_camera_loss: "ended: the door is closed and locked",
+    ended_unverified: "ended: the door could not be confirmed locked",
+    expired: "expired: the window passed",
+  }[s] || s;
+}
+
+const ENDED = ["completed", "ended_after_camera_loss", "ended_unverified", "expired"];
+
+/** The one instruction after the camera stopped watching: leave, close the door; the
+ * hub secures it. Waits for the lock's confirmation. */
+function leaveSection(d) {
+  const status = h("p", { id: "secured", "aria-live": "polite", text: "Waiting for the lock to confirm the door is closed and locked…" });
+  const t = setInterval(async () => {
+    try {
+      const now = await api("GET", `/deliveries/${encodeURIComponent(d.id)}`, undefined, { timeoutMs: 3000 });
+      if (ENDED.includes(now.state)) {
+        clearInterval(t);
+        status.textContent = now.state === "ended_after_camera_loss"
+          ? "The door is confirmed closed and locked. You may go; this delivery has ended."
+          : `This delivery has ended: ${stateWords(now.state)}.`;
+        status.dataset.done = "1";
+        announce(status.textContent);
+      }
+    } catch { /* keep waiting */ }
+  }, 1000);
+  app.timers.push(t);
+  return h("section", { class: "card warn", id: "leave-instruction", role: "alert" },
+    h("h2", { text: "Leave now and close the door" }),
+    h("p", { text: "The camera stopped watching, so this delivery was stopped. Step out, close the door behind you; the lock will lock it. Do not go back in." }),
+    status);
 }
 
 async function deliveryPage(id) {
@@ -143,7 +179,9 @@ async function deliveryPage(id) {
   if (d.state === "scheduled") body.append(doorForm(d, decision));
   body.append(decision, warning);
   if (d.state === "inside" || d.state === "delivered") body.append(deliveredSection(d));
+  if (d.state === "camera_lost") body.append(leaveSection(d));
   if (d.state === "completed") body.append(h("p", { class: "ok", id: "done", text: "Done: the door is confirmed closed and locked. Thank you." }));
+  else if (ENDED.includes(d.state)) body.append(h("p", { class: "muted", id: "ended", text: `This delivery has ended: ${stateWords(d.state)}.` }));
   fill(main, body);
 }
 
@@ -213,14 +251,22 @@ function deliveredSection(d) {
     const t = setInterval(async () => {
       try {
         const now = await api("GET", `/deliveries/${encodeURIComponent(d.id)}`, undefined, { timeoutMs: 3000 });
-        if (now.state === "completed") {
+        if (ENDED.includes(now.state) || now.state === "camera_lost") {
           clearInterval(t);
           app.inside = null;
           recording.hidden = true;
-          status.textContent = "Done: the door is confirmed closed and locked. Thank you.";
-          status.className = "ok";
-          status.dataset.done = "1";
-          announce("Delivery complete.");
+          if (now.state === "completed") {
+            status.textContent = "Done: the door is confirmed closed and locked. Thank you.";
+            status.className = "ok";
+            status.dataset.done = "1";
+            announce("Delivery complete.");
+          } else if (now.state === "camera_lost") {
+            route();
+          } else {
+            status.textContent = `This delivery has ended: ${stateWords(now.state)}.`;
+            status.dataset.done = "1";
+            announce(status.textContent);
+          }
         }
       } catch { /* keep waiting */ }
     }, 1000);

@@ -268,15 +268,118 @@ async function homeCard(home) {
     if (Date.now() - lastOk > 2000) for (const it of items.values()) it.update(it.d, true);
   }, 250);
   app.views.push({ stop: () => { clearInterval(poll); clearInterval(dog); } });
+  const cameras = () => [...items.values()].map((it) => it.d).filter((d) => d.kind === "camera" && !d.revoked);
+  const doors = await doorsSection(home, cameras);
   return h("section", { class: "card", "aria-labelledby": `home-${home.id}`, dataset: { home: home.id } },
     h("h2", { id: `home-${home.id}`, text: home.name }),
     h("p", { class: "muted small", text: `In-home delivery ${home.in_home_enabled ? "on" : "off"}` }),
     list,
-    addDeviceForm(home));
+    doors,
+    addDeviceForm(home, doors.doorsList));
 }
 
-function addDeviceForm(home) {
+/** The doors of a home: each door's lock (truthful), the cameras that watch it (only
+ * they can vouch for it; the owner chooses), remote unlock and lock, and a new door. */
+async function doorsSection(home, cameras) {
+  const sec = h("section", { class: "doors", "aria-label": `Doors of ${home.name}` }, h("h3", { text: "Doors" }));
+  const list = h("ul", { class: "door-list" });
+  sec.doorsList = [];
+  const load = async () => {
+    let doors = [];
+    try { doors = await api("GET", `/homes/${encodeURIComponent(home.id)}/doors`); } catch { return; }
+    sec.doorsList.length = 0;
+    sec.doorsList.push(...doors);
+    fill(list, ...doors.map((d) => doorItem(home, d, cameras, load)));
+    if (!doors.length) list.append(h("li", { class: "muted", text: "No door yet: pairing a lock adds one." }));
+  };
+  await load();
+  const name = h("input", { id: `doorname-${home.id}`, name: "name", required: true, maxlength: 80 });
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const form = h("form", { class: "add-door row" },
+    h("label", { for: `doorname-${home.id}`, text: "New door" }), name,
+    h("button", { type: "submit", class: "secondary", text: "Add door" }), err);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError(err, null);
+    try {
+      await api("POST", `/homes/${encodeURIComponent(home.id)}/doors`, { name: name.value });
+      name.value = "";
+      await load();
+    } catch (ex) { showError(err, ex); }
+  });
+  sec.append(list, form);
+  return sec;
+}
+
+function doorItem(home, d, cameras, reload) {
+  const lock = d.lock || {};
+  const lockText = !d.lock_id ? "no lock" : lock.fresh
+    ? `bolt ${lock.bolt}, door ${lock.door}`
+    : `lock state unknown${lock.unknown_since_ms ? ` since ${hms(lock.unknown_since_ms)}` : ""}`;
+  const cams = cameras();
+  const boxes = cams.map((c) => {
+    const id = `watch-${d.id}-${c.id}`;
+    const box = h("input", { type: "checkbox", id, value: c.id });
+    box.checked = (d.camera_ids || []).includes(c.id);
+    return h("span", { class: "watch" }, box, h("label", { for: id, text: ` ${c.name} (${c.liveness})` }));
+  });
+  const status = h("p", { class: "muted small door-status", "aria-live": "polite" });
+  const save = h("button", { type: "button", class: "secondary", text: "Save cameras" });
+  save.addEventListener("click", async () => {
+    const ids = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+    try {
+      await api("PATCH", `/homes/${encodeURIComponent(home.id)}/doors/${encodeURIComponent(d.id)}`, { camera_ids: ids });
+      status.textContent = ids.length ? `Saved: ${ids.length} camera(s) watch ${d.name}.` : `Saved: no camera watches ${d.name}; couriers cannot be let in there.`;
+      await reload();
+    } catch (ex) { status.textContent = ex.message; }
+  });
+  const controls = h("div", { class: "row" });
+  if (d.lock_id) controls.append(doorLockControls(d, status));
+  return h("li", { class: "door", dataset: { door: d.id, cameras: String((d.camera_ids || []).length) } },
+    h("strong", { text: d.name }), h("span", { class: "muted small", text: ` · ${lockText}${d.accepts_deliveries ? "" : " · no deliveries"}` }),
+    h("fieldset", { class: "door-cameras" },
+      h("legend", { text: `Cameras that watch ${d.name}` }),
+      ...(boxes.length ? boxes : [h("span", { class: "muted small", text: "No camera in this home yet." })]),
+      boxes.length ? save : null),
+    controls, status);
+}
+
+/**
+ * Unlock and lock one door remotely, under the same rule as couriers: the door's own
+ * camera must be watching. Refused for a camera reason, the owner may explicitly
+ * override; the override is recorded as such on the timeline, in the audit log and by
+ * the lock itself.
+ */
+function doorLockControls(d, status, onSent) {
+  const override = h("button", { type: "button", class: "danger", id: `override-${d.id}`, hidden: true, text: "Unlock without camera (recorded as an override)" });
+  const send = async (action, withoutCamera) => {
+    override.hidden = true;
+    try {
+      const r = await api("POST", `/doors/${encodeURIComponent(d.id)}/${action}`, action === "unlock" && withoutCamera ? { without_camera: true } : undefined);
+      status.textContent = action === "unlock"
+        ? `Unlock sent${r && r.camera_override ? " WITHOUT the camera (recorded)" : ""}; the lock confirms when the bolt moves.`
+        : "Lock sent; the lock confirms when the bolt is thrown.";
+      if (onSent) onSent(action);
+    } catch (ex) {
+      status.textContent = `Not unlocked: ${ex.message}`;
+      if (ex.code === "entry_refused" && /camera/.test(ex.message)) override.hidden = false;
+    }
+  };
+  override.addEventListener("click", () => {
+    if (confirm(`Unlock ${d.name} although no camera is watching? This is recorded as an override.`)) send("unlock", true);
+  });
+  return h("span", { class: "door-lock" },
+    h("button", { type: "button", class: "secondary", dataset: { action: "unlock" }, text: "Unlock", on: { click: () => send("unlock", false) } }),
+    h("button", { type: "button", dataset: { action: "lock" }, text: "Lock", on: { click: () => send("lock", false) } }),
+    override);
+}
+
+function addDeviceForm(home, doors = []) {
   const uid = home.id;
+  const door = h("select", { id: `door-${uid}`, name: "door" },
+    h("option", { value: "", text: "No door (a lock gets a door of its own; a camera watches none until you choose)" }),
+    ...doors.map((d) => h("option", { value: d.id, text: d.name })));
+  if (doors.length === 1) door.value = doors[0].id;
   const kind = h("select", { id: `kind-${uid}`, name: "kind" },
     h("option", { value: "camera", text: "Camera" }),
     h("option", { value: "lock", text: "Lock" }),
@@ -289,6 +392,7 @@ function addDeviceForm(home) {
     h("h3", { text: "Add a device" }),
     h("label", { for: `kind-${uid}`, text: "Kind" }), kind,
     h("label", { for: `devname-${uid}`, text: "Name" }), name,
+    h("label", { for: `door-${uid}`, text: "For which door" }), door,
     err,
     h("button", { type: "submit", text: "Create pairing code" }),
     out);
@@ -296,7 +400,7 @@ function addDeviceForm(home) {
     e.preventDefault();
     showError(err, null);
     try {
-      const r = await api("POST", `/homes/${encodeURIComponent(home.id)}/pairing-codes`, { kind: kind.value, name: name.value });
+      const r = await api("POST", `/homes/${encodeURIComponent(home.id)}/pairing-codes`, { kind: kind.value, name: name.value, door_id: door.value || undefined });
       const cmd = `threshold agent ${kind.value === "contact_sensor" ? "contact" : kind.value.replace("_sensor", "")} --data-dir ./${kind.value} --hub ${location.origin} --pairing-code ${r.code}`;
       fill(out,
         h("p", { text: "Pairing code (works once, until " + hms(r.expires_at_ms) + "):" }),
@@ -328,7 +432,7 @@ function addHomeForm() {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      await api("POST", "/homes", { name: name.value, lat: Number(lat.value), lon: Number(lon.value) });
+      await api("POST", "/homes", { name: name.value, lat: Number(lat.value), lon: Number(lon.value), time_zone: Intl.DateTimeFormat().resolvedOptions().timeZone || undefined });
       route();
     } catch (ex) { showError(err, ex); }
   });
@@ -364,11 +468,32 @@ async function devicePage(id) {
   fill(main, body);
 }
 
-/** Remote lock/unlock, when this hub has the API. The state shown is the confirmed one. */
+/** Remote lock/unlock of the lock's door, under the entry rule (with the recorded
+ * override). The state shown is the confirmed one. */
 function lockControls(d, view) {
   const paths = app.features.lockControl || [];
+  const status = h("p", { class: "muted", "aria-live": "polite", id: "lock-command-status" });
+  if (app.features.paths && app.features.paths.includes("/api/v1/doors/{id}/unlock")) {
+    const box = h("div", { class: "row" });
+    api("GET", `/homes/${encodeURIComponent(d.home_id)}/doors`).then((doors) => {
+      const door = doors.find((x) => x.lock_id === d.id);
+      if (!door) { box.append(h("p", { class: "muted small", text: "This lock is on no door." })); return; }
+      const controls = doorLockControls(door, status, (action) => {
+        const want = action === "lock" ? "locked" : "unlocked";
+        const started = Date.now();
+        const wait = setInterval(() => {
+          if (view.el.dataset.state === want) { clearInterval(wait); status.textContent = `Confirmed by the lock: ${want} at ${hms(Date.now())}.`; }
+          else if (Date.now() - started > 15000) { clearInterval(wait); status.textContent = "No confirmation from the lock after 15 s; its state is shown above."; }
+        }, 250);
+        app.views.push({ stop: () => clearInterval(wait) });
+      });
+      controls.querySelector("[data-action=unlock]").id = "remote-unlock";
+      controls.querySelector("[data-action=lock]").id = "remote-lock";
+      box.append(controls);
+    }).catch(() => box.append(h("p", { class: "muted small", text: "Could not load this lock's door." })));
+    return h("div", {}, box, status);
+  }
   if (!paths.length) return h("p", { class: "muted small", text: "Remote lock and unlock are not available on this hub yet." });
-  const status = h("p", { class: "muted", "aria-live": "polite" });
   const send = async (action) => {
     let path; let body;
     if (paths.includes(`/api/v1/homes/{id}/lock/${action}`)) path = `/homes/${encodeURIComponent(d.home_id)}/lock/${action}`;
@@ -391,22 +516,36 @@ function lockControls(d, view) {
       app.views.push({ stop: () => clearInterval(wait) });
     } catch (ex) { status.textContent = `Refused: ${ex.message}`; }
   };
-  status.id = "lock-command-status";
   return h("div", { class: "row" },
     h("button", { type: "button", id: "remote-lock", text: "Lock", on: { click: () => send("lock") } }),
     h("button", { type: "button", id: "remote-unlock", class: "secondary", text: "Unlock", on: { click: () => send("unlock") } }),
     status);
 }
 
-const UPCOMING = ["scheduled", "pending_approval", "approved"];
-const IN_PROGRESS = ["inside", "delivered"];
+const UPCOMING = ["scheduled"];
+const IN_PROGRESS = ["inside", "delivered", "camera_lost"];
+const DONE = ["completed", "ended_after_camera_loss", "ended_unverified", "expired"];
+
+/** A delivery's state in words for the owner. */
+function stateWords(s) {
+  return {
+    scheduled: "scheduled",
+    inside: "courier inside",
+    delivered: "delivered, waiting for the lock",
+    camera_lost: "INCIDENT: the camera stopped watching",
+    completed: "completed: closed and locked",
+    ended_after_camera_loss: "ended after the camera was lost: closed and locked",
+    ended_unverified: "ENDED UNVERIFIED: not confirmed locked",
+    expired: "expired",
+  }[s] || s;
+}
 
 async function deliveriesPage() {
   const list = await api("GET", "/deliveries");
   const groups = [
     ["In progress", list.filter((d) => IN_PROGRESS.includes(d.state)), "progress"],
-    ["Upcoming", list.filter((d) => UPCOMING.includes(d.state) || (!IN_PROGRESS.includes(d.state) && d.state !== "completed" && d.window_end_ms > Date.now())), "upcoming"],
-    ["Done", list.filter((d) => d.state === "completed" || (!IN_PROGRESS.includes(d.state) && !UPCOMING.includes(d.state) && d.window_end_ms <= Date.now())), "done"],
+    ["Upcoming", list.filter((d) => UPCOMING.includes(d.state)), "upcoming"],
+    ["Done", list.filter((d) => DONE.includes(d.state)), "done"],
   ];
   const body = h("div", { class: "stack" }, h("h1", { text: "Deliveries" }));
   for (const [title, items, key] of groups) {
@@ -414,7 +553,7 @@ async function deliveriesPage() {
       h("h2", { text: title }),
       items.length ? h("ul", { class: "deliveries" }, items.map((d) => h("li", { dataset: { delivery: d.id, state: d.state } },
         h("a", { href: `#/delivery/${encodeURIComponent(d.id)}`, text: `Parcel ${d.parcel_ref}` }),
-        h("span", { class: "muted small", text: ` · ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${d.state}${d.compromised ? " · INCIDENT" : ""}` }))))
+        h("span", { class: "muted small", text: ` · ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${stateWords(d.state)}` }))))
         : h("p", { class: "muted", text: "None." })));
   }
   const reload = debounce(() => route(), 500);
@@ -428,9 +567,20 @@ function timelineText(t) {
     case "delivery.scheduled": return "Scheduled";
     case "decision": return d.allowed ? "Entry allowed" : `Entry refused: ${(d.reasons || []).join(", ")}`;
     case "unlock_sent": return "Unlock capability sent to the lock";
-    case "delivered": return "Courier says: delivered";
-    case "completed": return "Completed: door closed and locked (confirmed)";
+    case "delivered":
+    case "delivery.delivered": return "Courier says: delivered";
+    case "completed":
+    case "delivery.completed": return "Completed: door closed and locked (confirmed)";
     case "incident.camera_lost": return `INCIDENT: camera went ${d.to || "offline"}`;
+    case "delivery.camera_lost": return `INCIDENT: the camera stopped watching (${(d.camera || "not live").replaceAll("_", " ")}); courier told to leave`;
+    case "delivery.ended_after_camera_loss": return "Incident ended: door closed and locked (confirmed)";
+    case "delivery.ended_unverified": return "ENDED UNVERIFIED: the door was not confirmed closed and locked in time";
+    case "delivery.expired": return "Expired: no entry in the window";
+    case "door.opened": return "Door opened (authorised)";
+    case "incident.door_opened_unwatched": return "INCIDENT: door opened while the camera was not watching";
+    case "incident.door_opened_after_delivery": return "INCIDENT: door opened after delivery";
+    case "incident.unauthorized_entry": return "INCIDENT: door opened without authorisation";
+    case "owner.unlock": return d.allowed ? `You unlocked ${d.camera_override ? "WITHOUT the camera (override)" : "the door"}` : `Your unlock was refused: ${(d.reasons || []).join(", ")}`;
     default:
       if (t.kind.startsWith("device.")) return `${t.kind.slice(7).replaceAll("_", " ")}${d.late ? " (reported late)" : ""}`;
       return t.kind.replaceAll("_", " ");
@@ -443,14 +593,15 @@ async function deliveryPage(id) {
     h("p", {}, h("a", { href: "#/deliveries", text: "← Deliveries" })),
     h("h1", { text: `Parcel ${d.parcel_ref}` }),
     h("p", { class: "muted", text: `Window ${dateTime(d.window_start_ms)} – ${hms(d.window_end_ms)} · ${d.placement === "in_garage" ? "in garage" : "in home"}` }),
-    h("p", {}, h("span", { text: "State: " }), h("strong", { id: "delivery-state", text: d.state }), d.compromised ? h("strong", { class: "error", text: " · INCIDENT: the camera was lost during this delivery" }) : null));
-  if (app.features.paths.includes("/api/v1/deliveries/{id}/approve") && d.state === "scheduled" && d.approved === false) {
-    const home = await api("GET", `/homes/${encodeURIComponent(d.home_id)}`).catch(() => null);
-    if (home && home.approval_required) body.append(approvalControls(d));
-  }
+    h("p", {}, h("span", { text: "State: " }), h("strong", { id: "delivery-state", dataset: { state: d.state }, text: stateWords(d.state) }), d.compromised ? h("strong", { class: "error", text: " · INCIDENT: the camera was lost during this delivery" }) : null),
+    d.door_name ? h("p", { class: "muted", text: `Door: ${d.door_name}` }) : null);
+  if (d.state === "scheduled" && d.needs_approval) body.append(approvalControls(d));
   if (IN_PROGRESS.includes(d.state)) {
     const devs = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/devices`).catch(() => []);
-    for (const cam of devs.filter((x) => x.kind === "camera" && !x.revoked)) {
+    const doors = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/doors`).catch(() => []);
+    const door = doors.find((x) => x.id === d.door_id);
+    const watching = door ? door.camera_ids : devs.map((x) => x.id);
+    for (const cam of devs.filter((x) => x.kind === "camera" && !x.revoked && watching.includes(x.id))) {
       const v = new LiveView(cam, { socket: !!app.features.liveSocket });
       app.views.push(v);
       body.append(h("section", { class: "card", "aria-label": `Live view ${cam.name}` }, h("h2", { text: cam.name }), v.el));
@@ -494,9 +645,18 @@ function approvalControls(d) {
       route();
     } catch (e) { status.textContent = e.message; btn.disabled = false; }
   });
+  const trust = h("button", { type: "button", class: "secondary", id: "trust-merchant", text: "Always allow this merchant" });
+  trust.addEventListener("click", async () => {
+    trust.disabled = true;
+    try {
+      await api("PUT", `/homes/${encodeURIComponent(d.home_id)}/merchants/${encodeURIComponent(d.dispatcher_id)}`);
+      status.textContent = "This merchant may now deliver inside without asking; you can remove it in Settings.";
+      route();
+    } catch (e) { status.textContent = e.message; trust.disabled = false; }
+  });
   return h("section", { class: "card", "aria-label": "Approval" }, h("h2", { text: "Waiting for your approval" }),
-    h("p", { text: "This home asks you to approve each in-home delivery. The courier cannot enter until you do." }),
-    btn, status);
+    h("p", { text: "This delivery comes from a merchant you have not allowed to deliver inside (or your home asks you to approve each one). The courier cannot enter until you approve it." }),
+    h("div", { class: "row" }, btn, trust), status);
 }
 
 /**
@@ -612,25 +772,41 @@ function homeSettings(home) {
   const days = DAYS.map((name, i) => h("label", { class: "day" },
     h("input", { type: "checkbox", value: i + 1, checked: !limited || !hours.days || hours.days.includes(i + 1) }), name));
   const status = h("p", { "aria-live": "polite", class: "muted" });
+  // The home's time zone (an IANA name); a home without one takes this browser's.
+  const zone = home.time_zone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const merchants = h("ul", { class: "merchants" });
+  const loadMerchants = async () => {
+    const ms = await api("GET", `/homes/${encodeURIComponent(home.id)}/merchants`).catch(() => []);
+    fill(merchants, ...ms.map((m) => {
+      const rm = h("button", { type: "button", class: "secondary", text: "Remove" });
+      rm.addEventListener("click", async () => {
+        await api("DELETE", `/homes/${encodeURIComponent(home.id)}/merchants/${encodeURIComponent(m.dispatcher_id)}`).catch(() => {});
+        loadMerchants();
+      });
+      return h("li", { dataset: { merchant: m.dispatcher_id } }, h("span", { text: `${m.name} ` }), rm);
+    }));
+    if (!ms.length) merchants.append(h("li", { class: "muted", text: "None: every delivery waits for your approval." }));
+  };
+  loadMerchants();
   const form = h("form", { class: "card", dataset: { home: home.id } },
     h("h2", { text: home.name }),
     h("div", { class: "check" }, enabled, h("label", { for: `inhome-${u}`, text: "Allow in-home delivery" })),
     h("div", { class: "check" }, approval, h("label", { for: `approval-${u}`, text: "Ask me to approve each delivery" })),
     h("div", { class: "check" }, restrict, h("label", { for: `restrict-${u}`, text: "Only at these hours" })),
-    h("fieldset", {}, h("legend", { text: "Allowed hours (this device's time zone)" }),
+    h("fieldset", {}, h("legend", { text: `Allowed hours (local time in ${zone})` }),
       h("label", { for: `start-${u}`, text: "From" }), start,
       h("label", { for: `end-${u}`, text: "To" }), end,
       h("div", { class: "days", role: "group", "aria-label": "Days" }, days)),
-    h("button", { type: "submit", text: "Save" }), status);
+    h("button", { type: "submit", text: "Save" }), status,
+    h("h3", { text: "Merchants allowed to deliver inside" }), merchants);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const allowed = restrict.checked ? {
       start_minute: toMin(start.value), end_minute: toMin(end.value),
       days: days.map((l) => l.querySelector("input")).filter((c) => c.checked).map((c) => Number(c.value)),
-      utc_offset_minutes: -new Date().getTimezoneOffset(),
     } : {};
     try {
-      await api("PUT", `/homes/${encodeURIComponent(home.id)}/settings`, { in_home_enabled: enabled.checked, approval_required: approval.checked, allowed_hours: allowed });
+      await api("PUT", `/homes/${encodeURIComponent(home.id)}/settings`, { in_home_enabled: enabled.checked, approval_required: approval.checked, allowed_hours: allowed, time_zone: zone });
       status.textContent = `Saved at ${hms(Date.now())}.`;
     } catch (ex) { status.textContent = `Not saved: ${ex.message}`; }
   });

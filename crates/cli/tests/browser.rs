@@ -739,6 +739,54 @@ async fn owner_and_courier_apps_in_chromium() {
     o.wait("pairing code shown", "/^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$/.test((document.querySelector('#pairing-code')||{}).textContent||'')", Duration::from_secs(10)).await;
     o.assert_labelled("home").await;
     o.screenshot("owner-home").await;
+    // The front door: the hall camera watches it (paired for it), the lock is on it.
+    o.wait(
+        "front door watched by the hall camera",
+        "[...document.querySelectorAll('li.door')].some(d => d.dataset.cameras === '1' && d.querySelectorAll('.door-cameras input:checked').length === 1)",
+        Duration::from_secs(10),
+    )
+    .await;
+    // A second door, added and watched by the same camera through the page; then the
+    // camera is taken off it again (the owner decides which camera vouches for which door).
+    o.eval("document.querySelector('.add-door input').value = 'Garden gate'")
+        .await;
+    o.click(".add-door button[type=submit]").await;
+    o.wait(
+        "new door listed",
+        "[...document.querySelectorAll('li.door strong')].some(s => s.textContent === 'Garden gate')",
+        Duration::from_secs(10),
+    )
+    .await;
+    let gate = "[...document.querySelectorAll('li.door')].find(d => d.querySelector('strong').textContent === 'Garden gate')";
+    o.eval(&format!(
+        "{gate}.querySelector('.door-cameras input').click()"
+    ))
+    .await;
+    o.eval(&format!(
+        "{gate}.querySelector('.door-cameras button').click()"
+    ))
+    .await;
+    o.wait(
+        "camera bound to the new door",
+        &format!("{gate}?.dataset.cameras === '1'"),
+        Duration::from_secs(10),
+    )
+    .await;
+    o.screenshot("owner-doors").await;
+    o.eval(&format!(
+        "{gate}.querySelector('.door-cameras input').click()"
+    ))
+    .await;
+    o.eval(&format!(
+        "{gate}.querySelector('.door-cameras button').click()"
+    ))
+    .await;
+    o.wait(
+        "camera unbound again",
+        &format!("{gate}?.dataset.cameras === '0'"),
+        Duration::from_secs(10),
+    )
+    .await;
     o.wait(
         "events socket up",
         "document.querySelector('#link').dataset.state === 'up'",
@@ -913,22 +961,26 @@ async fn owner_and_courier_apps_in_chromium() {
     o.screenshot("owner-offline-alert").await;
     c.screenshot("courier-leave").await;
 
-    // The courier leaves and closes the door; the lock relocks by itself; "Delivered"
-    // waits for the lock's confirmation.
+    // The courier leaves and closes the door; the lock relocks (by itself, and the hub
+    // commands it). After the acknowledgement the page gives one instruction, with no
+    // "Delivered" button, and ends when the lock confirms closed and locked.
     sim.close_door();
     c.eval("document.querySelector('main > *').dataset.old = '1'")
         .await;
     c.click("#leave-ack").await;
     c.wait(
-        "page re-rendered with the delivered button",
-        "!document.querySelector('main > [data-old]') && !!document.querySelector('#delivered') && !document.querySelector('#delivered').hidden",
+        "page re-rendered with the one leave instruction",
+        "!document.querySelector('main > [data-old]') && !!document.querySelector('#leave-instruction') && !document.querySelector('#delivered')",
         Duration::from_secs(10),
     )
     .await;
-    c.click("#delivered").await;
+    assert!(
+        !c.text("main").await.contains("inside now"),
+        "one instruction, not two states"
+    );
     c.wait(
-        "lock confirmation",
-        "document.querySelector('#delivered-status')?.dataset.done === '1'",
+        "lock confirmation ends the incident",
+        "document.querySelector('#secured')?.dataset.done === '1'",
         Duration::from_secs(20),
     )
     .await;
@@ -950,7 +1002,7 @@ async fn owner_and_courier_apps_in_chromium() {
     o.goto_hash(&format!("#/delivery/{delivery_id}")).await;
     o.wait(
         "timeline with the incident",
-        "!!document.querySelector('.timeline li[data-kind=\"incident.camera_lost\"]')",
+        "!!document.querySelector('.timeline li[data-kind=\"delivery.camera_lost\"]')",
         Duration::from_secs(10),
     )
     .await;
@@ -1009,6 +1061,82 @@ async fn owner_and_courier_apps_in_chromium() {
         "document.querySelector('.lock').dataset.state === 'locked'",
         Duration::from_secs(10),
     )
+    .await;
+    // The camera is cut: the owner's unlock is held to the same rule and refused; the
+    // explicit override unlocks and is recorded as such.
+    cam_link.set_blocked(true);
+    o.eval("window.confirm = () => true").await;
+    support::until(10, "camera not live", || {
+        let (base, owner, home_id) = (base.clone(), owner.clone(), home_id.clone());
+        async move {
+            let (_, devs) = call(
+                "GET",
+                format!("{base}/api/v1/homes/{home_id}/devices"),
+                Some(&owner),
+                None,
+            )
+            .await;
+            devs.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|d| d["kind"] == "camera" && d["liveness"] != "live")
+            })
+        }
+    })
+    .await;
+    o.click("#remote-unlock").await;
+    o.wait(
+        "unlock refused while the camera is dark",
+        "/camera/.test(document.querySelector('#lock-command-status').textContent) && !document.querySelector('[id^=override-]').hidden",
+        Duration::from_secs(10),
+    )
+    .await;
+    o.click("[id^=override-]").await;
+    o.wait(
+        "override unlock confirmed by the lock",
+        "document.querySelector('.lock').dataset.state === 'unlocked' && document.querySelector('#lock-command-status').textContent.startsWith('Confirmed')",
+        Duration::from_secs(10),
+    )
+    .await;
+    let (_, tl) = call(
+        "GET",
+        format!("{base}/api/v1/homes/{home_id}/timeline"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert!(
+        tl.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "owner.unlock"
+                && t["detail"]["allowed"] == json!(true)
+                && t["detail"]["camera_override"] == json!(true)),
+        "the override is on the timeline: {tl}"
+    );
+    o.click("#remote-lock").await;
+    o.wait(
+        "locked again",
+        "document.querySelector('.lock').dataset.state === 'locked'",
+        Duration::from_secs(10),
+    )
+    .await;
+    cam_link.set_blocked(false);
+    support::until(20, "camera live again", || {
+        let (base, owner, home_id) = (base.clone(), owner.clone(), home_id.clone());
+        async move {
+            let (_, devs) = call(
+                "GET",
+                format!("{base}/api/v1/homes/{home_id}/devices"),
+                Some(&owner),
+                None,
+            )
+            .await;
+            devs.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|d| d["kind"] == "camera" && d["liveness"] == "live")
+            })
+        }
+    })
     .await;
     o.click("#remote-unlock").await;
     o.wait(

@@ -674,3 +674,36 @@ async fn after_a_restart_a_home_not_heard_from_yet_is_given_time_to_reconnect() 
     assert_eq!(h.delivery_state(&sim, &d).await, "camera_lost");
     assert_eq!(h.alert_kinds(&sim).await, ["camera_lost_during_delivery"]);
 }
+
+#[tokio::test]
+async fn a_streaming_camera_s_token_carries_its_newest_statement() {
+    let (mut sim, mut h) = ready().await;
+    // The camera streams for 5 s: each frame record arrives before the heartbeat that
+    // announces it, so no heartbeat is news any more, yet each is the newest statement.
+    h.front.camera.dark = true;
+    for i in 0..20u8 {
+        let now = sim.now();
+        let (record, beat) = h
+            .front
+            .camera
+            .sim
+            .streamed(now, now - 40, i.wrapping_mul(9));
+        sim.deliver(&record).await.expect("frame record accepted");
+        sim.deliver(&beat).await.expect("heartbeat accepted");
+        h.run(&mut sim, 250).await;
+    }
+    let d = h.delivery(&sim, None, "P-1").await;
+    assert_eq!(h.enter(&sim, &d, "P-1").await["allowed"], true);
+    let token = unlock_for(&sim.downlinks(), &h.front.lock.sim.id).expect("sent");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token["camera"].as_str().unwrap())
+        .unwrap();
+    let m = UnverifiedMessage::decode(&bytes).unwrap();
+    let hb: threshold_proto::body::Heartbeat = serde_json::from_slice(&m.body).unwrap();
+    let captured = hb.frame.unwrap().time_ms;
+    assert!(
+        sim.now() - captured <= 1_000,
+        "the statement is {} ms old: a lock would refuse it",
+        sim.now() - captured
+    );
+}

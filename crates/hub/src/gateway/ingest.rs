@@ -211,9 +211,18 @@ fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp
         };
         let observed = observed.map_err(|c| Rejection::Clock(c.reason()))?;
         e.replay.accept(msg.seq);
-        if matches!(parsed, TransportBody::Heartbeat(_)) && observed == Observed::Fresh {
-            // The camera's own signed word that it is watching: what a lock checks.
-            e.statement = Some(msg.as_bytes().into());
+        if let TransportBody::Heartbeat(hb) = &parsed {
+            // The camera's own signed word that it is watching, which a lock checks: any
+            // heartbeat announcing a frame captured within the live window (while the
+            // camera streams, its frame records may announce each frame first, so the
+            // heartbeat is not "fresh" news, but it is still the newest statement).
+            let recent = hb.frame.as_ref().is_some_and(|f| {
+                now.saturating_sub(e.liveness.to_hub_time(f.time_ms, now).min(now))
+                    <= cfg.live_window_ms
+            });
+            if recent || observed == Observed::Fresh {
+                e.statement = Some(msg.as_bytes().into());
+            }
         }
         let mut changed = false;
         if let TransportBody::State(s) = &parsed {

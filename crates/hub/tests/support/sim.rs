@@ -318,6 +318,42 @@ impl SimDevice {
         self.sign(Kind::Heartbeat, seq, t, serde_json::to_vec(&hb).unwrap())
     }
 
+    /// A camera streaming: the frame record of a new frame captured at `captured`
+    /// (sent first, as an agent in stream mode does), then the heartbeat announcing
+    /// that same frame, signed at `t`.
+    pub fn streamed(&mut self, t: i64, captured: i64, shade: u8) -> (SignedMessage, SignedMessage) {
+        self.frames += 1;
+        let jpeg = [0xFFu8, 0xD8, 0xFF, 0xD9];
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(jpeg));
+        let thumb = format!("{shade:02x}").repeat(64);
+        let header = threshold_proto::body::FrameHeader {
+            width: 2,
+            height: 2,
+            sha256: sha.clone(),
+            thumb: thumb.clone(),
+        };
+        let frames = self.frames;
+        let record = self.sign(
+            Kind::Frame,
+            frames,
+            captured,
+            threshold_proto::body::encode_frame_body(&header, &jpeg),
+        );
+        self.seq += 1;
+        let hb = Heartbeat {
+            frame: Some(FrameSummary {
+                seq: frames,
+                time_ms: captured,
+                sha256: sha,
+                thumb,
+            }),
+            ..Default::default()
+        };
+        let seq = self.seq;
+        let beat = self.sign(Kind::Heartbeat, seq, t, serde_json::to_vec(&hb).unwrap());
+        (record, beat)
+    }
+
     /// A lock's or contact sensor's state report signed at `t`.
     pub fn state(
         &mut self,
