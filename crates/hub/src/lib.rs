@@ -224,9 +224,10 @@ async fn load_devices(state: &AppState) -> anyhow::Result<()> {
         let fg = state.store.gaps(&row.id, SeqSpaceName::Frames).await?;
         match gateway::registry::DeviceEntry::from_row(&row, &eg, &fg) {
             Some(mut e) => {
-                if row.transport_hwm > 0 {
-                    e.restart_fence(started, row.clock_offset_ms, state.config.max_clock_skew_ms);
-                }
+                // Every device, even one whose replay mark was never saved: a crash
+                // before the first save leaves a mark of 0 behind messages that were
+                // accepted and acted on (found by the kill -9 test).
+                e.restart_fence(started, row.clock_offset_ms, state.config.max_clock_skew_ms);
                 state.registry.insert(e)
             }
             None => {

@@ -257,26 +257,25 @@ impl Sim {
         assert_eq!(s, 201, "{pc}");
         let code = pc["code"].as_str().unwrap();
         let key = DeviceKey::generate().unwrap();
-        let proof =
-            key.sign(format!("threshold-enrol-v1:{code}:{}", key.public().to_hex()).as_bytes());
         let (s, e) = self
             .http(
                 "POST",
                 "/api/v1/enrol",
                 None,
-                Some(json!({"pairing_code": code, "public_key": key.public().to_hex(), "kind": kind, "proof": hex::encode(proof)})),
+                Some(enrol_request(&key, code, kind)),
             )
             .await;
         assert_eq!(s, 201, "{e}");
-        SimDevice {
-            id: key.device_id(),
-            key,
-            seq: 0,
-            events: 0,
-            frames: 0,
-            enrolment: e,
-        }
+        SimDevice::enrolled(key, e)
     }
+}
+
+/// The body of `POST /api/v1/enrol` for `key` with a pairing code: the proof signs
+/// the code and the public key (docs/protocol.md §8).
+pub fn enrol_request(key: &DeviceKey, code: &str, kind: &str) -> Value {
+    let public = key.public().to_hex();
+    let proof = key.sign(format!("threshold-enrol-v1:{code}:{public}").as_bytes());
+    json!({"pairing_code": code, "public_key": public, "kind": kind, "proof": hex::encode(proof)})
 }
 
 /// A simulated device: signs real protocol messages with its own key. Its clock is
@@ -291,6 +290,18 @@ pub struct SimDevice {
 }
 
 impl SimDevice {
+    /// A device that enrolled with `key` and got the hub's answer `enrolment`.
+    pub fn enrolled(key: DeviceKey, enrolment: Value) -> SimDevice {
+        SimDevice {
+            id: key.device_id(),
+            key,
+            seq: 0,
+            events: 0,
+            frames: 0,
+            enrolment,
+        }
+    }
+
     pub fn hex(&self) -> String {
         self.id.to_hex()
     }

@@ -1,0 +1,364 @@
+//! Crash truth through the real binary: `threshold serve` is killed with SIGKILL at
+//! different moments (before the hub has read the last messages, right after it acted
+//! on them, and after it has been idle), three rounds on the same data folder. After
+//! each restart every captured device message (heartbeats, lock reports, hellos) is
+//! replayed byte for byte: none may be accepted, so the camera never looks live and the
+//! lock never looks locked on the strength of a replay. The devices then prove
+//! themselves with fresh messages and are believed again.
+
+#[path = "../../hub/tests/support/mod.rs"]
+mod support;
+
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, MqttOptions};
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use support::sim::{enrol_request, SimDevice};
+use support::{call, eventually, free_port, now_ms, until};
+use threshold_proto::body::{BoltState, DoorState};
+use threshold_proto::SignedMessage;
+
+const BIN: &str = env!("CARGO_BIN_EXE_threshold");
+const PASSWORD: &str = "a-long-password";
+
+/// A running `threshold serve` on the test's data folder.
+struct Hub {
+    child: Child,
+    base: String,
+    mqtt_port: u16,
+}
+
+impl Hub {
+    async fn start(dir: &std::path::Path) -> Hub {
+        let (http, mqtt_port) = (free_port(), free_port());
+        let child = Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args([
+                "--http-addr",
+                &format!("127.0.0.1:{http}"),
+                "--embedded-mqtt-addr",
+                &format!("127.0.0.1:{mqtt_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{http}");
+        until(60, "hub healthy", || {
+            let url = format!("{base}/healthz");
+            async move {
+                tokio::task::spawn_blocking(move || ureq::get(&url).call().is_ok())
+                    .await
+                    .unwrap()
+            }
+        })
+        .await;
+        Hub {
+            child,
+            base,
+            mqtt_port,
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs, nothing is flushed.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.base);
+        tokio::task::spawn_blocking(move || ureq::get(&url).call().unwrap().into_string().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// The sum of a counter family in /metrics, over the labels that `keep` accepts.
+    async fn counter(&self, family: &str, keep: impl Fn(&str) -> bool) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")) && keep(l))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    async fn rejected(&self) -> u64 {
+        self.counter("threshold_messages_rejected_total", |_| true)
+            .await
+    }
+
+    /// Accepted live messages (hello, heartbeat, state).
+    async fn accepted_live(&self) -> u64 {
+        self.counter("threshold_messages_accepted_total", |l| {
+            ["hello", "heartbeat", "state"]
+                .iter()
+                .any(|k| l.contains(&format!("kind=\"{k}\"")))
+        })
+        .await
+    }
+
+    async fn devices(&self, owner: &str, home: &str) -> Vec<Value> {
+        let (s, d) = call(
+            "GET",
+            format!("{}/api/v1/homes/{home}/devices", self.base),
+            Some(owner),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{d}");
+        d.as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// A device's MQTT connection (its own credentials, a fresh session each time).
+struct Wire {
+    client: AsyncClient,
+    topic: String,
+}
+
+impl Wire {
+    /// Connect as the device (client id and user name are its id) and wait for the
+    /// broker's CONNACK.
+    async fn connect(dev: &SimDevice, port: u16) -> Wire {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::Event;
+        let mqtt = &dev.enrolment["mqtt"];
+        let id = dev.hex();
+        let mut o = MqttOptions::new(id.clone(), "127.0.0.1", port);
+        o.set_credentials(id.clone(), mqtt["password"].as_str().unwrap());
+        o.set_clean_start(true);
+        let (client, mut el) = AsyncClient::new(o, 256);
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => {}
+                Err(e) => panic!("device {id} cannot connect: {e}"),
+            }
+        }
+        tokio::spawn(async move { while el.poll().await.is_ok() {} });
+        let prefix = mqtt["topic_prefix"].as_str().unwrap();
+        Wire {
+            client,
+            topic: format!("{prefix}/v1/dev/{id}/up"),
+        }
+    }
+
+    async fn send(&self, m: &SignedMessage) {
+        self.client
+            .publish(
+                self.topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                m.as_bytes().to_vec(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Where in the hub's life the kill lands.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    /// Straight after the last publish: the hub may not have read it yet.
+    BeforeReading,
+    /// As soon as the hub has acted on the last messages (inside the span its replay
+    /// high-water mark had not been saved for yet).
+    RightAfterActing,
+    /// After the devices have been heard and then fell silent for a live window.
+    AfterSilence,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_no_replayed_device_message_is_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = Command::new(BIN)
+        .args(["user", "add", "--data-dir"])
+        .arg(dir.path())
+        .args(["--role", "owner", "--username", "ann"])
+        .env("THRESHOLD_NEW_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+
+    let mut hub = Hub::start(dir.path()).await;
+    let owner = support::login(&hub.base, "ann", PASSWORD).await;
+    let home = support::home(&hub.base, &owner, "Flat", 52.37, 4.89).await;
+    let enrol = |kind: &'static str| {
+        let (base, owner, home) = (hub.base.clone(), owner.clone(), home.clone());
+        async move {
+            let code = support::pairing_code(&base, &owner, &home, kind, kind).await;
+            let key = threshold_proto::DeviceKey::generate().unwrap();
+            let (s, e) = call(
+                "POST",
+                format!("{base}/api/v1/enrol"),
+                None,
+                Some(enrol_request(&key, &code, kind)),
+            )
+            .await;
+            assert_eq!(s, 201, "{e}");
+            SimDevice::enrolled(key, e)
+        }
+    };
+    let mut camera = enrol("camera").await;
+    let mut lock = enrol("lock").await;
+    // Every message the devices sent, in order: what an eavesdropper would hold.
+    let captured = std::sync::Mutex::new(Vec::<SignedMessage>::new());
+    let keep = |m: &SignedMessage| captured.lock().unwrap().push(m.clone());
+    let mut shade = 0u8;
+
+    for moment in [
+        Moment::BeforeReading,
+        Moment::RightAfterActing,
+        Moment::AfterSilence,
+    ] {
+        // The devices talk to the hub: hello, a stream of frames, a locked bolt.
+        let (cam_wire, lock_wire) = (
+            Wire::connect(&camera, hub.mqtt_port).await,
+            Wire::connect(&lock, hub.mqtt_port).await,
+        );
+        let hello = (
+            camera.hello(now_ms(), "camera"),
+            lock.hello(now_ms(), "lock"),
+        );
+        cam_wire.send(&hello.0).await;
+        lock_wire.send(&hello.1).await;
+        keep(&hello.0);
+        keep(&hello.1);
+        let mut beat = |camera: &mut SimDevice, lock: &mut SimDevice| {
+            shade = shade.wrapping_add(17);
+            let t = now_ms();
+            (
+                camera.heartbeat(t, t, shade),
+                lock.state(t, Some(BoltState::Locked), Some(DoorState::Closed)),
+            )
+        };
+        eventually(30, "camera live and lock locked", || {
+            let (c, l) = beat(&mut camera, &mut lock);
+            let (cam_wire, lock_wire, hub, owner, home) =
+                (&cam_wire, &lock_wire, &hub, &owner, &home);
+            let keep = &keep;
+            async move {
+                cam_wire.send(&c).await;
+                lock_wire.send(&l).await;
+                keep(&c);
+                keep(&l);
+                let devs = hub.devices(owner, home).await;
+                let live = devs
+                    .iter()
+                    .any(|d| d["kind"] == "camera" && d["liveness"] == "live");
+                let locked = devs
+                    .iter()
+                    .any(|d| d["kind"] == "lock" && d["state"]["bolt"] == "locked");
+                (live && locked).then_some(())
+            }
+        })
+        .await;
+
+        // The last messages before the crash, and the crash.
+        let accepted_before = hub.accepted_live().await;
+        let (c, l) = beat(&mut camera, &mut lock);
+        cam_wire.send(&c).await;
+        lock_wire.send(&l).await;
+        keep(&c);
+        keep(&l);
+        match moment {
+            Moment::BeforeReading => {}
+            Moment::RightAfterActing => {
+                until(20, "the hub acted on the last messages", || async {
+                    hub.accepted_live().await >= accepted_before + 2
+                })
+                .await
+            }
+            Moment::AfterSilence => {
+                until(20, "the camera is no longer live", || async {
+                    hub.devices(&owner, &home)
+                        .await
+                        .iter()
+                        .any(|d| d["kind"] == "camera" && d["liveness"] != "live")
+                })
+                .await
+            }
+        }
+        hub.kill();
+
+        // Restart; an attacker with the devices' broker credentials replays it all.
+        hub = Hub::start(dir.path()).await;
+        let (rejected_before, accepted_before) = (hub.rejected().await, hub.accepted_live().await);
+        let (cam_wire, lock_wire) = (
+            Wire::connect(&camera, hub.mqtt_port).await,
+            Wire::connect(&lock, hub.mqtt_port).await,
+        );
+        let replay = captured.lock().unwrap().clone();
+        for m in &replay {
+            let wire = if m.device == camera.id {
+                &cam_wire
+            } else {
+                &lock_wire
+            };
+            wire.send(m).await;
+        }
+        let n = replay.len() as u64;
+        let settled = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while hub.rejected().await < rejected_before + n {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        if settled.is_err() {
+            let text = hub.metrics().await;
+            let lines: Vec<&str> = text.lines().filter(|l| l.contains("messages_")).collect();
+            panic!(
+                "{moment:?}: {n} replayed, not all refused:\n{}",
+                lines.join("\n")
+            );
+        }
+        assert_eq!(
+            hub.accepted_live().await,
+            accepted_before,
+            "{moment:?}: a replayed message was accepted"
+        );
+        for d in hub.devices(&owner, &home).await {
+            assert_ne!(d["liveness"], "live", "{moment:?}: believed a replay: {d}");
+            if d["kind"] == "lock" {
+                assert_eq!(d["state"]["bolt"], "unknown", "{moment:?}: {d}");
+            }
+        }
+        let reasons = hub
+            .counter("threshold_messages_rejected_total", |l| {
+                l.contains("reason=\"before_restart\"") || l.contains("reason=\"replay\"")
+            })
+            .await;
+        assert!(
+            reasons >= n,
+            "{moment:?}: replays refused for the wrong reason ({reasons} of {n})"
+        );
+
+        // The real devices, signing fresh messages, are believed again at once.
+        let fresh = (
+            camera.hello(now_ms(), "camera"),
+            lock.hello(now_ms(), "lock"),
+        );
+        cam_wire.send(&fresh.0).await;
+        lock_wire.send(&fresh.1).await;
+        eventually(30, "fresh messages believed after the restart", || {
+            let (c, _) = beat(&mut camera, &mut lock);
+            let (cam_wire, hub, owner, home) = (&cam_wire, &hub, &owner, &home);
+            async move {
+                cam_wire.send(&c).await;
+                hub.devices(owner, home)
+                    .await
+                    .iter()
+                    .any(|d| d["kind"] == "camera" && d["liveness"] == "live")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    hub.kill();
+}
