@@ -6,9 +6,10 @@
 //! delivery through the HTTP API, devices enrolled with pairing codes, messages signed
 //! and sent over MQTT. A second run reuses the data folder (`--reset` starts afresh).
 
+use crate::api_client::http;
 use anyhow::Context;
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,34 +47,6 @@ pub const ACCOUNTS: [(&str, &str, &str); 4] = [
     ("courier", "courier", "threshold-courier"),
     ("dispatcher", "dispatcher", "threshold-dispatcher"),
 ];
-
-/// One blocking HTTP call, off the async workers.
-async fn http(
-    method: &'static str,
-    url: String,
-    token: Option<String>,
-    body: Option<Value>,
-) -> anyhow::Result<(u16, Value)> {
-    tokio::task::spawn_blocking(move || -> anyhow::Result<(u16, Value)> {
-        let mut req = ureq::request(method, &url).timeout(Duration::from_secs(15));
-        if let Some(t) = &token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let res = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => return Err(anyhow::anyhow!("{method} {url}: {e}")),
-        };
-        let status = resp.status();
-        let text = resp.into_string().unwrap_or_default();
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    })
-    .await?
-}
 
 async fn login(base: &str, user: &str, pw: &str) -> anyhow::Result<String> {
     let (s, b) = http(

@@ -1,10 +1,12 @@
-//! `threshold`: the one binary. The hub (`serve`), the demo, device agents, audit
-//! verification, user administration, the Wi-Fi attack detector and benchmarks.
+//! `threshold`: the one binary. The hub (`serve`), the demo, device agents, doors,
+//! audit verification, user administration, the Wi-Fi attack detector and benchmarks.
 
 mod agent_cmd;
+mod api_client;
 mod bench_cmd;
 mod bench_unlock_cmd;
 mod demo;
+mod door_cmd;
 mod hub_cmd;
 mod wids_cmd;
 
@@ -30,6 +32,9 @@ enum Cmd {
     /// Run a device agent.
     #[command(subcommand)]
     Agent(agent_cmd::AgentCmd),
+    /// An owner's doors through the hub's API: list, add, bind devices, unlock, lock
+    /// (session token in THRESHOLD_TOKEN).
+    Door(door_cmd::DoorArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(hub_cmd::AuditCmd),
@@ -71,6 +76,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Serve(a) => hub_cmd::serve(a).await,
             Cmd::Demo(a) => demo::run(a).await,
             Cmd::Agent(a) => agent_cmd::run(a).await,
+            Cmd::Door(a) => door_cmd::run(a).await,
             Cmd::Audit(a) => hub_cmd::audit(a).await,
             Cmd::User(a) => hub_cmd::user(a).await,
             Cmd::Wids(a) => wids_cmd::wids(a),

@@ -241,3 +241,125 @@ fn audit_verify_names_the_first_broken_link() {
     assert!(text.contains("entry 2"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `threshold door` with the owner's token in THRESHOLD_TOKEN; answers its exit
+/// status, stdout and stderr.
+fn door(base: &str, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(["door", "--hub", base])
+        .args(args)
+        .env("THRESHOLD_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn door_cli_adds_binds_and_unlocks_under_the_entry_rule() {
+    let dir = tmp("door");
+    let (http, mqtt) = (free_port(), free_port());
+    let (mut child, _) = start_demo(&dir, http, mqtt);
+    let base = format!("http://127.0.0.1:{http}");
+    let owner = login(&base, "owner", "threshold-owner");
+    let homes = get(&format!("{base}/api/v1/homes"), Some(&owner)).1;
+    let home = homes[0]["id"].as_str().unwrap().to_owned();
+    wait_for(30, "the demo's devices live", || {
+        get(&format!("{base}/api/v1/homes/{home}/devices"), Some(&owner))
+            .1
+            .as_array()
+            .is_some_and(|a| a.len() == 3 && a.iter().all(|x| x["liveness"] == "live"))
+    });
+
+    // No token: a clear error, nothing done.
+    let out = Command::new(BIN)
+        .args(["door", "--hub", &base, "list"])
+        .env_remove("THRESHOLD_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("THRESHOLD_TOKEN"));
+
+    let (ok, text, err) = door(&base, &owner, &["list"]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("Front door") && text.contains("Hallway camera"),
+        "{text}"
+    );
+
+    // A second door, with the hallway camera watching it too (by name).
+    let (ok, text, err) = door(&base, &owner, &["add", "--name", "Back door"]);
+    assert!(ok && text.contains("added Back door"), "{text}{err}");
+    let (ok, text, err) = door(
+        &base,
+        &owner,
+        &["bind", "--door", "back door", "--camera", "Hallway camera"],
+    );
+    assert!(ok, "{err}");
+    assert!(text.contains("Hallway camera"), "{text}");
+    // It has no lock: nothing to unlock, said with the API's code.
+    let (ok, _, err) = door(&base, &owner, &["unlock", "--door", "Back door"]);
+    assert!(!ok && err.contains("no_lock"), "{err}");
+    // A camera is not a lock.
+    let (ok, _, err) = door(
+        &base,
+        &owner,
+        &["bind", "--door", "Back door", "--lock", "Hallway camera"],
+    );
+    assert!(!ok && err.contains("no lock \"Hallway camera\""), "{err}");
+
+    // The front door with no camera bound: the owner's unlock is refused ...
+    let (ok, _, err) = door(
+        &base,
+        &owner,
+        &["bind", "--door", "Front door", "--no-cameras"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = door(&base, &owner, &["unlock", "--door", "Front door"]);
+    assert!(!ok && err.contains("no_camera_bound"), "{err}");
+    // ... unless explicitly overridden, which the timeline records as such.
+    let (ok, text, err) = door(
+        &base,
+        &owner,
+        &[
+            "unlock",
+            "--door",
+            "Front door",
+            "--without-camera",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["camera_override"], true, "{answer}");
+    let timeline = get(
+        &format!("{base}/api/v1/homes/{home}/timeline"),
+        Some(&owner),
+    )
+    .1;
+    let overrides = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "owner.unlock" && e["detail"]["camera_override"] == true)
+        .count();
+    assert_eq!(overrides, 1, "the override is on the timeline: {timeline}");
+
+    // Watched again: the plain unlock goes through with the camera's statement.
+    let (ok, _, err) = door(
+        &base,
+        &owner,
+        &["bind", "--door", "Front door", "--camera", "Hallway camera"],
+    );
+    assert!(ok, "{err}");
+    let (ok, text, err) = door(&base, &owner, &["unlock", "--door", "Front door"]);
+    assert!(ok && text.contains("camera's statement"), "{text}{err}");
+    let (ok, _, err) = door(&base, &owner, &["lock", "--door", "Front door"]);
+    assert!(ok, "{err}");
+
+    assert!(interrupt(&mut child).success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

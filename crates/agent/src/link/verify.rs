@@ -166,6 +166,14 @@ mod tests {
             }
         );
         assert_eq!(reason(&mut v, b"junk".to_vec()), Some("truncated"));
+        let cams = format!(r#"{{"door_id":"d1","cameras":["{}"]}}"#, "ab".repeat(32));
+        assert!(
+            matches!(
+                v.check(&msg(&hub(), Kind::Cameras, me(), 8, now, &cams), now),
+                Ok(Downlink::Cameras(_))
+            ),
+            "the door's cameras are a downlink"
+        );
         let mut altered = msg(
             &hub(),
             Kind::Stream,
