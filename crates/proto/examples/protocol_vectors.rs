@@ -152,7 +152,7 @@ fn main() {
         kind: DeviceKind::Camera,
         boot_id: "00112233445566778899aabbccddeeff".into(),
     };
-    json_message(
+    let hello_msg = json_message(
         "hello",
         &camera,
         Kind::Hello,
@@ -267,8 +267,24 @@ fn main() {
         camera_waived: None,
     };
     let bound = camera.key.public().to_hex();
-    let lock_check = |token: &Unlock, label: &str, seq: u64, lock_time: i64, expect: &str| {
+    // A lock with the default rules, or (`lock_allow_waiver: no`) one that refuses
+    // waivers.
+    let lock_check_with = |token: &Unlock,
+                           label: &str,
+                           seq: u64,
+                           lock_time: i64,
+                           allow_waiver: bool,
+                           expect: &str| {
         let text = json(token);
+        let mut lines = vec![
+            ("body", text.clone()),
+            ("bound_cameras", bound.clone()),
+            ("lock_time_ms", lock_time.to_string()),
+        ];
+        if !allow_waiver {
+            lines.push(("lock_allow_waiver", "no".to_owned()));
+        }
+        lines.push(("lock_expect", expect.to_owned()));
         print_message(
             label,
             &hub,
@@ -276,15 +292,13 @@ fn main() {
             lock_id,
             seq,
             T + 3000,
-            &[
-                ("body", text.clone()),
-                ("bound_cameras", bound.clone()),
-                ("lock_time_ms", lock_time.to_string()),
-                ("lock_expect", expect.to_owned()),
-            ],
+            &lines,
             text.into_bytes(),
             None,
         );
+    };
+    let lock_check = |token: &Unlock, label: &str, seq: u64, lock_time: i64, expect: &str| {
+        lock_check_with(token, label, seq, lock_time, true, expect)
     };
     lock_check(
         &unlock,
@@ -424,6 +438,62 @@ fn main() {
         1_700_000_003_000_007,
         T + 3050,
         "accepted",
+    );
+
+    // The other reasons of the camera check: a camera heartbeat announcing no frame
+    // (signed, bound, fresh), a camera message that is not a heartbeat (its `hello`),
+    // a statement and a waiver at once, a waiver the lock does not know, and the
+    // owner's waiver at a lock that refuses waivers.
+    let no_frame = SignedMessage::sign(
+        &camera.key,
+        Kind::Heartbeat,
+        cam_id,
+        1_700_000_000_000_002,
+        T + 2900,
+        json(&Heartbeat {
+            frame: None,
+            outbox: OutboxStats {
+                records: 0,
+                bytes: 0,
+            },
+        })
+        .into_bytes(),
+    );
+    lock_check(
+        &with_camera(Some(encode_statement(no_frame.as_bytes())), None),
+        "unlock-statement-no-frame",
+        1_700_000_003_000_008,
+        T + 3050,
+        "camera_statement_no_frame",
+    );
+    lock_check(
+        &with_camera(Some(encode_statement(hello_msg.as_bytes())), None),
+        "unlock-statement-not-heartbeat",
+        1_700_000_003_000_009,
+        T + 3050,
+        "camera_statement_malformed",
+    );
+    lock_check(
+        &with_camera(Some(statement.clone()), Some("owner_override")),
+        "unlock-statement-and-waiver",
+        1_700_000_003_000_010,
+        T + 3050,
+        "malformed",
+    );
+    lock_check(
+        &with_camera(None, Some("courier_says_so")),
+        "unlock-waiver-unknown",
+        1_700_000_003_000_011,
+        T + 3050,
+        "camera_statement_missing",
+    );
+    lock_check_with(
+        &with_camera(None, Some("owner_override")),
+        "unlock-waiver-refused",
+        1_700_000_003_000_012,
+        T + 3050,
+        false,
+        "camera_waiver_refused",
     );
 
     // Enrolment proof.

@@ -132,9 +132,12 @@ pub enum CameraProof {
     Waived(String),
 }
 
-/// The lock's camera check of a token (docs/protocol.md §10.3): exactly one of a
-/// statement (`camera`) or a known waiver (`camera_waived`); a statement must pass
-/// [`check_camera_statement`]. The error is the `token_refused` reason.
+/// The lock's camera check of a token (docs/protocol.md §10.3, check 9), in the
+/// protocol's order: both `camera` and `camera_waived` → `malformed`; a waiver on a lock
+/// that refuses waivers → `camera_waiver_refused` (whatever its value); a statement →
+/// [`check_camera_statement`] and its reason; a known waiver → accepted; nothing, or a
+/// waiver the lock does not know → `camera_statement_missing`. The error is the
+/// `token_refused` reason.
 pub fn check_token_camera(
     camera: Option<&str>,
     waived: Option<&str>,
@@ -144,20 +147,14 @@ pub fn check_token_camera(
 ) -> Result<CameraProof, &'static str> {
     match (camera, waived) {
         (Some(_), Some(_)) => Err("malformed"),
+        (None, Some(_)) if !rules.allow_waiver => Err("camera_waiver_refused"),
         (Some(s), None) => {
             check_camera_statement(s, bound, now_ms, rules.max_age_ms, rules.max_future_ms)
                 .map(CameraProof::Statement)
                 .map_err(StatementRefusal::reason)
         }
-        (None, Some(w)) if WAIVERS.contains(&w) => {
-            if rules.allow_waiver {
-                Ok(CameraProof::Waived(w.to_owned()))
-            } else {
-                Err("camera_waiver_refused")
-            }
-        }
-        (None, Some(_)) => Err("malformed"),
-        (None, None) => Err("camera_statement_missing"),
+        (None, Some(w)) if WAIVERS.contains(&w) => Ok(CameraProof::Waived(w.to_owned())),
+        (None, _) => Err("camera_statement_missing"),
     }
 }
 
@@ -251,6 +248,89 @@ mod tests {
         assert_eq!(
             check(&encode_statement(&good), &[]),
             Err(StatementRefusal::NotBound)
+        );
+    }
+
+    #[test]
+    fn a_token_carries_exactly_one_camera_proof_checked_in_the_protocol_s_order() {
+        let k = cam(1);
+        let bound = [k.public()];
+        let fresh = encode_statement(&heartbeat(&k, NOW, Some(NOW - 100)));
+        let stale = encode_statement(&heartbeat(&k, NOW, Some(NOW - 5000)));
+        let lenient = CameraRules::default();
+        let strict = CameraRules {
+            allow_waiver: false,
+            ..CameraRules::default()
+        };
+        let run = |c: Option<&str>, w: Option<&str>, r: &CameraRules| {
+            check_token_camera(c, w, &bound, NOW, r)
+        };
+        assert!(matches!(
+            run(Some(&fresh), None, &lenient),
+            Ok(CameraProof::Statement(s)) if s.camera == k.device_id() && s.capture_ms == NOW - 100
+        ));
+        assert_eq!(
+            run(Some(&stale), None, &lenient),
+            Err("camera_statement_stale")
+        );
+        for w in WAIVERS {
+            assert_eq!(
+                run(None, Some(w), &lenient),
+                Ok(CameraProof::Waived(w.to_owned()))
+            );
+            assert_eq!(run(None, Some(w), &strict), Err("camera_waiver_refused"));
+        }
+        // A waiver this lock does not know is no evidence at all.
+        assert_eq!(
+            run(None, Some("because"), &lenient),
+            Err("camera_statement_missing")
+        );
+        assert_eq!(
+            run(None, Some("because"), &strict),
+            Err("camera_waiver_refused")
+        );
+        assert_eq!(run(None, None, &lenient), Err("camera_statement_missing"));
+        assert_eq!(run(None, None, &strict), Err("camera_statement_missing"));
+        // Both at once is a malformed token, before anything else is looked at.
+        for r in [&lenient, &strict] {
+            assert_eq!(
+                run(Some(&fresh), Some("owner_override"), r),
+                Err("malformed")
+            );
+            assert_eq!(run(Some("%%"), Some("because"), r), Err("malformed"));
+        }
+        // No bound camera: every statement is refused as unbound.
+        assert_eq!(
+            check_token_camera(Some(&fresh), None, &[], NOW, &lenient),
+            Err("camera_not_bound")
+        );
+    }
+
+    #[test]
+    fn a_statement_of_2048_bytes_is_read_and_one_of_2049_is_not() {
+        let k = cam(1);
+        // A heartbeat padded with JSON whitespace to an exact envelope size.
+        let sized = |total: usize| {
+            let hb = Heartbeat {
+                frame: Some(FrameSummary {
+                    seq: 9,
+                    time_ms: NOW,
+                    sha256: "ab".repeat(32),
+                    thumb: "00".repeat(64),
+                }),
+                ..Default::default()
+            };
+            let mut body = serde_json::to_vec(&hb).unwrap();
+            let overhead = crate::HEADER_LEN + crate::SIGNATURE_LEN;
+            body.resize(total - overhead, b' ');
+            let m = SignedMessage::sign(&k, Kind::Heartbeat, k.device_id(), 3, NOW, body);
+            assert_eq!(m.as_bytes().len(), total);
+            encode_statement(m.as_bytes())
+        };
+        assert!(check(&sized(MAX_STATEMENT_BYTES), &[k.public()]).is_ok());
+        assert_eq!(
+            check(&sized(MAX_STATEMENT_BYTES + 1), &[k.public()]),
+            Err(StatementRefusal::Malformed)
         );
     }
 

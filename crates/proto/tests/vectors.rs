@@ -180,6 +180,7 @@ const MESSAGE_FIELDS: &[&str] = &[
     "expect",
     "bound_cameras",
     "lock_time_ms",
+    "lock_allow_waiver",
     "lock_expect",
 ];
 
@@ -393,12 +394,25 @@ fn message_vectors_are_reproduced_exactly_and_verify() {
                 .map(|k| k.trim().parse().expect("bound camera key"))
                 .collect();
             let now: i64 = get(f, "lock_time_ms").parse().expect("lock_time_ms");
+            let rules = threshold_proto::statement::CameraRules {
+                allow_waiver: match f.get("lock_allow_waiver").map(String::as_str) {
+                    None | Some("yes") => true,
+                    Some("no") => false,
+                    Some(other) => panic!("{label}: lock_allow_waiver {other}"),
+                },
+                ..Default::default()
+            };
+            // The token's own checks pass at the lock's time (§15: only check 9 differs).
+            assert!(
+                time_ms <= now + 5000 && now <= token.expires_at_ms + 5000,
+                "{label}: checks 7 and 8 pass at lock_time_ms"
+            );
             let got = threshold_proto::statement::check_token_camera(
                 token.camera.as_deref(),
                 token.camera_waived.as_deref(),
                 &bound,
                 now,
-                &threshold_proto::statement::CameraRules::default(),
+                &rules,
             );
             let got = match got {
                 Ok(_) => "accepted",
@@ -430,6 +444,11 @@ fn message_vectors_are_reproduced_exactly_and_verify() {
         "unlock-statement-altered",
         "unlock-statement-missing",
         "unlock-waived",
+        "unlock-statement-no-frame",
+        "unlock-statement-not-heartbeat",
+        "unlock-statement-and-waiver",
+        "unlock-waiver-unknown",
+        "unlock-waiver-refused",
     ] {
         assert!(labels.iter().any(|l| l == want), "vector `{want}` missing");
     }
