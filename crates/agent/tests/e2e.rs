@@ -70,6 +70,17 @@ fn statement(cam: &DeviceKey, captured: i64) -> String {
     threshold_proto::statement::encode_statement(m.as_bytes())
 }
 
+/// The same statement with one byte of its body changed after the camera signed it.
+fn altered(statement: &str) -> String {
+    use base64::Engine;
+    let mut b = base64::engine::general_purpose::STANDARD
+        .decode(statement)
+        .unwrap();
+    let n = b.len();
+    b[n - 70] ^= 1; // inside the thumbnail hex: still a heartbeat, no longer signed
+    threshold_proto::statement::encode_statement(&b)
+}
+
 fn enrol(dir: &Path, hub: &DeviceKey, prefix: &str) -> (DeviceId, PublicKey) {
     let key = load_or_create_key(dir).unwrap();
     let id = key.device_id();
@@ -104,6 +115,8 @@ struct TestHub {
     seq: u64,
     /// Event seqs already seen: re-sent records are de-duplicated, as the hub does.
     seen_events: std::collections::HashSet<u64>,
+    /// The type of every event seen, by seq.
+    event_types: std::collections::BTreeMap<u64, String>,
 }
 
 impl TestHub {
@@ -158,6 +171,7 @@ impl TestHub {
             prefix: prefix.into(),
             seq: 0,
             seen_events: Default::default(),
+            event_types: Default::default(),
         }
     }
 
@@ -210,6 +224,7 @@ impl TestHub {
             if m.kind == Kind::Event {
                 // Passed over, but part of the log the test checks for gaps.
                 self.seen_events.insert(m.seq);
+                self.note_type(&m);
             }
         }
     }
@@ -223,6 +238,16 @@ impl TestHub {
         self.send(Kind::Ack, self.device, body).await;
     }
 
+    fn note_type(&mut self, m: &SignedMessage) {
+        let e: DevEvent = m.json().unwrap();
+        self.event_types.insert(m.seq, e.event_type);
+    }
+
+    /// How many events of type `t` the test has seen.
+    fn count(&self, t: &str) -> usize {
+        self.event_types.values().filter(|v| *v == t).count()
+    }
+
     /// Wait for an event of type `t` (events of other types are collected and returned).
     async fn event(&mut self, t: &str) -> (DevEvent, Vec<u64>) {
         let mut seqs = Vec::new();
@@ -232,6 +257,7 @@ impl TestHub {
                 continue;
             }
             seqs.push(m.seq);
+            self.note_type(&m);
             let e: DevEvent = m.json().unwrap();
             if e.event_type == t {
                 return (e, seqs);
@@ -411,7 +437,9 @@ async fn lock_opens_only_for_valid_tokens_relocks_locally_and_remembers_nonces()
 
     // The lock knows its door's camera from pairing (its `cameras_changed` record may
     // have gone by while the test waited for the hello).
-    // The door's camera is dark or foreign: the lock refuses, whatever the hub signed.
+    // The door's camera is dark, foreign or forged: the lock refuses, whatever the hub
+    // signed, and the refusals do not use up the nonce.
+    let n1 = nonce();
     for (camera, reason) in [
         (None, "camera_statement_missing"),
         (
@@ -422,16 +450,21 @@ async fn lock_opens_only_for_valid_tokens_relocks_locally_and_remembers_nonces()
             Some(statement(&garden_camera(), now_ms())),
             "camera_not_bound",
         ),
+        (
+            Some(altered(&statement(&front_camera(), now_ms()))),
+            "camera_statement_bad_signature",
+        ),
     ] {
-        let t = serde_json::json!({ "grant": "delivery:d0", "nonce": nonce(), "expires_at_ms": now_ms() + 30_000, "camera": camera });
+        let t = serde_json::json!({ "grant": "delivery:d0", "nonce": n1, "expires_at_ms": now_ms() + 30_000, "camera": camera });
         hub.send(Kind::Unlock, id, t).await;
         let (r, _) = hub.event("token_refused").await;
         assert_eq!(r.detail["reason"], reason);
+        assert_eq!(r.detail["nonce"], n1.as_str());
     }
     assert_eq!(home.bolt(), BoltState::Locked);
 
-    // A valid token, with the door camera's fresh statement, retracts the bolt.
-    let n1 = nonce();
+    // A valid token, with the door camera's fresh statement, retracts the bolt (with
+    // the nonce of the refused ones: a refusal never records its nonce).
     let token = serde_json::json!({ "grant": "delivery:d1", "nonce": n1, "expires_at_ms": now_ms() + 30_000,
         "camera": statement(&front_camera(), now_ms() - 100) });
     hub.send(Kind::Unlock, id, token.clone()).await;
@@ -523,6 +556,9 @@ async fn lock_opens_only_for_valid_tokens_relocks_locally_and_remembers_nonces()
         accepted.detail["camera"],
         garden_camera().device_id().to_hex()
     );
+    // The binding was logged at pairing and when the owner changed it, not again when
+    // the agent restarted with its stored set.
+    assert_eq!(hub.count("cameras_changed"), 2, "{:?}", hub.event_types);
     // The event log is numbered 1, 2, 3... with no gaps, across the restart.
     let mut seqs: Vec<u64> = hub.seen_events.iter().copied().collect();
     seqs.sort_unstable();

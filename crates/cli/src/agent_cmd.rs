@@ -88,6 +88,10 @@ pub struct LockRules {
     /// Refuse an unlock whose camera statement is older than this by the lock's clock.
     #[arg(long, default_value_t = 3_000)]
     pub camera_statement_max_age_ms: i64,
+    /// Refuse an unlock whose camera statement's capture time is further than this
+    /// ahead of the lock's clock.
+    #[arg(long, default_value_t = 2_000)]
+    pub camera_statement_max_future_ms: i64,
     /// Refuse every unlock that carries the owner's waiver instead of a camera
     /// statement (the owner then cannot unlock without a watching camera).
     #[arg(long)]
@@ -173,6 +177,10 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
                 (500..=10_000).contains(&rules.camera_statement_max_age_ms),
                 "--camera-statement-max-age-ms must be between 500 and 10000"
             );
+            anyhow::ensure!(
+                (500..=10_000).contains(&rules.camera_statement_max_future_ms),
+                "--camera-statement-max-future-ms must be between 500 and 10000"
+            );
             let d = match driver.driver.as_str() {
                 "simulator" => LockDriverConfig::Simulator(SimulatedHome::new()),
                 "zigbee2mqtt" => LockDriverConfig::Zigbee2Mqtt(z2m(&driver)?),
@@ -184,6 +192,7 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
             cfg.common = common.into_config();
             cfg.rules.unlock_timeout_ms = rules.unlock_timeout_ms;
             cfg.rules.camera_statement_max_age_ms = rules.camera_statement_max_age_ms;
+            cfg.rules.camera_statement_max_future_ms = rules.camera_statement_max_future_ms;
             cfg.rules.allow_camera_waiver = !rules.refuse_camera_waiver;
             threshold_agent::run_lock(cfg, rx).await?;
         }

@@ -59,6 +59,27 @@ fn execute(dev: &Device, driver: &DriverHandle, nonces: &mut NonceStore, actions
     }
 }
 
+/// A new camera set: its `cameras_changed` event goes into the event log first, then
+/// the set is stored. A crash in between leaves the old file, so the next start (and
+/// the hub's `cameras` message after `hello`) records the change again rather than
+/// holding a set the log never mentioned.
+fn record_cameras(
+    dev: &Device,
+    driver: &DriverHandle,
+    nonces: &mut NonceStore,
+    data_dir: &std::path::Path,
+    set: &cameras::DoorCameraSet,
+    actions: Vec<Action>,
+) {
+    if actions.is_empty() {
+        return;
+    }
+    execute(dev, driver, nonces, actions);
+    if let Err(e) = cameras::save(data_dir, set) {
+        tracing::error!(error = %e, "could not store the door's cameras");
+    }
+}
+
 /// Run a lock agent until `shutdown` becomes true.
 pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut dev = Device::start(&cfg.common, DeviceKind::Lock, shutdown.clone()).await?;
@@ -69,24 +90,20 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
     };
     let mut driver = driver.start();
     let mut logic = LockLogic::new(cfg.rules.clone());
-    // The cameras of the door: as last stored, else as the enrolment said.
-    let stored = cameras::load(&cfg.common.data_dir).or_else(|| {
-        dev.enrolment
-            .door_id
-            .clone()
-            .map(|door_id| cameras::DoorCameraSet {
-                door_id,
-                cameras: dev.enrolment.door_cameras.clone(),
-            })
-    });
-    if let Some(set) = stored {
+    // The cameras of the door: as last stored (already in the event log when it was
+    // stored), else as the enrolment said (logged now, then stored).
+    if let Some((set, origin)) = cameras::initial(&cfg.common.data_dir, &dev.enrolment) {
         let actions = logic.set_cameras(&set.door_id, set.keys());
-        if !actions.is_empty() {
-            if let Err(e) = cameras::save(&cfg.common.data_dir, &set) {
-                tracing::error!(error = %e, "could not store the door's cameras");
-            }
+        if origin == cameras::Origin::Enrolment {
+            record_cameras(
+                &dev,
+                &driver,
+                &mut nonces,
+                &cfg.common.data_dir,
+                &set,
+                actions,
+            );
         }
-        execute(&dev, &driver, &mut nonces, actions);
     }
     let mut available = false;
     let mut report = tokio::time::interval(dev.heartbeat);
@@ -125,12 +142,8 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
                             cameras: c.cameras.clone(),
                         };
                         let actions = logic.set_cameras(&set.door_id, set.keys());
-                        if !actions.is_empty() {
-                            if let Err(e) = cameras::save(&cfg.common.data_dir, &set) {
-                                tracing::error!(error = %e, "could not store the door's cameras");
-                            }
-                        }
-                        actions
+                        record_cameras(&dev, &driver, &mut nonces, &cfg.common.data_dir, &set, actions);
+                        Vec::new()
                     }
                     LinkEvent::Rejected(r) if r.kind == Some(Kind::Unlock) => {
                         vec![refused(rejection_reason(r.reason), None)]

@@ -498,7 +498,7 @@ mod tests {
                     camera_waived: Some("because".into()),
                     ..token(N1, now + 30_000)
                 },
-                "malformed",
+                "camera_statement_missing",
             ),
             (
                 Unlock {
@@ -532,6 +532,87 @@ mod tests {
             types(&l.on_token(&forged, now, now, false)),
             ["token_refused:camera_statement_bad_signature"]
         );
+        // None of those refusals used the nonce or moved the bolt: the same nonce with
+        // a fresh statement still opens.
+        assert_eq!(
+            types(&l.on_token(&fresh, now, now + 1, false)),
+            ["persist", "token_accepted", "RETRACT"]
+        );
+    }
+
+    #[test]
+    fn the_camera_check_comes_after_the_token_s_own_checks_and_before_the_nonce() {
+        let mut l = started();
+        let front = camera(5);
+        l.set_cameras("front", vec![front.public()]);
+        let now = 100_000;
+        let stale = seen(N1, now + 30_000, statement(&front, now - 3_001));
+        // An expired token is refused as expired, whatever its statement.
+        assert_eq!(
+            types(&l.on_token(&stale, now, now + 40_000, false)),
+            ["token_refused:expired"]
+        );
+        // A used nonce with a dark camera is refused for the camera, not the nonce.
+        assert_eq!(
+            types(&l.on_token(&stale, now, now, true)),
+            ["token_refused:camera_statement_stale"]
+        );
+        let fresh = seen(N1, now + 30_000, statement(&front, now - 10));
+        assert_eq!(
+            types(&l.on_token(&fresh, now, now, true)),
+            ["token_refused:nonce_reused"]
+        );
+    }
+
+    #[test]
+    fn a_lock_that_knows_no_camera_opens_only_for_a_waiver() {
+        let mut l = started();
+        let now = 100_000;
+        let t = seen(N1, now + 30_000, statement(&camera(5), now));
+        assert_eq!(
+            types(&l.on_token(&t, now, now, false)),
+            ["token_refused:camera_not_bound"]
+        );
+        // Unbinding every camera has the same effect, and is logged.
+        l.set_cameras("front", vec![camera(5).public()]);
+        let a = l.set_cameras("front", Vec::new());
+        let Some(Action::Event(e)) = a.first() else {
+            panic!("expected cameras_changed, got {a:?}")
+        };
+        assert_eq!(e.event_type, "cameras_changed");
+        assert_eq!(e.detail, json!({ "door_id": "front", "cameras": [] }));
+        assert_eq!(
+            types(&l.on_token(&t, now, now, false)),
+            ["token_refused:camera_not_bound"]
+        );
+        assert_eq!(
+            types(&l.on_token(&token(N1, now + 30_000), now, now, false)),
+            ["persist", "token_accepted", "RETRACT"]
+        );
+    }
+
+    #[test]
+    fn cameras_changed_names_the_door_and_the_camera_ids_in_order() {
+        let mut l = started();
+        let (a, b) = (camera(5), camera(6));
+        let ev = l.set_cameras("front", vec![b.public(), a.public()]);
+        let mut ids = [a.device_id().to_hex(), b.device_id().to_hex()];
+        ids.sort();
+        let [Action::Event(e)] = ev.as_slice() else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(e.detail, json!({ "door_id": "front", "cameras": ids }));
+        assert!(
+            l.set_cameras("front", vec![a.public(), b.public()])
+                .is_empty(),
+            "the same set in another order is no change"
+        );
+        assert_eq!(
+            types(&l.set_cameras("back", vec![a.public(), b.public()])),
+            ["cameras_changed"],
+            "another door is a change"
+        );
+        assert_eq!(l.door_id(), Some("back"));
     }
 
     #[test]
@@ -552,6 +633,18 @@ mod tests {
             types(&strict.on_token(&token(N1, 30_000), 0, 1_000, false)),
             ["token_refused:camera_waiver_refused"]
         );
+        let guest = Unlock {
+            camera_waived: Some("guest_grant".into()),
+            ..token(N1, 30_000)
+        };
+        assert_eq!(
+            types(&strict.on_token(&guest, 0, 1_000, false)),
+            ["token_refused:camera_waiver_refused"]
+        );
+        let Action::Event(accepted) = &l.on_token(&guest, 0, 1_000, false)[1] else {
+            unreachable!()
+        };
+        assert_eq!(accepted.detail["camera_waived"], "guest_grant");
     }
 
     #[test]
