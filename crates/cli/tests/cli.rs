@@ -70,7 +70,21 @@ fn wait_for_or(secs: u64, mut f: impl FnMut() -> bool) -> Result<(), ()> {
     Err(())
 }
 
-fn interrupt(child: &mut Child) -> std::process::ExitStatus {
+/// A child process that is killed if the test ends early (a failed assertion must not
+/// leave a hub running).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn interrupt(running: &mut Running) -> std::process::ExitStatus {
+    let child = &mut running.0;
     let _ = Command::new("kill")
         .arg("-INT")
         .arg(child.id().to_string())
@@ -86,21 +100,23 @@ fn interrupt(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// Start the demo and return it once it printed its banner.
-fn start_demo(dir: &std::path::Path, http: u16, mqtt: u16) -> (Child, Vec<String>) {
-    let mut child = Command::new(BIN)
-        .args(["demo", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--http-addr",
-            &format!("127.0.0.1:{http}"),
-            "--mqtt-addr",
-            &format!("127.0.0.1:{mqtt}"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
+fn start_demo(dir: &std::path::Path, http: u16, mqtt: u16) -> (Running, Vec<String>) {
+    let mut child = Running(
+        Command::new(BIN)
+            .args(["demo", "--data-dir"])
+            .arg(dir)
+            .args([
+                "--http-addr",
+                &format!("127.0.0.1:{http}"),
+                "--mqtt-addr",
+                &format!("127.0.0.1:{mqtt}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = Vec::new();
@@ -174,19 +190,21 @@ fn audit_verify_names_the_first_broken_link() {
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--data-dir"])
-        .arg(&dir)
-        .args([
-            "--http-addr",
-            &format!("127.0.0.1:{http}"),
-            "--embedded-mqtt-addr",
-            &format!("127.0.0.1:{mqtt}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut serve = Running(
+        Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(&dir)
+            .args([
+                "--http-addr",
+                &format!("127.0.0.1:{http}"),
+                "--embedded-mqtt-addr",
+                &format!("127.0.0.1:{mqtt}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{http}");
     wait_for(30, "hub healthy", || {
         get(&format!("{base}/healthz"), None).0 == 200

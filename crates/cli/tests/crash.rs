@@ -112,6 +112,16 @@ impl Hub {
     }
 }
 
+/// A failed assertion must not leave a hub running.
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A device's MQTT connection (its own credentials, a fresh session each time).
 struct Wire {
     client: AsyncClient,
