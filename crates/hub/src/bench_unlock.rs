@@ -76,6 +76,47 @@ struct SimDevice {
     camera: bool,
 }
 
+impl SimDevice {
+    /// The device's next live message, signed now: a camera's heartbeat announcing a
+    /// new frame captured now (its liveness statement), a lock's "locked, closed".
+    /// Answers the message and the frame's number (0 for a lock).
+    fn live_message(
+        &self,
+        transport_seq: &AtomicU64,
+        frame_seq: &AtomicU64,
+    ) -> (SignedMessage, u64) {
+        let seq = transport_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = now_ms();
+        let mut frame = 0;
+        let (kind, body) = if self.camera {
+            let f = frame_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            frame = f;
+            let hb = Heartbeat {
+                frame: Some(FrameSummary {
+                    seq: f,
+                    time_ms: now,
+                    sha256: "00".repeat(32),
+                    thumb: format!("{:02x}", f % 256).repeat(64),
+                }),
+                ..Default::default()
+            };
+            (Kind::Heartbeat, serde_json::to_vec(&hb).unwrap_or_default())
+        } else {
+            let s = State {
+                bolt: Some(BoltState::Locked),
+                door: Some(DoorState::Closed),
+                battery_pct: Some(90),
+                ..Default::default()
+            };
+            (Kind::State, serde_json::to_vec(&s).unwrap_or_default())
+        };
+        (
+            SignedMessage::sign(&self.key, kind, self.id, seq, now, body),
+            frame,
+        )
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -157,6 +198,56 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
     hub.stop().await;
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+/// What a courier thread needs to make the door camera of a home stream a frame.
+#[derive(Clone)]
+struct AtDoor {
+    st: crate::AppState,
+    devices: Arc<Vec<SimDevice>>,
+    transport_seq: Arc<Vec<AtomicU64>>,
+    frame_seq: Arc<AtomicU64>,
+    clients: Vec<AsyncClient>,
+    prefix: String,
+    handle: tokio::runtime::Handle,
+}
+
+/// Home `i`'s camera (enrolled right after its lock) sends a frame captured now;
+/// returns once the hub holds it (or a newer one) as the camera's newest frame
+/// (false after 2 s).
+fn door_camera_streams(at: &AtDoor, home: usize) -> bool {
+    let cam = 2 * home + 1;
+    let (Some(d), Some(ts), Some(client)) = (
+        at.devices.get(cam),
+        at.transport_seq.get(cam),
+        at.clients.get(cam % at.clients.len().max(1)),
+    ) else {
+        return false;
+    };
+    let (m, frame) = d.live_message(ts, &at.frame_seq);
+    let topic = threshold_proto::topic::uplink(&at.prefix, &d.id);
+    let sent = at
+        .handle
+        .block_on(client.publish(topic, QoS::AtMostOnce, false, m.into_bytes()));
+    if sent.is_err() {
+        return false;
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        // Frame numbers come from one counter, so a later periodic heartbeat of this
+        // camera carries a higher number and counts too.
+        let held = at.st.registry.with(&d.id, |e| {
+            e.statement.is_some()
+                && e.liveness
+                    .newest_frame()
+                    .is_some_and(|(seq, _)| seq >= frame)
+        });
+        if held == Some(true) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    false
 }
 
 async fn bench(
@@ -424,30 +515,7 @@ async fn bench(
                     let Some(ts) = transport_seq.get(i) else {
                         continue;
                     };
-                    let seq = ts.fetch_add(1, Ordering::Relaxed) + 1;
-                    let now = now_ms();
-                    let (kind, body) = if d.camera {
-                        let f = frame_seq.fetch_add(1, Ordering::Relaxed) + 1;
-                        let hb = Heartbeat {
-                            frame: Some(FrameSummary {
-                                seq,
-                                time_ms: now,
-                                sha256: "00".repeat(32),
-                                thumb: format!("{:02x}", f % 256).repeat(64),
-                            }),
-                            ..Default::default()
-                        };
-                        (Kind::Heartbeat, serde_json::to_vec(&hb).unwrap_or_default())
-                    } else {
-                        let s = State {
-                            bolt: Some(BoltState::Locked),
-                            door: Some(DoorState::Closed),
-                            battery_pct: Some(90),
-                            ..Default::default()
-                        };
-                        (Kind::State, serde_json::to_vec(&s).unwrap_or_default())
-                    };
-                    let m = SignedMessage::sign(&d.key, kind, d.id, seq, now, body);
+                    let (m, _) = d.live_message(ts, &frame_seq);
                     let _ = client
                         .publish(
                             threshold_proto::topic::uplink(&prefix, &d.id),
@@ -525,8 +593,18 @@ async fn bench(
             Arc::new(AtomicU64::new(0)),
         )
     });
+    let at_door = AtDoor {
+        st: st.clone(),
+        devices: devices.clone(),
+        transport_seq: transport_seq.clone(),
+        frame_seq: frame_seq.clone(),
+        clients: clients.clone(),
+        prefix: prefix.clone(),
+        handle: handle.clone(),
+    };
     let mut threads = Vec::new();
     for _ in 0..args.concurrency {
+        let at_door = at_door.clone();
         let (homes, next, allowed, refused, errors, latencies, pending, store, handle) = (
             homes.clone(),
             next.clone(),
@@ -572,6 +650,14 @@ async fn bench(
                         continue;
                     }
                 };
+                // The courier is at the door, so its camera is streaming: a frame
+                // captured now, taken by the hub before the request (not timed). The
+                // lock checks that statement against its own clock (at most 3 s old),
+                // so the widened live window cannot let a stale camera through.
+                if !door_camera_streams(&at_door, i) {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let body =
                     json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": "PARCEL"})
                         .to_string();

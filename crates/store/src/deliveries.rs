@@ -6,7 +6,7 @@ use crate::{flag, opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DeliveryRow {
     pub id: String,
     pub home_id: String,
@@ -163,7 +163,7 @@ impl Store {
         from: &str,
         to: &str,
         now: i64,
-    ) -> Result<bool> {
+    ) -> Result<Option<DeliveryRow>> {
         let stamp = match to {
             "delivered" => ", delivered_ms = $1",
             "camera_lost" => ", camera_lost_ms = $1, compromised = 1",
@@ -196,7 +196,7 @@ impl Store {
         .await?;
         if r.rows_affected() == 0 {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(sql) = session {
             sqlx::query(sql)
@@ -205,8 +205,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let row = sqlx::query(&format!("SELECT {COLS} FROM deliveries d WHERE d.id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(delivery(&row)?))
     }
 
     /// Deliveries in any of `states` (the hub's watch list), at most `limit`.

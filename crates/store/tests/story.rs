@@ -258,14 +258,17 @@ async fn story(s: &Store) {
         .await
         .unwrap();
     assert_eq!(d.door_id.as_deref(), Some(front.id.as_str()));
+    let inside = s
+        .transition_delivery(&d.id, "scheduled", "inside", 6)
+        .await
+        .unwrap()
+        .expect("moved");
+    assert_eq!((inside.state.as_str(), inside.updated_ms), ("inside", 6));
     assert!(s
         .transition_delivery(&d.id, "scheduled", "inside", 6)
         .await
-        .unwrap());
-    assert!(!s
-        .transition_delivery(&d.id, "scheduled", "inside", 6)
-        .await
-        .unwrap());
+        .unwrap()
+        .is_none());
     let sid = s
         .open_session(
             &home.id,
@@ -277,14 +280,17 @@ async fn story(s: &Store) {
         )
         .await
         .unwrap();
-    assert!(s
+    let lost = s
         .transition_delivery(&d.id, "inside", "camera_lost", 7)
         .await
-        .unwrap());
+        .unwrap()
+        .expect("moved");
+    assert_eq!((lost.camera_lost_ms, lost.compromised), (Some(7), true));
     assert!(s
         .transition_delivery(&d.id, "camera_lost", "ended_after_camera_loss", 9)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     let d = s.delivery_any(&d.id).await.unwrap();
     assert_eq!(
         (

@@ -40,13 +40,20 @@ pub async fn apply(
         return Ok(None);
     };
     if step.to != step.from {
+        // The pass's index follows the delivery as it now is.
         match state
             .store
             .transition_delivery(&d.id, step.from.as_str(), step.to.as_str(), now)
             .await
         {
-            Ok(true) => {}
-            Ok(false) => return Ok(None),
+            Ok(Some(row)) => state.access.open.update(row),
+            Ok(None) => {
+                // Moved by someone else first: the row we acted on was stale.
+                if let Ok(row) = state.store.delivery_any(&d.id).await {
+                    state.access.open.update(row);
+                }
+                return Ok(None);
+            }
             Err(e) => {
                 tracing::error!(error = %e, delivery = %d.id, "could not store a delivery transition; retried by the watcher");
                 return Ok(None);

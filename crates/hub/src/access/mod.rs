@@ -6,12 +6,14 @@
 //! - [`unlock`]: capabilities for a door's lock, carrying its camera's statement.
 //! - [`entry`]: the courier's, the guest's and the owner's requests, one rule.
 //! - [`incident`]: a delivery's state machine applied, with its effects.
+//! - [`open`]: the deliveries whose session is open, in memory for the pass.
 //! - [`openings`]: door openings merged and attributed; unauthorised entry.
 //! - [`watcher`]: the periodic pass (deadlines, blind doors, secured doors).
 
 pub mod doors;
 pub mod entry;
 pub mod incident;
+pub mod open;
 pub mod openings;
 pub mod refused;
 pub mod unlock;
@@ -37,6 +39,8 @@ pub enum AccessError {
 #[derive(Debug)]
 pub struct AccessState {
     pub doors: doors::Doors,
+    /// The deliveries whose session is open, for the access pass.
+    pub open: open::OpenDeliveries,
     /// Doors with a delivery waiting for a fresh "closed and locked" (delivered or
     /// camera lost), so a lock's report completes it at once without a query per
     /// report. Rebuilt by every watcher pass.
@@ -66,6 +70,7 @@ impl AccessState {
     pub fn new(live_window_ms: i64) -> Self {
         AccessState {
             doors: doors::Doors::default(),
+            open: open::OpenDeliveries::default(),
             awaiting_secure: Mutex::new(HashSet::new()),
             opening_locks: Mutex::new(HashMap::new()),
             vouching_since: AtomicI64::new(i64::MAX),

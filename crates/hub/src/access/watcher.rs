@@ -1,4 +1,5 @@
-//! The access pass, every 250 ms (and on demand in tests, on their own clock):
+//! The access pass, every 250 ms (and on demand in tests, on their own clock), over the
+//! open deliveries held in memory (`access::open`):
 //! - every open delivery whose door is no longer watched becomes an incident, however
 //!   the hub came to know (a transition seen live, or a camera that never came back
 //!   after a hub restart), unless the hub may not blame it yet
@@ -18,17 +19,17 @@ const BATCH: i64 = 10_000;
 
 pub async fn pass(state: &AppState) {
     let now = state.clock.now_ms();
-    let active = match state
-        .store
-        .deliveries_in_states(&["inside", "delivered", "camera_lost"], BATCH)
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(error = %e, "access pass could not read open deliveries");
-            return;
+    if state.access.open.reconcile_due() {
+        match state
+            .store
+            .deliveries_in_states(&crate::access::open::OPEN_STATES, BATCH)
+            .await
+        {
+            Ok(rows) => state.access.open.replace_all(rows),
+            Err(e) => tracing::warn!(error = %e, "access pass could not read open deliveries"),
         }
-    };
+    }
+    let active = state.access.open.snapshot();
     let mut awaiting = HashSet::new();
     for d in active {
         let Some(s) = DeliveryState::parse(&d.state) else {
