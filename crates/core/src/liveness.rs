@@ -248,6 +248,14 @@ impl DeviceLiveness {
         }
     }
 
+    /// Whether a frame captured at `capture_ms` (the camera's clock) was captured
+    /// within the live window, on the hub's clock: the one test of "recent" for a
+    /// frame, a statement and a viewer's picture. A capture time ahead of the hub's
+    /// clock counts as now.
+    pub fn captured_recently(&self, capture_ms: Millis, now: Millis, cfg: &LivenessConfig) -> bool {
+        now.saturating_sub(self.to_hub_time(capture_ms, now).min(now)) <= cfg.live_window_ms
+    }
+
     /// The clock is beyond the allowed skew: the newest message was refused for it,
     /// or the estimated offset (from the fastest recent message) is beyond it.
     fn skewed(&self, now: Millis, cfg: &LivenessConfig) -> bool {
@@ -428,6 +436,12 @@ mod tests {
         assert_eq!(d.fresh_at(), Some(last - 50));
         assert_eq!(d.watch(last + 950, &cfg()), Ok(()));
         assert_eq!(d.watch(last + 951, &cfg()), Err(Blind::Stale));
+        // A capture time on the camera's clock, mapped: 1000 ms old on the hub's
+        // clock is still recent, 1001 ms is not; a capture time ahead counts as now.
+        let now = last + 5_000;
+        assert!(d.captured_recently(now - 800 - 1_000, now, &cfg()));
+        assert!(!d.captured_recently(now - 800 - 1_001, now, &cfg()));
+        assert!(d.captured_recently(now + 60_000, now, &cfg()));
     }
 
     #[test]

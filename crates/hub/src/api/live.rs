@@ -90,9 +90,12 @@ fn captured_at(st: &AppState, d: &DeviceId, capture_ms: i64) -> i64 {
 /// backlog still draining) is shown as stale.
 fn view_verdict(st: &AppState, d: &DeviceId, frame_capture_ms: Option<i64>) -> &'static str {
     let v = verdict(st, d);
-    let now = st.clock.now_ms();
-    let fresh =
-        frame_capture_ms.is_some_and(|c| now - captured_at(st, d, c) <= st.config.live_window_ms);
+    let (now, cfg) = (st.clock.now_ms(), st.config.liveness());
+    let fresh = frame_capture_ms.is_some_and(|c| {
+        st.registry
+            .with(d, |e| e.liveness.captured_recently(c, now, &cfg))
+            .unwrap_or(false)
+    });
     if v == "live" && !fresh {
         "stale"
     } else {

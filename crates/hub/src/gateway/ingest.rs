@@ -216,10 +216,10 @@ fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp
             // heartbeat announcing a frame captured within the live window (while the
             // camera streams, its frame records may announce each frame first, so the
             // heartbeat is not "fresh" news, but it is still the newest statement).
-            let recent = hb.frame.as_ref().is_some_and(|f| {
-                now.saturating_sub(e.liveness.to_hub_time(f.time_ms, now).min(now))
-                    <= cfg.live_window_ms
-            });
+            let recent = hb
+                .frame
+                .as_ref()
+                .is_some_and(|f| e.liveness.captured_recently(f.time_ms, now, &cfg));
             if recent || observed == Observed::Fresh {
                 e.statement = Some(msg.as_bytes().into());
             }
@@ -487,8 +487,7 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
             .is_some_and(|(newest, _)| msg.seq < newest);
         // Captured within the live window, on the hub's clock (the camera's capture
         // time mapped with its estimated clock offset).
-        let captured = e.liveness.to_hub_time(msg.time_ms, now).min(now);
-        let live = !late && now.saturating_sub(captured) <= cfg.live_window_ms;
+        let live = !late && e.liveness.captured_recently(msg.time_ms, now, &cfg);
         if live {
             let obs = FrameObservation {
                 seq: msg.seq,
