@@ -1,7 +1,7 @@
 //! The device's identity and its enrolment with a hub.
 //!
 //! The private key is created once, on first start, and kept as a hex seed in
-//! `{data_dir}/device.key` (mode 0600). Enrolment (docs/.contract.md) proves possession
+//! `{data_dir}/device.key` (mode 0600). Enrolment (docs/protocol.md §8) proves possession
 //! of that key to the hub together with a one-time pairing code, and returns what the
 //! agent needs to talk to the hub: the hub's public key (to verify downlinks) and MQTT
 //! credentials. The result is kept in `{data_dir}/enrolment.json` (mode 0600, it holds

@@ -1,186 +1,93 @@
 //! The real binary: `threshold demo` starts, serves live devices and stops cleanly on
 //! Ctrl-C, twice on the same data folder; `threshold serve` + `threshold user add` +
-//! `threshold audit verify` detect a tampered audit log.
+//! `threshold audit verify` detect a tampered audit log; `threshold door` works an
+//! owner's doors through the API under the entry rule. Every process runs on ports 0
+//! and is read back; the shared harness is `crates/hub/tests/support`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "../../hub/tests/support/mod.rs"]
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use support::process::{after, serve, Running};
+use support::{call, eventually, login};
 
 const BIN: &str = env!("CARGO_BIN_EXE_threshold");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+async fn get(url: String, token: &str) -> Value {
+    let (s, v) = call("GET", url, Some(token), None).await;
+    assert_eq!(s, 200, "{v}");
+    v
 }
 
-fn tmp(tag: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "threshold-cli-{tag}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    let _ = std::fs::remove_dir_all(&p);
-    p
+/// Start the demo on `dir` (ports 0) and return it with its base URL once it printed
+/// its banner.
+fn start_demo(dir: &std::path::Path) -> (Running, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["demo", "--data-dir"]).arg(dir).args([
+        "--http-addr",
+        "127.0.0.1:0",
+        "--mqtt-addr",
+        "127.0.0.1:0",
+    ]);
+    let demo = Running::until_printed(cmd, "Ctrl-C stops");
+    let base = after(demo.line("Owner app"), "Owner app     ")
+        .trim_end_matches('/')
+        .to_owned();
+    (demo, base)
 }
 
-fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
-    let mut r = ureq::get(url).timeout(Duration::from_secs(10));
-    if let Some(t) = token {
-        r = r.set("Authorization", &format!("Bearer {t}"));
-    }
-    match r.call() {
-        Ok(resp) => (resp.status(), resp.into_json().unwrap_or_default()),
-        Err(ureq::Error::Status(s, resp)) => (s, resp.into_json().unwrap_or_default()),
-        Err(_) => (0, serde_json::Value::Null),
-    }
-}
-
-fn login(base: &str, user: &str, pw: &str) -> String {
-    let resp = ureq::post(&format!("{base}/api/v1/auth/login"))
-        .send_json(serde_json::json!({"username": user, "password": pw}))
-        .unwrap();
-    resp.into_json::<serde_json::Value>().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn wait_for_or(secs: u64, mut f: impl FnMut() -> bool) -> Result<(), ()> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(())
-}
-
-/// A child process that is killed if the test ends early (a failed assertion must not
-/// leave a hub running).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn interrupt(running: &mut Running) -> std::process::ExitStatus {
-    let child = &mut running.0;
-    let _ = Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "did not stop after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Start the demo and return it once it printed its banner.
-fn start_demo(dir: &std::path::Path, http: u16, mqtt: u16) -> (Running, Vec<String>) {
-    let mut child = Running(
-        Command::new(BIN)
-            .args(["demo", "--data-dir"])
-            .arg(dir)
-            .args([
-                "--http-addr",
-                &format!("127.0.0.1:{http}"),
-                "--mqtt-addr",
-                &format!("127.0.0.1:{mqtt}"),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+/// The demo home's id once its three simulated devices are live.
+async fn live_demo_home(base: &str, owner: &str) -> String {
+    let homes = get(format!("{base}/api/v1/homes"), owner).await;
+    assert_eq!(
+        homes.as_array().map(|h| h.len()),
+        Some(1),
+        "one home: {homes}"
     );
-    let out = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            let done = l.contains("Ctrl-C stops");
-            lines.push(l);
-            if done {
-                let _ = tx.send(lines.clone());
-            }
+    let home = homes[0]["id"].as_str().unwrap().to_owned();
+    eventually(30, "the demo's devices live", || {
+        let url = format!("{base}/api/v1/homes/{home}/devices");
+        async move {
+            let d = get(url, owner).await;
+            d.as_array()
+                .is_some_and(|a| a.len() == 3 && a.iter().all(|x| x["liveness"] == "live"))
+                .then_some(())
         }
-    });
-    let lines = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("demo printed its banner");
-    (child, lines)
+    })
+    .await;
+    home
 }
 
-#[test]
-fn demo_runs_stops_cleanly_and_reruns_on_the_same_data() {
-    let dir = tmp("demo");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_stops_cleanly_and_reruns_on_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
     for round in 0..2 {
-        let (http, mqtt) = (free_port(), free_port());
-        let (mut child, banner) = start_demo(&dir, http, mqtt);
-        let text = banner.join("\n");
+        let (mut demo, base) = start_demo(dir.path());
+        let text = demo.printed.join("\n");
         assert!(text.contains("login owner / "), "{text}");
         assert!(text.contains("/courier/"), "{text}");
-        let base = format!("http://127.0.0.1:{http}");
-        let owner = login(&base, "owner", "threshold-owner");
-        let homes = get(&format!("{base}/api/v1/homes"), Some(&owner)).1;
-        assert_eq!(
-            homes.as_array().map(|h| h.len()),
-            Some(1),
-            "round {round}: one home, reused"
-        );
-        let home = homes[0]["id"].as_str().unwrap().to_owned();
-        let mut last = serde_json::Value::Null;
-        wait_for_or(30, || {
-            last = get(&format!("{base}/api/v1/homes/{home}/devices"), Some(&owner)).1;
-            last.as_array()
-                .is_some_and(|a| a.len() == 3 && a.iter().all(|x| x["liveness"] == "live"))
-        })
-        .unwrap_or_else(|_| panic!("round {round}: simulated devices not all live: {last}"));
-        let courier = login(&base, "courier", "threshold-courier");
-        let deliveries = get(&format!("{base}/api/v1/deliveries"), Some(&courier)).1;
+        let owner = login(&base, "owner", "threshold-owner").await;
+        live_demo_home(&base, &owner).await;
+        let courier = login(&base, "courier", "threshold-courier").await;
+        let deliveries = get(format!("{base}/api/v1/deliveries"), &courier).await;
         assert!(
             deliveries
                 .as_array()
                 .is_some_and(|d| d.iter().any(|x| x["state"] == "scheduled")),
             "{deliveries}"
         );
-        let status = interrupt(&mut child);
+        let status = demo.interrupt();
         assert!(status.success(), "round {round}: demo exited with {status}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn audit_verify_names_the_first_broken_link() {
-    let dir = tmp("audit");
-    let http = free_port();
-    let mqtt = free_port();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_the_first_broken_link() {
+    let dir = tempfile::tempdir().unwrap();
     let add = Command::new(BIN)
         .args(["user", "add", "--data-dir"])
-        .arg(&dir)
+        .arg(dir.path())
         .args(["--role", "admin", "--username", "root"])
         .env("THRESHOLD_NEW_PASSWORD", "a-long-password")
         .output()
@@ -190,39 +97,22 @@ fn audit_verify_names_the_first_broken_link() {
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
-    let mut serve = Running(
-        Command::new(BIN)
-            .args(["serve", "--data-dir"])
-            .arg(&dir)
-            .args([
-                "--http-addr",
-                &format!("127.0.0.1:{http}"),
-                "--embedded-mqtt-addr",
-                &format!("127.0.0.1:{mqtt}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{http}");
-    wait_for(30, "hub healthy", || {
-        get(&format!("{base}/healthz"), None).0 == 200
-    });
+    let (mut hub, base, _) = serve(BIN, dir.path());
     for _ in 0..3 {
-        login(&base, "root", "a-long-password");
+        login(&base, "root", "a-long-password").await;
     }
-    let (s, bad) = match ureq::post(&format!("{base}/api/v1/auth/login"))
-        .send_json(serde_json::json!({"username": "root", "password": "nope-nope"}))
-    {
-        Err(ureq::Error::Status(s, r)) => (s, r.into_json::<serde_json::Value>().unwrap()),
-        other => panic!("expected 401, got {other:?}"),
-    };
+    let (s, bad) = call(
+        "POST",
+        format!("{base}/api/v1/auth/login"),
+        None,
+        Some(serde_json::json!({"username": "root", "password": "nope-nope"})),
+    )
+    .await;
     assert_eq!(
         (s, bad["error"]["code"].as_str()),
         (401, Some("bad_credentials"))
     );
-    assert!(interrupt(&mut serve).success());
+    assert!(hub.interrupt().success());
 
     let verify = |dir: &std::path::Path| {
         Command::new(BIN)
@@ -231,7 +121,7 @@ fn audit_verify_names_the_first_broken_link() {
             .output()
             .unwrap()
     };
-    let ok = verify(&dir);
+    let ok = verify(dir.path());
     assert!(
         ok.status.success(),
         "{}",
@@ -240,24 +130,20 @@ fn audit_verify_names_the_first_broken_link() {
     assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
 
     // Tamper with entry 2 behind the hub's back.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let url = format!(
+        "sqlite://{}?mode=rw",
+        dir.path().join("threshold.db").display()
+    );
+    let store = threshold_store::Store::connect(&url).await.unwrap();
+    store
+        .tamper_audit_detail_for_tests(2, "{\"forged\":true}")
+        .await
         .unwrap();
-    rt.block_on(async {
-        let url = format!("sqlite://{}?mode=rw", dir.join("threshold.db").display());
-        let store = threshold_store::Store::connect(&url).await.unwrap();
-        store
-            .tamper_audit_detail_for_tests(2, "{\"forged\":true}")
-            .await
-            .unwrap();
-        store.close().await;
-    });
-    let broken = verify(&dir);
+    store.close().await;
+    let broken = verify(dir.path());
     assert_eq!(broken.status.code(), Some(1));
     let text = String::from_utf8_lossy(&broken.stdout);
     assert!(text.contains("entry 2"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `threshold door` with the owner's token in THRESHOLD_TOKEN; answers its exit
@@ -276,21 +162,12 @@ fn door(base: &str, token: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn door_cli_adds_binds_and_unlocks_under_the_entry_rule() {
-    let dir = tmp("door");
-    let (http, mqtt) = (free_port(), free_port());
-    let (mut child, _) = start_demo(&dir, http, mqtt);
-    let base = format!("http://127.0.0.1:{http}");
-    let owner = login(&base, "owner", "threshold-owner");
-    let homes = get(&format!("{base}/api/v1/homes"), Some(&owner)).1;
-    let home = homes[0]["id"].as_str().unwrap().to_owned();
-    wait_for(30, "the demo's devices live", || {
-        get(&format!("{base}/api/v1/homes/{home}/devices"), Some(&owner))
-            .1
-            .as_array()
-            .is_some_and(|a| a.len() == 3 && a.iter().all(|x| x["liveness"] == "live"))
-    });
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn door_cli_adds_binds_and_unlocks_under_the_entry_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut demo, base) = start_demo(dir.path());
+    let owner = login(&base, "owner", "threshold-owner").await;
+    let home = live_demo_home(&base, &owner).await;
 
     // No token: a clear error, nothing done.
     let out = Command::new(BIN)
@@ -353,11 +230,7 @@ fn door_cli_adds_binds_and_unlocks_under_the_entry_rule() {
     assert!(ok, "{err}");
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(answer["camera_override"], true, "{answer}");
-    let timeline = get(
-        &format!("{base}/api/v1/homes/{home}/timeline"),
-        Some(&owner),
-    )
-    .1;
+    let timeline = get(format!("{base}/api/v1/homes/{home}/timeline"), &owner).await;
     let overrides = timeline
         .as_array()
         .unwrap()
@@ -378,6 +251,5 @@ fn door_cli_adds_binds_and_unlocks_under_the_entry_rule() {
     let (ok, _, err) = door(&base, &owner, &["lock", "--door", "Front door"]);
     assert!(ok, "{err}");
 
-    assert!(interrupt(&mut child).success());
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(demo.interrupt().success());
 }

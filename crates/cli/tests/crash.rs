@@ -12,50 +12,28 @@ mod support;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use support::process::{serve, Running};
 use support::sim::{enrol_request, SimDevice};
-use support::{call, eventually, free_port, now_ms, until};
+use support::{call, eventually, now_ms, until};
 use threshold_proto::body::{BoltState, DoorState};
 use threshold_proto::SignedMessage;
 
 const BIN: &str = env!("CARGO_BIN_EXE_threshold");
 const PASSWORD: &str = "a-long-password";
 
-/// A running `threshold serve` on the test's data folder.
+/// A running `threshold serve` on the test's data folder (ports 0, read back).
 struct Hub {
-    child: Child,
+    process: Running,
     base: String,
     mqtt_port: u16,
 }
 
 impl Hub {
-    async fn start(dir: &std::path::Path) -> Hub {
-        let (http, mqtt_port) = (free_port(), free_port());
-        let child = Command::new(BIN)
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args([
-                "--http-addr",
-                &format!("127.0.0.1:{http}"),
-                "--embedded-mqtt-addr",
-                &format!("127.0.0.1:{mqtt_port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{http}");
-        until(60, "hub healthy", || {
-            let url = format!("{base}/healthz");
-            async move {
-                tokio::task::spawn_blocking(move || ureq::get(&url).call().is_ok())
-                    .await
-                    .unwrap()
-            }
-        })
-        .await;
+    fn start(dir: &std::path::Path) -> Hub {
+        let (process, base, mqtt_port) = serve(BIN, dir);
         Hub {
-            child,
+            process,
             base,
             mqtt_port,
         }
@@ -63,8 +41,7 @@ impl Hub {
 
     /// SIGKILL: no shutdown path runs, nothing is flushed.
     fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+        self.process.kill();
     }
 
     async fn metrics(&self) -> String {
@@ -109,16 +86,6 @@ impl Hub {
         .await;
         assert_eq!(s, 200, "{d}");
         d.as_array().cloned().unwrap_or_default()
-    }
-}
-
-/// A failed assertion must not leave a hub running.
-impl Drop for Hub {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -196,7 +163,7 @@ async fn after_kill_9_no_replayed_device_message_is_believed() {
         String::from_utf8_lossy(&add.stderr)
     );
 
-    let mut hub = Hub::start(dir.path()).await;
+    let mut hub = Hub::start(dir.path());
     let owner = support::login(&hub.base, "ann", PASSWORD).await;
     let home = support::home(&hub.base, &owner, "Flat", 52.37, 4.89).await;
     let enrol = |kind: &'static str| {
@@ -298,7 +265,7 @@ async fn after_kill_9_no_replayed_device_message_is_believed() {
         hub.kill();
 
         // Restart; an attacker with the devices' broker credentials replays it all.
-        hub = Hub::start(dir.path()).await;
+        hub = Hub::start(dir.path());
         let (rejected_before, accepted_before) = (hub.rejected().await, hub.accepted_live().await);
         let (cam_wire, lock_wire) = (
             Wire::connect(&camera, hub.mqtt_port).await,

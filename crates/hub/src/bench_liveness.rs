@@ -140,12 +140,11 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         .live_window_ms
         .unwrap_or(HubConfig::default().live_window_ms);
     let dir = threshold_store::testing::TempDir::new("bench-liveness")?;
-    let free = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let cfg = HubConfig {
         data_dir: dir.path().to_owned(),
         http_addr: "127.0.0.1:0".parse()?,
         mqtt_url: b.mqtt_url.clone(),
-        embedded_mqtt_addr: free,
+        embedded_mqtt_addr: "127.0.0.1:0".parse()?,
         mqtt_topic_prefix: format!("bench-{}", &threshold_store::new_id()[..8]),
         live_window_ms: window,
         offline_after_ms: (window * 4).max(HubConfig::default().offline_after_ms),

@@ -155,12 +155,6 @@ fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     Ok((pct(&ms, 0.50), pct(&ms, 0.99)))
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Run the benchmark; returns the JSON line to print.
 pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(args.homes > 0, "--homes must be at least 1");
@@ -180,7 +174,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
         http_addr: "127.0.0.1:0".parse()?,
         database_url: args.database_url.clone(),
         mqtt_url: args.mqtt_url.clone(),
-        embedded_mqtt_addr: format!("127.0.0.1:{}", free_port()?).parse()?,
+        embedded_mqtt_addr: "127.0.0.1:0".parse()?,
         mqtt_topic_prefix: format!("thr-bench-{}", threshold_store::new_id()),
         live_window_ms: 30_000,
         offline_after_ms: 60_000,

@@ -162,7 +162,10 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
     })
 }
 
-pub async fn start_with_clock(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
+pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
+    if config.mqtt_url.is_none() && config.embedded_mqtt_addr.port() == 0 {
+        config.embedded_mqtt_addr = gateway::broker::pick_port(config.embedded_mqtt_addr)?;
+    }
     let Assembled {
         state,
         mqtt,

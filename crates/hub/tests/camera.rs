@@ -18,7 +18,7 @@
 //! builders. Set THRESHOLD_CAMERA_OUTAGE_S=20 to run the full length.
 
 mod support;
-use support::{call, call_raw, free_port, now_ms, until};
+use support::{call, call_raw, now_ms, until};
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -42,7 +42,7 @@ fn config(dir: &Path, external_mqtt: bool) -> HubConfig {
         data_dir: dir.to_owned(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         mqtt_url: external_mqtt.then(|| "mqtt://127.0.0.1:1883".to_owned()),
-        embedded_mqtt_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
         mqtt_topic_prefix: format!("thr-cam-{}", threshold_store::new_id()),
         live_window_ms: 1000,
         recording_tail_ms: 2000,

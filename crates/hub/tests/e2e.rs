@@ -188,7 +188,7 @@ fn config(dir: &std::path::Path, db: Option<String>, external_mqtt: bool) -> Hub
         http_addr: "127.0.0.1:0".parse().unwrap(),
         database_url: db,
         mqtt_url: external_mqtt.then(|| "mqtt://127.0.0.1:1883".to_owned()),
-        embedded_mqtt_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
         mqtt_topic_prefix: format!("thr-test-{}", threshold_store::new_id()),
         ..Default::default()
     }
@@ -723,7 +723,7 @@ async fn restart_story(cfg: HubConfig) {
     hub.stop().await;
     drop(dev);
     let mut cfg2 = cfg.clone();
-    cfg2.embedded_mqtt_addr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    cfg2.embedded_mqtt_addr = "127.0.0.1:0".parse().unwrap();
     let (hub, env) = start_env(cfg2.clone()).await;
     let base = env.base.clone();
     let owner = login(&base, "rita", "a-long-password").await;
@@ -737,11 +737,7 @@ async fn restart_story(cfg: HubConfig) {
         d["state"]["bolt"], "unknown",
         "a stale 'locked' is shown as unknown: {d}"
     );
-    let port = if cfg2.mqtt_url.is_some() {
-        1883
-    } else {
-        cfg2.embedded_mqtt_addr.port()
-    };
+    let port = hub.mqtt_port;
     let mut dev = TestDevice::connect(
         key.clone(),
         "127.0.0.1",

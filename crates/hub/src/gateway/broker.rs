@@ -15,6 +15,13 @@ use threshold_proto::DeviceId;
 
 pub const HUB_USERNAME: &str = "threshold-hub";
 
+/// A port for the embedded broker when it was asked for port 0: the broker binds its
+/// own listener from an address, so the system picks a free port, which is handed to
+/// the broker at once (the hub then reports it as `Hub::mqtt_port`).
+pub fn pick_port(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind(addr)?.local_addr()
+}
+
 pub fn start(addr: SocketAddr, state: AppState) -> Result<(), String> {
     // Fail early and clearly if the port is taken (rumqttd would only log it).
     std::net::TcpListener::bind(addr)

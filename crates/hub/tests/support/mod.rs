@@ -1,9 +1,11 @@
-//! What every end-to-end test needs: free ports, HTTP calls against a running hub,
+//! What every end-to-end test needs: HTTP calls against a running hub,
 //! waiting for a condition with a deadline (never a fixed sleep), signing in, and
-//! whether this machine's Mosquitto is there.
+//! whether this machine's Mosquitto is there. `sim` runs a hub in simulated time,
+//! `house` is a furnished home on it, `process` runs the real binary.
 #![allow(dead_code)]
 
 pub mod house;
+pub mod process;
 pub mod sim;
 
 use serde_json::{json, Value};
@@ -15,15 +17,6 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// A port that was free a moment ago (bind to port 0, read it, let go).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// This machine's Mosquitto on 127.0.0.1:1883. Without it a test skips, unless
