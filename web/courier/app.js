@@ -10,6 +10,8 @@ const leave = document.getElementById("leave");
 const recording = document.getElementById("recording");
 
 const app = { me: null, events: null, inside: null, timers: [], page: null };
+/** Set by the LEAVE NOW acknowledgement: the next page draw focuses the instruction. */
+let focusLeave = false;
 
 function clearTimers() { for (const t of app.timers.splice(0)) clearInterval(t); }
 
@@ -85,7 +87,11 @@ document.getElementById("signout").addEventListener("click", async () => {
 document.getElementById("leave-ack").addEventListener("click", () => {
   leave.hidden = true;
   document.body.classList.remove("leaving");
-  route();
+  // Back to that delivery's page, which now gives the one instruction that holds.
+  const id = leave.dataset.delivery;
+  focusLeave = true;
+  if (id && location.hash !== `#/delivery/${encodeURIComponent(id)}`) location.hash = `#/delivery/${encodeURIComponent(id)}`;
+  else route();
 });
 
 function onEvent(ev) {
@@ -102,6 +108,10 @@ function onEvent(ev) {
   } else if (ev.type === "delivery.entry_granted" && app.page === id) {
     app.inside = id;
     recording.hidden = false;
+  } else if (app.page === id && String(ev.type).startsWith("delivery.") && STOPPED.includes(ev.type.slice("delivery.".length))) {
+    // The delivery was stopped or ended: the page shows that state, and only that.
+    if (ev.type !== "delivery.camera_lost") announce(endWords(ev.type.slice("delivery.".length)));
+    route();
   }
 }
 
@@ -140,35 +150,55 @@ function stateWords(s) {
 }
 
 const ENDED = ["completed", "ended_after_camera_loss", "ended_unverified", "expired"];
+/** States after which the page must change what it asks of the courier. */
+const STOPPED = ["camera_lost", ...ENDED];
 
-/** The one instruction after the camera stopped watching: leave, close the door; the
- * hub secures it. Waits for the lock's confirmation. */
-function leaveSection(d) {
-  const status = h("p", { id: "secured", "aria-live": "polite", text: "Waiting for the lock to confirm the door is closed and locked…" });
+/** How a delivery ended, in words for the courier. */
+function endWords(s) {
+  return {
+    completed: "Done: the door is confirmed closed and locked. Thank you.",
+    ended_after_camera_loss: "The door is confirmed closed and locked. You may go: this delivery has ended (the camera stopped watching, so it is not marked delivered).",
+    ended_unverified: "This delivery has ended, but the door was not confirmed closed and locked. The customer has been told.",
+    expired: "This delivery has expired: its window passed before the door was opened.",
+  }[s] || `This delivery has ended: ${stateWords(s)}.`;
+}
+
+/**
+ * Poll the delivery while the page waits for the hub (the lock's confirmation); when
+ * it is stopped or ends, the page is drawn again for that state. Ends with the page.
+ */
+function watchState(d, shown) {
   const t = setInterval(async () => {
     try {
       const now = await api("GET", `/deliveries/${encodeURIComponent(d.id)}`, undefined, { timeoutMs: 3000 });
-      if (ENDED.includes(now.state)) {
+      if (now.state !== shown && STOPPED.includes(now.state)) {
         clearInterval(t);
-        status.textContent = now.state === "ended_after_camera_loss"
-          ? "The door is confirmed closed and locked. You may go; this delivery has ended."
-          : `This delivery has ended: ${stateWords(now.state)}.`;
-        status.dataset.done = "1";
-        announce(status.textContent);
+        if (ENDED.includes(now.state)) announce(endWords(now.state));
+        if (app.page === d.id) route();
       }
     } catch { /* keep waiting */ }
   }, 1000);
   app.timers.push(t);
+}
+
+/** The one instruction after the camera stopped watching: leave, close the door; the
+ * hub secures it. Waits for the lock's confirmation. */
+function leaveSection(d) {
+  watchState(d, d.state);
+  const title = h("h2", { text: "Leave now and close the door", tabindex: "-1" });
   return h("section", { class: "card warn", id: "leave-instruction", role: "alert" },
-    h("h2", { text: "Leave now and close the door" }),
-    h("p", { text: "The camera stopped watching, so this delivery was stopped. Step out, close the door behind you; the lock will lock it. Do not go back in." }),
-    status);
+    title,
+    h("p", { text: "The camera stopped watching, so this delivery was stopped. Step out and close the door behind you; the hub and the lock will lock it. Do not go back in." }),
+    h("p", { id: "secured", "aria-live": "polite", text: "Waiting for the lock to confirm the door is closed and locked…" }));
 }
 
 async function deliveryPage(id) {
   app.page = id;
   const d = await api("GET", `/deliveries/${encodeURIComponent(id)}`);
-  if (d.state === "inside" && !d.compromised) { app.inside = id; recording.hidden = false; } else { recording.hidden = true; }
+  if (d.state === "inside" && !d.compromised) { app.inside = id; recording.hidden = false; } else {
+    recording.hidden = true;
+    if (app.inside === id) app.inside = null;
+  }
   const body = h("div", { class: "stack" },
     h("p", {}, h("a", { href: "#/", text: "← Today" })),
     h("h1", { text: `Parcel ${d.parcel_ref}` }),
@@ -180,9 +210,12 @@ async function deliveryPage(id) {
   body.append(decision, warning);
   if (d.state === "inside" || d.state === "delivered") body.append(deliveredSection(d));
   if (d.state === "camera_lost") body.append(leaveSection(d));
-  if (d.state === "completed") body.append(h("p", { class: "ok", id: "done", text: "Done: the door is confirmed closed and locked. Thank you." }));
-  else if (ENDED.includes(d.state)) body.append(h("p", { class: "muted", id: "ended", text: `This delivery has ended: ${stateWords(d.state)}.` }));
+  if (ENDED.includes(d.state)) {
+    body.append(h("p", { class: d.state === "completed" || d.state === "ended_after_camera_loss" ? "ok" : "warn", id: "ended", dataset: { ended: d.state }, text: endWords(d.state) }));
+  }
   fill(main, body);
+  if (focusLeave && d.state === "camera_lost") main.querySelector("#leave-instruction h2").focus();
+  focusLeave = false;
 }
 
 function doorForm(d, decision) {
@@ -246,44 +279,23 @@ function showDecision(el, r) {
 function deliveredSection(d) {
   const status = h("p", { id: "delivered-status", "aria-live": "polite" });
   const btn = h("button", { type: "button", class: "big", id: "delivered", text: "Delivered" });
-  const wait = () => {
-    status.textContent = "Waiting for the lock to confirm the door is closed and locked…";
-    const t = setInterval(async () => {
-      try {
-        const now = await api("GET", `/deliveries/${encodeURIComponent(d.id)}`, undefined, { timeoutMs: 3000 });
-        if (ENDED.includes(now.state) || now.state === "camera_lost") {
-          clearInterval(t);
-          app.inside = null;
-          recording.hidden = true;
-          if (now.state === "completed") {
-            status.textContent = "Done: the door is confirmed closed and locked. Thank you.";
-            status.className = "ok";
-            status.dataset.done = "1";
-            announce("Delivery complete.");
-          } else if (now.state === "camera_lost") {
-            route();
-          } else {
-            status.textContent = `This delivery has ended: ${stateWords(now.state)}.`;
-            status.dataset.done = "1";
-            announce(status.textContent);
-          }
-        }
-      } catch { /* keep waiting */ }
-    }, 1000);
-    app.timers.push(t);
-  };
+  const waiting = () => { status.textContent = "Waiting for the lock to confirm the door is closed and locked…"; };
   btn.addEventListener("click", async () => {
     btn.disabled = true;
     try {
       await api("POST", `/deliveries/${encodeURIComponent(d.id)}/delivered`);
       btn.hidden = true;
-      wait();
+      waiting();
     } catch (e) {
       status.textContent = e.message;
       btn.disabled = false;
+      // Refused because the delivery was stopped meanwhile: show what holds now.
+      if (e.code === "delivery_compromised") route();
     }
   });
-  if (d.state === "delivered") { btn.hidden = true; setTimeout(wait, 0); }
+  if (d.state === "delivered") { btn.hidden = true; waiting(); }
+  // Stopped (camera lost) or ended, before or after "Delivered": the page changes.
+  watchState(d, d.state);
   return h("section", { class: "card" },
     h("p", { text: "When the parcel is inside and you are out: close the door, then press Delivered." }),
     btn, status);

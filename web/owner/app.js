@@ -240,10 +240,10 @@ async function homeCard(home) {
   const list = h("ul", { class: "devices", "aria-label": `Devices in ${home.name}` });
   const items = new Map();
   const empty = h("li", { class: "muted", text: "No devices yet." });
+  const doors = doorsSection(home);
+  const pairing = addDeviceForm(home);
   let lastOk = 0;
-  const load = async () => {
-    const devs = await api("GET", `/homes/${encodeURIComponent(home.id)}/devices`, undefined, { timeoutMs: 1500 });
-    lastOk = Date.now();
+  const showDevices = (devs) => {
     const seen = new Set();
     for (const d of devs) {
       seen.add(d.id);
@@ -255,144 +255,390 @@ async function homeCard(home) {
     if (!devs.length && !empty.isConnected) list.append(empty);
     if (devs.length) empty.remove();
   };
+  // Devices and doors come together, so a door's cameras and lock are never older
+  // than the device list beside them.
+  const load = async () => {
+    const hid = encodeURIComponent(home.id);
+    const [devs, doorRows] = await Promise.all([
+      api("GET", `/homes/${hid}/devices`, undefined, { timeoutMs: 1500 }),
+      api("GET", `/homes/${hid}/doors`, undefined, { timeoutMs: 1500 }),
+    ]);
+    lastOk = Date.now();
+    showDevices(devs);
+    doors.update(doorRows, devs, false);
+    pairing.setDoors(doorRows);
+  };
   await load();
+  await doors.loadActivity();
   let busy = false;
   const refresh = async () => {
     if (busy) return;
     busy = true;
     try { await load(); } catch { /* the watchdog below shows it */ } finally { busy = false; }
   };
+  doors.reload = refresh;
   app.refreshers.push((ev) => { if (ev.home_id === home.id && String(ev.type).startsWith("device.")) refresh(); });
   const poll = setInterval(refresh, 1000);
+  const activity = setInterval(() => doors.loadActivity(), 5000);
+  // The page's own watchdog: nothing heard from the hub for 2 s, nothing is shown as
+  // live, locked or watched.
   const dog = setInterval(() => {
-    if (Date.now() - lastOk > 2000) for (const it of items.values()) it.update(it.d, true);
+    if (Date.now() - lastOk > 2000) {
+      for (const it of items.values()) it.update(it.d, true);
+      doors.update(null, null, true);
+    }
   }, 250);
-  app.views.push({ stop: () => { clearInterval(poll); clearInterval(dog); } });
-  const cameras = () => [...items.values()].map((it) => it.d).filter((d) => d.kind === "camera" && !d.revoked);
-  const doors = await doorsSection(home, cameras);
+  app.views.push({ stop: () => { clearInterval(poll); clearInterval(dog); clearInterval(activity); } });
   return h("section", { class: "card", "aria-labelledby": `home-${home.id}`, dataset: { home: home.id } },
     h("h2", { id: `home-${home.id}`, text: home.name }),
     h("p", { class: "muted small", text: `In-home delivery ${home.in_home_enabled ? "on" : "off"}` }),
     list,
-    doors,
-    addDeviceForm(home, doors.doorsList));
+    doors.el,
+    pairing.el);
+}
+
+/** What a camera's state means for the door it watches: the hub's own verdict. */
+function cameraVerdict(cam, linkLost) {
+  if (linkLost) return "offline";
+  if (!cam || cam.revoked) return "offline";
+  const w = cam.state && cam.state.watching;
+  if (w === "watching") return "live";
+  if (typeof w === "string" && w.startsWith("camera_")) return w.slice(7);
+  return cam.liveness === "live" ? "stale" : cam.liveness || "offline";
+}
+
+const VERDICT_WORDS = {
+  live: ["LIVE", "watching"],
+  stale: ["STALE", "no recent picture"],
+  offline: ["OFFLINE", "offline"],
+  frozen: ["FROZEN?", "picture may be frozen"],
+  clock_skew: ["CLOCK WRONG", "camera clock is wrong"],
+};
+
+function setVerdict(b, name, verdict, linkLost) {
+  const [word, meaning] = VERDICT_WORDS[verdict] || [verdict.toUpperCase(), verdict];
+  const label = `${name}: ${word}, ${linkLost ? "connection to the hub lost" : meaning}`;
+  if (b.dataset.state === verdict && b.getAttribute("aria-label") === label) return;
+  b.dataset.state = verdict;
+  b.className = `badge badge-small badge-${verdict === "live" ? "live" : verdict === "offline" ? "offline" : "stale"}`;
+  b.textContent = word;
+  b.setAttribute("aria-label", label);
+}
+
+/** A door's lock in words, by law 1: locked or unlocked only while the hub holds a
+ * fresh signed report (and this page heard from the hub within 2 s). */
+function doorLockWords(d, linkLost, lostSince) {
+  if (!d.lock_id) return { state: "none", word: "NO LOCK", detail: "pair a lock for this door below" };
+  const l = d.lock || {};
+  if (linkLost) return { state: "unknown", word: "UNKNOWN", detail: `since ${hms(lostSince)} (connection to the hub lost)` };
+  if (!l.fresh) {
+    const since = l.unknown_since_ms;
+    return { state: "unknown", word: "UNKNOWN", detail: since ? `since ${hms(since)}` : "no fresh report from the lock yet" };
+  }
+  const bits = [];
+  if (l.door && l.door !== "unknown") bits.push(`door ${l.door}`);
+  if (l.reported_at_ms) bits.push(`confirmed ${hms(l.reported_at_ms)}`);
+  return { state: l.bolt || "unknown", word: String(l.bolt || "unknown").toUpperCase(), detail: bits.join(" · ") };
 }
 
 /** The doors of a home: each door's lock (truthful), the cameras that watch it (only
- * they can vouch for it; the owner chooses), remote unlock and lock, and a new door. */
-async function doorsSection(home, cameras) {
-  const sec = h("section", { class: "doors", "aria-label": `Doors of ${home.name}` }, h("h3", { text: "Doors" }));
+ * they can vouch for it; the owner chooses), remote unlock and lock, recent activity,
+ * and a new door. Updated in place every second with the device list. */
+function doorsSection(home) {
   const list = h("ul", { class: "door-list" });
-  sec.doorsList = [];
-  const load = async () => {
-    let doors = [];
-    try { doors = await api("GET", `/homes/${encodeURIComponent(home.id)}/doors`); } catch { return; }
-    sec.doorsList.length = 0;
-    sec.doorsList.push(...doors);
-    fill(list, ...doors.map((d) => doorItem(home, d, cameras, load)));
-    if (!doors.length) list.append(h("li", { class: "muted", text: "No door yet: pairing a lock adds one." }));
+  const none = h("li", { class: "muted", text: "No door yet: add one, or pair a lock (it gets a door of its own)." });
+  const items = new Map();
+  const sec = { reload: async () => {} };
+  let last = { doors: [], devs: [] };
+  let lostSince = null;
+  sec.update = (doors, devs, linkLost) => {
+    if (linkLost) {
+      if (!lostSince) lostSince = Date.now();
+    } else {
+      lostSince = null;
+      last = { doors, devs };
+    }
+    const rows = last.doors;
+    const seen = new Set();
+    for (const d of rows) {
+      seen.add(d.id);
+      let it = items.get(d.id);
+      if (!it) { it = doorItem(home, d, () => sec.reload(), () => sec.loadActivity()); items.set(d.id, it); list.append(it.li); }
+      it.update(d, last.devs, linkLost, lostSince);
+    }
+    for (const [id, it] of items) if (!seen.has(id)) { it.li.remove(); items.delete(id); }
+    if (!rows.length && !none.isConnected) list.append(none);
+    if (rows.length) none.remove();
   };
-  await load();
+  /** The owner's unlocks (override or not), locks and binding changes, per door. */
+  sec.loadActivity = async () => {
+    let tl;
+    try { tl = await api("GET", `/homes/${encodeURIComponent(home.id)}/timeline?limit=200`, undefined, { timeoutMs: 3000 }); } catch { return; }
+    for (const [id, it] of items) it.showActivity(tl.filter((t) => DOOR_KINDS.includes(t.kind) && doorOf(t) === id).slice(0, 4));
+  };
   const name = h("input", { id: `doorname-${home.id}`, name: "name", required: true, maxlength: 80 });
   const err = h("p", { class: "error", role: "alert", hidden: true });
-  const form = h("form", { class: "add-door row" },
-    h("label", { for: `doorname-${home.id}`, text: "New door" }), name,
-    h("button", { type: "submit", class: "secondary", text: "Add door" }), err);
+  const form = h("form", { class: "add-door" },
+    h("label", { for: `doorname-${home.id}`, text: "New door" }),
+    h("div", { class: "row nowrap" }, name, h("button", { type: "submit", class: "secondary", text: "Add door" })), err);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     showError(err, null);
     try {
-      await api("POST", `/homes/${encodeURIComponent(home.id)}/doors`, { name: name.value });
+      const d = await api("POST", `/homes/${encodeURIComponent(home.id)}/doors`, { name: name.value });
       name.value = "";
-      await load();
+      announce(`Door ${d.name} added. No camera watches it yet.`);
+      await sec.reload();
     } catch (ex) { showError(err, ex); }
   });
-  sec.append(list, form);
+  sec.el = h("section", { class: "doors", "aria-labelledby": `doors-${home.id}` },
+    h("h3", { id: `doors-${home.id}`, text: "Doors" }), list, form);
   return sec;
 }
 
-function doorItem(home, d, cameras, reload) {
-  const lock = d.lock || {};
-  const lockText = !d.lock_id ? "no lock" : lock.fresh
-    ? `bolt ${lock.bolt}, door ${lock.door}`
-    : `lock state unknown${lock.unknown_since_ms ? ` since ${hms(lock.unknown_since_ms)}` : ""}`;
-  const cams = cameras();
-  const boxes = cams.map((c) => {
-    const id = `watch-${d.id}-${c.id}`;
-    const box = h("input", { type: "checkbox", id, value: c.id });
-    box.checked = (d.camera_ids || []).includes(c.id);
-    return h("span", { class: "watch" }, box, h("label", { for: id, text: ` ${c.name} (${c.liveness})` }));
-  });
-  const status = h("p", { class: "muted small door-status", "aria-live": "polite" });
+const DOOR_KINDS = ["owner.unlock", "owner.lock", "door.changed"];
+const doorOf = (t) => (t.detail && (t.detail.door_id || (t.detail.door && t.detail.door.door_id))) || null;
+
+function doorActivityText(t) {
+  const d = t.detail || {};
+  if (t.kind === "owner.unlock") {
+    if (!d.allowed) return `Your unlock was refused: ${(d.reasons || []).map(refusalWords).join(" ")}`;
+    return d.camera_override ? "You unlocked it WITHOUT the camera (override, recorded)" : "You unlocked it";
+  }
+  if (t.kind === "owner.lock") return "You locked it";
+  if (t.kind === "door.changed") return `Cameras changed: ${(d.camera_ids || []).length} now watch it`;
+  return t.kind;
+}
+
+/** Why the hub refused the owner's unlock, in the owner's words. */
+const REFUSALS = {
+  no_camera_bound: "No camera watches this door.",
+  camera_offline: "The door's camera is offline.",
+  camera_stale: "The door's camera has sent no recent picture.",
+  camera_clock_skew: "The door's camera clock is wrong, so its pictures cannot be trusted as live.",
+  camera_frozen: "The door's camera picture has stopped changing.",
+  camera_not_recording: "The door's camera is not recording.",
+  hub_degraded: "The hub cannot vouch for the camera right now.",
+  no_lock: "This door has no lock.",
+  lock_offline: "The lock is not reachable.",
+};
+const refusalWords = (code) => REFUSALS[code] || code.replaceAll("_", " ");
+/** Reasons the owner's explicit override may set aside: only the camera's. */
+const waivable = (code) => code.startsWith("camera_") || code === "no_camera_bound" || code === "hub_degraded";
+
+/** The reason codes of an `entry_refused` answer (the hub names them in its message). */
+function refusalCodes(ex) {
+  const m = /\(([a-z_, ]+)\)/.exec(ex.message || "");
+  return m ? m[1].split(",").map((s) => s.trim()).filter(Boolean) : [];
+}
+
+function doorItem(home, d0, reload, reloadActivity) {
+  let d = d0;
+  const nameEl = h("strong", { class: "door-name" });
+  const lockBadge = h("span", { class: "lock-state" });
+  const lockDetail = h("span", { class: "muted small door-lock-detail" });
+  const lockLine = h("p", { class: "door-lock", role: "status", "aria-live": "polite" }, h("span", { text: "Lock: " }), lockBadge, " ", lockDetail);
+  const watchers = h("ul", { class: "watchers" });
+  const watchLine = h("div", { class: "door-watch" }, h("span", { class: "small", text: "Watched by:" }), watchers);
+  const boxes = h("div", { class: "boxes" });
+  const fieldStatus = h("p", { class: "muted small", "aria-live": "polite" });
   const save = h("button", { type: "button", class: "secondary", text: "Save cameras" });
+  const legend = h("legend");
+  const fieldset = h("fieldset", { class: "door-cameras" }, legend, boxes, save, fieldStatus);
+  const edit = h("details", { class: "door-edit" }, h("summary", { text: "Change which cameras watch it" }), fieldset);
+  const status = h("p", { class: "small door-status", "aria-live": "polite" });
+  const activity = h("ol", { class: "timeline door-activity", "aria-label": "Recent activity" });
+  let dirty = false;
+  let boxFor = new Map();
+  let pending = null; // {want, since}
+  const li = h("li", { class: "door" },
+    h("div", { class: "door-head" }, nameEl, h("span", { class: "muted small door-flags" })),
+    lockLine, watchLine, edit);
+  const controls = doorLockControls(d, status, (action) => {
+    pending = { want: action === "lock" ? "locked" : "unlocked", since: Date.now() };
+    reload();
+    reloadActivity();
+  }, reloadActivity);
+  li.append(controls, status, activity);
+  boxes.addEventListener("change", () => { dirty = true; fieldStatus.textContent = "Not saved yet."; });
   save.addEventListener("click", async () => {
-    const ids = boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+    const ids = [...boxFor.values()].filter((b) => b.checked).map((b) => b.value);
+    save.disabled = true;
     try {
       await api("PATCH", `/homes/${encodeURIComponent(home.id)}/doors/${encodeURIComponent(d.id)}`, { camera_ids: ids });
-      status.textContent = ids.length ? `Saved: ${ids.length} camera(s) watch ${d.name}.` : `Saved: no camera watches ${d.name}; couriers cannot be let in there.`;
+      dirty = false;
+      fieldStatus.textContent = ids.length
+        ? `Saved: ${ids.length === 1 ? "1 camera watches" : `${ids.length} cameras watch`} ${d.name}.`
+        : `Saved: no camera watches ${d.name}; nobody can be let in through it.`;
       await reload();
-    } catch (ex) { status.textContent = ex.message; }
+      reloadActivity();
+    } catch (ex) { fieldStatus.textContent = `Not saved: ${ex.message}`; } finally { save.disabled = false; }
   });
-  const controls = h("div", { class: "row" });
-  if (d.lock_id) controls.append(doorLockControls(d, status));
-  return h("li", { class: "door", dataset: { door: d.id, cameras: String((d.camera_ids || []).length) } },
-    h("strong", { text: d.name }), h("span", { class: "muted small", text: ` · ${lockText}${d.accepts_deliveries ? "" : " · no deliveries"}` }),
-    h("fieldset", { class: "door-cameras" },
-      h("legend", { text: `Cameras that watch ${d.name}` }),
-      ...(boxes.length ? boxes : [h("span", { class: "muted small", text: "No camera in this home yet." })]),
-      boxes.length ? save : null),
-    controls, status);
+  const update = (door, devs, linkLost, lostSince) => {
+    d = door;
+    controls.door = door;
+    li.dataset.door = d.id;
+    li.dataset.cameras = String((d.camera_ids || []).length);
+    if (nameEl.textContent !== d.name) nameEl.textContent = d.name;
+    const flags = d.accepts_deliveries ? "" : " · no deliveries through this door";
+    li.querySelector(".door-flags").textContent = flags;
+    legend.textContent = `Cameras that watch ${d.name}`;
+    // The lock, truthfully.
+    const lw = doorLockWords(d, linkLost, lostSince);
+    li.dataset.lock = lw.state;
+    lockBadge.textContent = lw.word;
+    lockBadge.className = `lock-state lock-${lw.state}`;
+    if (lockDetail.textContent !== lw.detail) lockDetail.textContent = lw.detail;
+    controls.hidden = !d.lock_id;
+    if (pending) {
+      if (lw.state === pending.want) { status.textContent = `Confirmed by the lock: ${pending.want} at ${hms(Date.now())}.`; pending = null; }
+      else if (Date.now() - pending.since > 15000) { status.textContent = "No confirmation from the lock after 15 s; its state is shown above."; pending = null; }
+    }
+    // The cameras that watch it, each with the hub's verdict.
+    const cams = devs.filter((x) => x.kind === "camera");
+    const bound = (d.camera_ids || []).map((id) => cams.find((c) => c.id === id) || { id, name: "a removed camera", revoked: true });
+    const want = bound.map((c) => c.id).join(",");
+    if (watchers.dataset.ids !== want) {
+      watchers.dataset.ids = want;
+      fill(watchers, bound.length ? bound.map((c) => h("li", { dataset: { camera: c.id } }, h("span", { class: "cam-name" }), " ", h("span", { class: "badge badge-small" })))
+        : h("li", { class: "warn-text", text: "no camera: nobody can be let in through this door" }));
+    }
+    for (const c of bound) {
+      const row = watchers.querySelector(`[data-camera="${CSS.escape(c.id)}"]`);
+      if (!row) continue;
+      const n = row.querySelector(".cam-name");
+      if (n.textContent !== c.name) n.textContent = c.name;
+      setVerdict(row.querySelector(".badge"), c.name, cameraVerdict(c, linkLost), linkLost);
+    }
+    li.dataset.watched = String(bound.some((c) => cameraVerdict(c, linkLost) === "live"));
+    // The binding editor: the home's cameras; the owner's unsaved choice is kept.
+    const choices = cams.filter((c) => !c.revoked);
+    const key = choices.map((c) => c.id).join(",");
+    if (boxes.dataset.ids !== key) {
+      boxes.dataset.ids = key;
+      const was = new Map([...boxFor].map(([id, b]) => [id, b.checked]));
+      boxFor = new Map();
+      fill(boxes, choices.length ? choices.map((c) => {
+        const id = `watch-${d.id}-${c.id}`;
+        const box = h("input", { type: "checkbox", id, value: c.id });
+        box.checked = dirty && was.has(c.id) ? was.get(c.id) : (d.camera_ids || []).includes(c.id);
+        boxFor.set(c.id, box);
+        return h("div", { class: "check" }, box, h("label", { for: id, text: c.name }));
+      }) : h("p", { class: "muted small", text: "No camera in this home yet: pair one below." }));
+      save.hidden = !choices.length;
+    }
+    for (const c of choices) {
+      const l = boxes.querySelector(`label[for="watch-${CSS.escape(d.id)}-${CSS.escape(c.id)}"]`);
+      if (l && l.textContent !== c.name) l.textContent = c.name;
+      if (!dirty) boxFor.get(c.id).checked = (d.camera_ids || []).includes(c.id);
+    }
+  };
+  const showActivity = (rows) => {
+    fill(activity, rows.map((t) => h("li", { dataset: { kind: t.kind, override: t.detail && t.detail.camera_override ? "1" : "0" }, class: t.detail && t.detail.camera_override ? "incident" : "" },
+      h("time", { text: hms(t.time_ms) }), " ", h("span", { text: doorActivityText(t) }))));
+  };
+  return { li, update, showActivity };
 }
 
 /**
  * Unlock and lock one door remotely, under the same rule as couriers: the door's own
- * camera must be watching. Refused for a camera reason, the owner may explicitly
- * override; the override is recorded as such on the timeline, in the audit log and by
- * the lock itself.
+ * camera must be watching. Refused only for camera reasons, the owner may take the
+ * explicit second step "Unlock without camera"; that override is recorded as such on
+ * the timeline, in the audit log and by the lock itself.
  */
-function doorLockControls(d, status, onSent) {
-  const override = h("button", { type: "button", class: "danger", id: `override-${d.id}`, hidden: true, text: "Unlock without camera (recorded as an override)" });
+function doorLockControls(d, status, onSent, onRefused) {
+  const reasons = h("ul", { class: "reasons" });
+  const override = h("button", { type: "button", class: "danger", id: `override-${d.id}`, text: "Unlock without camera (recorded as your override)" });
+  const refusal = h("div", { class: "refusal", role: "alert", hidden: true },
+    h("p", { class: "refusal-title", text: "Not unlocked. The door stays locked because:" }), reasons,
+    h("p", { class: "small override-note", text: "No camera would see who comes in. You can still unlock it: that is your override, recorded on the timeline, in the audit log and in the lock's own log." }),
+    override);
+  let box;
   const send = async (action, withoutCamera) => {
-    override.hidden = true;
+    refusal.hidden = true;
+    const door = box.door || d;
+    status.textContent = action === "unlock" ? "Asking the hub…" : "Sending lock…";
     try {
-      const r = await api("POST", `/doors/${encodeURIComponent(d.id)}/${action}`, action === "unlock" && withoutCamera ? { without_camera: true } : undefined);
+      const r = await api("POST", `/doors/${encodeURIComponent(door.id)}/${action}`, action === "unlock" && withoutCamera ? { without_camera: true } : undefined);
       status.textContent = action === "unlock"
-        ? `Unlock sent${r && r.camera_override ? " WITHOUT the camera (recorded)" : ""}; the lock confirms when the bolt moves.`
-        : "Lock sent; the lock confirms when the bolt is thrown.";
+        ? `${r && r.camera_override ? "Unlocked WITHOUT the camera: recorded as your override." : "Unlock sent."} Waiting for the lock to confirm…`
+        : "Lock sent. Waiting for the lock to confirm…";
       if (onSent) onSent(action);
     } catch (ex) {
-      status.textContent = `Not unlocked: ${ex.message}`;
-      if (ex.code === "entry_refused" && /camera/.test(ex.message)) override.hidden = false;
+      const codes = ex.code === "entry_refused" ? refusalCodes(ex) : [];
+      if (!codes.length) { status.textContent = `Not done: ${ex.message}`; return; }
+      status.textContent = "";
+      fill(reasons, codes.map((c) => h("li", { dataset: { code: c }, text: refusalWords(c) })));
+      // Only camera reasons can be overridden; a lock that is not there stays a refusal.
+      const canOverride = action === "unlock" && !withoutCamera && codes.every(waivable);
+      override.hidden = !canOverride;
+      refusal.querySelector(".override-note").hidden = !canOverride;
+      refusal.hidden = false;
+      if (canOverride) override.focus();
+      if (onRefused) onRefused();
     }
   };
-  override.addEventListener("click", () => {
-    if (confirm(`Unlock ${d.name} although no camera is watching? This is recorded as an override.`)) send("unlock", true);
-  });
-  return h("span", { class: "door-lock" },
-    h("button", { type: "button", class: "secondary", dataset: { action: "unlock" }, text: "Unlock", on: { click: () => send("unlock", false) } }),
-    h("button", { type: "button", dataset: { action: "lock" }, text: "Lock", on: { click: () => send("lock", false) } }),
-    override);
+  override.addEventListener("click", () => send("unlock", true));
+  box = h("div", { class: "door-lock-controls" },
+    h("div", { class: "row" },
+      h("button", { type: "button", class: "secondary", dataset: { action: "unlock" }, text: "Unlock", "aria-label": `Unlock ${d.name}`, on: { click: () => send("unlock", false) } }),
+      h("button", { type: "button", dataset: { action: "lock" }, text: "Lock", "aria-label": `Lock ${d.name}`, on: { click: () => send("lock", false) } })),
+    refusal);
+  return box;
 }
 
-function addDeviceForm(home, doors = []) {
+/** What pairing a device for a door (or for none) will do, in words. */
+function pairingHint(kind, door) {
+  if (kind === "wifi_sensor") return "A Wi-Fi sensor watches the radio, not a door.";
+  if (kind === "camera") return door
+    ? `This camera will watch ${door.name}: while it is live, couriers can be let in there.`
+    : "This camera will watch no door until you choose one under Doors; until then it vouches for nothing.";
+  if (kind === "lock") return door
+    ? (door.lock_id ? `${door.name} already has a lock: this one will get a new door named after it.` : `This lock will be fitted to ${door.name}.`)
+    : "This lock will get a new door named after it.";
+  return door
+    ? (door.contact_id ? `${door.name} already has a door sensor: this one will be on no door.` : `This sensor will report whether ${door.name} is open.`)
+    : "This sensor goes on the home's only door without a sensor, if there is exactly one; otherwise on none.";
+}
+
+function addDeviceForm(home) {
   const uid = home.id;
-  const door = h("select", { id: `door-${uid}`, name: "door" },
-    h("option", { value: "", text: "No door (a lock gets a door of its own; a camera watches none until you choose)" }),
-    ...doors.map((d) => h("option", { value: d.id, text: d.name })));
-  if (doors.length === 1) door.value = doors[0].id;
+  let doors = [];
+  const door = h("select", { id: `door-${uid}`, name: "door", "aria-describedby": `door-hint-${uid}` });
+  const hint = h("p", { class: "muted small", id: `door-hint-${uid}`, "aria-live": "polite" });
   const kind = h("select", { id: `kind-${uid}`, name: "kind" },
     h("option", { value: "camera", text: "Camera" }),
     h("option", { value: "lock", text: "Lock" }),
     h("option", { value: "contact_sensor", text: "Door sensor" }),
     h("option", { value: "wifi_sensor", text: "Wi-Fi sensor" }));
+  const doorField = h("div", {}, h("label", { for: `door-${uid}`, text: "For which door" }), door, hint);
   const name = h("input", { id: `devname-${uid}`, name: "name", required: true, maxlength: 100 });
   const err = h("p", { class: "error", role: "alert", hidden: true });
   const out = h("div", { class: "pairing", "aria-live": "polite" });
+  let chosen = false; // the owner picked a door: keep it across refreshes
+  const showHint = () => {
+    doorField.hidden = kind.value === "wifi_sensor";
+    const t = pairingHint(kind.value, doors.find((x) => x.id === door.value));
+    if (hint.textContent !== t) hint.textContent = t;
+  };
+  const setDoors = (rows) => {
+    const key = rows.map((x) => `${x.id}:${x.name}`).join("|");
+    if (door.dataset.key !== key) {
+      door.dataset.key = key;
+      const keep = chosen ? door.value : (rows.length === 1 ? rows[0].id : "");
+      fill(door, h("option", { value: "", text: "No door yet" }), rows.map((x) => h("option", { value: x.id, text: x.name })));
+      door.value = rows.some((x) => x.id === keep) ? keep : "";
+    }
+    doors = rows;
+    showHint();
+  };
+  door.addEventListener("change", () => { chosen = true; showHint(); });
+  kind.addEventListener("change", showHint);
   const form = h("form", { class: "add-device" },
     h("h3", { text: "Add a device" }),
     h("label", { for: `kind-${uid}`, text: "Kind" }), kind,
     h("label", { for: `devname-${uid}`, text: "Name" }), name,
-    h("label", { for: `door-${uid}`, text: "For which door" }), door,
+    doorField,
     err,
     h("button", { type: "submit", text: "Create pairing code" }),
     out);
@@ -400,17 +646,20 @@ function addDeviceForm(home, doors = []) {
     e.preventDefault();
     showError(err, null);
     try {
-      const r = await api("POST", `/homes/${encodeURIComponent(home.id)}/pairing-codes`, { kind: kind.value, name: name.value, door_id: door.value || undefined });
+      const forDoor = kind.value === "wifi_sensor" ? undefined : door.value || undefined;
+      const r = await api("POST", `/homes/${encodeURIComponent(home.id)}/pairing-codes`, { kind: kind.value, name: name.value, door_id: forDoor });
       const cmd = `threshold agent ${kind.value === "contact_sensor" ? "contact" : kind.value.replace("_sensor", "")} --data-dir ./${kind.value} --hub ${location.origin} --pairing-code ${r.code}`;
       fill(out,
         h("p", { text: "Pairing code (works once, until " + hms(r.expires_at_ms) + "):" }),
         h("p", { class: "code", id: "pairing-code", text: r.code }),
+        h("p", { class: "muted small", text: pairingHint(kind.value, doors.find((x) => x.id === forDoor)) }),
         h("p", { class: "muted small", text: "On the device, run:" }),
         h("pre", { class: "cmd", text: cmd }));
       announce(`Pairing code ${r.code.split("").join(" ")}`);
     } catch (ex) { showError(err, ex); }
   });
-  return form;
+  setDoors([]);
+  return { el: form, setDoors };
 }
 
 function addHomeForm() {
@@ -547,13 +796,21 @@ async function deliveriesPage() {
     ["Upcoming", list.filter((d) => UPCOMING.includes(d.state)), "upcoming"],
     ["Done", list.filter((d) => DONE.includes(d.state)), "done"],
   ];
+  // The list does not say which upcoming deliveries wait for the owner's approval;
+  // each upcoming one is asked (there are few).
+  const waiting = new Set();
+  await Promise.all(list.filter((d) => d.state === "scheduled").slice(0, 50).map(async (d) => {
+    const full = await api("GET", `/deliveries/${encodeURIComponent(d.id)}`).catch(() => null);
+    if (full && full.needs_approval) waiting.add(d.id);
+  }));
   const body = h("div", { class: "stack" }, h("h1", { text: "Deliveries" }));
   for (const [title, items, key] of groups) {
     body.append(h("section", { class: "card", "aria-label": title, dataset: { group: key } },
       h("h2", { text: title }),
-      items.length ? h("ul", { class: "deliveries" }, items.map((d) => h("li", { dataset: { delivery: d.id, state: d.state } },
+      items.length ? h("ul", { class: "deliveries" }, items.map((d) => h("li", { dataset: { delivery: d.id, state: d.state, approval: waiting.has(d.id) ? "needed" : "" } },
         h("a", { href: `#/delivery/${encodeURIComponent(d.id)}`, text: `Parcel ${d.parcel_ref}` }),
-        h("span", { class: "muted small", text: ` · ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${stateWords(d.state)}` }))))
+        h("span", { class: "muted small", text: ` · ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${stateWords(d.state)}` }),
+        waiting.has(d.id) ? h("strong", { class: "needs-approval", text: " · needs your approval" }) : null)))
         : h("p", { class: "muted", text: "None." })));
   }
   const reload = debounce(() => route(), 500);
@@ -595,7 +852,7 @@ async function deliveryPage(id) {
     h("p", { class: "muted", text: `Window ${dateTime(d.window_start_ms)} – ${hms(d.window_end_ms)} · ${d.placement === "in_garage" ? "in garage" : "in home"}` }),
     h("p", {}, h("span", { text: "State: " }), h("strong", { id: "delivery-state", dataset: { state: d.state }, text: stateWords(d.state) }), d.compromised ? h("strong", { class: "error", text: " · INCIDENT: the camera was lost during this delivery" }) : null),
     d.door_name ? h("p", { class: "muted", text: `Door: ${d.door_name}` }) : null);
-  if (d.state === "scheduled" && d.needs_approval) body.append(approvalControls(d));
+  if (d.state === "scheduled" && d.needs_approval) body.append(await approvalControls(d));
   if (IN_PROGRESS.includes(d.state)) {
     const devs = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/devices`).catch(() => []);
     const doors = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/doors`).catch(() => []);
@@ -606,7 +863,8 @@ async function deliveryPage(id) {
       app.views.push(v);
       body.append(h("section", { class: "card", "aria-label": `Live view ${cam.name}` }, h("h2", { text: cam.name }), v.el));
     }
-    for (const lock of devs.filter((x) => x.kind === "lock" && !x.revoked)) {
+    // The delivery's door's lock (every lock only for a delivery without a door).
+    for (const lock of devs.filter((x) => x.kind === "lock" && !x.revoked && (!door || x.id === door.lock_id))) {
       const v = new LockView(lock);
       app.views.push(v);
       body.append(h("section", { class: "card", "aria-label": "Lock" }, v.el));
@@ -634,14 +892,19 @@ async function deliveryPage(id) {
   fill(main, body);
 }
 
-function approvalControls(d) {
-  const status = h("p", { "aria-live": "polite" });
+/** A delivery waiting for the owner: approve this one, or trust its merchant for good. */
+async function approvalControls(d) {
+  const hid = encodeURIComponent(d.home_id);
+  // A trusted merchant's delivery waits only because the home asks for every approval.
+  const merchants = await api("GET", `/homes/${hid}/merchants`).catch(() => []);
+  const trusted = merchants.some((m) => m.dispatcher_id === d.dispatcher_id);
+  const status = h("p", { "aria-live": "polite", id: "approval-status" });
   const btn = h("button", { type: "button", id: "approve", text: "Approve this delivery" });
   btn.addEventListener("click", async () => {
     btn.disabled = true;
     try {
       await api("POST", `/deliveries/${encodeURIComponent(d.id)}/approve`);
-      status.textContent = "Approved.";
+      announce("Delivery approved.");
       route();
     } catch (e) { status.textContent = e.message; btn.disabled = false; }
   });
@@ -649,14 +912,29 @@ function approvalControls(d) {
   trust.addEventListener("click", async () => {
     trust.disabled = true;
     try {
-      await api("PUT", `/homes/${encodeURIComponent(d.home_id)}/merchants/${encodeURIComponent(d.dispatcher_id)}`);
-      status.textContent = "This merchant may now deliver inside without asking; you can remove it in Settings.";
-      route();
+      await api("PUT", `/homes/${hid}/merchants/${encodeURIComponent(d.dispatcher_id)}`);
+      const now = await api("GET", `/deliveries/${encodeURIComponent(d.id)}`);
+      trust.remove();
+      sec.dataset.merchant = "trusted";
+      if (now.needs_approval) {
+        status.textContent = "This merchant is now allowed. Your home still asks you to approve each delivery (Settings), so approve this one too.";
+      } else {
+        btn.remove();
+        sec.dataset.approval = "done";
+        status.textContent = "This merchant is now allowed to deliver inside without asking; this delivery no longer waits for you. You can remove the merchant in Settings.";
+      }
+      status.focus();
     } catch (e) { status.textContent = e.message; trust.disabled = false; }
   });
-  return h("section", { class: "card", "aria-label": "Approval" }, h("h2", { text: "Waiting for your approval" }),
-    h("p", { text: "This delivery comes from a merchant you have not allowed to deliver inside (or your home asks you to approve each one). The courier cannot enter until you approve it." }),
-    h("div", { class: "row" }, btn, trust), status);
+  status.tabIndex = -1;
+  const why = trusted
+    ? "Your home asks you to approve each delivery. The courier cannot enter until you approve this one."
+    : "This delivery comes from a merchant you have not allowed to deliver inside. The courier cannot enter until you approve it.";
+  const sec = h("section", { class: "card approval", "aria-labelledby": "approval-title", dataset: { approval: "needed", merchant: trusted ? "trusted" : "unknown" } },
+    h("h2", { id: "approval-title", text: "Needs your approval" }),
+    h("p", { text: why }),
+    h("div", { class: "row" }, btn, trusted ? null : trust), status);
+  return sec;
 }
 
 /**
@@ -732,7 +1010,13 @@ async function alertsPage() {
     const ack = h("button", { type: "button", class: "secondary", text: "Acknowledge", "aria-label": `Acknowledge: ${a.message}` });
     ack.addEventListener("click", async () => {
       ack.disabled = true;
-      try { await api("POST", `/alerts/${encodeURIComponent(a.id)}/ack`); a.acked_ms = Date.now(); updateAlertCount(); render(); announce("Alert acknowledged"); } catch (e) { ack.disabled = false; announce(e.message); }
+      try {
+        await api("POST", `/alerts/${encodeURIComponent(a.id)}/ack`);
+        a.acked_ms = Date.now();
+        // The banner of an acknowledged alert has said what it had to say.
+        if (critical.dataset.alertId === a.id) critical.hidden = true;
+        updateAlertCount(); render(); announce("Alert acknowledged");
+      } catch (e) { ack.disabled = false; announce(e.message); }
     });
     return h("li", { class: `alert sev-${a.severity === "critical" ? "critical" : a.severity === "warning" ? "warning" : "info"}${a.acked_ms ? " acked" : ""}`, dataset: { alert: a.id, kind: a.kind, severity: a.severity } },
       h("div", {}, h("strong", { text: a.severity.toUpperCase() }), " ", h("time", { text: dateTime(a.created_ms) })),
@@ -778,12 +1062,17 @@ function homeSettings(home) {
   const loadMerchants = async () => {
     const ms = await api("GET", `/homes/${encodeURIComponent(home.id)}/merchants`).catch(() => []);
     fill(merchants, ...ms.map((m) => {
-      const rm = h("button", { type: "button", class: "secondary", text: "Remove" });
+      const rm = h("button", { type: "button", class: "secondary", text: "Remove", "aria-label": `Remove ${m.name}: its deliveries will wait for your approval` });
       rm.addEventListener("click", async () => {
-        await api("DELETE", `/homes/${encodeURIComponent(home.id)}/merchants/${encodeURIComponent(m.dispatcher_id)}`).catch(() => {});
+        rm.disabled = true;
+        try {
+          await api("DELETE", `/homes/${encodeURIComponent(home.id)}/merchants/${encodeURIComponent(m.dispatcher_id)}`);
+          announce(`${m.name} removed: its deliveries will wait for your approval.`);
+        } catch (e) { announce(e.message); }
         loadMerchants();
       });
-      return h("li", { dataset: { merchant: m.dispatcher_id } }, h("span", { text: `${m.name} ` }), rm);
+      return h("li", { class: "row", dataset: { merchant: m.dispatcher_id } },
+        h("span", {}, h("strong", { text: m.name }), h("span", { class: "muted small", text: ` allowed since ${dateTime(m.trusted_ms)}` })), rm);
     }));
     if (!ms.length) merchants.append(h("li", { class: "muted", text: "None: every delivery waits for your approval." }));
   };
