@@ -43,17 +43,25 @@ TOKEN_SKEW_MS = 5000
 MAX_TOKEN_LIFETIME_MS = 120000
 MAX_SEQ = (1 << 63) - 1
 MAX_JPEG = 2097152
+STATEMENT_MAX_AGE_MS = 3000      # §1, lock setting (§10.3)
+STATEMENT_MAX_FUTURE_MS = 2000   # §1, lock setting (§10.3)
+MAX_STATEMENT_BYTES = 2048       # §9.9 / check 9.4: decoded statement size
+MAX_DOOR_CAMERAS = 16            # §9.11
+CAMERA_WAIVERS = ("owner_override", "guest_grant")  # §9.9 / check 9.3
 
 KINDS = {  # §5
     "hello": 1, "heartbeat": 2, "state": 3,
     "event": 16, "frame": 17,
-    "ack": 64, "stream": 65, "unlock": 66, "lock": 67,
+    "ack": 64, "stream": 65, "unlock": 66, "lock": 67, "cameras": 68,
 }
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 LIVE_KINDS = {1, 2, 3}
-DOWNLINK_KINDS = {64, 65, 66, 67}
+# §5 says 64-127 are downlink codes and lists 64-68; §10.1 check 1 still says "64-67",
+# which would drop every `cameras` message (68). We follow §5 (README: "Where the
+# document had to be guessed").
+DOWNLINK_KINDS = {64, 65, 66, 67, 68}
 
-AGENT = "thirdparty-py/0.1.0"
+AGENT = "thirdparty-py/0.2.0"
 
 
 class DecodeError(Exception):
@@ -237,6 +245,186 @@ def enrol_request(key: Key, code: str, kind: str) -> dict:
     return {"pairing_code": code, "public_key": pk, "kind": kind, "proof": proof.hex()}
 
 
+# ---------------------------------------------------------------- unlock token checks (§10.3)
+class LockSettings:
+    """The lock's own camera settings (§10.3, "The lock's camera settings"): never set by
+    the hub."""
+
+    def __init__(self, max_age_ms=STATEMENT_MAX_AGE_MS, max_future_ms=STATEMENT_MAX_FUTURE_MS,
+                 allow_waiver=True):
+        self.max_age_ms = max_age_ms
+        self.max_future_ms = max_future_ms
+        self.allow_waiver = allow_waiver
+
+
+class Verdict:
+    """Outcome of checks 1-10 of §10.3. `check` is the number of the failed check (9 for
+    every camera-check reason) or None when all passed; `body` the parsed token body when
+    it could be parsed (for `grant`/`nonce` in `token_refused`); `evidence` the camera
+    statement or waiver that passed check 9 (for `token_accepted`)."""
+    __slots__ = ("check", "reason", "body", "evidence")
+
+    def __init__(self, check, reason, body=None, evidence=None):
+        self.check, self.reason, self.body, self.evidence = check, reason, body, evidence
+
+    @property
+    def passed_transport(self):
+        """Checks 1-5 passed: the token counts as an accepted downlink (§10.3)."""
+        return self.check is None or self.check > 5
+
+
+_B64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+
+
+def b64decode_strict(text: str):
+    """Standard base64 (RFC 4648 §4) with padding. Refuses white space, the URL-safe
+    alphabet, missing padding and non-canonical trailing bits (a re-encoding must give the
+    same text). Returns None if the text is not valid."""
+    import base64
+    try:
+        raw = text.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if len(raw) % 4 or not _B64.fullmatch(raw):
+        return None
+    try:
+        out = base64.b64decode(raw, validate=True)
+    except (ValueError, TypeError):
+        return None
+    if base64.b64encode(out) != raw:
+        return None
+    return out
+
+
+def device_id_of(public_key: bytes) -> bytes:
+    return hashlib.sha256(public_key).digest()[:16]  # §3.3
+
+
+def check_camera(body: dict, now: int, door_keys: dict, settings: LockSettings):
+    """Check 9 of §10.3 (9.1-9.9, in the document's order).
+
+    door_keys maps a camera's device id (16 bytes) to its public key (32 bytes).
+    Returns (reason, evidence): reason None means check 9 passed and evidence is the
+    `token_accepted` detail part: {camera, frame_seq, capture_ms} or {camera_waived}."""
+    stmt = body.get("camera")          # null counts as absent (§9.1)
+    waiver = body.get("camera_waived")
+    # 9.1: not both
+    if stmt is not None and waiver is not None:
+        return "malformed", None
+    # 9.2: any waiver (whatever its value) needs a lock that allows waivers
+    if waiver is not None and not settings.allow_waiver:
+        return "camera_waiver_refused", None
+    # 9.3: no statement: only a known waiver passes
+    if stmt is None:
+        if waiver in CAMERA_WAIVERS:
+            return None, {"camera_waived": waiver}
+        return "camera_statement_missing", None
+    # 9.4: base64, <= 2048 bytes decoded, decodes (§4.3) as a heartbeat
+    raw = b64decode_strict(stmt) if len(stmt) <= 4 * ((MAX_STATEMENT_BYTES + 2) // 3) else None
+    if raw is None or len(raw) > MAX_STATEMENT_BYTES:
+        return "camera_statement_malformed", None
+    try:
+        hb = decode(raw)
+    except DecodeError:
+        return "camera_statement_malformed", None
+    if hb.kind != KINDS["heartbeat"]:
+        return "camera_statement_malformed", None
+    # 9.5: signed in the name of one of the door's cameras
+    pk = door_keys.get(hb.device_id)
+    if pk is None:
+        return "camera_not_bound", None
+    # 9.6: strict signature with that camera's key
+    if not verify_strict(pk, hb.signed, hb.signature):
+        return "camera_statement_bad_signature", None
+    # 9.7: a heartbeat announcing a frame (we need an integer seq and time_ms)
+    try:
+        hbody = jparse(hb.body)
+        fr = hbody.get("frame")
+        if not (isinstance(fr, dict) and _is_uint(fr.get("seq")) and _is_int(fr.get("time_ms"))):
+            raise ValueError("no frame")
+    except Exception:
+        return "camera_statement_no_frame", None
+    capture = fr["time_ms"]
+    # 9.8 / 9.9: by the lock's own clock
+    if now - capture > settings.max_age_ms:
+        return "camera_statement_stale", None
+    if capture - now > settings.max_future_ms:
+        return "camera_statement_from_future", None
+    return None, {"camera": hb.device_id.hex(), "frame_seq": fr["seq"], "capture_ms": capture}
+
+
+def check_unlock(env, now: int, hub_pk: bytes, lock_id: bytes, highest_downlink: int,
+                 door_keys: dict, used_nonces, settings: LockSettings) -> Verdict:
+    """Checks 1-10 of §10.3, in order, for a decoded `unlock` envelope. Check 11 (durably
+    recording the nonce) is the caller's. Pure: the caller updates its downlink `seq`
+    memory when verdict.passed_transport."""
+    if not verify_strict(hub_pk, env.signed, env.signature):                 # 1
+        return Verdict(1, "bad_signature")
+    if env.device_id != lock_id:                                              # 2
+        return Verdict(2, "wrong_lock")
+    if env.time_ms > now + DOWNLINK_WINDOW_MS:                                # 3
+        return Verdict(3, "not_yet_valid")
+    if env.time_ms < now - DOWNLINK_WINDOW_MS:                                # 4
+        return Verdict(4, "expired")
+    if env.seq <= highest_downlink:                                           # 5
+        return Verdict(5, "nonce_reused")
+    # 6 (a) parses, every member present and of the right type
+    try:
+        body = jparse(env.body)
+    except Exception:
+        return Verdict(6, "malformed")
+    g, n, x = body.get("grant"), body.get("nonce"), body.get("expires_at_ms")
+    cam, waiver = body.get("camera"), body.get("camera_waived")
+    if not (isinstance(g, str) and isinstance(n, str) and _is_int(x)
+            and (cam is None or isinstance(cam, str))
+            and (waiver is None or isinstance(waiver, str))):
+        return Verdict(6, "malformed", body)
+    # 6 (b) grant 1-256 bytes, nonce 32 lowercase hex
+    if not (1 <= len(g.encode("utf-8")) <= 256 and re.fullmatch(r"[0-9a-f]{32}", n)):
+        return Verdict(6, "malformed", body)
+    # 6 (c) time_ms < expires_at_ms <= time_ms + 120000
+    if not (env.time_ms < x <= env.time_ms + MAX_TOKEN_LIFETIME_MS):
+        return Verdict(6, "malformed", body)
+    if env.time_ms > now + TOKEN_SKEW_MS:                                     # 7
+        return Verdict(7, "not_yet_valid", body)
+    if now > x + TOKEN_SKEW_MS:                                               # 8
+        return Verdict(8, "expired", body)
+    reason, evidence = check_camera(body, now, door_keys, settings)           # 9
+    if reason is not None:
+        return Verdict(9, reason, body)
+    if n in used_nonces:                                                      # 10
+        return Verdict(10, "nonce_reused", body)
+    return Verdict(None, None, body, evidence)
+
+
+def parse_cameras_body(body: dict):
+    """§9.11. Returns (door_id, [public key hex]) or raises ValueError."""
+    door_id, cams = body.get("door_id"), body.get("cameras")
+    if not isinstance(door_id, str) or len(door_id.encode("utf-8")) > 64:
+        raise ValueError("door_id")
+    if not isinstance(cams, list) or len(cams) > MAX_DOOR_CAMERAS:
+        raise ValueError("cameras")
+    for c in cams:
+        if not (isinstance(c, str) and re.fullmatch(r"[0-9a-f]{64}", c)):
+            raise ValueError("camera key")
+    return door_id, list(cams)
+
+
+def door_keys_of(keys_hex) -> dict:
+    """camera public keys (hex) -> {device id: public key}"""
+    out = {}
+    for k in keys_hex:
+        pk = bytes.fromhex(k)
+        out[device_id_of(pk)] = pk
+    return out
+
+
+def cameras_changed_detail(door_id, keys_hex) -> dict:
+    """§9.5: `cameras` are the cameras' device ids (32 hex), sorted."""
+    return {"door_id": door_id,
+            "cameras": sorted({device_id_of(bytes.fromhex(k)).hex() for k in keys_hex})}
+
+
 # ---------------------------------------------------------------- a tiny JPEG encoder
 # Baseline, greyscale, DC-only: each 8x8 block is flat (all AC coefficients zero), so the
 # decoded pixels are exactly the block values we chose and the thumbnail is exact.
@@ -302,20 +490,17 @@ def jpeg_encode_blocks(blocks, bw, bh):
 
 
 def thumbnail(pixels, w, h):
-    """§9.3: 8x8 grid of mean luma, cell (r,c) rows floor(r*H/8)..floor((r+1)*H/8)."""
-    t = bytearray()
-    for r in range(8):
-        r0, r1 = r * h // 8, (r + 1) * h // 8
-        for c in range(8):
-            c0, c1 = c * w // 8, (c + 1) * w // 8
-            s = n = 0
-            for y in range(r0, r1):
-                row = pixels[y]
-                for x in range(c0, c1):
-                    s += row[x]
-                    n += 1
-            t.append(min(255, int(s / n + 0.5)) if n else 0)
-    return bytes(t)
+    """§9.3: pixel (x, y) belongs to cell (floor(8y/H), floor(8x/W)); each byte is the
+    mean luma of its cell rounded down; a cell without pixels is 0."""
+    sums, counts = [0] * 64, [0] * 64
+    for y in range(h):
+        r = 8 * y // h
+        row = pixels[y]
+        for x in range(w):
+            i = 8 * r + 8 * x // w
+            sums[i] += row[x]
+            counts[i] += 1
+    return bytes((sums[i] // counts[i]) if counts[i] else 0 for i in range(64))
 
 
 class SyntheticSensor:
@@ -338,7 +523,8 @@ class SyntheticSensor:
 
 # ---------------------------------------------------------------- durable storage
 def atomic_write(path, data: bytes):
-    tmp = path + ".tmp"
+    # a temporary name per thread: two threads may rewrite the same file at once
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -405,9 +591,10 @@ class Store:
             return nxt
 
     def _persist_reservations(self):
-        on_disk = {k: ({"R": v["R"]} if isinstance(v, dict) and "R" in v else v)
-                   for k, v in self.counters.items()}
-        atomic_write(self.path("counters.json"), json.dumps(on_disk).encode())
+        with self.lock:
+            on_disk = {k: ({"R": v["R"]} if isinstance(v, dict) and "R" in v else v)
+                       for k, v in self.counters.items()}
+            atomic_write(self.path("counters.json"), json.dumps(on_disk).encode())
 
     # -- outbox (§10.1)
     def outbox_dir(self):
@@ -523,6 +710,14 @@ class Device:
         # event counter: max(persisted, highest seq still in the outbox)
         ev = [s for (lg, s, _) in self.store.outbox_list() if lg == "events"]
         self.event_seq = max([self.store.counters.get("event_seq", 0)] + ev)
+        # lock: its own camera settings and the camera set of its door (§10.3)
+        self.lock_settings = LockSettings(
+            getattr(args, "camera_statement_max_age_ms", None) or STATEMENT_MAX_AGE_MS,
+            getattr(args, "camera_statement_max_future_ms", None) or STATEMENT_MAX_FUTURE_MS,
+            not getattr(args, "refuse_camera_waiver", False))
+        self.door_id, self.door_cameras, self.door_keys = "", [], {}
+        if self.kind == "lock":
+            self.load_camera_set()
 
     # ------------------------------------------------------------ helpers
     def live_time(self):
@@ -657,6 +852,8 @@ class Device:
             self.on_stream(body)
         elif kname == "lock" and self.kind == "lock":
             self.on_lock_cmd(body)
+        elif kname == "cameras" and self.kind == "lock":
+            self.on_cameras(body)
         # other downlinks: accepted and ignored
 
     def drop(self, why):
@@ -737,6 +934,11 @@ class Device:
             self.maybe_stream(self.newest_frame)
 
     def heartbeat_body(self):
+        """§9.3. A camera's heartbeat is also its liveness statement (§9.9): the hub puts
+        these exact signed bytes into `unlock.camera`, and the lock accepts them only if
+        they decode as a `heartbeat` of at most 2048 bytes that announces a `frame` whose
+        `time_ms` is the capture time on a synchronised clock (§10.3 check 9). So the
+        heartbeat carries exactly the members of §9.3 and nothing else."""
         body = {}
         if self.kind == "camera":
             fr = self.newest_frame
@@ -744,6 +946,9 @@ class Device:
                 body["frame"] = {"seq": fr["seq"], "time_ms": fr["time_ms"],
                                  "sha256": fr["sha256"], "thumb": fr["thumb"]}
         body["outbox"] = self.outbox_stats()
+        if HEADER_LEN + len(jdump(body)) + SIGNATURE_LEN > MAX_STATEMENT_BYTES:
+            # cannot happen with the members above; never send a statement no lock accepts
+            raise ValueError("heartbeat larger than a usable camera statement")
         return body
 
     # ------------------------------------------------------------ lock
@@ -771,54 +976,80 @@ class Device:
         self.record_event("token_refused", detail)
 
     def on_unlock(self, env):
-        """§10.3 checks 1..10, in order."""
+        """§10.3: the eleven token checks, in order, then acting on the token."""
         now = now_ms()
-        if not verify_strict(self.hub_pk, env.signed, env.signature):
-            return self.refuse("bad_signature")
-        if env.device_id != self.id:
-            return self.refuse("wrong_lock")
-        if env.time_ms > now + DOWNLINK_WINDOW_MS:
-            return self.refuse("not_yet_valid")
-        if env.time_ms < now - DOWNLINK_WINDOW_MS:
-            return self.refuse("expired")
         with self.lk:
-            if env.seq <= self.highest_downlink:
-                return self.refuse("nonce_reused")
-            self.highest_downlink = env.seq
-        body = None
-        try:
-            body = jparse(env.body)
-            g, n, x = body.get("grant"), body.get("nonce"), body.get("expires_at_ms")
-            ok = (isinstance(g, str) and 1 <= len(g.encode()) <= 256
-                  and isinstance(n, str) and re.fullmatch(r"[0-9a-f]{32}", n) is not None
-                  and _is_int(x)
-                  and env.time_ms < x <= env.time_ms + MAX_TOKEN_LIFETIME_MS)
-        except Exception:
-            ok = False
-        if not ok:
-            return self.refuse("malformed", body)
+            v = check_unlock(env, now, self.hub_pk, self.id, self.highest_downlink,
+                             self.door_keys, self.nonces, self.lock_settings)
+            if v.passed_transport:
+                self.highest_downlink = max(self.highest_downlink, env.seq)
+        if v.check is not None:
+            # checks 1-5: the body was not read, so no grant/nonce (§9.5)
+            return self.refuse(v.reason, v.body if v.check >= 6 else None)
         self.stats["downlinks"]["unlock"] = self.stats["downlinks"].get("unlock", 0) + 1
-        if env.time_ms > now + TOKEN_SKEW_MS:
-            return self.refuse("not_yet_valid", body)
-        if now > x + TOKEN_SKEW_MS:
-            return self.refuse("expired", body)
-        if n in self.nonces:
-            return self.refuse("nonce_reused", body)
+        body = v.body
+        g, n, x = body["grant"], body["nonce"], body["expires_at_ms"]
+        # 11: record the nonce durably, with the token_accepted event, before the bolt moves
+        detail = dict(sorted(dict(v.evidence, grant=g, nonce=n).items()))
         try:
             self.nonces[n] = x
             t = now_ms()
-            for k in [k for k, v in self.nonces.items() if t > v + TOKEN_SKEW_MS + 60000]:
-                if len(self.nonces) > 1000:
+            if len(self.nonces) > 1000:  # keep >= 1000; drop only tokens long expired
+                for k in [k for k, e in self.nonces.items() if t > e + TOKEN_SKEW_MS + 60000]:
+                    if len(self.nonces) <= 1000:
+                        break
                     del self.nonces[k]
             self.store.save("nonces.json", self.nonces)
-        except OSError:
+            self.record_event("token_accepted", detail)
+        except OSError as e:
+            log(f"nonce store write failed: {e}")
             self.nonces.pop(n, None)
             return self.refuse("storage_error", body)
-        log(f"unlock token ACCEPTED grant={g} nonce={n}")
-        self.record_event("token_accepted", {"grant": g, "nonce": n})
+        log(f"unlock token ACCEPTED grant={g} nonce={n} " + json.dumps(v.evidence))
         if self.args.door_sensor is None:  # selftest
             return self.retract()
         threading.Thread(target=self.retract, daemon=True).start()
+
+    # ------------------------------------------------------------ lock: door cameras
+    def load_camera_set(self):
+        """§10.3 "The camera set": load it at start; at the first start after pairing
+        take `door_id` / `door_cameras` from the enrolment answer (and record it)."""
+        st = self.store.load("cameras.json")
+        if st is not None:
+            self.door_id, self.door_cameras = st["door_id"], st["cameras"]
+            self.door_keys = door_keys_of(self.door_cameras)
+            log(f"door {self.door_id!r}: {len(self.door_cameras)} camera(s) (stored)")
+            return
+        door_id = self.enr.get("door_id") or ""
+        cams = self.enr.get("door_cameras") or []
+        try:
+            door_id, cams = parse_cameras_body({"door_id": door_id, "cameras": cams})
+        except ValueError as e:
+            # the document does not say; fail secure: no camera key, waivers only
+            log(f"enrolment answer has an invalid door_id/door_cameras ({e}); using none")
+            door_id, cams = (door_id if isinstance(door_id, str) else ""), []
+        self.set_camera_set(door_id, cams, first=True)
+
+    def set_camera_set(self, door_id, cams, first=False):
+        changed = first or door_id != self.door_id or set(cams) != set(self.door_cameras)
+        if changed:
+            # the event comes before the new set is stored (§10.3)
+            self.record_event("cameras_changed", cameras_changed_detail(door_id, cams))
+        self.store.save("cameras.json", {"door_id": door_id, "cameras": cams})
+        self.door_id, self.door_cameras, self.door_keys = door_id, cams, door_keys_of(cams)
+        if changed:
+            log(f"door {door_id!r}: now {len(cams)} camera(s)")
+
+    def on_cameras(self, body):
+        """§9.11: replace the set, durably."""
+        try:
+            door_id, cams = parse_cameras_body(body)
+        except ValueError as e:
+            return self.drop(f"bad_cameras:{e}")
+        try:
+            self.set_camera_set(door_id, cams)
+        except OSError as e:
+            log(f"could not store the camera set: {e}; keeping the previous one")
 
     def retract(self):
         self.set_hw(bolt="moving")
@@ -1025,7 +1256,12 @@ class Device:
         self.store.save("last_stats.json", {"stats": self.stats, "outbox": self.outbox_stats()})
 
 
+_QUIET = False
+
+
 def log(s):
+    if _QUIET:
+        return
     print(time.strftime("%H:%M:%S") + f".{now_ms() % 1000:03d} {s}", flush=True)
 
 
@@ -1051,7 +1287,9 @@ def parse_vectors(doc_text):
     return out
 
 
-def selftest(doc_path):
+def selftest(doc_path, verbose=False):
+    global _QUIET
+    _QUIET = not verbose
     with open(doc_path, encoding="utf-8") as f:
         vecs = parse_vectors(f.read())
     fails, checks = [], 0
@@ -1074,6 +1312,7 @@ def selftest(doc_path):
     hub_pk = keys["hub"].public
     nvec = 0
     msgs = {}
+    vec_by_name = {v["vector"]: v for v in vecs if "vector" in v}
     for v in vecs:
         if "vector" not in v:
             continue
@@ -1149,52 +1388,234 @@ def selftest(doc_path):
     check(not is_small_order(cam.public), "camera key is not small order")
     check(not verify_strict(ident, b"x", ident + bytes(32)), "small-order A/R refused")
 
-    # token checks of §10.3 against the unlock / unlock-forged vectors with a fake clock
-    class Args:
-        door_sensor = None
-        simulate_entry = False
-    dev = Device.__new__(Device)
-    dev.args, dev.kind, dev.hub_pk = Args(), "lock", hub_pk
-    dev.id = keys["lock"].device_id
-    dev.highest_downlink = 0
-    dev.nonces = {}
-    dev.lk = threading.RLock()
-    dev.stats = {"downlinks": {}, "dropped_downlinks": {}}
-    results = []
-    dev.refuse = lambda reason, body=None: results.append(reason)
-    dev.record_event = lambda *a, **k: results.append("event:" + a[0])
-    dev.retract = lambda: results.append("retract")
+    # the statements inside the vectors are the camera's own messages
+    ubody = jparse(vec_by_name["unlock"]["body"].encode())
+    check(b64decode_strict(ubody["camera"]) == msgs["heartbeat"],
+          "unlock: its statement is the heartbeat vector's message")
+    nh = jparse(vec_by_name["unlock-statement-not-heartbeat"]["body"].encode())
+    check(b64decode_strict(nh["camera"]) == msgs["hello"],
+          "unlock-statement-not-heartbeat: its statement is the hello vector's message")
+    check(b64decode_strict(ubody["camera"][:-1]) is None, "base64 without padding refused")
+    check(b64decode_strict(" " + ubody["camera"]) is None, "base64 with white space refused")
+    check(b64decode_strict("QR==") is None, "base64 with non-canonical trailing bits refused")
 
-    class FakeStore:
-        def save(self, *a):
-            pass
-    dev.store = FakeStore()
+    # §10.3 checks 1-10 (pure function) against every unlock vector with a lock_expect:
+    # the stated lock clock and bound cameras, a fresh downlink seq memory, an empty
+    # nonce store; checks 1-8 must pass and the outcome of check 9 must be lock_expect.
+    lock_id = keys["lock"].device_id
+    seen = set()
+    for v in vecs:
+        if "lock_expect" not in v:
+            continue
+        seen.add(v["lock_expect"])
+        name = v["vector"]
+        door = door_keys_of([k for k in v["bound_cameras"].split(",") if k])
+        st = LockSettings(allow_waiver=v.get("lock_allow_waiver", "yes") != "no")
+        r = check_unlock(decode(msgs[name]), int(v["lock_time_ms"]), hub_pk, lock_id, 0,
+                         door, set(), st)
+        got = "accepted" if r.check is None else r.reason
+        check(got == v["lock_expect"], f"{name}: lock outcome {got}, document says {v['lock_expect']}")
+        check(r.check in (None, 9), f"{name}: refused at check {r.check}, not check 9")
+        print(f"lock check 9  {name:32} now={v['lock_time_ms']}  -> {got}")
+    # the bounds themselves (the vectors sit 1 ms past them): age 3000 and future 2000 pass
+    cam_door = door_keys_of([keys["camera"].public.hex()])
+    cap = 1700000000200  # frame.time_ms of the heartbeat vector
+    for t, want in [(cap + 3000, None), (cap + 3001, "camera_statement_stale"),
+                    (cap - 2000, None), (cap - 2001, "camera_statement_from_future")]:
+        got = check_camera(ubody, t, cam_door, LockSettings())[0]
+        check(got == want, f"check 9 at lock time capture{t - cap:+d} ms: {got}, want {want}")
+    check(check_camera(dict(ubody, camera_waived=None), 1700000003050, cam_door,
+                       LockSettings())[0] is None, "camera_waived null counts as absent")
+    check(check_camera({"camera_waived": "guest_grant"}, 0, {}, LockSettings())[1]
+          == {"camera_waived": "guest_grant"}, "guest_grant waiver passes")
+    check(check_camera({"camera": ""}, 0, cam_door, LockSettings())[0]
+          == "camera_statement_malformed", "empty statement is malformed")
+
+    # §10.3 says these vectors "exercise every reason of check 9"
+    every = {"accepted", "malformed", "camera_waiver_refused", "camera_statement_missing",
+             "camera_statement_malformed", "camera_not_bound", "camera_statement_bad_signature",
+             "camera_statement_no_frame", "camera_statement_stale", "camera_statement_from_future"}
+    check(seen == every, f"lock_expect vectors cover every check-9 outcome (missing {every - seen})")
+
+    # the whole lock, on disk: enrolment answer -> camera set, the `cameras` vector through
+    # the downlink path, every unlock vector through on_unlock, and the token_accepted
+    # event it records, byte for byte against the event-token-accepted vector.
+    import argparse as _ap
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="tp-selftest-")
     global now_ms
     real = now_ms
     try:
-        now_ms = lambda: 1700000003100
-        dev.on_unlock(decode(msgs["unlock-forged"]))
-        dev.on_unlock(decode(msgs["unlock"]))
-        dev.on_unlock(decode(msgs["unlock"]))  # replay
-        dev.highest_downlink, dev.nonces = 0, {}
-        now_ms = lambda: 1700000003000 + 40000
-        dev.on_unlock(decode(msgs["unlock"]))
-        now_ms = lambda: 1700000003000 + 31000  # envelope ok (within 30 s? no) -> expired
+        lk = keys["lock"]
+        with open(os.path.join(tmp, "seed"), "wb") as f:
+            f.write(lk.seed)
+        cam_pk = keys["camera"].public.hex()
+        enr = {"device_id": lk.device_id.hex(), "home_id": "home_test",
+               "hub_public_key": hub_pk.hex(),
+               "mqtt": {"host": "127.0.0.1", "port": 1, "username": lk.device_id.hex(),
+                        "password": "x", "topic_prefix": "threshold"},
+               "heartbeat_ms": 250, "door_id": "front-door", "door_cameras": [], "_kind": "lock"}
+        atomic_write(os.path.join(tmp, "enrolment.json"), json.dumps(enr).encode())
+        args = _ap.Namespace(data_dir=tmp, kind="lock", hub=None, pairing_code=None,
+                             door_sensor=None, simulate_entry=False, verbose=False,
+                             camera_statement_max_age_ms=None,
+                             camera_statement_max_future_ms=None, refuse_camera_waiver=False)
+
+        def events(d):
+            out = []
+            for (lg, sq, nm) in sorted(d.store.outbox_list(), key=lambda t: t[1]):
+                if lg == "events":
+                    e = decode(d.store.outbox_read(nm))
+                    out.append((sq, e.time_ms, json.loads(e.body), d.store.outbox_read(nm)))
+            return out
+
+        now_ms = lambda: 1700000000050
+        dev = Device(args)
+        dev.retract = lambda: None
+        ev = events(dev)
+        check([e[2] for e in ev] == [{"type": "cameras_changed",
+                                      "detail": {"door_id": "front-door", "cameras": []}}],
+              f"first start records cameras_changed from the enrolment answer: {ev}")
+        # `cameras` vector through the ordinary downlink checks (its own time)
+        now_ms = lambda: 1700000000100
+        dev.on_down(msgs["cameras"])
+        ev = events(dev)
+        want = {"type": "cameras_changed",
+                "detail": {"door_id": "front-door", "cameras": [keys["camera"].device_id.hex()]}}
+        check(len(ev) == 2 and ev[-1][2] == want, f"cameras message recorded: {ev[-1][2]}")
+        check(dev.store.load("cameras.json") == {"door_id": "front-door", "cameras": [cam_pk]},
+              "camera set stored")
         dev.highest_downlink = 0
-        dev.on_unlock(decode(msgs["unlock"]))
-        now_ms = lambda: 1700000003000 - 6000  # within 30 s window but beyond token skew
+        dev.on_down(msgs["cameras"])  # the same set again: not a change
+        check(len(events(dev)) == 2, "the same cameras set again records nothing")
+        dev.on_down(msgs["cameras"])  # the same seq again: a replayed downlink, dropped
+        check(dev.stats["dropped_downlinks"].get("seq_replay") == 1, "replayed cameras dropped")
+        # a restart loads the set without recording anything
+        dev = Device(args)
+        dev.retract = lambda: None
+        check(len(events(dev)) == 2 and dev.door_cameras == [cam_pk], "restart loads the set")
+
+        refused = []
+        orig_refuse = dev.refuse
+        dev.refuse = lambda reason, body=None: (refused.append(reason), orig_refuse(reason, body))
+        for v in vecs:
+            if "lock_expect" not in v:
+                continue
+            name = v["vector"]
+            dev.lock_settings = LockSettings(allow_waiver=v.get("lock_allow_waiver") != "no")
+            dev.highest_downlink, dev.nonces, refused[:] = 0, {}, []
+            before = len(events(dev))
+            now_ms = (lambda t: (lambda: t))(int(v["lock_time_ms"]))
+            if name == "unlock":
+                dev.event_seq = 40  # so that the record is event 41 of the vector
+            dev.on_down(msgs[name])
+            ev = events(dev)
+            added = ev[before:]
+            if v["lock_expect"] == "accepted":
+                ok = (len(added) == 1 and added[0][2]["type"] == "token_accepted"
+                      and "101112131415161718191a1b1c1d1e1f" in dev.nonces and not refused)
+                check(ok, f"{name}: lock accepts ({added}, refused {refused})")
+                if name == "unlock":
+                    check(added[0][3] == msgs["event-token-accepted"],
+                          "unlock: the lock's token_accepted record is the event-token-accepted "
+                          "vector, byte for byte")
+                if name == "unlock-waived":
+                    check(added[0][2]["detail"] == {"camera_waived": "owner_override",
+                                                    "grant": "delivery:d-1001",
+                                                    "nonce": "101112131415161718191a1b1c1d1e1f"},
+                          f"unlock-waived: token_accepted detail {added[0][2]['detail']}")
+            else:
+                d = added[0][2]["detail"] if added else {}
+                check(refused == [v["lock_expect"]] and len(added) == 1
+                      and added[0][2]["type"] == "token_refused"
+                      and d == {"reason": v["lock_expect"], "grant": "delivery:d-1001",
+                                "nonce": "101112131415161718191a1b1c1d1e1f"}
+                      and not dev.nonces,
+                      f"{name}: lock refuses {v['lock_expect']} (got {refused}, {d})")
+
+        # other paths of on_unlock, with a fake clock
+        def run(name, t, reset_seq=True, reset_nonces=False):
+            nonlocal now_ms_val
+            now_ms_val = t
+            if reset_seq:
+                dev.highest_downlink = 0
+            if reset_nonces:
+                dev.nonces = {}
+            refused[:] = []
+            n0 = len(events(dev))
+            dev.on_down(msgs[name])
+            add = events(dev)[n0:]
+            return refused[0] if refused else (add[0][2]["type"] if add else None), add
+        now_ms_val = 0
+        now_ms = lambda: now_ms_val
+        dev.lock_settings = LockSettings()
+        t0 = 1700000003100
+        got, add = run("unlock-forged", t0, reset_nonces=True)
+        check(got == "bad_signature" and add[0][2]["detail"] == {"reason": "bad_signature"},
+              f"unlock-forged: bad_signature without grant/nonce ({add})")
+        got, _ = run("unlock", t0)
+        check(got == "token_accepted", f"unlock at {t0}: {got}")
+        got, add = run("unlock", t0, reset_seq=False)
+        check(got == "nonce_reused" and add[0][2]["detail"] == {"reason": "nonce_reused"},
+              f"duplicate delivery refused at check 5 without nonce ({add})")
+        got, add = run("unlock", t0)
+        check(got == "nonce_reused" and add[0][2]["detail"].get("nonce") ==
+              "101112131415161718191a1b1c1d1e1f", f"after a restart: check 10 with nonce ({add})")
+        got, _ = run("unlock", 1700000003000 + 31000, reset_nonces=True)
+        check(got == "expired", f"31 s later: check 4 expired ({got})")
+        got, _ = run("unlock", 1700000003000 - 6000)
+        check(got == "not_yet_valid", f"6 s early: check 7 not_yet_valid ({got})")
+        got, _ = run("unlock", 1700000003000 - 31000)
+        check(got == "not_yet_valid", f"31 s early: check 3 not_yet_valid ({got})")
+        got, _ = run("unlock", 1700000003300)
+        check(got == "camera_statement_stale", f"statement 3100 ms old: stale ({got})")
+        # camera settings of the lock: a longer max age accepts it
+        dev.lock_settings = LockSettings(max_age_ms=4000)
+        got, _ = run("unlock", 1700000003300)
+        check(got == "token_accepted", f"max age 4000: accepted ({got})")
+        dev.lock_settings = LockSettings()
+        # check 11: the nonce store cannot be written
+        orig_save = dev.store.save
+
+        def failing_save(name, obj):
+            if name == "nonces.json":
+                raise OSError("disk full")
+            return orig_save(name, obj)
+        dev.store.save = failing_save
+        got, _ = run("unlock", t0, reset_nonces=True)
+        check(got == "storage_error" and not dev.nonces, f"check 11 storage_error ({got})")
+        dev.store.save = orig_save
+        # an empty `cameras` list: statements refused as camera_not_bound, waivers pass
+        dev.set_camera_set("front-door", [])
+        check(events(dev)[-1][2]["detail"] == {"door_id": "front-door", "cameras": []},
+              "emptied camera set recorded")
+        got, _ = run("unlock", t0, reset_nonces=True)
+        check(got == "camera_not_bound", f"no camera key: camera_not_bound ({got})")
+        now_ms_val = 1700000003050
         dev.highest_downlink = 0
-        dev.on_unlock(decode(msgs["unlock"]))
-        now_ms = lambda: 1700000003100
-        dev.highest_downlink = 0
-        dev.on_unlock(decode(msgs["unlock"]))  # accepted again: nonce store was cleared
-        dev.highest_downlink = 0
-        dev.on_unlock(decode(msgs["unlock"]))  # same nonce again, fresh seq memory
+        dev.on_down(msgs["unlock-waived"])
+        check(events(dev)[-1][2]["type"] == "token_accepted", "no camera key: waiver accepted")
     finally:
         now_ms = real
-    expected = ["bad_signature", "event:token_accepted", "retract", "nonce_reused", "expired",
-                "expired", "not_yet_valid", "event:token_accepted", "retract", "nonce_reused"]
-    check(results == expected, f"lock token checks: {results}")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # the camera's heartbeat is usable as a statement (§9.9): <= 2048 bytes, announces a frame
+    cam_dev = Device.__new__(Device)
+    cam_dev.kind = "camera"
+    jpeg, w, h, thumb = SyntheticSensor().capture(1700000000000)
+    cam_dev.newest_frame = {"seq": 7, "time_ms": 1700000000000, "jpeg": jpeg, "w": w, "h": h,
+                            "sha256": hashlib.sha256(jpeg).hexdigest(), "thumb": thumb.hex()}
+    cam_dev.outbox_stats = lambda: {"records": 10 ** 6, "bytes": 10 ** 12}
+    hbmsg = encode(keys["camera"], KINDS["heartbeat"], keys["camera"].device_id, 1,
+                   1700000000100, jdump(cam_dev.heartbeat_body()))
+    stmt = {"grant": "g", "nonce": "0" * 32, "expires_at_ms": 1,
+            "camera": __import__("base64").b64encode(hbmsg).decode()}
+    reason, evid = check_camera(stmt, 1700000000500, door_keys_of([keys["camera"].public.hex()]),
+                                LockSettings())
+    check(reason is None and evid == {"camera": keys["camera"].device_id.hex(), "frame_seq": 7,
+                                      "capture_ms": 1700000000000},
+          f"our camera's heartbeat passes a lock's camera check ({reason}, {len(hbmsg)} bytes)")
 
     # our JPEG + thumbnail
     jpeg, w, h, thumb = SyntheticSensor().capture(1700000000000)
@@ -1212,6 +1633,7 @@ def main():
     st.add_argument("--doc", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    "..", "..", "docs", "protocol.md"))
     st.add_argument("--write-jpeg", help="also write one synthetic frame to this path")
+    st.add_argument("-v", "--verbose", action="store_true", help="show the lock's log")
     r = sub.add_parser("run", help="enrol if needed, then run the device")
     r.add_argument("--data-dir", required=True)
     r.add_argument("--kind", choices=["camera", "lock"])
@@ -1223,6 +1645,18 @@ def main():
     r.add_argument("--simulate-entry", action="store_true",
                    help="lock: after an unlock, the simulated door opens and closes")
     r.add_argument("--unlock-timeout-ms", type=int, default=10000)
+
+    def bound(v):
+        v = int(v)
+        if not 500 <= v <= 10000:
+            raise argparse.ArgumentTypeError("must be 500-10000")
+        return v
+    r.add_argument("--camera-statement-max-age-ms", type=bound, default=STATEMENT_MAX_AGE_MS,
+                   help="lock: STATEMENT_MAX_AGE_MS (§10.3), 500-10000, default 3000")
+    r.add_argument("--camera-statement-max-future-ms", type=bound, default=STATEMENT_MAX_FUTURE_MS,
+                   help="lock: STATEMENT_MAX_FUTURE_MS (§10.3), 500-10000, default 2000")
+    r.add_argument("--refuse-camera-waiver", action="store_true",
+                   help="lock: ALLOW_CAMERA_WAIVER = no: refuse every token without a statement")
     r.add_argument("--no-link-events", dest="link_events", action="store_false")
     r.add_argument("--bounce-after", type=float, default=0,
                    help="drop the broker connection once after N seconds (outage test)")
@@ -1233,7 +1667,7 @@ def main():
         if a.write_jpeg:
             with open(a.write_jpeg, "wb") as f:
                 f.write(SyntheticSensor().capture(now_ms())[0])
-        sys.exit(selftest(a.doc))
+        sys.exit(selftest(a.doc, a.verbose))
     Device(a).run()
 
 
