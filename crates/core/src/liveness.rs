@@ -74,7 +74,8 @@ impl Liveness {
 pub enum Blind {
     /// No verified message for `offline_after_ms`.
     Offline,
-    /// Connected, but no frame captured within the live window.
+    /// Connected, but no frame captured within the live window (or none announced by
+    /// a signed heartbeat, the statement a lock checks).
     Stale,
     /// Its clock is further from the hub's than the allowed skew.
     ClockSkew,
@@ -144,6 +145,10 @@ pub struct DeviceLiveness {
     fresh_at: Option<Millis>,
     newest_frame: Option<(u64, Millis)>,
     last_thumb: Option<[u8; 64]>,
+    /// Hub-clock capture time of the newest frame announced by a signed heartbeat: the
+    /// camera's own statement, which a lock checks (a frame record proves a capture to
+    /// the hub but cannot be carried to a lock).
+    statement_at: Option<Millis>,
     /// Hub time the picture last changed beyond noise.
     changed_at: Option<Millis>,
     /// Hub time of the last message refused because its device time was beyond the
@@ -187,8 +192,40 @@ impl DeviceLiveness {
         Ok(())
     }
 
-    /// A verified camera heartbeat (or live frame) received at hub time `now`.
+    /// A verified camera heartbeat received at hub time `now`: the camera's signed
+    /// statement about its newest frame.
     pub fn observe_camera(
+        &mut self,
+        now: Millis,
+        device_time: Millis,
+        frame: Option<&FrameObservation>,
+        cfg: &LivenessConfig,
+    ) -> Result<Observed, ClockError> {
+        let observed = self.observe_frame(now, device_time, frame, cfg)?;
+        if let Some(f) = frame {
+            // A heartbeat re-announcing a frame that a frame record brought first is
+            // not news, but it is the newest statement.
+            let captured = self.clock.to_hub(f.capture_ms, now).min(now);
+            if now.saturating_sub(captured) <= cfg.live_window_ms {
+                self.statement_at = Some(self.statement_at.map_or(captured, |p| p.max(captured)));
+            }
+        }
+        Ok(observed)
+    }
+
+    /// A verified live frame record (a streaming camera's picture) received at `now`:
+    /// fresh evidence for the hub, but not a statement a lock can check.
+    pub fn observe_frame_record(
+        &mut self,
+        now: Millis,
+        device_time: Millis,
+        frame: &FrameObservation,
+        cfg: &LivenessConfig,
+    ) -> Result<Observed, ClockError> {
+        self.observe_frame(now, device_time, Some(frame), cfg)
+    }
+
+    fn observe_frame(
         &mut self,
         now: Millis,
         device_time: Millis,
@@ -296,7 +333,9 @@ impl DeviceLiveness {
     }
 
     /// The camera rule (law 1 and 2): whether this camera is watching at `now`, and if
-    /// not, why. Live, clock within the skew, and the picture not frozen.
+    /// not, why. Live, with a signed statement (a heartbeat) announcing a frame
+    /// captured within the live window, so that the lock can check what the hub
+    /// believes; clock within the skew; the picture not frozen.
     pub fn watch(&self, now: Millis, cfg: &LivenessConfig) -> Result<(), Blind> {
         if !self.seen_recently(now, cfg) {
             return Err(Blind::Offline);
@@ -304,7 +343,10 @@ impl DeviceLiveness {
         if self.skewed(now, cfg) {
             return Err(Blind::ClockSkew);
         }
-        if self.state(now, cfg) != Liveness::Live {
+        let stated = self
+            .statement_at
+            .is_some_and(|t| now.saturating_sub(t) <= cfg.live_window_ms);
+        if self.state(now, cfg) != Liveness::Live || !stated {
             return Err(Blind::Stale);
         }
         if self.possibly_frozen(now, cfg) {
@@ -385,6 +427,30 @@ mod tests {
             DeviceLiveness::new().watch(1_000, &cfg()),
             Err(Blind::Offline)
         );
+    }
+
+    #[test]
+    fn frame_records_alone_are_not_a_statement_a_lock_can_check() {
+        let mut d = DeviceLiveness::new();
+        let t = 1_000_000;
+        d.observe_camera(t, t, Some(&frame(1, t, 1)), &cfg())
+            .unwrap();
+        assert_eq!(d.watch(t + 500, &cfg()), Ok(()));
+        // Streaming after an outage: records of new frames, no heartbeat yet. Live for
+        // the hub, but the newest statement is the one from before: not watching.
+        let later = t + 5_000;
+        for i in 0..3 {
+            let at = later + i * 100;
+            d.observe_frame_record(at, at, &frame(2 + i as u64, at, 2 + i as u8), &cfg())
+                .unwrap();
+        }
+        let now = later + 250;
+        assert_eq!(d.state(now, &cfg()), Liveness::Live);
+        assert_eq!(d.watch(now, &cfg()), Err(Blind::Stale));
+        // The next heartbeat re-announces the newest frame: watching again.
+        d.observe_camera(now, now, Some(&frame(4, later + 200, 4)), &cfg())
+            .unwrap();
+        assert_eq!(d.watch(now, &cfg()), Ok(()));
     }
 
     #[test]

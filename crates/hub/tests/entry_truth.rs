@@ -707,3 +707,42 @@ async fn a_streaming_camera_s_token_carries_its_newest_statement() {
         sim.now() - captured
     );
 }
+
+#[tokio::test]
+async fn frame_records_without_a_fresh_heartbeat_do_not_open_the_door() {
+    let (mut sim, mut h) = ready().await;
+    // An outage: the camera is dark for 5 s (the lock keeps reporting).
+    h.front.camera.dark = true;
+    h.run(&mut sim, 5_000).await;
+    // Back, streaming: frame records of new frames arrive first; the heartbeat that
+    // would announce them has not come yet. The hub sees fresh pictures, but the only
+    // statement it could carry to the lock is from before the outage, which the lock
+    // would refuse as stale: the hub refuses first, and says why.
+    for i in 0..3u8 {
+        let now = sim.now();
+        let (record, _beat) = h.front.camera.sim.streamed(now, now - 40, 50 + i);
+        sim.deliver(&record).await.expect("frame record accepted");
+        sim.advance(100).await;
+    }
+    let d = h.delivery(&sim, None, "P-1").await;
+    let refused = h.enter(&sim, &d, "P-1").await;
+    assert_eq!(refused["allowed"], false, "{refused}");
+    assert_eq!(codes(&refused), ["camera_stale"]);
+    assert!(unlock_for(&sim.downlinks(), &h.front.lock.sim.id).is_none());
+    // The next heartbeat is the camera's statement again: the entry goes through, and
+    // the token carries that heartbeat, captured within the window.
+    let now = sim.now();
+    let (record, beat) = h.front.camera.sim.streamed(now, now - 40, 99);
+    sim.deliver(&record).await.expect("frame record accepted");
+    sim.deliver(&beat).await.expect("heartbeat accepted");
+    assert_eq!(h.enter(&sim, &d, "P-1").await["allowed"], true);
+    let token = unlock_for(&sim.downlinks(), &h.front.lock.sim.id).expect("sent");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token["camera"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        bytes,
+        beat.as_bytes(),
+        "the newest heartbeat is the statement"
+    );
+}

@@ -241,7 +241,7 @@ pub fn watched(state: &AppState, door: &Door, now: i64) -> Result<(), Blind> {
 }
 
 /// A watching camera's liveness statement for this door: the newest of its watching
-/// cameras' statements, as (camera, base64 of the signed heartbeat).
+/// cameras' recent statements, as (camera, base64 of the signed heartbeat).
 pub fn statement(state: &AppState, door: &Door, now: i64) -> Option<(DeviceId, String)> {
     let cfg = state.config.liveness();
     door.cameras
@@ -253,12 +253,16 @@ pub fn statement(state: &AppState, door: &Door, now: i64) -> Option<(DeviceId, S
                     if e.revoked || e.liveness.watch(now, &cfg).is_err() {
                         return None;
                     }
+                    // Watching implies a recent statement; the lock judges it by the
+                    // capture time it announces, so never carry an older one.
                     let s = e.statement.clone()?;
-                    Some((e.liveness.fresh_at().unwrap_or(0), *c, s))
+                    e.liveness
+                        .captured_recently(s.capture_ms, now, &cfg)
+                        .then(|| (e.liveness.to_hub_time(s.capture_ms, now), *c, s.bytes))
                 })
                 .flatten()
         })
-        .max_by_key(|(fresh, _, _)| *fresh)
+        .max_by_key(|(captured, _, _)| *captured)
         .map(|(_, c, s)| (c, base64::engine::general_purpose::STANDARD.encode(&s)))
 }
 

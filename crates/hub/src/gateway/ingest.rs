@@ -8,6 +8,7 @@
 //! to the sender.
 
 use crate::gateway::monitor;
+use crate::gateway::registry::Statement;
 use crate::state::AppState;
 use threshold_core::liveness::{FrameObservation, Observed};
 use threshold_core::record_log::Arrival;
@@ -216,12 +217,14 @@ fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp
             // heartbeat announcing a frame captured within the live window (while the
             // camera streams, its frame records may announce each frame first, so the
             // heartbeat is not "fresh" news, but it is still the newest statement).
-            let recent = hb
-                .frame
-                .as_ref()
-                .is_some_and(|f| e.liveness.captured_recently(f.time_ms, now, &cfg));
-            if recent || observed == Observed::Fresh {
-                e.statement = Some(msg.as_bytes().into());
+            if let Some(f) = &hb.frame {
+                if observed == Observed::Fresh || e.liveness.captured_recently(f.time_ms, now, &cfg)
+                {
+                    e.statement = Some(Statement {
+                        bytes: msg.as_bytes().into(),
+                        capture_ms: f.time_ms,
+                    });
+                }
             }
         }
         let mut changed = false;
@@ -494,10 +497,10 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
                 capture_ms: msg.time_ms,
                 thumb,
             };
-            let _ = e.liveness.observe_camera(
+            let _ = e.liveness.observe_frame_record(
                 now,
                 msg.time_ms.min(now + cfg.max_clock_skew_ms),
-                Some(&obs),
+                &obs,
                 &cfg,
             );
         }

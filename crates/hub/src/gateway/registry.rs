@@ -41,13 +41,21 @@ pub struct DeviceEntry {
     /// When it went offline (hub time), for the grace-period notice.
     pub offline_since: Option<i64>,
     pub offline_notice_sent: bool,
-    /// A camera's newest liveness statement: the bytes of the last heartbeat that
-    /// announced a fresh frame, exactly as signed. Unlock tokens carry it to the lock.
-    pub statement: Option<std::sync::Arc<[u8]>>,
+    /// A camera's newest liveness statement: the last heartbeat that announced a
+    /// recent frame, exactly as signed. Unlock tokens carry it to the lock.
+    pub statement: Option<Statement>,
     /// After a restart: live messages signed at or before this device time may have
     /// been accepted before the crash without their number being saved, so they are
     /// refused as possible replays (see `DeviceEntry::restart_fence`).
     pub fence_device_ms: Option<i64>,
+}
+
+/// A camera's signed heartbeat, kept to be carried in unlock tokens, with the capture
+/// time (camera clock) of the frame it announces: the lock judges it by that time.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub bytes: std::sync::Arc<[u8]>,
+    pub capture_ms: i64,
 }
 
 impl DeviceEntry {

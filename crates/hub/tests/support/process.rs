@@ -134,13 +134,3 @@ pub fn serve(bin: &str, data_dir: &std::path::Path) -> (Running, String, u16) {
         .expect("broker port");
     (hub, base, mqtt)
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_addresses_back() {
-        let l = "threshold hub listening on http://127.0.0.1:41234 (MQTT 127.0.0.1:39999)";
-        assert_eq!(super::after(l, "listening on http://"), "127.0.0.1:41234");
-        assert_eq!(super::after(l, "(MQTT "), "127.0.0.1:39999");
-    }
-}
