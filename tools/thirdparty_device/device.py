@@ -336,11 +336,12 @@ def check_camera(body: dict, now: int, door_keys: dict, settings: LockSettings):
     # 9.6: strict signature with that camera's key
     if not verify_strict(pk, hb.signed, hb.signature):
         return "camera_statement_bad_signature", None
-    # 9.7: a heartbeat announcing a frame (we need an integer seq and time_ms)
+    # 9.7: a heartbeat announcing a frame: seq, time_ms, sha256 and thumb all present
     try:
         hbody = jparse(hb.body)
         fr = hbody.get("frame")
-        if not (isinstance(fr, dict) and _is_uint(fr.get("seq")) and _is_int(fr.get("time_ms"))):
+        if not (isinstance(fr, dict) and _is_uint(fr.get("seq")) and _is_int(fr.get("time_ms"))
+                and isinstance(fr.get("sha256"), str) and isinstance(fr.get("thumb"), str)):
             raise ValueError("no frame")
     except Exception:
         return "camera_statement_no_frame", None
@@ -397,17 +398,27 @@ def check_unlock(env, now: int, hub_pk: bytes, lock_id: bytes, highest_downlink:
     return Verdict(None, None, body, evidence)
 
 
-def parse_cameras_body(body: dict):
-    """§9.11. Returns (door_id, [public key hex]) or raises ValueError."""
+def parse_cameras_body(body: dict, allow_empty_door=False):
+    """§9.11: valid whole or not at all. `door_id` 1-64 bytes (empty allowed only for
+    the enrolment answer, §10.3); at most 16 keys, each 64 lowercase hex decoding to a
+    point; an entry named twice counts once. Returns (door_id, [public key hex]) or
+    raises ValueError."""
     door_id, cams = body.get("door_id"), body.get("cameras")
     if not isinstance(door_id, str) or len(door_id.encode("utf-8")) > 64:
         raise ValueError("door_id")
+    if not door_id and not allow_empty_door:
+        raise ValueError("door_id")
     if not isinstance(cams, list) or len(cams) > MAX_DOOR_CAMERAS:
         raise ValueError("cameras")
+    out = []
     for c in cams:
         if not (isinstance(c, str) and re.fullmatch(r"[0-9a-f]{64}", c)):
             raise ValueError("camera key")
-    return door_id, list(cams)
+        if _decompress(bytes.fromhex(c)) is None:
+            raise ValueError("camera key is not a point")
+        if c not in out:
+            out.append(c)
+    return door_id, out
 
 
 def door_keys_of(keys_hex) -> dict:
@@ -1016,16 +1027,26 @@ class Device:
         take `door_id` / `door_cameras` from the enrolment answer (and record it)."""
         st = self.store.load("cameras.json")
         if st is not None:
-            self.door_id, self.door_cameras = st["door_id"], st["cameras"]
+            # a stored set that breaks §9.11 counts as no camera (§10.3)
+            try:
+                self.door_id, self.door_cameras = parse_cameras_body(st, allow_empty_door=True)
+            except (ValueError, AttributeError) as e:
+                log(f"stored camera set invalid ({e}); no camera until the hub sends one")
+                self.door_id, self.door_cameras = st.get("door_id", "") if isinstance(st, dict) else "", []
             self.door_keys = door_keys_of(self.door_cameras)
             log(f"door {self.door_id!r}: {len(self.door_cameras)} camera(s) (stored)")
             return
         door_id = self.enr.get("door_id") or ""
         cams = self.enr.get("door_cameras") or []
+        if not door_id and not cams:
+            # §10.3: no set and nothing recorded; the hub's cameras message brings one
+            log("enrolment answer names no door and no camera; waiting for the hub")
+            return
         try:
-            door_id, cams = parse_cameras_body({"door_id": door_id, "cameras": cams})
+            door_id, cams = parse_cameras_body({"door_id": door_id, "cameras": cams},
+                                               allow_empty_door=True)
         except ValueError as e:
-            # the document does not say; fail secure: no camera key, waivers only
+            # §10.3: door_cameras that break §9.11 count as no camera
             log(f"enrolment answer has an invalid door_id/door_cameras ({e}); using none")
             door_id, cams = (door_id if isinstance(door_id, str) else ""), []
         self.set_camera_set(door_id, cams, first=True)

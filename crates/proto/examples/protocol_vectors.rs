@@ -337,6 +337,36 @@ fn main() {
         &opened,
     );
 
+    // The camera set changing (device ids sorted, each once), and a token accepted on
+    // the owner's waiver instead of a statement.
+    let changed = Event {
+        event_type: "cameras_changed".into(),
+        detail: serde_json::json!({"door_id": "front-door", "cameras": [cam_id.to_hex()]}),
+    };
+    json_message(
+        "event-cameras-changed",
+        &lock,
+        Kind::Event,
+        lock_id,
+        43,
+        T + 6000,
+        &changed,
+    );
+    let waived = Event {
+        event_type: "token_accepted".into(),
+        detail: serde_json::json!({"grant": "owner:u-17", "nonce": "202122232425262728292a2b2c2d2e2f",
+            "camera_waived": "owner_override"}),
+    };
+    json_message(
+        "event-token-accepted-waived",
+        &lock,
+        Kind::Event,
+        lock_id,
+        44,
+        T + 7000,
+        &waived,
+    );
+
     let ack = Ack {
         events: vec![(41, 42)],
         frames: vec![],

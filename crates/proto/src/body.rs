@@ -199,6 +199,49 @@ pub struct DoorCameras {
     pub cameras: Vec<String>,
 }
 
+/// At most this many cameras watch one door (a `cameras` message names no more).
+pub const MAX_DOOR_CAMERAS: usize = 16;
+
+/// Why a door's camera set is not valid (docs/protocol.md §9.11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CameraSetError {
+    #[error("door_id must be 1 to 64 bytes")]
+    DoorId,
+    #[error("more than {MAX_DOOR_CAMERAS} cameras")]
+    TooMany,
+    #[error("a camera key is not 64 lowercase hex characters of an Ed25519 public key")]
+    BadKey,
+}
+
+/// The keys of a camera set, each valid and each once (in the order given); the
+/// whole set is refused if any entry is not (§9.11).
+pub fn camera_keys(cameras: &[String]) -> Result<Vec<crate::PublicKey>, CameraSetError> {
+    if cameras.len() > MAX_DOOR_CAMERAS {
+        return Err(CameraSetError::TooMany);
+    }
+    let mut keys: Vec<crate::PublicKey> = Vec::with_capacity(cameras.len());
+    for c in cameras {
+        if c.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(CameraSetError::BadKey);
+        }
+        let k: crate::PublicKey = c.parse().map_err(|_| CameraSetError::BadKey)?;
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
+}
+
+impl DoorCameras {
+    /// The message's keys, if the message is valid (§9.11).
+    pub fn keys(&self) -> Result<Vec<crate::PublicKey>, CameraSetError> {
+        if self.door_id.is_empty() || self.door_id.len() > 64 {
+            return Err(CameraSetError::DoorId);
+        }
+        camera_keys(&self.cameras)
+    }
+}
+
 /// `lock`: throw the bolt now (the owner's remote lock). Locks also relock on their own.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LockCommand {
@@ -208,6 +251,34 @@ pub struct LockCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_camera_set_is_valid_whole_or_not_at_all() {
+        let k = |n: u8| crate::DeviceKey::from_seed(&[n; 32]).public().to_hex();
+        let set = |door: &str, cams: Vec<String>| DoorCameras {
+            door_id: door.into(),
+            cameras: cams,
+        };
+        assert_eq!(
+            set("front", vec![k(1), k(2), k(1)]).keys().unwrap().len(),
+            2
+        );
+        assert_eq!(set("front", vec![]).keys().unwrap().len(), 0);
+        assert_eq!(set("", vec![k(1)]).keys(), Err(CameraSetError::DoorId));
+        assert_eq!(
+            set(&"d".repeat(65), vec![]).keys(),
+            Err(CameraSetError::DoorId)
+        );
+        let many: Vec<String> = (1..=17).map(k).collect();
+        assert_eq!(set("front", many).keys(), Err(CameraSetError::TooMany));
+        for bad in [k(1).to_uppercase(), "zz".repeat(32), k(1)[..62].to_owned()] {
+            assert_eq!(
+                set("front", vec![k(2), bad.clone()]).keys(),
+                Err(CameraSetError::BadKey),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn frame_body_round_trips() {

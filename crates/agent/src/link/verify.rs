@@ -88,7 +88,13 @@ impl DownlinkVerifier {
                 issued_ms: m.time_ms,
             },
             Kind::Lock => Downlink::Lock(m.json().map_err(bad)?),
-            Kind::Cameras => Downlink::Cameras(m.json().map_err(bad)?),
+            Kind::Cameras => {
+                // A set is valid whole or not at all; an invalid one is dropped and the
+                // lock keeps its previous set (§9.11).
+                let c: threshold_proto::body::DoorCameras = m.json().map_err(bad)?;
+                c.keys().map_err(|_| rej("malformed"))?;
+                Downlink::Cameras(c)
+            }
             _ => return Err(rej("not_downlink")),
         })
     }
@@ -166,14 +172,6 @@ mod tests {
             }
         );
         assert_eq!(reason(&mut v, b"junk".to_vec()), Some("truncated"));
-        let cams = format!(r#"{{"door_id":"d1","cameras":["{}"]}}"#, "ab".repeat(32));
-        assert!(
-            matches!(
-                v.check(&msg(&hub(), Kind::Cameras, me(), 8, now, &cams), now),
-                Ok(Downlink::Cameras(_))
-            ),
-            "the door's cameras are a downlink"
-        );
         let mut altered = msg(
             &hub(),
             Kind::Stream,
@@ -202,6 +200,24 @@ mod tests {
                 until_ms: 5,
                 fps: 5
             }))
+        );
+        let key = DeviceKey::from_seed(&[5; 32]).public().to_hex();
+        let bad = format!(
+            r#"{{"door_id":"d1","cameras":["{key}","{}"]}}"#,
+            "zz".repeat(32)
+        );
+        assert_eq!(
+            reason(&mut v, msg(&hub(), Kind::Cameras, me(), 20, now, &bad)),
+            Some("malformed"),
+            "one bad key refuses the whole set"
+        );
+        let cams = format!(r#"{{"door_id":"d1","cameras":["{key}"]}}"#);
+        assert!(
+            matches!(
+                v.check(&msg(&hub(), Kind::Cameras, me(), 21, now, &cams), now),
+                Ok(Downlink::Cameras(_))
+            ),
+            "the door's cameras are a downlink"
         );
     }
 

@@ -17,18 +17,14 @@ pub struct DoorCameraSet {
 }
 
 impl DoorCameraSet {
-    /// The keys that parse; a key that does not is left out and logged.
+    /// The set's keys. A set is valid whole or not at all (docs/protocol.md §9.11): an
+    /// invalid one (a damaged file, a bad enrolment answer) counts as no camera, so the
+    /// lock opens for waivers only until the hub sends a valid set. Logged.
     pub fn keys(&self) -> Vec<PublicKey> {
-        self.cameras
-            .iter()
-            .filter_map(|k| match k.parse::<PublicKey>() {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!(error = %e, "ignoring an unreadable camera key");
-                    None
-                }
-            })
-            .collect()
+        threshold_proto::body::camera_keys(&self.cameras).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "camera set invalid; no camera can vouch until the hub sends one");
+            Vec::new()
+        })
     }
 }
 
@@ -85,7 +81,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_saved_set_loads_back_and_bad_keys_are_left_out() {
+    fn a_saved_set_loads_back_and_a_bad_set_counts_as_none() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()), None);
         let k = threshold_proto::DeviceKey::from_seed(&[3; 32])
@@ -98,7 +94,15 @@ mod tests {
         save(dir.path(), &set).unwrap();
         let back = load(dir.path()).unwrap();
         assert_eq!(back, set);
-        assert_eq!(back.keys().len(), 1);
+        assert!(
+            back.keys().is_empty(),
+            "one bad key: the whole set is refused"
+        );
+        let good = DoorCameraSet {
+            door_id: "front".into(),
+            cameras: vec![set.cameras[0].clone()],
+        };
+        assert_eq!(good.keys().len(), 1);
         std::fs::write(dir.path().join(FILE), b"{not json").unwrap();
         assert_eq!(load(dir.path()), None);
     }

@@ -275,7 +275,10 @@ async fn attach_to_door(
             target.filter(|d| d.contact.is_none()).map(|d| d.id)
         }
         DeviceKind::Camera => {
-            let target = named;
+            // A door has at most 16 cameras (a lock refuses a larger set); a camera
+            // beyond that watches no door until the owner binds it.
+            let target =
+                named.filter(|d| d.cameras.len() < threshold_proto::body::MAX_DOOR_CAMERAS);
             if let Some(d) = &target {
                 let mut cams: Vec<String> = d.cameras.iter().map(|c| c.to_hex()).collect();
                 cams.push(device_id.to_owned());

@@ -192,7 +192,7 @@ pub async fn update(
         });
     }
     if let Some(cams) = &req.camera_ids {
-        if cams.len() > 16 {
+        if cams.len() > threshold_proto::body::MAX_DOOR_CAMERAS {
             return Err(ApiError::invalid(
                 "invalid_field",
                 "at most 16 cameras per door",
