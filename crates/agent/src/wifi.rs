@@ -292,11 +292,11 @@ mod tests {
 
     #[test]
     fn monitor_reports_follow_the_protocol_schema() {
-        use threshold_wids::generator::{corpus, write_case};
+        use threshold_capture_gen::{corpus, write_case};
         let dir = tempfile::tempdir().unwrap();
         let case = corpus()
             .into_iter()
-            .find(|c| !threshold_wids::generator::expected(c).is_empty())
+            .find(|c| !threshold_capture_gen::expected(c).is_empty())
             .unwrap();
         let path = dir.path().join(case.file_name());
         write_case(case.kind, &path, case.format, case.link, case.seed).unwrap();

@@ -1,12 +1,66 @@
-//! `threshold bench liveness` and its device process `threshold bench liveness-devices`
-//! (see `threshold_hub::bench_liveness`): the simulated cameras run in a second
-//! process, because one process may hold at most 20000 open files here.
+//! `threshold bench ...`: the command-line glue of the benchmarks in crates/bench.
+//! Each prints one JSON line; what they measure and the current figures are in
+//! docs/performance.md.
 
+use clap::{Args, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-#[derive(clap::Args, Debug)]
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Detector throughput on a capture: prints {"frames","frames_per_s","attacks"}.
+    Wids(WidsArgs),
+    /// Entry decisions and unlock-to-bolt latency: prints {"homes","decisions_per_s",
+    /// "decision_latency_ms","unlock_to_bolt_ms",...}.
+    Unlock(UnlockArgs),
+    /// Camera liveness at scale: prints {"cameras","hz","messages_per_s",
+    /// "alert_latency_ms","missed_alerts","false_alerts","hub_cpu_percent","hub_rss_bytes"}.
+    Liveness(LivenessArgs),
+    /// (internal) the simulated cameras of `bench liveness`, in their own process.
+    #[command(hide = true)]
+    LivenessDevices(LivenessDevicesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WidsArgs {
+    /// The capture to scan.
+    pub file: PathBuf,
+    /// First write the benchmark file with this many records (deterministic; 1000000
+    /// is the file of docs/performance.md) to FILE, then scan it.
+    #[arg(long)]
+    pub generate: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnlockArgs {
+    /// Homes, each with a simulated lock and camera.
+    #[arg(long, default_value_t = 1000)]
+    pub homes: usize,
+    /// Courier clients asking to enter at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds of timed load.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Database (default: SQLite in a temporary folder).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// External broker, mqtt://host:port (default: the embedded broker).
+    #[arg(long)]
+    pub mqtt_url: Option<String>,
+    /// MQTT connections shared by the simulated devices.
+    #[arg(long, default_value_t = 4)]
+    pub device_connections: usize,
+    /// Open loop: start this many requests per second on a fixed schedule (at most
+    /// --concurrency in flight) and time each from its scheduled start. Without it,
+    /// each client asks again as soon as it is answered (closed loop).
+    #[arg(long)]
+    pub rate: Option<f64>,
+}
+
+#[derive(Args, Debug)]
 pub struct LivenessArgs {
     /// Simulated cameras (each its own key, broker connection and home with an open
     /// delivery session).
@@ -29,7 +83,7 @@ pub struct LivenessArgs {
     pub mqtt_url: Option<String>,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(Args, Debug)]
 pub struct LivenessDevicesArgs {
     #[arg(long)]
     pub creds: PathBuf,
@@ -47,40 +101,57 @@ pub struct LivenessDevicesArgs {
     pub seed: u64,
 }
 
-pub fn liveness(a: LivenessArgs) -> anyhow::Result<ExitCode> {
-    let exe = std::env::current_exe()?;
-    let b = threshold_hub::bench_liveness::LivenessBench {
-        cameras: a.cameras,
-        hz: a.hz,
-        duration_s: a.duration,
-        silence_fraction: a.silence,
-        live_window_ms: a.live_window_ms,
-        mqtt_url: a.mqtt_url,
-        devices_command: vec![
-            OsString::from(exe),
-            OsString::from("bench"),
-            OsString::from("liveness-devices"),
-        ],
+pub async fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
+    let line = match c {
+        BenchCmd::Wids(a) => {
+            if let Some(n) = a.generate {
+                eprintln!("{}", threshold_bench::wids::generate(&a.file, n)?);
+            }
+            serde_json::to_value(threshold_bench::wids::run(&a.file)?)?
+        }
+        BenchCmd::Unlock(a) => {
+            threshold_bench::unlock::run(threshold_bench::unlock::BenchArgs {
+                homes: a.homes,
+                concurrency: a.concurrency,
+                duration: Duration::from_secs(a.duration.max(1)),
+                database_url: a.database_url,
+                mqtt_url: a.mqtt_url,
+                device_connections: a.device_connections,
+                rate: a.rate,
+            })
+            .await?
+        }
+        BenchCmd::Liveness(a) => {
+            let exe = std::env::current_exe()?;
+            threshold_bench::liveness::run(threshold_bench::liveness::LivenessBench {
+                cameras: a.cameras,
+                hz: a.hz,
+                duration_s: a.duration,
+                silence_fraction: a.silence,
+                live_window_ms: a.live_window_ms,
+                mqtt_url: a.mqtt_url,
+                devices_command: vec![
+                    OsString::from(exe),
+                    OsString::from("bench"),
+                    OsString::from("liveness-devices"),
+                ],
+            })
+            .await?
+        }
+        BenchCmd::LivenessDevices(a) => {
+            threshold_bench::liveness::run_devices(threshold_bench::liveness::DevicesArgs {
+                creds: a.creds,
+                broker: a.broker,
+                prefix: a.prefix,
+                hz: a.hz,
+                duration_s: a.duration,
+                silence_fraction: a.silence,
+                seed: a.seed,
+            })
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
     };
-    let v = tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(threshold_hub::bench_liveness::run(b))
-    })?;
-    println!("{}", serde_json::to_string(&v)?);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn liveness_devices(a: LivenessDevicesArgs) -> anyhow::Result<ExitCode> {
-    let d = threshold_hub::bench_liveness::DevicesArgs {
-        creds: a.creds,
-        broker: a.broker,
-        prefix: a.prefix,
-        hz: a.hz,
-        duration_s: a.duration,
-        silence_fraction: a.silence,
-        seed: a.seed,
-    };
-    tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(threshold_hub::bench_liveness::run_devices(d))
-    })?;
+    println!("{}", serde_json::to_string(&line)?);
     Ok(ExitCode::SUCCESS)
 }

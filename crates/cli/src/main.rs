@@ -4,7 +4,6 @@
 mod agent_cmd;
 mod api_client;
 mod bench_cmd;
-mod bench_unlock_cmd;
 mod demo;
 mod door_cmd;
 mod hub_cmd;
@@ -46,7 +45,7 @@ enum Cmd {
     Wids(wids_cmd::WidsCmd),
     /// Benchmarks.
     #[command(subcommand)]
-    Bench(wids_cmd::BenchCmd),
+    Bench(bench_cmd::BenchCmd),
 }
 
 fn init_tracing() {
@@ -80,7 +79,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Audit(a) => hub_cmd::audit(a).await,
             Cmd::User(a) => hub_cmd::user(a).await,
             Cmd::Wids(a) => wids_cmd::wids(a),
-            Cmd::Bench(a) => wids_cmd::bench(a),
+            Cmd::Bench(a) => bench_cmd::run(a).await,
         }
     });
     match result {

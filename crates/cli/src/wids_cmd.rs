@@ -1,4 +1,4 @@
-//! `threshold wids ...` and `threshold bench ...`.
+//! `threshold wids ...`.
 
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -33,21 +33,6 @@ pub enum WidsCmd {
         #[arg(long)]
         seconds: Option<u64>,
     },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCmd {
-    /// Detector throughput on a capture: prints {"frames","frames_per_s","attacks"}.
-    Wids { file: PathBuf },
-    /// Entry decisions and unlock-to-bolt latency: prints {"homes","decisions_per_s",
-    /// "decision_latency_ms","unlock_to_bolt_ms",...}.
-    Unlock(crate::bench_unlock_cmd::UnlockBenchArgs),
-    /// Camera liveness at scale: prints {"cameras","hz","messages_per_s",
-    /// "alert_latency_ms","missed_alerts","false_alerts","hub_cpu_percent","hub_rss_bytes"}.
-    Liveness(crate::bench_cmd::LivenessArgs),
-    /// (internal) the simulated cameras of `bench liveness`, in their own process.
-    #[command(hide = true)]
-    LivenessDevices(crate::bench_cmd::LivenessDevicesArgs),
 }
 
 pub fn wids(c: WidsCmd) -> anyhow::Result<ExitCode> {
@@ -114,18 +99,5 @@ fn supplicant(ctrl: &std::path::Path, seconds: Option<u64>) -> anyhow::Result<Ex
         },
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", ctrl.display()))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn bench(c: BenchCmd) -> anyhow::Result<ExitCode> {
-    match c {
-        BenchCmd::Unlock(a) => return crate::bench_unlock_cmd::run(a),
-        BenchCmd::Liveness(a) => return crate::bench_cmd::liveness(a),
-        BenchCmd::LivenessDevices(a) => return crate::bench_cmd::liveness_devices(a),
-        BenchCmd::Wids { file } => {
-            let r = threshold_wids::bench_file(&file)?;
-            println!("{}", serde_json::to_string(&r)?);
-        }
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,8 +11,6 @@ pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod auth;
-pub mod bench_liveness;
-pub mod bench_unlock;
 pub mod clock;
 pub mod config;
 pub mod domain;

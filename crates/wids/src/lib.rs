@@ -4,8 +4,8 @@
 //! * [`scan_files`] reads pcap/pcapng captures (radiotap, plain 802.11 or PPI) in
 //!   constant memory and returns one [`AttackReport`] per attack.
 //! * [`write_reports_human`] / [`write_reports_json`] print them.
-//! * [`bench_file`] measures the scanner's speed.
-//! * [`generator`] writes the synthetic test corpus and the benchmark file.
+//! * Its speed is measured by `threshold bench wids` (crates/bench); the synthetic test
+//!   corpus and benchmark file come from crates/capture-gen (a dev tool).
 //! * [`supplicant`] detects the same attacks without monitor mode, from wpa_supplicant's
 //!   control-socket events.
 //! * `watch_interface` (cargo feature `live`) scans a monitor-mode interface via libpcap.
@@ -17,7 +17,6 @@
 pub mod capture;
 pub mod detect;
 pub mod frame;
-pub mod generator;
 pub mod link;
 #[cfg(feature = "live")]
 pub mod live;
@@ -29,9 +28,7 @@ pub use detect::{Detector, DetectorConfig};
 pub use live::watch_interface;
 pub use report::{write_reports_human, write_reports_json, AttackKind, AttackReport, Rule};
 
-use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// Errors of the Wi-Fi detector.
 #[derive(Debug, thiserror::Error)]
@@ -85,27 +82,4 @@ pub fn scan_files(paths: &[PathBuf], cfg: &DetectorConfig) -> Result<Vec<AttackR
         out.extend(reports);
     }
     Ok(out)
-}
-
-/// Result of [`bench_file`]; printed as one JSON line by `threshold bench wids FILE`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BenchReport {
-    /// Records read.
-    pub frames: u64,
-    /// Records per second of wall-clock time (open, read, parse, detect).
-    pub frames_per_s: f64,
-    /// Attacks reported.
-    pub attacks: usize,
-}
-
-/// Scan `path` with the default configuration and measure the rate.
-pub fn bench_file(path: &Path) -> Result<BenchReport, WidsError> {
-    let t0 = Instant::now();
-    let (reports, frames) = scan_file(path, &DetectorConfig::default())?;
-    let secs = t0.elapsed().as_secs_f64().max(1e-9);
-    Ok(BenchReport {
-        frames,
-        frames_per_s: (frames as f64 / secs).round(),
-        attacks: reports.len(),
-    })
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{captures_dir, temp_dir, BENIGN, DEMENTED, HEIGVD};
-use threshold_wids::generator::{write_corpus, ExpectedAttack};
+use threshold_capture_gen::{write_corpus, ExpectedAttack};
 use threshold_wids::{scan_files, AttackKind, AttackReport, DetectorConfig};
 
 fn matches(r: &AttackReport, e: &ExpectedAttack) -> bool {
@@ -16,8 +16,8 @@ fn corpus_precision_and_recall() {
     let dir = temp_dir("corpus");
     let mut cases = write_corpus(&dir).expect("write corpus");
     // the enumeration agrees with what was written
-    for (case, (_, exp)) in threshold_wids::generator::corpus().iter().zip(&cases) {
-        assert_eq!(&threshold_wids::generator::expected(case), exp);
+    for (case, (_, exp)) in threshold_capture_gen::corpus().iter().zip(&cases) {
+        assert_eq!(&threshold_capture_gen::expected(case), exp);
     }
     if let Some(real) = captures_dir() {
         let exp = |bssid: &str, target: &str, frames| ExpectedAttack {
@@ -98,7 +98,7 @@ fn corpus_precision_and_recall() {
 /// The evidence behind the confidence is there for the cases built to show it.
 #[test]
 fn corpus_evidence() {
-    use threshold_wids::generator::{write_case, CaseKind, Format, Link};
+    use threshold_capture_gen::{write_case, CaseKind, Format, Link};
     let dir = temp_dir("evidence");
     let cases: [(CaseKind, &[&str]); 4] = [
         (

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{captures_dir, temp_dir, BENIGN, DEMENTED, HEIGVD};
+use threshold_capture_gen::{write_case, CaseKind, Format, Link, Rng};
 use threshold_wids::capture::read_capture_with_buffer;
 use threshold_wids::frame::parse_frame;
-use threshold_wids::generator::{write_case, CaseKind, Format, Link, Rng};
 use threshold_wids::link::{decapsulate, parse_radiotap};
 use threshold_wids::{Detector, DetectorConfig};
 
@@ -220,7 +220,7 @@ fn extreme_timestamps() {
     .take(200)
     .enumerate()
     {
-        let f = threshold_wids::generator::disconnect(12, sta, ap, ap, i as u16, 7, 314, false);
+        let f = threshold_capture_gen::disconnect(12, sta, ap, ap, i as u16, 7, 314, false);
         det.push_frame(*ts, &f, Some(-30));
     }
     let _ = det.finish();

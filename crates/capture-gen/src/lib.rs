@@ -1,14 +1,15 @@
-//! Deterministic, seeded generator of 802.11 captures: the synthetic test corpus (attacks
-//! and normal life) and the large benchmark file.
+//! A dev tool, not part of the product: a deterministic, seeded generator of 802.11
+//! captures, the synthetic test corpus (attacks and normal life) and the large
+//! benchmark file.
 //!
 //! Every case comes with the attacks a correct detector reports ([`ExpectedAttack`]);
 //! [`corpus`] enumerates them.
 
-use crate::frame::{mac_to_string, Mac, BROADCAST};
-use crate::report::AttackKind;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use threshold_wids::frame::{mac_to_string, Mac, BROADCAST};
+use threshold_wids::report::AttackKind;
 
 /// Container format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,6 @@
 //! cores on heartbeat signatures; liveness at scale is measured by the camera
 //! benchmark. Every decision still requires a live camera and lock.
 
-use crate::config::HubConfig;
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
@@ -31,6 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use threshold_hub::HubConfig;
 use threshold_proto::body::{BoltState, DoorState, FrameSummary, Heartbeat, State, Unlock};
 use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage, UnverifiedMessage};
 
@@ -184,7 +184,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
         ..Default::default()
     };
     let fsync = fsync_probe(&tmp)?;
-    let hub = crate::start(cfg.clone()).await?;
+    let hub = threshold_hub::start(cfg.clone()).await?;
     let result = bench(&hub, &cfg, &args).await.map(|mut v| {
         v["disk_fsync_ms"] = json!({"p50": fsync.0, "p99": fsync.1});
         v
@@ -197,7 +197,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
 /// What a courier thread needs to make the door camera of a home stream a frame.
 #[derive(Clone)]
 struct AtDoor {
-    st: crate::AppState,
+    st: threshold_hub::AppState,
     devices: Arc<Vec<SimDevice>>,
     transport_seq: Arc<Vec<AtomicU64>>,
     frame_seq: Arc<AtomicU64>,
@@ -245,14 +245,14 @@ fn door_camera_streams(at: &AtDoor, home: usize) -> bool {
 }
 
 async fn bench(
-    hub: &crate::Hub,
+    hub: &threshold_hub::Hub,
     cfg: &HubConfig,
     args: &BenchArgs,
 ) -> anyhow::Result<serde_json::Value> {
     let st = hub.state.clone();
     let store = st.store.clone();
     let t0 = now_ms();
-    let pw = crate::auth::hash_password("bench-password-long")?;
+    let pw = threshold_hub::auth::hash_password("bench-password-long")?;
     let owner = store
         .create_user(
             threshold_store::Role::Owner,
@@ -310,11 +310,11 @@ async fn bench(
                     if camera { "camera" } else { "lock" },
                     if camera { "Camera" } else { "Lock" },
                     &key.public().to_hex(),
-                    &crate::auth::sha256_hex("unused"),
+                    &threshold_hub::auth::sha256_hex("unused"),
                     t0,
                 )
                 .await?;
-            let entry = crate::gateway::registry::DeviceEntry::from_row(&row, &[], &[])
+            let entry = threshold_hub::gateway::registry::DeviceEntry::from_row(&row, &[], &[])
                 .ok_or_else(|| anyhow::anyhow!("enrolled device unreadable"))?;
             st.registry.insert(entry);
             devices.push(SimDevice { key, id, camera });
@@ -349,7 +349,7 @@ async fn bench(
         let mut o = MqttOptions::new(format!("bench-devices-{c}"), host.clone(), port);
         if cfg.mqtt_url.is_none() {
             o.set_credentials(
-                crate::gateway::broker::HUB_USERNAME,
+                threshold_hub::gateway::broker::HUB_USERNAME,
                 st.hub_mqtt_password.clone(),
             );
         } else if let (Some(u), Some(p)) = (&cfg.mqtt_username, &cfg.mqtt_password) {

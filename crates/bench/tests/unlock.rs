@@ -4,7 +4,7 @@
 //! benchmark itself reports); correctness of what it measures is.
 
 use std::time::Duration;
-use threshold_hub::bench_unlock::{run, BenchArgs};
+use threshold_bench::unlock::{run, BenchArgs};
 
 fn ms(v: &serde_json::Value, group: &str, p: &str) -> f64 {
     v[group][p]

@@ -23,7 +23,6 @@
 //! alert latency, and the hub process's CPU and memory (the embedded broker runs
 //! inside it).
 
-use crate::config::HubConfig;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -33,6 +32,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use threshold_hub::HubConfig;
 use threshold_proto::body::{FrameSummary, Heartbeat, OutboxStats};
 use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -214,7 +214,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                     "camera",
                     &format!("camera {i}"),
                     &key.public().to_hex(),
-                    &crate::auth::sha256_hex(&pw),
+                    &threshold_hub::auth::sha256_hex(&pw),
                     now,
                 )
                 .await?;
@@ -254,7 +254,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         store.close().await;
     }
 
-    let hub = crate::start(cfg.clone()).await?;
+    let hub = threshold_hub::start(cfg.clone()).await?;
     let state = hub.state.clone();
     let mut bus = state.bus.subscribe();
     let alerts: Arc<std::sync::Mutex<Vec<(String, i64)>>> = Arc::default();
@@ -341,7 +341,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         ready.as_deref().is_some_and(|l| l.starts_with("READY")),
         "device process did not get ready: {ready:?}"
     );
-    let live_count = |st: &crate::AppState| {
+    let live_count = |st: &threshold_hub::AppState| {
         let now = st.clock.now_ms();
         let lc = st.config.liveness();
         let mut n = 0usize;
@@ -370,7 +370,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                 state
                     .metrics
                     .rejected
-                    .get_or_create(&crate::metrics::ReasonLabel {
+                    .get_or_create(&threshold_hub::metrics::ReasonLabel {
                         reason: (*r).into(),
                     })
                     .get()
@@ -383,7 +383,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                 state
                     .metrics
                     .accepted
-                    .get_or_create(&crate::metrics::KindLabel {
+                    .get_or_create(&threshold_hub::metrics::KindLabel {
                         kind: "heartbeat".into()
                     })
                     .get(),
@@ -406,7 +406,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         state
             .metrics
             .accepted
-            .get_or_create(&crate::metrics::KindLabel {
+            .get_or_create(&threshold_hub::metrics::KindLabel {
                 kind: "heartbeat".into(),
             })
             .get()

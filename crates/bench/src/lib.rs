@@ -1,0 +1,14 @@
+//! The benchmarks behind `threshold bench`, kept out of the product libraries:
+//!
+//! - [`unlock`]: entry decisions per second and their latency through the real HTTP
+//!   API, and unlock-to-bolt latency through the real broker, with simulated locks
+//!   that check the camera statement as a real lock does.
+//! - [`liveness`]: camera liveness at scale; the simulated cameras run in a second
+//!   process ([`liveness::run_devices`]).
+//! - [`wids`]: the Wi-Fi detector's throughput on a capture file.
+//!
+//! What each measures, and the current figures: docs/performance.md.
+
+pub mod liveness;
+pub mod unlock;
+pub mod wids;
