@@ -89,6 +89,24 @@ impl DeliveryState {
         !self.session_open() && self != DeliveryState::Scheduled
     }
 
+    /// The stored names of the states with an open session, for queries.
+    pub fn session_open_names() -> Vec<&'static str> {
+        Self::names_where(Self::session_open)
+    }
+
+    /// The stored names of the states that are not final, for queries.
+    pub fn unfinished_names() -> Vec<&'static str> {
+        Self::names_where(|s| !s.is_terminal())
+    }
+
+    fn names_where(keep: impl Fn(DeliveryState) -> bool) -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| keep(*s))
+            .map(Self::as_str)
+            .collect()
+    }
+
     /// The states the machine may move to from this one.
     pub fn successors(self) -> &'static [DeliveryState] {
         use DeliveryState::*;
@@ -271,6 +289,19 @@ pub fn step(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn query_names_follow_the_state_rules() {
+        assert_eq!(
+            DeliveryState::session_open_names(),
+            ["inside", "delivered", "camera_lost"]
+        );
+        assert_eq!(
+            DeliveryState::unfinished_names(),
+            ["scheduled", "inside", "delivered", "camera_lost"]
+        );
+    }
+
     use super::*;
     use DeliveryState::*;
 

@@ -8,23 +8,19 @@
 
 pub mod access;
 pub mod alerts;
-pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod domain;
-pub mod error;
 pub mod events;
 pub mod gateway;
-pub mod guests;
-pub mod hours;
+pub mod http;
 pub mod hubkey;
 pub mod media;
 pub mod metrics;
+pub mod reactions;
 pub mod state;
 pub mod text;
-pub mod web;
 pub mod wifi;
 
 pub use config::{HubConfig, Overrides};
@@ -146,6 +142,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),
         access: access::AccessState::new(config.live_window_ms),
+        reactions: std::sync::Arc::new(reactions::HubReactions),
     });
     load_devices(&state).await?;
     Ok(Assembled {
@@ -177,7 +174,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
     gateway::monitor::spawn(
         state.clone(),
         Duration::from_millis(50),
-        |st, t| async move { domain::on_transition(&st, t).await },
+        |st, t| async move { reactions::on_transition(&st, t).await },
     );
     media::recording::spawn(state.clone());
     alerts::webhooks::spawn(state.clone());
@@ -193,7 +190,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         .await
         .with_context(|| format!("cannot listen on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
-    let app = api::router(state.clone());
+    let app = http::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let r = axum::serve(listener, app).with_graceful_shutdown(async move {

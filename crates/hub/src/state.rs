@@ -51,6 +51,8 @@ pub struct Inner {
     >,
     /// Doors, open deliveries waiting to be secured, whether the hub can vouch.
     pub access: crate::access::AccessState,
+    /// What device happenings lead to (the gateway's port to the domain).
+    pub reactions: std::sync::Arc<dyn crate::gateway::port::Reactions>,
 }
 
 impl AppState {

@@ -358,7 +358,7 @@ async fn delivery_of(state: &AppState, home_id: &str, explained: &[AlertRow]) ->
     active.into_iter().next().map(|d| d.id)
 }
 
-/// Hook for `domain::on_device_event`: act on `wifi_attack` events, ignore the rest.
+/// Hook for `reactions::on_device_event`: act on `wifi_attack` events, ignore the rest.
 pub async fn on_device_event(
     state: &AppState,
     msg: &SignedMessage,
@@ -393,7 +393,7 @@ pub async fn on_device_event(
     }
 }
 
-/// Hook for `domain::on_transition`, after its own effects: a camera outage that began
+/// Hook for `reactions::on_transition`, after its own effects: a camera outage that began
 /// (or was reported, or ended) after the evidence arrived is tied to the attacks of the
 /// last minutes now, e.g. a Wi-Fi sensor's report followed by `device_offline`.
 pub async fn on_transition(state: &AppState, t: &Transition) {
@@ -723,7 +723,7 @@ async fn publish_alert_update(state: &AppState, owner_id: &str, alert_id: &str) 
             home_id: row.home_id.clone(),
             event_type: "alert.explained".into(),
             time_ms: state.clock.now_ms(),
-            data: crate::api::dto::alert_json(&row),
+            data: crate::alerts::alert_json(&row),
         });
     }
 }

@@ -110,7 +110,7 @@ pub async fn courier(
         parcel_expected: d.parcel_ref.clone(),
         parcel_scanned: req.parcel_ref.clone(),
         owner_allows_in_home: home.in_home_enabled,
-        within_owner_hours: crate::hours::within_owner_hours(home, now),
+        within_owner_hours: crate::access::hours::within_owner_hours(home, now),
         approval_pending: approval_pending(state, d, home).await?,
     });
     let mut decision = decide(now, &who, &facts);
@@ -318,17 +318,17 @@ pub async fn guest(state: &AppState, g: &GuestGrantRow) -> Result<EntryOutcome, 
         .as_deref()
         .and_then(|id| state.access.doors.get(id));
     let facts = doors::facts(state, door.as_ref(), now);
-    let windows: Vec<crate::guests::WeeklyWindow> =
+    let windows: Vec<crate::access::guests::WeeklyWindow> =
         serde_json::from_str(&g.weekly).unwrap_or_default();
     let tz = match state.store.home_any(&g.home_id).await {
-        Ok(h) => crate::hours::home_zone(&h, g.utc_offset_minutes),
+        Ok(h) => crate::access::hours::home_zone(&h, g.utc_offset_minutes),
         Err(_) => threshold_core::hours::fixed(g.utc_offset_minutes),
     };
     let who = Principal::Guest(GuestFacts {
         revoked: g.revoked_ms.is_some(),
         valid_from: g.valid_from_ms,
         valid_until: g.valid_until_ms,
-        in_weekly_window: crate::guests::in_weekly(&windows, &tz, now),
+        in_weekly_window: crate::access::guests::in_weekly(&windows, &tz, now),
         camera_waived: !g.camera_required,
     });
     let decision = decide(now, &who, &facts);

@@ -12,6 +12,8 @@
 
 pub mod doors;
 pub mod entry;
+pub mod guests;
+pub mod hours;
 pub mod incident;
 pub mod open;
 pub mod openings;

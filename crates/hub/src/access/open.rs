@@ -16,9 +16,6 @@ use threshold_store::DeliveryRow;
 /// Passes between two reads of the open deliveries from the database (5 s at 250 ms).
 pub const RECONCILE_EVERY: u64 = 20;
 
-/// The states of an open session, as stored.
-pub const OPEN_STATES: [&str; 3] = ["inside", "delivered", "camera_lost"];
-
 #[derive(Debug, Default)]
 pub struct OpenDeliveries {
     rows: Mutex<HashMap<String, DeliveryRow>>,

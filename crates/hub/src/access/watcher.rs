@@ -22,7 +22,7 @@ pub async fn pass(state: &AppState) {
     if state.access.open.reconcile_due() {
         match state
             .store
-            .deliveries_in_states(&crate::access::open::OPEN_STATES, BATCH)
+            .deliveries_in_states(&DeliveryState::session_open_names(), BATCH)
             .await
         {
             Ok(rows) => state.access.open.replace_all(rows),

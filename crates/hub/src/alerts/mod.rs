@@ -7,8 +7,10 @@ pub mod webhooks;
 
 use crate::events::HubEvent;
 use crate::state::AppState;
+use serde::Serialize;
 use serde_json::json;
 use threshold_store::{AlertRow, NewAlert};
+use utoipa::ToSchema;
 
 /// Store an alert and tell the owner. Returns the stored alert; `None` if an alert
 /// with the same cause key was raised before (nothing more happens: one cause, one
@@ -45,7 +47,7 @@ pub async fn raise(state: &AppState, owner_id: &str, a: NewAlert<'_>) -> Option<
         json!({"alert_id": row.id, "kind": row.kind, "severity": row.severity}),
     )
     .await;
-    let body = crate::api::dto::alert_json(&row);
+    let body = alert_json(&row);
     state.bus.publish(HubEvent {
         owner_id: owner_id.to_owned(),
         courier_id: None,
@@ -56,4 +58,36 @@ pub async fn raise(state: &AppState, owner_id: &str, a: NewAlert<'_>) -> Option<
     });
     crate::alerts::webhooks::on_alert(state, owner_id, &body).await;
     Some(row)
+}
+
+/// An alert as the owner's apps, webhooks and the live feed see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertJson {
+    pub id: String,
+    pub home_id: String,
+    pub device_id: Option<String>,
+    pub delivery_id: Option<String>,
+    pub severity: String,
+    pub kind: String,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    pub created_ms: i64,
+    pub acked_ms: Option<i64>,
+}
+
+pub fn alert_json(a: &AlertRow) -> serde_json::Value {
+    serde_json::to_value(AlertJson {
+        id: a.id.clone(),
+        home_id: a.home_id.clone(),
+        device_id: a.device_id.clone(),
+        delivery_id: a.delivery_id.clone(),
+        severity: a.severity.clone(),
+        kind: a.kind.clone(),
+        message: a.message.clone(),
+        evidence: serde_json::from_str(&a.evidence).unwrap_or(json!({})),
+        created_ms: a.created_ms,
+        acked_ms: a.acked_ms,
+    })
+    .unwrap_or(json!({}))
 }

@@ -2,7 +2,8 @@
 //!
 //! - The hub has one VAPID key (P-256, `vapid.key` in the data folder, created on first
 //!   start); browsers subscribe with its public key.
-//! - `GET /api/v1/push/key`, `GET|POST|DELETE /api/v1/push/subscriptions` (owners).
+//! - Owners subscribe through `GET /api/v1/push/key`, `GET|POST|DELETE
+//!   /api/v1/push/subscriptions` (`http::push`).
 //! - Every critical alert on the event bus is sent to each of its owner's
 //!   subscriptions: the payload encrypted as RFC 8291 `aes128gcm` (ECDH P-256 with a
 //!   fresh key per message, HKDF-SHA-256, AES-128-GCM), authorised with an RFC 8292
@@ -13,15 +14,9 @@
 //! atomically): enough for one hub process. Endpoints must be `https://`, or `http://`
 //! on a loopback address (a local push service, the tests).
 
-use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes128Gcm, Nonce};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use hkdf::Hkdf;
@@ -35,7 +30,6 @@ use sha2::Sha256;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use threshold_store::Role;
 
 /// Record size announced in the header; one record per message.
 const RECORD_SIZE: u32 = 4096;
@@ -248,7 +242,8 @@ impl Push {
         true
     }
 
-    fn remove(&self, owner: Option<&str>, endpoint: &str) -> bool {
+    /// Forget a subscription (of `owner`, when given); whether there was one.
+    pub fn remove(&self, owner: Option<&str>, endpoint: &str) -> bool {
         let mut subs = self.lock();
         let before = subs.len();
         subs.retain(|x| !(x.endpoint == endpoint && owner.is_none_or(|o| o == x.owner_id)));
@@ -335,120 +330,65 @@ impl Push {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionKeys {
-    pub p256dh: String,
-    pub auth: String,
+/// Why a subscription was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("endpoint must be an https:// URL (http:// only on a loopback address)")]
+    BadEndpoint,
+    #[error("{0}")]
+    BadKey(PushError),
+    #[error("at most {MAX_SUBSCRIPTIONS_PER_OWNER} push subscriptions per owner")]
+    TooMany,
 }
 
-/// The browser's `PushSubscription.toJSON()`.
-#[derive(Debug, Deserialize)]
-pub struct SubscribeRequest {
-    pub endpoint: String,
-    pub keys: SubscriptionKeys,
-    #[serde(default, rename = "expirationTime")]
-    pub _expiration_time: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnsubscribeRequest {
-    pub endpoint: String,
-}
-
-async fn key(
-    p: Principal,
-    Extension(push): Extension<Arc<Push>>,
-) -> ApiResult<Json<serde_json::Value>> {
-    p.require(Role::Owner)?;
-    Ok(Json(json!({"public_key": push.public_key()})))
-}
-
-async fn list(
-    p: Principal,
-    Extension(push): Extension<Arc<Push>>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let owner = p.require(Role::Owner)?;
-    let subs: Vec<_> = push
-        .subscriptions(owner)
-        .into_iter()
-        .map(|s| json!({"endpoint": s.endpoint, "created_ms": s.created_ms}))
-        .collect();
-    Ok(Json(json!(subs)))
-}
-
-async fn subscribe(
-    State(st): State<AppState>,
-    p: Principal,
-    Extension(push): Extension<Arc<Push>>,
-    crate::api::extract::ApiJson(req): crate::api::extract::ApiJson<SubscribeRequest>,
-) -> ApiResult<StatusCode> {
-    let owner = p.require(Role::Owner)?.to_owned();
-    if endpoint_origin(&req.endpoint).is_none() {
-        return Err(ApiError::invalid(
-            "invalid_endpoint",
-            "endpoint must be an https:// URL (http:// only on a loopback address)",
-        ));
-    }
-    let ua = B64
-        .decode(req.keys.p256dh.trim_end_matches('='))
-        .ok()
-        .filter(|k| PublicKey::from_sec1_bytes(k).is_ok() && k.len() == 65);
-    if ua.is_none() {
-        return Err(ApiError::invalid(
-            "invalid_key",
-            PushError::BadPublicKey.to_string(),
-        ));
-    }
-    if B64
-        .decode(req.keys.auth.trim_end_matches('='))
-        .map(|a| a.len())
-        != Ok(16)
-    {
-        return Err(ApiError::invalid(
-            "invalid_key",
-            PushError::BadAuth.to_string(),
-        ));
-    }
-    let ok = push.upsert(Subscription {
-        owner_id: owner,
-        endpoint: req.endpoint,
-        p256dh: req.keys.p256dh,
-        auth: req.keys.auth,
-        created_ms: st.clock.now_ms(),
-    });
-    if !ok {
-        return Err(ApiError::Conflict(format!(
-            "at most {MAX_SUBSCRIPTIONS_PER_OWNER} push subscriptions per owner"
-        )));
-    }
-    crate::audit::record(&st, "push.subscribed", &p.actor(), "push", json!({})).await;
-    Ok(StatusCode::CREATED)
-}
-
-async fn unsubscribe(
-    p: Principal,
-    Extension(push): Extension<Arc<Push>>,
-    crate::api::extract::ApiJson(req): crate::api::extract::ApiJson<UnsubscribeRequest>,
-) -> ApiResult<StatusCode> {
-    let owner = p.require(Role::Owner)?;
-    if push.remove(Some(owner), &req.endpoint) {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("subscription"))
+impl Push {
+    /// Check a browser's subscription and keep it for `owner`.
+    pub fn subscribe(
+        &self,
+        owner: &str,
+        endpoint: String,
+        p256dh: String,
+        auth: String,
+        now_ms: i64,
+    ) -> Result<(), SubscribeError> {
+        if endpoint_origin(&endpoint).is_none() {
+            return Err(SubscribeError::BadEndpoint);
+        }
+        let ua = B64
+            .decode(p256dh.trim_end_matches('='))
+            .ok()
+            .filter(|k| PublicKey::from_sec1_bytes(k).is_ok() && k.len() == 65);
+        if ua.is_none() {
+            return Err(SubscribeError::BadKey(PushError::BadPublicKey));
+        }
+        if B64.decode(auth.trim_end_matches('=')).map(|a| a.len()) != Ok(16) {
+            return Err(SubscribeError::BadKey(PushError::BadAuth));
+        }
+        let kept = self.upsert(Subscription {
+            owner_id: owner.to_owned(),
+            endpoint,
+            p256dh,
+            auth,
+            created_ms: now_ms,
+        });
+        if kept {
+            Ok(())
+        } else {
+            Err(SubscribeError::TooMany)
+        }
     }
 }
 
-/// Push routes (relative to `/api/v1`), and the task that sends critical alerts. Without
-/// a usable VAPID key the routes are absent (the apps then hide the feature).
-pub fn router(state: &AppState) -> Router<AppState> {
+/// The hub's Web Push, started: the key opened (or created) and a task sending every
+/// critical alert on the event bus to its owner's subscriptions. `None` without a
+/// usable VAPID key (the apps then hide the feature).
+pub fn start(state: &AppState) -> Option<Arc<Push>> {
     let subject = "mailto:threshold@localhost".to_owned();
     let push = match Push::open(&state.config.data_dir, subject) {
         Ok(p) => Arc::new(p),
         Err(e) => {
             tracing::error!(error = %e, "Web Push disabled: no VAPID key");
-            return Router::new();
+            return None;
         }
     };
     let st = state.clone();
@@ -477,13 +417,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             }
         });
     }
-    Router::new()
-        .route("/push/key", get(key))
-        .route(
-            "/push/subscriptions",
-            get(list).post(subscribe).delete(unsubscribe),
-        )
-        .layer(Extension(push))
+    Some(push)
 }
 
 #[cfg(test)]

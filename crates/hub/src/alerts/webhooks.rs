@@ -32,9 +32,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub use crate::alerts::wake::Webhooks;
 
 /// A new `whsec_` secret: 24 random bytes.
-pub fn new_secret() -> Result<String, crate::error::ApiError> {
+pub fn new_secret() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 24];
-    getrandom::getrandom(&mut b).map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
+    getrandom::getrandom(&mut b)?;
     Ok(format!("whsec_{}", B64.encode(b)))
 }
 

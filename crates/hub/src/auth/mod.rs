@@ -4,16 +4,14 @@
 //! stored only as SHA-256 (a high-entropy token needs no slow hash), looked up by hash
 //! and compared again in constant time.
 
-use crate::error::ApiError;
 use crate::state::AppState;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use threshold_store::{Role, UserRow};
+use threshold_store::{Role, StoreError, UserRow};
 
 pub mod limiter;
 pub use limiter::LoginLimiter;
@@ -22,14 +20,32 @@ pub const SESSION_COOKIE: &str = "threshold_session";
 const SESSION_PREFIX: &str = "thr_s_";
 const API_KEY_PREFIX: &str = "thr_k_";
 
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
+/// Why a secret could not be made or a request's principal not be established.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No valid session token or API key.
+    #[error("sign in first")]
+    Unauthenticated,
+    /// Signed in, but in a role that may not do this.
+    #[error("your role may not do this")]
+    Forbidden,
+    /// The operating system's random source failed.
+    #[error("no randomness: {0}")]
+    Random(#[from] getrandom::Error),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
-    getrandom::getrandom(&mut salt).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+    getrandom::getrandom(&mut salt)?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| AuthError::Hash(e.to_string()))
 }
 
 pub fn verify_password(password: &str, phc: &str) -> bool {
@@ -50,20 +66,20 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-fn random_token(prefix: &str) -> Result<String, ApiError> {
+fn random_token(prefix: &str) -> Result<String, AuthError> {
     let mut b = [0u8; 32];
-    getrandom::getrandom(&mut b).map_err(|e| ApiError::Internal(e.to_string()))?;
+    getrandom::getrandom(&mut b)?;
     Ok(format!(
         "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
     ))
 }
 
-pub fn new_session_token() -> Result<String, ApiError> {
+pub fn new_session_token() -> Result<String, AuthError> {
     random_token(SESSION_PREFIX)
 }
 
-pub fn new_api_key() -> Result<String, ApiError> {
+pub fn new_api_key() -> Result<String, AuthError> {
     random_token(API_KEY_PREFIX)
 }
 
@@ -80,11 +96,11 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn require(&self, role: Role) -> Result<&str, ApiError> {
+    pub fn require(&self, role: Role) -> Result<&str, AuthError> {
         if self.user.role == role {
             Ok(&self.user.id)
         } else {
-            Err(ApiError::Forbidden)
+            Err(AuthError::Forbidden)
         }
     }
     pub fn actor(&self) -> String {
@@ -92,7 +108,8 @@ impl Principal {
     }
 }
 
-fn bearer(parts: &Parts) -> Option<String> {
+/// The token a request carries: a bearer header, else the session cookie.
+pub fn bearer(parts: &Parts) -> Option<String> {
     if let Some(h) = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -117,7 +134,7 @@ fn bearer(parts: &Parts) -> Option<String> {
     None
 }
 
-pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Principal, AuthError> {
     let hash = sha256_hex(token);
     let now = state.clock.now_ms();
     if token.starts_with(API_KEY_PREFIX) {
@@ -125,9 +142,9 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
             .store
             .api_key_user(&hash)
             .await?
-            .ok_or(ApiError::Unauthenticated)?;
+            .ok_or(AuthError::Unauthenticated)?;
         if !ct_eq(&stored, &hash) {
-            return Err(ApiError::Unauthenticated);
+            return Err(AuthError::Unauthenticated);
         }
         return Ok(Principal {
             user,
@@ -138,26 +155,14 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
         .store
         .session_user(&hash, now)
         .await?
-        .ok_or(ApiError::Unauthenticated)?;
+        .ok_or(AuthError::Unauthenticated)?;
     if !ct_eq(&stored, &hash) {
-        return Err(ApiError::Unauthenticated);
+        return Err(AuthError::Unauthenticated);
     }
     Ok(Principal {
         user,
         session_hash: Some(hash),
     })
-}
-
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        principal_from_token(state, &token).await
-    }
 }
 
 #[cfg(test)]

@@ -8,12 +8,13 @@
 //! to the sender.
 
 use crate::gateway::monitor;
+use crate::gateway::port::Happening;
 use crate::gateway::registry::Statement;
 use crate::state::AppState;
 use threshold_core::liveness::{FrameObservation, Observed};
 use threshold_core::record_log::Arrival;
 use threshold_core::replay::Verdict;
-use threshold_proto::body::{self, Ack, BoltState, DeviceKind, DoorState, Event, Heartbeat, State};
+use threshold_proto::body::{self, Ack, DeviceKind, Event, Heartbeat, State};
 use threshold_proto::{DeviceId, Kind, SeqSpace, SignedMessage, UnverifiedMessage};
 use threshold_store::{DeviceEventRow, GapRow, NewDeviceEvent, SeqSpaceName};
 
@@ -112,7 +113,7 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
     match msg.kind.seq_space() {
         SeqSpace::Transport => {
             let (outcome, follow) = transport(state, &msg)?;
-            follow_up(state, &msg.device, follow).await;
+            follow_up(state, msg.device, follow).await;
             Ok(outcome)
         }
         SeqSpace::EventLog => event(state, msg).await,
@@ -244,7 +245,7 @@ fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp
     monitor::on_fresh(state, &msg.device);
     let follow = match parsed {
         TransportBody::State(s) => FollowUp::StateReport(s, changed),
-        TransportBody::Hello(DeviceKind::Lock) => FollowUp::LockHello,
+        TransportBody::Hello(kind) => FollowUp::Hello(kind),
         _ => FollowUp::None,
     };
     Ok((outcome, follow))
@@ -252,38 +253,27 @@ fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp
 
 /// What an accepted live message asks of the rest of the hub, done after the
 /// registry is released.
+/// What a transport message hands on to the domain once applied.
 enum FollowUp {
     None,
-    /// A lock's or contact sensor's report, and whether its door or bolt changed.
     StateReport(State, bool),
-    /// A lock (re)connected: it learns which cameras watch its door.
-    LockHello,
+    Hello(DeviceKind),
 }
 
-async fn follow_up(state: &AppState, device: &DeviceId, f: FollowUp) {
-    match f {
-        FollowUp::None => {}
-        FollowUp::StateReport(s, changed) => {
-            // A change of door or bolt, or a "closed and locked" that a delivery is
-            // waiting for, goes to the delivery flow.
-            let secure = s.bolt == Some(BoltState::Locked) && s.door == Some(DoorState::Closed);
-            for door in state.access.doors.of_device(device) {
-                if door.lock != Some(*device) && door.contact != Some(*device) {
-                    continue;
-                }
-                if changed || (secure && state.access.awaits_secure(&door.id)) {
-                    crate::access::incident::on_door_state(state, &door).await;
-                }
-            }
-        }
-        FollowUp::LockHello => {
-            for door in state.access.doors.of_device(device) {
-                if door.lock == Some(*device) {
-                    crate::access::unlock::send_door_cameras(state, &door).await;
-                }
-            }
-        }
-    }
+async fn follow_up(state: &AppState, device: DeviceId, f: FollowUp) {
+    let happening = match &f {
+        FollowUp::None => return,
+        FollowUp::StateReport(report, changed) => Happening::StateReport {
+            device,
+            report,
+            changed: *changed,
+        },
+        FollowUp::Hello(kind) => Happening::Hello {
+            device,
+            kind: *kind,
+        },
+    };
+    state.reactions.react(state, happening).await;
 }
 
 enum TransportBody {
@@ -421,7 +411,9 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
             .collect()
     });
     let (audit, timeline) =
-        crate::domain::event_records(state, &msg, &event_type, &detail, &arrival);
+        state
+            .reactions
+            .event_records(state, &msg, &event_type, &detail, &arrival);
     let new = state
         .journal
         .write_event(
@@ -457,7 +449,18 @@ async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         return Ok(Outcome::Duplicate);
     }
     state.metrics.accept("event");
-    crate::domain::on_device_event(state, &msg, &event_type, &detail, &arrival).await;
+    state
+        .reactions
+        .react(
+            state,
+            Happening::Event {
+                msg: &msg,
+                event_type: &event_type,
+                detail: &detail,
+                arrival: &arrival,
+            },
+        )
+        .await;
     Ok(Outcome::Accepted)
 }
 

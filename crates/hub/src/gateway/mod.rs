@@ -4,7 +4,8 @@
 //! device's messages stay in order, to workers running [`ingest::handle`]. Ingest
 //! verifies (envelope, signature, replay window, clocks) and applies the message;
 //! [`monitor`] turns the passage of time into liveness transitions and alerts;
-//! [`downlink`] signs and publishes the hub's messages to devices.
+//! [`downlink`] signs and publishes the hub's messages to devices. What a message
+//! means is the domain's: the gateway hands it on through [`port`].
 
 pub mod broker;
 pub mod connected;
@@ -12,5 +13,6 @@ pub mod downlink;
 pub mod ingest;
 pub mod monitor;
 pub mod mqtt;
+pub mod port;
 pub mod registry;
 pub mod transition;

@@ -15,13 +15,12 @@
 use crate::state::AppState;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use threshold_core::delivery::DeliveryState;
 use threshold_core::liveness::Liveness;
 use threshold_proto::body::{DeviceKind, FrameHeader};
 use threshold_proto::{DeviceId, SignedMessage};
 use threshold_store::{MediaFrameRow, RecordingRow};
 
-/// Delivery states during which the session is open (anything else ends recording).
-const OPEN_STATES: [&str; 4] = ["scheduled", "inside", "delivered", "camera_lost"];
 /// Late backlog frames are still filed into recordings that ended this recently.
 const LATE_FILING_MS: i64 = 6 * 3600 * 1000;
 /// How often stream requests are renewed, and how far ahead they reach.
@@ -260,14 +259,17 @@ pub async fn tick(state: &AppState) {
     }
     // One query for the deliveries that ended, not one per open recording: thousands
     // of deliveries can be open at once.
-    let ended: std::collections::HashMap<String, bool> =
-        match state.store.recordings_past_delivery(&OPEN_STATES).await {
-            Ok(ids) => ids.into_iter().collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "could not check recordings against deliveries");
-                Default::default()
-            }
-        };
+    let ended: std::collections::HashMap<String, bool> = match state
+        .store
+        .recordings_past_delivery(&DeliveryState::unfinished_names())
+        .await
+    {
+        Ok(ids) => ids.into_iter().collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not check recordings against deliveries");
+            Default::default()
+        }
+    };
     let cfg = state.config.liveness();
     for r in state.recorder.open() {
         let too_long = now - r.started_ms > state.config.recording_max_ms;

@@ -64,7 +64,7 @@ impl Sim {
         let (tx, rx) = mpsc::unbounded_channel();
         state.effects.set(tx).expect("effects channel unset");
         state.access.set_vouching(true, vouching_since);
-        let router = threshold_hub::api::router(state.clone());
+        let router = threshold_hub::http::router(state.clone());
         Sim {
             state,
             clock,
@@ -105,7 +105,7 @@ impl Sim {
 
     async fn apply_effects(&mut self) {
         while let Ok(t) = self.effects.try_recv() {
-            threshold_hub::domain::on_transition(&self.state, t).await;
+            threshold_hub::reactions::on_transition(&self.state, t).await;
             self.state.metrics.effects_pending.dec();
         }
     }

@@ -8,10 +8,10 @@
 
 use crate::access::doors::{self, Door};
 use crate::access::unlock::send_lock;
-use crate::api::dto::ErrorBody;
-use crate::api::extract::{self, OptionalJson};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::http::dto::ErrorBody;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{self, OptionalJson};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;

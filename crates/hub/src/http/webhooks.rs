@@ -1,10 +1,10 @@
 //! Owners' webhook endpoints (alerts to the outside, signed per Standard Webhooks; see
 //! `crate::webhooks`) and each endpoint's delivery log.
 
-use crate::api::dto::ErrorBody;
-use crate::api::extract::{self, ApiJson};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::http::dto::ErrorBody;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{self, ApiJson};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -116,7 +116,8 @@ pub async fn create(
             "at most 10 webhook endpoints per owner",
         ));
     }
-    let secret = crate::alerts::webhooks::new_secret()?;
+    let secret =
+        crate::alerts::webhooks::new_secret().map_err(|e| ApiError::Internal(e.to_string()))?;
     let ep = st
         .store
         .create_webhook_endpoint(owner, &url, &secret, &description, st.clock.now_ms())

@@ -2,7 +2,7 @@
 //! event socket.
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -37,7 +37,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 }
 
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::api::ApiDoc::openapi())
+    Json(crate::http::ApiDoc::openapi())
 }
 
 /// Recompute the audit chain (admins).

@@ -1,10 +1,10 @@
 //! Device enrolment (pairing codes), listing with live state, and revocation.
 
-use crate::api::dto::*;
-use crate::api::extract::{self, ApiJson};
 use crate::auth::{self, Principal};
-use crate::error::{ApiError, ApiResult};
 use crate::gateway::registry::DeviceEntry;
+use crate::http::dto::*;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{self, ApiJson};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};

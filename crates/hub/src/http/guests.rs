@@ -1,10 +1,10 @@
 //! Guest access: owners create, list and revoke grants; guests unlock with their
 //! grant's secret. See `crate::guests` for the rules.
 
-use crate::api::extract::{self, ApiJson};
+use crate::access::guests::WeeklyWindow;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
-use crate::guests::WeeklyWindow;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{self, ApiJson};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

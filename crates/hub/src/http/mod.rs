@@ -6,15 +6,18 @@ pub mod deliveries;
 pub mod devices;
 pub mod doors;
 pub mod dto;
+pub mod error;
 pub mod extract;
 pub mod guests;
 pub mod homes;
 pub mod live;
 pub mod lock;
+pub mod push;
 pub mod system;
+pub mod web;
 pub mod webhooks;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -156,13 +159,13 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/verify", get(system::audit_verify))
         .route("/events", get(system::events_ws))
         .route("/openapi.json", get(system::openapi))
-        .merge(crate::alerts::push::router(&state))
+        .merge(push::router(crate::alerts::push::start(&state)))
         .fallback(|| async { ApiError::NotFound("route") });
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
-        .merge(crate::web::router())
+        .merge(crate::http::web::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

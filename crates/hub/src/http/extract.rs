@@ -1,9 +1,26 @@
 //! Request extractors whose rejections are JSON API errors, and input validation.
 
-use crate::error::ApiError;
+use crate::auth::{bearer, principal_from_token, AuthError, Principal};
+use crate::http::error::ApiError;
+use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+
+/// The signed-in account making the request (bearer token, API key or session
+/// cookie); a request without one is refused as `unauthenticated`.
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or(AuthError::Unauthenticated)?;
+        Ok(principal_from_token(state, &token).await?)
+    }
+}
 
 /// Like `axum::Json`, but malformed, mistyped or oversized bodies become
 /// `{"error":{"code":"invalid_request"|"payload_too_large",...}}`.

@@ -2,13 +2,14 @@
 //! owner's app, alerts, and the audit log.
 
 use crate::events::HubEvent;
+use crate::gateway::port::{Happening, Reacting, Reactions};
 use crate::gateway::transition::{Change, Transition};
 use crate::state::AppState;
 use serde_json::json;
 use threshold_core::liveness::Liveness;
 use threshold_core::record_log::Arrival;
-use threshold_proto::body::DeviceKind;
-use threshold_proto::SignedMessage;
+use threshold_proto::body::{BoltState, DeviceKind, DoorState, State};
+use threshold_proto::{DeviceId, SignedMessage};
 use threshold_store::{NewAlert, NewTimelineRow};
 
 pub async fn on_transition(state: &AppState, t: Transition) {
@@ -106,7 +107,7 @@ pub async fn on_transition(state: &AppState, t: Transition) {
 /// sequence gap it reveals) and, for door and bolt events, to the audit log. Written
 /// in the same commit as the record itself (see `Journal::write_event`), so a stored
 /// event is never missing from the timeline.
-pub fn event_records(
+fn event_records(
     state: &AppState,
     msg: &SignedMessage,
     event_type: &str,
@@ -163,7 +164,7 @@ pub fn event_records(
 /// What follows a new device event once it and its records are stored: the owner's
 /// live feed, an alert if a gap in the lock's log stays open, the delivery flow and
 /// the Wi-Fi watch.
-pub async fn on_device_event(
+async fn on_device_event(
     state: &AppState,
     msg: &SignedMessage,
     event_type: &str,
@@ -269,5 +270,66 @@ async fn on_door_event(
             crate::access::refused::on_token_refused(state, home_id, owner_id, msg).await
         }
         _ => {}
+    }
+}
+
+/// The running hub's reactions to device happenings (the gateway's port).
+#[derive(Debug, Default)]
+pub struct HubReactions;
+
+impl Reactions for HubReactions {
+    fn event_records(
+        &self,
+        state: &AppState,
+        msg: &SignedMessage,
+        event_type: &str,
+        detail: &str,
+        arrival: &Arrival,
+    ) -> (Vec<crate::audit::Record>, Vec<NewTimelineRow>) {
+        event_records(state, msg, event_type, detail, arrival)
+    }
+
+    fn react<'a>(&'a self, state: &'a AppState, happening: Happening<'a>) -> Reacting<'a> {
+        Box::pin(async move {
+            match happening {
+                Happening::StateReport {
+                    device,
+                    report,
+                    changed,
+                } => on_state_report(state, &device, report, changed).await,
+                Happening::Hello {
+                    device,
+                    kind: DeviceKind::Lock,
+                } => {
+                    // A lock (re)connected: it learns which cameras watch its door.
+                    for door in state.access.doors.of_device(&device) {
+                        if door.lock == Some(device) {
+                            crate::access::unlock::send_door_cameras(state, &door).await;
+                        }
+                    }
+                }
+                Happening::Hello { .. } => {}
+                Happening::Event {
+                    msg,
+                    event_type,
+                    detail,
+                    arrival,
+                } => on_device_event(state, msg, event_type, detail, arrival).await,
+            }
+        })
+    }
+}
+
+/// A change of door or bolt, or a "closed and locked" that a delivery is waiting
+/// for, goes to the delivery flow.
+async fn on_state_report(state: &AppState, device: &DeviceId, report: &State, changed: bool) {
+    let secure = report.bolt == Some(BoltState::Locked) && report.door == Some(DoorState::Closed);
+    for door in state.access.doors.of_device(device) {
+        if door.lock != Some(*device) && door.contact != Some(*device) {
+            continue;
+        }
+        if changed || (secure && state.access.awaits_secure(&door.id)) {
+            crate::access::incident::on_door_state(state, &door).await;
+        }
     }
 }

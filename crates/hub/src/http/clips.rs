@@ -3,10 +3,10 @@
 //! and browsers' download managers handle. A browser "player" shows the frame sequence
 //! from the JSON list at each frame's capture time.
 
-use crate::api::dto::ErrorBody;
-use crate::api::extract;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::http::dto::ErrorBody;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::header;

@@ -6,10 +6,10 @@
 //! on the timeline, and sent to the door's lock at once (`cameras` downlink).
 
 use crate::access::doors::{lock_view, reload_home};
-use crate::api::dto::ErrorBody;
-use crate::api::extract::{self, ApiJson};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::http::dto::ErrorBody;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{self, ApiJson};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

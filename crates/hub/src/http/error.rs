@@ -84,6 +84,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Unauthenticated => ApiError::Unauthenticated,
+            AuthError::Forbidden => ApiError::Forbidden,
+            AuthError::Store(s) => s.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::access::AccessError> for ApiError {
     fn from(e: crate::access::AccessError) -> Self {
         match e {

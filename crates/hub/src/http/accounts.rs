@@ -1,9 +1,9 @@
 //! Sign-in, sign-out, the current user, and admin user management.
 
-use crate::api::dto::*;
-use crate::api::extract::{self, ApiJson};
 use crate::auth::{self, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::http::dto::*;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{self, ApiJson};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use threshold_store::{AlertRow, DeliveryRow, DeviceRow, HomeRow, UserRow};
+use threshold_store::{DeliveryRow, DeviceRow, HomeRow, UserRow};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -209,36 +209,7 @@ pub fn device_json(
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AlertJson {
-    pub id: String,
-    pub home_id: String,
-    pub device_id: Option<String>,
-    pub delivery_id: Option<String>,
-    pub severity: String,
-    pub kind: String,
-    pub message: String,
-    #[schema(value_type = Object)]
-    pub evidence: serde_json::Value,
-    pub created_ms: i64,
-    pub acked_ms: Option<i64>,
-}
-
-pub fn alert_json(a: &AlertRow) -> serde_json::Value {
-    serde_json::to_value(AlertJson {
-        id: a.id.clone(),
-        home_id: a.home_id.clone(),
-        device_id: a.device_id.clone(),
-        delivery_id: a.delivery_id.clone(),
-        severity: a.severity.clone(),
-        kind: a.kind.clone(),
-        message: a.message.clone(),
-        evidence: serde_json::from_str(&a.evidence).unwrap_or(json!({})),
-        created_ms: a.created_ms,
-        acked_ms: a.acked_ms,
-    })
-    .unwrap_or(json!({}))
-}
+pub use crate::alerts::{alert_json, AlertJson};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TimelineJson {

@@ -2,10 +2,10 @@
 
 use crate::access::entry::{courier as courier_entry, CourierRequest};
 use crate::access::incident;
-use crate::api::dto::*;
-use crate::api::extract::{self, ApiJson};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::http::dto::*;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{self, ApiJson};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

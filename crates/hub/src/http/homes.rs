@@ -1,9 +1,9 @@
 //! Homes, their settings, timelines and alerts: all scoped to the signed-in owner.
 
-use crate::api::dto::*;
-use crate::api::extract::{self, ApiJson};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::http::dto::*;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{self, ApiJson};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

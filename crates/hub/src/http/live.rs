@@ -18,7 +18,7 @@
 //! for frames (a `stream` request renewed every 2 s).
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -35,7 +35,7 @@ pub const STATUS_EVERY_MS: u64 = 250;
 
 #[utoipa::path(get, path = "/api/v1/devices/{id}/live", tag = "devices", params(("id" = String, Path)),
     description = "WebSocket. JSON text messages: `frame` (with `jpeg_base64`, `seq`, `capture_ms`, `age_ms`, `verdict`) for each live frame, and `status` (`verdict`, `age_ms`, `last_seq`) every 250 ms. Show LIVE only while the newest verdict is `live` and a message arrived within the page's own watchdog.",
-    responses((status = 101, description = "switching to WebSocket"), (status = 404, body = crate::api::dto::ErrorBody)))]
+    responses((status = 101, description = "switching to WebSocket"), (status = 404, body = crate::http::dto::ErrorBody)))]
 pub async fn live(
     State(st): State<AppState>,
     p: Principal,
@@ -45,7 +45,7 @@ pub async fn live(
     let owner = p.require(Role::Owner)?;
     let d = st
         .store
-        .device(owner, crate::api::extract::id(&id)?)
+        .device(owner, crate::http::extract::id(&id)?)
         .await
         .map_err(|_| ApiError::NotFound("device"))?;
     if d.kind != "camera" {
