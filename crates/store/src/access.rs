@@ -8,7 +8,6 @@
 //! when it happened.
 
 use crate::durable::Durably;
-use crate::script::{Statement, Value};
 use crate::{flag, opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -326,6 +325,7 @@ impl Store {
     }
 }
 
+/// Open an access session; its new id.
 pub(crate) async fn insert_session(
     conn: &mut sqlx::AnyConnection,
     home_id: &str,
@@ -336,40 +336,17 @@ pub(crate) async fn insert_session(
     ends_ms: Option<i64>,
 ) -> Result<String> {
     let id = crate::new_id();
-    session_insert(
-        &id,
-        home_id,
-        door_id,
-        grant_ref,
-        delivery_id,
-        opened_ms,
-        ends_ms,
+    sqlx::query(
+        "INSERT INTO access_sessions (id, home_id, door_id, grant_ref, delivery_id, opened_ms, ends_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
+    .bind(&id)
+    .bind(home_id)
+    .bind(door_id)
+    .bind(grant_ref)
+    .bind(delivery_id)
+    .bind(opened_ms)
+    .bind(ends_ms)
     .execute(conn)
     .await?;
     Ok(id)
-}
-
-/// Open an access session with the given id.
-pub(crate) fn session_insert(
-    id: &str,
-    home_id: &str,
-    door_id: Option<&str>,
-    grant_ref: &str,
-    delivery_id: Option<&str>,
-    opened_ms: i64,
-    ends_ms: Option<i64>,
-) -> Statement {
-    Statement::new(
-        "INSERT INTO access_sessions (id, home_id, door_id, grant_ref, delivery_id, opened_ms, ends_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        vec![
-            Value::Text(id.to_owned()),
-            Value::Text(home_id.to_owned()),
-            Value::OptText(door_id.map(str::to_owned)),
-            Value::Text(grant_ref.to_owned()),
-            Value::OptText(delivery_id.map(str::to_owned)),
-            Value::Int(opened_ms),
-            Value::OptInt(ends_ms),
-        ],
-    )
 }

@@ -3,7 +3,6 @@
 
 use crate::durable::Durably;
 use crate::events::NewTimelineRow;
-use crate::script::{Statement, Value};
 use crate::{Result, Store, StoreError};
 use sqlx::Row;
 use threshold_core::audit::AuditEntry;
@@ -64,35 +63,32 @@ pub enum JobOutcome {
     EventKnown,
 }
 
+/// A claim's writes: move the delivery out of `scheduled` (the claim holds only if
+/// this changes the row), open its access session, start its recording.
 async fn claim_entry(conn: &mut sqlx::AnyConnection, c: &EntryClaim) -> Result<bool> {
-    let [update, session, recording] = claim_statements(c);
-    if update.execute(&mut *conn).await? != 1 {
+    let moved = sqlx::query(
+        "UPDATE deliveries SET state = 'inside', updated_ms = $1 WHERE id = $2 AND state = 'scheduled'",
+    )
+    .bind(c.now_ms)
+    .bind(&c.delivery_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if moved != 1 {
         return Ok(false);
     }
-    session.execute(&mut *conn).await?;
-    recording.execute(conn).await?;
+    crate::access::insert_session(
+        &mut *conn,
+        &c.home_id,
+        Some(&c.door_id),
+        &c.grant_ref,
+        Some(&c.delivery_id),
+        c.now_ms,
+        None,
+    )
+    .await?;
+    crate::media::insert_recording(conn, &c.delivery_id, &c.home_id, c.now_ms).await?;
     Ok(true)
-}
-
-/// A claim's writes: move the delivery out of `scheduled` (it holds only if this
-/// changes the row), open its access session, start its recording.
-pub(crate) fn claim_statements(c: &EntryClaim) -> [Statement; 3] {
-    [
-        Statement::new(
-            "UPDATE deliveries SET state = 'inside', updated_ms = $1 WHERE id = $2 AND state = 'scheduled'",
-            vec![Value::Int(c.now_ms), Value::Text(c.delivery_id.clone())],
-        ),
-        crate::access::session_insert(
-            &crate::new_id(),
-            &c.home_id,
-            Some(&c.door_id),
-            &c.grant_ref,
-            Some(&c.delivery_id),
-            c.now_ms,
-            None,
-        ),
-        crate::media::recording_insert(&c.delivery_id, &c.home_id, c.now_ms),
-    ]
 }
 
 /// The last entry of the chain (sequence number and hash), if any.
@@ -118,35 +114,28 @@ const ROWS_PER_INSERT: usize = 1000;
 /// is taken (another writer appended first: the caller rolls back and retries).
 async fn insert_audit(conn: &mut sqlx::AnyConnection, entries: &[AuditEntry]) -> Result<bool> {
     for chunk in entries.chunks(ROWS_PER_INSERT) {
-        if audit_insert(chunk).execute(&mut *conn).await? != chunk.len() as u64 {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash) VALUES {} \
+             ON CONFLICT (seq) DO NOTHING",
+            crate::sql::values_placeholders(chunk.len(), 8)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.seq as i64)
+                .bind(e.time_ms)
+                .bind(&e.kind)
+                .bind(&e.actor)
+                .bind(&e.subject)
+                .bind(&e.detail)
+                .bind(hex::encode(e.prev_hash))
+                .bind(hex::encode(e.hash));
+        }
+        if q.execute(&mut *conn).await?.rows_affected() != chunk.len() as u64 {
             return Ok(false);
         }
     }
     Ok(true)
-}
-
-/// Append chained entries in one statement; it changes fewer rows than given if a
-/// sequence number is taken.
-pub(crate) fn audit_insert(entries: &[AuditEntry]) -> Statement {
-    let mut values = Vec::with_capacity(entries.len() * 8);
-    for e in entries {
-        values.extend([
-            Value::Int(e.seq as i64),
-            Value::Int(e.time_ms),
-            Value::Text(e.kind.clone()),
-            Value::Text(e.actor.clone()),
-            Value::Text(e.subject.clone()),
-            Value::Text(e.detail.clone()),
-            Value::Text(hex::encode(e.prev_hash)),
-            Value::Text(hex::encode(e.hash)),
-        ]);
-    }
-    let sql = format!(
-        "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash) VALUES {} \
-         ON CONFLICT (seq) DO NOTHING",
-        crate::sql::values_placeholders(entries.len(), 8)
-    );
-    Statement::new(sql, values)
 }
 
 async fn audit_head_in(conn: &mut sqlx::AnyConnection) -> Result<Option<(u64, [u8; 32])>> {
@@ -236,11 +225,6 @@ impl Store {
     /// [`Store::sync`] returns. Lets a writer prepare its next transaction while the
     /// disk confirms this one.
     pub async fn write_journal_unsynced(&self, jobs: &[JournalJob]) -> Result<Vec<JobOutcome>> {
-        if self.backend == crate::Backend::Sqlite {
-            if let Some(outcomes) = self.write_journal_in_one_trip(jobs).await? {
-                return Ok(outcomes);
-            }
-        }
         let any_audit = jobs.iter().any(|j| !j.audit.is_empty());
         for attempt in 0..50 {
             let mut tx = self.writer.begin().await?;
@@ -290,63 +274,6 @@ impl Store {
             return Ok(outcomes);
         }
         Err(StoreError::Conflict("audit log head kept moving".into()))
-    }
-
-    /// The common case as one script (see `journal_plan`); `None` when it did not
-    /// apply or did not hold, with nothing written.
-    async fn write_journal_in_one_trip(
-        &self,
-        jobs: &[JournalJob],
-    ) -> Result<Option<Vec<JobOutcome>>> {
-        let Some(head) = self.cached_audit_head() else {
-            return Ok(None);
-        };
-        let Some(plan) = crate::journal_plan::Plan::new(jobs, head) else {
-            return Ok(None);
-        };
-        let mut conn = self.writer.lease().await?;
-        // The script begins and commits its own transaction, and each of its checks
-        // stops it (uncommitted) if the plan did not hold.
-        conn.begun();
-        let ran = plan.script.run(&mut conn).await;
-        if ran.changed.len() == plan.script.statements() {
-            // `COMMIT` ran: whatever else is wrong, the batch is written and must not
-            // be written again.
-            conn.ended();
-            if ran.error.is_none() && plan.held(&ran.changed) {
-                self.set_cached_audit_head(Some(plan.head));
-                return Ok(Some(plan.outcomes));
-            }
-            self.set_cached_audit_head(None);
-            tracing::error!(changed = ?ran.changed, error = ?ran.error, "journal script committed a batch its checks should have stopped");
-            return Err(StoreError::Indeterminate(
-                "journal batch committed although its checks failed".into(),
-            ));
-        }
-        // A claim lost, a record already stored, the chain moved by another writer, or
-        // an error (the careful path meets it again and reports it): roll back and let
-        // the careful path decide. Rolled back means nothing was written; "no
-        // transaction is active" after `BEGIN` had answered means it ended on its own,
-        // perhaps by the `COMMIT` whose answer never arrived.
-        let began = !ran.changed.is_empty();
-        match sqlx::query("ROLLBACK").execute(&mut *conn).await {
-            Ok(_) => {
-                conn.ended();
-                Ok(None)
-            }
-            Err(e) if !began && crate::durable::no_transaction_active(&e) => {
-                conn.ended();
-                Ok(None)
-            }
-            // Left marked open: the lease rolls it back if it still is.
-            Err(e) => {
-                self.set_cached_audit_head(None);
-                Err(StoreError::Indeterminate(format!(
-                    "journal batch: {} after {:?}",
-                    e, ran.error
-                )))
-            }
-        }
     }
 
     /// Wait until every write committed so far is on disk.

@@ -1,7 +1,6 @@
 //! Device event records (signed, kept as received), the home timeline and alerts.
 
 use crate::durable::Durably;
-use crate::script::{Statement, Value};
 use crate::{opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -279,40 +278,33 @@ pub(crate) async fn insert_device_event(
     ev: &crate::NewDeviceEvent,
 ) -> Result<bool> {
     let e = &ev.row;
-    if device_event_insert(e).execute(&mut *conn).await? != 1 {
+    let stored = sqlx::query(
+        "INSERT INTO device_events (device_id, seq, device_time_ms, received_ms, event_type, detail, raw) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, seq) DO NOTHING",
+    )
+    .bind(&e.device_id)
+    .bind(e.seq)
+    .bind(e.device_time_ms)
+    .bind(e.received_ms)
+    .bind(&e.event_type)
+    .bind(&e.detail)
+    .bind(e.raw.as_slice())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if stored != 1 {
         return Ok(false);
     }
     if let Some(gaps) = &ev.gaps {
         crate::devices::replace_gaps(&mut *conn, &e.device_id, crate::SeqSpaceName::Events, gaps)
             .await?;
     }
-    event_hwm_raise(e).execute(&mut *conn).await?;
+    sqlx::query("UPDATE devices SET event_hwm = $1 WHERE id = $2 AND event_hwm < $1")
+        .bind(e.seq)
+        .bind(&e.device_id)
+        .execute(&mut *conn)
+        .await?;
     Ok(true)
-}
-
-/// Store an event record; changes no row if the device's record is already there.
-pub(crate) fn device_event_insert(e: &DeviceEventRow) -> Statement {
-    Statement::new(
-        "INSERT INTO device_events (device_id, seq, device_time_ms, received_ms, event_type, detail, raw) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, seq) DO NOTHING",
-        vec![
-            Value::Text(e.device_id.clone()),
-            Value::Int(e.seq),
-            Value::Int(e.device_time_ms),
-            Value::Int(e.received_ms),
-            Value::Text(e.event_type.clone()),
-            Value::Text(e.detail.clone()),
-            Value::Bytes(e.raw.clone()),
-        ],
-    )
-}
-
-/// Raise the device's event high-water mark to the record's number.
-pub(crate) fn event_hwm_raise(e: &DeviceEventRow) -> Statement {
-    Statement::new(
-        "UPDATE devices SET event_hwm = $1 WHERE id = $2 AND event_hwm < $1",
-        vec![Value::Int(e.seq), Value::Text(e.device_id.clone())],
-    )
 }
 
 /// Insert timeline rows, a statement per thousand; returns their ids, in order.
@@ -322,33 +314,24 @@ pub(crate) async fn insert_timeline_rows(
 ) -> Result<Vec<String>> {
     let mut ids = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(1000) {
-        let (st, chunk_ids) = timeline_insert(chunk);
-        st.execute(&mut *conn).await?;
-        ids.extend(chunk_ids);
+        let sql = format!(
+            "INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES {}",
+            crate::sql::values_placeholders(chunk.len(), 7)
+        );
+        let mut q = sqlx::query(&sql);
+        for t in chunk {
+            let id = crate::new_id();
+            q = q
+                .bind(id.clone())
+                .bind(&t.home_id)
+                .bind(&t.device_id)
+                .bind(&t.delivery_id)
+                .bind(t.time_ms)
+                .bind(&t.kind)
+                .bind(&t.detail);
+            ids.push(id);
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(ids)
-}
-
-/// Insert timeline rows in one statement; the ids it gives them, in order.
-pub(crate) fn timeline_insert(rows: &[&NewTimelineRow]) -> (Statement, Vec<String>) {
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut values = Vec::with_capacity(rows.len() * 7);
-    for t in rows {
-        let id = crate::new_id();
-        values.extend([
-            Value::Text(id.clone()),
-            Value::Text(t.home_id.clone()),
-            Value::OptText(t.device_id.clone()),
-            Value::OptText(t.delivery_id.clone()),
-            Value::Int(t.time_ms),
-            Value::Text(t.kind.clone()),
-            Value::Text(t.detail.clone()),
-        ]);
-        ids.push(id);
-    }
-    let sql = format!(
-        "INSERT INTO timeline (id, home_id, device_id, delivery_id, time_ms, kind, detail) VALUES {}",
-        crate::sql::values_placeholders(rows.len(), 7)
-    );
-    (Statement::new(sql, values), ids)
 }

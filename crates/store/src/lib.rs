@@ -1,9 +1,8 @@
 //! Storage for the hub: one [`Store`] with the same behaviour on SQLite (the embedded
 //! default, WAL mode, in the data folder) and PostgreSQL (for operators with many
 //! homes). Both go through sqlx's `Any` driver with portable SQL; the schema has one
-//! migration folder per backend. One path is SQLite's alone: the journal's common case
-//! sent as one multi-statement script (`journal_plan`), with the portable
-//! statement-by-statement path as its fallback and PostgreSQL's way.
+//! migration folder per backend. Writes are plain sqlx transactions on both; on
+//! SQLite a commit counts once a shared fsync has covered it (`durable`).
 //!
 //! Every query that reads an owner's data takes the owner's id and filters by it:
 //! scoping is part of each method's signature, not left to callers.
@@ -19,10 +18,8 @@ mod doors;
 mod durable;
 mod events;
 mod homes;
-mod journal_plan;
 mod media;
 mod migrate;
-mod script;
 mod sql;
 pub mod testing;
 mod wifi;
@@ -57,10 +54,6 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url (use sqlite:// or postgres://)")]
     BadUrl,
-    /// A write whose outcome is unknown: it may have been committed. Not to be retried
-    /// (a retry could write its records twice); the caller fails what depended on it.
-    #[error("outcome unknown, perhaps committed: {0}")]
-    Indeterminate(String),
     /// A commit could not be confirmed on disk (see `durable`).
     #[error("not durable: {0}")]
     NotDurable(String),

@@ -2,7 +2,6 @@
 //! delivery log. Owner-facing reads take the owner's id and filter by it.
 
 use crate::durable::Durably;
-use crate::script::{Statement, Value};
 use crate::{opt_i64, Result, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -513,20 +512,13 @@ pub(crate) async fn insert_recording(
     home_id: &str,
     started_ms: i64,
 ) -> Result<()> {
-    recording_insert(delivery_id, home_id, started_ms)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Start a delivery's recording, unless it has one.
-pub(crate) fn recording_insert(delivery_id: &str, home_id: &str, started_ms: i64) -> Statement {
-    Statement::new(
+    sqlx::query(
         "INSERT INTO recordings (delivery_id, home_id, started_ms) VALUES ($1, $2, $3) ON CONFLICT (delivery_id) DO NOTHING",
-        vec![
-            Value::Text(delivery_id.to_owned()),
-            Value::Text(home_id.to_owned()),
-            Value::Int(started_ms),
-        ],
     )
+    .bind(delivery_id)
+    .bind(home_id)
+    .bind(started_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

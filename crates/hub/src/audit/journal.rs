@@ -185,9 +185,9 @@ async fn run(
             Ok(_) => {
                 vec![Err("journal answered for the wrong number of jobs".into()); jobs.len()]
             }
-            // One bad job must not sink the others: retry each on its own. Not a
-            // batch that may have been committed: its records would be written twice.
-            Err(e) if jobs.len() > 1 && !matches!(e, StoreError::Indeterminate(_)) => {
+            // One bad job must not sink the others: retry each on its own (the
+            // batch's transaction was rolled back as a whole).
+            Err(_) if jobs.len() > 1 => {
                 let mut out = Vec::with_capacity(jobs.len());
                 for d in &drafts {
                     let r = store.write_journal_unsynced(std::slice::from_ref(d)).await;

@@ -3,7 +3,7 @@
 //! [`Reactions`] the hub was wired with (`reactions::HubReactions` in the running hub),
 //! and learns from it which records to store with an event.
 
-use crate::audit::Record;
+use crate::audit::journal::Record;
 use crate::state::AppState;
 use std::future::Future;
 use std::pin::Pin;
