@@ -47,6 +47,10 @@ pub struct NewDeviceEvent {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EntryClaim {
     pub delivery_id: String,
+    /// The delivery's state the claim moves it from, and to (the state machine's
+    /// step for a granted entry, `threshold_core::delivery`).
+    pub from_state: &'static str,
+    pub to_state: &'static str,
     pub home_id: String,
     pub door_id: String,
     pub grant_ref: String,
@@ -67,10 +71,12 @@ pub enum JobOutcome {
 /// this changes the row), open its access session, start its recording.
 async fn claim_entry(conn: &mut sqlx::AnyConnection, c: &EntryClaim) -> Result<bool> {
     let moved = sqlx::query(
-        "UPDATE deliveries SET state = 'inside', updated_ms = $1 WHERE id = $2 AND state = 'scheduled'",
+        "UPDATE deliveries SET state = $1, updated_ms = $2 WHERE id = $3 AND state = $4",
     )
+    .bind(c.to_state)
     .bind(c.now_ms)
     .bind(&c.delivery_id)
+    .bind(c.from_state)
     .execute(&mut *conn)
     .await?
     .rows_affected();

@@ -55,6 +55,8 @@ async fn exercise(s: &Store) {
                 .await
                 .unwrap();
             let claim = EntryClaim {
+                from_state: "scheduled",
+                to_state: "inside",
                 delivery_id: d.id.clone(),
                 home_id: home.id.clone(),
                 door_id: "door-1".into(),

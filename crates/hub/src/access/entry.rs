@@ -5,13 +5,14 @@
 //! yes that cannot be recorded is no entry.
 
 use crate::access::doors::{self, Door};
+use crate::access::incident;
 use crate::access::unlock::{self, Capability};
 use crate::access::AccessError;
 use crate::audit::Record;
 use crate::events::HubEvent;
 use crate::state::AppState;
 use serde_json::json;
-use threshold_core::delivery::DeliveryState;
+use threshold_core::delivery::{DeliveryState, Input};
 use threshold_core::entry::{
     decide, CourierFacts, Decision, DoorFacts, GuestFacts, Position, Principal, Refusal,
 };
@@ -140,18 +141,33 @@ pub async fn courier(
                     json!({"expires_at_ms": cap.expires, "door_id": door.id, "camera": cap.camera.map(|c| c.to_hex())}).to_string(),
                 ),
             ];
-            let claim = EntryClaim {
-                delivery_id: d.id.clone(),
-                home_id: home.id.clone(),
-                door_id: door.id.clone(),
-                grant_ref: grant.clone(),
-                now_ms: now,
+            // The claim moves the delivery as the state machine says (scheduled to
+            // inside); the store makes it conditional, so one of racing requests wins.
+            let claimed = match incident::planned(state, d, Input::EntryGranted, now) {
+                Some(step) => {
+                    let claim = EntryClaim {
+                        from_state: step.from.as_str(),
+                        to_state: step.to.as_str(),
+                        delivery_id: d.id.clone(),
+                        home_id: home.id.clone(),
+                        door_id: door.id.clone(),
+                        grant_ref: grant.clone(),
+                        now_ms: now,
+                    };
+                    // Fail secure: no record, no entry.
+                    state
+                        .journal
+                        .write_claimed(claim, audit, timeline)
+                        .await
+                        .map_err(|e| AccessError::NotRecorded(e.to_string()))?
+                        .is_some()
+                }
+                None => false,
             };
-            match state.journal.write_claimed(claim, audit, timeline).await {
-                Ok(Some(_)) => capability = Some(cap),
-                Ok(None) => decision = Decision::refused(Refusal::AlreadyUsed),
-                // Fail secure: no record, no entry.
-                Err(e) => return Err(AccessError::NotRecorded(e.to_string())),
+            if claimed {
+                capability = Some(cap);
+            } else {
+                decision = Decision::refused(Refusal::AlreadyUsed);
             }
         }
     }

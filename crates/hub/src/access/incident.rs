@@ -23,6 +23,15 @@ fn machine(d: &DeliveryRow) -> Option<Delivery> {
     })
 }
 
+/// The step `input` would take delivery `d` at `now`, decided by core and not yet
+/// applied; `None` when it does not apply.
+pub fn planned(state: &AppState, d: &DeliveryRow, input: Input, now: i64) -> Option<Step> {
+    let m = machine(d)?;
+    delivery::step(&m, input, now, &state.config.delivery_limits())
+        .ok()
+        .flatten()
+}
+
 /// Apply `input` to delivery `d` at the hub's now. Returns the step taken (None when
 /// nothing changed, or another path got there first), or why a person's action does
 /// not fit the delivery's state.
