@@ -8,7 +8,7 @@
 //! restart) run in simulated time in `access_stories.rs`.
 
 mod support;
-use support::{call, eventually_on, now_ms, until_on};
+use support::{call, eventually_on, now_ms, until, until_on};
 
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, MqttOptions};
@@ -159,18 +159,17 @@ impl World {
     }
 
     async fn wait_ready(&self) {
-        until_on(
-            &self.hub().state,
-            30,
-            "lock and camera live, lock locked",
-            || async {
-                let d = self.devices().await;
-                let all_live = d
-                    .as_array()
-                    .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["liveness"] == "live"));
-                all_live && self.lock().await["bolt"] == "locked"
-            },
-        )
+        until_on(&self.hub().state, 30, "lock and camera live", || async {
+            let d = self.devices().await;
+            d.as_array()
+                .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["liveness"] == "live"))
+        })
+        .await;
+        // A lock's state report changes its bolt without any announcement (only its
+        // liveness and its event records are announced): re-checked on an interval.
+        until(10, "lock locked", || async {
+            self.lock().await["bolt"] == "locked"
+        })
         .await;
     }
 

@@ -369,7 +369,7 @@ async fn owner_remote_and_guest_access() {
     let (s, d) = guest_unlock(&sim, json!(secret)).await;
     assert_eq!((s, d["allowed"].clone()), (200, json!(true)), "{d}");
     let token = unlock_for(&sim.downlinks(), &lock).expect("the guest's token sent");
-    assert_eq!(token["camera_waived"].is_string(), true, "{token}");
+    assert!(token["camera_waived"].is_string(), "{token}");
     bolt_retracts(&sim, &mut f.door).await;
     door_opens(&sim, &mut f.door).await;
     f.run(&mut sim, 300).await;

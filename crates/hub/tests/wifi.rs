@@ -495,12 +495,18 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
         .as_str()
         .unwrap()
         .to_owned();
-    let rows = hub
-        .state
-        .store
-        .wifi_attacks(&owner_id, &home_id, 10)
-        .await
-        .unwrap();
+    // The row is written after the alert and the timeline entry, and nothing announces
+    // it: re-checked on an interval until it is closed (or the deadline).
+    let rows = eventually(10, "the evidence row closed", || async {
+        let rows = hub
+            .state
+            .store
+            .wifi_attacks(&owner_id, &home_id, 10)
+            .await
+            .unwrap();
+        rows.iter().all(|r| !r.ongoing).then_some(rows)
+    })
+    .await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let r = &rows[0];
     assert!(!r.ongoing);

@@ -121,10 +121,11 @@ where
         match woken {
             Ok(true) => {}
             Ok(false) => panic!("the hub stopped while waiting for: {what}"),
-            Err(_) => match f().await {
-                Some(v) => return v,
-                None => panic!("timed out waiting for: {what}"),
-            },
+            // No last look: a condition that came true unannounced must fail here, not
+            // pass silently after the whole deadline.
+            Err(_) => {
+                panic!("timed out waiting for: {what} (nothing the hub announced made it true)")
+            }
         }
     }
 }
