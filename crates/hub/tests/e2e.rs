@@ -87,6 +87,8 @@ impl TestDevice {
         let c2 = client.clone();
         let down = threshold_proto::topic::downlink(prefix, &key.device_id());
         tokio::spawn(async move {
+            // Until the connection is gone (the test drops the device or stops the hub
+            // and its broker).
             loop {
                 match el.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -101,7 +103,7 @@ impl TestDevice {
                         let _ = tx.send(p.payload.to_vec());
                     }
                     Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(_) => break,
                 }
             }
         });
@@ -444,7 +446,7 @@ async fn story(cfg: HubConfig) {
         "text is stored as given; escaping is the viewer's job"
     );
     let first = dev.heartbeat().await;
-    until(10, "camera live", || {
+    until_on(&hub.state, 10, "camera live", || {
         let (u, o) = (dev_url.clone(), owner.clone());
         async move { call("GET", u, Some(&o), None).await.1["liveness"] == "live" }
     })
@@ -575,7 +577,7 @@ async fn story(cfg: HubConfig) {
         "a malformed record is kept and acknowledged too"
     );
     let tl_url = format!("{base}/api/v1/homes/{home_id}/timeline");
-    until(10, "gap on the timeline", || {
+    until_on(&hub.state, 10, "gap on the timeline", || {
         let (u, o) = (tl_url.clone(), owner.clone());
         async move {
             call("GET", u, Some(&o), None)
@@ -594,7 +596,7 @@ async fn story(cfg: HubConfig) {
     );
 
     // Silence: live turns stale, then offline.
-    until(10, "camera offline after silence", || {
+    until_on(&hub.state, 10, "camera offline after silence", || {
         let (u, o) = (dev_url.clone(), owner.clone());
         async move { call("GET", u, Some(&o), None).await.1["liveness"] == "offline" }
     })
@@ -705,7 +707,7 @@ async fn restart_story(cfg: HubConfig) {
                 .await,
         );
     }
-    until(10, "lock live and locked", || {
+    until_on(&hub.state, 10, "lock live and locked", || {
         let (u, o) = (dev_url.clone(), owner.clone());
         async move {
             let d = call("GET", u, Some(&o), None).await.1;
@@ -777,7 +779,7 @@ async fn restart_story(cfg: HubConfig) {
     dev.seq = 5;
     dev.send(Kind::State, serde_json::to_vec(&st).unwrap())
         .await;
-    until(10, "live again after a fresh message", || {
+    until_on(&hub.state, 10, "live again after a fresh message", || {
         let (u, o) = (dev_url.clone(), owner.clone());
         async move { call("GET", u, Some(&o), None).await.1["liveness"] == "live" }
     })

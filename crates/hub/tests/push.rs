@@ -268,8 +268,7 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
         .await
         .expect("second push")
         .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    until(5, "subscription removed", || async {
         let (_, subs) = call(
             "GET",
             format!("{base}/api/v1/push/subscriptions"),
@@ -277,15 +276,9 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
             None,
         )
         .await;
-        if subs.as_array().is_some_and(|a| a.is_empty()) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "subscription not removed: {subs}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        subs.as_array().is_some_and(|a| a.is_empty())
+    })
+    .await;
     status.store(201, Ordering::SeqCst);
     alert("critical", "third").await;
     assert!(

@@ -43,8 +43,6 @@ struct SupplicantPeer {
 impl SupplicantPeer {
     fn start(path: &Path, gap: Duration) -> SupplicantPeer {
         let sock = UnixDatagram::bind(path).expect("bind peer socket");
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
         let attached = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let (script_tx, script_rx) = mpsc::channel::<Vec<String>>();
@@ -52,7 +50,19 @@ impl SupplicantPeer {
         let thread = std::thread::spawn(move || {
             let mut client: Option<PathBuf> = None;
             let mut buf = [0u8; 4096];
+            // Script events still to send, and when the next one is due: a real
+            // supplicant reports them `gap` apart, so they are paced by the deadline
+            // the socket's receive waits for (no sleep).
+            let mut pending: std::collections::VecDeque<String> = Default::default();
+            let mut due = std::time::Instant::now();
             while !s.load(Ordering::Relaxed) {
+                let wait = if pending.is_empty() {
+                    Duration::from_millis(50)
+                } else {
+                    due.saturating_duration_since(std::time::Instant::now())
+                        .max(Duration::from_millis(1))
+                };
+                sock.set_read_timeout(Some(wait)).unwrap();
                 if let Ok((n, from)) = sock.recv_from(&mut buf) {
                     let Some(from) = from.as_pathname().map(Path::to_path_buf) else {
                         continue;
@@ -75,12 +85,17 @@ impl SupplicantPeer {
                     let _ = sock.send_to(reply.as_bytes(), &from);
                 }
                 if let Ok(script) = script_rx.try_recv() {
-                    for ev in script {
-                        if let Some(c) = &client {
-                            let _ = sock.send_to(ev.as_bytes(), c);
-                        }
-                        std::thread::sleep(gap);
+                    if pending.is_empty() {
+                        due = std::time::Instant::now();
                     }
+                    pending.extend(script);
+                }
+                if !pending.is_empty() && std::time::Instant::now() >= due {
+                    let ev = pending.pop_front().unwrap();
+                    if let Some(c) = &client {
+                        let _ = sock.send_to(ev.as_bytes(), c);
+                    }
+                    due += gap;
                 }
             }
         });
@@ -302,7 +317,7 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
         (live && peer.attached.load(Ordering::Relaxed)).then_some(())
     })
     .await;
-    let camera_id = eventually(5, "camera id", || async {
+    let camera_id = eventually_on(&env.hub.state, 5, "camera id", || async {
         let d = get(format!("/api/v1/homes/{home_id}/devices")).await;
         d.as_array()
             .and_then(|a| a.iter().find(|x| x["kind"] == "camera"))
@@ -347,9 +362,12 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
     // deauthentications with reason 7, each followed by a quick reconnect.
     let attack_start = now_ms();
     cam_link.set_blocked(true);
-    let lost = eventually(10, "camera_lost_during_delivery", || async {
-        find(alerts().await, "camera_lost_during_delivery")
-    })
+    let lost = eventually_on(
+        &env.hub.state,
+        10,
+        "camera_lost_during_delivery",
+        || async { find(alerts().await, "camera_lost_during_delivery") },
+    )
     .await;
     assert_eq!(lost["severity"], "critical");
     peer.script_tx.send(disconnect_script()).unwrap();
@@ -369,7 +387,8 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
 
     // The link is back: the evidence is uploaded with the rest of the backlog.
     cam_link.set_blocked(false);
-    let wifi_alert = eventually(
+    let wifi_alert = eventually_on(
+        &env.hub.state,
         20,
         "the final wifi_attack report merged into one alert",
         || async {
@@ -430,10 +449,15 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
         .starts_with("Camera Hall stopped watching Front door"));
 
     // The timeline: the attack at its start, tied to the outage and the delivery.
-    let tl = eventually(10, "wifi_attack on the timeline", || async {
-        let t = timeline().await;
-        find(t, "wifi_attack").filter(|t| t["detail"]["ongoing"] == false)
-    })
+    let tl = eventually_on(
+        &env.hub.state,
+        10,
+        "wifi_attack on the timeline",
+        || async {
+            let t = timeline().await;
+            find(t, "wifi_attack").filter(|t| t["detail"]["ongoing"] == false)
+        },
+    )
     .await;
     assert_eq!(tl["time_ms"], start_ms);
     assert_eq!(tl["device_id"], camera_id.as_str());
@@ -471,12 +495,18 @@ async fn deauth_attack_during_a_delivery_is_named_and_tied_to_the_camera_outage(
         .as_str()
         .unwrap()
         .to_owned();
-    let rows = hub
-        .state
-        .store
-        .wifi_attacks(&owner_id, &home_id, 10)
-        .await
-        .unwrap();
+    // The row is written after the alert and the timeline entry, and nothing announces
+    // it: re-checked on an interval until it is closed (or the deadline).
+    let rows = eventually(10, "the evidence row closed", || async {
+        let rows = hub
+            .state
+            .store
+            .wifi_attacks(&owner_id, &home_id, 10)
+            .await
+            .unwrap();
+        rows.iter().all(|r| !r.ongoing).then_some(rows)
+    })
+    .await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let r = &rows[0];
     assert!(!r.ongoing);
@@ -537,23 +567,31 @@ async fn wifi_sensor_evidence_explains_a_later_offline_notice() {
 
     // The jammer cuts the camera off; the sensor's own link stays up.
     cam_link.set_blocked(true);
-    eventually(10, "the camera's outage on the timeline", || async {
-        let tl = env.timeline().await;
-        tl.as_array()
-            .and_then(|a| {
-                a.iter().find(|t| {
-                    t["kind"] == "liveness"
-                        && t["device_id"] == camera_id.as_str()
-                        && t["detail"]["from"] == "live"
+    eventually_on(
+        &env.hub.state,
+        10,
+        "the camera's outage on the timeline",
+        || async {
+            let tl = env.timeline().await;
+            tl.as_array()
+                .and_then(|a| {
+                    a.iter().find(|t| {
+                        t["kind"] == "liveness"
+                            && t["device_id"] == camera_id.as_str()
+                            && t["detail"]["from"] == "live"
+                    })
                 })
-            })
-            .map(|_| ())
-    })
+                .map(|_| ())
+        },
+    )
     .await;
     peer.script_tx.send(disconnect_script()).unwrap();
-    let first = eventually(10, "wifi_attack alert from the sensor", || async {
-        find(env.alerts().await, "wifi_attack")
-    })
+    let first = eventually_on(
+        &env.hub.state,
+        10,
+        "wifi_attack alert from the sensor",
+        || async { find(env.alerts().await, "wifi_attack") },
+    )
     .await;
     assert_eq!(first["severity"], "warning", "no delivery: {first}");
     assert_eq!(first["device_id"], camera_id.as_str());
@@ -569,7 +607,7 @@ async fn wifi_sensor_evidence_explains_a_later_offline_notice() {
     );
 
     // The offline notice comes after the grace period, and is explained at once.
-    let offline = eventually(20, "device_offline explained", || async {
+    let offline = eventually_on(&env.hub.state, 20, "device_offline explained", || async {
         find(env.alerts().await, "device_offline").filter(|a| {
             a["message"]
                 .as_str()
@@ -589,7 +627,8 @@ async fn wifi_sensor_evidence_explains_a_later_offline_notice() {
 
     // The camera comes back: the outage's end is recorded with the attack.
     cam_link.set_blocked(false);
-    let tl = eventually(
+    let tl = eventually_on(
+        &env.hub.state,
         20,
         "outage end on the wifi_attack timeline entry",
         || async {

@@ -24,6 +24,11 @@ pub struct Dev {
     pub frame_age_ms: i64,
     pub bolt: Option<BoltState>,
     pub door: Option<DoorState>,
+    /// Its link is cut (a jammer, a hub that is down): it keeps working, but nothing it
+    /// sends arrives. Its event records wait in its log (the outbox) and are uploaded
+    /// when the link returns; its periodic messages and state reports are lost.
+    pub link_down: bool,
+    backlog: Vec<threshold_proto::SignedMessage>,
     shade: u8,
 }
 
@@ -43,6 +48,8 @@ impl Dev {
             frame_age_ms: 60,
             bolt,
             door,
+            link_down: false,
+            backlog: Vec::new(),
             shade: 0,
         }
     }
@@ -53,7 +60,7 @@ impl Dev {
 
     /// Its periodic message at hub time `now`, unless dark.
     async fn beat(&mut self, sim: &Sim, now: i64) {
-        if self.dark {
+        if self.dark || self.link_down {
             return;
         }
         let t = now + self.skew_ms;
@@ -69,18 +76,55 @@ impl Dev {
         let _ = sim.deliver(&m).await;
     }
 
-    /// A record of its event log, signed now (device clock).
+    /// A record of its event log, signed now (device clock); kept for later while its
+    /// link is down.
     pub async fn event(&mut self, sim: &Sim, event_type: &str) {
-        let t = sim.now() + self.skew_ms;
-        let m = self.sim.event(t, event_type, json!({}));
-        sim.deliver(&m).await.expect("event accepted");
+        self.event_with(sim, event_type, json!({})).await
     }
 
-    /// A state report now, with the device's current bolt and door.
+    /// A record of its event log with a detail, signed now (device clock).
+    pub async fn event_with(&mut self, sim: &Sim, event_type: &str, detail: Value) {
+        let t = sim.now() + self.skew_ms;
+        let m = self.sim.event(t, event_type, detail);
+        if self.link_down {
+            self.backlog.push(m);
+        } else {
+            sim.deliver(&m).await.expect("event accepted");
+        }
+    }
+
+    /// A state report now, with the device's current bolt and door (lost while its
+    /// link is down).
     pub async fn report(&mut self, sim: &Sim) {
+        if self.link_down {
+            return;
+        }
         let t = sim.now() + self.skew_ms;
         let m = self.sim.state(t, self.bolt, self.door);
         sim.deliver(&m).await.expect("state accepted");
+    }
+
+    /// Its link is cut.
+    pub fn cut(&mut self) {
+        self.link_down = true;
+    }
+
+    /// Its link is back: the log it kept meanwhile is uploaded in order (the hub learns
+    /// of those events late, each signed when it happened), then it reports its state
+    /// afresh, as a reconnecting agent does.
+    pub async fn restore(&mut self, sim: &Sim) {
+        self.link_down = false;
+        for m in std::mem::take(&mut self.backlog) {
+            sim.deliver(&m).await.expect("logged event accepted");
+        }
+        if self.kind != "camera" {
+            self.report(sim).await;
+        }
+    }
+
+    /// How many event records wait for the link.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.len()
     }
 }
 
@@ -294,4 +338,196 @@ pub async fn bolt_throws(sim: &Sim, kit: &mut DoorKit) {
     kit.lock.event(sim, "relocked").await;
     kit.lock.event(sim, "bolt_locked").await;
     kit.lock.report(sim).await;
+}
+
+/// A flat for story tests in simulated time: an owner, two couriers, a dispatcher the
+/// owner trusts, and a home with one door whose lock and camera are all its devices
+/// (as the real-agent tests furnish it), so the home-level lock endpoints apply.
+pub struct Flat {
+    pub owner: String,
+    pub owner_id: String,
+    pub courier: String,
+    pub courier_id: String,
+    pub courier2: String,
+    pub dispatcher: String,
+    pub home: String,
+    pub door: DoorKit,
+}
+
+impl Flat {
+    pub async fn new(sim: &Sim) -> Flat {
+        let (owner_id, owner) = sim.user(Role::Owner, "olivia").await;
+        let (courier_id, courier) = sim.user(Role::Courier, "carl").await;
+        let (_, courier2) = sim.user(Role::Courier, "cora").await;
+        let (dispatcher_id, dispatcher) = sim.user(Role::Dispatcher, "dora").await;
+        let home = sim.home(&owner, "Flat 3").await;
+        let door = sim.door(&owner, &home, "Front door").await;
+        let lock = sim
+            .pair(&owner, &home, "lock", "lock", Some(door.as_str()))
+            .await;
+        let camera = sim
+            .pair(&owner, &home, "camera", "camera", Some(door.as_str()))
+            .await;
+        let (s, b) = sim
+            .http(
+                "PUT",
+                &format!("/api/v1/homes/{home}/merchants/{dispatcher_id}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        Flat {
+            owner,
+            owner_id,
+            courier,
+            courier_id,
+            courier2,
+            dispatcher,
+            home,
+            door: DoorKit {
+                id: door,
+                lock: Dev::new(lock, "lock"),
+                contact: None,
+                camera: Dev::new(camera, "camera"),
+            },
+        }
+    }
+
+    /// Let `ms` pass with the devices reporting every 250 ms (see [`House::run`]).
+    pub async fn run(&mut self, sim: &mut Sim, ms: i64) {
+        let mut left = ms;
+        while left > 0 {
+            let now = sim.now();
+            self.door.lock.beat(sim, now).await;
+            self.door.camera.beat(sim, now).await;
+            let step = left.min(250);
+            sim.advance(step).await;
+            left -= step;
+        }
+    }
+
+    /// A delivery for the courier, window around now; returns its id.
+    pub async fn delivery(&self, sim: &Sim, parcel: &str) -> String {
+        let now = sim.now();
+        let (s, d) = sim
+            .http(
+                "POST",
+                "/api/v1/deliveries",
+                Some(&self.dispatcher),
+                Some(json!({"home_id": self.home, "courier_id": self.courier_id,
+                    "window_start_ms": now - 60_000, "window_end_ms": now + 3_600_000,
+                    "parcel_ref": parcel})),
+            )
+            .await;
+        assert_eq!(s, 201, "{d}");
+        d["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The courier at the door asks to enter; returns the decision.
+    pub async fn enter(&self, sim: &Sim, delivery: &str, parcel: &str) -> Value {
+        let (s, b) = sim
+            .http(
+                "POST",
+                &format!("/api/v1/deliveries/{delivery}/entry"),
+                Some(&self.courier),
+                Some(json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": parcel})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b
+    }
+
+    /// GET a delivery as `who`.
+    pub async fn get_delivery(&self, sim: &Sim, who: &str, delivery: &str) -> (u16, Value) {
+        sim.http(
+            "GET",
+            &format!("/api/v1/deliveries/{delivery}"),
+            Some(who),
+            None,
+        )
+        .await
+    }
+
+    pub async fn delivery_state(&self, sim: &Sim, delivery: &str) -> String {
+        let (s, b) = self.get_delivery(sim, &self.owner, delivery).await;
+        assert_eq!(s, 200, "{b}");
+        b["state"].as_str().unwrap_or("").to_owned()
+    }
+
+    /// The courier says it is delivered.
+    pub async fn delivered(&self, sim: &Sim, delivery: &str) -> (u16, Value) {
+        sim.http(
+            "POST",
+            &format!("/api/v1/deliveries/{delivery}/delivered"),
+            Some(&self.courier),
+            None,
+        )
+        .await
+    }
+
+    /// The home's lock as the owner's app shows it.
+    pub async fn lock(&self, sim: &Sim) -> Value {
+        let (s, b) = sim
+            .http(
+                "GET",
+                &format!("/api/v1/homes/{}/lock", self.home),
+                Some(&self.owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b
+    }
+
+    /// The owner's alerts, newest first.
+    pub async fn alerts(&self, sim: &Sim) -> Vec<Value> {
+        let (s, b) = sim
+            .http("GET", "/api/v1/alerts", Some(&self.owner), None)
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The kinds of the owner's alerts, oldest first.
+    pub async fn alert_kinds(&self, sim: &Sim) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .alerts(sim)
+            .await
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap_or("").to_owned())
+            .collect();
+        v.reverse();
+        v
+    }
+
+    /// The home's timeline, newest first.
+    pub async fn timeline(&self, sim: &Sim) -> Vec<Value> {
+        let (s, b) = sim
+            .http(
+                "GET",
+                &format!("/api/v1/homes/{}/timeline?limit=500", self.home),
+                Some(&self.owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b.as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn count_timeline(&self, sim: &Sim, kind: &str) -> usize {
+        self.timeline(sim)
+            .await
+            .iter()
+            .filter(|t| t["kind"] == kind)
+            .count()
+    }
+}
+
+/// An alert's evidence as JSON (the API returns it parsed; accept a string too).
+pub fn evidence(a: &Value) -> Value {
+    match &a["evidence"] {
+        Value::String(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        v => v.clone(),
+    }
 }

@@ -6,19 +6,25 @@
 //! owner's webhook receiver (a real HTTP server verifying Standard Webhooks
 //! signatures) watch the whole time.
 //!
+//! Every wait is on something the system announces (the hub's event bus and live
+//! frames, the viewer's messages, the simulated home's bolt), with a deadline; nothing
+//! sleeps.
+//!
 //! Timing: the hub runs with `live_window_ms = 1000` (the default). The alert must come
 //! within 1.5 s of the last frame the hub received; detection happens when the live
 //! window runs out after the last frame's capture, plus one monitor tick (50 ms) and
 //! the alert path.
 //!
-//! Outage length: the issue says 20 s; this test cuts the camera for 6 s. What is being
+//! Outage length: the issue says 20 s; this test cuts the camera for 6 s, measured on
+//! the hub's own clock as stamped on its messages to the owner's viewer (a status at
+//! least every 500 ms wakes the test; no test timer). What is being
 //! proved (alert latency, no LIVE during the outage, refusal, two door openings while
 //! jammed, backlog recovered without gaps) does not depend on the length beyond the
 //! few seconds the door sequence takes, and the suite shares two cores with other
 //! builders. Set THRESHOLD_CAMERA_OUTAGE_S=20 to run the issue's full length.
 
 mod support;
-use support::{call, call_raw, now_ms, until};
+use support::{call, call_raw, eventually_on, now_ms, until_on};
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -34,8 +40,6 @@ use threshold_hub::HubConfig;
 use threshold_proto::body::BoltState;
 use threshold_store::testing;
 use tokio::sync::watch;
-
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn config(dir: &Path, external_mqtt: bool) -> HubConfig {
     HubConfig {
@@ -179,7 +183,7 @@ impl World {
             stops: vec![lstop, cstop],
             _dirs: vec![hub_dir, lock_dir, cam_dir],
         };
-        until(30, "lock and camera live", || async {
+        until_on(&w.hub().state, 30, "lock and camera live", || async {
             let d = w.devices().await;
             d.as_array()
                 .is_some_and(|a| a.len() == 2 && a.iter().all(|x| x["liveness"] == "live"))
@@ -196,6 +200,45 @@ impl World {
             .unwrap()
             .to_owned();
         w
+    }
+
+    fn hub(&self) -> &threshold_hub::Hub {
+        self.hub.as_ref().unwrap()
+    }
+
+    /// How many of the lock's `event_type` records the hub has stored.
+    async fn lock_logged(&self, event_type: &str) -> usize {
+        let lock = self
+            .devices()
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["kind"] == "lock")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let owner_id = call(
+            "GET",
+            format!("{}/api/v1/me", self.base),
+            Some(&self.owner),
+            None,
+        )
+        .await
+        .1["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.hub()
+            .state
+            .store
+            .device_events(&owner_id, &lock, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.event_type == event_type)
+            .count()
     }
 
     async fn devices(&self) -> Value {
@@ -285,7 +328,13 @@ fn rd(b: &[u8], at: usize) -> u32 {
 /// Viewer messages: (type, verdict, age_ms, time_ms).
 type Seen = Arc<Mutex<Vec<(String, String, Option<i64>, i64)>>>;
 
-async fn open_viewer(base: &str, token: &str, camera: &str) -> Seen {
+/// The owner's live view of `camera`: what it was told, and a count of its messages
+/// that changes with each one (so a test can wait for the next message).
+async fn open_viewer(
+    base: &str,
+    token: &str,
+    camera: &str,
+) -> (Seen, tokio::sync::watch::Receiver<usize>) {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let url = format!(
         "{}/api/v1/devices/{camera}/live",
@@ -297,6 +346,7 @@ async fn open_viewer(base: &str, token: &str, camera: &str) -> Seen {
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let seen: Seen = Arc::default();
     let s = seen.clone();
+    let (count_tx, count) = tokio::sync::watch::channel(0usize);
     tokio::spawn(async move {
         while let Some(Ok(m)) = ws.next().await {
             if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
@@ -318,10 +368,11 @@ async fn open_viewer(base: &str, token: &str, camera: &str) -> Seen {
                     v["age_ms"].as_i64(),
                     v["time_ms"].as_i64().unwrap_or(0),
                 ));
+                count_tx.send_modify(|n| *n += 1);
             }
         }
     });
-    seen
+    (seen, count)
 }
 
 async fn attack(w: World) {
@@ -344,8 +395,8 @@ async fn attack(w: World) {
     let hook_id = hook["id"].as_str().unwrap().to_owned();
 
     // Live viewer from the start.
-    let seen = open_viewer(&w.base, &w.owner, &w.camera_id).await;
-    until(10, "viewer sees live frames", || async {
+    let (seen, viewer_count) = open_viewer(&w.base, &w.owner, &w.camera_id).await;
+    until_on(&w.hub().state, 10, "viewer sees live frames", || async {
         seen.lock()
             .unwrap()
             .iter()
@@ -386,7 +437,7 @@ async fn attack(w: World) {
             .await
     );
     // Recording is running with live frames.
-    until(10, "recording has live frames", || async {
+    until_on(&w.hub().state, 10, "recording has live frames", || async {
         w.recording(&id).await["frames"]
             .as_array()
             .is_some_and(|f| f.len() >= 5)
@@ -396,14 +447,16 @@ async fn attack(w: World) {
     // The attack: the camera's link is cut; it keeps capturing.
     let cut_at = now_ms();
     w.cam_link.set_blocked(true);
-    // API view during the outage, sampled by a background poller.
+    // API view during the outage, sampled by a background task each time the viewer
+    // is told something (a status at least every 500 ms).
     let api_seen: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
-    let stop_poll = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop_poll, mut stop_rx) = tokio::sync::watch::channel(false);
     let poller = {
         let (base, owner, cam) = (w.base.clone(), w.owner.clone(), w.camera_id.clone());
-        let (api_seen, stop_poll) = (api_seen.clone(), stop_poll.clone());
+        let api_seen = api_seen.clone();
+        let mut told = viewer_count.clone();
         tokio::spawn(async move {
-            while !stop_poll.load(std::sync::atomic::Ordering::SeqCst) {
+            loop {
                 let (s, d) = call(
                     "GET",
                     format!("{base}/api/v1/devices/{cam}"),
@@ -416,27 +469,21 @@ async fn attack(w: World) {
                     .lock()
                     .unwrap()
                     .push((d["liveness"].as_str().unwrap_or("").to_owned(), now_ms()));
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::select! {
+                    r = told.changed() => if r.is_err() { break },
+                    _ = stop_rx.changed() => break,
+                }
             }
         })
     };
     // The alert, within 1.5 s of the last frame the hub received.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let alert = loop {
-        if let Some(a) = w
-            .alerts()
+    let alert = eventually_on(&w.hub().state, 5, "camera_lost alert", || async {
+        w.alerts()
             .await
             .into_iter()
             .find(|a| a["kind"] == "camera_lost_during_delivery")
-        {
-            break a;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no camera_lost alert"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     assert_eq!(alert["severity"], "critical", "{alert}");
     assert_eq!(alert["delivery_id"], id.as_str(), "{alert}");
     let ev: Value = match &alert["evidence"] {
@@ -471,43 +518,55 @@ async fn attack(w: World) {
         "relocked on the hub's command"
     );
     // The courier's second entry: the door forced open and closed twice while the
-    // camera is jammed.
-    w.sim.force_door_open();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    w.sim.close_door();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    w.sim.force_door_open();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    w.sim.close_door();
-    let elapsed = (now_ms() - cut_at).max(0) as u64;
-    tokio::time::sleep(Duration::from_millis(
-        (outage_s * 1000).saturating_sub(elapsed),
-    ))
-    .await;
+    // camera is jammed; each move waits until the hub has heard of the one before.
+    for _ in 0..2 {
+        for (opening, event) in [(true, "door_opened"), (false, "door_closed")] {
+            let before = w.lock_logged(event).await;
+            if opening {
+                w.sim.force_door_open();
+            } else {
+                w.sim.close_door();
+            }
+            until_on(
+                &w.hub().state,
+                10,
+                &format!("the hub heard {event}"),
+                || async { w.lock_logged(event).await > before },
+            )
+            .await;
+        }
+    }
+    // The outage lasts `outage_s` from the cut, as the hub's own clock on its messages
+    // to the viewer tells (it sends a status at least every 500 ms).
+    let mut told = viewer_count.clone();
+    let outage_over = || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, _, _, t)| *t >= cut_at + outage_s as i64 * 1000)
+    };
+    tokio::time::timeout(Duration::from_secs(outage_s * 2 + 10), async {
+        while !outage_over() {
+            told.changed().await.expect("the viewer is open");
+        }
+    })
+    .await
+    .expect("the viewer is told at least every 500 ms");
     let restored_at = now_ms();
     w.cam_link.set_blocked(false);
 
     // After reconnect: the outage frames are in the recording, recovered, no gaps.
-    let mut rec;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        rec = w.recording(&id).await;
+    let rec = eventually_on(&w.hub().state, 30, "recording recovered", || async {
+        let rec = w.recording(&id).await;
         let cam = &rec["cameras"][0];
         let frames = rec["frames"].as_array().cloned().unwrap_or_default();
         let covered = frames.iter().any(|f| {
             f["recovered"] == true && f["capture_ms"].as_i64().unwrap() >= restored_at - 1000
         });
         let gapless = cam["gaps"].as_array().is_some_and(|g| g.is_empty());
-        if covered && gapless {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "recording not recovered: {}",
-            serde_json::to_string(&rec["cameras"]).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        (covered && gapless).then_some(rec)
+    })
+    .await;
     let frames = rec["frames"].as_array().unwrap().clone();
     let last_live_before = frames
         .iter()
@@ -541,8 +600,8 @@ async fn attack(w: World) {
 
     // No API response and no viewer message during the outage said live once the hub
     // could know (after the alert) — and nothing ever said live about an old frame.
-    stop_poll.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = poller.await;
+    let _ = stop_poll.send(true);
+    poller.await.expect("the API sampler");
     for (l, t) in api_seen.lock().unwrap().iter() {
         if *t >= detected && *t < restored_at {
             assert_ne!(l, "live", "API said live at {t} during the outage");
@@ -578,16 +637,22 @@ async fn attack(w: World) {
     }
 
     // The timeline shows both door openings.
-    until(10, "both door openings on the timeline", || async {
-        w.timeline()
-            .await
-            .iter()
-            .filter(|t| {
-                t["kind"] == "device.door_opened" && t["time_ms"].as_i64().unwrap_or(0) >= cut_at
-            })
-            .count()
-            >= 2
-    })
+    until_on(
+        &w.hub().state,
+        10,
+        "both door openings on the timeline",
+        || async {
+            w.timeline()
+                .await
+                .iter()
+                .filter(|t| {
+                    t["kind"] == "device.door_opened"
+                        && t["time_ms"].as_i64().unwrap_or(0) >= cut_at
+                })
+                .count()
+                >= 2
+        },
+    )
     .await;
 
     // The clip: one frame as JPEG, the whole as an AVI whose header we parse.
@@ -673,13 +738,17 @@ async fn attack(w: World) {
     )
     .await;
     assert_eq!(dv["state"], "ended_after_camera_loss", "{dv}");
-    until(20, "recording closed after the session", || async {
-        w.recording(&id).await["ends_ms"].as_i64().is_some()
-    })
+    until_on(
+        &w.hub().state,
+        20,
+        "recording closed after the session",
+        || async { w.recording(&id).await["ends_ms"].as_i64().is_some() },
+    )
     .await;
 
     // The webhook: retried after the receiver's 500, signed per Standard Webhooks.
-    until(
+    until_on(
+        &w.hub().state,
         15,
         "camera_lost webhook delivered after a retry",
         || async {
@@ -734,7 +803,6 @@ async fn attack(w: World) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn camera_jammed_mid_delivery_embedded_sqlite() {
-    let _g = SERIAL.lock().await;
     let dir = testing::TempDir::new("cam-hub").unwrap();
     let w = World::start(config(dir.path(), false), dir).await;
     attack(w).await;
@@ -744,7 +812,6 @@ async fn camera_jammed_mid_delivery_embedded_sqlite() {
 /// THRESHOLD_REQUIRE_SERVICES=1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn camera_jammed_mid_delivery_mosquitto() {
-    let _g = SERIAL.lock().await;
     if !support::mosquitto_up() {
         return;
     }
@@ -756,7 +823,6 @@ async fn camera_jammed_mid_delivery_mosquitto() {
 /// Bad input on the new endpoints: JSON errors, never a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn media_and_webhook_endpoints_refuse_bad_input() {
-    let _g = SERIAL.lock().await;
     let dir = testing::TempDir::new("cam-bad").unwrap();
     let w = World::start(config(dir.path(), false), dir).await;
     let b = &w.base;
@@ -910,7 +976,6 @@ async fn media_and_webhook_endpoints_refuse_bad_input() {
 /// Retention by size: the oldest stored frames go first, files and rows alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn media_retention_deletes_oldest_beyond_size() {
-    let _g = SERIAL.lock().await;
     let dir = testing::TempDir::new("cam-ret").unwrap();
     let mut cfg = config(dir.path(), false);
     cfg.media_max_bytes = 30_000;
@@ -948,18 +1013,11 @@ async fn media_retention_deletes_oldest_beyond_size() {
             .map(|f| f["bytes"].as_i64().unwrap())
             .sum()
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let before = loop {
+    let before = eventually_on(&w.hub().state, 20, "enough recorded", || async {
         let r = w.recording(&id).await;
-        if total(&r) > 60_000 {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not enough recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        (total(&r) > 60_000).then_some(r)
+    })
+    .await;
     let state = &w.hub.as_ref().unwrap().state;
     let deleted = threshold_hub::media::recording::retention(state)
         .await
