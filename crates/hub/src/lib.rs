@@ -132,6 +132,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         live: media::live::LiveFrames::default(),
         recorder: media::recorder::Recorder::default(),
         webhooks: alerts::webhooks::Webhooks::default(),
+        gaps: alerts::gaps::PendingGaps::default(),
         device_mqtt_host: device_host,
         device_mqtt_port: device_port,
         hub_mqtt_password,

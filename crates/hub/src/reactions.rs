@@ -189,48 +189,20 @@ async fn on_device_event(
             format!("{name}: events {from} to {to} are missing from its log; they may arrive late");
         if kind != DeviceKind::Camera {
             // Records arrive out of order around a reconnect; alert only if the gap is
-            // still open after a grace period.
-            let (st, dev_id, home, owner) =
-                (state.clone(), msg.device, home_id.clone(), owner_id.clone());
-            let (from, to) = (*from, *to);
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    st.config.gap_alert_grace_ms.max(0) as u64,
-                ))
-                .await;
-                let still: Vec<(u64, u64)> = st
-                    .registry
-                    .with(&dev_id, |e| {
-                        e.events
-                            .missing()
-                            .ranges()
-                            .iter()
-                            .copied()
-                            .filter(|&(a, b)| a <= to && b >= from)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if still.is_empty() {
-                    return;
-                }
-                let device = dev_id.to_hex();
-                crate::alerts::raise(
-                    &st,
-                    &owner,
-                    NewAlert {
-                        home_id: &home,
-                        device_id: Some(&device),
-                        delivery_id: None,
-                        severity: "warning",
-                        kind: "sequence_gap",
-                        message: &msg_text,
-                        evidence: &json!({"from": from, "to": to, "still_missing": still})
-                            .to_string(),
-                        cause_key: None,
-                    },
-                )
-                .await;
-            });
+            // still open after a grace period (`alerts::gaps`).
+            let now = state.clock.now_ms();
+            state.gaps.add(
+                crate::alerts::gaps::PendingGap {
+                    device: msg.device,
+                    home_id: home_id.clone(),
+                    owner_id: owner_id.clone(),
+                    from: *from,
+                    to: *to,
+                    message: msg_text,
+                    due_ms: now + state.config.gap_alert_grace_ms.max(0),
+                },
+                now,
+            );
         }
     }
     on_door_event(state, &home_id, &owner_id, event_type, msg).await;

@@ -29,6 +29,8 @@ pub struct Inner {
     pub recorder: crate::media::recorder::Recorder,
     /// Outgoing webhook signals (see `webhooks`).
     pub webhooks: crate::alerts::wake::Webhooks,
+    /// Event-log gaps waiting for their grace period (`alerts::gaps`).
+    pub gaps: crate::alerts::gaps::PendingGaps,
     /// Broker address handed to devices at enrolment.
     pub device_mqtt_host: String,
     pub device_mqtt_port: u16,

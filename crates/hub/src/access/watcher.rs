@@ -6,7 +6,9 @@
 //!   (`AccessState::may_blame`);
 //! - every open delivery whose door is confirmed closed and locked is secured;
 //! - deadlines: windows that passed, limits that ran out (escalation);
-//! - owner and guest sessions past their end are closed.
+//! - owner and guest sessions past their end are closed;
+//! - gaps in a lock's or sensor's event log still open after their grace are alerted
+//!   (`alerts::gaps`).
 
 use crate::access::doors;
 use crate::access::incident::apply;
@@ -72,6 +74,7 @@ pub async fn pass(state: &AppState) {
             }
         }
     }
+    crate::alerts::gaps::raise_due(state).await;
 }
 
 /// Run [`pass`] every 250 ms until the hub stops.

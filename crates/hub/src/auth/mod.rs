@@ -7,7 +7,6 @@
 use crate::state::AppState;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use axum::http::request::Parts;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -106,32 +105,6 @@ impl Principal {
     pub fn actor(&self) -> String {
         format!("{}:{}", self.user.role.as_str(), self.user.id)
     }
-}
-
-/// The token a request carries: a bearer header, else the session cookie.
-pub fn bearer(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some(t) = h.strip_prefix("Bearer ") {
-            return Some(t.trim().to_owned());
-        }
-    }
-    let cookies = parts.headers.get_all(axum::http::header::COOKIE);
-    for c in cookies.iter().filter_map(|v| v.to_str().ok()) {
-        for kv in c.split(';') {
-            if let Some(v) = kv
-                .trim()
-                .strip_prefix(SESSION_COOKIE)
-                .and_then(|r| r.strip_prefix('='))
-            {
-                return Some(v.to_owned());
-            }
-        }
-    }
-    None
 }
 
 pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Principal, AuthError> {

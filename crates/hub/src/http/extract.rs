@@ -1,6 +1,6 @@
 //! Request extractors whose rejections are JSON API errors, and input validation.
 
-use crate::auth::{bearer, principal_from_token, AuthError, Principal};
+use crate::auth::{principal_from_token, AuthError, Principal};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
@@ -20,6 +20,32 @@ impl FromRequestParts<AppState> for Principal {
         let token = bearer(parts).ok_or(AuthError::Unauthenticated)?;
         Ok(principal_from_token(state, &token).await?)
     }
+}
+
+/// The token a request carries: a bearer header, else the session cookie.
+fn bearer(parts: &Parts) -> Option<String> {
+    if let Some(h) = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = h.strip_prefix("Bearer ") {
+            return Some(t.trim().to_owned());
+        }
+    }
+    let cookies = parts.headers.get_all(axum::http::header::COOKIE);
+    for c in cookies.iter().filter_map(|v| v.to_str().ok()) {
+        for kv in c.split(';') {
+            if let Some(v) = kv
+                .trim()
+                .strip_prefix(crate::auth::SESSION_COOKIE)
+                .and_then(|r| r.strip_prefix('='))
+            {
+                return Some(v.to_owned());
+            }
+        }
+    }
+    None
 }
 
 /// Like `axum::Json`, but malformed, mistyped or oversized bodies become
