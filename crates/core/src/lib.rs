@@ -9,6 +9,7 @@
 )]
 #![cfg_attr(test, allow(clippy::indexing_slicing, clippy::unwrap_used))]
 
+pub mod alert;
 pub mod audit;
 pub mod clock_offset;
 pub mod delivery;

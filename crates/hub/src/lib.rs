@@ -191,7 +191,8 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         .await
         .with_context(|| format!("cannot listen on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
-    let app = http::router(state.clone());
+    let push = alerts::push::start(&state);
+    let app = http::router(state.clone(), push);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let r = axum::serve(listener, app).with_graceful_shutdown(async move {

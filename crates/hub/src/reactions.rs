@@ -6,11 +6,12 @@ use crate::gateway::port::{Happening, Reacting, Reactions};
 use crate::gateway::transition::{Change, Transition};
 use crate::state::AppState;
 use serde_json::json;
+use threshold_core::alert::AlertKind;
 use threshold_core::liveness::Liveness;
 use threshold_core::record_log::Arrival;
 use threshold_proto::body::{BoltState, DeviceKind, DoorState, State};
 use threshold_proto::{DeviceId, SignedMessage};
-use threshold_store::{NewAlert, NewTimelineRow};
+use threshold_store::NewTimelineRow;
 
 pub async fn on_transition(state: &AppState, t: Transition) {
     let device = t.device.to_hex();
@@ -63,12 +64,11 @@ pub async fn on_transition(state: &AppState, t: Transition) {
             crate::alerts::raise(
                 state,
                 &t.owner_id,
-                NewAlert {
+                crate::alerts::Alert {
+                    kind: AlertKind::DeviceOffline,
                     home_id: &t.home_id,
                     device_id: Some(&device),
                     delivery_id: None,
-                    severity: "warning",
-                    kind: "device_offline",
                     message: &msg,
                     evidence: &json!({"last_fresh_ms": t.last_fresh_ms}).to_string(),
                     cause_key: None,
@@ -85,12 +85,11 @@ pub async fn on_transition(state: &AppState, t: Transition) {
             crate::alerts::raise(
                 state,
                 &t.owner_id,
-                NewAlert {
+                crate::alerts::Alert {
+                    kind: AlertKind::CameraPossiblyFrozen,
                     home_id: &t.home_id,
                     device_id: Some(&device),
                     delivery_id: None,
-                    severity: "warning",
-                    kind: "camera_possibly_frozen",
                     message: &msg,
                     evidence: "{}",
                     cause_key: None,

@@ -25,9 +25,10 @@ use crate::events::HubEvent;
 use crate::gateway::transition::{Change, Transition};
 use crate::state::AppState;
 use serde_json::{json, Map, Value};
+use threshold_core::alert::AlertKind;
 use threshold_proto::body::DeviceKind;
 use threshold_proto::SignedMessage;
-use threshold_store::{AlertRow, NewAlert, WifiAttackRow};
+use threshold_store::{AlertRow, WifiAttackRow};
 
 /// Slack around both the attack and the outage when matching them (device and hub
 /// clocks differ; the hub notices an outage up to a live window late).
@@ -483,11 +484,11 @@ async fn apply(
         None => Vec::new(),
     };
     let delivery_id = delivery_of(state, &r.home_id, &explained).await;
-    let severity = if delivery_id.is_some() {
-        "critical"
-    } else {
-        "warning"
-    };
+    let severity = AlertKind::WifiAttack {
+        during_delivery: delivery_id.is_some(),
+    }
+    .severity()
+    .as_str();
     let particulars = a.particulars();
     let message = match &outage {
         Some(o) => format!(
@@ -546,12 +547,13 @@ async fn apply(
             alert_id = crate::alerts::raise(
                 state,
                 &r.owner_id,
-                NewAlert {
+                crate::alerts::Alert {
+                    kind: AlertKind::WifiAttack {
+                        during_delivery: delivery_id.is_some(),
+                    },
                     home_id: &r.home_id,
                     device_id: Some(&alert_device),
                     delivery_id: delivery_id.as_deref(),
-                    severity,
-                    kind: "wifi_attack",
                     message: &message,
                     evidence: &evidence.to_string(),
                     cause_key: Some(&format!("wifi_attack:{attack_id}")),

@@ -23,8 +23,10 @@ use sha2::Sha256;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use threshold_core::alert::AlertKind;
+use threshold_core::delivery::Alert;
 use threshold_hub::HubConfig;
-use threshold_store::{testing, NewAlert};
+use threshold_store::testing;
 use tokio::sync::mpsc;
 
 type Received = (HeaderMap, Vec<u8>);
@@ -217,19 +219,18 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
     .await;
     assert_eq!(s, 201, "{b}");
 
-    let alert = |severity: &'static str, message: &'static str| {
+    let alert = |kind: AlertKind, message: &'static str| {
         let st = hub.state.clone();
         let (owner_id, home_id) = (owner_row.id.clone(), home_id.clone());
         async move {
             threshold_hub::alerts::raise(
                 &st,
                 &owner_id,
-                NewAlert {
+                threshold_hub::alerts::Alert {
+                    kind,
                     home_id: &home_id,
                     device_id: None,
                     delivery_id: None,
-                    severity,
-                    kind: "camera_lost_during_delivery",
                     message,
                     evidence: "{}",
                     cause_key: None,
@@ -240,8 +241,12 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
     };
 
     // A warning is not pushed; a critical alert is, within a second or so.
-    alert("warning", "just a warning").await;
-    alert("critical", "Camera <Hall> went offline during a delivery").await;
+    alert(AlertKind::SequenceGap, "just a warning").await;
+    alert(
+        AlertKind::Delivery(Alert::CameraLostDuringDelivery),
+        "Camera <Hall> went offline during a delivery",
+    )
+    .await;
     let (headers, body) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("push arrived")
@@ -263,7 +268,11 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
 
     // A subscription the push service says is gone is removed.
     status.store(410, Ordering::SeqCst);
-    alert("critical", "second").await;
+    alert(
+        AlertKind::Delivery(Alert::CameraLostDuringDelivery),
+        "second",
+    )
+    .await;
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("second push")
@@ -280,7 +289,11 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
     })
     .await;
     status.store(201, Ordering::SeqCst);
-    alert("critical", "third").await;
+    alert(
+        AlertKind::Delivery(Alert::CameraLostDuringDelivery),
+        "third",
+    )
+    .await;
     assert!(
         tokio::time::timeout(Duration::from_millis(700), rx.recv())
             .await

@@ -8,10 +8,11 @@ use crate::access::unlock;
 use crate::events::HubEvent;
 use crate::state::AppState;
 use serde_json::json;
+use threshold_core::alert::AlertKind;
 use threshold_core::delivery::{
     self, Alert, Delivery, DeliveryState, Effect, Input, Invalid, Step,
 };
-use threshold_store::{DeliveryRow, NewAlert};
+use threshold_store::DeliveryRow;
 
 /// The machine's view of a stored delivery.
 fn machine(d: &DeliveryRow) -> Option<Delivery> {
@@ -177,21 +178,12 @@ fn alert_text(
     door: Option<&Door>,
     camera: Option<&str>,
     limits_ms: (i64, i64),
-) -> (String, &'static str) {
+) -> String {
     let name = door.map(|d| d.name.as_str()).unwrap_or("the door");
     match a {
-        Alert::CameraLostDuringDelivery => (
-            format!("Camera {} stopped watching {name} during a delivery. The courier was told to leave; the door will not unlock again for this delivery, and the lock is told to relock as soon as the door is closed.", camera.unwrap_or("?")),
-            "critical",
-        ),
-        Alert::DoorMayBeUnlocked => (
-            format!("{name} may be unlocked: after the camera was lost during a delivery, no fresh signed report confirmed it closed and locked within {} s. The lock was told to lock again.", limits_ms.1 / 1000),
-            "critical",
-        ),
-        Alert::SessionNotSecured => (
-            format!("The delivery could not be confirmed closed and locked within {} s of being marked delivered: {name} may be open or unlocked. The lock was told to lock.", limits_ms.0 / 1000),
-            "critical",
-        ),
+        Alert::CameraLostDuringDelivery => format!("Camera {} stopped watching {name} during a delivery. The courier was told to leave; the door will not unlock again for this delivery, and the lock is told to relock as soon as the door is closed.", camera.unwrap_or("?")),
+        Alert::DoorMayBeUnlocked => format!("{name} may be unlocked: after the camera was lost during a delivery, no fresh signed report confirmed it closed and locked within {} s. The lock was told to lock again.", limits_ms.1 / 1000),
+        Alert::SessionNotSecured => format!("The delivery could not be confirmed closed and locked within {} s of being marked delivered: {name} may be open or unlocked. The lock was told to lock.", limits_ms.0 / 1000),
     }
 }
 
@@ -248,16 +240,15 @@ async fn effect(
                 .and_then(|c| c.parse().ok())
                 .and_then(|c| state.registry.identity(&c))
                 .map(|(_, _, name, _)| name);
-            let (message, severity) = alert_text(*a, door, camera_name.as_deref(), limits);
+            let message = alert_text(*a, door, camera_name.as_deref(), limits);
             crate::alerts::raise(
                 state,
                 &home.owner_id,
-                NewAlert {
+                crate::alerts::Alert {
+                    kind: AlertKind::Delivery(*a),
                     home_id: &d.home_id,
                     device_id: camera_id.as_deref(),
                     delivery_id: Some(&d.id),
-                    severity,
-                    kind: a.code(),
                     message: &message,
                     evidence: &evidence.to_string(),
                     cause_key: Some(&cause),

@@ -8,9 +8,10 @@
 
 use crate::state::AppState;
 use serde_json::json;
+use threshold_core::alert::AlertKind;
 use threshold_core::opening::{attribute, same_opening, Attribution, Recorded, SessionKind, Span};
 use threshold_proto::{DeviceId, SignedMessage};
-use threshold_store::{NewAlert, OpeningRow, SessionRow};
+use threshold_store::{OpeningRow, SessionRow};
 
 /// Reports of the same opening by two devices of a door are at most this far apart.
 pub const MERGE_MS: i64 = 3_000;
@@ -157,7 +158,7 @@ pub async fn on_door_opened(
             return;
         }
         Attribution::Unwatched(_) => (
-            "door_opened_unwatched",
+            AlertKind::DoorOpenedUnwatched,
             format!("{door_name} was opened during a delivery after its camera stopped watching."),
             format!(
                 "door_opened_unwatched:{}",
@@ -165,7 +166,7 @@ pub async fn on_door_opened(
             ),
         ),
         Attribution::AfterDelivery(_) => (
-            "door_opened_after_delivery",
+            AlertKind::DoorOpenedAfterDelivery,
             format!("{door_name} was opened again after the courier marked the parcel delivered."),
             format!(
                 "door_opened_after_delivery:{}",
@@ -173,7 +174,7 @@ pub async fn on_door_opened(
             ),
         ),
         Attribution::Unauthorised => (
-            "unauthorized_entry",
+            AlertKind::UnauthorizedEntry,
             format!("{door_name} was opened with no authorised delivery, owner or guest session."),
             format!("unauthorized_entry:{}", opening.id),
         ),
@@ -185,19 +186,18 @@ pub async fn on_door_opened(
             Some(&dev),
             opening.delivery_id.as_deref(),
             t,
-            &format!("incident.{kind}"),
+            &format!("incident.{}", kind.code()),
             &evidence.to_string(),
         )
         .await;
     crate::alerts::raise(
         state,
         owner_id,
-        NewAlert {
+        crate::alerts::Alert {
+            kind,
             home_id,
             device_id: Some(&dev),
             delivery_id: opening.delivery_id.as_deref(),
-            severity: "critical",
-            kind,
             message: &message,
             evidence: &evidence.to_string(),
             cause_key: Some(&cause),

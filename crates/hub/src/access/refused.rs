@@ -6,8 +6,8 @@
 
 use crate::state::AppState;
 use serde_json::json;
+use threshold_core::alert::AlertKind;
 use threshold_proto::SignedMessage;
-use threshold_store::NewAlert;
 
 pub async fn on_token_refused(
     state: &AppState,
@@ -58,12 +58,11 @@ pub async fn on_token_refused(
     crate::alerts::raise(
         state,
         owner_id,
-        NewAlert {
+        crate::alerts::Alert {
+            kind: AlertKind::TokenRefused,
             home_id,
             device_id: Some(&device),
             delivery_id: None,
-            severity: "warning",
-            kind: "token_refused",
             message: &message,
             evidence: &json!({"reason": reason, "device_time_ms": msg.time_ms, "event_seq": msg.seq,
                 "grant": detail.get("grant").and_then(|g| g.as_str()).map(|g| crate::text::bounded(g, 128)),

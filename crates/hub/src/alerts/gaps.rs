@@ -6,8 +6,8 @@
 use crate::state::AppState;
 use serde_json::json;
 use std::sync::Mutex;
+use threshold_core::alert::AlertKind;
 use threshold_proto::DeviceId;
-use threshold_store::NewAlert;
 
 /// At most this many gaps wait at once (a device may send anything): beyond it the
 /// oldest is due at once rather than forgotten or kept without bound.
@@ -73,12 +73,11 @@ pub async fn raise_due(state: &AppState) {
         crate::alerts::raise(
             state,
             &gap.owner_id,
-            NewAlert {
+            crate::alerts::Alert {
+                kind: AlertKind::SequenceGap,
                 home_id: &gap.home_id,
                 device_id: Some(&device),
                 delivery_id: None,
-                severity: "warning",
-                kind: "sequence_gap",
                 message: &gap.message,
                 evidence: &json!({"from": gap.from, "to": gap.to, "still_missing": still})
                     .to_string(),

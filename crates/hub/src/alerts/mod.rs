@@ -10,13 +10,40 @@ use crate::events::HubEvent;
 use crate::state::AppState;
 use serde::Serialize;
 use serde_json::json;
+use threshold_core::alert::AlertKind;
 use threshold_store::{AlertRow, NewAlert};
 use utoipa::ToSchema;
+
+/// An alert to raise: its kind (which fixes its code and severity,
+/// `threshold_core::alert`) and what it is about.
+#[derive(Clone, Debug)]
+pub struct Alert<'a> {
+    pub kind: AlertKind,
+    pub home_id: &'a str,
+    pub device_id: Option<&'a str>,
+    pub delivery_id: Option<&'a str>,
+    pub message: &'a str,
+    /// JSON: what the hub knew when it raised it.
+    pub evidence: &'a str,
+    /// What caused it, unique per cause: a second alert with the same key is not
+    /// raised. None: no deduplication.
+    pub cause_key: Option<&'a str>,
+}
 
 /// Store an alert and tell the owner. Returns the stored alert; `None` if an alert
 /// with the same cause key was raised before (nothing more happens: one cause, one
 /// alert) or it could not be stored (logged).
-pub async fn raise(state: &AppState, owner_id: &str, a: NewAlert<'_>) -> Option<AlertRow> {
+pub async fn raise(state: &AppState, owner_id: &str, alert: Alert<'_>) -> Option<AlertRow> {
+    let a = NewAlert {
+        home_id: alert.home_id,
+        device_id: alert.device_id,
+        delivery_id: alert.delivery_id,
+        severity: alert.kind.severity().as_str(),
+        kind: alert.kind.code(),
+        message: alert.message,
+        evidence: alert.evidence,
+        cause_key: alert.cause_key,
+    };
     let now = state.clock.now_ms();
     let row = match state.store.create_alert(a.clone(), now).await {
         Ok(Some(row)) => row,

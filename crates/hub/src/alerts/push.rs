@@ -398,7 +398,11 @@ pub fn start(state: &AppState) -> Option<Arc<Push>> {
             let mut rx = st.bus.subscribe();
             loop {
                 match rx.recv().await {
-                    Ok(e) if e.event_type == "alert" && e.data["severity"] == "critical" => {
+                    Ok(e)
+                        if e.event_type == "alert"
+                            && e.data["severity"]
+                                == threshold_core::alert::Severity::Critical.as_str() =>
+                    {
                         let payload = json!({
                             "title": "Threshold: critical alert",
                             "body": e.data["message"],

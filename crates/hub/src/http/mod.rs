@@ -92,7 +92,9 @@ pub struct ApiDoc;
 /// Largest JSON body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub fn router(state: AppState) -> Router {
+/// The hub's HTTP surface: `/api/v1`, the web apps, health and metrics. `push` is the
+/// started Web Push (`alerts::push::start`); without it the push routes are absent.
+pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::Push>>) -> Router {
     let api = Router::new()
         .route("/auth/login", post(accounts::login))
         .route("/auth/logout", post(accounts::logout))
@@ -159,7 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/verify", get(system::audit_verify))
         .route("/events", get(system::events_ws))
         .route("/openapi.json", get(system::openapi))
-        .merge(push::router(crate::alerts::push::start(&state)))
+        .merge(push::router(push))
         .fallback(|| async { ApiError::NotFound("route") });
     Router::new()
         .nest("/api/v1", api)

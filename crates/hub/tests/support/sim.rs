@@ -64,7 +64,7 @@ impl Sim {
         let (tx, rx) = mpsc::unbounded_channel();
         state.effects.set(tx).expect("effects channel unset");
         state.access.set_vouching(true, vouching_since);
-        let router = threshold_hub::http::router(state.clone());
+        let router = threshold_hub::http::router(state.clone(), None);
         Sim {
             state,
             clock,
