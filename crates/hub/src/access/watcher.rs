@@ -74,7 +74,7 @@ pub async fn pass(state: &AppState) {
             }
         }
     }
-    crate::alerts::gaps::raise_due(state).await;
+    crate::alerts::raise_due_gaps(state).await;
 }
 
 /// Run [`pass`] every 250 ms until the hub stops.

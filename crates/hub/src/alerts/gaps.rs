@@ -1,12 +1,9 @@
 //! Gaps in a lock's or sensor's event log, alerted only if they stay open: records
 //! arrive out of order around a reconnect, so a gap gets a grace period first. The
 //! gaps wait here with their due time on the hub's clock; the access pass (every
-//! 250 ms) raises those still missing when due.
+//! 250 ms) raises those still missing when due (`alerts::raise_due_gaps`).
 
-use crate::state::AppState;
-use serde_json::json;
 use std::sync::Mutex;
-use threshold_core::alert::AlertKind;
 use threshold_proto::DeviceId;
 
 /// At most this many gaps wait at once (a device may send anything): beyond it the
@@ -48,43 +45,6 @@ impl PendingGaps {
         let (due, wait): (Vec<_>, Vec<_>) = list.drain(..).partition(|g| g.due_ms <= now);
         *list = wait;
         due
-    }
-}
-
-/// Raise an alert for every due gap whose records are still missing.
-pub async fn raise_due(state: &AppState) {
-    for gap in state.gaps.take_due(state.clock.now_ms()) {
-        let still: Vec<(u64, u64)> = state
-            .registry
-            .with(&gap.device, |e| {
-                e.events
-                    .missing()
-                    .ranges()
-                    .iter()
-                    .copied()
-                    .filter(|&(a, b)| a <= gap.to && b >= gap.from)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if still.is_empty() {
-            continue;
-        }
-        let device = gap.device.to_hex();
-        crate::alerts::raise(
-            state,
-            &gap.owner_id,
-            crate::alerts::Alert {
-                kind: AlertKind::SequenceGap,
-                home_id: &gap.home_id,
-                device_id: Some(&device),
-                delivery_id: None,
-                message: &gap.message,
-                evidence: &json!({"from": gap.from, "to": gap.to, "still_missing": still})
-                    .to_string(),
-                cause_key: None,
-            },
-        )
-        .await;
     }
 }
 

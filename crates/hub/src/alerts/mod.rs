@@ -119,3 +119,41 @@ pub fn alert_json(a: &AlertRow) -> serde_json::Value {
     })
     .unwrap_or(json!({}))
 }
+
+/// Raise an alert for every due gap in a device's event log whose records are still
+/// missing (`gaps`).
+pub async fn raise_due_gaps(state: &AppState) {
+    for gap in state.gaps.take_due(state.clock.now_ms()) {
+        let still: Vec<(u64, u64)> = state
+            .registry
+            .with(&gap.device, |e| {
+                e.events
+                    .missing()
+                    .ranges()
+                    .iter()
+                    .copied()
+                    .filter(|&(a, b)| a <= gap.to && b >= gap.from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if still.is_empty() {
+            continue;
+        }
+        let device = gap.device.to_hex();
+        crate::alerts::raise(
+            state,
+            &gap.owner_id,
+            crate::alerts::Alert {
+                kind: AlertKind::SequenceGap,
+                home_id: &gap.home_id,
+                device_id: Some(&device),
+                delivery_id: None,
+                message: &gap.message,
+                evidence: &json!({"from": gap.from, "to": gap.to, "still_missing": still})
+                    .to_string(),
+                cause_key: None,
+            },
+        )
+        .await;
+    }
+}
