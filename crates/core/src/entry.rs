@@ -167,7 +167,8 @@ pub struct DoorFacts {
     pub recording: bool,
     /// The door's lock, if it has one.
     pub lock: Option<Liveness>,
-    /// The hub itself is behind (its own ingest lag), so it cannot vouch for liveness.
+    /// The hub cannot vouch for liveness now (today: it has no broker connection), so
+    /// what it last saw is not trusted.
     pub hub_degraded: bool,
 }
 
