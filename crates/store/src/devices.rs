@@ -198,6 +198,46 @@ impl Store {
             .collect()
     }
 
+    /// Raise many devices' transport high-water marks in one transaction (one commit,
+    /// one sync) instead of one per device: at thousands of devices the per-device
+    /// commits would monopolise SQLite's single writer.
+    pub async fn raise_transport_hwms(
+        &self,
+        marks: &[(String, i64, Option<i64>)],
+        last_seen_ms: i64,
+    ) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        // A statement per 100 devices, not one per device: at thousands of devices a
+        // flush otherwise holds SQLite's single writer for tens of milliseconds (each
+        // statement is a round trip to the connection's thread).
+        let mut tx = self.writer.begin().await?;
+        for chunk in marks.chunks(100) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 3 * i + 2;
+                    format!("(${}, ${}, ${})", b, b + 1, b + 2)
+                })
+                .collect();
+            // The offset travels as text so that NULL and numbers share a column type
+            // on both backends.
+            let sql = format!(
+                "UPDATE devices SET transport_hwm = v.column2, last_seen_ms = $1, \
+                 clock_offset_ms = COALESCE(CAST(v.column3 AS BIGINT), devices.clock_offset_ms) \
+                 FROM (VALUES {}) AS v WHERE devices.id = v.column1 AND devices.transport_hwm < v.column2",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(last_seen_ms);
+            for (id, seq, offset) in chunk {
+                q = q.bind(id).bind(*seq).bind(offset.map(|o| o.to_string()));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Replace a device's recorded gaps in one space with `gaps` (atomically).
     pub async fn set_gaps(&self, id: &str, space: SeqSpaceName, gaps: &[GapRow]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
