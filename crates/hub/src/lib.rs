@@ -121,7 +121,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         config.audit_checkpoint_every,
     );
     let state = AppState::new(state::Inner {
-        downlink: gateway::downlink::Downlink::new(&config.mqtt_topic_prefix, clock.now_ms()),
+        downlink: gateway::downlink::Downlink::new(clock.now_ms()),
         config: config.clone(),
         store,
         clock,

@@ -2,49 +2,42 @@
 //! increasing counter. The counter starts from the wall clock in microseconds, so it
 //! keeps increasing across hub restarts without being stored.
 //!
-//! Messages go to the broker, or, in story tests that run the hub without one, to a
-//! list the test reads ([`Downlink::capture`]).
+//! Where a signed message goes is a port, [`DeviceLink`]: the broker in the running
+//! hub (`gateway::mqtt::MqttLink`), or a list a story test reads ([`Captured`]), for a
+//! hub run without a broker.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage};
+
+pub type Sending<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+/// The way out to devices.
+pub trait DeviceLink: Send + Sync + std::fmt::Debug {
+    /// Hand `msg` over for `device`; false if it cannot go now (no broker connection).
+    fn send(&self, device: DeviceId, msg: SignedMessage) -> Sending<'_>;
+}
 
 #[derive(Debug, Default)]
 pub struct Downlink {
     seq: AtomicU64,
-    client: Mutex<Option<rumqttc::v5::AsyncClient>>,
-    prefix: String,
-    captured: Mutex<Option<Vec<(DeviceId, SignedMessage)>>>,
+    /// `None` until the hub has a way out (its broker connection is set up).
+    link: Mutex<Option<Arc<dyn DeviceLink>>>,
 }
 
 impl Downlink {
-    pub fn new(prefix: &str, now_ms: i64) -> Self {
+    pub fn new(now_ms: i64) -> Self {
         Downlink {
             seq: AtomicU64::new((now_ms.max(0) as u64) * 1000),
-            client: Mutex::new(None),
-            prefix: prefix.to_owned(),
-            captured: Mutex::new(None),
+            link: Mutex::new(None),
         }
     }
 
-    /// From now on keep published messages for [`Downlink::take_captured`] instead of
-    /// sending them (a hub run without a broker).
-    pub fn capture(&self) {
-        *self.captured.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
-    }
-
-    /// The messages kept since the last call, in the order they were published.
-    pub fn take_captured(&self) -> Vec<(DeviceId, SignedMessage)> {
-        self.captured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
-
-    pub fn set_client(&self, c: rumqttc::v5::AsyncClient) {
-        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    /// From now on, messages go out through `link`.
+    pub fn connect(&self, link: Arc<dyn DeviceLink>) {
+        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
     }
 
     pub fn next_seq(&self, now_ms: i64) -> u64 {
@@ -75,32 +68,55 @@ impl Downlink {
         SignedMessage::sign(key, kind, device, self.next_seq(now_ms), now_ms, body)
     }
 
-    /// Publish (QoS 1). Returns false if the hub has no broker connection right now.
+    /// Send through the link. Returns false if there is no way out right now.
     pub async fn publish(&self, device: DeviceId, msg: SignedMessage) -> bool {
-        if let Some(kept) = self
-            .captured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            kept.push((device, msg));
-            return true;
+        let link = self.link.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match link {
+            Some(link) => link.send(device, msg).await,
+            None => false,
         }
-        let client = self
-            .client
+    }
+}
+
+/// A link that keeps every message, in order, for a test to read.
+#[derive(Debug, Default)]
+pub struct Captured(Mutex<Vec<(DeviceId, SignedMessage)>>);
+
+impl Captured {
+    /// The messages kept since the last call, in the order they were sent.
+    pub fn take(&self) -> Vec<(DeviceId, SignedMessage)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl DeviceLink for Captured {
+    fn send(&self, device: DeviceId, msg: SignedMessage) -> Sending<'_> {
+        self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let Some(client) = client else { return false };
-        let topic = threshold_proto::topic::downlink(&self.prefix, &device);
-        client
-            .publish(
-                topic,
-                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-                false,
-                msg.into_bytes(),
-            )
-            .await
-            .is_ok()
+            .push((device, msg));
+        Box::pin(async { true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn messages_are_numbered_upward_and_go_out_only_through_a_link() {
+        let d = Downlink::new(1_000);
+        let key = DeviceKey::generate().unwrap();
+        let dev = DeviceId([1; 16]);
+        let a = d.sign(&key, dev, Kind::Ack, &serde_json::json!({}), 1_000);
+        assert!(!d.publish(dev, a.clone()).await, "no link yet");
+        let kept = Arc::new(Captured::default());
+        d.connect(kept.clone());
+        // The clock going back does not make the counter go back.
+        let b = d.sign(&key, dev, Kind::Ack, &serde_json::json!({}), 500);
+        assert!(b.seq > a.seq);
+        assert!(d.publish(dev, b.clone()).await);
+        assert_eq!(kept.take(), vec![(dev, b)]);
+        assert!(kept.take().is_empty());
     }
 }

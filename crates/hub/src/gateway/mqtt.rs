@@ -61,7 +61,10 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     let mut down_opts = opts.clone();
     down_opts.set_client_id(format!("threshold-hub-{}-down", hex::encode(id)));
     let (down_client, mut down_loop) = AsyncClient::new(down_opts, 10_000);
-    state.downlink.set_client(down_client.clone());
+    state.downlink.connect(std::sync::Arc::new(MqttLink {
+        client: down_client.clone(),
+        prefix: state.config.mqtt_topic_prefix.clone(),
+    }));
     let st = state.clone();
     tokio::spawn(async move {
         loop {
@@ -124,4 +127,33 @@ fn shard_of(topic: &str, n: usize) -> usize {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     (h % n.max(1) as u64) as usize
+}
+
+/// The running hub's way out to devices: its downlink connection to the broker, one
+/// topic per device, QoS 1.
+#[derive(Debug)]
+struct MqttLink {
+    client: AsyncClient,
+    prefix: String,
+}
+
+impl crate::gateway::downlink::DeviceLink for MqttLink {
+    fn send(
+        &self,
+        device: threshold_proto::DeviceId,
+        msg: threshold_proto::SignedMessage,
+    ) -> crate::gateway::downlink::Sending<'_> {
+        let topic = threshold_proto::topic::downlink(&self.prefix, &device);
+        Box::pin(async move {
+            self.client
+                .publish(
+                    topic,
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    false,
+                    msg.into_bytes(),
+                )
+                .await
+                .is_ok()
+        })
+    }
 }

@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 use std::sync::Arc;
 use threshold_hub::clock::ManualClock;
+use threshold_hub::gateway::downlink::Captured;
 use threshold_hub::gateway::transition::Transition;
 use threshold_hub::{AppState, HubConfig};
 use threshold_proto::body::{BoltState, DoorState, FrameSummary, Heartbeat, State};
@@ -28,6 +29,8 @@ pub struct Sim {
     pub clock: Arc<ManualClock>,
     effects: mpsc::UnboundedReceiver<Transition>,
     router: axum::Router,
+    /// What the hub sent to devices (its device link in these tests).
+    sent: Arc<Captured>,
     _dir: tempfile::TempDir,
 }
 
@@ -60,7 +63,8 @@ impl Sim {
             .await
             .expect("hub assembles");
         let state = assembled.state;
-        state.downlink.capture();
+        let sent = Arc::new(Captured::default());
+        state.downlink.connect(sent.clone());
         let (tx, rx) = mpsc::unbounded_channel();
         state.effects.set(tx).expect("effects channel unset");
         state.access.set_vouching(true, vouching_since);
@@ -70,6 +74,7 @@ impl Sim {
             clock,
             effects: rx,
             router,
+            sent,
             _dir: dir,
         }
     }
@@ -164,9 +169,8 @@ impl Sim {
 
     /// Downlinks published since the last call: (device, kind, body as JSON).
     pub fn downlinks(&self) -> Vec<(DeviceId, Kind, Value)> {
-        self.state
-            .downlink
-            .take_captured()
+        self.sent
+            .take()
             .into_iter()
             .map(|(d, m)| {
                 (
@@ -180,9 +184,8 @@ impl Sim {
 
     /// Downlinks since the last call, as the signed bytes a device receives.
     pub fn downlink_bytes(&self) -> Vec<(DeviceId, Vec<u8>)> {
-        self.state
-            .downlink
-            .take_captured()
+        self.sent
+            .take()
             .into_iter()
             .map(|(d, m)| (d, m.into_bytes()))
             .collect()
