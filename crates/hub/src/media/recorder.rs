@@ -14,9 +14,29 @@ pub struct Recorder {
     /// newest may still be open. Kept after restoring, because backlog uploads may be
     /// filed after the `link_restored` event is processed.
     pub(crate) outages: Mutex<HashMap<String, Vec<(i64, Option<i64>)>>>,
+    /// Outages whose frames are marked recovered once more when due (hub time): a
+    /// frame filed while the `link_restored` event was processed may have missed the
+    /// first marking. `(camera hex id, lost, restored, due)`.
+    pub(crate) remark: Mutex<Vec<(String, i64, i64, i64)>>,
 }
 
 impl Recorder {
+    /// Mark `camera`'s frames of the outage `from..=to` recovered again at `due`.
+    pub(crate) fn remark_later(&self, camera: &str, from: i64, to: i64, due: i64) {
+        let mut g = self.remark.lock().unwrap_or_else(|p| p.into_inner());
+        // One per outage is enough; a camera reports few outages (MAX_OUTAGES).
+        g.retain(|(c, f, t, _)| !(c == camera && *f == from && *t == to));
+        g.push((camera.to_owned(), from, to, due));
+    }
+
+    /// The re-markings due at `now`, removed from the list.
+    pub(crate) fn take_due_remarks(&self, now: i64) -> Vec<(String, i64, i64)> {
+        let mut g = self.remark.lock().unwrap_or_else(|p| p.into_inner());
+        let (due, wait): (Vec<_>, Vec<_>) = g.drain(..).partition(|r| r.3 <= now);
+        *g = wait;
+        due.into_iter().map(|(c, f, t, _)| (c, f, t)).collect()
+    }
+
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<RecordingRow>>> {
         self.by_home.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -96,5 +116,26 @@ impl Recorder {
                 r.ends_ms = Some(ends);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_remarked_once_when_due() {
+        let r = Recorder::default();
+        r.remark_later("cam", 10, 20, 3_000);
+        r.remark_later("cam", 10, 20, 4_000);
+        r.remark_later("cam", 30, 40, 5_000);
+        assert!(r.take_due_remarks(2_999).is_empty());
+        assert!(
+            r.take_due_remarks(3_999).is_empty(),
+            "moved to the later due time"
+        );
+        assert_eq!(r.take_due_remarks(4_000), vec![("cam".to_owned(), 10, 20)]);
+        assert_eq!(r.take_due_remarks(9_000), vec![("cam".to_owned(), 30, 40)]);
+        assert!(r.take_due_remarks(9_000).is_empty());
     }
 }

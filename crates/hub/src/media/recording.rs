@@ -21,6 +21,8 @@ use threshold_proto::body::{DeviceKind, FrameHeader};
 use threshold_proto::{DeviceId, SignedMessage};
 use threshold_store::{MediaFrameRow, RecordingRow};
 
+/// How long after an outage's frames are marked recovered they are marked once more.
+const REMARK_AFTER_MS: i64 = 3_000;
 /// Late backlog frames are still filed into recordings that ended this recently.
 const LATE_FILING_MS: i64 = 6 * 3600 * 1000;
 /// How often stream requests are renewed, and how far ahead they reach.
@@ -194,12 +196,11 @@ async fn on_link_event(state: &AppState, data: &serde_json::Value) {
                 if let Err(e) = state.store.mark_media_recovered(dev, from, to).await {
                     tracing::error!(error = %e, "could not mark recovered frames");
                 }
-                // Once more a little later, for a frame whose filing raced this event.
-                let (st, dev) = (state.clone(), dev.to_owned());
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                    let _ = st.store.mark_media_recovered(&dev, from, to).await;
-                });
+                // Once more a little later (the recorder's tick), for a frame whose
+                // filing raced this event.
+                state
+                    .recorder
+                    .remark_later(dev, from, to, state.clock.now_ms() + REMARK_AFTER_MS);
             }
         }
         _ => {}
@@ -253,6 +254,11 @@ pub fn spawn(state: AppState) {
 /// One pass: refresh recordings, close ended sessions, renew stream requests.
 pub async fn tick(state: &AppState) {
     let now = state.clock.now_ms();
+    for (camera, from, to) in state.recorder.take_due_remarks(now) {
+        if let Err(e) = state.store.mark_media_recovered(&camera, from, to).await {
+            tracing::error!(error = %e, "could not mark recovered frames");
+        }
+    }
     match state.store.recent_recordings(now - LATE_FILING_MS).await {
         Ok(rows) => state.recorder.replace(rows, now),
         Err(e) => tracing::error!(error = %e, "could not load recordings"),
