@@ -184,24 +184,20 @@ async fn on_device_event(
         data: json!({"device_id": device, "name": name, "event": event_type, "seq": msg.seq, "detail": detail_json}),
     });
     if let Arrival::OpenedGap { from, to } = arrival {
-        let msg_text =
-            format!("{name}: events {from} to {to} are missing from its log; they may arrive late");
         if kind != DeviceKind::Camera {
             // Records arrive out of order around a reconnect; alert only if the gap is
             // still open after a grace period (`alerts::gaps`).
-            let now = state.clock.now_ms();
-            state.gaps.add(
-                crate::alerts::gaps::PendingGap {
-                    device: msg.device,
-                    home_id: home_id.clone(),
-                    owner_id: owner_id.clone(),
-                    from: *from,
-                    to: *to,
-                    message: msg_text,
-                    due_ms: now + state.config.gap_alert_grace_ms.max(0),
-                },
-                now,
-            );
+            state.gaps.add(crate::alerts::gaps::PendingGap {
+                device: msg.device,
+                home_id: home_id.clone(),
+                owner_id: owner_id.clone(),
+                from: *from,
+                to: *to,
+                due_ms: state
+                    .clock
+                    .now_ms()
+                    .saturating_add(state.config.gap_alert_grace_ms.max(0)),
+            });
         }
     }
     on_door_event(state, &home_id, &owner_id, event_type, msg).await;

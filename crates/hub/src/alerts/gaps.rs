@@ -1,50 +1,56 @@
 //! Gaps in a lock's or sensor's event log, alerted only if they stay open: records
 //! arrive out of order around a reconnect, so a gap gets a grace period first. The
-//! gaps wait here with their due time on the hub's clock; the access pass (every
-//! 250 ms) raises those still missing when due (`alerts::raise_due_gaps`).
+//! gaps wait here with their due time on the hub's clock, one entry per device (its
+//! gaps merged), so the list is bounded by the devices; the access pass raises those
+//! still missing when due, a few per pass (`alerts::raise_due_gaps`).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use threshold_proto::DeviceId;
 
-/// At most this many gaps wait at once (a device may send anything): beyond it the
-/// oldest is due at once rather than forgotten or kept without bound.
-const MAX_PENDING: usize = 10_000;
-
-/// A gap that opened in a device's event log.
+/// A device's gaps waiting for their grace period.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PendingGap {
     pub device: DeviceId,
     pub home_id: String,
     pub owner_id: String,
-    /// The missing record numbers, inclusive.
+    /// The missing record numbers, inclusive (the span of every gap merged in).
     pub from: u64,
     pub to: u64,
-    /// What the owner reads if it is still open when due.
-    pub message: String,
+    /// When the earliest of them is due.
     pub due_ms: i64,
 }
 
 #[derive(Debug, Default)]
-pub struct PendingGaps(Mutex<Vec<PendingGap>>);
+pub struct PendingGaps(Mutex<HashMap<DeviceId, PendingGap>>);
 
 impl PendingGaps {
-    /// Wait for a gap; with the list full, its oldest gap is due at `now`.
-    pub fn add(&self, gap: PendingGap, now: i64) {
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if list.len() >= MAX_PENDING {
-            if let Some(oldest) = list.iter_mut().min_by_key(|g| g.due_ms) {
-                oldest.due_ms = oldest.due_ms.min(now);
-            }
-        }
-        list.push(gap);
+    /// Wait for a gap; one the device already has waiting is widened, and keeps its
+    /// earlier due time.
+    pub fn add(&self, gap: PendingGap) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(gap.device)
+            .and_modify(|g| {
+                g.from = g.from.min(gap.from);
+                g.to = g.to.max(gap.to);
+                g.due_ms = g.due_ms.min(gap.due_ms);
+            })
+            .or_insert(gap);
     }
 
-    /// The gaps due at `now`, removed from the list.
-    pub fn take_due(&self, now: i64) -> Vec<PendingGap> {
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (due, wait): (Vec<_>, Vec<_>) = list.drain(..).partition(|g| g.due_ms <= now);
-        *list = wait;
-        due
+    /// At most `limit` gaps due at `now`, earliest first, removed from the list.
+    pub fn take_due(&self, now: i64, limit: usize) -> Vec<PendingGap> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due: Vec<(i64, DeviceId)> = map
+            .values()
+            .filter(|g| g.due_ms <= now)
+            .map(|g| (g.due_ms, g.device))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        due.into_iter()
+            .filter_map(|(_, d)| map.remove(&d))
+            .collect()
     }
 }
 
@@ -52,38 +58,37 @@ impl PendingGaps {
 mod tests {
     use super::*;
 
-    fn gap(to: u64, due_ms: i64) -> PendingGap {
+    fn gap(device: u8, from: u64, to: u64, due_ms: i64) -> PendingGap {
         PendingGap {
-            device: DeviceId([7; 16]),
+            device: DeviceId([device; 16]),
             home_id: "h".into(),
             owner_id: "o".into(),
-            from: 2,
+            from,
             to,
-            message: "m".into(),
             due_ms,
         }
     }
 
     #[test]
-    fn gaps_are_handed_out_once_when_due() {
+    fn gaps_are_handed_out_once_when_due_earliest_first_and_a_few_at_a_time() {
         let p = PendingGaps::default();
-        p.add(gap(3, 1_000), 0);
-        p.add(gap(9, 2_000), 0);
-        assert!(p.take_due(999).is_empty());
-        assert_eq!(p.take_due(1_500), vec![gap(3, 1_000)]);
-        assert!(p.take_due(1_500).is_empty(), "handed out once");
-        assert_eq!(p.take_due(5_000), vec![gap(9, 2_000)]);
+        p.add(gap(1, 2, 3, 2_000));
+        p.add(gap(2, 5, 5, 1_000));
+        p.add(gap(3, 7, 7, 9_000));
+        assert!(p.take_due(999, 10).is_empty());
+        assert_eq!(p.take_due(2_500, 1), vec![gap(2, 5, 5, 1_000)]);
+        assert_eq!(p.take_due(2_500, 1), vec![gap(1, 2, 3, 2_000)]);
+        assert!(p.take_due(2_500, 10).is_empty(), "handed out once");
+        assert_eq!(p.take_due(9_000, 10), vec![gap(3, 7, 7, 9_000)]);
     }
 
     #[test]
-    fn a_full_list_makes_its_oldest_gap_due_rather_than_growing_without_bound() {
+    fn a_device_has_one_entry_however_many_gaps_it_opens() {
         let p = PendingGaps::default();
-        for i in 0..MAX_PENDING as i64 {
-            p.add(gap(3, 10_000 + i), 0);
+        for i in 0..10_000u64 {
+            p.add(gap(1, 10 + 2 * i, 10 + 2 * i, 5_000 + i as i64));
         }
-        p.add(gap(4, 20_000), 500);
-        let due = p.take_due(500);
-        assert_eq!(due, vec![gap(3, 500)], "the oldest waiting gap, due now");
-        assert_eq!(p.take_due(i64::MAX).len(), MAX_PENDING);
+        let due = p.take_due(i64::MAX, usize::MAX);
+        assert_eq!(due, vec![gap(1, 10, 10 + 2 * 9_999, 5_000)]);
     }
 }

@@ -207,6 +207,20 @@ async fn on_link_event(state: &AppState, data: &serde_json::Value) {
     }
 }
 
+/// What the recorder does about an event on the hub's bus: a granted entry starts its
+/// delivery's recording; a camera's link events bound an outage.
+pub async fn on_event(state: &AppState, e: &crate::events::HubEvent) {
+    match e.event_type.as_str() {
+        "delivery.entry_granted" => {
+            if let Some(d) = e.data.get("delivery_id").and_then(|v| v.as_str()) {
+                start(state, d, &e.home_id, e.time_ms).await;
+            }
+        }
+        "device.event" => on_link_event(state, &e.data).await,
+        _ => {}
+    }
+}
+
 /// The recorder's background tasks: one starts a recording on every granted entry (it
 /// listens to the hub's event bus, so the delivery flow needs no recorder calls), one
 /// ticks.
@@ -216,13 +230,7 @@ pub fn spawn(state: AppState) {
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
-                Ok(e) if e.event_type == "delivery.entry_granted" => {
-                    if let Some(d) = e.data.get("delivery_id").and_then(|v| v.as_str()) {
-                        start(&st, d, &e.home_id, e.time_ms).await;
-                    }
-                }
-                Ok(e) if e.event_type == "device.event" => on_link_event(&st, &e.data).await,
-                Ok(_) => {}
+                Ok(e) => on_event(&st, &e).await,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::error!(missed = n, "recorder lagged behind the event bus");
                 }

@@ -31,6 +31,10 @@ pub struct Sim {
     router: axum::Router,
     /// What the hub sent to devices (its device link in these tests).
     sent: Arc<Captured>,
+    /// The hub's event bus, as the recorder's task hears it.
+    bus: tokio::sync::broadcast::Receiver<threshold_hub::events::HubEvent>,
+    /// When the recorder last ticked (simulated time).
+    recorder_ticked: i64,
     _dir: tempfile::TempDir,
 }
 
@@ -63,6 +67,7 @@ impl Sim {
             .await
             .expect("hub assembles");
         let state = assembled.state;
+        let bus = state.bus.subscribe();
         let sent = Arc::new(Captured::default());
         state.downlink.connect(sent.clone());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -75,6 +80,8 @@ impl Sim {
             effects: rx,
             router,
             sent,
+            bus,
+            recorder_ticked: now,
             _dir: dir,
         }
     }
@@ -106,6 +113,22 @@ impl Sim {
         threshold_hub::access::watcher::pass(&self.state).await;
         self.apply_effects().await;
         threshold_hub::gateway::monitor::flush_hwm(&self.state).await;
+        self.run_recorder().await;
+    }
+
+    /// The recorder's two tasks: what it hears on the bus (a granted entry starts a
+    /// recording, a camera's link events bound an outage), and its tick every
+    /// `STREAM_RENEW_MS`.
+    async fn run_recorder(&mut self) {
+        use threshold_hub::media::recording;
+        while let Ok(e) = self.bus.try_recv() {
+            recording::on_event(&self.state, &e).await;
+        }
+        let now = self.now();
+        if now - self.recorder_ticked >= recording::STREAM_RENEW_MS as i64 {
+            self.recorder_ticked = now;
+            recording::tick(&self.state).await;
+        }
     }
 
     async fn apply_effects(&mut self) {
