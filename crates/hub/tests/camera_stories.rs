@@ -1,11 +1,13 @@
 //! The camera attack of DESIGN.md in simulated time (no sleeps, no broker): what the
 //! real-agent attack in `camera_real_agents.rs` can only bound on a busy machine, told
-//! here to the millisecond on a manual clock. The recording, its recovered frames, the
-//! live viewer and the webhook stay with the real agents: the recorder's periodic pass
-//! and the viewer's status cadence run on tokio timers, not on the hub's clock.
+//! here to the millisecond on a manual clock, and the recording of a delivery whose
+//! camera loses its link. The AVI export, the live viewer and the webhook stay with the
+//! real agents: the viewer's status cadence runs on a tokio timer, not on the hub's
+//! clock.
 
 mod support;
 
+use serde_json::json;
 use support::house::{bolt_retracts, bolt_throws, door_closes, door_opens, evidence, Flat};
 use support::sim::{lock_command_for, unlock_for, Sim};
 
@@ -140,4 +142,97 @@ async fn camera_jammed_mid_delivery() {
         "{b}"
     );
     assert_eq!(f.delivery_state(&sim, &id).await, "ended_after_camera_loss");
+}
+
+async fn recording(sim: &Sim, f: &Flat, id: &str) -> serde_json::Value {
+    let (s, r) = sim
+        .http(
+            "GET",
+            &format!("/api/v1/deliveries/{id}/recording"),
+            Some(&f.owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    r
+}
+
+/// A delivery is recorded from the granted entry on: the door camera's frames are filed
+/// into the delivery's recording as they arrive; when its link is cut the camera keeps
+/// capturing, and after the link returns those frames reach the recording marked
+/// recovered (by age, or as inside the outage the camera's signed link events bound),
+/// with no hole over the outage and no missing sequence number.
+#[tokio::test]
+async fn the_recording_keeps_what_the_camera_captured_while_its_link_was_cut() {
+    let mut sim = Sim::new().await;
+    let mut f = Flat::new(&sim).await;
+    f.door.camera.streaming = true;
+    f.run(&mut sim, 2_000).await;
+    let id = f.delivery(&sim, "PARCEL-REC").await;
+    assert_eq!(f.enter(&sim, &id, "PARCEL-REC").await["allowed"], true);
+    bolt_retracts(&sim, &mut f.door).await;
+    f.run(&mut sim, 2_000).await;
+    let rec = recording(&sim, &f, &id).await;
+    let live = rec["frames"].as_array().unwrap().len();
+    assert!(live >= 6, "frames filed as they arrive: {rec}");
+    assert!(
+        rec["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|fr| fr["recovered"] == false),
+        "{rec}"
+    );
+
+    // As the camera agent does, it logs the outage in its signed event log: lost
+    // (kept while the link is down) and restored (once it is back).
+    let cut_at = sim.now();
+    f.door.camera.cut();
+    f.door
+        .camera
+        .event_with(&sim, "link_lost", json!({ "from_ms": cut_at }))
+        .await;
+    f.run(&mut sim, 3_000).await;
+    let restored_at = sim.now();
+    f.door.camera.restore(&sim).await;
+    f.door
+        .camera
+        .event_with(&sim, "link_restored", json!({ "at_ms": restored_at }))
+        .await;
+    f.run(&mut sim, 1_000).await;
+
+    let rec = recording(&sim, &f, &id).await;
+    let frames = rec["frames"].as_array().unwrap();
+    let outage: Vec<&serde_json::Value> = frames
+        .iter()
+        .filter(|fr| {
+            let c = fr["capture_ms"].as_i64().unwrap();
+            c > cut_at && c < restored_at
+        })
+        .collect();
+    // Four frames a second for three seconds.
+    assert!(outage.len() >= 11, "{} outage frames", outage.len());
+    assert!(
+        outage.iter().all(|fr| fr["recovered"] == true),
+        "backlog frames are marked recovered: {outage:?}"
+    );
+    let mut times: Vec<i64> = frames
+        .iter()
+        .map(|fr| fr["capture_ms"].as_i64().unwrap())
+        .collect();
+    times.sort();
+    assert!(
+        times.windows(2).all(|w| w[1] - w[0] <= 250),
+        "no hole in the recording: {times:?}"
+    );
+    let cam = &rec["cameras"][0];
+    assert_eq!(cam["gaps"].as_array().map(Vec::len), Some(0), "{cam}");
+    assert!(
+        cam["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|seg| seg["recovered"] == true),
+        "{cam}"
+    );
 }

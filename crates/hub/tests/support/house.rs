@@ -29,6 +29,11 @@ pub struct Dev {
     /// when the link returns; its periodic messages and state reports are lost.
     pub link_down: bool,
     backlog: Vec<threshold_proto::SignedMessage>,
+    /// A camera sending each new frame's record with its heartbeat (stream mode, as
+    /// while it is asked to: live view, recording).
+    pub streaming: bool,
+    /// Frame records captured while the link was down, uploaded when it returns.
+    frame_backlog: Vec<threshold_proto::SignedMessage>,
     shade: u8,
 }
 
@@ -50,6 +55,8 @@ impl Dev {
             door,
             link_down: false,
             backlog: Vec::new(),
+            streaming: false,
+            frame_backlog: Vec::new(),
             shade: 0,
         }
     }
@@ -60,10 +67,28 @@ impl Dev {
 
     /// Its periodic message at hub time `now`, unless dark.
     async fn beat(&mut self, sim: &Sim, now: i64) {
-        if self.dark || self.link_down {
+        if self.dark {
             return;
         }
         let t = now + self.skew_ms;
+        if self.link_down {
+            // A streaming camera keeps capturing: its frames wait in its outbox.
+            if self.streaming && self.kind == "camera" {
+                self.shade = self.shade.wrapping_add(7);
+                let (record, _) = self.sim.streamed(t, t - self.frame_age_ms, self.shade);
+                self.frame_backlog.push(record);
+            }
+            return;
+        }
+        if self.streaming && self.kind == "camera" {
+            if !self.frozen {
+                self.shade = self.shade.wrapping_add(7);
+            }
+            let (record, beat) = self.sim.streamed(t, t - self.frame_age_ms, self.shade);
+            let _ = sim.deliver(&record).await;
+            let _ = sim.deliver(&beat).await;
+            return;
+        }
         let m = match self.kind {
             "camera" => {
                 if !self.frozen {
@@ -116,6 +141,9 @@ impl Dev {
         self.link_down = false;
         for m in std::mem::take(&mut self.backlog) {
             sim.deliver(&m).await.expect("logged event accepted");
+        }
+        for m in std::mem::take(&mut self.frame_backlog) {
+            sim.deliver(&m).await.expect("backlog frame accepted");
         }
         if self.kind != "camera" {
             self.report(sim).await;
