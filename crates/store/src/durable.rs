@@ -212,6 +212,10 @@ impl Drop for SlotGuard {
             rt.spawn(async move {
                 if let Err(e) = left.end_abandoned().await {
                     tracing::error!(error = %e, "could not roll back an abandoned write transaction");
+                    // Still marked open: the next `Writer::lease` tries again before
+                    // anything else. Released without this drop, which would try again
+                    // at once, in a loop, holding the writer.
+                    drop(left.0.take());
                 }
             });
         }
