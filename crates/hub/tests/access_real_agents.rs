@@ -810,3 +810,57 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
     w.sim.close_door();
     w.stop().await;
 }
+
+/// A guest whose grant waives the camera rule opens the real lock while the camera is
+/// gone: the hub's token carries the owner's waiver instead of a camera statement, and
+/// the lock, which knows its door's camera, accepts it as a waiver and records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guest_whose_grant_waives_the_camera_opens_the_real_lock_without_it() {
+    let w = world().await;
+    // The camera agent stops: the hub says so once it is no longer live.
+    let _ = w.stops[1].send(true);
+    until_on(&w.hub().state, 30, "camera not live", || async {
+        w.devices().await.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["kind"] == "camera" && x["liveness"] != "live")
+        })
+    })
+    .await;
+    let now = now_ms();
+    let (s, g) = call(
+        "POST",
+        format!("{}/api/v1/homes/{}/guests", w.base, w.home_id),
+        Some(&w.owner),
+        Some(json!({"name": "Cleaner", "valid_from_ms": now - 1000,
+            "valid_until_ms": now + 3_600_000, "camera_required": false})),
+    )
+    .await;
+    assert_eq!(s, 201, "{g}");
+    let (s, d) = call(
+        "POST",
+        format!("{}/api/v1/guest/unlock", w.base),
+        None,
+        Some(json!({"secret": g["secret"]})),
+    )
+    .await;
+    assert_eq!((s, d["allowed"].clone()), (200, json!(true)), "{d}");
+    assert!(
+        w.sim
+            .wait_bolt(BoltState::Unlocked, Duration::from_secs(5))
+            .await,
+        "the real lock opened for the waived token"
+    );
+    // The lock's own signed record says it accepted a waiver, not a camera statement.
+    let accepted = eventually_on(&w.hub().state, 10, "token_accepted logged", || async {
+        w.timeline()
+            .await
+            .into_iter()
+            .find(|t| t["kind"] == "device.token_accepted")
+    })
+    .await;
+    assert!(
+        accepted["detail"]["detail"]["camera_waived"].is_string(),
+        "{accepted}"
+    );
+    w.stop().await;
+}
