@@ -94,32 +94,14 @@ pub struct AttackReport {
 }
 
 fn fmt_time(t: f64) -> String {
-    // UTC, without pulling in a date crate: days since epoch -> civil date.
-    if !t.is_finite() {
-        return format!("{t}");
+    // Capture timestamps are seconds (with a fraction) since the epoch, UTC.
+    let ms = (t * 1000.0).floor();
+    match jiff::Timestamp::from_millisecond(ms as i64) {
+        Ok(ts) if t.is_finite() && ms.abs() < i64::MAX as f64 => {
+            format!("{} UTC", ts.strftime("%Y-%m-%d %H:%M:%S%.3f"))
+        }
+        _ => format!("{t}"),
     }
-    let secs = t.floor() as i64;
-    let frac = t - secs as f64;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60,
-        ((frac * 1000.0).floor() as i64).clamp(0, 999)
-    )
 }
 
 /// Human-readable report, one block per attack.
