@@ -22,17 +22,8 @@ fn gap_alerts(alerts: &[serde_json::Value]) -> Vec<&serde_json::Value> {
 }
 
 async fn timeline_kinds(sim: &Sim, h: &House) -> Vec<String> {
-    let (s, tl) = sim
-        .http(
-            "GET",
-            &format!("/api/v1/homes/{}/timeline", h.home),
-            Some(&h.owner),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{tl}");
-    tl.as_array()
-        .unwrap()
+    h.timeline(sim)
+        .await
         .iter()
         .filter_map(|t| t["kind"].as_str().map(str::to_owned))
         .collect()

@@ -270,67 +270,40 @@ impl House {
     /// A delivery through `door` (default: the front door) for the courier, window
     /// around now; returns its id.
     pub async fn delivery(&self, sim: &Sim, door: Option<&str>, parcel: &str) -> String {
-        let now = sim.now();
-        let (s, d) = sim
-            .http(
-                "POST",
-                "/api/v1/deliveries",
-                Some(&self.dispatcher),
-                Some(json!({"home_id": self.home, "courier_id": self.courier_id,
-                    "window_start_ms": now - 60_000, "window_end_ms": now + 3_600_000,
-                    "parcel_ref": parcel, "door_id": door.unwrap_or(&self.front.id)})),
-            )
-            .await;
-        assert_eq!(s, 201, "{d}");
-        d["id"].as_str().unwrap().to_owned()
+        let door = door.unwrap_or(&self.front.id);
+        create_delivery(
+            sim,
+            &self.dispatcher,
+            &self.home,
+            &self.courier_id,
+            parcel,
+            Some(door),
+        )
+        .await
     }
 
     /// The courier at the door asks to enter; returns the decision.
     pub async fn enter(&self, sim: &Sim, delivery: &str, parcel: &str) -> Value {
-        let (s, b) = sim
-            .http(
-                "POST",
-                &format!("/api/v1/deliveries/{delivery}/entry"),
-                Some(&self.courier),
-                Some(json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": parcel})),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        b
+        ask_to_enter(sim, &self.courier, delivery, parcel).await
     }
 
     /// The owner's alerts, newest first.
     pub async fn alerts(&self, sim: &Sim) -> Vec<Value> {
-        let (s, b) = sim
-            .http("GET", "/api/v1/alerts", Some(&self.owner), None)
-            .await;
-        assert_eq!(s, 200, "{b}");
-        b.as_array().cloned().unwrap_or_default()
+        owner_alerts(sim, &self.owner).await
     }
 
     /// The kinds of the owner's alerts, oldest first.
     pub async fn alert_kinds(&self, sim: &Sim) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .alerts(sim)
-            .await
-            .iter()
-            .map(|a| a["kind"].as_str().unwrap_or("").to_owned())
-            .collect();
-        v.reverse();
-        v
+        kinds_oldest_first(&self.alerts(sim).await)
+    }
+
+    /// The home's timeline, newest first.
+    pub async fn timeline(&self, sim: &Sim) -> Vec<Value> {
+        home_timeline(sim, &self.owner, &self.home).await
     }
 
     pub async fn delivery_state(&self, sim: &Sim, delivery: &str) -> String {
-        let (s, b) = sim
-            .http(
-                "GET",
-                &format!("/api/v1/deliveries/{delivery}"),
-                Some(&self.owner),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        b["state"].as_str().unwrap_or("").to_owned()
+        delivery_state(sim, &self.owner, delivery).await
     }
 }
 
@@ -444,33 +417,20 @@ impl Flat {
 
     /// A delivery for the courier, window around now; returns its id.
     pub async fn delivery(&self, sim: &Sim, parcel: &str) -> String {
-        let now = sim.now();
-        let (s, d) = sim
-            .http(
-                "POST",
-                "/api/v1/deliveries",
-                Some(&self.dispatcher),
-                Some(json!({"home_id": self.home, "courier_id": self.courier_id,
-                    "window_start_ms": now - 60_000, "window_end_ms": now + 3_600_000,
-                    "parcel_ref": parcel})),
-            )
-            .await;
-        assert_eq!(s, 201, "{d}");
-        d["id"].as_str().unwrap().to_owned()
+        create_delivery(
+            sim,
+            &self.dispatcher,
+            &self.home,
+            &self.courier_id,
+            parcel,
+            None,
+        )
+        .await
     }
 
     /// The courier at the door asks to enter; returns the decision.
     pub async fn enter(&self, sim: &Sim, delivery: &str, parcel: &str) -> Value {
-        let (s, b) = sim
-            .http(
-                "POST",
-                &format!("/api/v1/deliveries/{delivery}/entry"),
-                Some(&self.courier),
-                Some(json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": parcel})),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        b
+        ask_to_enter(sim, &self.courier, delivery, parcel).await
     }
 
     /// GET a delivery as `who`.
@@ -485,9 +445,7 @@ impl Flat {
     }
 
     pub async fn delivery_state(&self, sim: &Sim, delivery: &str) -> String {
-        let (s, b) = self.get_delivery(sim, &self.owner, delivery).await;
-        assert_eq!(s, 200, "{b}");
-        b["state"].as_str().unwrap_or("").to_owned()
+        delivery_state(sim, &self.owner, delivery).await
     }
 
     /// The courier says it is delivered.
@@ -517,37 +475,17 @@ impl Flat {
 
     /// The owner's alerts, newest first.
     pub async fn alerts(&self, sim: &Sim) -> Vec<Value> {
-        let (s, b) = sim
-            .http("GET", "/api/v1/alerts", Some(&self.owner), None)
-            .await;
-        assert_eq!(s, 200, "{b}");
-        b.as_array().cloned().unwrap_or_default()
+        owner_alerts(sim, &self.owner).await
     }
 
     /// The kinds of the owner's alerts, oldest first.
     pub async fn alert_kinds(&self, sim: &Sim) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .alerts(sim)
-            .await
-            .iter()
-            .map(|a| a["kind"].as_str().unwrap_or("").to_owned())
-            .collect();
-        v.reverse();
-        v
+        kinds_oldest_first(&self.alerts(sim).await)
     }
 
     /// The home's timeline, newest first.
     pub async fn timeline(&self, sim: &Sim) -> Vec<Value> {
-        let (s, b) = sim
-            .http(
-                "GET",
-                &format!("/api/v1/homes/{}/timeline?limit=500", self.home),
-                Some(&self.owner),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        b.as_array().cloned().unwrap_or_default()
+        home_timeline(sim, &self.owner, &self.home).await
     }
 
     pub async fn count_timeline(&self, sim: &Sim, kind: &str) -> usize {
@@ -565,4 +503,86 @@ pub fn evidence(a: &Value) -> Value {
         Value::String(t) => serde_json::from_str(t).unwrap_or(Value::Null),
         v => v.clone(),
     }
+}
+
+/// What a home's people do through the API, whichever fixture they belong to.
+async fn create_delivery(
+    sim: &Sim,
+    dispatcher: &str,
+    home: &str,
+    courier_id: &str,
+    parcel: &str,
+    door: Option<&str>,
+) -> String {
+    let now = sim.now();
+    let mut body = json!({"home_id": home, "courier_id": courier_id,
+        "window_start_ms": now - 60_000, "window_end_ms": now + 3_600_000,
+        "parcel_ref": parcel});
+    if let Some(door) = door {
+        body["door_id"] = json!(door);
+    }
+    let (s, d) = sim
+        .http("POST", "/api/v1/deliveries", Some(dispatcher), Some(body))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    d["id"].as_str().unwrap().to_owned()
+}
+
+/// The courier at the door asks to enter; the decision.
+async fn ask_to_enter(sim: &Sim, courier: &str, delivery: &str, parcel: &str) -> Value {
+    let (s, b) = sim
+        .http(
+            "POST",
+            &format!("/api/v1/deliveries/{delivery}/entry"),
+            Some(courier),
+            Some(json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": parcel})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    b
+}
+
+/// A list the owner reads (200 expected).
+async fn owner_list(sim: &Sim, owner: &str, path: &str) -> Vec<Value> {
+    let (s, b) = sim.http("GET", path, Some(owner), None).await;
+    assert_eq!(s, 200, "{b}");
+    b.as_array().cloned().unwrap_or_default()
+}
+
+/// The owner's alerts, newest first.
+async fn owner_alerts(sim: &Sim, owner: &str) -> Vec<Value> {
+    owner_list(sim, owner, "/api/v1/alerts").await
+}
+
+/// The home's timeline, newest first.
+async fn home_timeline(sim: &Sim, owner: &str, home: &str) -> Vec<Value> {
+    owner_list(
+        sim,
+        owner,
+        &format!("/api/v1/homes/{home}/timeline?limit=500"),
+    )
+    .await
+}
+
+/// Alerts' kinds, oldest first.
+fn kinds_oldest_first(alerts: &[Value]) -> Vec<String> {
+    alerts
+        .iter()
+        .rev()
+        .map(|a| a["kind"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// A delivery's state as its owner sees it.
+async fn delivery_state(sim: &Sim, owner: &str, delivery: &str) -> String {
+    let (s, b) = sim
+        .http(
+            "GET",
+            &format!("/api/v1/deliveries/{delivery}"),
+            Some(owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    b["state"].as_str().unwrap_or("").to_owned()
 }
