@@ -15,9 +15,7 @@ use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use threshold_agent::{
-    run_camera, run_lock, CameraConfig, LockConfig, LockDriverConfig, SimulatedHome, SourceConfig,
-};
+use threshold_agent::SimulatedHome;
 use threshold_hub::HubConfig;
 use threshold_proto::body::{BoltState, Unlock};
 use threshold_proto::{DeviceId, Kind};
@@ -93,26 +91,9 @@ impl World {
         .unwrap();
         let home_id = support::home(&base, &owner, "Flat 3", LAT, LON).await;
         support::trust(&base, &owner, &home_id, &dispatcher).await;
-        let sim = SimulatedHome::new();
-        sim.set_motor_delay(Duration::from_millis(50));
-        let lock_dir = testing::TempDir::new("acc-lock").unwrap();
-        let cam_dir = testing::TempDir::new("acc-cam").unwrap();
-        let mut lcfg = LockConfig::new(lock_dir.path(), LockDriverConfig::Simulator(sim.clone()));
-        lcfg.common.hub_url = Some(base.clone());
-        lcfg.common.pairing_code =
-            Some(support::pairing_code(&base, &owner, &home_id, "lock", "lock").await);
-        let mut ccfg = CameraConfig::new(cam_dir.path());
-        ccfg.source = SourceConfig::Synthetic {
-            width: 160,
-            height: 120,
-        };
-        ccfg.common.hub_url = Some(base.clone());
-        ccfg.common.pairing_code =
-            Some(support::pairing_code(&base, &owner, &home_id, "camera", "camera").await);
-        let (lstop, lrx) = watch::channel(false);
-        let (cstop, crx) = watch::channel(false);
-        tokio::spawn(run_lock(lcfg, lrx));
-        tokio::spawn(run_camera(ccfg, crx));
+        let devices = support::agents::start(&base, &owner, &home_id).await;
+        let mut dirs = vec![hub_dir];
+        dirs.extend(devices.dirs);
         let mut w = World {
             hub: Some(hub),
             base,
@@ -121,10 +102,10 @@ impl World {
             courier2,
             dispatcher,
             home_id,
-            sim,
+            sim: devices.sim,
             lock_id: DeviceId([0; 16]),
-            stops: vec![lstop, cstop],
-            _dirs: vec![hub_dir, lock_dir, cam_dir],
+            stops: devices.stops,
+            _dirs: dirs,
         };
         w.wait_ready().await;
         let lock = w.lock().await;

@@ -32,10 +32,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use threshold_agent::{
-    run_camera, run_lock, CameraConfig, LinkControl, LockConfig, LockDriverConfig, SimulatedHome,
-    SourceConfig,
-};
+use threshold_agent::{LinkControl, SimulatedHome};
 use threshold_hub::HubConfig;
 use threshold_proto::body::BoltState;
 use threshold_store::testing;
@@ -146,29 +143,9 @@ impl World {
         .unwrap();
         let home_id = support::home(&base, &owner, "House 9", LAT, LON).await;
         support::trust(&base, &owner, &home_id, &dispatcher).await;
-        let codes = [
-            support::pairing_code(&base, &owner, &home_id, "lock", "lock").await,
-            support::pairing_code(&base, &owner, &home_id, "camera", "camera").await,
-        ];
-        let sim = SimulatedHome::new();
-        sim.set_motor_delay(Duration::from_millis(50));
-        let lock_dir = testing::TempDir::new("cam-lock").unwrap();
-        let cam_dir = testing::TempDir::new("cam-cam").unwrap();
-        let mut lcfg = LockConfig::new(lock_dir.path(), LockDriverConfig::Simulator(sim.clone()));
-        lcfg.common.hub_url = Some(base.clone());
-        lcfg.common.pairing_code = Some(codes[0].clone());
-        let mut ccfg = CameraConfig::new(cam_dir.path());
-        ccfg.source = SourceConfig::Synthetic {
-            width: 160,
-            height: 120,
-        };
-        ccfg.common.hub_url = Some(base.clone());
-        ccfg.common.pairing_code = Some(codes[1].clone());
-        let cam_link = ccfg.common.link_control.clone();
-        let (lstop, lrx) = watch::channel(false);
-        let (cstop, crx) = watch::channel(false);
-        tokio::spawn(run_lock(lcfg, lrx));
-        tokio::spawn(run_camera(ccfg, crx));
+        let devices = support::agents::start(&base, &owner, &home_id).await;
+        let mut dirs = vec![hub_dir];
+        dirs.extend(devices.dirs);
         let mut w = World {
             hub: Some(hub),
             base,
@@ -178,10 +155,10 @@ impl World {
             dispatcher,
             home_id,
             camera_id: String::new(),
-            sim,
-            cam_link,
-            stops: vec![lstop, cstop],
-            _dirs: vec![hub_dir, lock_dir, cam_dir],
+            sim: devices.sim,
+            cam_link: devices.cam_link,
+            stops: devices.stops,
+            _dirs: dirs,
         };
         until_on(&w.hub().state, 30, "lock and camera live", || async {
             let d = w.devices().await;

@@ -4,6 +4,7 @@
 //! `house` is a furnished home on it, `process` runs the real binary.
 #![allow(dead_code)]
 
+pub mod agents;
 pub mod house;
 pub mod process;
 pub mod sim;
