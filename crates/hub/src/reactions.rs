@@ -263,7 +263,7 @@ impl Reactions for HubReactions {
                     device,
                     report,
                     changed,
-                } => on_state_report(state, &device, report, changed).await,
+                } => on_state_report(state, &device, &report, changed).await,
                 Happening::Hello {
                     device,
                     kind: DeviceKind::Lock,

@@ -112,8 +112,10 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
     }
     match msg.kind.seq_space() {
         SeqSpace::Transport => {
-            let (outcome, follow) = transport(state, &msg)?;
-            follow_up(state, msg.device, follow).await;
+            let (outcome, happening) = transport(state, &msg)?;
+            if let Some(h) = happening {
+                state.reactions.react(state, h).await;
+            }
             Ok(outcome)
         }
         SeqSpace::EventLog => event(state, msg).await,
@@ -166,7 +168,11 @@ async fn lookup_key(
 }
 
 /// hello, heartbeat, state: replay window, clock rules, liveness.
-fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp), Rejection> {
+/// A live message applied; what it hands on to the domain, if anything.
+fn transport(
+    state: &AppState,
+    msg: &SignedMessage,
+) -> Result<(Outcome, Option<Happening<'static>>), Rejection> {
     let now = state.clock.now_ms();
     let cfg = state.config.liveness();
     let parsed = parse_transport_body(msg)?;
@@ -243,39 +249,23 @@ fn transport(state: &AppState, msg: &SignedMessage) -> Result<(Outcome, FollowUp
     let (outcome, changed) = result.ok_or(Rejection::UnknownDevice)??;
     state.metrics.accept(kind_name);
     monitor::on_fresh(state, &msg.device);
-    let follow = match parsed {
-        TransportBody::State(s) => FollowUp::StateReport(s, changed),
-        TransportBody::Hello(kind) => FollowUp::Hello(kind),
-        _ => FollowUp::None,
+    let happening = match parsed {
+        TransportBody::State(report) => Some(Happening::StateReport {
+            device: msg.device,
+            report,
+            changed,
+        }),
+        TransportBody::Hello(kind) => Some(Happening::Hello {
+            device: msg.device,
+            kind,
+        }),
+        TransportBody::Heartbeat(_) => None,
     };
-    Ok((outcome, follow))
+    Ok((outcome, happening))
 }
 
 /// What an accepted live message asks of the rest of the hub, done after the
 /// registry is released.
-/// What a transport message hands on to the domain once applied.
-enum FollowUp {
-    None,
-    StateReport(State, bool),
-    Hello(DeviceKind),
-}
-
-async fn follow_up(state: &AppState, device: DeviceId, f: FollowUp) {
-    let happening = match &f {
-        FollowUp::None => return,
-        FollowUp::StateReport(report, changed) => Happening::StateReport {
-            device,
-            report,
-            changed: *changed,
-        },
-        FollowUp::Hello(kind) => Happening::Hello {
-            device,
-            kind: *kind,
-        },
-    };
-    state.reactions.react(state, happening).await;
-}
-
 enum TransportBody {
     Hello(DeviceKind),
     Heartbeat(Heartbeat),

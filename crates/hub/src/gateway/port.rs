@@ -19,7 +19,7 @@ pub enum Happening<'a> {
     /// differs from what it reported before.
     StateReport {
         device: DeviceId,
-        report: &'a State,
+        report: State,
         changed: bool,
     },
     /// A device said hello (it has (re)connected).
