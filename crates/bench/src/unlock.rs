@@ -5,9 +5,11 @@
 //! - a hub (SQLite in a temporary folder and its embedded broker by default; or the
 //!   given database and external broker), with `homes` homes, each with one lock and
 //!   one camera enrolled in the database;
-//! - simulated devices multiplexed over a few MQTT connections (the protocol binds a
-//!   device to its signed envelope and topic, not to the MQTT client id), so 10 000
-//!   homes need 20 000 devices but only a handful of sockets. Cameras send signed
+//! - simulated devices, each on its own MQTT connection to the hub's endpoint (which
+//!   lets a device use its own topics only), or multiplexed over a few connections to
+//!   an external broker that allows it (the protocol binds a device to its signed
+//!   envelope and topic, not to the MQTT client id), so 10 000 homes need 20 000
+//!   devices but only a handful of sockets. Cameras send signed
 //!   heartbeats announcing new frames, locks signed state reports; each simulated lock
 //!   verifies the hub's signature on its unlock, checks recipient, expiry and nonce,
 //!   "retracts" its bolt (no motor delay) and uploads a signed `token_accepted`
@@ -34,6 +36,12 @@ use threshold_hub::HubConfig;
 use threshold_proto::body::{BoltState, DoorState, FrameSummary, Heartbeat, State, Unlock};
 use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage, UnverifiedMessage};
 
+/// The MQTT password every simulated device is enrolled with.
+const DEVICE_PASSWORD: &str = "bench-device-password";
+
+/// See [`run`]: 4 sockets a home on the hub's own endpoint.
+const MAX_HOMES_ON_OWN_ENDPOINT: usize = 4000;
+
 #[derive(Clone, Debug)]
 pub struct BenchArgs {
     pub homes: usize,
@@ -43,7 +51,8 @@ pub struct BenchArgs {
     pub database_url: Option<String>,
     /// Default: the hub's embedded broker.
     pub mqtt_url: Option<String>,
-    /// MQTT connections the simulated devices share.
+    /// MQTT connections the simulated devices share on an external broker (on the
+    /// hub's own endpoint each device has its own).
     pub device_connections: usize,
     /// Open loop: requests start on a fixed schedule of this many per second (the
     /// clients are then the most requests in flight), and each latency runs from
@@ -158,6 +167,12 @@ fn fsync_probe(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
 /// Run the benchmark; returns the JSON line to print.
 pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(args.homes > 0, "--homes must be at least 1");
+    // Two devices a home, each a socket on both sides of the hub's endpoint, in one
+    // process limited to 20 000 open files.
+    anyhow::ensure!(
+        args.mqtt_url.is_some() || args.homes <= MAX_HOMES_ON_OWN_ENDPOINT,
+        "--homes above {MAX_HOMES_ON_OWN_ENDPOINT} needs an external broker (--mqtt-url): on the hub's own endpoint every simulated device holds two sockets in this process"
+    );
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     if let Some(r) = args.rate {
         anyhow::ensure!(
@@ -310,7 +325,7 @@ async fn bench(
                     if camera { "camera" } else { "lock" },
                     if camera { "Camera" } else { "Lock" },
                     &key.public().to_hex(),
-                    &threshold_hub::auth::sha256_hex("unused"),
+                    &threshold_hub::auth::sha256_hex(DEVICE_PASSWORD),
                     t0,
                 )
                 .await?;
@@ -344,14 +359,24 @@ async fn bench(
     let retracted_signal = Arc::new(tokio::sync::Notify::new());
     // Tokens the simulated locks refused for their camera statement (none expected).
     let lock_refusals = Arc::new(AtomicU64::new(0));
-    let conns = args.device_connections.max(1);
+    // The hub's own endpoint gives each device its own connection and topics only
+    // (protocol §2.2), so there every simulated device connects as itself; an
+    // external broker may let a few connections carry them all.
+    let own_connections = cfg.mqtt_url.is_none();
+    let conns = if own_connections {
+        devices.len()
+    } else {
+        args.device_connections.max(1)
+    };
     for c in 0..conns {
-        let mut o = MqttOptions::new(format!("bench-devices-{c}"), host.clone(), port);
-        if cfg.mqtt_url.is_none() {
-            o.set_credentials(
-                threshold_hub::gateway::broker::HUB_USERNAME,
-                st.hub_mqtt_password.clone(),
-            );
+        let own = own_connections.then(|| devices.get(c)).flatten();
+        let client_id = match own {
+            Some(d) => d.id.to_hex(),
+            None => format!("bench-devices-{c}"),
+        };
+        let mut o = MqttOptions::new(client_id.clone(), host.clone(), port);
+        if own.is_some() {
+            o.set_credentials(client_id.clone(), DEVICE_PASSWORD);
         } else if let (Some(u), Some(p)) = (&cfg.mqtt_username, &cfg.mqtt_password) {
             o.set_credentials(u.clone(), p.clone());
         }
@@ -360,12 +385,15 @@ async fn bench(
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);
         o.set_network_options(net);
-        let (client, mut el) = AsyncClient::new(o, 10_000);
+        let (client, mut el) = AsyncClient::new(o, if own.is_some() { 64 } else { 10_000 });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let mut ready_tx = Some(ready_tx);
-        let subscriber = c == 0;
+        let subscriber = own.is_some() || c == 0;
         let c2 = client.clone();
-        let filter = format!("{prefix}/v1/dev/+/down");
+        let filter = match own {
+            Some(d) => threshold_proto::topic::downlink(&prefix, &d.id),
+            None => format!("{prefix}/v1/dev/+/down"),
+        };
         let transit_ms = transit.clone();
         let (devices, index, unlock_ms, pending, hub_pub, retracted_signal, lock_refusals) = (
             devices.clone(),

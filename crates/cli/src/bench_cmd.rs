@@ -50,7 +50,8 @@ pub struct UnlockArgs {
     /// External broker, mqtt://host:port (default: the embedded broker).
     #[arg(long)]
     pub mqtt_url: Option<String>,
-    /// MQTT connections shared by the simulated devices.
+    /// MQTT connections shared by the simulated devices on an external broker (on
+    /// the hub's own endpoint each device has its own connection).
     #[arg(long, default_value_t = 4)]
     pub device_connections: usize,
     /// Open loop: start this many requests per second on a fixed schedule (at most

@@ -50,7 +50,7 @@ enum Cmd {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("THRESHOLD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

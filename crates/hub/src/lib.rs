@@ -39,12 +39,14 @@ pub struct Hub {
     pub http_addr: SocketAddr,
     pub mqtt_host: String,
     pub mqtt_port: u16,
+    /// The hub's own device endpoint, when no external broker is configured.
+    pub endpoint: Option<gateway::endpoint::Endpoint>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Hub {
-    /// Stop serving HTTP (the broker thread ends with the process).
+    /// Stop serving HTTP and devices.
     pub async fn stop(mut self) {
         let _ = self.state.shutdown.send(true);
         if let Some(tx) = self.shutdown.take() {
@@ -83,10 +85,9 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         .context("cannot open the database")?;
     store.setting_init("schema", "1").await?;
     let hub_key = hubkey::load_or_create(&config.hub_key_file())?;
-    let mut pw = [0u8; 24];
-    getrandom::getrandom(&mut pw).map_err(|e| anyhow::anyhow!("random source: {e}"))?;
-    let hub_mqtt_password = hex::encode(pw);
 
+    // With an external broker the hub connects to it as a client; otherwise devices
+    // connect to the hub's own endpoint (`gateway::endpoint`).
     let (mqtt_host, mqtt_port, username, password) = match &config.mqtt_url {
         Some(url) => {
             let (h, p) = config::parse_mqtt_url(url).map_err(anyhow::Error::msg)?;
@@ -100,8 +101,8 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         None => (
             config.embedded_mqtt_addr.ip().to_string(),
             config.embedded_mqtt_addr.port(),
-            Some(gateway::broker::HUB_USERNAME.to_owned()),
-            Some(hub_mqtt_password.clone()),
+            None,
+            None,
         ),
     };
     let (device_host, device_port) = match &config.device_mqtt_addr {
@@ -135,7 +136,6 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         gaps: alerts::gaps::PendingGaps::default(),
         device_mqtt_host: device_host,
         device_mqtt_port: device_port,
-        hub_mqtt_password,
         journal,
         login_limiter: auth::LoginLimiter::default(),
         guest_limiter: auth::LoginLimiter::default(),
@@ -159,19 +159,23 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
 }
 
 pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Hub> {
-    if config.mqtt_url.is_none() && config.embedded_mqtt_addr.port() == 0 {
-        config.embedded_mqtt_addr = gateway::broker::pick_port(config.embedded_mqtt_addr)?;
-    }
+    // The device endpoint's port is taken first, so that one asked for as 0 is the
+    // port devices are told at enrolment.
+    let device_listener = match config.mqtt_url {
+        None => {
+            let l =
+                gateway::endpoint::bind(config.embedded_mqtt_addr).map_err(anyhow::Error::msg)?;
+            config.embedded_mqtt_addr = l.local_addr()?;
+            Some(l)
+        }
+        Some(_) => None,
+    };
     let Assembled {
         state,
         mqtt,
         connected,
     } = assemble(config.clone(), clock).await?;
     let (mqtt_host, mqtt_port) = (mqtt.host.clone(), mqtt.port);
-    if config.mqtt_url.is_none() {
-        gateway::broker::start(config.embedded_mqtt_addr, state.clone())
-            .map_err(anyhow::Error::msg)?;
-    }
     gateway::monitor::spawn(
         state.clone(),
         Duration::from_millis(50),
@@ -180,12 +184,30 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
     media::recording::spawn(state.clone());
     alerts::webhooks::spawn(state.clone());
     access::watcher::spawn(state.clone());
-    gateway::mqtt::spawn(state.clone(), mqtt, connected.clone());
-    // Devices may publish as soon as we answer HTTP; be subscribed before that. A
-    // broker that is down is not fatal: the hub keeps retrying and /healthz says so.
-    if !connected.wait(Duration::from_secs(10)).await {
-        tracing::error!(broker = %format!("{mqtt_host}:{mqtt_port}"), "MQTT broker not reachable yet; retrying in the background");
-    }
+    let endpoint = match device_listener {
+        Some(listener) => {
+            let e =
+                gateway::endpoint::start(listener, state.clone()).map_err(anyhow::Error::msg)?;
+            state
+                .downlink
+                .connect(Arc::new(gateway::endpoint::sessions::EndpointLink(
+                    e.sessions.clone(),
+                )));
+            connected.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            state.access.set_vouching(true, state.clock.now_ms());
+            Some(e)
+        }
+        None => {
+            gateway::mqtt::spawn(state.clone(), mqtt, connected.clone());
+            // Devices may publish as soon as we answer HTTP; be subscribed before that.
+            // A broker that is down is not fatal: the hub keeps retrying and /healthz
+            // says so.
+            if !connected.wait(Duration::from_secs(10)).await {
+                tracing::error!(broker = %format!("{mqtt_host}:{mqtt_port}"), "MQTT broker not reachable yet; retrying in the background");
+            }
+            None
+        }
+    };
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -208,6 +230,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         http_addr,
         mqtt_host,
         mqtt_port,
+        endpoint,
         shutdown: Some(tx),
         server,
     })

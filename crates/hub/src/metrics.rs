@@ -54,6 +54,10 @@ pub struct Metrics {
     pub http: Family<RouteLabel, Histogram, fn() -> Histogram>,
     /// Liveness transitions detected but not yet applied (timeline, alerts).
     pub effects_pending: Gauge,
+    /// What the device endpoint refused (connections, publishes, subscriptions).
+    pub broker_refused: Family<ReasonLabel, Counter>,
+    /// Devices connected to the endpoint now.
+    pub broker_sessions: Gauge,
 }
 
 impl Metrics {
@@ -107,7 +111,21 @@ impl Metrics {
             "Liveness transitions detected and not yet applied (timeline, alerts); grows after a mass reconnect",
             effects_pending.clone(),
         );
+        let broker_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "broker_refused",
+            "What the hub's device endpoint refused: a connection (bad_credentials, client_id_mismatch, revoked, protocol), a publish or a subscription outside the device's own topics",
+            broker_refused.clone(),
+        );
+        let broker_sessions = Gauge::default();
+        registry.register(
+            "broker_sessions",
+            "Devices connected to the hub's device endpoint",
+            broker_sessions.clone(),
+        );
         Metrics {
+            broker_refused,
+            broker_sessions,
             effects_pending,
             registry,
             accepted,
@@ -142,6 +160,14 @@ impl Metrics {
         self.duplicates
             .get_or_create(&KindLabel {
                 kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn broker_refusal(&self, reason: &str) {
+        self.broker_refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
             })
             .inc();
     }

@@ -34,8 +34,6 @@ pub struct Inner {
     /// Broker address handed to devices at enrolment.
     pub device_mqtt_host: String,
     pub device_mqtt_port: u16,
-    /// Shared secret the embedded broker accepts from this hub's own connection.
-    pub hub_mqtt_password: String,
     /// Where liveness transitions go to be applied (set once by the monitor).
     pub mqtt_connected: Arc<crate::gateway::connected::Connected>,
     /// This process's one writer of the audit log (group commit; other hub processes

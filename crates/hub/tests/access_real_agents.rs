@@ -10,8 +10,6 @@
 mod support;
 use support::{call, eventually_on, now_ms, until, until_on};
 
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -615,33 +613,23 @@ async fn delivery_flow_refusals_and_happy_path() {
 async fn forged_and_replayed_tokens_are_refused_and_alerted() {
     let w = world().await;
     let st = w.hub().state.clone();
-    let prefix = st.config.mqtt_topic_prefix.clone();
-    // A raw MQTT client on the embedded broker (as the hub's user: the broker is
-    // transport only; integrity comes from signatures).
-    let mut o = MqttOptions::new("acc-attacker", w.hub().mqtt_host.clone(), w.hub().mqtt_port);
-    o.set_credentials(
-        threshold_hub::gateway::broker::HUB_USERNAME,
-        st.hub_mqtt_password.clone(),
-    );
-    let (client, mut el) = AsyncClient::new(o, 16);
-    let (connected_tx, connected) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut connected_tx = Some(connected_tx);
-        // Until the broker goes away at the end of the test.
-        while let Ok(ev) = el.poll().await {
-            if let rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::ConnAck(_)) = ev
-            {
-                if let Some(t) = connected_tx.take() {
-                    let _ = t.send(());
-                }
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), connected)
-        .await
-        .expect("the attacker's client connected")
-        .unwrap();
-    let topic = threshold_proto::topic::downlink(&prefix, &w.lock_id);
+    // Raw bytes on the lock's connection to the hub's endpoint: a captured token
+    // replayed, or one altered in transit, as a compromised link would deliver them.
+    // (No MQTT client but the lock itself may publish on its downlink topic: the
+    // endpoint's rights are tested in broker_rights.rs.)
+    let endpoint = w
+        .hub()
+        .endpoint
+        .clone()
+        .expect("the world runs the hub's own endpoint");
+    let wire = |bytes: Vec<u8>| {
+        assert!(
+            endpoint
+                .sessions
+                .deliver(w.lock_id, bytes::Bytes::from(bytes)),
+            "the lock is connected"
+        );
+    };
     // Signed by the hub key (as if the hub were compromised or its token captured),
     // carrying the door camera's real statement so that only the envelope and nonce
     // rules are at stake here.
@@ -671,10 +659,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         now_ms(),
     );
     let bytes = m.as_bytes().to_vec();
-    client
-        .publish(topic.clone(), QoS::AtLeastOnce, false, bytes.clone())
-        .await
-        .unwrap();
+    wire(bytes.clone());
     assert!(
         w.sim
             .wait_bolt(BoltState::Unlocked, Duration::from_secs(5))
@@ -687,10 +672,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
             .wait_bolt(BoltState::Locked, Duration::from_secs(5))
             .await
     );
-    client
-        .publish(topic.clone(), QoS::AtLeastOnce, false, bytes.clone())
-        .await
-        .unwrap();
+    wire(bytes.clone());
     until_on(&st, 10, "replay alerted", || async {
         refused_count().await >= 1
     })
@@ -708,10 +690,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
     let mut altered = m.as_bytes().to_vec();
     let i = altered.len() - 70;
     altered[i] ^= 0x01;
-    client
-        .publish(topic.clone(), QoS::AtLeastOnce, false, altered)
-        .await
-        .unwrap();
+    wire(altered);
     until_on(&st, 10, "altered alerted", || async {
         refused_count().await >= 2
     })
@@ -740,15 +719,7 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         &token(now_ms() + 30_000),
         now_ms(),
     );
-    client
-        .publish(
-            topic.clone(),
-            QoS::AtLeastOnce,
-            false,
-            m.as_bytes().to_vec(),
-        )
-        .await
-        .unwrap();
+    wire(m.as_bytes().to_vec());
     until_on(&st, 10, "foreign alerted", || async {
         refused_count().await >= 4
     })

@@ -1,5 +1,5 @@
 //! The attack of DESIGN.md, end to end, through the real pieces: a real hub (HTTP +
-//! gateway + recorder + webhooks), a real broker (embedded rumqttd; Mosquitto with
+//! gateway + recorder + webhooks), a real transport (the hub's own MQTT endpoint; Mosquitto with
 //! and through Mosquitto), SQLite, the real camera agent (`run_camera`,
 //! synthetic source) and the real lock agent (`run_lock` over a `SimulatedHome`), both
 //! enrolled through the API with pairing codes. An owner's live-view WebSocket and an

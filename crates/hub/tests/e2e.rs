@@ -1,4 +1,4 @@
-//! End-to-end: a real hub (HTTP + gateway), a real broker (embedded rumqttd, or this
+//! End-to-end: a real hub (HTTP + gateway), a real transport (the hub's own MQTT endpoint, or this
 //! machine's Mosquitto), a real database (SQLite, or this machine's PostgreSQL), and a
 //! test device that speaks the wire protocol from `threshold-proto` over MQTT 5.
 //!
@@ -103,7 +103,10 @@ impl TestDevice {
                         let _ = tx.send(p.payload.to_vec());
                     }
                     Ok(_) => {}
-                    Err(_) => break,
+                    Err(e) => {
+                        eprintln!("test device connection ended: {e}");
+                        break;
+                    }
                 }
             }
         });
@@ -509,26 +512,35 @@ async fn story(cfg: HubConfig) {
     );
     dev.publish_raw(&dev_id, skew.into_bytes()).await;
     let b0 = before.clone();
+    // On the hub's own endpoint a publish on another device's topic never reaches
+    // verification: the endpoint refuses it (§2.2). Through an external broker the
+    // hub's verification catches it.
+    let own_endpoint = cfg.mqtt_url.is_none();
     until(10, "rejections counted", || {
         let (base, b0) = (base.clone(), b0.clone());
         async move {
             let m = metrics(&base).await;
-            let missing: Vec<&str> = [
-                "too_old",
-                "bad_signature",
-                "topic_mismatch",
-                "unknown_device",
-                "truncated",
-                "wrong_direction",
-                "clock_skew",
-            ]
-            .into_iter()
-            .filter(|r| {
-                let l = format!("reason=\"{r}\"");
-                counter(&m, "threshold_messages_rejected_total", &l)
-                    <= counter(&b0, "threshold_messages_rejected_total", &l)
-            })
-            .collect();
+            let mut expected = vec![
+                ("threshold_messages_rejected_total", "too_old", 1),
+                ("threshold_messages_rejected_total", "bad_signature", 1),
+                ("threshold_messages_rejected_total", "truncated", 1),
+                ("threshold_messages_rejected_total", "wrong_direction", 1),
+                ("threshold_messages_rejected_total", "clock_skew", 1),
+            ];
+            if own_endpoint {
+                expected.push(("threshold_broker_refused_total", "publish_not_allowed", 2));
+            } else {
+                expected.push(("threshold_messages_rejected_total", "topic_mismatch", 1));
+                expected.push(("threshold_messages_rejected_total", "unknown_device", 1));
+            }
+            let missing: Vec<&str> = expected
+                .into_iter()
+                .filter(|(name, r, n)| {
+                    let l = format!("reason=\"{r}\"");
+                    counter(&m, name, &l) < counter(&b0, name, &l) + n
+                })
+                .map(|(_, r, _)| r)
+                .collect();
             if !missing.is_empty() {
                 eprintln!("not yet counted: {missing:?}");
             }
@@ -608,19 +620,43 @@ async fn story(cfg: HubConfig) {
     let (s, _) = call("DELETE", dev_url.clone(), Some(&owner), None).await;
     assert_eq!(s, 204);
     let m0 = metrics(&base).await;
-    dev.heartbeat().await;
-    until(10, "revoked device refused", || {
-        let (base, m0) = (base.clone(), m0.clone());
-        async move {
-            let l = "reason=\"revoked_device\"";
-            counter(
-                &metrics(&base).await,
-                "threshold_messages_rejected_total",
-                l,
-            ) > counter(&m0, "threshold_messages_rejected_total", l)
-        }
-    })
-    .await;
+    if own_endpoint {
+        // The hub's endpoint cuts the revoked device off at once and refuses it back.
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            while dev.downlink.recv().await.is_some() {}
+        })
+        .await;
+        assert!(closed.is_ok(), "the revoked device is still connected");
+        let _again = TestDevice::connect(
+            key.clone(),
+            &host,
+            port,
+            &user,
+            &pass,
+            &cfg.mqtt_topic_prefix,
+        )
+        .await;
+        let l = "reason=\"revoked\"";
+        assert_eq!(
+            counter(&metrics(&base).await, "threshold_broker_refused_total", l),
+            counter(&m0, "threshold_broker_refused_total", l) + 1
+        );
+    } else {
+        // Through an external broker the message arrives, and verification refuses it.
+        dev.heartbeat().await;
+        until(10, "revoked device refused", || {
+            let (base, m0) = (base.clone(), m0.clone());
+            async move {
+                let l = "reason=\"revoked_device\"";
+                counter(
+                    &metrics(&base).await,
+                    "threshold_messages_rejected_total",
+                    l,
+                ) > counter(&m0, "threshold_messages_rejected_total", l)
+            }
+        })
+        .await;
+    }
 
     // OpenAPI, health, audit.
     let (s, doc) = call("GET", format!("{base}/api/v1/openapi.json"), None, None).await;

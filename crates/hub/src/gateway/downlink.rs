@@ -2,9 +2,10 @@
 //! increasing counter. The counter starts from the wall clock in microseconds, so it
 //! keeps increasing across hub restarts without being stored.
 //!
-//! Where a signed message goes is a port, [`DeviceLink`]: the broker in the running
-//! hub (`gateway::mqtt::MqttLink`), or a list a story test reads ([`Captured`]), for a
-//! hub run without a broker.
+//! Where a signed message goes is a port, [`DeviceLink`]: the device's connection to
+//! the hub's endpoint (`gateway::endpoint::sessions::EndpointLink`), an external
+//! broker (`gateway::mqtt::MqttLink`), or a list a story test reads ([`Captured`]),
+//! for a hub run without a transport.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,8 +17,14 @@ pub type Sending<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// The way out to devices.
 pub trait DeviceLink: Send + Sync + std::fmt::Debug {
-    /// Hand `msg` over for `device`; false if it cannot go now (no broker connection).
+    /// Hand `msg` over for `device`; false if it cannot go now (no broker
+    /// connection, or the device is not connected to the hub's endpoint).
     fn send(&self, device: DeviceId, msg: SignedMessage) -> Sending<'_>;
+
+    /// Cut `device` off the transport at once (it was revoked). Only a link that
+    /// holds the device's connection can; through an external broker the device's
+    /// broker rights are the operator's (docs/operations.md).
+    fn disconnect(&self, _device: DeviceId) {}
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +73,14 @@ impl Downlink {
     ) -> SignedMessage {
         let body = serde_json::to_vec(body).unwrap_or_default();
         SignedMessage::sign(key, kind, device, self.next_seq(now_ms), now_ms, body)
+    }
+
+    /// Cut a revoked device off the transport, where the link can.
+    pub fn disconnect(&self, device: DeviceId) {
+        let link = self.link.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(link) = link {
+            link.disconnect(device);
+        }
     }
 
     /// Send through the link. Returns false if there is no way out right now.

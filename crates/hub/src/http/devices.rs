@@ -368,8 +368,8 @@ pub async fn get(
     Ok(Json(device_json(&d, live_view(&st, &d))))
 }
 
-/// Revoke a device: from this moment its messages are refused and the embedded broker
-/// refuses its connection.
+/// Revoke a device: from this moment its messages are refused, its connection to the
+/// hub's device endpoint is closed and a new one is refused.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke(
     State(st): State<AppState>,
@@ -384,6 +384,7 @@ pub async fn revoke(
         .map_err(|_| ApiError::NotFound("device"))?;
     if let Ok(did) = id.parse::<DeviceId>() {
         st.registry.with(&did, |e| e.revoked = true);
+        st.downlink.disconnect(did);
     }
     crate::audit::record(
         &st,

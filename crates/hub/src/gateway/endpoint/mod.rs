@@ -1,0 +1,117 @@
+//! The hub's own MQTT 5 endpoint for devices, used when no external broker is
+//! configured.
+//!
+//! The hub is the only party its devices talk to, so it serves them itself instead
+//! of relaying through a general-purpose broker: every device connects as itself,
+//! publishes only on its own uplink topic and subscribes only to its own downlink
+//! topic ([`rights`]); there is no anonymous client and no user that may read other
+//! devices' topics. Revoking a device closes its connection at once. Uplinks go
+//! straight to verification (`gateway::ingest`), without a second hop through a
+//! broker and the hub's own client connection.
+//!
+//! MQTT framing is rumqttc's (`mqttbytes::v5::Codec`); what is written here is only
+//! the session rules of protocol §2.
+
+pub mod rights;
+mod session;
+pub mod sessions;
+
+use crate::state::AppState;
+use sessions::Sessions;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use threshold_proto::DeviceId;
+
+/// A listening endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub sessions: Arc<Sessions>,
+}
+
+/// Take the endpoint's address before anything else starts, so that a port asked for
+/// as 0 is known (and handed to devices at enrolment) without a second bind racing
+/// other processes. Fails naming the address.
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    let l = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("device MQTT endpoint cannot listen on {addr}: {e}"))?;
+    Ok(l)
+}
+
+/// Serve devices on `listener` (from [`bind`]) until the hub stops.
+pub fn start(listener: std::net::TcpListener, state: AppState) -> Result<Endpoint, String> {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let sessions = Arc::new(Sessions::default());
+    let log = Arc::new(RefusalLog::default());
+    let endpoint = Endpoint {
+        addr,
+        sessions: sessions.clone(),
+    };
+    tokio::spawn(async move {
+        let mut stop = state.shutdown.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.changed() => {
+                    sessions.close_all();
+                    return;
+                }
+            };
+            match accepted {
+                Ok((socket, peer)) => {
+                    // Downlinks (unlock tokens) are small: Nagle would hold each one
+                    // until the device acknowledged earlier data.
+                    let _ = socket.set_nodelay(true);
+                    tokio::spawn(session::serve(
+                        socket,
+                        peer,
+                        state.clone(),
+                        sessions.clone(),
+                        log.clone(),
+                    ));
+                }
+                Err(e) => {
+                    // Out of file descriptors, most often: wait for some to close
+                    // rather than spin.
+                    tracing::warn!(error = %e, "device endpoint cannot accept; pausing");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(endpoint)
+}
+
+/// Refusals are counted every time (`threshold_broker_refused_total`) but logged once
+/// per reason per minute with how many there were, so a device or scanner hammering
+/// the endpoint cannot flood the log. Nothing a client sent is logged but its address
+/// and, once it is authenticated, its device id.
+#[derive(Debug, Default)]
+pub struct RefusalLog(Mutex<HashMap<&'static str, (Option<Instant>, u64)>>);
+
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl RefusalLog {
+    pub fn note(&self, reason: &'static str, peer: SocketAddr, device: Option<&DeviceId>) {
+        let now = Instant::now();
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, count) = t.entry(reason).or_insert((None, 0));
+        *count += 1;
+        if last.is_some_and(|l| now.duration_since(l) < LOG_EVERY) {
+            return;
+        }
+        let n = std::mem::take(count);
+        *last = Some(now);
+        drop(t);
+        match device {
+            Some(d) => {
+                tracing::warn!(reason, peer = %peer.ip(), device = %d, count = n, "device endpoint refused")
+            }
+            None => tracing::warn!(reason, peer = %peer.ip(), count = n, "device endpoint refused"),
+        }
+    }
+}
