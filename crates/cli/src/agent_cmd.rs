@@ -118,9 +118,11 @@ pub struct Driver {
 }
 
 fn z2m(d: &Driver) -> anyhow::Result<Z2mConfig> {
-    let (host, port) =
-        threshold_hub::config::parse_mqtt_url(&d.z2m_url).map_err(anyhow::Error::msg)?;
-    let mut c = Z2mConfig::new(&host, port);
+    let url = threshold_hub::broker_url::BrokerUrl::parse(&d.z2m_url)
+        .map_err(|e| anyhow::anyhow!("--z2m-url: {e}"))?;
+    let mut c = Z2mConfig::new(&url.host, url.port);
+    c.username = url.username;
+    c.password = url.password;
     c.base_topic = d.z2m_base_topic.clone();
     c.lock = d.z2m_lock.clone();
     c.contact = d.z2m_contact.clone();

@@ -23,10 +23,23 @@ pub struct HubArgs {
     /// Database URL: sqlite://PATH or postgres://...
     #[arg(long, env = "THRESHOLD_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// External MQTT broker, mqtt://host:port (default: embedded broker).
+    /// External MQTT broker, mqtt://[user@]host:port (default: the hub's own device
+    /// endpoint). Put the password in THRESHOLD_MQTT_PASSWORD or --mqtt-password-file,
+    /// not in a URL on the command line.
     #[arg(long, env = "THRESHOLD_MQTT_URL")]
     pub mqtt_url: Option<String>,
-    /// Embedded broker listen address (never port 1883).
+    /// User name on the external broker.
+    #[arg(long, env = "THRESHOLD_MQTT_USERNAME")]
+    pub mqtt_username: Option<String>,
+    /// File holding the password on the external broker (the environment variable
+    /// THRESHOLD_MQTT_PASSWORD also works). Refused if others can read it.
+    #[arg(long, env = "THRESHOLD_MQTT_PASSWORD_FILE")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// Give each device its own rights on the external broker through Mosquitto's
+    /// dynamic-security plugin (the hub's broker user must be its admin).
+    #[arg(long, env = "THRESHOLD_MQTT_DYNSEC")]
+    pub mqtt_dynsec: bool,
+    /// Where the hub's own device endpoint listens (never port 1883).
     #[arg(long, env = "THRESHOLD_EMBEDDED_MQTT_ADDR")]
     pub embedded_mqtt_addr: Option<SocketAddr>,
     /// MQTT topic prefix.
@@ -41,6 +54,18 @@ pub struct HubArgs {
 }
 
 impl HubArgs {
+    /// The broker password from --mqtt-password-file or THRESHOLD_MQTT_PASSWORD.
+    fn mqtt_password(&self) -> anyhow::Result<Option<String>> {
+        if let Some(path) = &self.mqtt_password_file {
+            let text = threshold_hub::secrets::read_private(path)
+                .with_context(|| format!("--mqtt-password-file {}", path.display()))?;
+            return Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
+        }
+        Ok(std::env::var("THRESHOLD_MQTT_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()))
+    }
+
     pub fn resolve(&self) -> anyhow::Result<HubConfig> {
         Ok(HubConfig::resolve(
             self.config.as_deref(),
@@ -49,6 +74,9 @@ impl HubArgs {
                 http_addr: self.http_addr,
                 database_url: self.database_url.clone(),
                 mqtt_url: self.mqtt_url.clone(),
+                mqtt_username: self.mqtt_username.clone(),
+                mqtt_password: self.mqtt_password()?,
+                mqtt_dynsec: self.mqtt_dynsec,
                 embedded_mqtt_addr: self.embedded_mqtt_addr,
                 mqtt_topic_prefix: self.mqtt_topic_prefix.clone(),
                 live_window_ms: self.live_window_ms,

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Every option, with its default. Each field is documented in docs/operations.md.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubConfig {
     /// Folder for the SQLite database, the hub key and media.
@@ -20,15 +20,20 @@ pub struct HubConfig {
     pub http_addr: SocketAddr,
     /// `sqlite://...` or `postgres://...`; default: SQLite in the data folder.
     pub database_url: Option<String>,
-    /// External broker, `mqtt://host:port`; default: the embedded broker.
+    /// External broker, `mqtt://[user[:password]@]host[:port]`; default: the hub's own
+    /// device endpoint. Credentials in the URL are used unless `mqtt_username` /
+    /// `mqtt_password` are set, and are never printed.
     pub mqtt_url: Option<String>,
-    /// Where the embedded broker listens (used only without `mqtt_url`).
+    /// Where the hub's own device endpoint listens (used only without `mqtt_url`).
     pub embedded_mqtt_addr: SocketAddr,
     /// Topic prefix, so several deployments can share one broker.
     pub mqtt_topic_prefix: String,
     /// Username/password the hub uses on an external broker, if it needs them.
     pub mqtt_username: Option<String>,
     pub mqtt_password: Option<String>,
+    /// Give every device its own rights on the external broker through Mosquitto's
+    /// dynamic-security plugin (the hub's broker user must be the plugin's admin).
+    pub mqtt_dynsec: bool,
     /// Address devices are told to connect to (host:port); default: the broker's.
     pub device_mqtt_addr: Option<String>,
     /// A camera is live only while its newest frame was captured (camera clock, mapped
@@ -88,6 +93,7 @@ impl Default for HubConfig {
             mqtt_topic_prefix: "threshold".into(),
             mqtt_username: None,
             mqtt_password: None,
+            mqtt_dynsec: false,
             device_mqtt_addr: None,
             live_window_ms: 1000,
             offline_after_ms: 5000,
@@ -112,12 +118,42 @@ impl Default for HubConfig {
 }
 
 /// Values from flags or the environment; `None` leaves the lower layer in force.
-#[derive(Clone, Debug, Default)]
+/// Shown without secrets: the broker URL's password and `mqtt_password` are masked.
+impl std::fmt::Debug for HubConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubConfig")
+            .field("data_dir", &self.data_dir)
+            .field("http_addr", &self.http_addr)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(crate::broker_url::redact),
+            )
+            .field(
+                "mqtt_url",
+                &self.mqtt_url.as_deref().map(crate::broker_url::redact),
+            )
+            .field("embedded_mqtt_addr", &self.embedded_mqtt_addr)
+            .field("mqtt_topic_prefix", &self.mqtt_topic_prefix)
+            .field("mqtt_username", &self.mqtt_username)
+            .field("mqtt_password", &self.mqtt_password.as_ref().map(|_| "***"))
+            .field("device_mqtt_addr", &self.device_mqtt_addr)
+            .field("live_window_ms", &self.live_window_ms)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Default)]
 pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub http_addr: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub mqtt_url: Option<String>,
+    pub mqtt_username: Option<String>,
+    /// From the environment or a file, never a command-line flag (other users of
+    /// the machine can read a process's arguments).
+    pub mqtt_password: Option<String>,
+    pub mqtt_dynsec: bool,
     pub embedded_mqtt_addr: Option<SocketAddr>,
     pub mqtt_topic_prefix: Option<String>,
     pub live_window_ms: Option<i64>,
@@ -164,6 +200,15 @@ impl HubConfig {
         }
         if over.mqtt_url.is_some() {
             c.mqtt_url = over.mqtt_url;
+        }
+        if over.mqtt_username.is_some() {
+            c.mqtt_username = over.mqtt_username;
+        }
+        if over.mqtt_password.is_some() {
+            c.mqtt_password = over.mqtt_password;
+        }
+        if over.mqtt_dynsec {
+            c.mqtt_dynsec = true;
         }
         if let Some(v) = over.embedded_mqtt_addr {
             c.embedded_mqtt_addr = v;
@@ -214,7 +259,10 @@ impl HubConfig {
             );
         }
         if let Some(u) = &self.mqtt_url {
-            parse_mqtt_url(u).map_err(ConfigError::Invalid)?;
+            crate::broker_url::BrokerUrl::parse(u).map_err(ConfigError::Invalid)?;
+        }
+        if self.mqtt_dynsec && self.mqtt_url.is_none() {
+            return bad("mqtt_dynsec provisions an external broker: set mqtt_url too");
         }
         if self.session_secure_limit_ms < 1000 || self.incident_secure_limit_ms < 1000 {
             return bad(
@@ -268,29 +316,24 @@ impl HubConfig {
 }
 
 /// `mqtt://host:port` (port defaults to 1883) into host and port.
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or("mqtt_url must start with mqtt://")?;
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| format!("bad port in mqtt_url {url:?}"))?,
-        ),
-        None => (rest, 1883),
-    };
-    if host.is_empty() {
-        return Err(format!("no host in mqtt_url {url:?}"));
-    }
-    Ok((host.to_owned(), port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_carries_no_secrets() {
+        let c = HubConfig {
+            mqtt_url: Some("mqtt://hub:url-secret@broker:1883".into()),
+            mqtt_password: Some("field-secret".into()),
+            database_url: Some("postgres://app:db-secret@db/threshold".into()),
+            ..Default::default()
+        };
+        let shown = format!("{c:?}");
+        for secret in ["url-secret", "field-secret", "db-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("broker:1883"), "{shown}");
+    }
 
     #[test]
     fn defaults_are_valid_and_avoid_1883() {
@@ -342,16 +385,5 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().is_err());
-    }
-
-    #[test]
-    fn mqtt_urls_parse() {
-        assert_eq!(
-            parse_mqtt_url("mqtt://127.0.0.1:1883"),
-            Ok(("127.0.0.1".into(), 1883))
-        );
-        assert_eq!(parse_mqtt_url("mqtt://broker"), Ok(("broker".into(), 1883)));
-        assert!(parse_mqtt_url("http://x").is_err());
-        assert!(parse_mqtt_url("mqtt://x:notaport").is_err());
     }
 }

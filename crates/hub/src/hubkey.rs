@@ -1,6 +1,6 @@
 //! The hub's own Ed25519 key: signs downlink messages, unlock tokens and audit
-//! checkpoints. Kept in a 0600 file; several hub processes share it by pointing at the
-//! same file.
+//! checkpoints. Kept in a 0600 file, refused when others can read it; several hub
+//! processes share it by pointing at the same file.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +17,8 @@ pub enum HubKeyError {
     Malformed(String),
     #[error("operating system random source failed: {0}")]
     Random(String),
+    #[error(transparent)]
+    Exposed(#[from] crate::secrets::SecretFileError),
 }
 
 pub fn load_or_create(path: &Path) -> Result<DeviceKey, HubKeyError> {
@@ -26,6 +28,7 @@ pub fn load_or_create(path: &Path) -> Result<DeviceKey, HubKeyError> {
     };
     match std::fs::read_to_string(path) {
         Ok(text) => {
+            crate::secrets::check_private(path)?;
             let mut seed = [0u8; 32];
             hex::decode_to_slice(text.trim(), &mut seed)
                 .map_err(|_| HubKeyError::Malformed(path.display().to_string()))?;

@@ -10,6 +10,7 @@ pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod broker_url;
 pub mod clock;
 pub mod config;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod hubkey;
 pub mod media;
 pub mod metrics;
 pub mod reactions;
+pub mod secrets;
 pub mod state;
 pub mod text;
 pub mod wifi;
@@ -90,12 +92,12 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
     // connect to the hub's own endpoint (`gateway::endpoint`).
     let (mqtt_host, mqtt_port, username, password) = match &config.mqtt_url {
         Some(url) => {
-            let (h, p) = config::parse_mqtt_url(url).map_err(anyhow::Error::msg)?;
+            let url = broker_url::BrokerUrl::parse(url).map_err(anyhow::Error::msg)?;
             (
-                h,
-                p,
-                config.mqtt_username.clone(),
-                config.mqtt_password.clone(),
+                url.host,
+                url.port,
+                config.mqtt_username.clone().or(url.username),
+                config.mqtt_password.clone().or(url.password),
             )
         }
         None => (
@@ -153,6 +155,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
             port: mqtt_port,
             username,
             password,
+            dynsec: config.mqtt_dynsec,
         },
         connected,
     })

@@ -310,3 +310,138 @@ async fn a_device_reads_and_writes_its_own_topics_only() {
     assert_eq!(refusals(&metrics(&base).await, "revoked"), 1);
     hub.stop().await;
 }
+
+/// The same rights on an external Mosquitto, provisioned by the hub through the
+/// dynamic-security plugin: a Mosquitto of the test's own, no anonymous clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_mosquitto_holds_each_device_to_its_own_topics() {
+    let dir = testing::TempDir::new("broker-dynsec").unwrap();
+    let Some(broker) = support::mosquitto::start(dir.path()) else {
+        return;
+    };
+    let port = broker.port;
+    let prefix = format!("thr-dyn-{}", threshold_store::new_id());
+    let hub = threshold_hub::start(HubConfig {
+        data_dir: dir.path().join("hub"),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        mqtt_url: Some(format!(
+            "mqtt://{}@127.0.0.1:{port}",
+            support::mosquitto::ADMIN
+        )),
+        mqtt_password: Some(broker.admin_password.clone()),
+        mqtt_dynsec: true,
+        mqtt_topic_prefix: prefix.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", hub.http_addr);
+    let adm = admin(&hub).await;
+    let t = accounts(&base, &adm, &[("owner", "ann"), ("owner", "bob")]).await;
+    let (ann, bob) = (&t[0], &t[1]);
+    let ann_home = home(&base, ann, "Ann's", 52.37, 4.89).await;
+    let bob_home = home(&base, bob, "Bob's", 52.37, 4.89).await;
+    let a = pair(&base, ann, &ann_home).await;
+    let b = pair(&base, bob, &bob_home).await;
+    let up = |d: &Paired| threshold_proto::topic::uplink(&prefix, &d.key.device_id());
+    let down = |d: &Paired| threshold_proto::topic::downlink(&prefix, &d.key.device_id());
+
+    assert!(
+        matches!(
+            Client::start(port, "nobody", None).next().await,
+            Seen::Refused(_)
+        ),
+        "anonymous refused"
+    );
+    assert!(matches!(
+        Client::start(port, &a.id(), Some((&a.id(), "wrong")))
+            .next()
+            .await,
+        Seen::Refused(_)
+    ));
+
+    let mut bc = Client::connected(port, &b.id(), &b.password).await;
+    for filter in ["#", &format!("{prefix}/v1/dev/+/up"), &down(&a)] {
+        assert_eq!(
+            bc.subscribe(filter).await,
+            SubscribeReasonCode::NotAuthorized,
+            "{filter}"
+        );
+    }
+    assert_eq!(
+        bc.subscribe(&down(&b)).await,
+        SubscribeReasonCode::Success(QoS::AtLeastOnce)
+    );
+    // Device B cannot publish as device A, even A's own signed message.
+    let hb = SignedMessage::sign(
+        &a.key,
+        Kind::Heartbeat,
+        a.key.device_id(),
+        1,
+        now_ms(),
+        serde_json::to_vec(&Heartbeat::default()).unwrap(),
+    );
+    assert_eq!(
+        bc.publish(&up(&a), hb.as_bytes().to_vec()).await,
+        PubAckReason::NotAuthorized
+    );
+    assert_eq!(
+        bc.publish(&down(&a), b"forged".to_vec()).await,
+        PubAckReason::NotAuthorized
+    );
+
+    // Device A speaks on its own uplink, and the hub reaches it on its downlink.
+    let mut ac = Client::connected(port, &a.id(), &a.password).await;
+    assert_eq!(
+        ac.subscribe(&down(&a)).await,
+        SubscribeReasonCode::Success(QoS::AtLeastOnce)
+    );
+    let st = hub.state.clone();
+    let hello = st.downlink.sign(
+        &st.hub_key,
+        a.key.device_id(),
+        Kind::Ack,
+        &serde_json::json!({}),
+        now_ms(),
+    );
+    let mut reached = false;
+    for _ in 0..50 {
+        st.downlink.publish(a.key.device_id(), hello.clone()).await;
+        if let Ok(Some(Seen::Packet(p))) =
+            tokio::time::timeout(Duration::from_millis(200), ac.seen.recv()).await
+        {
+            if matches!(&*p, Packet::Publish(m) if m.topic == down(&a).as_bytes()) {
+                reached = true;
+                break;
+            }
+        }
+    }
+    assert!(reached, "the hub's downlink reached device A");
+
+    // Revoking A takes its client away: disconnected, and refused when it returns.
+    let (s, body) = call(
+        "DELETE",
+        format!("{base}/api/v1/devices/{}", a.id()),
+        Some(ann),
+        None::<Value>,
+    )
+    .await;
+    assert_eq!(s, 204, "{body}");
+    loop {
+        match ac.next().await {
+            Seen::Packet(_) => continue,
+            Seen::Disconnected(_) | Seen::Closed(_) => break,
+            other => panic!("revoked device: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        Client::start(port, &a.id(), Some((&a.id(), &a.password)))
+            .next()
+            .await,
+        Seen::Refused(_)
+    ));
+    // The broker's log holds no device password.
+    let log = std::fs::read_to_string(&broker.log).unwrap_or_default();
+    assert!(!log.contains(&a.password) && !log.contains(&b.password));
+    hub.stop().await;
+}

@@ -15,16 +15,27 @@ use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage};
 
 pub type Sending<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
+/// A change of a device's rights on the transport; the error says why it failed.
+pub type Granting<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
 /// The way out to devices.
 pub trait DeviceLink: Send + Sync + std::fmt::Debug {
     /// Hand `msg` over for `device`; false if it cannot go now (no broker
     /// connection, or the device is not connected to the hub's endpoint).
     fn send(&self, device: DeviceId, msg: SignedMessage) -> Sending<'_>;
 
-    /// Cut `device` off the transport at once (it was revoked). Only a link that
-    /// holds the device's connection can; through an external broker the device's
-    /// broker rights are the operator's (docs/operations.md).
-    fn disconnect(&self, _device: DeviceId) {}
+    /// Let a newly enrolled `device` connect with `password` and use its own topics.
+    /// The hub's own endpoint needs nothing (it reads the registry); an external
+    /// broker may need the device provisioned (`gateway::dynsec`).
+    fn grant<'a>(&'a self, _device: DeviceId, _password: &'a str) -> Granting<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Take a revoked `device`'s rights away and cut its connection at once, where
+    /// the link can (the hub's endpoint, or a provisioned external broker).
+    fn revoke(&self, _device: DeviceId) -> Granting<'_> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -75,18 +86,29 @@ impl Downlink {
         SignedMessage::sign(key, kind, device, self.next_seq(now_ms), now_ms, body)
     }
 
-    /// Cut a revoked device off the transport, where the link can.
-    pub fn disconnect(&self, device: DeviceId) {
-        let link = self.link.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(link) = link {
-            link.disconnect(device);
+    fn current(&self) -> Option<Arc<dyn DeviceLink>> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// See [`DeviceLink::grant`]; without a link there is nothing to provision.
+    pub async fn grant(&self, device: DeviceId, password: &str) -> Result<(), String> {
+        match self.current() {
+            Some(link) => link.grant(device, password).await,
+            None => Ok(()),
+        }
+    }
+
+    /// See [`DeviceLink::revoke`].
+    pub async fn revoke(&self, device: DeviceId) -> Result<(), String> {
+        match self.current() {
+            Some(link) => link.revoke(device).await,
+            None => Ok(()),
         }
     }
 
     /// Send through the link. Returns false if there is no way out right now.
     pub async fn publish(&self, device: DeviceId, msg: SignedMessage) -> bool {
-        let link = self.link.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match link {
+        match self.current() {
             Some(link) => link.send(device, msg).await,
             None => false,
         }

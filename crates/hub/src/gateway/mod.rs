@@ -11,6 +11,7 @@
 
 pub mod connected;
 pub mod downlink;
+pub mod dynsec;
 pub mod endpoint;
 pub mod ingest;
 pub mod monitor;

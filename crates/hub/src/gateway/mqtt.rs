@@ -3,6 +3,7 @@
 //! the order the broker delivered them while different devices proceed in parallel.
 
 use crate::gateway::connected::Connected;
+use crate::gateway::dynsec::{commands, Dynsec, RESPONSE_TOPIC};
 use crate::gateway::ingest;
 use crate::state::AppState;
 use rumqttc::v5::mqttbytes::v5::Packet;
@@ -18,6 +19,8 @@ pub struct MqttTarget {
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Provision each device's rights through Mosquitto's dynamic-security plugin.
+    pub dynsec: bool,
 }
 
 pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
@@ -52,6 +55,7 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     opts.set_network_options(net);
+    let hub_user = target.username.clone();
     if let (Some(u), Some(p)) = (target.username, target.password) {
         opts.set_credentials(u, p);
     }
@@ -61,9 +65,13 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     let mut down_opts = opts.clone();
     down_opts.set_client_id(format!("threshold-hub-{}-down", hex::encode(id)));
     let (down_client, mut down_loop) = AsyncClient::new(down_opts, 10_000);
+    let dynsec = target
+        .dynsec
+        .then(|| Arc::new(Dynsec::new(down_client.clone())));
     state.downlink.connect(std::sync::Arc::new(MqttLink {
         client: down_client.clone(),
         prefix: state.config.mqtt_topic_prefix.clone(),
+        dynsec: dynsec.clone(),
     }));
     let st = state.clone();
     tokio::spawn(async move {
@@ -72,9 +80,35 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
                 let _ = down_client.disconnect().await;
                 return;
             }
-            if let Err(e) = down_loop.poll().await {
-                tracing::debug!(error = %e, "MQTT downlink connection; reconnecting");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            match down_loop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let (Some(d), Some(user)) = (&dynsec, &hub_user) {
+                        let _ = down_client
+                            .subscribe(RESPONSE_TOPIC, QoS::AtLeastOnce)
+                            .await;
+                        // The hub's own rights on its prefix, before any downlink.
+                        let (d, prefix, user) =
+                            (d.clone(), st.config.mqtt_topic_prefix.clone(), user.clone());
+                        tokio::spawn(async move {
+                            match d.run(commands::hub_setup(&prefix, &user)).await {
+                                Ok(()) => tracing::info!("broker rights set up (dynamic security)"),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot set up the hub's broker rights")
+                                }
+                            }
+                        });
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == RESPONSE_TOPIC.as_bytes() => {
+                    if let Some(d) = &dynsec {
+                        d.on_response(&p.payload);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "MQTT downlink connection; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
     });
@@ -135,6 +169,7 @@ fn shard_of(topic: &str, n: usize) -> usize {
 struct MqttLink {
     client: AsyncClient,
     prefix: String,
+    dynsec: Option<Arc<Dynsec>>,
 }
 
 impl crate::gateway::downlink::DeviceLink for MqttLink {
@@ -154,6 +189,34 @@ impl crate::gateway::downlink::DeviceLink for MqttLink {
                 )
                 .await
                 .is_ok()
+        })
+    }
+
+    fn grant<'a>(
+        &'a self,
+        device: threshold_proto::DeviceId,
+        password: &'a str,
+    ) -> crate::gateway::downlink::Granting<'a> {
+        Box::pin(async move {
+            match &self.dynsec {
+                Some(d) => d
+                    .run(commands::grant(&self.prefix, &device.to_hex(), password))
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn revoke(&self, device: threshold_proto::DeviceId) -> crate::gateway::downlink::Granting<'_> {
+        Box::pin(async move {
+            match &self.dynsec {
+                Some(d) => d
+                    .run(commands::revoke(&device.to_hex()))
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
         })
     }
 }

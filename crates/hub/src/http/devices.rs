@@ -157,31 +157,51 @@ pub async fn enrol(
         }
         _ => {}
     }
-    let pairing = st
-        .store
-        .take_pairing_code(&code_hash, now)
-        .await
-        .map_err(|_| {
-            ApiError::NotFoundCode(
-                "invalid_pairing_code",
-                "pairing code unknown, used or expired".into(),
-            )
-        })?;
     let mut pw = [0u8; 24];
     getrandom::getrandom(&mut pw).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mqtt_password = hex::encode(pw);
-    let row = st
-        .store
-        .enrol_device(
-            &device_id.to_hex(),
-            &pairing.home_id,
-            kind.as_str(),
-            &pairing.name,
-            &key.to_hex(),
-            &auth::sha256_hex(&mqtt_password),
-            now,
-        )
-        .await?;
+    // The device's broker rights first (an external broker may need them
+    // provisioned): if that fails, the pairing code is not used up.
+    st.downlink
+        .grant(device_id, &mqtt_password)
+        .await
+        .map_err(|e| {
+            tracing::error!(device = %device_id, error = %e, "cannot give the device its broker rights");
+            ApiError::Unavailable("broker_unavailable", "the MQTT broker did not accept the device; try again".into())
+        })?;
+    let enrolled = async {
+        let pairing = st
+            .store
+            .take_pairing_code(&code_hash, now)
+            .await
+            .map_err(|_| {
+                ApiError::NotFoundCode(
+                    "invalid_pairing_code",
+                    "pairing code unknown, used or expired".into(),
+                )
+            })?;
+        let row = st
+            .store
+            .enrol_device(
+                &device_id.to_hex(),
+                &pairing.home_id,
+                kind.as_str(),
+                &pairing.name,
+                &key.to_hex(),
+                &auth::sha256_hex(&mqtt_password),
+                now,
+            )
+            .await?;
+        Ok::<_, ApiError>((pairing, row))
+    }
+    .await;
+    let (pairing, row) = match enrolled {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = st.downlink.revoke(device_id).await;
+            return Err(e);
+        }
+    };
     if let Some(entry) = DeviceEntry::from_row(&row, &[], &[]) {
         st.registry.insert(entry);
     }
@@ -384,7 +404,11 @@ pub async fn revoke(
         .map_err(|_| ApiError::NotFound("device"))?;
     if let Ok(did) = id.parse::<DeviceId>() {
         st.registry.with(&did, |e| e.revoked = true);
-        st.downlink.disconnect(did);
+        // Revoked in the database and the registry already: verification refuses it
+        // whatever the broker does. Cutting it off the transport is the second wall.
+        if let Err(e) = st.downlink.revoke(did).await {
+            tracing::error!(device = %did, error = %e, "revoked device's broker rights could not be removed; remove them by hand");
+        }
     }
     crate::audit::record(
         &st,

@@ -31,6 +31,8 @@ pub enum ApiError {
     TooLarge,
     #[error("too many failed sign-ins for this account; wait a few minutes")]
     TooManyAttempts,
+    #[error("{1}")]
+    Unavailable(&'static str, String),
     #[error("internal error; the hub's log has details")]
     Internal(String),
 }
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::ConflictCode(c, _) => c,
             ApiError::TooLarge => "payload_too_large",
             ApiError::TooManyAttempts => "too_many_attempts",
+            ApiError::Unavailable(c, _) => c,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::Conflict(_) | ApiError::ConflictCode(..) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod house;
+pub mod mosquitto;
 pub mod process;
 pub mod sim;
 

@@ -56,7 +56,7 @@ pub async fn serve<S>(
     let (connect, login) = match tokio::time::timeout(CONNECT_WITHIN, wire.next()).await {
         Ok(Some(Ok(Packet::Connect(c, _will, login)))) => (c, login),
         Ok(Some(Err(WireError::InvalidProtocolLevel(_)))) => {
-            // MQTT 3.1.1 and older: refused with the 3.1.1 code, which those clients read.
+            // MQTT 3.1.1 and older: refused (CONNACK 0x84, unsupported protocol version).
             refuse(&state, &log, peer, "protocol");
             let _ = wire
                 .send(Packet::ConnAck(ConnAck {

@@ -4,7 +4,7 @@
 //! A device has at most one session: a new CONNECT for the same device closes the
 //! older one (protocol §2.1). Revoking a device closes its session at once.
 
-use crate::gateway::downlink::{DeviceLink, Sending};
+use crate::gateway::downlink::{DeviceLink, Granting, Sending};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,8 +119,9 @@ impl DeviceLink for EndpointLink {
         Box::pin(async move { ok })
     }
 
-    fn disconnect(&self, device: DeviceId) {
+    fn revoke(&self, device: DeviceId) -> Granting<'_> {
         self.0.close(device, Why::Revoked);
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -151,11 +152,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn revoking_closes_the_session() {
+    #[tokio::test]
+    async fn revoking_closes_the_session() {
         let s = std::sync::Arc::new(Sessions::default());
         let (_, mut rx) = s.open(A);
-        EndpointLink(s.clone()).disconnect(A);
+        assert_eq!(EndpointLink(s.clone()).revoke(A).await, Ok(()));
         assert!(matches!(rx.try_recv(), Ok(Outgoing::Close(Why::Revoked))));
         assert!(!s.is_connected(&A));
         assert!(!s.close(A, Why::Revoked), "nothing left to close");

@@ -1,0 +1,127 @@
+//! A Mosquitto of the test's own, with its own configuration: the dynamic-security
+//! plugin, no anonymous clients, one admin. Killed when dropped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const ADMIN: &str = "threshold-admin";
+
+pub struct OwnMosquitto {
+    child: Child,
+    pub port: u16,
+    pub admin_password: String,
+    pub log: PathBuf,
+}
+
+impl Drop for OwnMosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where Debian (or another layout) installed the plugin.
+fn dynsec_plugin() -> Option<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/lib"), PathBuf::from("/usr/local/lib")];
+    for d in ["/usr/lib", "/usr/lib64"] {
+        if let Ok(entries) = std::fs::read_dir(d) {
+            dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+    }
+    dirs.into_iter()
+        .map(|d| d.join("mosquitto_dynamic_security.so"))
+        .find(|p| p.exists())
+}
+
+/// Start one, or `None` (the test skips) when Mosquitto or its plugin is missing;
+/// under THRESHOLD_REQUIRE_SERVICES=1 that fails instead.
+pub fn start(dir: &Path) -> Option<OwnMosquitto> {
+    let required = threshold_store::testing::services_required();
+    let plugin = dynsec_plugin();
+    let have = plugin.is_some()
+        && Command::new("mosquitto_ctrl")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+    if !have {
+        assert!(
+            !required,
+            "mosquitto with its dynamic-security plugin required"
+        );
+        eprintln!("skipping: mosquitto's dynamic-security plugin not installed");
+        return None;
+    }
+    let plugin = plugin?;
+    let admin_password = format!("admin-{}", threshold_store::new_id());
+    let state = dir.join("dynsec.json");
+    let init = Command::new("mosquitto_ctrl")
+        .args(["dynsec", "init"])
+        .arg(&state)
+        .args([ADMIN, admin_password.as_str()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("mosquitto_ctrl runs");
+    assert!(init.success(), "mosquitto_ctrl dynsec init failed");
+    // Mosquitto cannot report a port it chose, so take a free one and retry on the
+    // rare clash with another process.
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let conf = dir.join("mosquitto.conf");
+        let log = dir.join("mosquitto.log");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\n\
+                 plugin {}\nplugin_opt_config_file {}\nlog_dest stderr\nlog_type all\n",
+                plugin.display(),
+                state.display()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mosquitto starts");
+        // Its log goes to a file of the test's and says when it is running; a clash
+        // on the port ends the process, which ends the log.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let log_path = log.clone();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            let mut file = std::fs::File::create(&log_path).ok();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(f) = file.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+                if line.contains("running") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+            return Some(OwnMosquitto {
+                child,
+                port,
+                admin_password,
+                log,
+            });
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("mosquitto did not start");
+}
