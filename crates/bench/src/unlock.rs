@@ -377,6 +377,9 @@ async fn bench(
         let mut o = MqttOptions::new(client_id.clone(), host.clone(), port);
         if own.is_some() {
             o.set_credentials(client_id.clone(), DEVICE_PASSWORD);
+            // As the real agent: rumqttc's default in-flight limit (65 535) would
+            // allocate ~13 MB per device connection.
+            o.set_outgoing_inflight_upper_limit(16);
         } else if let (Some(u), Some(p)) = (&cfg.mqtt_username, &cfg.mqtt_password) {
             o.set_credentials(u.clone(), p.clone());
         }

@@ -283,6 +283,20 @@ async fn a_device_reads_and_writes_its_own_topics_only() {
         "Bob's camera received nothing of Ann's"
     );
 
+    // Leaving politely (DISCONNECT, reason 0) is not a protocol error.
+    bc.client.disconnect().await.unwrap();
+    until(10, "Bob's camera's session closed", || {
+        let base = base.clone();
+        async move {
+            metrics(&base)
+                .await
+                .lines()
+                .any(|l| l == "threshold_broker_sessions 1")
+        }
+    })
+    .await;
+    assert_eq!(refusals(&metrics(&base).await, "malformed"), 0);
+
     // A second connection of the same device replaces the first.
     let mut ac2 = Client::connected(port, &a.id(), &a.password).await;
     match ac.next().await {

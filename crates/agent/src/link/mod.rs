@@ -299,6 +299,9 @@ impl LinkTask {
         let mut opts = MqttOptions::new(me.to_hex(), s.host.clone(), s.port);
         opts.set_credentials(s.username.clone(), s.password.clone());
         opts.set_clean_start(true);
+        // rumqttc's default (65 535 publishes in flight) allocates ~13 MB of slots at
+        // connect; a device has a handful in flight, and past 64 it should wait.
+        opts.set_outgoing_inflight_upper_limit(64);
         opts.set_keep_alive(s.keep_alive);
         opts.set_connection_timeout(3);
         opts.set_max_packet_size(Some(256 * 1024));

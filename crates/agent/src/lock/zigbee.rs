@@ -160,6 +160,8 @@ async fn run(
     }
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_clean_start(true);
+    // rumqttc's default in-flight limit (65 535) allocates ~13 MB at connect.
+    opts.set_outgoing_inflight_upper_limit(64);
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let base = cfg.base_topic.trim_end_matches('/').to_string();
     let lock_t = cfg.lock.as_ref().map(|l| format!("{base}/{l}"));

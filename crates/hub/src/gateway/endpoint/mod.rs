@@ -12,6 +12,7 @@
 //! MQTT framing is rumqttc's (`mqttbytes::v5::Codec`); what is written here is only
 //! the session rules of protocol §2.
 
+mod codec;
 pub mod rights;
 mod session;
 pub mod sessions;

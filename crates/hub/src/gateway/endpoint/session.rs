@@ -6,6 +6,7 @@
 //! in the order it sent them, and a hub that falls behind slows the device's socket
 //! instead of queueing without bound.
 
+use super::codec::DeviceCodec;
 use super::rights::{self, Known, Refusal, Rights};
 use super::sessions::{Outgoing, Sessions, Why};
 use super::RefusalLog;
@@ -14,9 +15,8 @@ use crate::gateway::ingest;
 use crate::state::AppState;
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::v5::mqttbytes::v5::{
-    Codec, ConnAck, ConnectReturnCode, Disconnect, DisconnectProperties, DisconnectReasonCode,
-    Packet, PingResp, PubAck, PubAckReason, Publish, SubAck, SubscribeReasonCode, UnsubAck,
-    UnsubAckReason,
+    ConnAck, ConnectReturnCode, Disconnect, DisconnectProperties, DisconnectReasonCode, Packet,
+    PingResp, PubAck, PubAckReason, Publish, SubAck, SubscribeReasonCode, UnsubAck, UnsubAckReason,
 };
 use rumqttc::v5::mqttbytes::{Error as WireError, QoS};
 use std::net::SocketAddr;
@@ -33,7 +33,7 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 /// The largest packet a device may send: one protocol message and MQTT's framing.
 pub const MAX_PACKET: u32 = (threshold_proto::MAX_MESSAGE_BYTES + 1024) as u32;
 
-type Wire<S> = Framed<S, Codec>;
+type Wire<S> = Framed<S, DeviceCodec>;
 
 /// Serve one connection until the device leaves, breaks the protocol, is revoked or
 /// replaced, or the hub stops.
@@ -46,13 +46,7 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut wire = Framed::new(
-        io,
-        Codec {
-            max_incoming_size: Some(MAX_PACKET),
-            max_outgoing_size: None,
-        },
-    );
+    let mut wire = Framed::new(io, DeviceCodec::new(MAX_PACKET));
     let (connect, login) = match tokio::time::timeout(CONNECT_WITHIN, wire.next()).await {
         Ok(Some(Ok(Packet::Connect(c, _will, login)))) => (c, login),
         Ok(Some(Err(WireError::InvalidProtocolLevel(_)))) => {
@@ -172,6 +166,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         None => return,
                         Some(Ok(p)) => p,
                         Some(Err(e)) => {
+                            tracing::debug!(device = %self.device, error = %e, "unreadable packet from device");
                             let (reason, code) = match e {
                                 WireError::PayloadSizeLimitExceeded { .. } => {
                                     ("packet_too_large", DisconnectReasonCode::PacketTooLarge)
