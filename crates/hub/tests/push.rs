@@ -219,6 +219,48 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
     .await;
     assert_eq!(s, 201, "{b}");
 
+    // Another owner who learnt the endpoint cannot take it over (nor remove it).
+    let hash = threshold_hub::auth::hash_password("another-long-password").unwrap();
+    hub.state
+        .store
+        .create_user(threshold_store::Role::Owner, "mallory", "M", &hash, 0)
+        .await
+        .unwrap();
+    let (_, login) = call(
+        "POST",
+        format!("{base}/api/v1/auth/login"),
+        None,
+        Some(json!({"username": "mallory", "password": "another-long-password"})),
+    )
+    .await;
+    let mallory = login["token"].as_str().unwrap().to_owned();
+    let her_ua = SecretKey::from_slice(&[8u8; 32]).unwrap();
+    let her_keys = json!({"p256dh": B64.encode(her_ua.public_key().to_encoded_point(false).as_bytes()), "auth": B64.encode([1u8; 16])});
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/push/subscriptions"),
+        Some(&mallory),
+        Some(json!({"endpoint": endpoint, "keys": her_keys})),
+    )
+    .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("endpoint_in_use")), "{b}");
+    let (s, _) = call(
+        "DELETE",
+        format!("{base}/api/v1/push/subscriptions"),
+        Some(&mallory),
+        Some(json!({"endpoint": endpoint})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (_, mine) = call(
+        "GET",
+        format!("{base}/api/v1/push/subscriptions"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+
     let alert = |kind: AlertKind, message: &'static str| {
         let st = hub.state.clone();
         let (owner_id, home_id) = (owner_row.id.clone(), home_id.clone());

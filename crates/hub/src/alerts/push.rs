@@ -168,18 +168,22 @@ pub struct Subscription {
 
 fn load_or_create_key(path: &Path) -> anyhow::Result<SecretKey> {
     if let Ok(text) = std::fs::read_to_string(path) {
+        crate::secrets::check_private(path)?;
         let bytes = hex::decode(text.trim())?;
         return SecretKey::from_slice(&bytes)
             .map_err(|_| anyhow::anyhow!("{} is not a P-256 key", path.display()));
     }
     let k = random_secret()?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, hex::encode(k.to_bytes()))?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
     }
+    std::io::Write::write_all(&mut opts.open(&tmp)?, hex::encode(k.to_bytes()).as_bytes())?;
     std::fs::rename(&tmp, path)?;
     Ok(k)
 }
@@ -229,17 +233,27 @@ impl Push {
             .collect()
     }
 
-    fn upsert(&self, s: Subscription) -> bool {
+    fn upsert(&self, s: Subscription) -> Result<(), SubscribeError> {
         let mut subs = self.lock();
+        // An endpoint already kept for another owner moves only to someone who holds
+        // the same browser's keys (the same browser, signed in as someone else): an
+        // endpoint alone, which leaks more easily, takes nobody's alerts away.
+        if let Some(old) = subs.iter().find(|x| x.endpoint == s.endpoint) {
+            let same_browser = crate::auth::ct_eq(&old.auth, &s.auth)
+                && crate::auth::ct_eq(&old.p256dh, &s.p256dh);
+            if old.owner_id != s.owner_id && !same_browser {
+                return Err(SubscribeError::Taken);
+            }
+        }
         subs.retain(|x| x.endpoint != s.endpoint);
         if subs.iter().filter(|x| x.owner_id == s.owner_id).count() >= MAX_SUBSCRIPTIONS_PER_OWNER {
-            return false;
+            return Err(SubscribeError::TooMany);
         }
         subs.push(s);
         let copy = subs.clone();
         drop(subs);
         self.save(&copy);
-        true
+        Ok(())
     }
 
     /// Forget a subscription (of `owner`, when given); whether there was one.
@@ -339,6 +353,8 @@ pub enum SubscribeError {
     BadKey(PushError),
     #[error("at most {MAX_SUBSCRIPTIONS_PER_OWNER} push subscriptions per owner")]
     TooMany,
+    #[error("this push endpoint belongs to another account's browser")]
+    Taken,
 }
 
 impl Push {
@@ -364,18 +380,13 @@ impl Push {
         if B64.decode(auth.trim_end_matches('=')).map(|a| a.len()) != Ok(16) {
             return Err(SubscribeError::BadKey(PushError::BadAuth));
         }
-        let kept = self.upsert(Subscription {
+        self.upsert(Subscription {
             owner_id: owner.to_owned(),
             endpoint,
             p256dh,
             auth,
             created_ms: now_ms,
-        });
-        if kept {
-            Ok(())
-        } else {
-            Err(SubscribeError::TooMany)
-        }
+        })
     }
 }
 

@@ -33,6 +33,10 @@ pub enum ApiError {
     TooManyAttempts,
     #[error("{1}")]
     Unavailable(&'static str, String),
+    #[error("requests from another site's page are refused")]
+    CrossOrigin,
+    #[error("this route does not take that method")]
+    MethodNotAllowed,
     #[error("internal error; the hub's log has details")]
     Internal(String),
 }
@@ -52,6 +56,8 @@ impl ApiError {
             ApiError::TooLarge => "payload_too_large",
             ApiError::TooManyAttempts => "too_many_attempts",
             ApiError::Unavailable(c, _) => c,
+            ApiError::CrossOrigin => "cross_origin",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -66,6 +72,8 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::CrossOrigin => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -12,6 +12,7 @@ pub mod guests;
 pub mod homes;
 pub mod live;
 pub mod lock;
+pub mod origin;
 pub mod push;
 pub mod system;
 pub mod web;
@@ -162,16 +163,40 @@ pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::
         .route("/events", get(system::events_ws))
         .route("/openapi.json", get(system::openapi))
         .merge(push::router(push))
-        .fallback(|| async { ApiError::NotFound("route") });
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(no_store));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
         .merge(crate::http::web::router())
         .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(origin::same_origin_only))
+        .layer(axum::middleware::from_fn(nosniff))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// API answers carry session tokens, guest secrets and live state: never cached.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// No answer is ever sniffed into another content type.
+async fn nosniff(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    resp
 }
 
 /// Request latency by route template (never by raw path: ids would explode the label

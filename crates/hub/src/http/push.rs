@@ -76,6 +76,7 @@ async fn subscribe(
         SubscribeError::BadEndpoint => ApiError::invalid("invalid_endpoint", e.to_string()),
         SubscribeError::BadKey(k) => ApiError::invalid("invalid_key", k.to_string()),
         SubscribeError::TooMany => ApiError::Conflict(e.to_string()),
+        SubscribeError::Taken => ApiError::ConflictCode("endpoint_in_use", e.to_string()),
     })?;
     crate::audit::record(&st, "push.subscribed", &p.actor(), "push", json!({})).await;
     Ok(StatusCode::CREATED)

@@ -1,0 +1,141 @@
+//! The HTTP surface against another site's page and careless caches, through a real
+//! hub: a cookie-authenticated request from a foreign Origin changes nothing, a
+//! WebSocket from one is refused, and every answer is JSON, `nosniff`, and (for the
+//! API) never cached.
+
+mod support;
+use support::*;
+
+use serde_json::{json, Value};
+use threshold_hub::HubConfig;
+use threshold_store::testing;
+
+/// One request with the given extra headers; status, headers and JSON body.
+async fn request(
+    method: &'static str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Value>,
+) -> (u16, Vec<(String, String)>, Value) {
+    tokio::task::spawn_blocking(move || {
+        let mut req = ureq::request(method, &url);
+        for (k, v) in &headers {
+            req = req.set(k, v);
+        }
+        let r = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let status = resp.status();
+        let hs = resp
+            .headers_names()
+            .into_iter()
+            .map(|n| {
+                let v = resp.header(&n).unwrap_or_default().to_owned();
+                (n, v)
+            })
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        (status, hs, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+    .await
+    .unwrap()
+}
+
+fn header<'a>(hs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    hs.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_sites_page_cannot_act_with_the_owners_cookie() {
+    let dir = testing::TempDir::new("http-hardening").unwrap();
+    let hub = threshold_hub::start(HubConfig {
+        data_dir: dir.path().to_owned(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", hub.http_addr);
+    let adm = admin(&hub).await;
+    let owner = accounts(&base, &adm, &[("owner", "olga")]).await.remove(0);
+    let cookie = format!("threshold_session={owner}");
+    let own_origin = base.clone();
+
+    // Creating a home with the cookie: from the hub's own page it works...
+    let (s, _, b) = request(
+        "POST",
+        format!("{base}/api/v1/homes"),
+        vec![("Cookie", cookie.clone()), ("Origin", own_origin.clone())],
+        Some(json!({"name": "Ours", "lat": 1.0, "lon": 1.0})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    // ... from another site's page, or one the browser calls cross-site, it does not.
+    for extra in [
+        ("Origin", "http://evil.example".to_owned()),
+        ("Origin", "null".to_owned()),
+        ("Sec-Fetch-Site", "cross-site".to_owned()),
+    ] {
+        let (s, hs, b) = request(
+            "POST",
+            format!("{base}/api/v1/homes"),
+            vec![("Cookie", cookie.clone()), extra.clone()],
+            Some(json!({"name": "Theirs", "lat": 1.0, "lon": 1.0})),
+        )
+        .await;
+        assert_eq!((s, b["error"]["code"].as_str()), (403, Some("cross_origin")), "{extra:?}");
+        assert_eq!(header(&hs, "content-type"), Some("application/json"));
+    }
+    let (_, _, homes) = request(
+        "GET",
+        format!("{base}/api/v1/homes"),
+        vec![("Authorization", format!("Bearer {owner}"))],
+        None,
+    )
+    .await;
+    assert_eq!(homes.as_array().map(Vec::len), Some(1), "{homes}");
+
+    // The live events socket: not from another site's page.
+    let (s, _, b) = request(
+        "GET",
+        format!("{base}/api/v1/events"),
+        vec![
+            ("Cookie", cookie.clone()),
+            ("Origin", "http://evil.example".to_owned()),
+            ("Connection", "Upgrade".to_owned()),
+            ("Upgrade", "websocket".to_owned()),
+            ("Sec-WebSocket-Version", "13".to_owned()),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==".to_owned()),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!((s, b["error"]["code"].as_str()), (403, Some("cross_origin")));
+
+    // A sign-in answer (a session token) is never cached, nor sniffed.
+    let (s, hs, _) = request(
+        "POST",
+        format!("{base}/api/v1/auth/login"),
+        vec![],
+        Some(json!({"username": "olga", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(header(&hs, "cache-control"), Some("no-store"));
+    assert_eq!(header(&hs, "x-content-type-options"), Some("nosniff"));
+
+    // A method a route does not take is a JSON error too.
+    let (s, hs, b) = request("PUT", format!("{base}/api/v1/homes"), vec![], None).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(header(&hs, "content-type"), Some("application/json"));
+    hub.stop().await;
+}
