@@ -20,10 +20,27 @@ use threshold_agent::{
 };
 use threshold_proto::body::BoltState;
 
+/// `$XDG_DATA_HOME/threshold/demo`, else `~/.local/share/threshold/demo`; the system's
+/// temporary folder when there is no home at all.
+fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local").join("share"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("threshold").join("demo")
+}
+
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Data folder for the demo (hub database, key, agents).
-    #[arg(long, default_value = "threshold-demo")]
+    /// Data folder for the demo (hub database, key, agents); default: `threshold/demo`
+    /// in the user's data folder ($XDG_DATA_HOME, else ~/.local/share), never the
+    /// working tree.
+    #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
     /// HTTP address of the hub.
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -80,11 +80,30 @@ pub struct Assembled {
 /// it; story tests drive it by hand on a manual clock (`testing`).
 pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Assembled> {
     config.validate()?;
+    let new_folder = !config.data_dir.exists();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+    if new_folder {
+        secrets::make_private(&config.data_dir)?;
+    }
+    let sqlite_file = config
+        .database_url
+        .is_none()
+        .then(|| config.data_dir.join("threshold.db"))
+        .filter(|f| !f.exists());
     let store = threshold_store::Store::connect(&config.database_url())
         .await
         .context("cannot open the database")?;
+    // A database the hub created is its owner's only (it holds password hashes,
+    // device keys and the audit log).
+    if let Some(f) = sqlite_file {
+        for suffix in ["", "-wal", "-shm"] {
+            let p = std::path::PathBuf::from(format!("{}{suffix}", f.display()));
+            if p.exists() {
+                secrets::make_private(&p)?;
+            }
+        }
+    }
     store.setting_init("schema", "1").await?;
     let hub_key = hubkey::load_or_create(&config.hub_key_file())?;
 

@@ -37,6 +37,20 @@ pub fn check_private(path: &Path) -> Result<(), SecretFileError> {
     Ok(())
 }
 
+/// Make `path` (a file or folder the hub just created) its owner's only: the data
+/// folder holds the database, keys and recordings.
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if path.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// The text of a private file (see [`check_private`]).
 pub fn read_private(path: &Path) -> Result<String, SecretFileError> {
     check_private(path)?;

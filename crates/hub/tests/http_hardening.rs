@@ -41,7 +41,11 @@ async fn request(
             })
             .collect();
         let text = resp.into_string().unwrap_or_default();
-        (status, hs, serde_json::from_str(&text).unwrap_or(Value::Null))
+        (
+            status,
+            hs,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
     })
     .await
     .unwrap()
@@ -92,7 +96,11 @@ async fn another_sites_page_cannot_act_with_the_owners_cookie() {
             Some(json!({"name": "Theirs", "lat": 1.0, "lon": 1.0})),
         )
         .await;
-        assert_eq!((s, b["error"]["code"].as_str()), (403, Some("cross_origin")), "{extra:?}");
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (403, Some("cross_origin")),
+            "{extra:?}"
+        );
         assert_eq!(header(&hs, "content-type"), Some("application/json"));
     }
     let (_, _, homes) = request(
@@ -119,7 +127,10 @@ async fn another_sites_page_cannot_act_with_the_owners_cookie() {
         None,
     )
     .await;
-    assert_eq!((s, b["error"]["code"].as_str()), (403, Some("cross_origin")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("cross_origin"))
+    );
 
     // A sign-in answer (a session token) is never cached, nor sniffed.
     let (s, hs, _) = request(
@@ -135,7 +146,40 @@ async fn another_sites_page_cannot_act_with_the_owners_cookie() {
 
     // A method a route does not take is a JSON error too.
     let (s, hs, b) = request("PUT", format!("{base}/api/v1/homes"), vec![], None).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     assert_eq!(header(&hs, "content-type"), Some("application/json"));
     hub.stop().await;
+}
+
+/// What the hub creates on disk is its owner's only, and a key others can read is
+/// refused at start, naming the file.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_folder_and_its_secrets_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = testing::TempDir::new("private-data").unwrap();
+    let data = dir.path().join("data");
+    let cfg = HubConfig {
+        data_dir: data.clone(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let hub = threshold_hub::start(cfg.clone()).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("threshold.db")), 0o600);
+    assert_eq!(mode(&data.join("hub.key")), 0o600);
+    hub.stop().await;
+
+    std::fs::set_permissions(data.join("hub.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = threshold_hub::start(cfg).await.unwrap_err();
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("hub.key") && text.contains("chmod 600"),
+        "{text}"
+    );
 }

@@ -243,7 +243,11 @@ async fn critical_alerts_are_pushed_encrypted_with_vapid() {
         Some(json!({"endpoint": endpoint, "keys": her_keys})),
     )
     .await;
-    assert_eq!((s, b["error"]["code"].as_str()), (409, Some("endpoint_in_use")), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("endpoint_in_use")),
+        "{b}"
+    );
     let (s, _) = call(
         "DELETE",
         format!("{base}/api/v1/push/subscriptions"),

@@ -72,30 +72,60 @@ mod tests {
     #[test]
     fn same_origin_and_non_browser_requests_pass() {
         let host = ("host", "hub.lan:8080");
-        assert!(!foreign(&Method::POST, &h(&[host, ("origin", "http://hub.lan:8080")])));
-        assert!(!foreign(&Method::POST, &h(&[host, ("origin", "https://HUB.lan:8080")])));
+        assert!(!foreign(
+            &Method::POST,
+            &h(&[host, ("origin", "http://hub.lan:8080")])
+        ));
+        assert!(!foreign(
+            &Method::POST,
+            &h(&[host, ("origin", "https://HUB.lan:8080")])
+        ));
         assert!(!foreign(&Method::POST, &h(&[host])), "curl, a device");
         assert!(!foreign(
             &Method::POST,
-            &h(&[host, ("sec-fetch-site", "same-origin"), ("origin", "http://hub.lan:8080")])
+            &h(&[
+                host,
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "http://hub.lan:8080")
+            ])
         ));
-        assert!(!foreign(&Method::GET, &h(&[host, ("origin", "http://evil.example")])));
+        assert!(!foreign(
+            &Method::GET,
+            &h(&[host, ("origin", "http://evil.example")])
+        ));
     }
 
     #[test]
     fn another_sites_page_is_refused() {
         let host = ("host", "hub.lan:8080");
-        assert!(foreign(&Method::POST, &h(&[host, ("origin", "http://evil.example")])));
-        assert!(foreign(&Method::DELETE, &h(&[host, ("origin", "http://hub.lan:9999")])));
+        assert!(foreign(
+            &Method::POST,
+            &h(&[host, ("origin", "http://evil.example")])
+        ));
+        assert!(foreign(
+            &Method::DELETE,
+            &h(&[host, ("origin", "http://hub.lan:9999")])
+        ));
         assert!(foreign(&Method::PUT, &h(&[host, ("origin", "null")])));
-        assert!(foreign(&Method::POST, &h(&[host, ("sec-fetch-site", "cross-site")])));
+        assert!(foreign(
+            &Method::POST,
+            &h(&[host, ("sec-fetch-site", "cross-site")])
+        ));
         assert!(foreign(
             &Method::GET,
-            &h(&[host, ("upgrade", "websocket"), ("origin", "http://evil.example")])
+            &h(&[
+                host,
+                ("upgrade", "websocket"),
+                ("origin", "http://evil.example")
+            ])
         ));
         assert!(!foreign(
             &Method::GET,
-            &h(&[host, ("upgrade", "websocket"), ("origin", "http://hub.lan:8080")])
+            &h(&[
+                host,
+                ("upgrade", "websocket"),
+                ("origin", "http://hub.lan:8080")
+            ])
         ));
     }
 }
