@@ -198,6 +198,8 @@ pub async fn user(a: UserCmd) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("set the password in ${password_env}"))?;
     let role = threshold_store::Role::parse(&role)
         .context("role must be owner, courier, dispatcher or admin")?;
+    threshold_hub::auth::policy::check(&password, &username)
+        .map_err(|e| anyhow::anyhow!("${password_env}: {e}"))?;
     std::fs::create_dir_all(&cfg.data_dir)?;
     let store = threshold_store::Store::connect(&cfg.database_url())
         .await

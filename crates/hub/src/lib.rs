@@ -158,7 +158,9 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         device_mqtt_host: device_host,
         device_mqtt_port: device_port,
         journal,
-        login_limiter: auth::LoginLimiter::default(),
+        sign_in_accounts: auth::throttle::Throttle::new(auth::throttle::Limits::ACCOUNT),
+        sign_in_sources: auth::throttle::Throttle::new(auth::throttle::Limits::SOURCE),
+        password_checks: auth::PasswordChecks::default(),
         guest_limiter: auth::LoginLimiter::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
@@ -239,6 +241,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
     let app = http::router(state.clone(), push);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let r = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.await;
         });

@@ -39,8 +39,11 @@ pub struct Inner {
     /// This process's one writer of the audit log (group commit; other hub processes
     /// are handled by the store's retry).
     pub journal: crate::audit::journal::Journal,
-    /// Failed sign-ins per username (online guessing).
-    pub login_limiter: crate::auth::limiter::LoginLimiter,
+    /// Sign-in attempts per account and per source address (online guessing).
+    pub sign_in_accounts: crate::auth::throttle::Throttle,
+    pub sign_in_sources: crate::auth::throttle::Throttle,
+    /// The bounded pool password checks run on.
+    pub password_checks: crate::auth::PasswordChecks,
     /// Unlock attempts per guest grant (same limits, every attempt counts): a leaked
     /// or scripted guest secret cannot open the door over and over.
     pub guest_limiter: crate::auth::limiter::LoginLimiter,

@@ -183,3 +183,79 @@ async fn the_data_folder_and_its_secrets_are_private() {
         "{text}"
     );
 }
+
+/// Forty wrong passwords at once are forty attempts: the account's free budget lets
+/// ten be checked, the rest are told to slow down, and after that the owner waits a
+/// delay that doubles per failure (capped), never a lockout. On the hub's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_are_all_counted_and_slow_the_account_down() {
+    let dir = testing::TempDir::new("login-throttle").unwrap();
+    let clock = threshold_hub::clock::ManualClock::new(now_ms());
+    let hub = threshold_hub::start_with_clock(
+        HubConfig {
+            data_dir: dir.path().to_owned(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", hub.http_addr);
+    let adm = admin(&hub).await;
+    // A common password is refused when the account is made.
+    for pw in ["Password123", "qwertyuiop", "aaaaaaaaaa"] {
+        let (s, _, b) = request(
+            "POST",
+            format!("{base}/api/v1/admin/users"),
+            vec![("Authorization", format!("Bearer {adm}"))],
+            Some(json!({"role": "owner", "username": "ann", "password": pw})),
+        )
+        .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("weak_password")),
+            "{pw}"
+        );
+    }
+    accounts(&base, &adm, &[("owner", "ann")]).await;
+    let guesses: Vec<_> = (0..40)
+        .map(|i| {
+            let url = format!("{base}/api/v1/auth/login");
+            tokio::spawn(request(
+                "POST",
+                url,
+                vec![],
+                Some(json!({"username": "ann", "password": format!("guess-{i}")})),
+            ))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.unwrap().0);
+    }
+    let checked = statuses.iter().filter(|&&s| s == 401).count();
+    let slowed = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((checked, slowed), (10, 30), "{statuses:?}");
+
+    // Ann herself now waits a second, told so, then gets in.
+    let login = || {
+        request(
+            "POST",
+            format!("{base}/api/v1/auth/login"),
+            vec![],
+            Some(json!({"username": "ann", "password": PASSWORD})),
+        )
+    };
+    let (s, hs, b) = login().await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (429, Some("too_many_attempts"))
+    );
+    assert_eq!(header(&hs, "retry-after"), Some("1"));
+    clock.advance(1_000);
+    let (s, _, b) = login().await;
+    assert_eq!(s, 200, "{b}");
+    hub.stop().await;
+}

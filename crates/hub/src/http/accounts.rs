@@ -3,7 +3,7 @@
 use crate::auth::{self, Principal};
 use crate::http::dto::*;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{self, ApiJson};
+use crate::http::extract::{self, ApiJson, Peer};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -11,39 +11,81 @@ use axum::Json;
 use serde_json::json;
 use threshold_store::Role;
 
-#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "accounts",
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn login(
-    State(st): State<AppState>,
-    ApiJson(req): ApiJson<LoginRequest>,
-) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
-    let name = req.username.trim().to_ascii_lowercase();
-    if st.login_limiter.blocked(&name, st.clock.now_ms()) {
-        return Err(ApiError::TooManyAttempts);
-    }
-    let user = st.store.user_by_name(&name).await?;
-    let pw = req.password.clone();
+/// The account `name` if `password` is its password. Unknown names cost a check
+/// too, so timing does not tell them apart.
+async fn check_password(
+    st: &AppState,
+    name: &str,
+    password: String,
+) -> ApiResult<Option<threshold_store::UserRow>> {
+    let user = st.store.user_by_name(name).await?;
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| auth::dummy_hash().to_owned());
-    // argon2 is deliberately slow: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
+    let ok = st
+        .password_checks
+        .verify(password, hash)
         .await
-        .unwrap_or(false);
-    let Some(user) = user.filter(|_| ok) else {
-        st.login_limiter.failed(&name, st.clock.now_ms());
-        crate::audit::record(
-            &st,
-            "login.failed",
-            "anonymous",
-            &format!("username:{}", name.chars().take(64).collect::<String>()),
-            json!({}),
-        )
-        .await;
-        return Err(ApiError::BadCredentials);
+        .map_err(|busy| ApiError::Unavailable("busy", busy.to_string()))?;
+    Ok(user.filter(|_| ok))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "accounts",
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(st): State<AppState>,
+    Peer(peer): Peer,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
+    let name = req.username.trim().to_ascii_lowercase();
+    let now = st.clock.now_ms();
+    // The attempt is reserved for the account and for the source before the password
+    // is checked, so parallel guesses are all counted (auth::throttle).
+    let account = format!("user:{name}");
+    let source = peer.map(|ip| format!("ip:{ip}"));
+    st.sign_in_accounts
+        .begin(&account, now)
+        .map_err(ApiError::SlowDown)?;
+    if let Some(src) = &source {
+        if let Err(ms) = st.sign_in_sources.begin(src, now) {
+            st.sign_in_accounts.cancel(&account);
+            return Err(ApiError::SlowDown(ms));
+        }
+    }
+    let checked = check_password(&st, &name, req.password.clone()).await;
+    let ok = matches!(checked, Ok(Some(_)));
+    let now = st.clock.now_ms();
+    match &checked {
+        // The pool was full or the database failed: nothing was checked, nothing counts.
+        Err(_) => {
+            st.sign_in_accounts.cancel(&account);
+            if let Some(src) = &source {
+                st.sign_in_sources.cancel(src);
+            }
+        }
+        Ok(_) => {
+            st.sign_in_accounts.finish(&account, now, ok);
+            if let Some(src) = &source {
+                st.sign_in_sources.finish(src, now, ok);
+            }
+        }
+    }
+    let user = match checked {
+        Err(e) => return Err(e),
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            crate::audit::record(
+                &st,
+                "login.failed",
+                "anonymous",
+                &format!("username:{}", name.chars().take(64).collect::<String>()),
+                json!({}),
+            )
+            .await;
+            return Err(ApiError::BadCredentials);
+        }
     };
-    st.login_limiter.succeeded(&name);
     let token = auth::new_session_token()?;
     let now = st.clock.now_ms();
     st.store
@@ -149,7 +191,7 @@ pub async fn create_user_checked(
         Some(d) => extract::text("display_name", d, 100)?,
         None => username.clone(),
     };
-    let pw = extract::password(pw)?.to_owned();
+    let pw = extract::password(pw, &username)?.to_owned();
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;

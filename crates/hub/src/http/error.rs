@@ -31,6 +31,9 @@ pub enum ApiError {
     TooLarge,
     #[error("too many failed sign-ins for this account; wait a few minutes")]
     TooManyAttempts,
+    /// Too many recent failures: try again after this many milliseconds.
+    #[error("too many failed sign-ins; try again in {} s", (.0 + 999) / 1000)]
+    SlowDown(i64),
     #[error("{1}")]
     Unavailable(&'static str, String),
     #[error("requests from another site's page are refused")]
@@ -54,7 +57,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::ConflictCode(c, _) => c,
             ApiError::TooLarge => "payload_too_large",
-            ApiError::TooManyAttempts => "too_many_attempts",
+            ApiError::TooManyAttempts | ApiError::SlowDown(_) => "too_many_attempts",
             ApiError::Unavailable(c, _) => c,
             ApiError::CrossOrigin => "cross_origin",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -70,7 +73,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NotFoundCode(..) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::ConflictCode(..) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts | ApiError::SlowDown(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::CrossOrigin => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -128,11 +131,18 @@ impl IntoResponse for ApiError {
             ApiError::Invalid { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        (
+        let mut resp = (
             self.status(),
             Json(json!({"error": {"code": self.code(), "message": message}})),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::SlowDown(ms) = self {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&((ms + 999) / 1000).to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
     }
 }
 
