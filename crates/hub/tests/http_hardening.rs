@@ -259,3 +259,53 @@ async fn parallel_guesses_are_all_counted_and_slow_the_account_down() {
     assert_eq!(s, 200, "{b}");
     hub.stop().await;
 }
+
+/// Signing out closes the sockets the session opened, within a second: an event
+/// stream does not outlive the session that was checked at its upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_closes_open_sockets() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = testing::TempDir::new("ws-session").unwrap();
+    let hub = threshold_hub::start(HubConfig {
+        data_dir: dir.path().to_owned(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", hub.http_addr);
+    let adm = admin(&hub).await;
+    let owner = accounts(&base, &adm, &[("owner", "olga")]).await.remove(0);
+    let mut req = format!("ws://{}/api/v1/events", hub.http_addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {owner}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    // The stream is up (its first ping).
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await;
+    assert!(matches!(first, Ok(Some(Ok(Message::Text(_))))), "{first:?}");
+    let (s, _) = call(
+        "POST",
+        format!("{base}/api/v1/auth/logout"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(m) = ws.next().await {
+            if let Ok(Message::Close(Some(f))) = m {
+                return Some(f.code);
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(closed, Ok(Some(CloseCode::from(4401))));
+    hub.stop().await;
+}

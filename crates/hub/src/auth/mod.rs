@@ -141,6 +141,8 @@ pub struct Principal {
     pub user: UserRow,
     /// Hash of the session token, when signed in by session (for logout).
     pub session_hash: Option<String>,
+    /// Hash of the API key, when signed in by one.
+    pub api_key_hash: Option<String>,
 }
 
 impl Principal {
@@ -171,6 +173,7 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
         return Ok(Principal {
             user,
             session_hash: None,
+            api_key_hash: Some(hash),
         });
     }
     let (stored, user) = state
@@ -184,7 +187,22 @@ pub async fn principal_from_token(state: &AppState, token: &str) -> Result<Princ
     Ok(Principal {
         user,
         session_hash: Some(hash),
+        api_key_hash: None,
     })
+}
+
+/// Whether what signed `p` in still holds now: the session not ended nor expired, the
+/// API key not removed. Long-lived connections (WebSockets) ask this every second, so
+/// a logout or revocation closes them too. A database error counts as no.
+pub async fn still_valid(state: &AppState, p: &Principal) -> bool {
+    let now = state.clock.now_ms();
+    if let Some(h) = &p.session_hash {
+        return matches!(state.store.session_user(h, now).await, Ok(Some(_)));
+    }
+    if let Some(h) = &p.api_key_hash {
+        return matches!(state.store.api_key_user(h).await, Ok(Some(_)));
+    }
+    false
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ pub async fn live(
     }
     let did: DeviceId = d.id.parse().map_err(|_| ApiError::NotFound("device"))?;
     let ws = ws.map_err(|e| ApiError::invalid("websocket_required", e.body_text()))?;
-    Ok(ws.on_upgrade(move |socket| view(st, did, socket)))
+    Ok(ws.on_upgrade(move |socket| view(st, p, did, socket)))
 }
 
 struct Viewer<'a>(&'a AppState, DeviceId);
@@ -128,7 +128,7 @@ fn status(st: &AppState, d: &DeviceId) -> String {
     .to_string()
 }
 
-async fn view(st: AppState, d: DeviceId, mut socket: WebSocket) {
+async fn view(st: AppState, p: crate::auth::Principal, d: DeviceId, mut socket: WebSocket) {
     st.live.add_viewer(d);
     let _guard = Viewer(&st, d);
     let now = st.clock.now_ms();
@@ -136,6 +136,8 @@ async fn view(st: AppState, d: DeviceId, mut socket: WebSocket) {
     let mut rx = st.live.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(STATUS_EVERY_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut recheck = tokio::time::interval(Duration::from_secs(1));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let b64 = base64::engine::general_purpose::STANDARD;
     loop {
         tokio::select! {
@@ -161,6 +163,13 @@ async fn view(st: AppState, d: DeviceId, mut socket: WebSocket) {
             },
             _ = tick.tick() => {
                 if socket.send(Message::Text(status(&st, &d).into())).await.is_err() { return; }
+            }
+            _ = recheck.tick() => {
+                // Signed out, expired or revoked since the upgrade: close.
+                if !crate::auth::still_valid(&st, &p).await {
+                    let _ = socket.send(Message::Close(Some(crate::http::system::ended()))).await;
+                    return;
+                }
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,

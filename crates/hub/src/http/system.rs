@@ -64,11 +64,29 @@ pub async fn events_ws(
     Ok(ws.on_upgrade(move |socket| event_loop(st, p, socket)))
 }
 
+/// The close frame sent when the credential behind a socket no longer holds
+/// (4401: in the application range, after HTTP's 401).
+pub fn ended() -> axum::extract::ws::CloseFrame {
+    axum::extract::ws::CloseFrame {
+        code: 4401,
+        reason: "signed out".into(),
+    }
+}
+
 async fn event_loop(st: AppState, p: Principal, mut socket: WebSocket) {
     let mut rx = st.bus.subscribe();
     let mut ping = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                // Signed out, expired or revoked since the upgrade: close.
+                if !crate::auth::still_valid(&st, &p).await {
+                    let _ = socket.send(Message::Close(Some(ended()))).await;
+                    return;
+                }
+                let msg = json!({"type": "ping", "time_ms": st.clock.now_ms()}).to_string();
+                if socket.send(Message::Text(msg.into())).await.is_err() { return; }
+            }
             ev = rx.recv() => match ev {
                 Ok(e) => {
                     let mine = match p.user.role {
@@ -84,10 +102,6 @@ async fn event_loop(st: AppState, p: Principal, mut socket: WebSocket) {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,
             },
-            _ = ping.tick() => {
-                let msg = json!({"type": "ping", "time_ms": st.clock.now_ms()}).to_string();
-                if socket.send(Message::Text(msg.into())).await.is_err() { return; }
-            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 _ => {}
