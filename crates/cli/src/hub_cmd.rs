@@ -45,6 +45,23 @@ pub struct HubArgs {
     /// MQTT topic prefix.
     #[arg(long, env = "THRESHOLD_MQTT_TOPIC_PREFIX")]
     pub mqtt_topic_prefix: Option<String>,
+    /// Serve HTTPS (with --tls-cert-file/--tls-key-file, or else a certificate from
+    /// the hub's own local CA, made in <data-dir>/tls/ and served at /ca.pem).
+    #[arg(long, env = "THRESHOLD_TLS")]
+    pub tls: bool,
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, env = "THRESHOLD_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for HTTPS (readable by its owner only).
+    #[arg(long, env = "THRESHOLD_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// A name or address the local CA's certificate is also for (repeatable), e.g.
+    /// the hub's LAN address so phones can reach it.
+    #[arg(long)]
+    pub tls_name: Vec<String>,
+    /// With HTTPS: listen here on plain HTTP only to redirect to HTTPS.
+    #[arg(long, env = "THRESHOLD_HTTP_REDIRECT_ADDR")]
+    pub http_redirect_addr: Option<SocketAddr>,
     /// Live window in milliseconds.
     #[arg(long, env = "THRESHOLD_LIVE_WINDOW_MS")]
     pub live_window_ms: Option<i64>,
@@ -77,6 +94,11 @@ impl HubArgs {
                 mqtt_username: self.mqtt_username.clone(),
                 mqtt_password: self.mqtt_password()?,
                 mqtt_dynsec: self.mqtt_dynsec,
+                tls: self.tls,
+                tls_cert_file: self.tls_cert_file.clone(),
+                tls_key_file: self.tls_key_file.clone(),
+                tls_names: self.tls_name.clone(),
+                http_redirect_addr: self.http_redirect_addr,
                 embedded_mqtt_addr: self.embedded_mqtt_addr,
                 mqtt_topic_prefix: self.mqtt_topic_prefix.clone(),
                 live_window_ms: self.live_window_ms,
@@ -96,9 +118,17 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.hub.resolve()?;
     let hub = threshold_hub::start(cfg).await?;
     println!(
-        "threshold hub listening on http://{} (MQTT {}:{})",
-        hub.http_addr, hub.mqtt_host, hub.mqtt_port
+        "threshold hub listening on {} (MQTT {}:{})",
+        hub.base_url(),
+        hub.mqtt_host,
+        hub.mqtt_port
     );
+    if let Some(fp) = &hub.tls_fingerprint {
+        println!("TLS certificate fingerprint (SHA-256): {fp}");
+    }
+    if let Some(r) = hub.redirect_addr {
+        println!("plain HTTP on {r} redirects to HTTPS");
+    }
     shutdown_signal().await;
     eprintln!("stopping");
     hub.stop().await;

@@ -58,6 +58,16 @@ pub struct HubConfig {
     pub gap_alert_grace_ms: i64,
     /// Hub signing key; default `<data_dir>/hub.key`.
     pub hub_key_file: Option<PathBuf>,
+    /// Serve HTTPS on `http_addr` (with `tls_cert_file`/`tls_key_file`, or else a
+    /// certificate from the hub's own local CA in `<data_dir>/tls/`).
+    pub tls: bool,
+    /// PEM certificate chain and key for HTTPS (the key file must be 0600).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Extra names (host names, LAN addresses) the local CA's certificate is for.
+    pub tls_names: Vec<String>,
+    /// With TLS: also listen here on plain HTTP, only to redirect to HTTPS.
+    pub http_redirect_addr: Option<SocketAddr>,
     /// Session lifetime for owners and couriers.
     pub session_ttl_ms: i64,
     /// A delivered session not confirmed closed and locked by a fresh signed report
@@ -104,6 +114,11 @@ impl Default for HubConfig {
             audit_checkpoint_every: 100,
             gap_alert_grace_ms: 5000,
             hub_key_file: None,
+            tls: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_names: Vec::new(),
+            http_redirect_addr: None,
             session_ttl_ms: 7 * 24 * 3600 * 1000,
             unlock_token_ttl_ms: 30_000,
             session_secure_limit_ms: 120_000,
@@ -154,6 +169,11 @@ pub struct Overrides {
     /// the machine can read a process's arguments).
     pub mqtt_password: Option<String>,
     pub mqtt_dynsec: bool,
+    pub tls: bool,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_names: Vec<String>,
+    pub http_redirect_addr: Option<SocketAddr>,
     pub embedded_mqtt_addr: Option<SocketAddr>,
     pub mqtt_topic_prefix: Option<String>,
     pub live_window_ms: Option<i64>,
@@ -210,6 +230,21 @@ impl HubConfig {
         if over.mqtt_dynsec {
             c.mqtt_dynsec = true;
         }
+        if over.tls {
+            c.tls = true;
+        }
+        if over.tls_cert_file.is_some() {
+            c.tls_cert_file = over.tls_cert_file;
+        }
+        if over.tls_key_file.is_some() {
+            c.tls_key_file = over.tls_key_file;
+        }
+        if !over.tls_names.is_empty() {
+            c.tls_names = over.tls_names;
+        }
+        if over.http_redirect_addr.is_some() {
+            c.http_redirect_addr = over.http_redirect_addr;
+        }
         if let Some(v) = over.embedded_mqtt_addr {
             c.embedded_mqtt_addr = v;
         }
@@ -261,6 +296,12 @@ impl HubConfig {
         if let Some(u) = &self.mqtt_url {
             crate::broker_url::BrokerUrl::parse(u).map_err(ConfigError::Invalid)?;
         }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return bad("tls_cert_file and tls_key_file go together");
+        }
+        if self.http_redirect_addr.is_some() && !self.https() {
+            return bad("http_redirect_addr redirects to HTTPS: set tls too");
+        }
         if self.mqtt_dynsec && self.mqtt_url.is_none() {
             return bad("mqtt_dynsec provisions an external broker: set mqtt_url too");
         }
@@ -288,6 +329,11 @@ impl HubConfig {
                 self.data_dir.join("threshold.db").display()
             )
         })
+    }
+
+    /// Whether the hub serves HTTPS.
+    pub fn https(&self) -> bool {
+        self.tls || self.tls_cert_file.is_some()
     }
 
     pub fn hub_key_file(&self) -> PathBuf {

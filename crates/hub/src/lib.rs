@@ -23,6 +23,7 @@ pub mod reactions;
 pub mod secrets;
 pub mod state;
 pub mod text;
+pub mod tls;
 pub mod wifi;
 
 pub use config::{HubConfig, Overrides};
@@ -43,11 +44,26 @@ pub struct Hub {
     pub mqtt_port: u16,
     /// The hub's own device endpoint, when no external broker is configured.
     pub endpoint: Option<gateway::endpoint::Endpoint>,
+    /// With HTTPS: the SHA-256 fingerprint a client checks (the local CA's, or the
+    /// operator's certificate's).
+    pub tls_fingerprint: Option<String>,
+    /// With HTTPS and `http_redirect_addr`: where plain HTTP is redirected from.
+    pub redirect_addr: Option<SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Hub {
+    /// The base URL of the API and web apps (`https://` when serving TLS).
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls_fingerprint.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.http_addr)
+    }
+
     /// Stop serving HTTP and devices.
     pub async fn stop(mut self) {
         let _ = self.state.shutdown.send(true);
@@ -237,18 +253,68 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         .await
         .with_context(|| format!("cannot listen on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
+    let served = if config.https() {
+        Some(match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(c), Some(k)) => tls::from_files(c, k)?,
+            _ => tls::local_ca(
+                &config.data_dir.join("tls"),
+                &tls::default_names(&config.tls_names),
+            )?,
+        })
+    } else {
+        None
+    };
+    let redirect = match (config.http_redirect_addr, &served) {
+        (Some(addr), Some(_)) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on http_redirect_addr {addr}"))?,
+        ),
+        _ => None,
+    };
     let push = alerts::push::start(&state);
-    let app = http::router(state.clone(), push);
+    let mut app = http::router(state.clone(), push);
+    if let Some(s) = &served {
+        app = http::tls_routes(app, s.ca_pem.clone());
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let r = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = rx.await;
-        });
-        if let Err(e) = r.await {
-            tracing::error!(error = %e, "HTTP server stopped");
+    let stop = async move {
+        let _ = rx.await;
+    };
+    let redirect_addr = match redirect {
+        Some(l) => {
+            let a = l.local_addr()?;
+            http::redirect::spawn(l, http_addr.port(), state.shutdown.subscribe());
+            Some(a)
         }
-    });
+        None => None,
+    };
+    let server = match &served {
+        None => {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            })
+        }
+        Some(s) => {
+            use axum::serve::ListenerExt;
+            let tls_listener = tls::TlsListener::new(listener, s.config.clone())?.tap_io(|_| {});
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(tls_listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTPS server stopped");
+                }
+            })
+        }
+    };
     tracing::info!(%http_addr, mqtt = %format!("{mqtt_host}:{mqtt_port}"), "hub started");
     Ok(Hub {
         state,
@@ -256,6 +322,8 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         mqtt_host,
         mqtt_port,
         endpoint,
+        tls_fingerprint: served.map(|s| s.fingerprint),
+        redirect_addr,
         shutdown: Some(tx),
         server,
     })

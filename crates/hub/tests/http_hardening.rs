@@ -309,3 +309,127 @@ async fn signing_out_closes_open_sockets() {
     assert_eq!(closed, Ok(Some(CloseCode::from(4401))));
     hub.stop().await;
 }
+
+/// HTTPS only: the API answers over TLS with a certificate from the hub's own CA (and
+/// HSTS, and a Secure cookie), a client that does not trust that CA gets nothing,
+/// plain HTTP on the TLS port gets no answer, and the redirect port sends browsers to
+/// HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_serves_https_only() {
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    let dir = testing::TempDir::new("https").unwrap();
+    let hub = threshold_hub::start(HubConfig {
+        data_dir: dir.path().to_owned(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
+        tls: true,
+        http_redirect_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = hub.base_url();
+    assert!(base.starts_with("https://"), "{base}");
+    let ca = std::fs::read(dir.path().join("tls").join("ca.pem")).unwrap();
+    let fingerprint = threshold_hub::tls::fingerprint(
+        &rustls::pki_types::CertificateDer::from_pem_slice(&ca).unwrap(),
+    );
+    assert_eq!(hub.tls_fingerprint.as_deref(), Some(fingerprint.as_str()));
+    let trusting = {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        ureq::AgentBuilder::new()
+            .tls_config(Arc::new(config))
+            .redirects(0)
+            .build()
+    };
+    let adm = admin_over(&hub, &trusting).await;
+    let (base2, agent) = (base.clone(), trusting.clone());
+    let (status, hsts, cookie, ca_served) = tokio::task::spawn_blocking(move || {
+        let r = agent.get(&format!("{base2}/healthz")).call().unwrap();
+        let (status, hsts) = (
+            r.status(),
+            r.header("strict-transport-security").map(str::to_owned),
+        );
+        let r = agent
+            .post(&format!("{base2}/api/v1/auth/login"))
+            .send_json(json!({"username": "admin", "password": "admin-password"}))
+            .unwrap();
+        let cookie = r.header("set-cookie").map(str::to_owned);
+        let ca_served = agent
+            .get(&format!("{base2}/ca.pem"))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        (status, hsts, cookie, ca_served)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(hsts.is_some_and(|h| h.starts_with("max-age=")));
+    assert!(cookie.is_some_and(|c| c.contains("; Secure")));
+    assert_eq!(ca_served.as_bytes(), ca.as_slice());
+    assert!(!adm.is_empty());
+
+    // Not trusted: the default roots do not know the hub's CA.
+    let (b, http_base) = (base.clone(), format!("http://{}", hub.http_addr));
+    let redirect = format!("http://{}/courier?x=1", hub.redirect_addr.unwrap());
+    let (untrusted, plain, moved) = tokio::task::spawn_blocking(move || {
+        let untrusted = ureq::get(&format!("{b}/healthz")).call().is_err();
+        let plain = ureq::get(&format!("{http_base}/healthz")).call();
+        let moved = ureq::AgentBuilder::new()
+            .redirects(0)
+            .build()
+            .get(&redirect)
+            .call();
+        (untrusted, plain.is_err(), moved)
+    })
+    .await
+    .unwrap();
+    assert!(untrusted, "a client without the hub's CA is refused");
+    assert!(plain, "plain HTTP on the HTTPS port gets no answer");
+    let moved = match moved {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(moved.status(), 308);
+    assert_eq!(
+        moved.header("location"),
+        Some(format!("https://127.0.0.1:{}/courier?x=1", hub.http_addr.port()).as_str())
+    );
+    hub.stop().await;
+}
+
+/// The administrator of [`admin`], signed in over `agent` (HTTPS).
+async fn admin_over(hub: &threshold_hub::Hub, agent: &ureq::Agent) -> String {
+    let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
+    hub.state
+        .store
+        .create_user(threshold_store::Role::Admin, "admin", "Admin", &hash, 0)
+        .await
+        .unwrap();
+    let (agent, base) = (agent.clone(), hub.base_url());
+    tokio::task::spawn_blocking(move || {
+        let r: Value = agent
+            .post(&format!("{base}/api/v1/auth/login"))
+            .send_json(json!({"username": "admin", "password": "admin-password"}))
+            .unwrap()
+            .into_json()
+            .unwrap();
+        r["token"].as_str().unwrap().to_owned()
+    })
+    .await
+    .unwrap()
+}

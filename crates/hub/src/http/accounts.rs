@@ -105,10 +105,12 @@ pub async fn login(
     )
     .await;
     let mut headers = HeaderMap::new();
+    // Secure whenever the hub serves HTTPS: the cookie then never crosses in clear.
     let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         auth::SESSION_COOKIE,
-        st.config.session_ttl_ms / 1000
+        st.config.session_ttl_ms / 1000,
+        if st.config.https() { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         headers.insert(header::SET_COOKIE, v);

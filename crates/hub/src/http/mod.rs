@@ -14,6 +14,7 @@ pub mod live;
 pub mod lock;
 pub mod origin;
 pub mod push;
+pub mod redirect;
 pub mod system;
 pub mod web;
 pub mod webhooks;
@@ -178,6 +179,33 @@ pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::
         .layer(axum::middleware::from_fn(nosniff))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// What HTTPS adds: Strict-Transport-Security on every answer, and the local CA's
+/// certificate at `/ca.pem` for phones to install (when the hub made its own).
+pub fn tls_routes(app: Router, ca_pem: Option<String>) -> Router {
+    let app = match ca_pem {
+        Some(pem) => app.route(
+            "/ca.pem",
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+                    pem,
+                )
+            }),
+        ),
+        None => app,
+    };
+    app.layer(axum::middleware::from_fn(hsts))
+}
+
+async fn hsts(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    resp
 }
 
 /// API answers carry session tokens, guest secrets and live state: never cached.
