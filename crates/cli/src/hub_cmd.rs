@@ -62,6 +62,10 @@ pub struct HubArgs {
     /// With HTTPS: listen here on plain HTTP only to redirect to HTTPS.
     #[arg(long, env = "THRESHOLD_HTTP_REDIRECT_ADDR")]
     pub http_redirect_addr: Option<SocketAddr>,
+    /// With --tls: devices may also connect to the hub's own endpoint here with MQTT
+    /// over TLS (the HTTPS certificate; 8883 is the usual port).
+    #[arg(long, env = "THRESHOLD_MQTT_TLS_ADDR")]
+    pub mqtt_tls_addr: Option<SocketAddr>,
     /// Live window in milliseconds.
     #[arg(long, env = "THRESHOLD_LIVE_WINDOW_MS")]
     pub live_window_ms: Option<i64>,
@@ -99,6 +103,7 @@ impl HubArgs {
                 tls_key_file: self.tls_key_file.clone(),
                 tls_names: self.tls_name.clone(),
                 http_redirect_addr: self.http_redirect_addr,
+                mqtt_tls_addr: self.mqtt_tls_addr,
                 embedded_mqtt_addr: self.embedded_mqtt_addr,
                 mqtt_topic_prefix: self.mqtt_topic_prefix.clone(),
                 live_window_ms: self.live_window_ms,
@@ -125,6 +130,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(fp) = &hub.tls_fingerprint {
         println!("TLS certificate fingerprint (SHA-256): {fp}");
+    }
+    if let Some(t) = hub.endpoint.as_ref().and_then(|e| e.tls_addr) {
+        println!("devices: MQTT over TLS on {t}");
     }
     if let Some(r) = hub.redirect_addr {
         println!("plain HTTP on {r} redirects to HTTPS");

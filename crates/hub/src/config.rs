@@ -68,6 +68,15 @@ pub struct HubConfig {
     pub tls_names: Vec<String>,
     /// With TLS: also listen here on plain HTTP, only to redirect to HTTPS.
     pub http_redirect_addr: Option<SocketAddr>,
+    /// A PEM file of CA certificates the hub also trusts for webhooks and Web Push
+    /// (receivers on a private PKI); the public web's roots are always trusted.
+    pub outbound_ca_file: Option<PathBuf>,
+    /// Allow `http://` webhooks to hosts other than loopback (a LAN receiver without
+    /// TLS; the payloads and their signatures then cross the network in clear).
+    pub webhooks_allow_http: bool,
+    /// With TLS and the hub's own endpoint: devices may also connect here with MQTT
+    /// over TLS (same certificate as HTTPS; 8883 is the usual port).
+    pub mqtt_tls_addr: Option<SocketAddr>,
     /// Session lifetime for owners and couriers.
     pub session_ttl_ms: i64,
     /// A delivered session not confirmed closed and locked by a fresh signed report
@@ -119,6 +128,9 @@ impl Default for HubConfig {
             tls_key_file: None,
             tls_names: Vec::new(),
             http_redirect_addr: None,
+            mqtt_tls_addr: None,
+            outbound_ca_file: None,
+            webhooks_allow_http: false,
             session_ttl_ms: 7 * 24 * 3600 * 1000,
             unlock_token_ttl_ms: 30_000,
             session_secure_limit_ms: 120_000,
@@ -174,6 +186,7 @@ pub struct Overrides {
     pub tls_key_file: Option<PathBuf>,
     pub tls_names: Vec<String>,
     pub http_redirect_addr: Option<SocketAddr>,
+    pub mqtt_tls_addr: Option<SocketAddr>,
     pub embedded_mqtt_addr: Option<SocketAddr>,
     pub mqtt_topic_prefix: Option<String>,
     pub live_window_ms: Option<i64>,
@@ -245,6 +258,9 @@ impl HubConfig {
         if over.http_redirect_addr.is_some() {
             c.http_redirect_addr = over.http_redirect_addr;
         }
+        if over.mqtt_tls_addr.is_some() {
+            c.mqtt_tls_addr = over.mqtt_tls_addr;
+        }
         if let Some(v) = over.embedded_mqtt_addr {
             c.embedded_mqtt_addr = v;
         }
@@ -298,6 +314,11 @@ impl HubConfig {
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return bad("tls_cert_file and tls_key_file go together");
+        }
+        if self.mqtt_tls_addr.is_some() && (!self.https() || self.mqtt_url.is_some()) {
+            return bad(
+                "mqtt_tls_addr is the hub's own endpoint over TLS: set tls, and no mqtt_url",
+            );
         }
         if self.http_redirect_addr.is_some() && !self.https() {
             return bad("http_redirect_addr redirects to HTTPS: set tls too");

@@ -19,6 +19,7 @@ pub mod http;
 pub mod hubkey;
 pub mod media;
 pub mod metrics;
+pub mod outbound;
 pub mod reactions;
 pub mod secrets;
 pub mod state;
@@ -173,10 +174,13 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         gaps: alerts::gaps::PendingGaps::default(),
         device_mqtt_host: device_host,
         device_mqtt_port: device_port,
+        device_mqtt_tls_port: config.mqtt_tls_addr.map(|a| a.port()),
         journal,
         sign_in_accounts: auth::throttle::Throttle::new(auth::throttle::Limits::ACCOUNT),
         sign_in_sources: auth::throttle::Throttle::new(auth::throttle::Limits::SOURCE),
         password_checks: auth::PasswordChecks::default(),
+        outbound_tls: outbound::client_config(config.outbound_ca_file.as_deref())
+            .map_err(anyhow::Error::msg)?,
         guest_limiter: auth::LoginLimiter::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
@@ -210,6 +214,27 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         }
         Some(_) => None,
     };
+    let device_tls_listener = match config.mqtt_tls_addr {
+        Some(addr) => {
+            let l = gateway::endpoint::bind(addr).map_err(anyhow::Error::msg)?;
+            config.mqtt_tls_addr = Some(l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
+    // The certificate first: a bad one stops the start before anything serves.
+    config.validate()?;
+    let served = if config.https() {
+        Some(match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(c), Some(k)) => tls::from_files(c, k)?,
+            _ => tls::local_ca(
+                &config.data_dir.join("tls"),
+                &tls::default_names(&config.tls_names),
+            )?,
+        })
+    } else {
+        None
+    };
     let Assembled {
         state,
         mqtt,
@@ -226,8 +251,9 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
     access::watcher::spawn(state.clone());
     let endpoint = match device_listener {
         Some(listener) => {
-            let e =
-                gateway::endpoint::start(listener, state.clone()).map_err(anyhow::Error::msg)?;
+            let tls = device_tls_listener.zip(served.as_ref().map(|s| s.config.clone()));
+            let e = gateway::endpoint::start(listener, tls, state.clone())
+                .map_err(anyhow::Error::msg)?;
             state
                 .downlink
                 .connect(Arc::new(gateway::endpoint::sessions::EndpointLink(
@@ -253,17 +279,6 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         .await
         .with_context(|| format!("cannot listen on {}", config.http_addr))?;
     let http_addr = listener.local_addr()?;
-    let served = if config.https() {
-        Some(match (&config.tls_cert_file, &config.tls_key_file) {
-            (Some(c), Some(k)) => tls::from_files(c, k)?,
-            _ => tls::local_ca(
-                &config.data_dir.join("tls"),
-                &tls::default_names(&config.tls_names),
-            )?,
-        })
-    } else {
-        None
-    };
     let redirect = match (config.http_redirect_addr, &served) {
         (Some(addr), Some(_)) => Some(
             tokio::net::TcpListener::bind(addr)

@@ -34,6 +34,8 @@ pub struct Inner {
     /// Broker address handed to devices at enrolment.
     pub device_mqtt_host: String,
     pub device_mqtt_port: u16,
+    /// Where devices may connect with MQTT over TLS, if the hub offers it.
+    pub device_mqtt_tls_port: Option<u16>,
     /// Where liveness transitions go to be applied (set once by the monitor).
     pub mqtt_connected: Arc<crate::gateway::connected::Connected>,
     /// This process's one writer of the audit log (group commit; other hub processes
@@ -42,6 +44,8 @@ pub struct Inner {
     /// Sign-in attempts per account and per source address (online guessing).
     pub sign_in_accounts: crate::auth::throttle::Throttle,
     pub sign_in_sources: crate::auth::throttle::Throttle,
+    /// The TLS client configuration for webhooks and Web Push (`outbound`).
+    pub outbound_tls: std::sync::Arc<rustls::ClientConfig>,
     /// The bounded pool password checks run on.
     pub password_checks: crate::auth::PasswordChecks,
     /// Unlock attempts per guest grant (same limits, every attempt counts): a leaked

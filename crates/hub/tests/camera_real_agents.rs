@@ -814,9 +814,9 @@ async fn media_and_webhook_endpoints_refuse_bad_input() {
         (
             "POST",
             format!("{b}/api/v1/webhooks"),
-            json!({"url": "https://x.example/h"}),
+            json!({"url": "http://x.example/h"}),
             400,
-            "invalid_url",
+            "insecure_url",
         ),
         (
             "POST",

@@ -325,6 +325,7 @@ async fn the_hub_serves_https_only() {
         embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
         tls: true,
         http_redirect_addr: Some("127.0.0.1:0".parse().unwrap()),
+        mqtt_tls_addr: Some("127.0.0.1:0".parse().unwrap()),
         ..Default::default()
     })
     .await
@@ -409,7 +410,63 @@ async fn the_hub_serves_https_only() {
         moved.header("location"),
         Some(format!("https://127.0.0.1:{}/courier?x=1", hub.http_addr.port()).as_str())
     );
+
+    // MQTT over TLS to the device endpoint, with the same certificate and the same
+    // rules (an anonymous client is refused with a CONNACK, inside TLS).
+    let mqtt_tls = hub.endpoint.as_ref().and_then(|e| e.tls_addr).unwrap();
+    let code = mqtt_connect_over_tls(mqtt_tls, &ca).await;
+    assert_eq!(
+        code,
+        Some(rumqttc::v5::mqttbytes::v5::ConnectReturnCode::BadUserNamePassword)
+    );
     hub.stop().await;
+}
+
+/// Send an anonymous MQTT 5 CONNECT over TLS (trusting only `ca_pem`) and return the
+/// CONNACK's code, or `None` if the TLS handshake or the CONNACK failed.
+async fn mqtt_connect_over_tls(
+    addr: std::net::SocketAddr,
+    ca_pem: &[u8],
+) -> Option<rumqttc::v5::mqttbytes::v5::ConnectReturnCode> {
+    use futures_util::{SinkExt, StreamExt};
+    use rumqttc::v5::mqttbytes::v5::{Codec, Connect, Packet};
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(ca_pem).ok()?)
+        .ok()?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .ok()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .ok()?;
+    let mut wire = tokio_util::codec::Framed::new(
+        tls,
+        Codec {
+            max_incoming_size: Some(1 << 16),
+            max_outgoing_size: None,
+        },
+    );
+    let connect = Connect {
+        keep_alive: 30,
+        client_id: "anonymous".into(),
+        clean_start: true,
+        properties: None,
+    };
+    wire.send(Packet::Connect(connect, None, None)).await.ok()?;
+    match tokio::time::timeout(std::time::Duration::from_secs(10), wire.next()).await {
+        Ok(Some(Ok(Packet::ConnAck(a)))) => Some(a.code),
+        _ => None,
+    }
 }
 
 /// The administrator of [`admin`], signed in over `agent` (HTTPS).

@@ -155,6 +155,8 @@ pub struct Push {
     subject: String,
     file: PathBuf,
     subs: Mutex<Vec<Subscription>>,
+    /// The TLS client for push services (`outbound`).
+    tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -189,7 +191,11 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretKey> {
 }
 
 impl Push {
-    pub fn open(data_dir: &Path, subject: String) -> anyhow::Result<Push> {
+    pub fn open(
+        data_dir: &Path,
+        subject: String,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+    ) -> anyhow::Result<Push> {
         let secret = load_or_create_key(&data_dir.join("vapid.key"))?;
         let public_b64 = B64.encode(secret.public_key().to_encoded_point(false).as_bytes());
         let file = data_dir.join("push_subscriptions.json");
@@ -203,6 +209,7 @@ impl Push {
             subject,
             file,
             subs: Mutex::new(subs),
+            tls,
         })
     }
 
@@ -308,11 +315,9 @@ impl Push {
             };
             let authz = self.vapid_authorization(&origin, now_ms);
             let endpoint = s.endpoint.clone();
+            let tls = self.tls.clone();
             let status = tokio::task::spawn_blocking(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(10))
-                    .redirects(0)
-                    .build();
+                let agent = crate::outbound::agent(&tls, Duration::from_secs(10));
                 match agent
                     .post(&endpoint)
                     .set("Authorization", &authz)
@@ -395,7 +400,7 @@ impl Push {
 /// usable VAPID key (the apps then hide the feature).
 pub fn start(state: &AppState) -> Option<Arc<Push>> {
     let subject = "mailto:threshold@localhost".to_owned();
-    let push = match Push::open(&state.config.data_dir, subject) {
+    let push = match Push::open(&state.config.data_dir, subject, state.outbound_tls.clone()) {
         Ok(p) => Arc::new(p),
         Err(e) => {
             tracing::error!(error = %e, "Web Push disabled: no VAPID key");
@@ -527,7 +532,12 @@ mod tests {
     fn vapid_token_verifies_with_the_public_key() {
         use p256::ecdsa::signature::Verifier;
         let dir = threshold_store::testing::TempDir::new("vapid").unwrap();
-        let push = Push::open(dir.path(), "mailto:a@b".into()).unwrap();
+        let push = Push::open(
+            dir.path(),
+            "mailto:a@b".into(),
+            crate::outbound::client_config(None).unwrap(),
+        )
+        .unwrap();
         let h = push.vapid_authorization("https://push.example", 1_000_000);
         let (t, k) = h
             .strip_prefix("vapid t=")
@@ -544,7 +554,12 @@ mod tests {
         assert_eq!(claims["aud"], "https://push.example");
         assert_eq!(claims["exp"], 1000 + 12 * 3600);
         // The same key after a restart.
-        let again = Push::open(dir.path(), "mailto:a@b".into()).unwrap();
+        let again = Push::open(
+            dir.path(),
+            "mailto:a@b".into(),
+            crate::outbound::client_config(None).unwrap(),
+        )
+        .unwrap();
         assert_eq!(again.public_key(), push.public_key());
     }
 }

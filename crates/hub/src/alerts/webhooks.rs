@@ -14,8 +14,8 @@
 //! HTTP status and error. With several hub processes an attempt may rarely be sent
 //! twice; receivers de-duplicate on `webhook-id` as the convention asks.
 //!
-//! Only `http://` endpoints can be reached by this build (no TLS client is compiled
-//! in); put a TLS-terminating relay in front for `https://` receivers.
+//! Receivers are `https://` (trusted by the public web's roots or `outbound_ca_file`),
+//! or `http://` on loopback, or anywhere with `webhooks_allow_http`.
 
 use crate::state::AppState;
 use base64::Engine;
@@ -165,11 +165,9 @@ async fn attempt(state: &AppState, d: threshold_store::WebhookDeliveryRow) {
         return;
     };
     let (url, body, id) = (ep.url.clone(), d.payload.clone(), d.message_id.clone());
+    let tls = state.outbound_tls.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(TIMEOUT)
-            .redirects(0)
-            .build();
+        let agent = crate::outbound::agent(&tls, TIMEOUT);
         match agent
             .post(&url)
             .set("content-type", "application/json")

@@ -234,6 +234,7 @@ pub async fn enrol(
             mqtt: MqttSettings {
                 host: st.device_mqtt_host.clone(),
                 port: st.device_mqtt_port,
+                tls_port: st.device_mqtt_tls_port,
                 username: device_id.to_hex(),
                 password: mqtt_password,
                 topic_prefix: st.config.mqtt_topic_prefix.clone(),

@@ -145,6 +145,10 @@ pub struct EnrolRequest {
 pub struct MqttSettings {
     pub host: String,
     pub port: u16,
+    /// The same endpoint over TLS, when the hub offers it (the certificate is the
+    /// hub's HTTPS certificate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_port: Option<u16>,
     pub username: String,
     pub password: String,
     pub topic_prefix: String,

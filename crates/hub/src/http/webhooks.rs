@@ -17,7 +17,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// `http://host[:port]/path` (this build has no TLS client; see docs).
+    /// `https://host[:port]/path`, or `http://` to this machine (or anywhere with
+    /// the operator's `webhooks_allow_http`).
     pub url: String,
     pub description: Option<String>,
 }
@@ -79,14 +80,20 @@ impl From<WebhookDeliveryRow> for WebhookDeliveryJson {
     }
 }
 
-fn check_url(u: &str) -> ApiResult<String> {
+/// A receiver's URL: `https://`, or `http://` to a loopback address (or anywhere
+/// when the operator allowed it with `webhooks_allow_http`); no credentials in it.
+fn check_url(u: &str, allow_http: bool) -> ApiResult<String> {
     let u = extract::text("url", u, 2000)?;
-    let rest = u.strip_prefix("http://").ok_or_else(|| {
-        ApiError::invalid(
-            "invalid_url",
-            "url must start with http:// (https needs a TLS relay in this build)",
-        )
-    })?;
+    let (plain, rest) = match (u.strip_prefix("https://"), u.strip_prefix("http://")) {
+        (Some(r), _) => (false, r),
+        (None, Some(r)) => (true, r),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_url",
+                "url must start with https:// (or http:// to this machine)",
+            ))
+        }
+    };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
     if host.is_empty() || host.contains('@') || u.chars().any(char::is_whitespace) {
         return Err(ApiError::invalid(
@@ -94,7 +101,26 @@ fn check_url(u: &str) -> ApiResult<String> {
             "url needs a host and no credentials or spaces",
         ));
     }
+    if plain && !allow_http && !loopback(host) {
+        return Err(ApiError::invalid(
+            "insecure_url",
+            "http:// is allowed only to this machine; use https:// (or the operator sets webhooks_allow_http)",
+        ));
+    }
     Ok(u)
+}
+
+/// Whether `host[:port]` names this machine.
+fn loopback(host: &str) -> bool {
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks", request_body = CreateWebhook, tag = "webhooks",
@@ -105,7 +131,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateWebhook>,
 ) -> ApiResult<(StatusCode, Json<WebhookJson>)> {
     let owner = p.require(Role::Owner)?;
-    let url = check_url(&req.url)?;
+    let url = check_url(&req.url, st.config.webhooks_allow_http)?;
     let description = match req.description.as_deref() {
         Some(d) if !d.trim().is_empty() => extract::text("description", d, 200)?,
         _ => String::new(),
@@ -184,4 +210,31 @@ pub async fn deliveries(
         .await
         .map_err(|_| ApiError::NotFound("webhook"))?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_anywhere_http_only_to_this_machine_unless_allowed() {
+        assert!(check_url("https://hooks.example/x", false).is_ok());
+        for local in [
+            "http://127.0.0.1:9000/h",
+            "http://localhost/h",
+            "http://[::1]:80/h",
+        ] {
+            assert!(check_url(local, false).is_ok(), "{local}");
+        }
+        let e = check_url("http://192.168.1.20/h", false).unwrap_err();
+        assert_eq!(e.code(), "insecure_url");
+        assert!(check_url("http://192.168.1.20/h", true).is_ok());
+        for bad in ["ftp://x/", "https://u:p@x/", "https:///x", "https://a b/"] {
+            assert_eq!(
+                check_url(bad, true).unwrap_err().code(),
+                "invalid_url",
+                "{bad}"
+            );
+        }
+    }
 }

@@ -29,6 +29,8 @@ use threshold_proto::DeviceId;
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub addr: SocketAddr,
+    /// Where devices connect over TLS (MQTT over TLS), when configured.
+    pub tls_addr: Option<SocketAddr>,
     pub sessions: Arc<Sessions>,
 }
 
@@ -42,16 +44,46 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
     Ok(l)
 }
 
-/// Serve devices on `listener` (from [`bind`]) until the hub stops.
-pub fn start(listener: std::net::TcpListener, state: AppState) -> Result<Endpoint, String> {
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+/// Serve devices on `listener` (from [`bind`]) until the hub stops; with `tls`, also
+/// on a second listener where every connection starts with a TLS handshake.
+pub fn start(
+    listener: std::net::TcpListener,
+    tls: Option<(std::net::TcpListener, Arc<rustls::ServerConfig>)>,
+    state: AppState,
+) -> Result<Endpoint, String> {
     let sessions = Arc::new(Sessions::default());
     let log = Arc::new(RefusalLog::default());
-    let endpoint = Endpoint {
-        addr,
-        sessions: sessions.clone(),
+    let addr = accept_loop(listener, None, &state, &sessions, &log)?;
+    let tls_addr = match tls {
+        Some((l, config)) => Some(accept_loop(
+            l,
+            Some(tokio_rustls::TlsAcceptor::from(config)),
+            &state,
+            &sessions,
+            &log,
+        )?),
+        None => None,
     };
+    Ok(Endpoint {
+        addr,
+        tls_addr,
+        sessions,
+    })
+}
+
+/// A TLS handshake not finished by then is dropped.
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
+
+fn accept_loop(
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: &AppState,
+    sessions: &Arc<Sessions>,
+    log: &Arc<RefusalLog>,
+) -> Result<SocketAddr, String> {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (state, sessions, log) = (state.clone(), sessions.clone(), log.clone());
     tokio::spawn(async move {
         let mut stop = state.shutdown.subscribe();
         loop {
@@ -67,13 +99,31 @@ pub fn start(listener: std::net::TcpListener, state: AppState) -> Result<Endpoin
                     // Downlinks (unlock tokens) are small: Nagle would hold each one
                     // until the device acknowledged earlier data.
                     let _ = socket.set_nodelay(true);
-                    tokio::spawn(session::serve(
-                        socket,
-                        peer,
-                        state.clone(),
-                        sessions.clone(),
-                        log.clone(),
-                    ));
+                    let (state, sessions, log) = (state.clone(), sessions.clone(), log.clone());
+                    match &tls {
+                        None => {
+                            tokio::spawn(session::serve(socket, peer, state, sessions, log));
+                        }
+                        Some(acceptor) => {
+                            let acceptor = acceptor.clone();
+                            tokio::spawn(async move {
+                                match tokio::time::timeout(
+                                    HANDSHAKE_WITHIN,
+                                    acceptor.accept(socket),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(tls)) => {
+                                        session::serve(tls, peer, state, sessions, log).await
+                                    }
+                                    _ => {
+                                        state.metrics.broker_refusal("tls_handshake");
+                                        log.note("tls_handshake", peer, None);
+                                    }
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors, most often: wait for some to close
@@ -84,7 +134,7 @@ pub fn start(listener: std::net::TcpListener, state: AppState) -> Result<Endpoin
             }
         }
     });
-    Ok(endpoint)
+    Ok(addr)
 }
 
 /// Refusals are counted every time (`threshold_broker_refused_total`) but logged once

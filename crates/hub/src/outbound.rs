@@ -1,0 +1,49 @@
+//! The hub's TLS client for what it sends out (webhooks, Web Push): the public web's
+//! roots (webpki-roots, no system store to trust by accident), plus one CA file the
+//! operator names for receivers on a private PKI (`outbound_ca_file`).
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The client configuration every outbound HTTPS request uses.
+pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_ca {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|i| i.collect::<Result<_, _>>())
+            .map_err(|e| format!("outbound_ca_file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "outbound_ca_file {}: no certificate in the file",
+                path.display()
+            ));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("outbound_ca_file {}: {e}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A ureq agent on that configuration, with `timeout` and no redirects (a receiver
+/// cannot send the hub's signed request elsewhere).
+pub fn agent(tls: &Arc<rustls::ClientConfig>, timeout: std::time::Duration) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .tls_config(tls.clone())
+        .timeout(timeout)
+        .redirects(0)
+        .build()
+}
