@@ -253,3 +253,60 @@ async fn door_cli_adds_binds_and_unlocks_under_the_entry_rule() {
 
     assert!(demo.interrupt().success());
 }
+
+/// A hub given credentials in every URL and in the environment prints none of them,
+/// even at debug level: not in its banner, not in its log, not when the broker or the
+/// database connection is described.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credential_reaches_the_output() {
+    if !support::mosquitto_up() {
+        return;
+    }
+    let Some(pg) = threshold_store::testing::postgres_url().await.unwrap() else {
+        return;
+    };
+    // This machine's PostgreSQL trusts local connections, so any password gets in:
+    // the point is what the hub does with it.
+    let pg = pg.replacen(
+        "postgres://postgres@",
+        "postgres://postgres:db-secret-4711@",
+        1,
+    );
+    assert!(pg.contains("db-secret-4711"), "{pg}");
+    let dir = threshold_store::testing::TempDir::new("secrets-log").unwrap();
+    let out = dir.path().join("output.log");
+    let log = std::fs::File::create(&out).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--http-addr", "127.0.0.1:0", "--database-url", &pg])
+        .args(["--mqtt-url", "mqtt://hub:url-secret-4711@127.0.0.1:1883"])
+        .env("THRESHOLD_MQTT_PASSWORD", "env-secret-4711")
+        .env("THRESHOLD_LOG", "debug")
+        .env(
+            "THRESHOLD_MQTT_TOPIC_PREFIX",
+            format!("thr-secrets-{}", threshold_store::new_id()),
+        )
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let text = eventually(30, "the hub started", || {
+        let out = out.clone();
+        async move {
+            let t = std::fs::read_to_string(&out).unwrap_or_default();
+            t.contains("listening on").then_some(t)
+        }
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&out).unwrap_or(text);
+    for secret in ["db-secret-4711", "url-secret-4711", "env-secret-4711"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert!(
+        text.contains("127.0.0.1:1883"),
+        "the broker is named:\n{text}"
+    );
+}
