@@ -168,30 +168,73 @@ pub async fn shutdown_signal() {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
-    /// Recompute the audit hash chain and check signed checkpoints; names the first
-    /// broken link. Exit status 1 if the chain is broken.
+    /// Recompute the audit hash chain and check every signed checkpoint with a pinned
+    /// key (--key, else this hub's key file; never a key stored in the database);
+    /// names the first broken link. Exit status 1 if the chain is broken.
     Verify {
         #[command(flatten)]
         hub: HubArgs,
+        /// The hub's audit public key to pin: 64 hex characters, or a file holding
+        /// them (as printed by `threshold audit key`).
+        #[arg(long)]
+        key: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Print the hub's audit public key (to pin now and verify with later).
+    Key {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+}
+
+/// The pinned key: `--key` as hex or a file of hex, else the hub's key file.
+fn pinned_key(
+    key: Option<&str>,
+    cfg: &threshold_hub::HubConfig,
+) -> anyhow::Result<threshold_proto::PublicKey> {
+    let text = match key {
+        Some(k) if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) => k.to_owned(),
+        Some(path) => std::fs::read_to_string(path).with_context(|| {
+            format!("--key {path}: neither 64 hex characters nor a readable file")
+        })?,
+        None => {
+            let file = cfg.hub_key_file();
+            anyhow::ensure!(
+                file.exists(),
+                "no hub key file at {}: pass the pinned key with --key",
+                file.display()
+            );
+            return Ok(threshold_hub::hubkey::load_or_create(&file)?.public());
+        }
+    };
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--key: not an Ed25519 public key (64 hex characters)"))
 }
 
 pub async fn audit(a: AuditCmd) -> anyhow::Result<ExitCode> {
-    let AuditCmd::Verify { hub, json } = a;
+    let (hub, key, json) = match a {
+        AuditCmd::Key { hub } => {
+            let cfg = hub.resolve()?;
+            println!("{}", pinned_key(None, &cfg)?.to_hex());
+            return Ok(ExitCode::SUCCESS);
+        }
+        AuditCmd::Verify { hub, key, json } => (hub, key, json),
+    };
     let cfg = hub.resolve()?;
+    let pinned = pinned_key(key.as_deref(), &cfg)?;
     let store = threshold_store::Store::connect(&cfg.database_url())
         .await
         .context("cannot open the database")?;
-    let report = threshold_hub::audit::verify(&store).await?;
+    let report = threshold_hub::audit::verify(&store, &pinned).await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else if report.ok {
         println!(
-            "audit log intact: {} entries, {} signed checkpoints verified",
-            report.entries, report.checkpoints
+            "audit log intact: {} entries, {} signed checkpoints verified with key {} (signed through entry {})",
+            report.entries, report.checkpoints, report.key, report.signed_through
         );
     } else {
         println!(

@@ -1,4 +1,7 @@
-//! Verifying the whole audit chain against its signed checkpoints.
+//! Verifying the whole audit chain against its signed checkpoints, with a key the
+//! verifier pinned beforehand: never with a key read from the data being verified,
+//! since whoever can rewrite the database can also write a key of their own beside a
+//! history they re-signed.
 
 use threshold_core::audit::{checkpoint_message, ChainBreak, ChainVerifier};
 use threshold_proto::PublicKey;
@@ -8,6 +11,11 @@ use threshold_store::{Store, StoreError};
 pub struct VerifyReport {
     pub entries: u64,
     pub checkpoints: u64,
+    /// The last entry a verified checkpoint covers (entries after it are chained but
+    /// not yet signed).
+    pub signed_through: u64,
+    /// The pinned key the checkpoints were verified with (hex).
+    pub key: String,
     pub ok: bool,
     pub first_break: Option<String>,
 }
@@ -18,20 +26,26 @@ pub enum VerifyFailure {
     Chain(#[from] ChainBreak),
     #[error("checkpoint at entry {0}: signature does not verify")]
     BadCheckpointSignature(i64),
+    #[error(
+        "checkpoint at entry {0}: signed by another key than the pinned one (history re-signed?)"
+    )]
+    ForeignKey(i64),
     #[error("checkpoint at entry {0}: the chain's hash there differs from the signed one (history was rewritten)")]
     CheckpointMismatch(i64),
     #[error("checkpoint at entry {0}: no such entry (the log was truncated)")]
     CheckpointBeyondEnd(i64),
 }
 
-/// Recompute the whole chain and check every signed checkpoint against it.
-pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+/// Recompute the whole chain and check every signed checkpoint against it, each
+/// signed by `pinned`.
+pub async fn verify(store: &Store, pinned: &PublicKey) -> Result<VerifyReport, StoreError> {
     let checkpoints = store.checkpoints().await?;
     let mut v = ChainVerifier::new();
     let mut hashes_at_checkpoints = std::collections::HashMap::new();
     let wanted: std::collections::HashSet<i64> = checkpoints.iter().map(|c| c.seq).collect();
     let mut after = 0u64;
     let mut failure: Option<VerifyFailure> = None;
+    let mut signed_through = 0u64;
     'outer: loop {
         let page = store.audit_page(after, 1000).await?;
         if page.is_empty() {
@@ -50,7 +64,11 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
     }
     if failure.is_none() {
         for c in &checkpoints {
-            let key: Option<PublicKey> = c.hub_key.parse().ok();
+            if c.hub_key.parse::<PublicKey>().ok().as_ref() != Some(pinned) {
+                failure = Some(VerifyFailure::ForeignKey(c.seq));
+                break;
+            }
+            let key = Some(pinned);
             let mut sig = [0u8; 64];
             let mut hash = [0u8; 32];
             let parsed = hex::decode_to_slice(&c.signature, &mut sig).is_ok()
@@ -74,13 +92,15 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
                     failure = Some(VerifyFailure::CheckpointMismatch(c.seq));
                     break;
                 }
-                Some(_) => {}
+                Some(_) => signed_through = signed_through.max(c.seq as u64),
             }
         }
     }
     Ok(VerifyReport {
         entries: v.head().0,
         checkpoints: checkpoints.len() as u64,
+        signed_through,
+        key: pinned.to_hex(),
         ok: failure.is_none(),
         first_break: failure.map(|f| f.to_string()),
     })

@@ -47,7 +47,10 @@ pub async fn audit_verify(
     p: Principal,
 ) -> ApiResult<Json<crate::audit::VerifyReport>> {
     p.require(Role::Admin)?;
-    Ok(Json(crate::audit::verify(&st.store).await?))
+    // Pinned to the running hub's own key, not to one stored beside the log.
+    Ok(Json(
+        crate::audit::verify(&st.store, &st.hub_key.public()).await?,
+    ))
 }
 
 /// Live events for the signed-in owner or courier: alerts, device changes, delivery
