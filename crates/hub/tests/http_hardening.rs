@@ -144,6 +144,21 @@ async fn another_sites_page_cannot_act_with_the_owners_cookie() {
     assert_eq!(header(&hs, "cache-control"), Some("no-store"));
     assert_eq!(header(&hs, "x-content-type-options"), Some("nosniff"));
 
+    // So is a query string that does not parse.
+    let (s, hs, b) = request(
+        "GET",
+        format!("{base}/api/v1/alerts?limit=many"),
+        vec![("Authorization", format!("Bearer {owner}"))],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{b}"
+    );
+    assert_eq!(header(&hs, "content-type"), Some("application/json"));
+
     // A method a route does not take is a JSON error too.
     let (s, hs, b) = request("PUT", format!("{base}/api/v1/homes"), vec![], None).await;
     assert_eq!(

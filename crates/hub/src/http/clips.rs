@@ -6,9 +6,9 @@
 use crate::auth::Principal;
 use crate::http::dto::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract;
+use crate::http::extract::{self, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -260,7 +260,7 @@ pub async fn avi(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Query(q): Query<AviQuery>,
+    ApiQuery(q): ApiQuery<AviQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let owner = p.require(Role::Owner)?;
     let (rec, frames) = load(&st, owner, &id).await?;

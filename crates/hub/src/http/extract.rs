@@ -70,6 +70,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Like `axum::extract::Query`, but a malformed or mistyped query string becomes a
+/// JSON `invalid_request` error, like every other error.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::BadRequest(e.body_text().chars().take(300).collect()))
+    }
+}
+
 /// A JSON body that may be left out: no body at all is `T::default()`. A body that
 /// is there must parse, like [`ApiJson`].
 pub struct OptionalJson<T>(pub T);

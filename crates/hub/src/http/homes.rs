@@ -3,9 +3,9 @@
 use crate::auth::Principal;
 use crate::http::dto::*;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{self, ApiJson};
+use crate::http::extract::{self, ApiJson, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -167,7 +167,7 @@ pub async fn timeline(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Query(q): Query<Page>,
+    ApiQuery(q): ApiQuery<Page>,
 ) -> ApiResult<Json<Vec<TimelineJson>>> {
     let owner = p.require(Role::Owner)?;
     let rows = st
@@ -197,7 +197,7 @@ pub async fn timeline(
 pub async fn alerts(
     State(st): State<AppState>,
     p: Principal,
-    Query(q): Query<Page>,
+    ApiQuery(q): ApiQuery<Page>,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let owner = p.require(Role::Owner)?;
     Ok(Json(
