@@ -505,3 +505,102 @@ async fn admin_over(hub: &threshold_hub::Hub, agent: &ureq::Agent) -> String {
     .await
     .unwrap()
 }
+
+/// An administrator takes access away: a revoked API key and a disabled account stop
+/// working at once (their sessions with them), and a disabled account cannot sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_keys_and_disabled_accounts_stop_working() {
+    let dir = testing::TempDir::new("revoke-access").unwrap();
+    let hub = threshold_hub::start(HubConfig {
+        data_dir: dir.path().to_owned(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", hub.http_addr);
+    let adm = admin(&hub).await;
+    let t = accounts(&base, &adm, &[("dispatcher", "dina"), ("owner", "olga")]).await;
+    let me = |token: String| {
+        let base = base.clone();
+        async move {
+            call("GET", format!("{base}/api/v1/me"), Some(&token), None)
+                .await
+                .0
+        }
+    };
+    let (_, dina) = call("GET", format!("{base}/api/v1/me"), Some(&t[0]), None).await;
+    let dina_id = dina["id"].as_str().unwrap().to_owned();
+    let (s, k) = call(
+        "POST",
+        format!("{base}/api/v1/admin/users/{dina_id}/api-keys"),
+        Some(&adm),
+        None,
+    )
+    .await;
+    assert_eq!(s, 201, "{k}");
+    let key = k["key"].as_str().unwrap().to_owned();
+    assert_eq!(me(key.clone()).await, 200);
+    let (_, list) = call(
+        "GET",
+        format!("{base}/api/v1/admin/users/{dina_id}/api-keys"),
+        Some(&adm),
+        None,
+    )
+    .await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert!(list[0].get("key").is_none(), "keys are never shown again");
+    let (s, _) = call(
+        "DELETE",
+        format!(
+            "{base}/api/v1/admin/users/{dina_id}/api-keys/{}",
+            k["id"].as_str().unwrap()
+        ),
+        Some(&adm),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(me(key).await, 401);
+    assert_eq!(me(t[0].clone()).await, 200, "her session is untouched");
+
+    let (_, olga) = call("GET", format!("{base}/api/v1/me"), Some(&t[1]), None).await;
+    let olga_id = olga["id"].as_str().unwrap().to_owned();
+    let (s, _) = call(
+        "POST",
+        format!("{base}/api/v1/admin/users/{olga_id}/disable"),
+        Some(&adm),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(me(t[1].clone()).await, 401, "her session ended");
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/auth/login"),
+        None,
+        Some(json!({"username": "olga", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (401, Some("bad_credentials"))
+    );
+    let (_, me_admin) = call("GET", format!("{base}/api/v1/me"), Some(&adm), None).await;
+    let (s, b) = call(
+        "POST",
+        format!(
+            "{base}/api/v1/admin/users/{}/disable",
+            me_admin["id"].as_str().unwrap()
+        ),
+        Some(&adm),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (409, Some("cannot_disable_self"))
+    );
+    hub.stop().await;
+}

@@ -38,6 +38,8 @@ pub struct UserRow {
     pub display_name: String,
     pub password_hash: String,
     pub created_ms: i64,
+    /// When an administrator disabled the account (it cannot sign in); None: active.
+    pub disabled_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -69,10 +71,11 @@ fn user(row: &AnyRow) -> Result<UserRow> {
         display_name: row.try_get("display_name")?,
         password_hash: row.try_get("password_hash")?,
         created_ms: row.try_get("created_ms")?,
+        disabled_ms: opt_i64(row, "disabled_ms")?,
     })
 }
 
-const USER_COLS: &str = "id, role, username, display_name, password_hash, created_ms";
+const USER_COLS: &str = "id, role, username, display_name, password_hash, created_ms, disabled_ms";
 
 impl Store {
     pub async fn create_user(
@@ -161,8 +164,9 @@ impl Store {
     ) -> Result<Option<(String, UserRow)>> {
         let row = sqlx::query(
             "SELECT s.token_hash AS token_hash, u.id AS id, u.role AS role, u.username AS username, u.display_name AS display_name, \
-             u.password_hash AS password_hash, u.created_ms AS created_ms \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_ms > $2",
+             u.password_hash AS password_hash, u.created_ms AS created_ms, u.disabled_ms AS disabled_ms \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_ms > $2 \
+             AND u.disabled_ms IS NULL",
         )
         .bind(token_hash)
         .bind(now)
@@ -211,8 +215,9 @@ impl Store {
     pub async fn api_key_user(&self, key_hash: &str) -> Result<Option<(String, UserRow)>> {
         let row = sqlx::query(
             "SELECT k.key_hash AS key_hash, u.id AS id, u.role AS role, u.username AS username, u.display_name AS display_name, \
-             u.password_hash AS password_hash, u.created_ms AS created_ms \
-             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_ms IS NULL",
+             u.password_hash AS password_hash, u.created_ms AS created_ms, u.disabled_ms AS disabled_ms \
+             FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1 AND k.revoked_ms IS NULL \
+             AND u.disabled_ms IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(&self.pool)
@@ -239,6 +244,34 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Disable an account: it cannot sign in any more, and its sessions and API keys
+    /// end now, in one transaction.
+    pub async fn disable_user(&self, user_id: &str, now: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let r =
+            sqlx::query("UPDATE users SET disabled_ms = $1 WHERE id = $2 AND disabled_ms IS NULL")
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE api_keys SET revoked_ms = $1 WHERE user_id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn revoke_api_key(&self, user_id: &str, key_id: &str, now: i64) -> Result<()> {

@@ -38,6 +38,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "time_zone",
         include_str!("../migrations/sqlite/0006_time_zone.sql"),
     ),
+    (
+        7,
+        "user_disabled",
+        include_str!("../migrations/sqlite/0007_user_disabled.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -69,6 +74,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "time_zone",
         include_str!("../migrations/postgres/0006_time_zone.sql"),
+    ),
+    (
+        7,
+        "user_disabled",
+        include_str!("../migrations/postgres/0007_user_disabled.sql"),
     ),
 ];
 

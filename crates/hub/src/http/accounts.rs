@@ -28,7 +28,8 @@ async fn check_password(
         .verify(password, hash)
         .await
         .map_err(|busy| ApiError::Unavailable("busy", busy.to_string()))?;
-    Ok(user.filter(|_| ok))
+    // A disabled account answers like a wrong password.
+    Ok(user.filter(|u| ok && u.disabled_ms.is_none()))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "accounts",
@@ -252,4 +253,89 @@ pub async fn create_api_key(
     )
     .await;
     Ok((StatusCode::CREATED, Json(ApiKeyCreated { id: row.id, key })))
+}
+
+/// A user's API keys (admins): ids, names and times, never the keys.
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}/api-keys", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 200, body = [ApiKeyJson]), (status = 404, body = ErrorBody)))]
+pub async fn list_api_keys(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<ApiKeyJson>>> {
+    p.require(Role::Admin)?;
+    let user = st
+        .store
+        .user(extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("user"))?;
+    let keys = st.store.api_keys(&user.id).await?;
+    Ok(Json(
+        keys.into_iter()
+            .map(|k| ApiKeyJson {
+                id: k.id,
+                name: k.name,
+                created_ms: k.created_ms,
+                revoked_ms: k.revoked_ms,
+            })
+            .collect(),
+    ))
+}
+
+/// Revoke an API key (admins): it stops working at once, open sockets included.
+#[utoipa::path(delete, path = "/api/v1/admin/users/{id}/api-keys/{key_id}", tag = "accounts",
+    params(("id" = String, Path), ("key_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_api_key(
+    State(st): State<AppState>,
+    p: Principal,
+    Path((id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    p.require(Role::Admin)?;
+    let (user_id, key_id) = (extract::id(&id)?, extract::id(&key_id)?);
+    st.store
+        .revoke_api_key(user_id, key_id, st.clock.now_ms())
+        .await
+        .map_err(|_| ApiError::NotFound("api key"))?;
+    crate::audit::record(
+        &st,
+        "api_key.revoked",
+        &p.actor(),
+        &format!("user:{user_id}"),
+        json!({"key_id": key_id}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disable an account (admins): it cannot sign in any more, and its sessions and API
+/// keys end now. Administrators cannot disable themselves (someone must remain).
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn disable_user(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    p.require(Role::Admin)?;
+    let id = extract::id(&id)?;
+    if id == p.user.id {
+        return Err(ApiError::ConflictCode(
+            "cannot_disable_self",
+            "an administrator cannot disable their own account".into(),
+        ));
+    }
+    st.store
+        .disable_user(id, st.clock.now_ms())
+        .await
+        .map_err(|_| ApiError::NotFound("user"))?;
+    crate::audit::record(
+        &st,
+        "user.disabled",
+        &p.actor(),
+        &format!("user:{id}"),
+        json!({}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
 }

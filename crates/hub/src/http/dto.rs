@@ -315,3 +315,11 @@ pub struct ErrorDetail {
     pub code: String,
     pub message: String,
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyJson {
+    pub id: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}

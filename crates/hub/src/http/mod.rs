@@ -41,6 +41,9 @@ use utoipa::OpenApi;
         accounts::create_user,
         accounts::couriers,
         accounts::create_api_key,
+        accounts::list_api_keys,
+        accounts::revoke_api_key,
+        accounts::disable_user,
         homes::list,
         homes::create,
         homes::get,
@@ -102,7 +105,15 @@ pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::
         .route("/auth/logout", post(accounts::logout))
         .route("/me", get(accounts::me))
         .route("/admin/users", post(accounts::create_user))
-        .route("/admin/users/{id}/api-keys", post(accounts::create_api_key))
+        .route(
+            "/admin/users/{id}/api-keys",
+            get(accounts::list_api_keys).post(accounts::create_api_key),
+        )
+        .route(
+            "/admin/users/{id}/api-keys/{key_id}",
+            delete(accounts::revoke_api_key),
+        )
+        .route("/admin/users/{id}/disable", post(accounts::disable_user))
         .route("/couriers", get(accounts::couriers))
         .route("/homes", get(homes::list).post(homes::create))
         .route("/homes/{id}", get(homes::get))
