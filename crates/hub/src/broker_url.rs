@@ -7,6 +7,8 @@ use std::fmt;
 /// A parsed broker URL. `Display` shows it with the password replaced by `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
+    /// `mqtts://`: TLS to the broker.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
@@ -18,21 +20,16 @@ impl BrokerUrl {
     pub fn parse(text: &str) -> Result<BrokerUrl, String> {
         let url = url::Url::parse(text.trim())
             .map_err(|e| format!("mqtt_url is not a URL ({e}): {}", redact(text)))?;
-        match url.scheme() {
-            "mqtt" | "tcp" => {}
-            "mqtts" | "ssl" => {
-                return Err(format!(
-                    "mqtt_url {}: TLS to an external broker is not supported yet; use mqtt:// on a trusted network",
-                    redact(text)
-                ))
-            }
+        let tls = match url.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
             other => {
                 return Err(format!(
-                    "mqtt_url must start with mqtt:// (found {other}://): {}",
+                    "mqtt_url must start with mqtt:// or mqtts:// (found {other}://): {}",
                     redact(text)
                 ))
             }
-        }
+        };
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
@@ -56,8 +53,9 @@ impl BrokerUrl {
         };
         let password = url.password().map(decode).transpose()?;
         Ok(BrokerUrl {
+            tls,
             host,
-            port: url.port().unwrap_or(1883),
+            port: url.port().unwrap_or(if tls { 8883 } else { 1883 }),
             username,
             password,
         })
@@ -75,7 +73,7 @@ impl BrokerUrl {
 
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("mqtt://")?;
+        f.write_str(if self.tls { "mqtts://" } else { "mqtt://" })?;
         if let Some(u) = &self.username {
             f.write_str(u)?;
             if self.password.is_some() {
@@ -120,6 +118,15 @@ mod tests {
     }
 
     #[test]
+    fn mqtts_means_tls_on_8883_by_default() {
+        let u = BrokerUrl::parse("mqtts://broker.lan").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.port, 8883);
+        assert_eq!(u.to_string(), "mqtts://broker.lan:8883");
+        assert!(!BrokerUrl::parse("mqtt://broker.lan").unwrap().tls);
+    }
+
+    #[test]
     fn host_and_default_port() {
         let u = BrokerUrl::parse("mqtt://broker").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("broker", 1883));
@@ -142,7 +149,7 @@ mod tests {
             "mqtt://hub:s3cret-pw@broker:notaport",
             "http://hub:s3cret-pw@broker",
             "mqtt://hub:s3cret-pw@broker/path",
-            "mqtts://hub:s3cret-pw@broker",
+            "ftp://hub:s3cret-pw@broker",
             "mqtt://hub:s3cret-pw@",
         ] {
             let e = BrokerUrl::parse(bad).unwrap_err();

@@ -31,6 +31,13 @@ pub struct HubConfig {
     /// Username/password the hub uses on an external broker, if it needs them.
     pub mqtt_username: Option<String>,
     pub mqtt_password: Option<String>,
+    /// With `mqtts://`: a PEM file of CA certificates to trust for the broker (besides
+    /// the public web's roots).
+    pub mqtt_ca_file: Option<PathBuf>,
+    /// With `mqtts://`: a client certificate chain and key (PEM, the key 0600) the hub
+    /// presents to the broker.
+    pub mqtt_client_cert_file: Option<PathBuf>,
+    pub mqtt_client_key_file: Option<PathBuf>,
     /// Give every device its own rights on the external broker through Mosquitto's
     /// dynamic-security plugin (the hub's broker user must be the plugin's admin).
     pub mqtt_dynsec: bool,
@@ -113,6 +120,9 @@ impl Default for HubConfig {
             mqtt_username: None,
             mqtt_password: None,
             mqtt_dynsec: false,
+            mqtt_ca_file: None,
+            mqtt_client_cert_file: None,
+            mqtt_client_key_file: None,
             device_mqtt_addr: None,
             live_window_ms: 1000,
             offline_after_ms: 5000,
@@ -322,6 +332,9 @@ impl HubConfig {
         }
         if self.http_redirect_addr.is_some() && !self.https() {
             return bad("http_redirect_addr redirects to HTTPS: set tls too");
+        }
+        if self.mqtt_client_cert_file.is_some() != self.mqtt_client_key_file.is_some() {
+            return bad("mqtt_client_cert_file and mqtt_client_key_file go together");
         }
         if self.mqtt_dynsec && self.mqtt_url.is_none() {
             return bad("mqtt_dynsec provisions an external broker: set mqtt_url too");

@@ -126,19 +126,37 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
 
     // With an external broker the hub connects to it as a client; otherwise devices
     // connect to the hub's own endpoint (`gateway::endpoint`).
-    let (mqtt_host, mqtt_port, username, password) = match &config.mqtt_url {
+    let (mqtt_host, mqtt_port, username, password, mqtt_tls) = match &config.mqtt_url {
         Some(url) => {
             let url = broker_url::BrokerUrl::parse(url).map_err(anyhow::Error::msg)?;
+            let tls = if url.tls {
+                let client = config
+                    .mqtt_client_cert_file
+                    .as_deref()
+                    .zip(config.mqtt_client_key_file.as_deref());
+                Some(
+                    outbound::with_client_cert(
+                        config.mqtt_ca_file.as_deref(),
+                        "mqtt_ca_file",
+                        client,
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                )
+            } else {
+                None
+            };
             (
                 url.host,
                 url.port,
                 config.mqtt_username.clone().or(url.username),
                 config.mqtt_password.clone().or(url.password),
+                tls,
             )
         }
         None => (
             config.embedded_mqtt_addr.ip().to_string(),
             config.embedded_mqtt_addr.port(),
+            None,
             None,
             None,
         ),
@@ -197,6 +215,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
             username,
             password,
             dynsec: config.mqtt_dynsec,
+            tls: mqtt_tls,
         },
         connected,
     })

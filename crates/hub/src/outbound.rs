@@ -9,23 +9,33 @@ use std::sync::Arc;
 
 /// The client configuration every outbound HTTPS request uses.
 pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    with_client_cert(extra_ca, "outbound_ca_file", None)
+}
+
+/// The same, naming the setting that gave `extra_ca` in errors, and presenting a
+/// client certificate (chain and key PEM files) when one is given.
+pub fn with_client_cert(
+    extra_ca: Option<&Path>,
+    setting: &str,
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     if let Some(path) = extra_ca {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .and_then(|i| i.collect::<Result<_, _>>())
-            .map_err(|e| format!("outbound_ca_file {}: {e}", path.display()))?;
+            .map_err(|e| format!("{setting} {}: {e}", path.display()))?;
         if certs.is_empty() {
             return Err(format!(
-                "outbound_ca_file {}: no certificate in the file",
+                "{setting} {}: no certificate in the file",
                 path.display()
             ));
         }
         for c in certs {
             roots
                 .add(c)
-                .map_err(|e| format!("outbound_ca_file {}: {e}", path.display()))?;
+                .map_err(|e| format!("{setting} {}: {e}", path.display()))?;
         }
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -33,8 +43,21 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let config = match client {
+        None => config.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<_, _>>())
+                .map_err(|e| format!("mqtt_client_cert_file {}: {e}", cert.display()))?;
+            crate::secrets::check_private(key).map_err(|e| format!("mqtt_client_key_file: {e}"))?;
+            let key_der = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("mqtt_client_key_file {}: {e}", key.display()))?;
+            config
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| format!("mqtt_client_cert_file: {e}"))?
+        }
+    };
     Ok(Arc::new(config))
 }
 

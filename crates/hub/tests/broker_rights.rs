@@ -459,3 +459,45 @@ async fn an_external_mosquitto_holds_each_device_to_its_own_topics() {
     assert!(!log.contains(&a.password) && !log.contains(&b.password));
     hub.stop().await;
 }
+
+/// The hub as a client of an external broker over TLS (`mqtts://`, the broker's CA
+/// named with `mqtt_ca_file`): it connects, subscribes, and provisions a device's
+/// rights through the TLS connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_reaches_an_external_broker_over_tls() {
+    let dir = testing::TempDir::new("broker-tls").unwrap();
+    let certs = dir.path().join("broker-tls");
+    threshold_hub::tls::local_ca(&certs, &["127.0.0.1".to_owned()]).unwrap();
+    let Some(broker) = support::mosquitto::start_with(
+        dir.path(),
+        Some((&certs.join("cert.pem"), &certs.join("key.pem"))),
+    ) else {
+        return;
+    };
+    let hub = threshold_hub::start(HubConfig {
+        data_dir: dir.path().join("hub"),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        mqtt_url: Some(format!(
+            "mqtts://{}@127.0.0.1:{}",
+            support::mosquitto::ADMIN,
+            broker.port
+        )),
+        mqtt_password: Some(broker.admin_password.clone()),
+        mqtt_ca_file: Some(certs.join("ca.pem")),
+        mqtt_dynsec: true,
+        mqtt_topic_prefix: format!("thr-tls-{}", threshold_store::new_id()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", hub.http_addr);
+    let (s, h) = call("GET", format!("{base}/healthz"), None, None).await;
+    assert_eq!((s, h["status"].as_str()), (200, Some("ok")), "{h}");
+    let adm = admin(&hub).await;
+    let owner = accounts(&base, &adm, &[("owner", "ann")]).await.remove(0);
+    let home_id = home(&base, &owner, "Ann's", 52.37, 4.89).await;
+    // Enrolment succeeds only if the broker answered the provisioning over TLS.
+    let a = pair(&base, &owner, &home_id).await;
+    assert_eq!(a.id().len(), 32);
+    hub.stop().await;
+}

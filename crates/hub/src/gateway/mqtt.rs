@@ -21,6 +21,8 @@ pub struct MqttTarget {
     pub password: Option<String>,
     /// Provision each device's rights through Mosquitto's dynamic-security plugin.
     pub dynsec: bool,
+    /// `mqtts://`: the TLS client configuration for the broker.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
@@ -56,6 +58,11 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     net.set_tcp_nodelay(true);
     opts.set_network_options(net);
     let hub_user = target.username.clone();
+    if let Some(tls) = &target.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
+    }
     if let (Some(u), Some(p)) = (target.username, target.password) {
         opts.set_credentials(u, p);
     }

@@ -38,6 +38,12 @@ fn dynsec_plugin() -> Option<PathBuf> {
 /// Start one, or `None` (the test skips) when Mosquitto or its plugin is missing;
 /// under THRESHOLD_REQUIRE_SERVICES=1 that fails instead.
 pub fn start(dir: &Path) -> Option<OwnMosquitto> {
+    start_with(dir, None)
+}
+
+/// Like [`start`], its listener speaking TLS with `tls` (certificate chain and key
+/// PEM files) when given.
+pub fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> Option<OwnMosquitto> {
     let required = threshold_store::testing::services_required();
     let plugin = dynsec_plugin();
     let have = plugin.is_some()
@@ -78,8 +84,10 @@ pub fn start(dir: &Path) -> Option<OwnMosquitto> {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous false\npersistence false\n\
+                "user root\nlistener {port} 127.0.0.1\n{}allow_anonymous false\npersistence false\n\
                  plugin {}\nplugin_opt_config_file {}\nlog_dest stderr\nlog_type all\n",
+                tls.map(|(c, k)| format!("certfile {}\nkeyfile {}\n", c.display(), k.display()))
+                    .unwrap_or_default(),
                 plugin.display(),
                 state.display()
             ),
