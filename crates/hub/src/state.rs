@@ -47,7 +47,7 @@ pub struct Inner {
     /// The TLS client configuration for webhooks and Web Push (`outbound`).
     pub outbound_tls: std::sync::Arc<rustls::ClientConfig>,
     /// The bounded pool password checks run on.
-    pub password_checks: crate::auth::PasswordChecks,
+    pub password_checks: crate::auth::checks::PasswordChecks,
     /// Unlock attempts per guest grant (same limits, every attempt counts): a leaked
     /// or scripted guest secret cannot open the door over and over.
     pub guest_limiter: crate::auth::limiter::LoginLimiter,
