@@ -66,6 +66,9 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<DeviceKey, IdentityError> {
 pub struct MqttSettings {
     pub host: String,
     pub port: u16,
+    /// The hub's endpoint over TLS, when it offers it (protocol §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_port: Option<u16>,
     pub username: String,
     pub password: String,
     #[serde(default = "default_prefix")]
@@ -199,6 +202,7 @@ pub fn enrol(
     pairing_code: &str,
     kind: DeviceKind,
     key: &DeviceKey,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<Enrolment, EnrolError> {
     let url = format!("{}/api/v1/enrol", hub_url.trim_end_matches('/'));
     let req = serde_json::json!({
@@ -208,6 +212,7 @@ pub fn enrol(
         "proof": enrol_proof(key, pairing_code),
     });
     let agent = ureq::AgentBuilder::new()
+        .tls_config(tls.clone())
         .timeout(std::time::Duration::from_secs(15))
         .build();
     match agent.post(&url).send_json(req) {
@@ -249,6 +254,7 @@ pub fn ensure_enrolled(
     hub_url: Option<&str>,
     pairing_code: Option<&str>,
     kind: DeviceKind,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
 ) -> anyhow::Result<(DeviceKey, Enrolment)> {
     let key = load_or_create_key(data_dir)?;
     if let Some(e) = load_enrolment(data_dir)? {
@@ -263,7 +269,7 @@ pub fn ensure_enrolled(
             data_dir.display()
         );
     };
-    let e = enrol(url, code, kind, &key)?;
+    let e = enrol(url, code, kind, &key, tls)?;
     save_enrolment(data_dir, &e)?;
     tracing::info!(device = %key.device_id(), home = %e.home_id, "enrolled");
     Ok((key, e))
@@ -282,6 +288,7 @@ mod tests {
             mqtt: MqttSettings {
                 host: "127.0.0.1".into(),
                 port: 1883,
+                tls_port: None,
                 username: key.device_id().to_hex(),
                 password: "s3cret-pw".into(),
                 topic_prefix: "t".into(),
@@ -356,10 +363,18 @@ mod tests {
         let url = format!("http://{addr}");
         let k2 = key.clone();
         let u2 = url.clone();
-        let e = tokio::task::spawn_blocking(move || enrol(&u2, "GOOD", DeviceKind::Camera, &k2))
-            .await
-            .unwrap()
-            .unwrap();
+        let e = tokio::task::spawn_blocking(move || {
+            enrol(
+                &u2,
+                "GOOD",
+                DeviceKind::Camera,
+                &k2,
+                &crate::tls::client_config(None).unwrap(),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
         assert_eq!(e.device_id, key.device_id().to_hex());
         let req = seen.lock().unwrap()[0].clone();
         assert_eq!(req["kind"], "camera");
@@ -375,9 +390,17 @@ mod tests {
             .verify_strict(msg.as_bytes(), &ed25519_dalek_sig(&sig))
             .unwrap();
         let k3 = key.clone();
-        let err = tokio::task::spawn_blocking(move || enrol(&url, "BAD", DeviceKind::Camera, &k3))
-            .await
-            .unwrap();
+        let err = tokio::task::spawn_blocking(move || {
+            enrol(
+                &url,
+                "BAD",
+                DeviceKind::Camera,
+                &k3,
+                &crate::tls::client_config(None).unwrap(),
+            )
+        })
+        .await
+        .unwrap();
         match err {
             Err(EnrolError::Refused { status, code, .. }) => {
                 assert_eq!(status, 404);

@@ -93,6 +93,7 @@ fn enrol(dir: &Path, hub: &DeviceKey, prefix: &str) -> (DeviceId, PublicKey) {
             mqtt: MqttSettings {
                 host: "127.0.0.1".into(),
                 port: 1883,
+                tls_port: None,
                 username: id.to_hex(),
                 password: "unused-by-anonymous-mosquitto".into(),
                 topic_prefix: prefix.into(),

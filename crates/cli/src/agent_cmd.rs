@@ -20,6 +20,10 @@ pub struct Common {
     /// One-time pairing code from the owner's app (first start only).
     #[arg(long, env = "THRESHOLD_PAIRING_CODE")]
     pub pairing_code: Option<String>,
+    /// The hub's CA certificate (PEM; a hub with its own CA serves it at /ca.pem),
+    /// trusted for HTTPS enrolment and MQTT over TLS besides the public roots.
+    #[arg(long, env = "THRESHOLD_HUB_CA")]
+    pub hub_ca: Option<PathBuf>,
 }
 
 impl Common {
@@ -27,6 +31,7 @@ impl Common {
         let mut c = CommonConfig::new(self.data_dir);
         c.hub_url = self.hub;
         c.pairing_code = self.pairing_code;
+        c.hub_ca_file = self.hub_ca;
         c
     }
 }

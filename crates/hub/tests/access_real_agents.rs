@@ -71,8 +71,11 @@ const LON: f64 = 4.89;
 
 impl World {
     async fn start(cfg: HubConfig, hub_dir: testing::TempDir) -> World {
-        let hub = threshold_hub::start(cfg).await.unwrap();
-        let base = format!("http://{}", hub.http_addr);
+        let hub = threshold_hub::start(cfg.clone()).await.unwrap();
+        if hub.tls_fingerprint.is_some() {
+            support::trust_ca(&cfg.data_dir.join("tls").join("ca.pem"));
+        }
+        let base = hub.base_url();
         let admin = support::admin(&hub).await;
         let [owner, courier, courier2, dispatcher]: [String; 4] = support::accounts(
             &base,
@@ -813,6 +816,46 @@ async fn a_guest_whose_grant_waives_the_camera_opens_the_real_lock_without_it() 
     assert!(
         accepted["detail"]["detail"]["camera_waived"].is_string(),
         "{accepted}"
+    );
+    w.stop().await;
+}
+
+/// The courier flow with everything on TLS: the API over HTTPS (the hub's own CA,
+/// trusted by the test and by the real agents), the agents enrolled over HTTPS and
+/// connected to the hub's endpoint with MQTT over TLS; the real lock opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn courier_flow_over_https_and_mqtts() {
+    let dir = testing::TempDir::new("acc-tls").unwrap();
+    let mut cfg = config(dir.path());
+    cfg.tls = true;
+    cfg.mqtt_tls_addr = Some("127.0.0.1:0".parse().unwrap());
+    let w = World::start(cfg, dir).await;
+    assert!(w.base.starts_with("https://"), "{}", w.base);
+    // Both agents were told the TLS port at enrolment, so their links use TLS.
+    for d in w._dirs.iter().skip(1) {
+        let e = threshold_agent::identity::load_enrolment(d.path())
+            .unwrap()
+            .expect("enrolled");
+        assert_eq!(
+            e.mqtt.tls_port,
+            w.hub()
+                .endpoint
+                .as_ref()
+                .and_then(|x| x.tls_addr)
+                .map(|a| a.port())
+        );
+    }
+    let now = now_ms();
+    let id = w
+        .delivery("PARCEL-TLS", now - 60_000, now + 3_600_000)
+        .await;
+    let d = w.entry(&id, "PARCEL-TLS").await;
+    assert_eq!(d["allowed"], true, "{d}");
+    assert!(
+        w.sim
+            .wait_bolt(BoltState::Unlocked, Duration::from_secs(10))
+            .await,
+        "the real lock opened on a token that came over MQTT with TLS"
     );
     w.stop().await;
 }

@@ -32,6 +32,9 @@ pub struct CommonConfig {
     /// Enrol on first start (when there is no stored enrolment yet).
     pub hub_url: Option<String>,
     pub pairing_code: Option<String>,
+    /// The hub's CA certificate (PEM), trusted besides the public roots for HTTPS
+    /// enrolment and MQTT over TLS.
+    pub hub_ca_file: Option<PathBuf>,
     /// Override the heartbeat/state period the hub gave at enrolment.
     pub heartbeat_ms: Option<u64>,
     /// Cut the link on purpose (tests, benches, demo).
@@ -46,6 +49,7 @@ impl CommonConfig {
             data_dir: data_dir.into(),
             hub_url: None,
             pairing_code: None,
+            hub_ca_file: None,
             heartbeat_ms: None,
             link_control: LinkControl::new(),
             events_outbox: SpaceConfig::events(),
@@ -139,12 +143,15 @@ impl Device {
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let c = common.clone();
+        let tls = crate::tls::client_config(common.hub_ca_file.as_deref())?;
+        let tls2 = tls.clone();
         let (key, enrolment) = tokio::task::spawn_blocking(move || {
             ensure_enrolled(
                 &c.data_dir,
                 c.hub_url.as_deref(),
                 c.pairing_code.as_deref(),
                 kind,
+                &tls2,
             )
         })
         .await??;
@@ -165,7 +172,7 @@ impl Device {
             boot_id: hex::encode(boot),
         };
         let (link, link_events, link_task) = link::spawn(LinkParts {
-            settings: LinkSettings::from_enrolment(&enrolment.mqtt),
+            settings: LinkSettings::from_enrolment(&enrolment.mqtt, &tls),
             signer: signer.clone(),
             outbox: outbox.clone(),
             hub_key,

@@ -42,6 +42,8 @@ pub struct LinkSettings {
     /// MQTT keep-alive. Liveness is judged by the hub from heartbeats, not from this;
     /// it only bounds how long a dead TCP connection goes unnoticed by the device.
     pub keep_alive: Duration,
+    /// Connect with TLS (to `port`, the hub's TLS port) with this configuration.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for LinkSettings {
@@ -52,15 +54,22 @@ impl std::fmt::Debug for LinkSettings {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("topic_prefix", &self.topic_prefix)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
 
 impl LinkSettings {
-    pub fn from_enrolment(m: &crate::identity::MqttSettings) -> Self {
+    /// The link the enrolment describes: over TLS (trusting `tls`) when the hub
+    /// offered a TLS port, plain otherwise.
+    pub fn from_enrolment(
+        m: &crate::identity::MqttSettings,
+        tls: &std::sync::Arc<rustls::ClientConfig>,
+    ) -> Self {
         LinkSettings {
             host: m.host.clone(),
-            port: m.port,
+            port: m.tls_port.unwrap_or(m.port),
+            tls: m.tls_port.map(|_| tls.clone()),
             username: m.username.clone(),
             password: m.password.clone(),
             topic_prefix: m.topic_prefix.clone(),
@@ -305,6 +314,11 @@ impl LinkTask {
         opts.set_keep_alive(s.keep_alive);
         opts.set_connection_timeout(3);
         opts.set_max_packet_size(Some(256 * 1024));
+        if let Some(tls) = &s.tls {
+            opts.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.clone()),
+            ));
+        }
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         // The event loop is polled by its own task so that publishing never has to wait
         // for (or cancel) a poll in progress.

@@ -115,6 +115,7 @@ mod tests {
             mqtt: crate::identity::MqttSettings {
                 host: "127.0.0.1".into(),
                 port: 1883,
+                tls_port: None,
                 username: "u".into(),
                 password: "p".into(),
                 topic_prefix: "t".into(),

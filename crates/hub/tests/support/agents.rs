@@ -33,6 +33,7 @@ pub async fn start(base: &str, owner: &str, home_id: &str) -> RealDevices {
     let cam_dir = TempDir::new("agents-cam").unwrap();
     let mut lcfg = LockConfig::new(lock_dir.path(), LockDriverConfig::Simulator(sim.clone()));
     lcfg.common.hub_url = Some(base.to_owned());
+    lcfg.common.hub_ca_file = super::trusted_ca();
     lcfg.common.pairing_code = Some(codes[0].clone());
     let mut ccfg = CameraConfig::new(cam_dir.path());
     ccfg.source = SourceConfig::Synthetic {
@@ -40,6 +41,7 @@ pub async fn start(base: &str, owner: &str, home_id: &str) -> RealDevices {
         height: 120,
     };
     ccfg.common.hub_url = Some(base.to_owned());
+    ccfg.common.hub_ca_file = super::trusted_ca();
     ccfg.common.pairing_code = Some(codes[1].clone());
     let cam_link = ccfg.common.link_control.clone();
     let (lstop, lrx) = watch::channel(false);

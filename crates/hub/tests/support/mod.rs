@@ -51,7 +51,7 @@ pub async fn call_raw(
     let method = method.to_owned();
     let token = token.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(&method, &url);
+        let mut req = agent().request(&method, &url);
         if let Some(t) = token {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
@@ -75,6 +75,29 @@ pub async fn call_raw(
     })
     .await
     .unwrap()
+}
+
+/// The hub CA a TLS test trusts (besides the public roots), for its own calls and its
+/// real agents; one per test process.
+static TRUSTED_CA: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Trust the CA in `pem` (a hub's `tls/ca.pem`) for every call this test makes.
+pub fn trust_ca(pem: &std::path::Path) {
+    let _ = TRUSTED_CA.set(pem.to_owned());
+}
+
+pub fn trusted_ca() -> Option<std::path::PathBuf> {
+    TRUSTED_CA.get().cloned()
+}
+
+/// A ureq agent that trusts [`trusted_ca`] too.
+fn agent() -> ureq::Agent {
+    match trusted_ca() {
+        None => ureq::agent(),
+        Some(ca) => ureq::AgentBuilder::new()
+            .tls_config(threshold_agent::tls::client_config(Some(&ca)).expect("the trusted CA"))
+            .build(),
+    }
 }
 
 /// One HTTP call; returns the status and the JSON body (or null).
@@ -214,12 +237,7 @@ pub async fn admin(hub: &threshold_hub::Hub) -> String {
         .create_user(threshold_store::Role::Admin, "admin", "Admin", &hash, 0)
         .await
         .unwrap();
-    login(
-        &format!("http://{}", hub.http_addr),
-        "admin",
-        "admin-password",
-    )
-    .await
+    login(&hub.base_url(), "admin", "admin-password").await
 }
 
 /// Create `(role, username)` accounts through the admin API, then sign each in;
