@@ -4,6 +4,25 @@
 use serde_json::Value;
 use std::time::Duration;
 
+/// The hub CA this process trusts for `https://` calls besides the public roots (the
+/// demo's own hub, or `--hub-ca`); set once.
+static HUB_CA: std::sync::OnceLock<std::sync::Arc<threshold_agent::tls::ClientConfig>> =
+    std::sync::OnceLock::new();
+
+/// Trust the CA certificate in `pem` for every later call.
+pub fn trust_ca(pem: &std::path::Path) -> anyhow::Result<()> {
+    let config = threshold_agent::tls::client_config(Some(pem))?;
+    let _ = HUB_CA.set(config);
+    Ok(())
+}
+
+fn agent() -> ureq::Agent {
+    match HUB_CA.get() {
+        Some(c) => ureq::AgentBuilder::new().tls_config(c.clone()).build(),
+        None => ureq::agent(),
+    }
+}
+
 /// One HTTP call with an optional bearer token and JSON body.
 pub async fn http(
     method: &'static str,
@@ -12,7 +31,9 @@ pub async fn http(
     body: Option<Value>,
 ) -> anyhow::Result<(u16, Value)> {
     tokio::task::spawn_blocking(move || -> anyhow::Result<(u16, Value)> {
-        let mut req = ureq::request(method, &url).timeout(Duration::from_secs(15));
+        let mut req = agent()
+            .request(method, &url)
+            .timeout(Duration::from_secs(15));
         if let Some(t) = &token {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }

@@ -51,6 +51,12 @@ pub struct DemoArgs {
     /// Delete the data folder first.
     #[arg(long)]
     pub reset: bool,
+    /// Serve the apps on the local network over HTTPS (on the machine's LAN address,
+    /// with a certificate from a CA the hub makes for itself), so a phone can follow
+    /// the courier flow with real geolocation. The demo's logins are printed below:
+    /// anyone on the network can use them.
+    #[arg(long)]
+    pub lan: bool,
     /// Do not open and close the simulated door by itself after an unlock.
     #[arg(long)]
     pub no_auto_door: bool,
@@ -126,14 +132,28 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         std::fs::remove_dir_all(&a.data_dir)
             .with_context(|| format!("cannot delete {}", a.data_dir.display()))?;
     }
+    let lan = if a.lan { Some(lan_address()?) } else { None };
     let cfg = threshold_hub::HubConfig {
         data_dir: a.data_dir.join("hub"),
-        http_addr: a.http_addr,
+        http_addr: match lan {
+            Some(_) => SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), a.http_addr.port()),
+            None => a.http_addr,
+        },
         embedded_mqtt_addr: a.mqtt_addr,
+        tls: lan.is_some(),
+        tls_names: lan.map(|ip| vec![ip.to_string()]).unwrap_or_default(),
         ..Default::default()
     };
+    let ca_pem = cfg.data_dir.join("tls").join("ca.pem");
     let hub = threshold_hub::start(cfg).await?;
-    let base = format!("http://{}", hub.http_addr);
+    let base = match lan {
+        Some(ip) => {
+            crate::api_client::trust_ca(&ca_pem)?;
+            format!("https://{}", SocketAddr::new(ip, hub.http_addr.port()))
+        }
+        None => format!("http://{}", hub.http_addr),
+    };
+    let hub_ca = lan.map(|_| ca_pem.clone());
 
     // Accounts: the admin is created directly (there is nobody to ask yet), the rest
     // through the API as an operator would.
@@ -230,6 +250,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     if !enrolled(&cam_dir, &hub.mqtt_host, hub.mqtt_port) {
         cam.common.hub_url = Some(base.clone());
+        cam.common.hub_ca_file = hub_ca.clone();
         cam.common.pairing_code = Some(
             pairing_code(
                 &base,
@@ -247,6 +268,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut lock = LockConfig::new(&lock_dir, LockDriverConfig::Simulator(home.clone()));
     if !enrolled(&lock_dir, &hub.mqtt_host, hub.mqtt_port) {
         lock.common.hub_url = Some(base.clone());
+        lock.common.hub_ca_file = hub_ca.clone();
         lock.common.pairing_code =
             Some(pairing_code(&base, &owner, &home_id, &door_id, "lock", "Front door lock").await?);
     }
@@ -256,6 +278,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         ContactConfig::new(&contact_dir, ContactDriverConfig::Simulator(home.clone()));
     if !enrolled(&contact_dir, &hub.mqtt_host, hub.mqtt_port) {
         contact.common.hub_url = Some(base.clone());
+        contact.common.hub_ca_file = hub_ca.clone();
         contact.common.pairing_code = Some(
             pairing_code(
                 &base,
@@ -350,10 +373,14 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         ACCOUNTS[3].2
     );
     println!("  Admin         login admin / {}", ACCOUNTS[0].2);
+    if let Some(fp) = &hub.tls_fingerprint {
+        println!("  Trust the hub {base}/ca.pem  (install it on the phone after checking");
+        println!("                its SHA-256 fingerprint {fp})");
+    }
     println!("  API           {base}/api/v1/openapi.json");
     println!("  Metrics       {base}/metrics");
     println!(
-        "  MQTT broker   {}:{} (embedded)",
+        "  MQTT          {}:{} (the hub's own device endpoint)",
         hub.mqtt_host, hub.mqtt_port
     );
     println!();
@@ -376,6 +403,20 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     hub.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// This machine's address on its local network: the source address the system would
+/// use to reach a documentation address (nothing is sent).
+fn lan_address() -> anyhow::Result<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    s.connect("192.0.2.1:9")
+        .context("--lan: this machine has no route to a local network")?;
+    let ip = s.local_addr()?.ip();
+    anyhow::ensure!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "--lan: no local network address found"
+    );
+    Ok(ip)
 }
 
 /// The simulated courier: when the bolt retracts, open the door, wait, close it (the

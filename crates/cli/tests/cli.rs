@@ -23,6 +23,10 @@ async fn get(url: String, token: &str) -> Value {
 /// Start the demo on `dir` (ports 0) and return it with its base URL once it printed
 /// its banner.
 fn start_demo(dir: &std::path::Path) -> (Running, String) {
+    start_demo_with(dir, &[])
+}
+
+fn start_demo_with(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(["demo", "--data-dir"]).arg(dir).args([
         "--http-addr",
@@ -30,6 +34,7 @@ fn start_demo(dir: &std::path::Path) -> (Running, String) {
         "--mqtt-addr",
         "127.0.0.1:0",
     ]);
+    cmd.args(extra);
     let demo = Running::until_printed(cmd, "Ctrl-C stops");
     let base = after(demo.line("Owner app"), "Owner app     ")
         .trim_end_matches('/')
@@ -396,4 +401,24 @@ async fn audit_verify_holds_history_to_the_pinned_key() {
             String::from_utf8_lossy(&bad.stdout)
         );
     }
+}
+
+/// `threshold demo --lan`: the apps over HTTPS on the machine's network address, with
+/// the hub's own CA (its fingerprint printed, the CA served at /ca.pem); the simulated
+/// devices enrol over HTTPS trusting it and come live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lan_demo_serves_https_with_its_own_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut demo, base) = start_demo_with(dir.path(), &["--lan"]);
+    assert!(base.starts_with("https://"), "{base}");
+    assert!(!base.contains("127.0.0.1"), "a network address: {base}");
+    let text = demo.printed.join("\n");
+    assert!(text.contains("SHA-256 fingerprint"), "{text}");
+    support::trust_ca(&dir.path().join("hub").join("tls").join("ca.pem"));
+    let owner = login(&base, "owner", "threshold-owner").await;
+    live_demo_home(&base, &owner).await;
+    let (s, pem, _) = support::call_raw("GET", format!("{base}/ca.pem"), None, None).await;
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE"));
+    assert!(demo.interrupt().success());
 }
