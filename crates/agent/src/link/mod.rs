@@ -5,7 +5,9 @@
 //! strict priority order: incoming downlinks, live uplink messages, and the backlog of
 //! unacknowledged outbox records (oldest first, a few in flight at a time, and only
 //! while no live message waits), so a long backlog after an outage never delays a
-//! heartbeat. On any error it reconnects with a short backoff (200 ms .. 2 s), forever.
+//! heartbeat. After a lost connection it reconnects with a short backoff (200 ms ..
+//! 2 s); after the hub refused the device or another agent took its session, slowly
+//! (1 s .. 60 s, with jitter; `backoff`); forever.
 //!
 //! A failed connection is never the agent's problem: agents keep capturing and logging
 //! to the outbox; the link catches up when it can.
@@ -13,6 +15,7 @@
 //! [`LinkControl::set_blocked`] cuts the connection and keeps it down: tests and
 //! benchmarks use it to play the jammer.
 
+pub mod backoff;
 pub mod verify;
 
 use crate::clock::now_ms;
@@ -228,8 +231,11 @@ struct LinkTask {
 
 enum SessionEnd {
     Shutdown,
-    Lost,
+    /// The connection ended; how, for the wait before the next (`backoff`).
+    Lost(backoff::Ending),
 }
+
+const LOST: SessionEnd = SessionEnd::Lost(backoff::Ending::Lost);
 
 /// Per-connection backlog position in each space.
 struct Backlog {
@@ -260,7 +266,10 @@ impl LinkTask {
     async fn run(mut self) {
         let mut blocked = self.parts.control.subscribe();
         let mut shutdown = self.parts.shutdown.clone();
-        let mut backoff = self.parts.settings.backoff_min;
+        let mut backoff = backoff::Backoff::new(
+            self.parts.settings.backoff_min,
+            self.parts.settings.backoff_max,
+        );
         loop {
             if *shutdown.borrow() {
                 return;
@@ -273,16 +282,24 @@ impl LinkTask {
                 }
                 continue;
             }
-            match self.session(&mut blocked, &mut shutdown).await {
+            let wait = match self.session(&mut blocked, &mut shutdown).await {
                 (SessionEnd::Shutdown, _) => return,
-                (SessionEnd::Lost, was_connected) => {
+                (SessionEnd::Lost(ending), was_connected) => {
                     if was_connected {
-                        backoff = self.parts.settings.backoff_min;
+                        backoff.connected();
                     }
+                    match ending {
+                        backoff::Ending::Lost => {}
+                        backoff::Ending::Refused => tracing::warn!(
+                            "the hub refused this device (revoked, or its credentials changed): it may need pairing again; retrying slowly"
+                        ),
+                        backoff::Ending::TakenOver => tracing::warn!(
+                            "another agent with this device's key took the connection; retrying slowly"
+                        ),
+                    }
+                    backoff::jitter(backoff.after(ending))
                 }
-            }
-            let wait = backoff;
-            backoff = (backoff * 2).min(self.parts.settings.backoff_max);
+            };
             tokio::select! {
                 _ = shutdown_signalled(&mut shutdown) => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -322,10 +339,11 @@ impl LinkTask {
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         // The event loop is polled by its own task so that publishing never has to wait
         // for (or cancel) a poll in progress.
-        let (net_tx, mut net_rx) = mpsc::channel::<Result<Event, String>>(256);
+        let (net_tx, mut net_rx) =
+            mpsc::channel::<Result<Event, rumqttc::v5::ConnectionError>>(256);
         let poller = tokio::spawn(async move {
             loop {
-                let r = eventloop.poll().await.map_err(|e| e.to_string());
+                let r = eventloop.poll().await;
                 let failed = r.is_err();
                 if net_tx.send(r).await.is_err() || failed {
                     return;
@@ -340,28 +358,28 @@ impl LinkTask {
                 match net_rx.recv().await {
                     Some(Ok(Event::Incoming(Incoming::ConnAck(_)))) => return Ok(()),
                     Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e),
-                    None => return Err("event loop ended".to_string()),
+                    Some(Err(e)) => return Err(Some(e)),
+                    None => return Err(None),
                 }
             }
         });
         tokio::select! {
             _ = shutdown_signalled(shutdown) => return (SessionEnd::Shutdown, false),
-            _ = wait_flag(blocked, true) => return (SessionEnd::Lost, false),
+            _ = wait_flag(blocked, true) => return (LOST, false),
             r = connack => match r {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => {
+                Ok(Err(Some(e))) => {
                     tracing::debug!(error = %e, "mqtt connect failed");
-                    return (SessionEnd::Lost, false);
+                    return (SessionEnd::Lost(backoff::classify(&e)), false);
                 }
-                Err(_) => return (SessionEnd::Lost, false),
+                Ok(Err(None)) | Err(_) => return (LOST, false),
             }
         }
         if client
             .try_subscribe(down.clone(), QoS::AtLeastOnce)
             .is_err()
         {
-            return (SessionEnd::Lost, false);
+            return (LOST, false);
         }
         // Live messages queued while disconnected are stale now.
         while self.live_rx.try_recv().is_ok() {}
@@ -392,7 +410,7 @@ impl LinkTask {
                 _ = shutdown_signalled(shutdown) => break SessionEnd::Shutdown,
                 _ = wait_flag(blocked, true) => {
                     tracing::warn!("link blocked on purpose; dropping the connection");
-                    break SessionEnd::Lost;
+                    break LOST;
                 }
                 ev = net_rx.recv() => match ev {
                     Some(Ok(Event::Incoming(Incoming::Publish(p)))) => {
@@ -403,14 +421,14 @@ impl LinkTask {
                     Some(Ok(Event::Incoming(Incoming::PubAck(_)))) => in_flight = in_flight.saturating_sub(1),
                     Some(Ok(Event::Incoming(Incoming::Disconnect(d)))) => {
                         tracing::warn!(reason = ?d.reason_code, "broker disconnected us");
-                        break SessionEnd::Lost;
+                        break SessionEnd::Lost(backoff::on_disconnect(d.reason_code));
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "link lost");
-                        break SessionEnd::Lost;
+                        break SessionEnd::Lost(backoff::classify(&e));
                     }
-                    None => break SessionEnd::Lost,
+                    None => break LOST,
                 },
                 Some(msg) = self.live_rx.recv() => {
                     if client.try_publish(up.clone(), QoS::AtLeastOnce, false, msg).is_ok() {
