@@ -113,6 +113,9 @@ pub struct Dynsec {
     client: AsyncClient,
     next: AtomicU64,
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    /// Whether the connection is up with its subscription to the answers in place:
+    /// a command sent before that would be answered to nobody.
+    ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl Dynsec {
@@ -121,12 +124,26 @@ impl Dynsec {
             client,
             next: AtomicU64::new(1),
             waiting: Mutex::new(HashMap::new()),
+            ready: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The connection's subscription to the answers is in place (true), or the
+    /// connection is gone (false).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.send_replace(ready);
     }
 
     /// Run `commands` in order; an error answer that is not [`commands::harmless`]
     /// is returned. Secrets in the commands (a device's password) are never logged.
     pub async fn run(&self, commands: Vec<Value>) -> Result<(), DynsecError> {
+        let mut ready = self.ready.subscribe();
+        if tokio::time::timeout(ANSWER_WITHIN, ready.wait_for(|r| *r))
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            return Err(DynsecError::NotConnected);
+        }
         let mut answers = Vec::new();
         let mut batch = Vec::new();
         for mut c in commands {
@@ -144,7 +161,12 @@ impl Dynsec {
             .await;
         let result = match sent {
             Err(_) => Err(DynsecError::NotConnected),
-            Ok(()) => self.collect(&mut answers).await,
+            // The connection dropping (a role change makes Mosquitto drop it) ends the
+            // wait at once: its answers will not come.
+            Ok(()) => tokio::select! {
+                r = self.collect(&mut answers) => r,
+                _ = ready.wait_for(|r| !*r) => Err(DynsecError::NotConnected),
+            },
         };
         let mut t = self.table();
         for (tag, _, _) in &answers {

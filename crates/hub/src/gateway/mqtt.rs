@@ -75,6 +75,7 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     let dynsec = target
         .dynsec
         .then(|| Arc::new(Dynsec::new(down_client.clone())));
+    let dynsec_for_setup = dynsec.clone();
     state.downlink.connect(std::sync::Arc::new(MqttLink {
         client: down_client.clone(),
         prefix: state.config.mqtt_topic_prefix.clone(),
@@ -89,21 +90,10 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
             }
             match down_loop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if let (Some(d), Some(user)) = (&dynsec, &hub_user) {
+                    if dynsec.is_some() {
                         let _ = down_client
                             .subscribe(RESPONSE_TOPIC, QoS::AtLeastOnce)
                             .await;
-                        // The hub's own rights on its prefix, before any downlink.
-                        let (d, prefix, user) =
-                            (d.clone(), st.config.mqtt_topic_prefix.clone(), user.clone());
-                        tokio::spawn(async move {
-                            match d.run(commands::hub_setup(&prefix, &user)).await {
-                                Ok(()) => tracing::info!("broker rights set up (dynamic security)"),
-                                Err(e) => {
-                                    tracing::error!(error = %e, "cannot set up the hub's broker rights")
-                                }
-                            }
-                        });
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == RESPONSE_TOPIC.as_bytes() => {
@@ -111,8 +101,17 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
                         d.on_response(&p.payload);
                     }
                 }
+                // The only subscription on this connection: the answers' topic.
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(d) = &dynsec {
+                        d.set_ready(true);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
+                    if let Some(d) = &dynsec {
+                        d.set_ready(false);
+                    }
                     tracing::debug!(error = %e, "MQTT downlink connection; reconnecting");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -122,7 +121,28 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
     let filter = threshold_proto::topic::uplink_filter(&state.config.mqtt_topic_prefix);
     let st = state.clone();
+    let prefix = state.config.mqtt_topic_prefix.clone();
+    let setup = dynsec_for_setup;
     tokio::spawn(async move {
+        // With dynamic security, the hub's own rights on its prefix come first, on the
+        // downlink connection: giving a user a role makes Mosquitto drop that user's
+        // connections, so the uplink connects only once its rights are in place.
+        if let (Some(d), Some(user)) = (&setup, &hub_user) {
+            for attempt in 1..=5 {
+                match d.run(commands::hub_setup(&prefix, user)).await {
+                    Ok(()) => {
+                        tracing::info!("broker rights set up (dynamic security)");
+                        break;
+                    }
+                    // The answer may be lost when the role change drops the connection
+                    // it travels on; running it again is harmless.
+                    Err(e) if attempt < 5 => {
+                        tracing::debug!(error = %e, attempt, "setting up the hub's broker rights again")
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot set up the hub's broker rights"),
+                }
+            }
+        }
         loop {
             if st.stopped() {
                 let _ = client.disconnect().await;
