@@ -426,6 +426,30 @@ async fn the_hub_serves_https_only() {
         Some(format!("https://127.0.0.1:{}/courier?x=1", hub.http_addr.port()).as_str())
     );
 
+    // What an owner or operator pins: the certificate's fingerprint and the audit key.
+    let (agent, url, token) = (
+        trusting.clone(),
+        format!("{base}/api/v1/hub/trust"),
+        adm.clone(),
+    );
+    let pins: Value = tokio::task::spawn_blocking(move || {
+        agent
+            .get(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(pins["tls"]["fingerprint_sha256"], json!(fingerprint));
+    assert_eq!(pins["tls"]["ca_url"], "/ca.pem");
+    assert_eq!(
+        pins["audit_key"],
+        json!(hub.state.hub_key.public().to_hex())
+    );
+
     // MQTT over TLS to the device endpoint, with the same certificate and the same
     // rules (an anonymous client is refused with a CONNACK, inside TLS).
     let mqtt_tls = hub.endpoint.as_ref().and_then(|e| e.tls_addr).unwrap();

@@ -44,6 +44,7 @@ use utoipa::OpenApi;
         accounts::list_api_keys,
         accounts::revoke_api_key,
         accounts::disable_user,
+        system::trust,
         homes::list,
         homes::create,
         homes::get,
@@ -172,6 +173,7 @@ pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::
         .route("/homes/{id}/guests/{grant_id}", delete(guests::revoke))
         .route("/guest/unlock", post(guests::unlock))
         .route("/audit/verify", get(system::audit_verify))
+        .route("/hub/trust", get(system::trust))
         .route("/events", get(system::events_ws))
         .route("/openapi.json", get(system::openapi))
         .merge(push::router(push))

@@ -40,6 +40,37 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::http::ApiDoc::openapi())
 }
 
+/// What an owner or operator pins to trust this hub without trusting the network or
+/// the hub's database later: the audit public key (checkpoints are signed with it;
+/// `threshold audit verify --key`), and with HTTPS the certificate fingerprint a phone
+/// checks before installing the hub's CA from `/ca.pem`.
+#[utoipa::path(get, path = "/api/v1/hub/trust", tag = "audit", responses((status = 200, body = Object)))]
+pub async fn trust(State(st): State<AppState>, p: Principal) -> ApiResult<Json<serde_json::Value>> {
+    if !matches!(p.user.role, Role::Owner | Role::Admin) {
+        return Err(ApiError::Forbidden);
+    }
+    let cert = if st.config.https() {
+        let (file, ca) = match &st.config.tls_cert_file {
+            Some(f) => (f.clone(), false),
+            None => (st.config.data_dir.join("tls").join("ca.pem"), true),
+        };
+        let pem = std::fs::read(&file).map_err(|e| ApiError::Internal(e.to_string()))?;
+        use rustls::pki_types::pem::PemObject;
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        json!({
+            "fingerprint_sha256": crate::tls::fingerprint(&der),
+            "ca_url": ca.then_some("/ca.pem"),
+        })
+    } else {
+        serde_json::Value::Null
+    };
+    Ok(Json(json!({
+        "audit_key": st.hub_key.public().to_hex(),
+        "tls": cert,
+    })))
+}
+
 /// Recompute the audit chain (admins).
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = Object)))]
 pub async fn audit_verify(
