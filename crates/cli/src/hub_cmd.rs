@@ -178,9 +178,22 @@ pub enum AuditCmd {
         /// them (as printed by `threshold audit key`).
         #[arg(long)]
         key: Option<String>,
+        /// Verify this export file (from `threshold audit export`) instead of the
+        /// database; needs --key.
+        #[arg(long, requires = "key")]
+        export: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Write the whole audit log and its signed checkpoints to a file, to verify
+    /// elsewhere with `threshold audit verify --export FILE --key KEY`.
+    Export {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The file to write (replaced if it exists).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Print the hub's audit public key (to pin now and verify with later).
     Key {
@@ -215,20 +228,50 @@ fn pinned_key(
 }
 
 pub async fn audit(a: AuditCmd) -> anyhow::Result<ExitCode> {
-    let (hub, key, json) = match a {
+    let (hub, key, export, json) = match a {
         AuditCmd::Key { hub } => {
             let cfg = hub.resolve()?;
             println!("{}", pinned_key(None, &cfg)?.to_hex());
             return Ok(ExitCode::SUCCESS);
         }
-        AuditCmd::Verify { hub, key, json } => (hub, key, json),
+        AuditCmd::Export { hub, out } => {
+            let cfg = hub.resolve()?;
+            let store = threshold_store::Store::connect(&cfg.database_url())
+                .await
+                .context("cannot open the database")?;
+            let file =
+                std::fs::File::create(&out).with_context(|| format!("--out {}", out.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            let (entries, checkpoints) =
+                threshold_hub::audit::export::write(&store, &mut w, now_ms()).await?;
+            println!(
+                "wrote {entries} entries and {checkpoints} signed checkpoints to {}",
+                out.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        AuditCmd::Verify {
+            hub,
+            key,
+            export,
+            json,
+        } => (hub, key, export, json),
     };
     let cfg = hub.resolve()?;
     let pinned = pinned_key(key.as_deref(), &cfg)?;
-    let store = threshold_store::Store::connect(&cfg.database_url())
-        .await
-        .context("cannot open the database")?;
-    let report = threshold_hub::audit::verify(&store, &pinned).await?;
+    let report = match export {
+        Some(path) => {
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("--export {}", path.display()))?;
+            threshold_hub::audit::export::verify(std::io::BufReader::new(file), &pinned)?
+        }
+        None => {
+            let store = threshold_store::Store::connect(&cfg.database_url())
+                .await
+                .context("cannot open the database")?;
+            threshold_hub::audit::verify(&store, &pinned).await?
+        }
+    };
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else if report.ok {

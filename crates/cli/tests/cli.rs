@@ -401,6 +401,67 @@ async fn audit_verify_holds_history_to_the_pinned_key() {
             String::from_utf8_lossy(&bad.stdout)
         );
     }
+
+    // Exports, verified away from any database: A's untouched export passes with A's
+    // key; B's fails with it; A's with one entry edited fails, naming the entry.
+    let export = |dir: &std::path::Path, file: &std::path::Path| {
+        let out = Command::new(BIN)
+            .args(["audit", "export", "--data-dir"])
+            .arg(dir)
+            .arg("--out")
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let (fa, fb) = (
+        scratch.path().join("a.jsonl"),
+        scratch.path().join("b.jsonl"),
+    );
+    export(a, &fa);
+    export(b, &fb);
+    let verify_export = |file: &std::path::Path| {
+        Command::new(BIN)
+            .args(["audit", "verify", "--key", &keys[0], "--export"])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let ok = verify_export(&fa);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let bad = verify_export(&fb);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("another key"));
+    let text = std::fs::read_to_string(&fa).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.contains("\"seq\":2,") && l.contains("\"type\":\"entry\"") {
+                l.replacen("\"detail\":\"", "\"detail\":\"x", 1)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    assert_ne!(edited.join("\n"), text.trim_end(), "entry 2 was edited");
+    let fe = scratch.path().join("edited.jsonl");
+    std::fs::write(&fe, edited.join("\n")).unwrap();
+    let broken = verify_export(&fe);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&broken.stdout).contains("entry 2"),
+        "{}",
+        String::from_utf8_lossy(&broken.stdout)
+    );
 }
 
 /// `threshold demo --lan`: the apps over HTTPS on the machine's network address, with

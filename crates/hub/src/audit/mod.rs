@@ -1,7 +1,8 @@
 //! The audit log: appending through the journal (`journal`: group commit, signed
-//! checkpoints of the chain head every N entries) and verifying the whole chain
-//! (`verify`).
+//! checkpoints of the chain head every N entries), verifying the whole chain with a
+//! pinned key (`verify`), and the log as a file to verify offline (`export`).
 
+pub mod export;
 pub mod journal;
 mod verify;
 

@@ -3,9 +3,9 @@
 //! since whoever can rewrite the database can also write a key of their own beside a
 //! history they re-signed.
 
-use threshold_core::audit::{checkpoint_message, ChainBreak, ChainVerifier};
+use threshold_core::audit::{checkpoint_message, AuditEntry, ChainBreak, ChainVerifier};
 use threshold_proto::PublicKey;
-use threshold_store::{Store, StoreError};
+use threshold_store::{CheckpointRow, Store, StoreError};
 
 #[derive(Debug, serde::Serialize)]
 pub struct VerifyReport {
@@ -40,70 +40,101 @@ pub enum VerifyFailure {
 /// signed by `pinned`.
 pub async fn verify(store: &Store, pinned: &PublicKey) -> Result<VerifyReport, StoreError> {
     let checkpoints = store.checkpoints().await?;
-    let mut v = ChainVerifier::new();
-    let mut hashes_at_checkpoints = std::collections::HashMap::new();
-    let wanted: std::collections::HashSet<i64> = checkpoints.iter().map(|c| c.seq).collect();
+    let mut v = Verifier::new(&checkpoints);
     let mut after = 0u64;
-    let mut failure: Option<VerifyFailure> = None;
-    let mut signed_through = 0u64;
-    'outer: loop {
+    loop {
         let page = store.audit_page(after, 1000).await?;
-        if page.is_empty() {
+        if page.is_empty() || !v.push_all(&page) {
             break;
         }
-        for e in &page {
-            if let Err(b) = v.push(e) {
-                failure = Some(b.into());
-                break 'outer;
-            }
-            if wanted.contains(&(e.seq as i64)) {
-                hashes_at_checkpoints.insert(e.seq as i64, e.hash);
-            }
-            after = e.seq;
+        after = page.last().map_or(after, |e| e.seq);
+    }
+    Ok(v.finish(&checkpoints, pinned))
+}
+
+/// The chain, entry by entry, then the checkpoints: the same check for the database
+/// and for an export read from a file (`export`).
+pub struct Verifier {
+    chain: ChainVerifier,
+    wanted: std::collections::HashSet<i64>,
+    hashes_at_checkpoints: std::collections::HashMap<i64, [u8; 32]>,
+    failure: Option<VerifyFailure>,
+}
+
+impl Verifier {
+    pub fn new(checkpoints: &[CheckpointRow]) -> Verifier {
+        Verifier {
+            chain: ChainVerifier::new(),
+            wanted: checkpoints.iter().map(|c| c.seq).collect(),
+            hashes_at_checkpoints: std::collections::HashMap::new(),
+            failure: None,
         }
     }
-    if failure.is_none() {
-        for c in &checkpoints {
-            if c.hub_key.parse::<PublicKey>().ok().as_ref() != Some(pinned) {
-                failure = Some(VerifyFailure::ForeignKey(c.seq));
-                break;
+
+    /// Add the next entries in order; false once the chain is broken.
+    pub fn push_all(&mut self, entries: &[AuditEntry]) -> bool {
+        for e in entries {
+            if self.failure.is_some() {
+                return false;
             }
-            let key = Some(pinned);
-            let mut sig = [0u8; 64];
-            let mut hash = [0u8; 32];
-            let parsed = hex::decode_to_slice(&c.signature, &mut sig).is_ok()
-                && hex::decode_to_slice(&c.hash, &mut hash).is_ok();
-            let sig_ok = parsed
-                && key.is_some_and(|k| {
-                    let s = ed25519_dalek_sig(&sig);
-                    k.0.verify_strict(&checkpoint_message(c.seq as u64, &hash, c.time_ms), &s)
-                        .is_ok()
-                });
-            if !sig_ok {
-                failure = Some(VerifyFailure::BadCheckpointSignature(c.seq));
-                break;
+            if let Err(b) = self.chain.push(e) {
+                self.failure = Some(b.into());
+                return false;
             }
-            match hashes_at_checkpoints.get(&c.seq) {
-                None => {
-                    failure = Some(VerifyFailure::CheckpointBeyondEnd(c.seq));
-                    break;
-                }
-                Some(h) if *h != hash => {
-                    failure = Some(VerifyFailure::CheckpointMismatch(c.seq));
-                    break;
-                }
-                Some(_) => signed_through = signed_through.max(c.seq as u64),
+            if self.wanted.contains(&(e.seq as i64)) {
+                self.hashes_at_checkpoints.insert(e.seq as i64, e.hash);
             }
         }
+        self.failure.is_none()
     }
-    Ok(VerifyReport {
-        entries: v.head().0,
-        checkpoints: checkpoints.len() as u64,
-        signed_through,
-        key: pinned.to_hex(),
-        ok: failure.is_none(),
-        first_break: failure.map(|f| f.to_string()),
-    })
+
+    /// Check every checkpoint against the chain seen and the pinned key.
+    pub fn finish(mut self, checkpoints: &[CheckpointRow], pinned: &PublicKey) -> VerifyReport {
+        let mut signed_through = 0u64;
+        if self.failure.is_none() {
+            for c in checkpoints {
+                if let Err(f) = self.checkpoint(c, pinned) {
+                    self.failure = Some(f);
+                    break;
+                }
+                signed_through = signed_through.max(c.seq as u64);
+            }
+        }
+        VerifyReport {
+            entries: self.chain.head().0,
+            checkpoints: checkpoints.len() as u64,
+            signed_through,
+            key: pinned.to_hex(),
+            ok: self.failure.is_none(),
+            first_break: self.failure.map(|f| f.to_string()),
+        }
+    }
+
+    fn checkpoint(&self, c: &CheckpointRow, pinned: &PublicKey) -> Result<(), VerifyFailure> {
+        if c.hub_key.parse::<PublicKey>().ok().as_ref() != Some(pinned) {
+            return Err(VerifyFailure::ForeignKey(c.seq));
+        }
+        let mut sig = [0u8; 64];
+        let mut hash = [0u8; 32];
+        let parsed = hex::decode_to_slice(&c.signature, &mut sig).is_ok()
+            && hex::decode_to_slice(&c.hash, &mut hash).is_ok();
+        let sig_ok = parsed
+            && pinned
+                .0
+                .verify_strict(
+                    &checkpoint_message(c.seq as u64, &hash, c.time_ms),
+                    &ed25519_dalek_sig(&sig),
+                )
+                .is_ok();
+        if !sig_ok {
+            return Err(VerifyFailure::BadCheckpointSignature(c.seq));
+        }
+        match self.hashes_at_checkpoints.get(&c.seq) {
+            None => Err(VerifyFailure::CheckpointBeyondEnd(c.seq)),
+            Some(h) if *h != hash => Err(VerifyFailure::CheckpointMismatch(c.seq)),
+            Some(_) => Ok(()),
+        }
+    }
 }
 
 fn ed25519_dalek_sig(b: &[u8; 64]) -> threshold_proto_sig::Signature {
