@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::Value;
 use std::process::Command;
-use support::process::{after, serve, Running};
+use support::process::{after, serve, user_add, Running};
 use support::{call, eventually, login};
 
 const BIN: &str = env!("CARGO_BIN_EXE_threshold");
@@ -90,18 +90,7 @@ async fn demo_runs_stops_cleanly_and_reruns_on_the_same_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_names_the_first_broken_link() {
     let dir = tempfile::tempdir().unwrap();
-    let add = Command::new(BIN)
-        .args(["user", "add", "--data-dir"])
-        .arg(dir.path())
-        .args(["--role", "admin", "--username", "root"])
-        .env("THRESHOLD_NEW_PASSWORD", "a-long-password")
-        .output()
-        .unwrap();
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
+    user_add(BIN, dir.path(), "admin", "root", "a-long-password");
     let (mut hub, base, _) = serve(BIN, dir.path());
     for _ in 0..3 {
         login(&base, "root", "a-long-password").await;
@@ -334,18 +323,7 @@ async fn audit_verify_holds_history_to_the_pinned_key() {
     for dir in &dirs {
         let conf = dir.path().join("hub.toml");
         std::fs::write(&conf, "audit_checkpoint_every = 1\n").unwrap();
-        let add = Command::new(BIN)
-            .args(["user", "add", "--data-dir"])
-            .arg(dir.path())
-            .args(["--role", "admin", "--username", "root"])
-            .env("THRESHOLD_NEW_PASSWORD", "a-long-password")
-            .output()
-            .unwrap();
-        assert!(
-            add.status.success(),
-            "{}",
-            String::from_utf8_lossy(&add.stderr)
-        );
+        user_add(BIN, dir.path(), "admin", "root", "a-long-password");
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--config"])
             .arg(&conf)

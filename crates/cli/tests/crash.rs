@@ -12,7 +12,6 @@ mod support;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::Value;
-use std::process::Command;
 use support::process::{serve, Running};
 use support::sim::{enrol_request, SimDevice};
 use support::{call, eventually, now_ms, until};
@@ -150,18 +149,7 @@ enum Moment {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_no_replayed_device_message_is_believed() {
     let dir = tempfile::tempdir().unwrap();
-    let add = Command::new(BIN)
-        .args(["user", "add", "--data-dir"])
-        .arg(dir.path())
-        .args(["--role", "owner", "--username", "ann"])
-        .env("THRESHOLD_NEW_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
+    support::process::user_add(BIN, dir.path(), "owner", "ann", PASSWORD);
 
     let mut hub = Hub::start(dir.path());
     let owner = support::login(&hub.base, "ann", PASSWORD).await;

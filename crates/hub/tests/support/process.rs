@@ -134,3 +134,20 @@ pub fn serve(bin: &str, data_dir: &std::path::Path) -> (Running, String, u16) {
         .expect("broker port");
     (hub, base, mqtt)
 }
+
+/// `threshold user add` on `data_dir`, the password given the way an operator gives it
+/// (an environment variable); panics with the binary's error if it fails.
+pub fn user_add(bin: &str, data_dir: &std::path::Path, role: &str, username: &str, password: &str) {
+    let add = Command::new(bin)
+        .args(["user", "add", "--data-dir"])
+        .arg(data_dir)
+        .args(["--role", role, "--username", username])
+        .env("THRESHOLD_NEW_PASSWORD", password)
+        .output()
+        .expect("run threshold user add");
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+}
