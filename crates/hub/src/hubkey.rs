@@ -2,7 +2,6 @@
 //! checkpoints. Kept in a 0600 file, refused when others can read it; several hub
 //! processes share it by pointing at the same file.
 
-use std::io::Write;
 use std::path::Path;
 use threshold_proto::DeviceKey;
 
@@ -39,17 +38,7 @@ pub fn load_or_create(path: &Path) -> Result<DeviceKey, HubKeyError> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(path).map_err(io)?;
-            f.write_all(hex::encode(key.seed()).as_bytes())
-                .map_err(io)?;
-            f.sync_all().map_err(io)?;
+            crate::secrets::create_private(path, hex::encode(key.seed()).as_bytes()).map_err(io)?;
             Ok(key)
         }
         Err(e) => Err(io(e)),

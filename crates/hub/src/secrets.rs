@@ -51,6 +51,22 @@ pub fn make_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Create `path` (it must not exist) readable and writable by its owner only, write
+/// `bytes` and flush them to disk: a secret is never on disk with wider rights.
+pub fn create_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 /// The text of a private file (see [`check_private`]).
 pub fn read_private(path: &Path) -> Result<String, SecretFileError> {
     check_private(path)?;

@@ -128,15 +128,7 @@ pub fn default_names(extra: &[String]) -> Vec<String> {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| file_err("data_dir", path, e))?;
-    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| file_err("data_dir", path, e))
+    crate::secrets::create_private(path, text.as_bytes()).map_err(|e| file_err("data_dir", path, e))
 }
 
 /// The hub's own CA and server certificate in `dir`, made on first use.
@@ -185,8 +177,8 @@ pub struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
 }
 
-/// A handshake not finished by then is dropped.
-const HANDSHAKE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// A handshake not finished by then is dropped (HTTPS and MQTT over TLS alike).
+pub const HANDSHAKE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl TlsListener {
     pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {

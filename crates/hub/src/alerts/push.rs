@@ -178,14 +178,7 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretKey> {
     let k = random_secret()?;
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    std::io::Write::write_all(&mut opts.open(&tmp)?, hex::encode(k.to_bytes()).as_bytes())?;
+    crate::secrets::create_private(&tmp, hex::encode(k.to_bytes()).as_bytes())?;
     std::fs::rename(&tmp, path)?;
     Ok(k)
 }

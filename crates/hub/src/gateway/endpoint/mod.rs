@@ -71,9 +71,6 @@ pub fn start(
     })
 }
 
-/// A TLS handshake not finished by then is dropped.
-const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
-
 fn accept_loop(
     listener: std::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -108,7 +105,7 @@ fn accept_loop(
                             let acceptor = acceptor.clone();
                             tokio::spawn(async move {
                                 match tokio::time::timeout(
-                                    HANDSHAKE_WITHIN,
+                                    crate::tls::HANDSHAKE_WITHIN,
                                     acceptor.accept(socket),
                                 )
                                 .await
