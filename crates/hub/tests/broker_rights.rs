@@ -134,6 +134,18 @@ impl Paired {
     fn id(&self) -> String {
         self.key.device_id().to_hex()
     }
+
+    /// The device's first signed heartbeat, as it would publish it.
+    fn heartbeat(&self) -> SignedMessage {
+        SignedMessage::sign(
+            &self.key,
+            Kind::Heartbeat,
+            self.key.device_id(),
+            1,
+            now_ms(),
+            serde_json::to_vec(&Heartbeat::default()).unwrap(),
+        )
+    }
 }
 
 /// An owner's camera, paired through the API.
@@ -174,14 +186,9 @@ async fn metrics(base: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_reads_and_writes_its_own_topics_only() {
     let dir = testing::TempDir::new("broker-rights").unwrap();
-    let hub = threshold_hub::start(HubConfig {
-        data_dir: dir.path().to_owned(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let hub = threshold_hub::start(local_config(dir.path()))
+        .await
+        .unwrap();
     let base = format!("http://{}", hub.http_addr);
     let port = hub.mqtt_port;
     let prefix = hub.state.config.mqtt_topic_prefix.clone();
@@ -257,14 +264,7 @@ async fn a_device_reads_and_writes_its_own_topics_only() {
         PubAckReason::NotAuthorized
     );
     // Ann's camera's own signed heartbeat is taken (and Bob's client hears nothing).
-    let hb = SignedMessage::sign(
-        &a.key,
-        Kind::Heartbeat,
-        a.key.device_id(),
-        1,
-        now_ms(),
-        serde_json::to_vec(&Heartbeat::default()).unwrap(),
-    );
+    let hb = a.heartbeat();
     assert_eq!(
         ac.publish(&up(&a), hb.as_bytes().to_vec()).await,
         PubAckReason::Success
@@ -387,14 +387,7 @@ async fn an_external_mosquitto_holds_each_device_to_its_own_topics() {
         SubscribeReasonCode::Success(QoS::AtLeastOnce)
     );
     // Device B cannot publish as device A, even A's own signed message.
-    let hb = SignedMessage::sign(
-        &a.key,
-        Kind::Heartbeat,
-        a.key.device_id(),
-        1,
-        now_ms(),
-        serde_json::to_vec(&Heartbeat::default()).unwrap(),
-    );
+    let hb = a.heartbeat();
     assert_eq!(
         bc.publish(&up(&a), hb.as_bytes().to_vec()).await,
         PubAckReason::NotAuthorized

@@ -60,14 +60,9 @@ fn header<'a>(hs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_sites_page_cannot_act_with_the_owners_cookie() {
     let dir = testing::TempDir::new("http-hardening").unwrap();
-    let hub = threshold_hub::start(HubConfig {
-        data_dir: dir.path().to_owned(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let hub = threshold_hub::start(local_config(dir.path()))
+        .await
+        .unwrap();
     let base = format!("http://{}", hub.http_addr);
     let adm = admin(&hub).await;
     let owner = accounts(&base, &adm, &[("owner", "olga")]).await.remove(0);
@@ -177,12 +172,7 @@ async fn the_data_folder_and_its_secrets_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = testing::TempDir::new("private-data").unwrap();
     let data = dir.path().join("data");
-    let cfg = HubConfig {
-        data_dir: data.clone(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
+    let cfg = local_config(&data);
     let hub = threshold_hub::start(cfg.clone()).await.unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
@@ -206,17 +196,9 @@ async fn the_data_folder_and_its_secrets_are_private() {
 async fn parallel_guesses_are_all_counted_and_slow_the_account_down() {
     let dir = testing::TempDir::new("login-throttle").unwrap();
     let clock = threshold_hub::clock::ManualClock::new(now_ms());
-    let hub = threshold_hub::start_with_clock(
-        HubConfig {
-            data_dir: dir.path().to_owned(),
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        },
-        clock.clone(),
-    )
-    .await
-    .unwrap();
+    let hub = threshold_hub::start_with_clock(local_config(dir.path()), clock.clone())
+        .await
+        .unwrap();
     let base = format!("http://{}", hub.http_addr);
     let adm = admin(&hub).await;
     // A common password is refused when the account is made.
@@ -284,14 +266,9 @@ async fn signing_out_closes_open_sockets() {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     use tokio_tungstenite::tungstenite::Message;
     let dir = testing::TempDir::new("ws-session").unwrap();
-    let hub = threshold_hub::start(HubConfig {
-        data_dir: dir.path().to_owned(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let hub = threshold_hub::start(local_config(dir.path()))
+        .await
+        .unwrap();
     let base = format!("http://{}", hub.http_addr);
     let adm = admin(&hub).await;
     let owner = accounts(&base, &adm, &[("owner", "olga")]).await.remove(0);
@@ -332,16 +309,12 @@ async fn signing_out_closes_open_sockets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_serves_https_only() {
     use rustls::pki_types::pem::PemObject;
-    use std::sync::Arc;
     let dir = testing::TempDir::new("https").unwrap();
     let hub = threshold_hub::start(HubConfig {
-        data_dir: dir.path().to_owned(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
         tls: true,
         http_redirect_addr: Some("127.0.0.1:0".parse().unwrap()),
         mqtt_tls_addr: Some("127.0.0.1:0".parse().unwrap()),
-        ..Default::default()
+        ..local_config(dir.path())
     })
     .await
     .unwrap();
@@ -352,23 +325,14 @@ async fn the_hub_serves_https_only() {
         &rustls::pki_types::CertificateDer::from_pem_slice(&ca).unwrap(),
     );
     assert_eq!(hub.tls_fingerprint.as_deref(), Some(fingerprint.as_str()));
-    let trusting = {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls::pki_types::CertificateDer::from_pem_slice(&ca).unwrap())
-            .unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        ureq::AgentBuilder::new()
-            .tls_config(Arc::new(config))
-            .redirects(0)
-            .build()
-    };
+    // A client as a device or a phone that installed the hub's CA: the public roots
+    // plus that CA (the agent's own TLS client configuration).
+    let ca_file = dir.path().join("tls").join("ca.pem");
+    let tls_client = threshold_agent::tls::client_config(Some(&ca_file)).unwrap();
+    let trusting = ureq::AgentBuilder::new()
+        .tls_config(tls_client.clone())
+        .redirects(0)
+        .build();
     let adm = admin_over(&hub, &trusting).await;
     let (base2, agent) = (base.clone(), trusting.clone());
     let (status, hsts, cookie, ca_served) = tokio::task::spawn_blocking(move || {
@@ -453,7 +417,7 @@ async fn the_hub_serves_https_only() {
     // MQTT over TLS to the device endpoint, with the same certificate and the same
     // rules (an anonymous client is refused with a CONNACK, inside TLS).
     let mqtt_tls = hub.endpoint.as_ref().and_then(|e| e.tls_addr).unwrap();
-    let code = mqtt_connect_over_tls(mqtt_tls, &ca).await;
+    let code = mqtt_connect_over_tls(mqtt_tls, tls_client).await;
     assert_eq!(
         code,
         Some(rumqttc::v5::mqttbytes::v5::ConnectReturnCode::BadUserNamePassword)
@@ -461,30 +425,17 @@ async fn the_hub_serves_https_only() {
     hub.stop().await;
 }
 
-/// Send an anonymous MQTT 5 CONNECT over TLS (trusting only `ca_pem`) and return the
-/// CONNACK's code, or `None` if the TLS handshake or the CONNACK failed.
+/// Send an anonymous MQTT 5 CONNECT over TLS (with `config`) and return the CONNACK's
+/// code, or `None` if the TLS handshake or the CONNACK failed.
 async fn mqtt_connect_over_tls(
     addr: std::net::SocketAddr,
-    ca_pem: &[u8],
+    config: std::sync::Arc<rustls::ClientConfig>,
 ) -> Option<rumqttc::v5::mqttbytes::v5::ConnectReturnCode> {
     use futures_util::{SinkExt, StreamExt};
     use rumqttc::v5::mqttbytes::v5::{Codec, Connect, Packet};
-    use rustls::pki_types::pem::PemObject;
-    use std::sync::Arc;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_slice(ca_pem).ok()?)
-        .ok()?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .ok()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .ok()?;
@@ -535,14 +486,9 @@ async fn admin_over(hub: &threshold_hub::Hub, agent: &ureq::Agent) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_keys_and_disabled_accounts_stop_working() {
     let dir = testing::TempDir::new("revoke-access").unwrap();
-    let hub = threshold_hub::start(HubConfig {
-        data_dir: dir.path().to_owned(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let hub = threshold_hub::start(local_config(dir.path()))
+        .await
+        .unwrap();
     let base = format!("http://{}", hub.http_addr);
     let adm = admin(&hub).await;
     let t = accounts(&base, &adm, &[("dispatcher", "dina"), ("owner", "olga")]).await;

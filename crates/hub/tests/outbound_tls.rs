@@ -41,11 +41,8 @@ async fn webhooks_reach_an_https_receiver_trusted_through_the_operators_ca() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let hub = threshold_hub::start(HubConfig {
-        data_dir: dir.path().join("hub"),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
         outbound_ca_file: Some(dir.path().join("receiver").join("ca.pem")),
-        ..Default::default()
+        ..local_config(&dir.path().join("hub"))
     })
     .await
     .unwrap();

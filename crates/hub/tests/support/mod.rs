@@ -225,6 +225,17 @@ pub async fn login(base: &str, user: &str, pw: &str) -> String {
     b["token"].as_str().unwrap().to_owned()
 }
 
+/// A hub on `data_dir` with everything on loopback ports picked by the system (HTTP
+/// and its own device endpoint), otherwise the defaults.
+pub fn local_config(data_dir: &std::path::Path) -> threshold_hub::HubConfig {
+    threshold_hub::HubConfig {
+        data_dir: data_dir.to_owned(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        embedded_mqtt_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    }
+}
+
 /// The password of every account the helpers below create.
 pub const PASSWORD: &str = "a-long-password";
 
