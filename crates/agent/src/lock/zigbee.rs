@@ -258,13 +258,18 @@ mod tests {
         assert_eq!(parse_availability(b"\xff"), None);
     }
 
-    /// A peer that behaves like Zigbee2MQTT for one lock and one contact sensor.
+    /// A peer that behaves like Zigbee2MQTT for one lock and one contact sensor;
+    /// returned once it is subscribed, so that the driver's first state request (sent
+    /// on connect) is not published to nobody.
     async fn fake_z2m(root: String) -> (AsyncClient, tokio::task::JoinHandle<()>) {
         let mut opts = MqttOptions::new(format!("{root}-peer"), "127.0.0.1", 1883);
         opts.set_keep_alive(Duration::from_secs(5));
         let (client, mut el) = AsyncClient::new(opts, 64);
         let c = client.clone();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
         let task = tokio::spawn(async move {
+            let mut subacks = 0;
             let mut lock_state = "locked";
             let publish_state = |c: &AsyncClient, s: &str| {
                 let (ls, st) = if s == "locked" {
@@ -294,6 +299,14 @@ mod tests {
                             br#"{"state":"online"}"#.to_vec(),
                         );
                     }
+                    Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                        subacks += 1;
+                        if subacks == 2 {
+                            if let Some(t) = ready_tx.take() {
+                                let _ = t.send(());
+                            }
+                        }
+                    }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
                         let v: serde_json::Value =
                             serde_json::from_slice(&p.payload).unwrap_or_default();
@@ -311,6 +324,10 @@ mod tests {
                 }
             }
         });
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .expect("the fake Zigbee2MQTT subscribed")
+            .expect("the fake Zigbee2MQTT is running");
         (client, task)
     }
 
