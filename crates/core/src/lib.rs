@@ -15,6 +15,7 @@ pub mod clock_offset;
 pub mod delivery;
 pub mod entry;
 pub mod hours;
+pub mod ingest;
 pub mod liveness;
 pub mod opening;
 pub mod ranges;

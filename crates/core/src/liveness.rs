@@ -36,6 +36,11 @@ pub struct LivenessConfig {
     /// Mean absolute difference of the 8x8 luma thumbnail (0..255) below which two
     /// frames count as identical.
     pub frozen_threshold: f32,
+    /// Set by the hub while it is behind with its devices' messages
+    /// ([`crate::ingest::LoadJudge`]): a message signed long before it arrived is then
+    /// taken as late rather than as a device clock out of skew, and arrival times,
+    /// which measure the hub's queue, no longer teach the clock estimate.
+    pub ingest_behind: bool,
 }
 
 impl Default for LivenessConfig {
@@ -46,6 +51,7 @@ impl Default for LivenessConfig {
             max_clock_skew_ms: 2000,
             frozen_after_ms: 10_000,
             frozen_threshold: 0.5,
+            ingest_behind: false,
         }
     }
 }
@@ -156,6 +162,15 @@ pub struct DeviceLiveness {
     skewed_at: Option<Millis>,
 }
 
+/// Whether a message's device times could be placed on the hub's clock: not while no
+/// estimate of the device's offset exists and none may be learnt (the hub is behind),
+/// and then the message makes nothing fresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mappable {
+    Yes,
+    No,
+}
+
 /// Result of observing a message: whether it refreshed liveness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Observed {
@@ -169,27 +184,53 @@ impl DeviceLiveness {
         Self::default()
     }
 
-    /// Record a verified live message signed at `device_time`, arrived at `now`. A
-    /// device time further from `now` than the allowed skew is refused (and remembered:
-    /// the verdict then says why), so it can neither make the device live nor move its
-    /// clock's high-water mark.
+    /// Record a verified live message signed at `device_time`, arrived at `now`; says
+    /// whether its times can be mapped onto the hub's clock.
+    ///
+    /// A device time ahead of `now` by more than the allowed skew is refused (and
+    /// remembered: the verdict then says why), so it can neither make the device live
+    /// nor move its clock's high-water mark. A device time *behind* by more than the
+    /// skew is either a clock that is behind or a message that waited in a queue: it is
+    /// late, not skewed, when the device's recent fastest messages show its clock within
+    /// the skew, or when the hub knows itself behind (`ingest_behind`); otherwise it is
+    /// refused like a clock ahead. A late message proves the device is there but
+    /// teaches the clock estimate nothing, and neither does any message while the hub
+    /// is behind (its arrival time measures the hub's queue, and an estimate learnt
+    /// from it would make old pictures look new).
     fn seen(
         &mut self,
         now: Millis,
         device_time: Millis,
         cfg: &LivenessConfig,
-    ) -> Result<(), ClockError> {
-        if device_time.saturating_sub(now).saturating_abs() > cfg.max_clock_skew_ms {
+    ) -> Result<Mappable, ClockError> {
+        if device_time.saturating_sub(now) > cfg.max_clock_skew_ms {
+            self.skewed_at = Some(now);
+            return Err(ClockError::ClockSkew);
+        }
+        let behind = now.saturating_sub(device_time) > cfg.max_clock_skew_ms;
+        let late = behind
+            && (cfg.ingest_behind
+                || self
+                    .clock
+                    .estimate(now)
+                    .is_some_and(|o| o.saturating_abs() <= cfg.max_clock_skew_ms));
+        if behind && !late {
             self.skewed_at = Some(now);
             return Err(ClockError::ClockSkew);
         }
         if self.last_device_time.is_some_and(|prev| device_time < prev) {
             return Err(ClockError::TimeWentBackwards);
         }
-        self.clock.sample(device_time, now);
+        if !late && !cfg.ingest_behind {
+            self.clock.sample(device_time, now);
+        }
         self.last_seen_at = Some(now);
         self.last_device_time = Some(device_time);
-        Ok(())
+        Ok(if self.clock.estimate(now).is_some() {
+            Mappable::Yes
+        } else {
+            Mappable::No
+        })
     }
 
     /// A verified camera heartbeat received at hub time `now`: the camera's signed
@@ -201,8 +242,8 @@ impl DeviceLiveness {
         frame: Option<&FrameObservation>,
         cfg: &LivenessConfig,
     ) -> Result<Observed, ClockError> {
-        let observed = self.observe_frame(now, device_time, frame, cfg)?;
-        if let Some(f) = frame {
+        let (observed, mappable) = self.observe_frame(now, device_time, frame, cfg)?;
+        if let (Some(f), Mappable::Yes) = (frame, mappable) {
             // A heartbeat re-announcing a frame that a frame record brought first is
             // not news, but it is the newest statement.
             let captured = self.clock.to_hub(f.capture_ms, now).min(now);
@@ -223,6 +264,7 @@ impl DeviceLiveness {
         cfg: &LivenessConfig,
     ) -> Result<Observed, ClockError> {
         self.observe_frame(now, device_time, Some(frame), cfg)
+            .map(|(o, _)| o)
     }
 
     fn observe_frame(
@@ -231,13 +273,13 @@ impl DeviceLiveness {
         device_time: Millis,
         frame: Option<&FrameObservation>,
         cfg: &LivenessConfig,
-    ) -> Result<Observed, ClockError> {
-        self.seen(now, device_time, cfg)?;
+    ) -> Result<(Observed, Mappable), ClockError> {
+        let mappable = self.seen(now, device_time, cfg)?;
         let Some(f) = frame else {
-            return Ok(Observed::NotFresh);
+            return Ok((Observed::NotFresh, mappable));
         };
         if self.newest_frame.is_some_and(|(seq, _)| f.seq <= seq) {
-            return Ok(Observed::NotFresh);
+            return Ok((Observed::NotFresh, mappable));
         }
         self.newest_frame = Some((f.seq, f.capture_ms));
         if let Some(t) = f.thumb {
@@ -251,11 +293,11 @@ impl DeviceLiveness {
             self.last_thumb = Some(t);
         }
         let captured = self.clock.to_hub(f.capture_ms, now);
-        if now.saturating_sub(captured) <= cfg.live_window_ms {
+        if mappable == Mappable::Yes && now.saturating_sub(captured) <= cfg.live_window_ms {
             self.fresh_at = Some(self.fresh_at.map_or(captured, |p| p.max(captured)));
-            Ok(Observed::Fresh)
+            Ok((Observed::Fresh, mappable))
         } else {
-            Ok(Observed::NotFresh)
+            Ok((Observed::NotFresh, mappable))
         }
     }
 
@@ -266,7 +308,9 @@ impl DeviceLiveness {
         device_time: Millis,
         cfg: &LivenessConfig,
     ) -> Result<Observed, ClockError> {
-        self.seen(now, device_time, cfg)?;
+        if self.seen(now, device_time, cfg)? == Mappable::No {
+            return Ok(Observed::NotFresh);
+        }
         let signed = self.clock.to_hub(device_time, now);
         self.fresh_at = Some(self.fresh_at.map_or(signed, |p| p.max(signed)));
         Ok(Observed::Fresh)
@@ -275,6 +319,15 @@ impl DeviceLiveness {
     /// The device clock's estimated offset from the hub's (device minus hub).
     pub fn clock_offset(&self, now: Millis) -> Option<Millis> {
         self.clock.estimate(now)
+    }
+
+    /// How long before `now` a message signed at `device_ms` was signed, on the hub's
+    /// clock: its ingest lag ([`crate::ingest`]). Unknown until the device's clock
+    /// offset is.
+    pub fn lag(&self, device_ms: Millis, now: Millis) -> Option<Millis> {
+        self.clock
+            .estimate(now)
+            .map(|o| now.saturating_sub(device_ms.saturating_sub(o)))
     }
 
     /// A device time (a capture time, an event's time) on the hub's clock.
@@ -533,6 +586,76 @@ mod tests {
         let _ = d.observe_report(t, t - 10_000, &cfg());
         assert_eq!(d.watch(t, &cfg()), Err(Blind::ClockSkew));
         assert_eq!(d.watch(t + 5_001, &cfg()), Err(Blind::Offline));
+    }
+
+    #[test]
+    fn a_late_message_is_late_not_a_skewed_clock() {
+        let mut d = DeviceLiveness::new();
+        let t = 1_000_000;
+        d.observe_camera(t, t, Some(&frame(1, t - 50, 1)), &cfg())
+            .unwrap();
+        // Signed 3 s before it arrived (it waited in a queue): the camera's clock was
+        // right a moment ago, so the message is late, not the clock wrong. Accepted,
+        // not fresh, and the clock estimate does not move.
+        let now = t + 3_250;
+        assert_eq!(
+            d.observe_camera(now, t + 250, Some(&frame(2, t + 200, 2)), &cfg()),
+            Ok(Observed::NotFresh)
+        );
+        assert_eq!(d.clock_offset(now), Some(0));
+        assert_eq!(d.state(now, &cfg()), Liveness::Stale);
+        assert_eq!(d.watch(now, &cfg()), Err(Blind::Stale));
+        // Never heard of before and already 3 s old: nothing tells late from skewed.
+        let mut fresh = DeviceLiveness::new();
+        assert_eq!(
+            fresh.observe_camera(now, t + 250, None, &cfg()),
+            Err(ClockError::ClockSkew)
+        );
+    }
+
+    #[test]
+    fn while_the_hub_is_behind_arrivals_teach_nothing_and_make_nothing_fresh() {
+        let behind = LivenessConfig {
+            ingest_behind: true,
+            ..cfg()
+        };
+        let mut d = DeviceLiveness::new();
+        let t = 1_000_000;
+        d.observe_camera(t, t, Some(&frame(1, t - 50, 1)), &cfg())
+            .unwrap();
+        // Behind for two minutes, every message 5 s late: the estimate learnt before
+        // stays out of it (it expires after a minute), so no old picture looks new,
+        // and no message is blamed on the camera's clock.
+        let mut seq = 2;
+        let mut now = t + 5_000;
+        while now < t + 120_000 {
+            let signed = now - 5_000;
+            assert_eq!(
+                d.observe_camera(
+                    now,
+                    signed,
+                    Some(&frame(seq, signed - 50, seq as u8)),
+                    &behind
+                ),
+                Ok(Observed::NotFresh),
+                "at {now}"
+            );
+            assert_ne!(d.state(now, &behind), Liveness::Live);
+            assert_ne!(d.watch(now, &behind), Err(Blind::ClockSkew));
+            seq += 1;
+            now += 500;
+        }
+        assert_eq!(
+            d.clock_offset(now),
+            None,
+            "nothing learnt from queued arrivals"
+        );
+        // Caught up: the first timely message teaches the clock again and is fresh.
+        assert_eq!(
+            d.observe_camera(now, now, Some(&frame(seq, now - 50, 0)), &cfg()),
+            Ok(Observed::Fresh)
+        );
+        assert_eq!(d.watch(now, &cfg()), Ok(()));
     }
 
     #[test]

@@ -203,6 +203,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),
+        load: gateway::load::Load::new(config.live_window_ms),
         access: access::AccessState::new(config.live_window_ms),
         reactions: std::sync::Arc::new(reactions::HubReactions),
     });

@@ -58,6 +58,10 @@ pub struct Metrics {
     pub broker_refused: Family<ReasonLabel, Counter>,
     /// Devices connected to the endpoint now.
     pub broker_sessions: Gauge,
+    /// How long after signing each live message was handled (`gateway::load`).
+    pub ingest_lag: Histogram,
+    /// 1 while the hub is behind with its devices' messages.
+    pub hub_behind: Gauge,
 }
 
 impl Metrics {
@@ -123,7 +127,23 @@ impl Metrics {
             "Devices connected to the hub's device endpoint",
             broker_sessions.clone(),
         );
+        let ingest_lag = Histogram::new([
+            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ]);
+        registry.register(
+            "ingest_lag_seconds",
+            "How long after a device signed a live message the hub handled it (link, broker and hub queues together)",
+            ingest_lag.clone(),
+        );
+        let hub_behind = Gauge::default();
+        registry.register(
+            "hub_behind",
+            "1 while the hub is behind with its devices' messages (median ingest lag above half the live window): it blames no device and refuses entries",
+            hub_behind.clone(),
+        );
         Metrics {
+            ingest_lag,
+            hub_behind,
             broker_refused,
             broker_sessions,
             effects_pending,

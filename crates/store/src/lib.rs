@@ -21,6 +21,7 @@ mod homes;
 mod media;
 mod migrate;
 mod sql;
+mod system_alerts;
 pub mod testing;
 mod wifi;
 
@@ -35,6 +36,7 @@ pub use doors::{DoorChange, DoorRow, MerchantRow, OpeningRow};
 pub use events::{AlertRow, DeviceEventRow, NewAlert, NewTimelineRow, TimelineRow};
 pub use homes::{HomeRow, NewHome, NewPairing, PairingRow};
 pub use media::{MediaFrameRow, RecordingRow, WebhookDeliveryRow, WebhookEndpointRow};
+pub use system_alerts::{NewSystemAlert, SystemAlertRow};
 pub use wifi::WifiAttackRow;
 
 use crate::durable::Durably;

@@ -43,6 +43,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "user_disabled",
         include_str!("../migrations/sqlite/0007_user_disabled.sql"),
     ),
+    (
+        8,
+        "system_alerts",
+        include_str!("../migrations/sqlite/0008_system_alerts.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -79,6 +84,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         7,
         "user_disabled",
         include_str!("../migrations/postgres/0007_user_disabled.sql"),
+    ),
+    (
+        8,
+        "system_alerts",
+        include_str!("../migrations/postgres/0008_system_alerts.sql"),
     ),
 ];
 

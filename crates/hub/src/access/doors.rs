@@ -240,6 +240,14 @@ pub fn watched(state: &AppState, door: &Door, now: i64) -> Result<(), Blind> {
     best
 }
 
+/// Whether the door's cameras are to blame for it not being watched: [`watched`] at
+/// the hub's blame horizon (`Load::blame_horizon`), so that a camera whose pictures are
+/// no later than everybody's is not blamed for the hub's queue. Entry is judged by
+/// [`watched`] at `now`.
+pub fn blind_to_blame(state: &AppState, door: &Door, now: i64) -> Result<(), Blind> {
+    watched(state, door, state.load.blame_horizon(now))
+}
+
 /// A watching camera's liveness statement for this door: the newest of its watching
 /// cameras' recent statements, as (camera, base64 of the signed heartbeat).
 pub fn statement(state: &AppState, door: &Door, now: i64) -> Option<(DeviceId, String)> {

@@ -310,7 +310,7 @@ pub async fn on_camera_blind(state: &AppState, camera: &threshold_proto::DeviceI
         if !door.cameras.contains(camera) || !doors::may_blame(state, &door, now) {
             continue;
         }
-        let Err(blind) = doors::watched(state, &door, now) else {
+        let Err(blind) = doors::blind_to_blame(state, &door, now) else {
             continue;
         };
         let Ok(active) = state.store.active_deliveries_of_door(&door.id).await else {

@@ -55,6 +55,10 @@ pub struct AccessState {
     /// heard yet, and the hub says so instead of blaming it (law 10).
     vouching_since: AtomicI64,
     vouching: AtomicBool,
+    /// Whether the hub keeps up with its devices' messages, and since when
+    /// (`gateway::load`): while it does not, it can vouch for nothing either.
+    keeping_up: AtomicBool,
+    keeping_up_since: AtomicI64,
     live_window_ms: i64,
     /// When each delivery's lock was last commanded to relock by the hub.
     relocked: Mutex<HashMap<String, i64>>,
@@ -77,6 +81,8 @@ impl AccessState {
             opening_locks: Mutex::new(HashMap::new()),
             vouching_since: AtomicI64::new(i64::MAX),
             vouching: AtomicBool::new(false),
+            keeping_up: AtomicBool::new(true),
+            keeping_up_since: AtomicI64::new(i64::MIN),
             live_window_ms,
             relocked: Mutex::new(HashMap::new()),
         }
@@ -106,10 +112,19 @@ impl AccessState {
         }
     }
 
-    /// Whether the hub cannot vouch for liveness now (no broker connection): the
-    /// entry rule then refuses with `hub_degraded` instead of trusting what it last saw.
+    /// The hub fell behind with its devices' messages (`false`) or caught up at `now`.
+    pub fn set_keeping_up(&self, up: bool, now: i64) {
+        if up {
+            self.keeping_up_since.store(now, Ordering::SeqCst);
+        }
+        self.keeping_up.store(up, Ordering::SeqCst);
+    }
+
+    /// Whether the hub cannot vouch for liveness now (no broker connection, or behind
+    /// with its devices' messages): the entry rule then refuses with `hub_degraded`
+    /// instead of trusting what it last saw.
     pub fn degraded(&self, _now: i64) -> bool {
-        !self.vouching.load(Ordering::SeqCst)
+        !self.vouching.load(Ordering::SeqCst) || !self.keeping_up.load(Ordering::SeqCst)
     }
 
     /// Whether the hub may blame a device that is not live, given what it has heard
@@ -120,11 +135,18 @@ impl AccessState {
     /// of the same home since it connected (the home's path to the hub works, so the
     /// silence is the device's); otherwise only after `RECONNECT_GRACE_MS`, because a
     /// whole home (or thousands of devices at once) may still be reconnecting.
+    ///
+    /// The same holds for the hub's own overload: never while it is behind with its
+    /// devices' messages, and counted from when it caught up as from a reconnect.
     pub fn may_blame(&self, now: i64, heard_from_home: bool) -> bool {
-        if !self.vouching.load(Ordering::SeqCst) {
+        if !self.vouching.load(Ordering::SeqCst) || !self.keeping_up.load(Ordering::SeqCst) {
             return false;
         }
-        let connected_for = now.saturating_sub(self.vouching_since.load(Ordering::SeqCst));
+        let since = self
+            .vouching_since
+            .load(Ordering::SeqCst)
+            .max(self.keeping_up_since.load(Ordering::SeqCst));
+        let connected_for = now.saturating_sub(since);
         connected_for > self.live_window_ms
             && (heard_from_home || connected_for > RECONNECT_GRACE_MS)
     }

@@ -48,7 +48,7 @@ pub async fn pass(state: &AppState) {
             if matches!(s, DeliveryState::Inside | DeliveryState::Delivered)
                 && doors::may_blame(state, door, now)
             {
-                if let Err(blind) = doors::watched(state, door, now) {
+                if let Err(blind) = doors::blind_to_blame(state, door, now) {
                     let _ = apply(state, &d, Input::CameraBlind(blind)).await;
                     continue;
                 }

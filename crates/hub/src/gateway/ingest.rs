@@ -174,7 +174,8 @@ fn transport(
     msg: &SignedMessage,
 ) -> Result<(Outcome, Option<Happening<'static>>), Rejection> {
     let now = state.clock.now_ms();
-    let cfg = state.config.liveness();
+    let mut cfg = state.config.liveness();
+    cfg.ingest_behind = state.load.behind();
     let parsed = parse_transport_body(msg)?;
     let kind_name = msg.kind.name();
     let result = state.registry.with(&msg.device, |e| {
@@ -202,6 +203,7 @@ fn transport(
                 )));
             }
         }
+        let lag = e.liveness.lag(msg.time_ms, now);
         let observed = match (&parsed, e.kind) {
             (TransportBody::Heartbeat(hb), DeviceKind::Camera) => {
                 let frame = hb.frame.as_ref().map(|f| FrameObservation {
@@ -244,9 +246,13 @@ fn transport(
             e.last_state_at = Some(now);
             e.last_state_device_ms = Some(msg.time_ms);
         }
-        Ok((Outcome::Accepted, changed))
+        Ok((Outcome::Accepted, changed, lag))
     });
-    let (outcome, changed) = result.ok_or(Rejection::UnknownDevice)??;
+    let (outcome, changed, lag) = result.ok_or(Rejection::UnknownDevice)??;
+    if let Some(lag) = lag {
+        state.load.record(now, lag);
+        state.metrics.ingest_lag.observe(lag as f64 / 1000.0);
+    }
     state.metrics.accept(kind_name);
     monitor::on_fresh(state, &msg.device);
     let happening = match parsed {
@@ -463,7 +469,8 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
     if crate::media::sha256_hex(jpeg) != header.sha256 {
         return Err(Rejection::BadFrame("frame_digest_mismatch"));
     }
-    let cfg = state.config.liveness();
+    let mut cfg = state.config.liveness();
+    cfg.ingest_behind = state.load.behind();
     let thumb = parse_thumb(&header.thumb);
     let res = state.registry.with(&msg.device, |e| {
         if e.kind != DeviceKind::Camera {

@@ -34,26 +34,59 @@ impl AppState {
 pub fn on_fresh(state: &AppState, id: &DeviceId) {
     let now = state.clock.now_ms();
     let cfg = state.config.liveness();
+    let blame = Blame::at(state, now);
     let mut out = Vec::new();
     state.registry.with(id, |e| {
-        check(e, now, &cfg, state.config.offline_grace_ms, &mut out)
+        check(e, now, &cfg, state.config.offline_grace_ms, blame, &mut out)
     });
     for t in out {
         emit(state, t);
     }
 }
 
+/// When a device may be reported less live than before (`gateway::load`).
+#[derive(Clone, Copy, Debug)]
+struct Blame {
+    /// The hub is behind with its devices' messages, or has just caught up
+    /// (`Load::holds_blame`): what a device looks like then says more about the hub
+    /// than about the device. Reported once the hold ends, if still true.
+    hold: bool,
+    /// Judge getting worse at this time, not at `now` (`Load::blame_horizon`).
+    horizon: i64,
+}
+
+impl Blame {
+    fn at(state: &AppState, now: i64) -> Self {
+        Blame {
+            hold: state.load.holds_blame(now),
+            horizon: state.load.blame_horizon(now),
+        }
+    }
+}
+
+/// A device is reported more live as soon as it is, and less live only when it is so
+/// at the blame horizon too, and never under a hold (`Blame`).
 fn check(
     e: &mut crate::gateway::registry::DeviceEntry,
     now: i64,
     cfg: &threshold_core::liveness::LivenessConfig,
     grace_ms: i64,
+    blame: Blame,
     out: &mut Vec<Transition>,
 ) {
     if e.revoked {
         return;
     }
-    let st = e.liveness.state(now, cfg);
+    let hold = blame.hold;
+    let mut st = e.liveness.state(now, cfg);
+    if worse(st, e.reported) {
+        let then = e.liveness.state(blame.horizon, cfg);
+        st = if worse(then, e.reported) {
+            then
+        } else {
+            e.reported
+        };
+    }
     let mk = |e: &crate::gateway::registry::DeviceEntry, change| Transition {
         device: e.id,
         home_id: e.home_id.clone(),
@@ -64,7 +97,7 @@ fn check(
         at_ms: now,
         last_fresh_ms: e.liveness.fresh_at(),
     };
-    if st != e.reported {
+    if st != e.reported && !(hold && worse(st, e.reported)) {
         out.push(mk(
             e,
             Change::Liveness {
@@ -90,12 +123,25 @@ fn check(
     if let Some(since) = e.offline_since {
         // Only devices that were ever seen get a notice: a device that never came up
         // since the hub started is not news every restart.
-        if !e.offline_notice_sent && now - since >= grace_ms && e.liveness.last_seen_at().is_some()
+        if !hold
+            && !e.offline_notice_sent
+            && now - since >= grace_ms
+            && e.liveness.last_seen_at().is_some()
         {
             e.offline_notice_sent = true;
             out.push(mk(e, Change::OfflineNotice));
         }
     }
+}
+
+/// Whether `to` is less live than `from`.
+fn worse(to: Liveness, from: Liveness) -> bool {
+    let rank = |l: Liveness| match l {
+        Liveness::Live => 0,
+        Liveness::Stale => 1,
+        Liveness::Offline => 2,
+    };
+    rank(to) > rank(from)
 }
 
 /// A camera that stopped being live: the transition that may be an incident.
@@ -162,14 +208,27 @@ where
             }
         }
     });
+    // The hub's verdict on its own load, judged each pass; its system alert is written
+    // by a task of its own, in order, so a slow database never delays the pass.
+    let (load_tx, mut load_rx) = mpsc::unbounded_channel();
+    let st = state.clone();
+    tokio::spawn(async move {
+        while let Some(change) = load_rx.recv().await {
+            crate::gateway::load::apply(&st, change).await;
+        }
+    });
     let st = state.clone();
     tokio::spawn(async move {
         let mut iv = tokio::time::interval(tick);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            iv.tick().await;
+            let due = iv.tick().await;
             if st.stopped() {
                 return;
+            }
+            let late_ms = due.elapsed().as_millis().min(i64::MAX as u128) as i64;
+            if let Some(change) = crate::gateway::load::judge(&st, late_ms) {
+                let _ = load_tx.send(change);
             }
             // A pass visits every device (tens of thousands): on a blocking thread it
             // is preempted like any thread instead of holding an async worker, so
@@ -225,10 +284,11 @@ const STATES: [Liveness; 3] = [Liveness::Live, Liveness::Stale, Liveness::Offlin
 pub fn tick_once(state: &AppState) {
     let now = state.clock.now_ms();
     let cfg = state.config.liveness();
+    let blame = Blame::at(state, now);
     let mut out = Vec::new();
     let mut counts = [[0i64; STATES.len()]; KINDS.len()];
     state.registry.for_each(|e| {
-        check(e, now, &cfg, state.config.offline_grace_ms, &mut out);
+        check(e, now, &cfg, state.config.offline_grace_ms, blame, &mut out);
         if !e.revoked {
             let k = KINDS.iter().position(|k| *k == e.kind);
             let l = STATES.iter().position(|l| *l == e.reported);

@@ -90,6 +90,7 @@ use utoipa::OpenApi;
         guests::revoke,
         guests::unlock,
         system::audit_verify,
+        system::system_alerts,
     ),
     components(schemas(dto::ErrorBody, dto::ErrorDetail))
 )]
@@ -174,6 +175,7 @@ pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::
         .route("/guest/unlock", post(guests::unlock))
         .route("/audit/verify", get(system::audit_verify))
         .route("/hub/trust", get(system::trust))
+        .route("/system/alerts", get(system::system_alerts))
         .route("/events", get(system::events_ws))
         .route("/openapi.json", get(system::openapi))
         .merge(push::router(push))

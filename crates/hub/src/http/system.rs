@@ -17,12 +17,15 @@ use utoipa::OpenApi;
 pub async fn healthz(State(st): State<AppState>) -> Response {
     let db_ok = st.store.setting("schema").await.is_ok();
     let mqtt_ok = st.mqtt_connected.0.load(Ordering::SeqCst);
-    let status = if db_ok && mqtt_ok {
+    let (median_lag, behind_since) = st.load.now(st.clock.now_ms());
+    let keeping_up = behind_since.is_none();
+    let status = if db_ok && mqtt_ok && keeping_up {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"status": if status == StatusCode::OK {"ok"} else {"degraded"}, "database": db_ok, "mqtt": mqtt_ok, "devices": st.registry.len()}))).into_response()
+    (status, Json(json!({"status": if status == StatusCode::OK {"ok"} else {"degraded"}, "database": db_ok, "mqtt": mqtt_ok, "devices": st.registry.len(),
+        "ingest": {"keeping_up": keeping_up, "median_lag_ms": median_lag, "behind_since_ms": behind_since}}))).into_response()
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Response {
@@ -69,6 +72,32 @@ pub async fn trust(State(st): State<AppState>, p: Principal) -> ApiResult<Json<s
         "audit_key": st.hub_key.public().to_hex(),
         "tls": cert,
     })))
+}
+
+/// Alerts about the hub itself (it fell behind with its devices' messages), newest
+/// first (admins).
+#[utoipa::path(get, path = "/api/v1/system/alerts", tag = "system", responses((status = 200, body = [Object])))]
+pub async fn system_alerts(
+    State(st): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    p.require(Role::Admin)?;
+    let rows = st.store.system_alerts(200).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|a| {
+                json!({
+                    "id": a.id,
+                    "kind": a.kind,
+                    "severity": a.severity,
+                    "message": a.message,
+                    "evidence": serde_json::from_str::<serde_json::Value>(&a.evidence).unwrap_or(json!({})),
+                    "raised_ms": a.raised_ms,
+                    "resolved_ms": a.resolved_ms,
+                })
+            })
+            .collect(),
+    ))
 }
 
 /// Recompute the audit chain (admins).

@@ -35,6 +35,11 @@ pub struct Dev {
     /// Frame records captured while the link was down, uploaded when it returns.
     frame_backlog: Vec<threshold_proto::SignedMessage>,
     shade: u8,
+    /// How long its periodic messages take to reach the hub after they are signed (a
+    /// broker or a hub that has fallen behind). Messages queue in order: when the delay
+    /// drops, the newer ones wait behind the older ones still in flight.
+    pub delay_ms: i64,
+    in_flight: std::collections::VecDeque<(i64, threshold_proto::SignedMessage)>,
 }
 
 impl Dev {
@@ -58,6 +63,8 @@ impl Dev {
             streaming: false,
             frame_backlog: Vec::new(),
             shade: 0,
+            delay_ms: 0,
+            in_flight: Default::default(),
         }
     }
 
@@ -65,11 +72,23 @@ impl Dev {
         self.sim.hex()
     }
 
-    /// Its periodic message at hub time `now`, unless dark.
+    /// Its periodic message at hub time `now`, unless dark; then whatever of its
+    /// delayed messages is due.
     async fn beat(&mut self, sim: &Sim, now: i64) {
+        self.sign_beat(now);
+        while self.in_flight.front().is_some_and(|(due, _)| *due <= now) {
+            if let Some((_, m)) = self.in_flight.pop_front() {
+                let _ = sim.deliver(&m).await;
+            }
+        }
+    }
+
+    /// Its periodic message(s) at hub time `now`, on their way to the hub.
+    fn sign_beat(&mut self, now: i64) {
         if self.dark {
             return;
         }
+        let due = now + self.delay_ms;
         let t = now + self.skew_ms;
         if self.link_down {
             // A streaming camera keeps capturing: its frames wait in its outbox.
@@ -85,8 +104,8 @@ impl Dev {
                 self.shade = self.shade.wrapping_add(7);
             }
             let (record, beat) = self.sim.streamed(t, t - self.frame_age_ms, self.shade);
-            let _ = sim.deliver(&record).await;
-            let _ = sim.deliver(&beat).await;
+            self.in_flight.push_back((due, record));
+            self.in_flight.push_back((due, beat));
             return;
         }
         let m = match self.kind {
@@ -98,7 +117,7 @@ impl Dev {
             }
             _ => self.sim.state(t, self.bolt, self.door),
         };
-        let _ = sim.deliver(&m).await;
+        self.in_flight.push_back((due, m));
     }
 
     /// A record of its event log, signed now (device clock); kept for later while its

@@ -108,6 +108,9 @@ impl Sim {
 
     /// What the hub's periodic tasks do, once, at the current simulated time.
     pub async fn tick(&mut self) {
+        if let Some(change) = threshold_hub::gateway::load::judge(&self.state, 0) {
+            threshold_hub::gateway::load::apply(&self.state, change).await;
+        }
         threshold_hub::gateway::monitor::tick_once(&self.state);
         self.apply_effects().await;
         threshold_hub::access::watcher::pass(&self.state).await;

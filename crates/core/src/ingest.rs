@@ -1,0 +1,440 @@
+//! Is the hub keeping up with its devices? Law 10 carried to load: the hub's own
+//! overload is never a camera lost.
+//!
+//! Every verified live message says when it was signed, on the device's clock, which
+//! the hub maps onto its own with that device's estimated offset
+//! ([`crate::clock_offset`]). How long after that the hub got round to the message is
+//! its *ingest lag*: the device's link, the broker's queue and the hub's own queue
+//! together. One camera with a bad link delays only its own messages; a hub (or
+//! broker) that has fallen behind delays everybody's. So the hub judges itself on the
+//! **median** lag of the newest messages ([`LagWindow`]): one slow camera cannot move it,
+//! a hub that is behind moves it at once.
+//!
+//! [`LoadJudge`] turns that median (and how late the hub's own timers fire, which
+//! catches a hub too busy to verify anything) into one verdict with hysteresis:
+//! *behind* when either exceeds half the live window, *keeping up* again once both have
+//! been under a quarter of it for a full second. While behind, the hub blames no
+//! device, refuses entries with `hub_degraded` and raises one system alert.
+
+use crate::Millis;
+
+/// Lag buckets: exact below 8 ms, then eight per doubling (12.5 % wide), up to about
+/// 2^24 ms (4.7 hours); anything longer counts in the last one.
+const BUCKETS: usize = 8 + 21 * 8;
+
+fn bucket_of(lag_ms: Millis) -> usize {
+    let v = lag_ms.max(0) as u64;
+    if v < 8 {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros() as usize; // floor(log2 v), at least 3
+    let sub = ((v >> (e - 3)) - 8) as usize; // 0..8
+    (8 + (e - 3) * 8 + sub).min(BUCKETS - 1)
+}
+
+/// The smallest lag that falls into bucket `b`.
+fn bucket_floor(b: usize) -> Millis {
+    if b < 8 {
+        return b as Millis;
+    }
+    let e = (b - 8) / 8 + 3;
+    let sub = (b - 8) % 8;
+    ((8 + sub) as Millis) << (e - 3)
+}
+
+/// Counts of lags in logarithmic buckets (12.5 % resolution), for quantiles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LagHistogram {
+    counts: Box<[u64; BUCKETS]>,
+    total: u64,
+}
+
+impl Default for LagHistogram {
+    fn default() -> Self {
+        LagHistogram {
+            counts: Box::new([0; BUCKETS]),
+            total: 0,
+        }
+    }
+}
+
+impl LagHistogram {
+    pub fn record(&mut self, lag_ms: Millis) {
+        if let Some(c) = self.counts.get_mut(bucket_of(lag_ms)) {
+            *c += 1;
+            self.total += 1;
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The `q` quantile (0..=1), as the lower bound of its bucket; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<Millis> {
+        if self.total == 0 {
+            return None;
+        }
+        // The rank of the quantile, 1-based: the median of 3 is the 2nd.
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (b, n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(bucket_floor(b));
+            }
+        }
+        Some(bucket_floor(BUCKETS - 1))
+    }
+
+    fn merge(&mut self, other: &LagHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+
+    fn clear(&mut self) {
+        self.counts.fill(0);
+        self.total = 0;
+    }
+}
+
+/// Slots of the sliding window: eight of 250 ms make the last two seconds (enough
+/// messages even from a small house whose devices report every half second).
+const SLOT_MS: Millis = 250;
+const SLOTS: usize = 8;
+
+/// The lags of the last two seconds, in eight slots of 250 ms that age out one by one.
+#[derive(Clone, Debug, Default)]
+pub struct LagWindow {
+    /// (slot number = hub time / 250 ms, its lags).
+    slots: [(Millis, LagHistogram); SLOTS],
+}
+
+impl LagWindow {
+    /// A message handled at hub time `now`, `lag_ms` after it was signed.
+    pub fn record(&mut self, now: Millis, lag_ms: Millis) {
+        let n = now.div_euclid(SLOT_MS);
+        let i = n.rem_euclid(SLOTS as Millis) as usize;
+        if let Some((slot, h)) = self.slots.get_mut(i) {
+            if *slot != n {
+                *slot = n;
+                h.clear();
+            }
+            h.record(lag_ms);
+        }
+    }
+
+    /// All lags recorded within the last two seconds before `now`.
+    pub fn recent(&self, now: Millis) -> LagHistogram {
+        self.newest(now, u64::MAX)
+    }
+
+    /// The lags of the newest slots of the last two seconds, newest first, until they
+    /// hold at least `enough` (or the window ends): what the lag is *now*, from as
+    /// few of the most recent messages as can tell.
+    pub fn newest(&self, now: Millis, enough: u64) -> LagHistogram {
+        let n = now.div_euclid(SLOT_MS);
+        let mut out = LagHistogram::default();
+        for back in 0..SLOTS as Millis {
+            let want = n - back;
+            if let Some((_, h)) = self.slots.iter().find(|(slot, _)| *slot == want) {
+                out.merge(h);
+            }
+            if out.count() >= enough {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// What the hub concludes about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadChange {
+    /// It fell behind at `at`: median lag (or timer lateness) `lag_ms`.
+    FellBehind { at: Millis, lag_ms: Millis },
+    /// It keeps up again since `at`, after being behind since `since`.
+    CaughtUp { at: Millis, since: Millis },
+}
+
+/// Thresholds of [`LoadJudge`], all derived from the live window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadLimits {
+    /// Behind when the median lag or the timer lateness exceeds this.
+    pub behind_ms: Millis,
+    /// Keeping up again once both have stayed under this for `calm_ms`.
+    pub calm_below_ms: Millis,
+    pub calm_ms: Millis,
+    /// Fewer messages than this in the window say nothing about the median.
+    pub min_samples: u64,
+}
+
+impl LoadLimits {
+    /// Half the live window to fall behind (a frame that spent half its freshness in
+    /// queues leaves too little to judge), a quarter of it for one second to recover.
+    pub fn for_live_window(live_window_ms: Millis) -> Self {
+        LoadLimits {
+            behind_ms: (live_window_ms / 2).max(1),
+            calm_below_ms: (live_window_ms / 4).max(1),
+            calm_ms: 1_000,
+            min_samples: 8,
+        }
+    }
+}
+
+/// The hub's verdict on its own load, from message lags and timer lateness.
+#[derive(Clone, Debug)]
+pub struct LoadJudge {
+    limits: LoadLimits,
+    window: LagWindow,
+    behind_since: Option<Millis>,
+    calm_since: Option<Millis>,
+    caught_up_at: Option<Millis>,
+}
+
+impl LoadJudge {
+    pub fn new(limits: LoadLimits) -> Self {
+        LoadJudge {
+            limits,
+            window: LagWindow::default(),
+            behind_since: None,
+            calm_since: None,
+            caught_up_at: None,
+        }
+    }
+
+    pub fn record(&mut self, now: Millis, lag_ms: Millis) {
+        self.window.record(now, lag_ms);
+    }
+
+    /// The median lag of the newest messages (the newest 250 ms slots holding at least
+    /// `min_samples` of them), if the last two seconds hold enough to tell. A hub that
+    /// falls behind is seen within a slot or two, not after a window of older lags.
+    pub fn median_lag(&self, now: Millis) -> Option<Millis> {
+        let h = self.window.newest(now, self.limits.min_samples);
+        (h.count() >= self.limits.min_samples)
+            .then(|| h.quantile(0.5))
+            .flatten()
+    }
+
+    /// How much older than the live window a device's newest evidence may be before it
+    /// is blamed: the median lag of the newest messages, up to the point where the hub
+    /// counts itself behind (and then blames no one at all). A camera whose pictures
+    /// are as late as everybody's is not at fault; one later than everybody's is.
+    pub fn blame_allowance(&self, now: Millis) -> Millis {
+        self.median_lag(now)
+            .unwrap_or(0)
+            .clamp(0, self.limits.behind_ms)
+    }
+
+    /// Judge at `now`, given how late the hub's own timers fire (`timer_late_ms`).
+    pub fn judge(&mut self, now: Millis, timer_late_ms: Millis) -> Option<LoadChange> {
+        let lag = self.median_lag(now).unwrap_or(0).max(timer_late_ms);
+        match self.behind_since {
+            None if lag > self.limits.behind_ms => {
+                self.behind_since = Some(now);
+                self.calm_since = None;
+                Some(LoadChange::FellBehind {
+                    at: now,
+                    lag_ms: lag,
+                })
+            }
+            None => None,
+            Some(since) => {
+                if lag >= self.limits.calm_below_ms {
+                    self.calm_since = None;
+                    return None;
+                }
+                let calm = *self.calm_since.get_or_insert(now);
+                if now.saturating_sub(calm) < self.limits.calm_ms {
+                    return None;
+                }
+                self.behind_since = None;
+                self.calm_since = None;
+                self.caught_up_at = Some(now);
+                Some(LoadChange::CaughtUp { at: now, since })
+            }
+        }
+    }
+
+    /// Since when the hub has been behind, if it is.
+    pub fn behind_since(&self) -> Option<Millis> {
+        self.behind_since
+    }
+
+    /// When the hub last caught up after being behind.
+    pub fn caught_up_at(&self) -> Option<Millis> {
+        self.caught_up_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_within_an_eighth() {
+        let mut prev = 0;
+        for v in 0..200_000i64 {
+            let b = bucket_of(v);
+            assert!(b >= prev, "bucket of {v} went down");
+            prev = b;
+            let lo = bucket_floor(b);
+            assert!(lo <= v, "{v} below its bucket floor {lo}");
+            assert!(
+                v - lo <= lo / 8 + 1,
+                "{v} too far from its bucket floor {lo}"
+            );
+        }
+        assert_eq!(bucket_of(-5), 0);
+        assert_eq!(bucket_of(i64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn quantiles_of_known_lags() {
+        let mut h = LagHistogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        for v in 1..=100 {
+            h.record(v);
+        }
+        assert_eq!(h.quantile(0.5), Some(48)); // 50 is in [48, 52)
+        assert_eq!(h.quantile(0.99), Some(96)); // 99 is in [96, 104)
+        assert_eq!(h.quantile(0.0), Some(1));
+        assert_eq!(h.count(), 100);
+    }
+
+    #[test]
+    fn window_forgets_what_is_older_than_two_seconds() {
+        let mut w = LagWindow::default();
+        w.record(10_000, 900);
+        w.record(10_300, 900);
+        assert_eq!(w.recent(11_400).count(), 2);
+        assert_eq!(w.recent(12_100).count(), 1, "the 10 000 slot aged out");
+        assert_eq!(w.recent(12_400).count(), 0);
+        // A slot reused two seconds later starts empty.
+        w.record(12_300, 5);
+        assert_eq!(w.recent(12_300).quantile(1.0), Some(5));
+        assert_eq!(w.recent(12_300).count(), 1);
+    }
+
+    fn judge() -> LoadJudge {
+        LoadJudge::new(LoadLimits::for_live_window(1_000))
+    }
+
+    /// 40 messages a second for `ms`, each `lag(i)` late.
+    fn feed(j: &mut LoadJudge, from: Millis, ms: Millis, lag: impl Fn(i64) -> Millis) {
+        let mut t = from;
+        let mut i = 0;
+        while t < from + ms {
+            j.record(t, lag(i));
+            t += 25;
+            i += 1;
+        }
+    }
+
+    #[test]
+    fn one_slow_camera_is_not_the_hub() {
+        let mut j = judge();
+        // One message in four (one camera of four) arrives 3 s late.
+        feed(&mut j, 0, 5_000, |i| if i % 4 == 0 { 3_000 } else { 20 });
+        assert_eq!(j.judge(5_000, 0), None);
+        assert_eq!(j.behind_since(), None);
+    }
+
+    #[test]
+    fn everyone_late_is_the_hub_and_it_recovers_after_a_calm_second() {
+        let mut j = judge();
+        feed(&mut j, 0, 2_000, |_| 20);
+        assert_eq!(j.judge(2_000, 0), None);
+        feed(&mut j, 2_000, 1_000, |_| 800);
+        assert_eq!(
+            j.judge(3_000, 0),
+            Some(LoadChange::FellBehind {
+                at: 3_000,
+                lag_ms: 768
+            })
+        );
+        assert_eq!(j.judge(3_250, 0), None, "told once");
+        // Lag drops below a quarter window: keeping up only after a full calm second.
+        feed(&mut j, 3_000, 1_000, |_| 30);
+        assert_eq!(j.judge(4_000, 0), None, "calm since 4 000");
+        // A second of 400 ms lag in between restarts the calm second.
+        feed(&mut j, 4_000, 1_000, |_| 400);
+        assert_eq!(j.judge(5_000, 0), None);
+        feed(&mut j, 5_000, 2_000, |_| 30);
+        assert_eq!(j.judge(5_900, 0), None, "calm since 5 900");
+        assert_eq!(j.judge(6_800, 0), None);
+        assert_eq!(
+            j.judge(6_900, 0),
+            Some(LoadChange::CaughtUp {
+                at: 6_900,
+                since: 3_000
+            })
+        );
+        assert_eq!(j.caught_up_at(), Some(6_900));
+        assert_eq!(j.behind_since(), None);
+    }
+
+    #[test]
+    fn the_newest_slots_say_what_the_lag_is_now() {
+        let mut w = LagWindow::default();
+        for t in (0..1_000).step_by(25) {
+            w.record(t, 10);
+        }
+        for t in (1_000..1_250).step_by(25) {
+            w.record(t, 700);
+        }
+        assert_eq!(
+            w.newest(1_200, 8).quantile(0.5),
+            Some(640),
+            "700 is in [640, 704)"
+        );
+        assert_eq!(w.recent(1_200).quantile(0.5), Some(10));
+        // Too few in the newest slot: older slots are added until there are enough.
+        w.record(1_250, 5_000);
+        assert_eq!(w.newest(1_250, 8).count(), 11);
+    }
+
+    #[test]
+    fn blame_allowance_is_the_median_lag_up_to_behind() {
+        let mut j = judge();
+        assert_eq!(
+            j.blame_allowance(1_000),
+            0,
+            "nothing known, nothing allowed"
+        );
+        feed(&mut j, 0, 1_000, |_| 300);
+        assert_eq!(j.blame_allowance(1_000), 288); // 300 is in [288, 320)
+        feed(&mut j, 1_000, 1_000, |_| 4_000);
+        assert_eq!(
+            j.blame_allowance(2_000),
+            500,
+            "capped at half the live window"
+        );
+    }
+
+    #[test]
+    fn late_timers_alone_mean_behind() {
+        let mut j = judge();
+        // Too busy to verify anything: no messages at all, but timers fire 2 s late.
+        assert_eq!(
+            j.judge(1_000, 2_000),
+            Some(LoadChange::FellBehind {
+                at: 1_000,
+                lag_ms: 2_000
+            })
+        );
+    }
+
+    #[test]
+    fn too_few_messages_say_nothing() {
+        let mut j = judge();
+        for t in 0..3 {
+            j.record(t * 100, 5_000);
+        }
+        assert_eq!(j.median_lag(500), None);
+        assert_eq!(j.judge(500, 0), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! Truth under load, told in simulated time: when the hub falls behind with its
+//! devices' messages it says so and blames no camera; when one camera's messages are
+//! late, that camera is blamed and the hub is not. Every device's messages are signed
+//! on time and reach the hub `delay_ms` later, as through a broker or hub queue.
+
+mod support;
+
+use serde_json::Value;
+use support::house::{bolt_retracts, House};
+use support::sim::Sim;
+use threshold_store::Role;
+
+fn codes(decision: &Value) -> Vec<String> {
+    decision["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn ready() -> (Sim, House, String) {
+    let mut sim = Sim::new().await;
+    let mut h = House::new(&sim).await;
+    let (_, admin) = sim.user(Role::Admin, "ada").await;
+    h.run(&mut sim, 2_000).await;
+    sim.downlinks();
+    (sim, h, admin)
+}
+
+fn every_device(h: &mut House, delay_ms: i64) {
+    for d in [
+        &mut h.front.lock,
+        &mut h.front.camera,
+        &mut h.back.lock,
+        &mut h.back.camera,
+        &mut h.garden,
+    ] {
+        d.delay_ms = delay_ms;
+    }
+    if let Some(c) = h.front.contact.as_mut() {
+        c.delay_ms = delay_ms;
+    }
+}
+
+async fn system_alerts(sim: &Sim, admin: &str) -> Vec<Value> {
+    let (s, b) = sim
+        .http("GET", "/api/v1/system/alerts", Some(admin), None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    b.as_array().cloned().unwrap_or_default()
+}
+
+/// `/healthz` (no broker in simulated time, so its status is degraded throughout:
+/// the ingest part is what these stories check).
+async fn health(sim: &Sim) -> Value {
+    sim.http("GET", "/healthz", None, None).await.1
+}
+
+/// Blame on a camera, in any form the owner would see.
+fn blames(kinds: &[String]) -> Vec<&String> {
+    kinds
+        .iter()
+        .filter(|k| {
+            matches!(
+                k.as_str(),
+                "camera_lost_during_delivery" | "device_offline" | "camera_possibly_frozen"
+            )
+        })
+        .collect()
+}
+
+/// A courier is inside when the hub falls behind: every message reaches it later
+/// than the one before, until they arrive 3 s late (three live windows). The hub raises one `hub_behind` system alert, says degraded, refuses
+/// a second courier with `hub_degraded`, and calls no camera lost. When the queue
+/// drains it resolves the alert, allows entries again, and still has blamed no one.
+#[tokio::test]
+async fn a_hub_behind_says_so_and_blames_no_camera() {
+    let (mut sim, mut h, admin) = ready().await;
+    let inside = h.delivery(&sim, None, "P-IN").await;
+    assert_eq!(h.enter(&sim, &inside, "P-IN").await["allowed"], true);
+    bolt_retracts(&sim, &mut h.front).await;
+    h.run(&mut sim, 1_000).await;
+    let body = health(&sim).await;
+    assert_eq!(body["ingest"]["keeping_up"], true, "{body}");
+
+    // The hub handles half of what arrives: each message waits 250 ms longer than the
+    // one before, up to 3 s, and stays that late.
+    for step in 1..=12 {
+        every_device(&mut h, step * 250);
+        h.run(&mut sim, 250).await;
+    }
+    h.run(&mut sim, 8_000).await;
+
+    let body = health(&sim).await;
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert_eq!(body["ingest"]["keeping_up"], false, "{body}");
+    let lag = body["ingest"]["median_lag_ms"]
+        .as_i64()
+        .expect("a median lag");
+    assert!((2_500..=3_200).contains(&lag), "median lag {lag}");
+    let alerts = system_alerts(&sim, &admin).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["kind"], "hub_behind");
+    assert_eq!(alerts[0]["severity"], "critical");
+    assert!(alerts[0]["resolved_ms"].is_null());
+    let metrics = sim.state.metrics.render();
+    assert!(metrics.contains("threshold_hub_behind 1"), "{metrics}");
+    assert!(metrics.contains("threshold_ingest_lag_seconds_bucket"));
+    let second = h.delivery(&sim, None, "P-2").await;
+    let refused = h.enter(&sim, &second, "P-2").await;
+    assert_eq!(refused["allowed"], false, "{refused}");
+    assert!(
+        codes(&refused).contains(&"hub_degraded".to_owned()),
+        "{refused}"
+    );
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(blames(&kinds).is_empty(), "blamed a camera: {kinds:?}");
+    assert_eq!(h.delivery_state(&sim, &inside).await, "inside");
+
+    // The queue drains (3 s of backlog), then a calm second and a live window.
+    every_device(&mut h, 0);
+    h.run(&mut sim, 7_000).await;
+
+    let body = health(&sim).await;
+    assert_eq!(body["ingest"]["keeping_up"], true, "{body}");
+    assert!(sim
+        .state
+        .metrics
+        .render()
+        .contains("threshold_hub_behind 0"));
+    let alerts = system_alerts(&sim, &admin).await;
+    assert_eq!(alerts.len(), 1, "one episode, one alert: {alerts:?}");
+    assert!(alerts[0]["resolved_ms"].as_i64().is_some(), "{alerts:?}");
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(blames(&kinds).is_empty(), "blamed a camera: {kinds:?}");
+    assert_eq!(h.delivery_state(&sim, &inside).await, "inside");
+    let third = h.delivery(&sim, None, "P-3").await;
+    let allowed = h.enter(&sim, &third, "P-3").await;
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+}
+
+/// Only the front camera's messages are late: the median of the house's messages is
+/// still prompt, so the hub keeps up, and the camera, whose pictures arrive three
+/// live windows old, is lost during the delivery.
+#[tokio::test]
+async fn one_late_camera_is_blamed_not_the_hub() {
+    let (mut sim, mut h, admin) = ready().await;
+    let inside = h.delivery(&sim, None, "P-IN").await;
+    assert_eq!(h.enter(&sim, &inside, "P-IN").await["allowed"], true);
+    bolt_retracts(&sim, &mut h.front).await;
+    h.run(&mut sim, 1_000).await;
+
+    h.front.camera.delay_ms = 3_000;
+    h.run(&mut sim, 6_000).await;
+
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(
+        kinds.contains(&"camera_lost_during_delivery".to_owned()),
+        "{kinds:?}"
+    );
+    assert!(system_alerts(&sim, &admin).await.is_empty());
+    let body = health(&sim).await;
+    assert_eq!(body["ingest"]["keeping_up"], true, "{body}");
+    // Late, not skewed: the verdict blames the stale picture, not the camera's clock.
+    let (s, dev) = sim
+        .http(
+            "GET",
+            &format!("/api/v1/devices/{}", h.front.camera.hex()),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{dev}");
+    assert_eq!(dev["liveness"], "stale", "{dev}");
+}
