@@ -412,14 +412,36 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
             .get()
     };
     let (cpu0, acc0, t0) = (cpu_seconds(), accepted(), now_ms());
+    let _warm_up = state.load.take_lags();
+    // The hub's memory through the run: flat under any load is a target.
+    let rss_samples: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
+    let sampler = {
+        let samples = rss_samples.clone();
+        tokio::spawn(async move {
+            let mut iv = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                iv.tick().await;
+                samples
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(status_bytes("VmRSS:"));
+            }
+        })
+    };
     stdin.write_all(b"GO\n")?;
     stdin.flush()?;
     let result_line = tokio::time::timeout(Duration::from_secs(b.duration_s + 120), out.recv())
         .await?
         .ok_or_else(|| anyhow::anyhow!("device process ended without a result"))?;
     let (cpu1, acc1, t1) = (cpu_seconds(), accepted(), now_ms());
+    sampler.abort();
+    let lags = state.load.take_lags();
     let rss = status_bytes("VmRSS:");
     let rss_peak = status_bytes("VmHWM:");
+    let rss_samples = rss_samples
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     drop(child);
     // Late alerts for cameras silenced near the end.
     tokio::time::sleep(Duration::from_millis((3 * window).max(3000) as u64)).await;
@@ -462,12 +484,37 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     detect_lat.sort_unstable();
     let missed = silenced.len() - alerted.len();
     let secs = ((t1 - t0) as f64 / 1000.0).max(0.001);
+    // The hub's own verdicts on its load during the run: how often and how long it
+    // said it was behind (each time one system alert).
+    let behind: Vec<(i64, i64)> = state
+        .store
+        .system_alerts(1_000)
+        .await?
+        .into_iter()
+        .filter(|a| a.kind == "hub_behind" && a.raised_ms >= t0)
+        .map(|a| (a.raised_ms, a.resolved_ms.unwrap_or(t1).min(t1)))
+        .collect();
+    let behind_ms: i64 = behind.iter().map(|(a, b)| (b - a).max(0)).sum();
+    let sent = devices["sent"].as_u64().unwrap_or(0);
+    // Growth over the run: the last second's RSS against the first's.
+    let rss_growth = match (rss_samples.first(), rss_samples.last()) {
+        (Some(&a), Some(&b)) if a > 0 => Some(((b as f64 / a as f64 - 1.0) * 1000.0).round() / 10.0),
+        _ => None,
+    };
     hub.stop().await;
     Ok(json!({
         "cameras": b.cameras,
         "hz": b.hz,
         "duration_s": b.duration_s,
         "messages_per_s": ((acc1 - acc0) as f64 / secs).round(),
+        "offered_per_s": (sent as f64 / secs).round(),
+        "ingest_lag_ms": {
+            "p50": lags.quantile(0.50),
+            "p99": lags.quantile(0.99),
+            "max": lags.quantile(1.0),
+        },
+        "hub_behind_alerts": behind.len(),
+        "hub_behind_ms": behind_ms,
         "alert_latency_ms": {
             "p50": percentile(&latencies, 0.50),
             "p99": percentile(&latencies, 0.99),
@@ -478,6 +525,8 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         "hub_cpu_percent": (((cpu1 - cpu0) / secs) * 1000.0).round() / 10.0,
         "hub_rss_bytes": rss,
         "hub_rss_peak_bytes": rss_peak,
+        "hub_rss_per_camera_bytes": rss / (b.cameras as u64).max(1),
+        "hub_rss_growth_percent": rss_growth,
         "silenced": silenced.len(),
         "live_window_ms": window,
         "detect_latency_ms": {

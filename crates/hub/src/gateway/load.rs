@@ -89,9 +89,10 @@ impl Load {
         now.saturating_sub(self.allowance_ms.load(Ordering::Relaxed))
     }
 
-    /// The `q` quantile of every lag since the hub started.
-    pub fn lag_quantile(&self, q: f64) -> Option<Millis> {
-        self.inner().total.quantile(q)
+    /// Every lag recorded since the hub started or since the last call (a benchmark
+    /// takes them once after its warm-up and once at its end).
+    pub fn take_lags(&self) -> LagHistogram {
+        std::mem::take(&mut self.inner().total)
     }
 
     /// (median lag of the last two seconds if known, behind since).
