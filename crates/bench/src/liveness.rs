@@ -515,6 +515,11 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         },
         "hub_behind_alerts": behind.len(),
         "hub_behind_ms": behind_ms,
+        // When, in seconds from the start of the measured run.
+        "hub_behind_periods_s": behind
+            .iter()
+            .map(|(a, b)| [((a - t0) as f64 / 100.0).round() / 10.0, ((b - t0) as f64 / 100.0).round() / 10.0])
+            .collect::<Vec<_>>(),
         "alert_latency_ms": {
             "p50": percentile(&latencies, 0.50),
             "p99": percentile(&latencies, 0.99),
