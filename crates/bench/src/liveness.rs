@@ -292,6 +292,9 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         });
     }
 
+    // What the hub holds before any device connects (its registry of every device,
+    // the database cache), against what it holds with every camera connected.
+    let rss_before_devices = status_bytes("VmRSS:");
     let mut seed = [0u8; 8];
     getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("random: {e}"))?;
     let mut cmd = std::process::Command::new(&b.devices_command[0]);
@@ -470,7 +473,14 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                     latencies.push(at - last);
                 }
             }
-            _ => false_alerts += 1,
+            _ => {
+                false_alerts += 1;
+                eprintln!(
+                    "bench: false alert for camera {dev} at {:.1} s (silenced: {:?})",
+                    (*at - t0) as f64 / 1000.0,
+                    silenced.get(dev).map(|l| (l - t0) as f64 / 1000.0)
+                );
+            }
         }
     }
     for (dev, at) in &detections {
@@ -531,6 +541,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         "hub_rss_bytes": rss,
         "hub_rss_peak_bytes": rss_peak,
         "hub_rss_per_camera_bytes": rss / (b.cameras as u64).max(1),
+        "hub_rss_before_devices_bytes": rss_before_devices,
         "hub_rss_growth_percent": rss_growth,
         "silenced": silenced.len(),
         "live_window_ms": window,
