@@ -152,6 +152,13 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         ..Default::default()
     };
     cfg.validate()?;
+    // A camera must announce a new frame at least twice per live window, or it is
+    // rightly stale between two heartbeats and every such moment is an alert.
+    anyhow::ensure!(
+        period_ms * 2 <= window,
+        "a heartbeat every {period_ms} ms cannot keep a {window} ms live window: use --hz of at least {:.1} or a longer --live-window-ms",
+        2000.0 / window as f64
+    );
 
     // Enrol everything before the hub starts, so it loads the devices as at any start.
     eprintln!("bench: enrolling {} cameras", b.cameras);
@@ -508,7 +515,9 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     let sent = devices["sent"].as_u64().unwrap_or(0);
     // Growth over the run: the last second's RSS against the first's.
     let rss_growth = match (rss_samples.first(), rss_samples.last()) {
-        (Some(&a), Some(&b)) if a > 0 => Some(((b as f64 / a as f64 - 1.0) * 1000.0).round() / 10.0),
+        (Some(&a), Some(&b)) if a > 0 => {
+            Some(((b as f64 / a as f64 - 1.0) * 1000.0).round() / 10.0)
+        }
         _ => None,
     };
     hub.stop().await;

@@ -264,7 +264,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
     gateway::monitor::spawn(
         state.clone(),
         Duration::from_millis(50),
-        |st, t| async move { reactions::on_transition(&st, t).await },
+        |st, batch| async move { reactions::on_transitions(&st, batch).await },
     );
     media::recording::spawn(state.clone());
     alerts::webhooks::spawn(state.clone());

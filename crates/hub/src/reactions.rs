@@ -13,9 +13,9 @@ use threshold_proto::body::{BoltState, DeviceKind, DoorState, State};
 use threshold_proto::{DeviceId, SignedMessage};
 use threshold_store::NewTimelineRow;
 
-pub async fn on_transition(state: &AppState, t: Transition) {
-    let device = t.device.to_hex();
-    let (kind, detail) = match &t.change {
+/// What a liveness change says on the timeline and the live feed: (kind, detail).
+fn transition_entry(state: &AppState, t: &Transition) -> (&'static str, serde_json::Value) {
+    match &t.change {
         Change::Liveness { from, to } => (
             "liveness",
             json!({"from": from.as_str(), "to": to.as_str(), "last_fresh_ms": t.last_fresh_ms}),
@@ -25,21 +25,42 @@ pub async fn on_transition(state: &AppState, t: Transition) {
             "offline_notice",
             json!({"grace_ms": state.config.offline_grace_ms}),
         ),
-    };
-    if let Err(e) = state
-        .store
-        .add_timeline(
-            &t.home_id,
-            Some(&device),
-            None,
-            t.at_ms,
-            kind,
-            &detail.to_string(),
-        )
-        .await
-    {
-        tracing::error!(error = %e, "could not store timeline entry");
     }
+}
+
+/// A batch of liveness changes, in the order to apply them (`monitor::take_batch`):
+/// their timeline rows in one commit (one durable write, not one per change: at ten
+/// thousand cameras, changes came faster than one commit each could keep up with,
+/// and a camera lost mid-delivery waited behind them), then each one's live event
+/// and reactions, in order.
+pub async fn on_transitions(state: &AppState, batch: Vec<Transition>) {
+    let rows: Vec<NewTimelineRow> = batch
+        .iter()
+        .map(|t| {
+            let (kind, detail) = transition_entry(state, t);
+            NewTimelineRow {
+                home_id: t.home_id.clone(),
+                device_id: Some(t.device.to_hex()),
+                delivery_id: None,
+                time_ms: t.at_ms,
+                kind: kind.to_owned(),
+                detail: detail.to_string(),
+            }
+        })
+        .collect();
+    if let Err(e) = state.store.add_timeline_rows(&rows).await {
+        tracing::error!(error = %e, changes = rows.len(), "could not store timeline entries");
+    }
+    for t in batch {
+        react_to_transition(state, t).await;
+    }
+}
+
+/// One liveness change, its timeline row already stored: the owner's live event, an
+/// incident for a camera lost mid-delivery, offline and frozen alerts, Wi-Fi evidence.
+async fn react_to_transition(state: &AppState, t: Transition) {
+    let device = t.device.to_hex();
+    let (kind, detail) = transition_entry(state, &t);
     state.bus.publish(HubEvent {
         owner_id: t.owner_id.clone(),
         courier_id: None,

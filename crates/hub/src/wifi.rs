@@ -394,7 +394,7 @@ pub async fn on_device_event(
     }
 }
 
-/// Hook for `reactions::on_transition`, after its own effects: a camera outage that began
+/// Hook for `reactions::on_transitions`, after a change's own effects: a camera outage that began
 /// (or was reported, or ended) after the evidence arrived is tied to the attacks of the
 /// last minutes now, e.g. a Wi-Fi sensor's report followed by `device_offline`.
 pub async fn on_transition(state: &AppState, t: &Transition) {

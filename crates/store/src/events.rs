@@ -169,6 +169,19 @@ impl Store {
         id.ok_or_else(|| StoreError::Conflict("timeline insert returned no id".into()))
     }
 
+    /// Several timeline rows in one commit (one durable write for a batch of liveness
+    /// changes); their ids in order.
+    pub async fn add_timeline_rows(&self, rows: &[NewTimelineRow]) -> Result<Vec<String>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let refs: Vec<&NewTimelineRow> = rows.iter().collect();
+        let mut tx = self.writer.begin().await?;
+        let ids = insert_timeline_rows(&mut tx, &refs).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     pub async fn timeline(
         &self,
         owner_id: &str,

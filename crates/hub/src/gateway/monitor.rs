@@ -156,35 +156,46 @@ fn critical(t: &Transition) -> bool {
         )
 }
 
-/// What the effects task applies next: the oldest critical transition (with any
-/// earlier transitions of the same device, so each device's changes stay in order),
-/// else the oldest transition. After a mass reconnect (thousands of devices coming
-/// live at once, each a timeline write) a camera lost mid-delivery is not queued
-/// behind them.
-fn next_batch(pending: &mut std::collections::VecDeque<Transition>) -> Vec<Transition> {
-    let Some(c) = pending.iter().position(critical) else {
-        return pending.pop_front().into_iter().collect();
-    };
-    let device = pending[c].device;
+/// The most transitions applied together: their timeline rows are one commit.
+const BATCH: usize = 512;
+
+/// What the effects task applies next, in order: every transition of a device with a
+/// critical one pending, up to and including its last critical one (so each device's
+/// changes stay in order), then the oldest others, up to `max` in all. After a mass
+/// reconnect (thousands of devices coming live at once) a camera lost mid-delivery is
+/// not queued behind them.
+fn take_batch(pending: &mut std::collections::VecDeque<Transition>, max: usize) -> Vec<Transition> {
+    let mut last_critical: std::collections::HashMap<DeviceId, usize> = Default::default();
+    for (i, t) in pending.iter().enumerate() {
+        if critical(t) {
+            last_critical.insert(t.device, i);
+        }
+    }
     let mut out = Vec::new();
     let mut rest = std::collections::VecDeque::with_capacity(pending.len());
     for (i, t) in pending.drain(..).enumerate() {
-        if i <= c && t.device == device {
+        if last_critical.get(&t.device).is_some_and(|&c| i <= c) {
             out.push(t);
         } else {
             rest.push_back(t);
+        }
+    }
+    while out.len() < max {
+        match rest.pop_front() {
+            Some(t) => out.push(t),
+            None => break,
         }
     }
     *pending = rest;
     out
 }
 
-/// Start the ticker, the effects task (which hands each transition to `apply`, the
-/// domain's reaction, so the gateway does not call the domain) and the high-water-mark
-/// flusher.
+/// Start the ticker, the effects task (which hands each batch of transitions to
+/// `apply`, the domain's reaction, so the gateway does not call the domain) and the
+/// high-water-mark flusher.
 pub fn spawn<F, Fut>(state: AppState, tick: Duration, apply: F)
 where
-    F: Fn(AppState, Transition) -> Fut + Send + 'static,
+    F: Fn(AppState, Vec<Transition>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<Transition>();
@@ -202,10 +213,10 @@ where
             while let Ok(t) = rx.try_recv() {
                 pending.push_back(t);
             }
-            for t in next_batch(&mut pending) {
-                apply(st.clone(), t).await;
-                st.metrics.effects_pending.dec();
-            }
+            let batch = take_batch(&mut pending, BATCH);
+            let n = batch.len() as i64;
+            apply(st.clone(), batch).await;
+            st.metrics.effects_pending.dec_by(n);
         }
     });
     // The hub's verdict on its own load, judged each pass; its system alert is written
@@ -389,7 +400,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let b = next_batch(&mut q);
+        let b = take_batch(&mut q, 1);
         let got: Vec<(u8, Liveness)> = b
             .iter()
             .map(|x| match x.change {
@@ -399,9 +410,31 @@ mod tests {
             .collect();
         assert_eq!(got, vec![(2, Live), (2, Stale)]);
         assert_eq!(q.len(), 3);
-        assert_eq!(next_batch(&mut q)[0].device.0[0], 1);
-        assert_eq!(next_batch(&mut q)[0].device.0[0], 3);
-        assert_eq!(next_batch(&mut q)[0].device.0[0], 4);
-        assert!(next_batch(&mut q).is_empty());
+        assert_eq!(take_batch(&mut q, 1)[0].device.0[0], 1);
+        assert_eq!(take_batch(&mut q, 1)[0].device.0[0], 3);
+        assert_eq!(take_batch(&mut q, 1)[0].device.0[0], 4);
+        assert!(take_batch(&mut q, 1).is_empty());
+    }
+
+    #[test]
+    fn a_batch_puts_critical_devices_first_and_fills_up_in_order() {
+        use Liveness::*;
+        let mut q: std::collections::VecDeque<Transition> = [
+            t(1, DeviceKind::Camera, Offline, Live),
+            t(2, DeviceKind::Camera, Offline, Live),
+            t(3, DeviceKind::Camera, Live, Stale),
+            t(2, DeviceKind::Camera, Live, Offline),
+            t(3, DeviceKind::Camera, Stale, Offline),
+            t(4, DeviceKind::Camera, Offline, Live),
+            t(5, DeviceKind::Camera, Offline, Live),
+        ]
+        .into_iter()
+        .collect();
+        let order = |b: &[Transition]| -> Vec<u8> { b.iter().map(|x| x.device.0[0]).collect() };
+        // 3's later change (Stale -> Offline) is not critical and keeps its place
+        // after its critical one, in the filled-up part.
+        assert_eq!(order(&take_batch(&mut q, 5)), vec![2, 3, 2, 1, 3]);
+        assert_eq!(order(&take_batch(&mut q, 5)), vec![4, 5]);
+        assert!(q.is_empty());
     }
 }

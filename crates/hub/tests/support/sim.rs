@@ -135,10 +135,13 @@ impl Sim {
     }
 
     async fn apply_effects(&mut self) {
+        let mut batch = Vec::new();
         while let Ok(t) = self.effects.try_recv() {
-            threshold_hub::reactions::on_transition(&self.state, t).await;
-            self.state.metrics.effects_pending.dec();
+            batch.push(t);
         }
+        let n = batch.len() as i64;
+        threshold_hub::reactions::on_transitions(&self.state, batch).await;
+        self.state.metrics.effects_pending.dec_by(n);
     }
 
     /// Move the clock by `ms` in steps of at most 50 ms (the liveness pass's period),
