@@ -203,11 +203,16 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),
+        wifi_attacks: wifi::RecentAttacks::default(),
         load: gateway::load::Load::new(config.live_window_ms),
         access: access::AccessState::new(config.live_window_ms),
         reactions: std::sync::Arc::new(reactions::HubReactions),
     });
     load_devices(&state).await?;
+    state
+        .wifi_attacks
+        .load(&state.store, state.clock.now_ms())
+        .await?;
     Ok(Assembled {
         state,
         mqtt: gateway::mqtt::MqttTarget {

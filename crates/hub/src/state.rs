@@ -56,6 +56,8 @@ pub struct Inner {
     pub effects: std::sync::OnceLock<
         tokio::sync::mpsc::UnboundedSender<crate::gateway::transition::Transition>,
     >,
+    /// Homes with recent Wi-Fi attack evidence (`wifi::RecentAttacks`).
+    pub wifi_attacks: crate::wifi::RecentAttacks,
     /// Whether the hub keeps up with its devices' messages (`gateway::load`).
     pub load: crate::gateway::load::Load,
     /// Doors, open deliveries waiting to be secured, whether the hub can vouch.

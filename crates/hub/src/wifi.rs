@@ -394,6 +394,43 @@ pub async fn on_device_event(
     }
 }
 
+/// Which homes have Wi-Fi attack evidence, and the newest attack's start: so that a
+/// camera's liveness change looks in the database only in a home with an attack in
+/// the last minutes (at ten thousand cameras, a read per change was thousands a
+/// second). Loaded at start from the database, kept by [`apply`].
+#[derive(Debug, Default)]
+pub struct RecentAttacks(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+impl RecentAttacks {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, i64>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An attack in `home_id` started at `start_ms`.
+    pub fn note(&self, home_id: &str, start_ms: i64) {
+        let mut m = self.map();
+        let newest = m.entry(home_id.to_owned()).or_insert(start_ms);
+        *newest = (*newest).max(start_ms);
+    }
+
+    /// Whether `home_id` may have an attack that started at or after `since_ms`.
+    fn any_since(&self, home_id: &str, since_ms: i64) -> bool {
+        self.map().get(home_id).is_some_and(|&s| s >= since_ms)
+    }
+
+    /// What the database knows of the last minutes, at start.
+    pub async fn load(
+        &self,
+        store: &threshold_store::Store,
+        now: i64,
+    ) -> Result<(), threshold_store::StoreError> {
+        for (home, start) in store.wifi_attack_homes_since(now - LOOKBACK_MS).await? {
+            self.note(&home, start);
+        }
+        Ok(())
+    }
+}
+
 /// Hook for `reactions::on_transitions`, after a change's own effects: a camera outage that began
 /// (or was reported, or ended) after the evidence arrived is tied to the attacks of the
 /// last minutes now, e.g. a Wi-Fi sensor's report followed by `device_offline`.
@@ -404,6 +441,9 @@ pub async fn on_transition(state: &AppState, t: &Transition) {
         return;
     }
     let since = state.clock.now_ms() - LOOKBACK_MS;
+    if !state.wifi_attacks.any_since(&t.home_id, since) {
+        return;
+    }
     let rows = match state.store.home_wifi_attacks_since(&t.home_id, since).await {
         Ok(r) => r,
         Err(e) => {
@@ -455,6 +495,7 @@ async fn apply(
     again: bool,
 ) -> Result<(), threshold_store::StoreError> {
     let now = state.clock.now_ms();
+    state.wifi_attacks.note(&r.home_id, a.start_ms);
     let existing = state
         .store
         .wifi_attack_by_key(&r.device, &a.kind, a.start_ms)

@@ -176,6 +176,20 @@ impl Store {
 
     /// Attacks in a home that started at or after `since_ms` (hub-internal), oldest
     /// first (at most 100).
+    /// Each home with an attack that started at or after `since_ms`, with the newest
+    /// such start.
+    pub async fn wifi_attack_homes_since(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT home_id, MAX(start_ms) AS newest FROM wifi_attacks WHERE start_ms >= $1 GROUP BY home_id",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("home_id")?, r.try_get("newest")?)))
+            .collect()
+    }
+
     pub async fn home_wifi_attacks_since(
         &self,
         home_id: &str,
