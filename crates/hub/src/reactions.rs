@@ -32,7 +32,11 @@ fn transition_entry(state: &AppState, t: &Transition) -> (&'static str, serde_js
 /// their timeline rows in one commit (one durable write, not one per change: at ten
 /// thousand cameras, changes came faster than one commit each could keep up with,
 /// and a camera lost mid-delivery waited behind them), then each one's live event
-/// and reactions, in order.
+/// and reactions: one device's in order, different devices' side by side. An incident
+/// is several durable writes; one after another, a hundred cameras lost in a minute
+/// waited seconds for each other's disk flushes, which side by side they share
+/// (`threshold_store` group commit). Racing reactions are safe by construction: a
+/// delivery moves only by a conditional update (`access::incident::apply`).
 pub async fn on_transitions(state: &AppState, batch: Vec<Transition>) {
     let rows: Vec<NewTimelineRow> = batch
         .iter()
@@ -51,9 +55,23 @@ pub async fn on_transitions(state: &AppState, batch: Vec<Transition>) {
     if let Err(e) = state.store.add_timeline_rows(&rows).await {
         tracing::error!(error = %e, changes = rows.len(), "could not store timeline entries");
     }
+    let mut slot: std::collections::HashMap<DeviceId, usize> = Default::default();
+    let mut by_device: Vec<Vec<Transition>> = Vec::new();
     for t in batch {
-        react_to_transition(state, t).await;
+        match slot.get(&t.device) {
+            Some(&i) => by_device[i].push(t),
+            None => {
+                slot.insert(t.device, by_device.len());
+                by_device.push(vec![t]);
+            }
+        }
     }
+    futures_util::future::join_all(by_device.into_iter().map(|changes| async move {
+        for t in changes {
+            react_to_transition(state, t).await;
+        }
+    }))
+    .await;
 }
 
 /// One liveness change, its timeline row already stored: the owner's live event, an
