@@ -286,7 +286,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
             return Next::Continue;
         }
         // Rejections are counted and logged by ingest with their reason.
-        let _ = ingest::handle(self.state, self.rights.uplink(), &p.payload).await;
+        // Boxed: the handling of one message (verification, storage, reactions) is a
+        // large future, which a connection waiting for its next packet need not hold.
+        let _ = Box::pin(ingest::handle(self.state, self.rights.uplink(), &p.payload)).await;
         if p.qos == QoS::AtLeastOnce {
             return self.send(Packet::PubAck(PubAck::new(p.pkid, None))).await;
         }
