@@ -26,6 +26,7 @@ pub mod state;
 pub mod text;
 pub mod tls;
 pub mod wifi;
+pub mod wifi_recent;
 
 pub use config::{HubConfig, Overrides};
 pub use state::AppState;
@@ -203,8 +204,8 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),
-        wifi_attacks: wifi::RecentAttacks::default(),
-        load: gateway::load::Load::new(config.live_window_ms),
+        wifi_attacks: wifi_recent::RecentAttacks::default(),
+        load: gateway::lag::Load::new(config.live_window_ms),
         access: access::AccessState::new(config.live_window_ms),
         reactions: std::sync::Arc::new(reactions::HubReactions),
     });

@@ -56,10 +56,10 @@ pub struct Inner {
     pub effects: std::sync::OnceLock<
         tokio::sync::mpsc::UnboundedSender<crate::gateway::transition::Transition>,
     >,
-    /// Homes with recent Wi-Fi attack evidence (`wifi::RecentAttacks`).
-    pub wifi_attacks: crate::wifi::RecentAttacks,
+    /// Homes with recent Wi-Fi attack evidence (`wifi_recent`).
+    pub wifi_attacks: crate::wifi_recent::RecentAttacks,
     /// Whether the hub keeps up with its devices' messages (`gateway::load`).
-    pub load: crate::gateway::load::Load,
+    pub load: crate::gateway::lag::Load,
     /// Doors, open deliveries waiting to be secured, whether the hub can vouch.
     pub access: crate::access::AccessState,
     /// What device happenings lead to (the gateway's port to the domain).

@@ -14,6 +14,7 @@ pub mod downlink;
 pub mod dynsec;
 pub mod endpoint;
 pub mod ingest;
+pub mod lag;
 pub mod load;
 pub mod monitor;
 pub mod mqtt;
