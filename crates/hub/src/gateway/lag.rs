@@ -83,7 +83,7 @@ impl Load {
         std::mem::take(&mut self.inner().total)
     }
 
-    /// (median lag of the last two seconds if known, behind since).
+    /// (median lag of the newest messages if known, behind since).
     pub fn now(&self, now: Millis) -> (Option<Millis>, Option<Millis>) {
         let i = self.inner();
         (i.judge.median_lag(now), i.judge.behind_since())

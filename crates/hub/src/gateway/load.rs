@@ -17,8 +17,6 @@ use serde_json::json;
 use threshold_core::ingest::LoadChange;
 use threshold_core::Millis;
 
-pub use crate::gateway::lag::Load;
-
 /// Judge the hub's load now (each liveness pass), given how late that pass's timer
 /// fired, and switch what depends on it at once; the system alert is left to
 /// [`apply`], which writes to the database.
