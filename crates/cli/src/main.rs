@@ -1,10 +1,6 @@
 //! `threshold`: the one binary. The hub (`serve`), the demo, device agents, doors,
 //! audit verification, user administration, the Wi-Fi attack detector and benchmarks.
 
-/// See the dependency's note in Cargo.toml.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod agent_cmd;
 mod api_client;
 mod bench_cmd;
