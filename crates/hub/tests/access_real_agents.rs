@@ -308,17 +308,6 @@ fn evidence(a: &Value) -> Value {
     }
 }
 
-fn reasons(d: &Value) -> Vec<String> {
-    d["reasons"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r["code"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn world() -> World {
     let dir = testing::TempDir::new("acc-hub").unwrap();
     World::start(config(dir.path()), dir).await
@@ -395,7 +384,7 @@ async fn delivery_flow_refusals_and_happy_path() {
     assert_eq!(w.get_delivery(&w.courier2, &id).await.0, 404);
     let d = w.entry_as(&w.courier2, &id, LAT, LON, "PARCEL-1").await;
     assert_eq!(
-        (d["allowed"].clone(), reasons(&d)),
+        (d["allowed"].clone(), support::reasons(&d)),
         (json!(false), vec!["not_assigned".to_owned()])
     );
     let (s, _) = call(
@@ -418,15 +407,15 @@ async fn delivery_flow_refusals_and_happy_path() {
 
     // Refusal reasons.
     let d = w.entry(&later, "PARCEL-2").await;
-    assert_eq!(reasons(&d), vec!["outside_window"]);
+    assert_eq!(support::reasons(&d), vec!["outside_window"]);
     let d = w
         .entry_as(&w.courier, &id, LAT + 0.01, LON, "PARCEL-1")
         .await;
-    assert_eq!(reasons(&d), vec!["outside_geofence"]);
+    assert_eq!(support::reasons(&d), vec!["outside_geofence"]);
     let d = w.entry(&id, "PARCEL-9").await;
-    assert_eq!(reasons(&d), vec!["parcel_mismatch"]);
+    assert_eq!(support::reasons(&d), vec!["parcel_mismatch"]);
     let d = w.entry_as(&w.courier, &id, 91.0, LON, "PARCEL-1").await;
-    assert_eq!(reasons(&d), vec!["bad_position"]);
+    assert_eq!(support::reasons(&d), vec!["bad_position"]);
     // Positions that JSON cannot carry as numbers: a clear 400, never a panic.
     for body in [
         r#"{"lat":"NaN","lon":4.89,"accuracy_m":5,"parcel_ref":"PARCEL-1"}"#,
@@ -446,7 +435,7 @@ async fn delivery_flow_refusals_and_happy_path() {
     w.settings(json!({"in_home_enabled": false, "approval_required": false}))
         .await;
     let d = w.entry(&id, "PARCEL-1").await;
-    assert_eq!(reasons(&d), vec!["owner_disabled"]);
+    assert_eq!(support::reasons(&d), vec!["owner_disabled"]);
     // Allowed hours that exclude now.
     let minute = (now / 60_000).rem_euclid(1440);
     let (s, e) = if minute < 720 {
@@ -459,7 +448,7 @@ async fn delivery_flow_refusals_and_happy_path() {
         .await;
     let d = w.entry(&id, "PARCEL-1").await;
     assert_eq!(
-        reasons(&d),
+        support::reasons(&d),
         vec!["outside_owner_hours", "awaiting_owner_approval"]
     );
     w.settings(json!({"in_home_enabled": true, "approval_required": true}))
@@ -504,12 +493,12 @@ async fn delivery_flow_refusals_and_happy_path() {
             allowed += 1;
             assert!(d["token_expires_at_ms"].is_i64());
         } else {
-            if reasons(&d) != vec!["already_used"] {
+            if support::reasons(&d) != vec!["already_used"] {
                 for t in w.timeline().await {
                     eprintln!("TL {t}");
                 }
             }
-            assert_eq!(reasons(&d), vec!["already_used"], "{d}");
+            assert_eq!(support::reasons(&d), vec!["already_used"], "{d}");
         }
     }
     assert_eq!(allowed, 1, "exactly one concurrent request wins");
@@ -580,7 +569,10 @@ async fn delivery_flow_refusals_and_happy_path() {
     assert!(summary["entry_granted_ms"].is_i64(), "{summary}");
     // Used: no second entry.
     let d = w.entry(&id, "PARCEL-1").await;
-    assert!(reasons(&d).contains(&"already_used".to_owned()), "{d}");
+    assert!(
+        support::reasons(&d).contains(&"already_used".to_owned()),
+        "{d}"
+    );
     // An authorised entry raises no entry alert.
     let kinds = w.alert_kinds().await;
     assert!(

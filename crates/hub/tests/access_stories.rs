@@ -11,17 +11,6 @@ use serde_json::{json, Value};
 use support::house::{bolt_retracts, bolt_throws, door_closes, door_opens, evidence, Flat};
 use support::sim::{lock_command_for, unlock_for, Sim};
 
-fn reasons(d: &Value) -> Vec<String> {
-    d["reasons"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r["code"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Let simulated time pass (the flat's devices reporting as usual) until `cond` holds;
 /// fail if it does not within `max_ms` of simulated time. Yields how long it took.
 macro_rules! run_until {
@@ -109,7 +98,7 @@ async fn a_cut_link_refuses_entry_and_the_lock_shows_unknown() {
     let d = f.enter(&sim, &id, "PARCEL-1").await;
     assert_eq!(d["allowed"], false, "{d}");
     assert!(
-        reasons(&d)
+        support::reasons(&d)
             .iter()
             .any(|r| r == "camera_stale" || r == "camera_offline"),
         "{d}"
@@ -123,7 +112,7 @@ async fn a_cut_link_refuses_entry_and_the_lock_shows_unknown() {
         liveness(&sim, &f, "lock").await != "live"
     });
     let d = f.enter(&sim, &id, "PARCEL-1").await;
-    assert_eq!(reasons(&d), vec!["lock_offline"], "{d}");
+    assert_eq!(support::reasons(&d), vec!["lock_offline"], "{d}");
     let l = f.lock(&sim).await;
     assert_eq!(l["bolt"], "unknown", "{l}");
     assert!(l["unknown_since_ms"].is_i64(), "{l}");

@@ -10,17 +10,6 @@ use support::house::{bolt_retracts, House};
 use support::sim::Sim;
 use threshold_store::Role;
 
-fn codes(decision: &Value) -> Vec<String> {
-    decision["reasons"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r["code"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn ready() -> (Sim, House, String) {
     let mut sim = Sim::new().await;
     let mut h = House::new(&sim).await;
@@ -113,7 +102,7 @@ async fn a_hub_behind_says_so_and_blames_no_camera() {
     let refused = h.enter(&sim, &second, "P-2").await;
     assert_eq!(refused["allowed"], false, "{refused}");
     assert!(
-        codes(&refused).contains(&"hub_degraded".to_owned()),
+        support::reasons(&refused).contains(&"hub_degraded".to_owned()),
         "{refused}"
     );
     let kinds = h.alert_kinds(&sim).await;

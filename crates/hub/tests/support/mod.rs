@@ -14,6 +14,18 @@ use serde_json::{json, Value};
 use std::future::Future;
 use std::time::Duration;
 
+/// The reason codes of an entry decision (`{"reasons":[{"code":…}]}`), in order.
+pub fn reasons(d: &Value) -> Vec<String> {
+    d["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["code"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
