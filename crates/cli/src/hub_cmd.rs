@@ -72,6 +72,10 @@ pub struct HubArgs {
     /// Heartbeat period devices are told to use, in milliseconds.
     #[arg(long, env = "THRESHOLD_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<i64>,
+    /// Run as one node of a fleet under this name (unique among the nodes); needs
+    /// --database-url postgres://... and --mqtt-url shared with the other nodes.
+    #[arg(long, env = "THRESHOLD_FLEET_NODE")]
+    pub fleet_node: Option<String>,
 }
 
 impl HubArgs {
@@ -108,6 +112,7 @@ impl HubArgs {
                 mqtt_topic_prefix: self.mqtt_topic_prefix.clone(),
                 live_window_ms: self.live_window_ms,
                 heartbeat_ms: self.heartbeat_ms,
+                fleet_node: self.fleet_node.clone(),
             },
         )?)
     }

@@ -106,6 +106,13 @@ pub struct HubConfig {
     /// A webhook delivery is retried (exponential backoff from 1 s, capped at 10 min)
     /// up to this many attempts, then marked failed.
     pub webhook_max_attempts: u32,
+    /// Run as one node of a fleet under this name, unique among the nodes
+    /// (docs/operations.md "Run a fleet"). Needs PostgreSQL and an external broker.
+    pub fleet_node: Option<String>,
+    /// How many partitions the fleet's homes are hashed into; every node must agree.
+    pub fleet_partitions: u32,
+    /// A node's lease on a partition lasts this long unless renewed (a third of it).
+    pub fleet_lease_ms: i64,
 }
 
 impl Default for HubConfig {
@@ -150,6 +157,9 @@ impl Default for HubConfig {
             media_max_age_ms: 30 * 24 * 3600 * 1000,
             media_max_bytes: 10 * 1024 * 1024 * 1024,
             webhook_max_attempts: 10,
+            fleet_node: None,
+            fleet_partitions: 64,
+            fleet_lease_ms: 3000,
         }
     }
 }
@@ -201,6 +211,7 @@ pub struct Overrides {
     pub mqtt_topic_prefix: Option<String>,
     pub live_window_ms: Option<i64>,
     pub heartbeat_ms: Option<i64>,
+    pub fleet_node: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +294,9 @@ impl HubConfig {
         if let Some(v) = over.heartbeat_ms {
             c.heartbeat_ms = v;
         }
+        if over.fleet_node.is_some() {
+            c.fleet_node = over.fleet_node;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -352,6 +366,29 @@ impl HubConfig {
         }
         if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 30 {
             return bad("webhook_max_attempts must be between 1 and 30");
+        }
+        if let Some(node) = &self.fleet_node {
+            let name_ok = !node.is_empty()
+                && node.len() <= 64
+                && node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+            if !name_ok {
+                return bad("fleet_node must be 1-64 characters of [A-Za-z0-9._-]");
+            }
+            let postgres = self
+                .database_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("postgres:") || u.starts_with("postgresql:"));
+            if !postgres || self.mqtt_url.is_none() {
+                return bad("a fleet node shares its database and broker with the other nodes: set database_url to PostgreSQL (postgres://...) and mqtt_url to the fleet's broker; SQLite and the embedded broker serve one node only");
+            }
+            if !(1..=4096).contains(&self.fleet_partitions) {
+                return bad("fleet_partitions must be between 1 and 4096");
+            }
+            if !(1000..=60_000).contains(&self.fleet_lease_ms) {
+                return bad("fleet_lease_ms must be between 1000 and 60000");
+            }
         }
         Ok(())
     }
@@ -465,5 +502,31 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_fleet_node_needs_postgres_and_an_external_broker() {
+        let node = |db: Option<&str>, mqtt: Option<&str>| HubConfig {
+            fleet_node: Some("a".into()),
+            database_url: db.map(str::to_owned),
+            mqtt_url: mqtt.map(str::to_owned),
+            ..Default::default()
+        };
+        let err = |c: HubConfig| c.validate().err().map(|e| e.to_string());
+        assert!(err(node(None, Some("mqtt://127.0.0.1:1883")))
+            .is_some_and(|e| e.contains("PostgreSQL")));
+        assert!(err(node(
+            Some("sqlite:///tmp/x.db"),
+            Some("mqtt://127.0.0.1:1883")
+        ))
+        .is_some());
+        assert!(err(node(Some("postgres://h/db"), None)).is_some());
+        assert_eq!(
+            err(node(Some("postgres://h/db"), Some("mqtt://127.0.0.1:1883"))),
+            None
+        );
+        let mut bad_name = node(Some("postgres://h/db"), Some("mqtt://127.0.0.1:1883"));
+        bad_name.fleet_node = Some("a b".into());
+        assert!(err(bad_name).is_some());
     }
 }

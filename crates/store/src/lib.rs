@@ -17,6 +17,7 @@ mod devices;
 mod doors;
 mod durable;
 mod events;
+pub mod fleet;
 mod homes;
 mod media;
 mod migrate;
@@ -59,6 +60,9 @@ pub enum StoreError {
     /// A commit could not be confirmed on disk (see `durable`).
     #[error("not durable: {0}")]
     NotDurable(String),
+    /// The operation needs another database backend.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -89,6 +93,10 @@ pub struct Store {
     /// so if another process appended meanwhile the insert conflicts, the guess is
     /// dropped and the append retried on the head read from the database.
     audit_head: std::sync::Arc<std::sync::Mutex<Option<audit::Head>>>,
+    /// PostgreSQL: the URL, for connections of their own (`fleet::Listener`).
+    pg_url: Option<std::sync::Arc<str>>,
+    /// PostgreSQL: the schema, naming this database's fleet channels.
+    channel_ns: std::sync::Arc<str>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -138,11 +146,23 @@ impl Store {
                 (pool.clone(), durable::Writer::self_syncing(pool))
             }
         };
+        let channel_ns: std::sync::Arc<str> = match backend {
+            Backend::Postgres => {
+                let schema: String = sqlx::query("SELECT current_schema()::TEXT")
+                    .fetch_one(&pool)
+                    .await?
+                    .try_get(0)?;
+                fleet::namespace(&schema).into()
+            }
+            Backend::Sqlite => "".into(),
+        };
         let store = Store {
             pool,
             writer,
             backend,
             audit_head: Default::default(),
+            pg_url: (backend == Backend::Postgres).then(|| url.into()),
+            channel_ns,
         };
         migrate::run(&store).await?;
         Ok(store)

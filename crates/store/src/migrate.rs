@@ -48,6 +48,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "system_alerts",
         include_str!("../migrations/sqlite/0008_system_alerts.sql"),
     ),
+    (
+        9,
+        "fleet",
+        include_str!("../migrations/sqlite/0009_fleet.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -89,6 +94,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "system_alerts",
         include_str!("../migrations/postgres/0008_system_alerts.sql"),
+    ),
+    (
+        9,
+        "fleet",
+        include_str!("../migrations/postgres/0009_fleet.sql"),
     ),
 ];
 

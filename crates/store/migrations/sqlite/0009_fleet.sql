@@ -1,0 +1,27 @@
+-- Fleet mode: several hub nodes on one PostgreSQL (docs/architecture.md "Fleet").
+-- The tables exist on SQLite too, so both schemas stay alike; only PostgreSQL runs a
+-- fleet.
+
+-- Each partition of homes has one owner node at a time, for as long as its lease
+-- lasts; epoch counts the owners it has had.
+CREATE TABLE fleet_leases (
+    part INTEGER PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+-- The nodes heard from recently: partitions are shared among them.
+CREATE TABLE fleet_nodes (
+    node_id TEXT PRIMARY KEY,
+    seen_ms INTEGER NOT NULL
+);
+-- Live events raised on one node, for owners connected to the others (a notification
+-- carries the id).
+CREATE TABLE fleet_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+-- Hub -> device message numbers: one counter per device, shared by every node.
+ALTER TABLE devices ADD COLUMN downlink_seq INTEGER NOT NULL DEFAULT 0;
