@@ -406,6 +406,38 @@ impl Store {
         Ok(id)
     }
 
+    /// Claim up to `limit` pending deliveries whose next attempt is due: each is
+    /// returned to one caller only, whichever hub process asks (the claim moves its
+    /// next attempt to `claim_until`, so a claimer that dies mid-attempt is retried
+    /// then). On PostgreSQL rows being claimed by another node are skipped, not waited
+    /// for (`FOR UPDATE SKIP LOCKED`).
+    pub async fn claim_due_webhooks(
+        &self,
+        now: i64,
+        claim_until: i64,
+        limit: i64,
+    ) -> Result<Vec<WebhookDeliveryRow>> {
+        let lock = match self.backend {
+            crate::Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            crate::Backend::Sqlite => "",
+        };
+        let mut lease = self.writer.lease().await?;
+        let rows = sqlx::query(&format!(
+            "UPDATE webhook_deliveries SET next_attempt_ms = $1, updated_ms = $2 \
+             WHERE state = 'pending' AND next_attempt_ms <= $2 AND id IN \
+             (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_ms <= $2 \
+              ORDER BY next_attempt_ms LIMIT $3 {lock}) RETURNING *"
+        ))
+        .bind(claim_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *lease)
+        .await?;
+        drop(lease);
+        self.writer.durable().await?;
+        rows.iter().map(wh_delivery).collect()
+    }
+
     /// Pending deliveries whose next attempt is due.
     pub async fn due_webhooks(&self, now: i64, limit: i64) -> Result<Vec<WebhookDeliveryRow>> {
         let rows = sqlx::query(

@@ -161,3 +161,54 @@ async fn sqlite_refuses_fleet_operations() {
     assert!(lite.fleet_claim("a", 4, 4, 1000).await.is_err());
     assert!(lite.fleet_listen().await.is_err());
 }
+
+async fn webhook_claims(s: &Store) {
+    let owner = s.create_user(Role::Owner, "w", "W", "x", 0).await.unwrap();
+    let ep = s
+        .create_webhook_endpoint(&owner.id, "http://x/h", "whsec_AA==", "", 1)
+        .await
+        .unwrap();
+    for i in 0..30 {
+        s.enqueue_webhook(&ep.id, &format!("msg_{i}"), "alert.raised", "{}", 10)
+            .await
+            .unwrap();
+    }
+    // Three senders (three nodes) claim at once: every delivery goes to exactly one.
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.claim_due_webhooks(20, 30_020, 50).await.unwrap()
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap().into_iter().map(|d| d.message_id));
+    }
+    claimed.sort();
+    let before = claimed.len();
+    claimed.dedup();
+    assert_eq!((before, claimed.len()), (30, 30), "each claimed once");
+    // Claimed: not due again until the claim runs out.
+    assert!(s
+        .claim_due_webhooks(21, 30_021, 50)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.claim_due_webhooks(30_020, 60_000, 50)
+            .await
+            .unwrap()
+            .len(),
+        30
+    );
+}
+
+#[tokio::test]
+async fn a_due_webhook_is_claimed_by_one_sender_on_both_backends() {
+    let (lite, _dir) = testing::sqlite().await.unwrap();
+    webhook_claims(&lite).await;
+    if let Some(pg) = testing::postgres().await.unwrap() {
+        webhook_claims(&pg).await;
+    }
+}

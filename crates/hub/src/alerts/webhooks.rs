@@ -11,8 +11,10 @@
 //! a background task; failures (non-2xx, timeouts, refused connections) are retried
 //! with exponential backoff (1 s, 2 s, 4 s ... capped at 10 min) up to
 //! `webhook_max_attempts`, then marked `failed`. Each row records attempts, the last
-//! HTTP status and error. With several hub processes an attempt may rarely be sent
-//! twice; receivers de-duplicate on `webhook-id` as the convention asks.
+//! HTTP status and error. Several hub processes share the log: each due attempt is
+//! claimed by one of them (`Store::claim_due_webhooks`); receivers may still
+//! de-duplicate on `webhook-id` (a sender that dies after the POST and before
+//! recording it is retried), as the convention asks.
 //!
 //! Receivers are `https://` (trusted by the public web's roots or `outbound_ca_file`),
 //! or `http://` on loopback, or anywhere with `webhooks_allow_http`.
@@ -113,31 +115,20 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 
 async fn send_due(state: &AppState) {
     let now = state.clock.now_ms();
-    let due = match state.store.due_webhooks(now, 50).await {
+    // Claimed atomically, so that of several hub processes one sends each attempt,
+    // and the next pass does not send it again while this attempt runs.
+    let due = match state
+        .store
+        .claim_due_webhooks(now, now + CLAIM_MS, 50)
+        .await
+    {
         Ok(d) => d,
         Err(e) => {
-            tracing::error!(error = %e, "could not load due webhooks");
+            tracing::error!(error = %e, "could not claim due webhooks");
             return;
         }
     };
     for d in due {
-        // Claim it so the next pass does not send it again while this attempt runs.
-        if state
-            .store
-            .record_webhook_attempt(
-                &d.id,
-                "pending",
-                d.attempts,
-                now + CLAIM_MS,
-                d.last_status,
-                d.last_error.as_deref(),
-                now,
-            )
-            .await
-            .is_err()
-        {
-            continue;
-        }
         let st = state.clone();
         tokio::spawn(async move { attempt(&st, d).await });
     }
