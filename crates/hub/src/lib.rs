@@ -14,6 +14,7 @@ pub mod broker_url;
 pub mod clock;
 pub mod config;
 pub mod events;
+pub mod fleet;
 pub mod gateway;
 pub mod http;
 pub mod hubkey;
@@ -208,7 +209,19 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         load: gateway::lag::Load::new(config.live_window_ms),
         access: access::AccessState::new(config.live_window_ms),
         reactions: std::sync::Arc::new(reactions::HubReactions),
+        fleet: match &config.fleet_node {
+            Some(node) => fleet::ownership::Ownership::node(node, config.fleet_partitions),
+            None => fleet::ownership::Ownership::single(),
+        },
     });
+    state
+        .metrics
+        .fleet_partitions
+        .set(state.fleet.held().len() as i64);
+    if state.fleet.node_id().is_some() {
+        // Any node may command any lock: numbers from one counter per device.
+        state.downlink.share_numbers(state.store.clone());
+    }
     load_devices(&state).await?;
     state
         .wifi_attacks
@@ -267,6 +280,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         connected,
     } = assemble(config.clone(), clock).await?;
     let (mqtt_host, mqtt_port) = (mqtt.host.clone(), mqtt.port);
+    fleet::spawn(&state);
     gateway::monitor::spawn(
         state.clone(),
         Duration::from_millis(50),

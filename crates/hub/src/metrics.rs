@@ -62,6 +62,10 @@ pub struct Metrics {
     pub ingest_lag: Histogram,
     /// 1 while the hub is behind with its devices' messages.
     pub hub_behind: Gauge,
+    /// Fleet partitions this node holds (`fleet::leases`).
+    pub fleet_partitions: Gauge,
+    /// Partitions this node took over from another (or from nobody).
+    pub fleet_takeovers: Counter,
 }
 
 impl Metrics {
@@ -141,7 +145,21 @@ impl Metrics {
             "1 while the hub is behind with its devices' messages (median ingest lag above half the live window): it blames no device and refuses entries",
             hub_behind.clone(),
         );
+        let fleet_partitions = Gauge::default();
+        registry.register(
+            "fleet_partitions",
+            "Partitions of homes this fleet node holds and acts for (a single hub: 1)",
+            fleet_partitions.clone(),
+        );
+        let fleet_takeovers = Counter::default();
+        registry.register(
+            "fleet_takeovers",
+            "Partitions this fleet node took over (first start, a node that stopped or died, rebalancing)",
+            fleet_takeovers.clone(),
+        );
         Metrics {
+            fleet_partitions,
+            fleet_takeovers,
             ingest_lag,
             hub_behind,
             broker_refused,

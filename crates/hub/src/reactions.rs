@@ -37,7 +37,13 @@ fn transition_entry(state: &AppState, t: &Transition) -> (&'static str, serde_js
 /// waited seconds for each other's disk flushes, which side by side they share
 /// (`threshold_store` group commit). Racing reactions are safe by construction: a
 /// delivery moves only by a conditional update (`access::incident::apply`).
-pub async fn on_transitions(state: &AppState, batch: Vec<Transition>) {
+pub async fn on_transitions(state: &AppState, mut batch: Vec<Transition>) {
+    // In a fleet, each home's node acts on its devices' changes (every node sees
+    // them, and keeps judging entries by them).
+    batch.retain(|t| state.fleet.owns_home(&t.home_id));
+    if batch.is_empty() {
+        return;
+    }
     let rows: Vec<NewTimelineRow> = batch
         .iter()
         .map(|t| {

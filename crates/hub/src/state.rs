@@ -62,6 +62,8 @@ pub struct Inner {
     pub load: crate::gateway::lag::Load,
     /// Doors, open deliveries waiting to be secured, whether the hub can vouch.
     pub access: crate::access::AccessState,
+    /// Which homes this node acts for (all, unless it is one node of a fleet).
+    pub fleet: crate::fleet::ownership::Ownership,
     /// What device happenings lead to (the gateway's port to the domain).
     pub reactions: std::sync::Arc<dyn crate::gateway::port::Reactions>,
 }

@@ -652,7 +652,9 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         Kind::Unlock,
         &token(now_ms() + 30_000),
         now_ms(),
-    );
+    )
+    .await
+    .expect(\"numbered\");
     let bytes = m.as_bytes().to_vec();
     wire(bytes.clone());
     assert!(
@@ -681,7 +683,9 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         Kind::Unlock,
         &token(now_ms() + 30_000),
         now_ms(),
-    );
+    )
+    .await
+    .expect(\"numbered\");
     let mut altered = m.as_bytes().to_vec();
     let i = altered.len() - 70;
     altered[i] ^= 0x01;
@@ -698,7 +702,9 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         Kind::Unlock,
         &token(now_ms() - 60_000),
         now_ms(),
-    );
+    )
+    .await
+    .expect(\"numbered\");
     st.downlink.publish(w.lock_id, m).await;
     until_on(&st, 10, "expired alerted", || async {
         refused_count().await >= 3
@@ -713,7 +719,9 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         Kind::Unlock,
         &token(now_ms() + 30_000),
         now_ms(),
-    );
+    )
+    .await
+    .expect(\"numbered\");
     wire(m.as_bytes().to_vec());
     until_on(&st, 10, "foreign alerted", || async {
         refused_count().await >= 4
@@ -727,7 +735,9 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
         Kind::Unlock,
         &token(now_ms() + 50_000),
         now_ms() + 20_000,
-    );
+    )
+    .await
+    .expect(\"numbered\");
     st.downlink.publish(w.lock_id, m).await;
     until_on(&st, 10, "skewed alerted", || async {
         refused_count().await >= 5

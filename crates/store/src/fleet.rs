@@ -54,7 +54,8 @@ pub struct FleetEventRow {
 pub enum Channel {
     /// Something every node caches changed (the payload names it).
     Changes,
-    /// A live event was stored (the payload is its id).
+    /// A live event was stored (the payload is its id, a space, the node that raised
+    /// it).
     Events,
 }
 
@@ -282,7 +283,7 @@ impl Store {
         .try_get(0)?;
         sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS n")
             .bind(channel_name(&self.channel_ns, Channel::Events))
-            .bind(id.to_string())
+            .bind(format!("{id} {origin}"))
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;

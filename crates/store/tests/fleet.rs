@@ -92,9 +92,9 @@ async fn live_events_and_changes_reach_every_listener() {
     assert_eq!(
         heard,
         vec![
-            (Channel::Events, first.to_string()),
+            (Channel::Events, format!("{first} a")),
             (Channel::Changes, "device:abc".to_owned()),
-            (Channel::Events, second.to_string()),
+            (Channel::Events, format!("{second} b")),
         ]
     );
     // Catching up skips one's own events.

@@ -218,10 +218,15 @@ pub fn home_heard(state: &AppState, home_id: &str) -> bool {
 
 /// Whether a door that is not watched may be blamed on its cameras now
 /// (`AccessState::may_blame`).
+/// In a fleet, also only by the node acting for the home, once it has held the home
+/// for a live window (`fleet::ownership::Ownership::may_blame`).
 pub fn may_blame(state: &AppState, door: &Door, now: i64) -> bool {
     state
         .access
         .may_blame(now, home_heard(state, &door.home_id))
+        && state
+            .fleet
+            .may_blame(&door.home_id, now, state.config.live_window_ms)
 }
 
 /// Whether the door is watched by at least one of its cameras now.

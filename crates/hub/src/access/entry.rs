@@ -184,6 +184,9 @@ pub async fn courier(
                 time_ms: now,
                 data: json!({"delivery_id": d.id, "door_id": door.id}),
             });
+            // After the token is on its way: the pass watches the session from now on,
+            // on whichever node acts for the home.
+            crate::fleet::changes::delivery_changed(state, &d.id).await;
         }
         _ => {
             // A refusal for someone not assigned says nothing to the owner's timeline

@@ -56,7 +56,14 @@ pub async fn apply(
             .transition_delivery(&d.id, step.from.as_str(), step.to.as_str(), now)
             .await
         {
-            Ok(Some(row)) => state.access.open.update(row),
+            Ok(Some(row)) => {
+                state.access.open.update(row);
+                crate::fleet::changes::announce(
+                    state,
+                    crate::fleet::changes::Change::Delivery(d.id.clone()),
+                )
+                .await;
+            }
             Ok(None) => {
                 // Moved by someone else first: the row we acted on was stale.
                 if let Ok(row) = state.store.delivery_any(&d.id).await {

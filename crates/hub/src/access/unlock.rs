@@ -69,10 +69,7 @@ pub async fn send(state: &AppState, c: &Capability, now: i64) {
         camera: c.statement.clone(),
         camera_waived: c.waived.map(|w| w.code().to_owned()),
     };
-    let m = state
-        .downlink
-        .sign(&state.hub_key, c.lock, Kind::Unlock, &token, now);
-    state.downlink.publish(c.lock, m).await;
+    state.downlink.send(&state.hub_key, c.lock, Kind::Unlock, &token, now).await;
 }
 
 /// The audit entry naming the capability.
@@ -89,7 +86,7 @@ pub fn record(c: &Capability, actor: &str) -> Record {
 /// Send the `lock` downlink (throw the bolt now), audited.
 pub async fn send_lock(state: &AppState, lock: DeviceId, actor: &str, reason: &str) {
     let now = state.clock.now_ms();
-    let m = state.downlink.sign(
+    state.downlink.send(
         &state.hub_key,
         lock,
         Kind::Lock,
@@ -97,8 +94,7 @@ pub async fn send_lock(state: &AppState, lock: DeviceId, actor: &str, reason: &s
             reason: reason.to_owned(),
         },
         now,
-    );
-    state.downlink.publish(lock, m).await;
+    ).await;
     crate::audit::record(
         state,
         "lock.command",
@@ -113,14 +109,13 @@ pub async fn send_lock(state: &AppState, lock: DeviceId, actor: &str, reason: &s
 pub async fn request_streams(state: &AppState, cams: &[DeviceId], until_ms: i64) {
     let now = state.clock.now_ms();
     for c in cams {
-        let m = state.downlink.sign(
+        state.downlink.send(
             &state.hub_key,
             *c,
             Kind::Stream,
             &Stream { until_ms, fps: 5 },
             now,
-        );
-        state.downlink.publish(*c, m).await;
+        ).await;
     }
 }
 
@@ -140,7 +135,7 @@ pub async fn send_door_cameras(state: &AppState, door: &Door) {
         })
         .collect();
     let now = state.clock.now_ms();
-    let m = state.downlink.sign(
+    state.downlink.send(
         &state.hub_key,
         lock,
         Kind::Cameras,
@@ -149,8 +144,7 @@ pub async fn send_door_cameras(state: &AppState, door: &Door) {
             cameras: keys,
         },
         now,
-    );
-    state.downlink.publish(lock, m).await;
+    ).await;
 }
 
 /// The cameras' public keys for a lock at enrolment.

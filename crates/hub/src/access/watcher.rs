@@ -31,7 +31,15 @@ pub async fn pass(state: &AppState) {
             Err(e) => tracing::warn!(error = %e, "access pass could not read open deliveries"),
         }
     }
-    let active = state.access.open.snapshot();
+    // In a fleet, each home's node moves its deliveries (the others keep the list to
+    // answer entry requests, and would take over).
+    let active: Vec<_> = state
+        .access
+        .open
+        .snapshot()
+        .into_iter()
+        .filter(|d| state.fleet.owns_home(&d.home_id))
+        .collect();
     let mut awaiting = HashSet::new();
     for d in active {
         let Some(s) = DeliveryState::parse(&d.state) else {
@@ -63,8 +71,8 @@ pub async fn pass(state: &AppState) {
     }
     state.access.set_awaiting(awaiting);
     if let Ok(expired) = state.store.scheduled_past_window(now, BATCH).await {
-        for d in expired {
-            let _ = apply(state, &d, Input::Tick).await;
+        for d in expired.iter().filter(|d| state.fleet.owns_home(&d.home_id)) {
+            let _ = apply(state, d, Input::Tick).await;
         }
     }
     if let Ok(open) = state.store.sessions_to_watch(now, BATCH).await {

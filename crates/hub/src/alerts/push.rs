@@ -404,7 +404,9 @@ pub fn start(state: &AppState) -> Option<Arc<Push>> {
     let p2 = push.clone();
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(async move {
-            let mut rx = st.bus.subscribe();
+            // Alerts raised on this node only: in a fleet each alert is pushed once,
+            // by the node that raised it.
+            let mut rx = st.bus.subscribe_local();
             loop {
                 match rx.recv().await {
                     Ok(e)

@@ -85,10 +85,16 @@ impl Ownership {
         }
     }
 
+    pub fn holds(&self, part: u32) -> bool {
+        self.since
+            .get(part as usize)
+            .is_some_and(|s| s.load(Ordering::SeqCst) != NOT_OWNED)
+    }
+
     /// The partitions held now.
     pub fn held(&self) -> Vec<u32> {
         (0..self.since.len() as u32)
-            .filter(|&p| self.since[p as usize].load(Ordering::SeqCst) != NOT_OWNED)
+            .filter(|&p| self.holds(p))
             .collect()
     }
 }

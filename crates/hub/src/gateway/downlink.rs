@@ -1,6 +1,8 @@
 //! Hub -> device messages: signed with the hub key and numbered by one strictly
 //! increasing counter. The counter starts from the wall clock in microseconds, so it
-//! keeps increasing across hub restarts without being stored.
+//! keeps increasing across hub restarts without being stored. In a fleet, where any
+//! node may command any lock, the numbers come from one counter per device in the
+//! database instead (`Store::next_downlink_seq`), still at least the wall clock.
 //!
 //! Where a signed message goes is a port, [`DeviceLink`]: the device's connection to
 //! the hub's endpoint (`gateway::endpoint::sessions::EndpointLink`), an external
@@ -41,6 +43,8 @@ pub trait DeviceLink: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct Downlink {
     seq: AtomicU64,
+    /// In a fleet: the database, whose per-device counters number the messages.
+    shared: std::sync::OnceLock<threshold_store::Store>,
     /// `None` until the hub has a way out (its broker connection is set up).
     link: Mutex<Option<Arc<dyn DeviceLink>>>,
 }
@@ -49,6 +53,7 @@ impl Downlink {
     pub fn new(now_ms: i64) -> Self {
         Downlink {
             seq: AtomicU64::new((now_ms.max(0) as u64) * 1000),
+            shared: std::sync::OnceLock::new(),
             link: Mutex::new(None),
         }
     }
@@ -73,17 +78,57 @@ impl Downlink {
         }
     }
 
-    /// Sign a downlink message for `device`.
-    pub fn sign(
+    /// From now on, number messages with the database's per-device counters (fleet).
+    pub fn share_numbers(&self, store: threshold_store::Store) {
+        let _ = self.shared.set(store);
+    }
+
+    /// The number for the next message to `device`; `None` if the shared counter
+    /// cannot be read (the message is not sent: a guessed number could be refused by
+    /// the device, or make it refuse the next real one).
+    async fn number(&self, device: DeviceId, now_ms: i64) -> Option<u64> {
+        match self.shared.get() {
+            None => Some(self.next_seq(now_ms)),
+            Some(store) => {
+                let floor = now_ms.max(0).saturating_mul(1000);
+                match store.next_downlink_seq(&device.to_hex(), floor).await {
+                    Ok(n) => u64::try_from(n).ok(),
+                    Err(e) => {
+                        tracing::error!(device = %device, error = %e, "no downlink number: message not sent");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sign a downlink message for `device`; `None` if it cannot be numbered.
+    pub async fn sign(
         &self,
         key: &DeviceKey,
         device: DeviceId,
         kind: Kind,
         body: &impl serde::Serialize,
         now_ms: i64,
-    ) -> SignedMessage {
+    ) -> Option<SignedMessage> {
         let body = serde_json::to_vec(body).unwrap_or_default();
-        SignedMessage::sign(key, kind, device, self.next_seq(now_ms), now_ms, body)
+        let seq = self.number(device, now_ms).await?;
+        Some(SignedMessage::sign(key, kind, device, seq, now_ms, body))
+    }
+
+    /// Sign and send; false if it could not be numbered or sent now.
+    pub async fn send(
+        &self,
+        key: &DeviceKey,
+        device: DeviceId,
+        kind: Kind,
+        body: &impl serde::Serialize,
+        now_ms: i64,
+    ) -> bool {
+        match self.sign(key, device, kind, body, now_ms).await {
+            Some(m) => self.publish(device, m).await,
+            None => false,
+        }
     }
 
     fn current(&self) -> Option<Arc<dyn DeviceLink>> {

@@ -65,14 +65,16 @@ impl Rejection {
 pub enum Outcome {
     Accepted,
     Duplicate,
+    /// Verified, but another node of the fleet acts for the device's home: a record is
+    /// neither stored nor acknowledged here (live messages still count for liveness).
+    Elsewhere,
 }
 
 /// Handle one publish from the broker.
 pub async fn handle(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcome, Rejection> {
     let result = process(state, topic, payload).await;
     match &result {
-        Ok(Outcome::Accepted) => {}
-        Ok(Outcome::Duplicate) => {}
+        Ok(Outcome::Accepted | Outcome::Duplicate | Outcome::Elsewhere) => {}
         Err(r) => {
             state.metrics.reject(r.reason());
             // The topic is attacker-chosen text: log it bounded and escaped.
@@ -114,7 +116,9 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
         SeqSpace::Transport => {
             let (outcome, happening) = transport(state, &msg)?;
             if let Some(h) = happening {
-                state.reactions.react(state, h).await;
+                if acts_for(state, &msg.device) {
+                    state.reactions.react(state, h).await;
+                }
             }
             Ok(outcome)
         }
@@ -122,6 +126,14 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
         SeqSpace::FrameLog => frame(state, msg).await,
         SeqSpace::Downlink => Err(Rejection::WrongDirection),
     }
+}
+
+/// Whether this node acts for the device's home (always, for a single hub).
+fn acts_for(state: &AppState, device: &DeviceId) -> bool {
+    state
+        .registry
+        .with(device, |e| state.fleet.owns_home(&e.home_id))
+        .unwrap_or(false)
 }
 
 async fn lookup_key(
@@ -326,6 +338,11 @@ fn parse_thumb(hex_thumb: &str) -> Option<[u8; 64]> {
 
 /// A durable event record: store it (idempotently), track gaps, acknowledge.
 async fn event(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection> {
+    if !acts_for(state, &msg.device) {
+        // The node acting for the home stores and acknowledges it (or, while its
+        // partition changes hands, the device sends it again).
+        return Ok(Outcome::Elsewhere);
+    }
     let now = state.clock.now_ms();
     let arrival = state
         .registry
@@ -519,6 +536,13 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         .await;
         return Ok(Outcome::Duplicate);
     }
+    if !acts_for(state, &msg.device) {
+        // Counted for liveness above; recorded and acknowledged by the acting node.
+        if live {
+            monitor::on_fresh(state, &msg.device);
+        }
+        return Ok(Outcome::Elsewhere);
+    }
     // Recovered: history (captured outside the live window), or late (a newer frame
     // already arrived, so this one fills a gap: backlog after an outage).
     let recovered = !live || arrival == Arrival::FilledGap;
@@ -550,14 +574,13 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
 }
 
 async fn send_ack(state: &AppState, device: DeviceId, ack: Ack) {
-    let m = state.downlink.sign(
+    state.downlink.send(
         &state.hub_key,
         device,
         Kind::Ack,
         &ack,
         state.clock.now_ms(),
-    );
-    state.downlink.publish(device, m).await;
+    ).await;
 }
 
 pub use crate::text::bounded;

@@ -45,8 +45,13 @@ pub fn judge(state: &AppState, timer_late_ms: Millis) -> Option<LoadChange> {
 }
 
 /// The cause key of one episode of being behind: its start.
-fn cause(since: Millis) -> String {
-    format!("hub_behind:{since}")
+/// One episode of one hub: in a fleet the node's name is part of it (each node
+/// judges its own load).
+fn cause(state: &AppState, since: Millis) -> String {
+    match state.fleet.node_id() {
+        Some(node) => format!("hub_behind:{node}:{since}"),
+        None => format!("hub_behind:{since}"),
+    }
 }
 
 /// Raise the episode's system alert when the hub falls behind; resolve it when the
@@ -63,9 +68,10 @@ pub async fn apply(state: &AppState, change: LoadChange) {
                 "lag_ms": lag_ms,
                 "live_window_ms": state.config.live_window_ms,
                 "devices": state.registry.len(),
+                "node": state.fleet.node_id(),
             })
             .to_string();
-            let key = cause(at);
+            let key = cause(state, at);
             let raised = state
                 .store
                 .raise_system_alert(
@@ -102,7 +108,7 @@ pub async fn apply(state: &AppState, change: LoadChange) {
             }
         }
         LoadChange::CaughtUp { at, since } => {
-            if let Err(e) = state.store.resolve_system_alert(&cause(since), at).await {
+            if let Err(e) = state.store.resolve_system_alert(&cause(state, since), at).await {
                 tracing::error!(error = %e, "could not resolve the hub_behind alert");
             }
         }

@@ -340,7 +340,8 @@ pub async fn flush_hwm(state: &AppState) {
     let mut dirty = Vec::new();
     state.registry.for_each(|e| {
         let h = e.replay.highest();
-        if h > e.persisted_hwm {
+        // In a fleet, the node acting for the home saves its devices' marks.
+        if h > e.persisted_hwm && state.fleet.owns_home(&e.home_id) {
             dirty.push((e.id, h, e.liveness.clock_offset(now)));
         }
     });

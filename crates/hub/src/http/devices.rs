@@ -205,6 +205,8 @@ pub async fn enrol(
     if let Some(entry) = DeviceEntry::from_row(&row, &[], &[]) {
         st.registry.insert(entry);
     }
+    crate::fleet::changes::announce(&st, crate::fleet::changes::Change::Device(row.id.clone()))
+        .await;
     let door = attach_to_door(&st, &pairing, kind, &row.id, now).await?;
     crate::audit::record(
         &st,
@@ -313,7 +315,7 @@ async fn attach_to_door(
         return Ok(None);
     };
     st.store.update_door(&door_id, &change).await?;
-    crate::access::doors::reload_home(st, home).await?;
+    crate::fleet::changes::home_changed(st, home).await?;
     let door = st.access.doors.get(&door_id);
     if let (Some(d), DeviceKind::Camera) = (&door, kind) {
         crate::access::unlock::send_door_cameras(st, d).await;
@@ -405,6 +407,9 @@ pub async fn revoke(
         .map_err(|_| ApiError::NotFound("device"))?;
     if let Ok(did) = id.parse::<DeviceId>() {
         st.registry.with(&did, |e| e.revoked = true);
+        // Every node of a fleet refuses it too, within moments.
+        crate::fleet::changes::announce(&st, crate::fleet::changes::Change::Device(id.to_owned()))
+            .await;
         // Revoked in the database and the registry already: verification refuses it
         // whatever the broker does. Cutting it off the transport is the second wall.
         if let Err(e) = st.downlink.revoke(did).await {

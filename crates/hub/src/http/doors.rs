@@ -5,7 +5,8 @@
 //! that door's lock receives a capability for it. A change of binding is audited, put
 //! on the timeline, and sent to the door's lock at once (`cameras` downlink).
 
-use crate::access::doors::{lock_view, reload_home};
+use crate::access::doors::lock_view;
+use crate::fleet::changes::home_changed;
 use crate::auth::Principal;
 use crate::http::dto::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
@@ -105,7 +106,7 @@ pub async fn create(
             st.clock.now_ms(),
         )
         .await?;
-    reload_home(&st, &h.id).await?;
+    home_changed(&st, &h.id).await?;
     crate::audit::record(
         &st,
         "door.created",
@@ -215,7 +216,7 @@ pub async fn update(
             }
             other => other.into(),
         })?;
-    reload_home(&st, &h.id).await?;
+    home_changed(&st, &h.id).await?;
     let after = st.store.door(owner, &before.id).await?;
     let detail = json!({"door_id": after.id, "name": after.name, "lock_id": after.lock_id, "contact_id": after.contact_id,
         "camera_ids": after.camera_ids, "accepts_deliveries": after.accepts_deliveries,
@@ -269,7 +270,7 @@ pub async fn delete(
         ));
     }
     st.store.delete_door(&d.id).await?;
-    reload_home(&st, &h.id).await?;
+    home_changed(&st, &h.id).await?;
     crate::audit::record(
         &st,
         "door.deleted",

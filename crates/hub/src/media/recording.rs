@@ -210,6 +210,11 @@ async fn on_link_event(state: &AppState, data: &serde_json::Value) {
 /// What the recorder does about an event on the hub's bus: a granted entry starts its
 /// delivery's recording; a camera's link events bound an outage.
 pub async fn on_event(state: &AppState, e: &crate::events::HubEvent) {
+    // In a fleet, the node that acts for the home records it, wherever the entry was
+    // granted (its camera's frame records are stored there).
+    if !state.fleet.owns_home(&e.home_id) {
+        return;
+    }
     match e.event_type.as_str() {
         "delivery.entry_granted" => {
             if let Some(d) = e.data.get("delivery_id").and_then(|v| v.as_str()) {
@@ -362,14 +367,13 @@ pub async fn request_frames(state: &AppState, cams: &[DeviceId], until_ms: i64) 
         if i > 0 && i % 32 == 0 {
             tokio::task::yield_now().await;
         }
-        let m = state.downlink.sign(
+        state.downlink.send(
             &state.hub_key,
             *c,
             threshold_proto::Kind::Stream,
             &threshold_proto::body::Stream { until_ms, fps: 30 },
             now,
-        );
-        state.downlink.publish(*c, m).await;
+        ).await;
     }
 }
 
