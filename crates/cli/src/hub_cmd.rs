@@ -126,7 +126,26 @@ pub struct ServeArgs {
 
 pub async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.hub.resolve()?;
-    let hub = threshold_hub::start(cfg).await?;
+    // Rehearsing a fleet whose clocks disagree (docs/operations.md): this process's
+    // clock runs off by the given milliseconds. Not for production.
+    let hub = match std::env::var("THRESHOLD_CLOCK_OFFSET_MS") {
+        Ok(v) => {
+            let offset: i64 = v
+                .trim()
+                .parse()
+                .context("THRESHOLD_CLOCK_OFFSET_MS must be an integer (milliseconds)")?;
+            tracing::warn!(
+                offset_ms = offset,
+                "this hub's clock is deliberately off (THRESHOLD_CLOCK_OFFSET_MS)"
+            );
+            threshold_hub::start_with_clock(
+                cfg,
+                std::sync::Arc::new(threshold_hub::clock::OffsetClock(offset)),
+            )
+            .await?
+        }
+        Err(_) => threshold_hub::start(cfg).await?,
+    };
     println!(
         "threshold hub listening on {} (MQTT {}:{})",
         hub.base_url(),

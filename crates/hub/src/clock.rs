@@ -20,6 +20,17 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock off by a fixed amount: a node whose clock disagrees with the
+/// others', to rehearse a fleet whose clocks drift (`THRESHOLD_CLOCK_OFFSET_MS`).
+#[derive(Debug, Default)]
+pub struct OffsetClock(pub i64);
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms().saturating_add(self.0)
+    }
+}
+
 /// A clock tests move by hand.
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicI64);

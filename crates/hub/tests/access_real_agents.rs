@@ -646,15 +646,17 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
     };
 
     // 1. A real token, captured on the wire: works once, then is a replay.
-    let m = st.downlink.sign(
-        &st.hub_key,
-        w.lock_id,
-        Kind::Unlock,
-        &token(now_ms() + 30_000),
-        now_ms(),
-    )
-    .await
-    .expect(\"numbered\");
+    let m = st
+        .downlink
+        .sign(
+            &st.hub_key,
+            w.lock_id,
+            Kind::Unlock,
+            &token(now_ms() + 30_000),
+            now_ms(),
+        )
+        .await
+        .expect("numbered");
     let bytes = m.as_bytes().to_vec();
     wire(bytes.clone());
     assert!(
@@ -677,15 +679,17 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
     assert_eq!(w.sim.bolt(), BoltState::Locked);
 
     // 2. Altered: one byte of the body flipped.
-    let m = st.downlink.sign(
-        &st.hub_key,
-        w.lock_id,
-        Kind::Unlock,
-        &token(now_ms() + 30_000),
-        now_ms(),
-    )
-    .await
-    .expect(\"numbered\");
+    let m = st
+        .downlink
+        .sign(
+            &st.hub_key,
+            w.lock_id,
+            Kind::Unlock,
+            &token(now_ms() + 30_000),
+            now_ms(),
+        )
+        .await
+        .expect("numbered");
     let mut altered = m.as_bytes().to_vec();
     let i = altered.len() - 70;
     altered[i] ^= 0x01;
@@ -696,15 +700,17 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
     .await;
 
     // 3. Expired.
-    let m = st.downlink.sign(
-        &st.hub_key,
-        w.lock_id,
-        Kind::Unlock,
-        &token(now_ms() - 60_000),
-        now_ms(),
-    )
-    .await
-    .expect(\"numbered\");
+    let m = st
+        .downlink
+        .sign(
+            &st.hub_key,
+            w.lock_id,
+            Kind::Unlock,
+            &token(now_ms() - 60_000),
+            now_ms(),
+        )
+        .await
+        .expect("numbered");
     st.downlink.publish(w.lock_id, m).await;
     until_on(&st, 10, "expired alerted", || async {
         refused_count().await >= 3
@@ -713,15 +719,17 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
 
     // 4. For another lock, delivered on this lock's topic.
     let other = DeviceId([7; 16]);
-    let m = st.downlink.sign(
-        &st.hub_key,
-        other,
-        Kind::Unlock,
-        &token(now_ms() + 30_000),
-        now_ms(),
-    )
-    .await
-    .expect(\"numbered\");
+    let m = st
+        .downlink
+        .sign(
+            &st.hub_key,
+            other,
+            Kind::Unlock,
+            &token(now_ms() + 30_000),
+            now_ms(),
+        )
+        .await
+        .expect("numbered");
     wire(m.as_bytes().to_vec());
     until_on(&st, 10, "foreign alerted", || async {
         refused_count().await >= 4
@@ -729,15 +737,17 @@ async fn forged_and_replayed_tokens_are_refused_and_alerted() {
     .await;
 
     // 5. Issued by a clock 20 s ahead of the lock's (beyond its 5 s token skew).
-    let m = st.downlink.sign(
-        &st.hub_key,
-        w.lock_id,
-        Kind::Unlock,
-        &token(now_ms() + 50_000),
-        now_ms() + 20_000,
-    )
-    .await
-    .expect(\"numbered\");
+    let m = st
+        .downlink
+        .sign(
+            &st.hub_key,
+            w.lock_id,
+            Kind::Unlock,
+            &token(now_ms() + 50_000),
+            now_ms() + 20_000,
+        )
+        .await
+        .expect("numbered");
     st.downlink.publish(w.lock_id, m).await;
     until_on(&st, 10, "skewed alerted", || async {
         refused_count().await >= 5

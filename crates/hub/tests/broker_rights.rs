@@ -404,15 +404,17 @@ async fn an_external_mosquitto_holds_each_device_to_its_own_topics() {
         SubscribeReasonCode::Success(QoS::AtLeastOnce)
     );
     let st = hub.state.clone();
-    let hello = st.downlink.sign(
-        &st.hub_key,
-        a.key.device_id(),
-        Kind::Ack,
-        &serde_json::json!({}),
-        now_ms(),
-    )
-    .await
-    .expect(\"numbered\");
+    let hello = st
+        .downlink
+        .sign(
+            &st.hub_key,
+            a.key.device_id(),
+            Kind::Ack,
+            &serde_json::json!({}),
+            now_ms(),
+        )
+        .await
+        .expect("numbered");
     let mut reached = false;
     for _ in 0..50 {
         st.downlink.publish(a.key.device_id(), hello.clone()).await;

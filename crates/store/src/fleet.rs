@@ -49,6 +49,31 @@ pub struct FleetEventRow {
     pub body: String,
 }
 
+/// A downlink waiting for the node acting for its home.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedDownlink {
+    pub id: i64,
+    pub device_id: String,
+    pub home_id: String,
+    pub kind: i64,
+    /// The message body (JSON), to be numbered, signed and sent.
+    pub body: String,
+    pub created_ms: i64,
+}
+
+fn queued(r: &sqlx::any::AnyRow) -> Result<QueuedDownlink> {
+    Ok(QueuedDownlink {
+        id: r.try_get("id")?,
+        device_id: r.try_get("device_id")?,
+        home_id: r.try_get("home_id")?,
+        kind: r.try_get("kind")?,
+        body: r.try_get("body")?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+const QUEUED_COLS: &str = "id, device_id, home_id, kind, body, created_ms";
+
 /// The channels a fleet's notifications travel on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Channel {
@@ -57,6 +82,9 @@ pub enum Channel {
     /// A live event was stored (the payload is its id, a space, the node that raised
     /// it).
     Events,
+    /// A downlink waits for the node acting for its home (the payload is its id, a
+    /// space, the home's id).
+    Downlinks,
 }
 
 /// A notification received: its channel and payload.
@@ -88,6 +116,8 @@ impl Listener {
         };
         let channel = if n.channel() == channel_name(&self.ns, Channel::Events) {
             Channel::Events
+        } else if n.channel() == channel_name(&self.ns, Channel::Downlinks) {
+            Channel::Downlinks
         } else {
             Channel::Changes
         };
@@ -104,6 +134,7 @@ fn channel_name(ns: &str, c: Channel) -> String {
     match c {
         Channel::Changes => format!("thr_{ns}_changes"),
         Channel::Events => format!("thr_{ns}_events"),
+        Channel::Downlinks => format!("thr_{ns}_downlinks"),
     }
 }
 
@@ -369,12 +400,75 @@ impl Store {
             .listen_all([
                 channel_name(&self.channel_ns, Channel::Changes).as_str(),
                 channel_name(&self.channel_ns, Channel::Events).as_str(),
+                channel_name(&self.channel_ns, Channel::Downlinks).as_str(),
             ])
             .await?;
         Ok(Listener {
             inner,
             ns: self.channel_ns.clone(),
         })
+    }
+
+    /// Leave a downlink for the node acting for `home_id`, and tell it, in one commit.
+    pub async fn fleet_queue_downlink(
+        &self,
+        device_id: &str,
+        home_id: &str,
+        kind: u8,
+        body: &str,
+        now: i64,
+    ) -> Result<i64> {
+        self.postgres_only()?;
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO fleet_downlinks (device_id, home_id, kind, body, created_ms) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(device_id)
+        .bind(home_id)
+        .bind(i64::from(kind))
+        .bind(body)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS n")
+            .bind(channel_name(&self.channel_ns, Channel::Downlinks))
+            .bind(format!("{id} {home_id}"))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Take one waiting downlink (it is gone for every other node); `None` if another
+    /// node took it first.
+    pub async fn fleet_take_downlink(&self, id: i64) -> Result<Option<QueuedDownlink>> {
+        self.postgres_only()?;
+        sqlx::query(&format!(
+            "DELETE FROM fleet_downlinks WHERE id = $1 RETURNING {QUEUED_COLS}"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(queued)
+        .transpose()
+    }
+
+    /// Every waiting downlink, oldest first (for a node that took homes over, or
+    /// missed notifications).
+    pub async fn fleet_waiting_downlinks(&self, limit: i64) -> Result<Vec<QueuedDownlink>> {
+        self.postgres_only()?;
+        sqlx::query(&format!(
+            "SELECT {QUEUED_COLS} FROM fleet_downlinks ORDER BY id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(queued)
+        .collect()
     }
 
     /// The next number for a hub -> device message to `device`: one more than the last

@@ -109,6 +109,34 @@ async fn live_events_and_changes_reach_every_listener() {
         Some("a".into())
     );
     assert_eq!(s.fleet_prune_events(15).await.unwrap(), 1);
+
+    // A downlink left for the acting node: announced with its home, taken once.
+    let q = s
+        .fleet_queue_downlink("dev1", "home1", 67, r#"{"reason":"r"}"#, 30)
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (n.channel, n.payload),
+        (Channel::Downlinks, format!("{q} home1"))
+    );
+    assert_eq!(s.fleet_waiting_downlinks(10).await.unwrap().len(), 1);
+    let (t1, t2) = tokio::join!(s.fleet_take_downlink(q), s.fleet_take_downlink(q));
+    let taken: Vec<_> = [t1.unwrap(), t2.unwrap()].into_iter().flatten().collect();
+    assert_eq!(taken.len(), 1, "taken by one node");
+    assert_eq!(
+        (
+            taken[0].device_id.as_str(),
+            taken[0].kind,
+            taken[0].body.as_str()
+        ),
+        ("dev1", 67, r#"{"reason":"r"}"#)
+    );
+    assert!(s.fleet_waiting_downlinks(10).await.unwrap().is_empty());
     assert!(s.fleet_event(first).await.unwrap().is_none());
 }
 

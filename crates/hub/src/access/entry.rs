@@ -173,7 +173,7 @@ pub async fn courier(
     }
     match (&capability, &door) {
         (Some(cap), Some(door)) => {
-            unlock::send(state, cap, now).await;
+            unlock::send(state, cap).await;
             state.access.await_secure(&door.id);
             unlock::request_streams(state, &door.cameras, now + 60_000).await;
             state.bus.publish(HubEvent {
@@ -267,7 +267,7 @@ async fn open_and_send(
             Some(now + MANUAL_SESSION_MAX_MS),
         )
         .await?;
-    unlock::send(state, &cap, now).await;
+    unlock::send(state, &cap).await;
     Ok(Some(cap.expires))
 }
 

@@ -61,7 +61,7 @@ pub fn prepare(
 /// Sign and publish the capability. Signed only now, not when prepared: a device
 /// refuses a downlink whose number is not above the last one it accepted, so a token
 /// must not be overtaken by a later-numbered message to the same lock.
-pub async fn send(state: &AppState, c: &Capability, now: i64) {
+pub async fn send(state: &AppState, c: &Capability) {
     let token = Unlock {
         grant: c.grant.clone(),
         nonce: c.nonce.clone(),
@@ -69,7 +69,7 @@ pub async fn send(state: &AppState, c: &Capability, now: i64) {
         camera: c.statement.clone(),
         camera_waived: c.waived.map(|w| w.code().to_owned()),
     };
-    state.downlink.send(&state.hub_key, c.lock, Kind::Unlock, &token, now).await;
+    crate::fleet::downlinks::send(state, c.lock, Kind::Unlock, &token).await;
 }
 
 /// The audit entry naming the capability.
@@ -85,16 +85,15 @@ pub fn record(c: &Capability, actor: &str) -> Record {
 
 /// Send the `lock` downlink (throw the bolt now), audited.
 pub async fn send_lock(state: &AppState, lock: DeviceId, actor: &str, reason: &str) {
-    let now = state.clock.now_ms();
-    state.downlink.send(
-        &state.hub_key,
+    crate::fleet::downlinks::send(
+        state,
         lock,
         Kind::Lock,
         &LockCommand {
             reason: reason.to_owned(),
         },
-        now,
-    ).await;
+    )
+    .await;
     crate::audit::record(
         state,
         "lock.command",
@@ -107,15 +106,8 @@ pub async fn send_lock(state: &AppState, lock: DeviceId, actor: &str, reason: &s
 
 /// Ask cameras for full frames until `until_ms`.
 pub async fn request_streams(state: &AppState, cams: &[DeviceId], until_ms: i64) {
-    let now = state.clock.now_ms();
     for c in cams {
-        state.downlink.send(
-            &state.hub_key,
-            *c,
-            Kind::Stream,
-            &Stream { until_ms, fps: 5 },
-            now,
-        ).await;
+        crate::fleet::downlinks::send(state, *c, Kind::Stream, &Stream { until_ms, fps: 5 }).await;
     }
 }
 
@@ -134,17 +126,16 @@ pub async fn send_door_cameras(state: &AppState, door: &Door) {
                 .flatten()
         })
         .collect();
-    let now = state.clock.now_ms();
-    state.downlink.send(
-        &state.hub_key,
+    crate::fleet::downlinks::send(
+        state,
         lock,
         Kind::Cameras,
         &threshold_proto::body::DoorCameras {
             door_id: door.id.clone(),
             cameras: keys,
         },
-        now,
-    ).await;
+    )
+    .await;
 }
 
 /// The cameras' public keys for a lock at enrolment.

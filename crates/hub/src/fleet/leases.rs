@@ -47,11 +47,15 @@ pub fn spawn(state: AppState) {
             // Bounded: a database that does not answer must not hold the check below.
             match tokio::time::timeout(every * 3 / 2, turn(&state, &node, asked)).await {
                 Ok(Ok(())) => valid_until = asked + lease_ms - lease_ms / 6,
-                Ok(Err(e)) => tracing::error!(error = %e, "fleet: could not renew partition leases"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "fleet: could not renew partition leases")
+                }
                 Err(_) => tracing::error!("fleet: renewing partition leases timed out"),
             }
             if state.clock.now_ms() >= valid_until && !state.fleet.held().is_empty() {
-                tracing::error!("fleet: leases not renewed in time; acting for no home until they are");
+                tracing::error!(
+                    "fleet: leases not renewed in time; acting for no home until they are"
+                );
                 for p in state.fleet.held() {
                     state.fleet.drop_part(p);
                 }
@@ -80,11 +84,7 @@ pub fn spawn(state: AppState) {
     });
 }
 
-async fn turn(
-    state: &AppState,
-    node: &str,
-    now: i64,
-) -> Result<(), threshold_store::StoreError> {
+async fn turn(state: &AppState, node: &str, now: i64) -> Result<(), threshold_store::StoreError> {
     let lease_ms = state.config.fleet_lease_ms;
     let parts = state.fleet.partitions();
     let renewal = state.store.fleet_renew(node, lease_ms).await?;
@@ -102,7 +102,11 @@ async fn turn(
                 .fleet_claim(node, parts as i32, n, lease_ms)
                 .await?
             {
-                tracing::info!(partition = l.part, epoch = l.epoch, "fleet: partition taken over");
+                tracing::info!(
+                    partition = l.part,
+                    epoch = l.epoch,
+                    "fleet: partition taken over"
+                );
                 state.metrics.fleet_takeovers.inc();
                 held.insert(l.part as u32);
             }
@@ -115,7 +119,10 @@ async fn turn(
                 state.fleet.drop_part(p);
                 held.remove(&p);
                 state.store.fleet_release(node, p as i32).await?;
-                tracing::info!(partition = p, "fleet: partition handed on (more than a fair share)");
+                tracing::info!(
+                    partition = p,
+                    "fleet: partition handed on (more than a fair share)"
+                );
             }
         }
         Step::Hold => {}
@@ -132,8 +139,13 @@ async fn turn(
         for p in new {
             state.fleet.hold(p, now);
         }
+        // What other nodes left for these homes' devices meanwhile.
+        crate::fleet::downlinks::send_waiting(state).await;
     }
-    state.metrics.fleet_partitions.set(state.fleet.held().len() as i64);
+    state
+        .metrics
+        .fleet_partitions
+        .set(state.fleet.held().len() as i64);
     Ok(())
 }
 

@@ -3,9 +3,11 @@
 //! - [`ownership`]: which homes this node acts for (a single hub: all of them);
 //! - [`leases`]: holding partitions of homes, one node each, taken over when a node dies;
 //! - [`changes`]: what every node caches, reloaded when another node changes it;
+//! - [`downlinks`]: every message to a device sent by the node acting for its home;
 //! - [`peers`]: live events raised on one node, seen on every node's sockets.
 
 pub mod changes;
+pub mod downlinks;
 pub mod leases;
 pub mod ownership;
 pub mod peers;

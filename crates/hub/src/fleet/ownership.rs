@@ -30,7 +30,9 @@ impl Ownership {
     pub fn node(node: &str, parts: u32) -> Ownership {
         Ownership {
             node: Some(node.to_owned()),
-            since: (0..parts.max(1)).map(|_| AtomicI64::new(NOT_OWNED)).collect(),
+            since: (0..parts.max(1))
+                .map(|_| AtomicI64::new(NOT_OWNED))
+                .collect(),
         }
     }
 
@@ -115,11 +117,19 @@ mod tests {
         let o = Ownership::node("n1", 16);
         let home = "4f1c0d2a";
         let p = o.partition_of(home);
-        assert_eq!(p, Ownership::node("n2", 16).partition_of(home), "nodes agree");
+        assert_eq!(
+            p,
+            Ownership::node("n2", 16).partition_of(home),
+            "nodes agree"
+        );
         assert!(!o.owns_home(home));
         o.hold(p, 10_000);
         o.hold(p, 12_000);
-        assert_eq!(o.held_since(home), Some(10_000), "a renewal is not a takeover");
+        assert_eq!(
+            o.held_since(home),
+            Some(10_000),
+            "a renewal is not a takeover"
+        );
         assert!(!o.may_blame(home, 10_900, 1000));
         assert!(o.may_blame(home, 11_001, 1000));
         o.drop_part(p);

@@ -61,6 +61,7 @@ async fn listen(state: AppState, me: String) {
         // Whatever was announced before this connection listened is read from the tables.
         changes::catch_up(&state).await;
         last = catch_up_events(&state, &me, last).await;
+        crate::fleet::downlinks::send_waiting(&state).await;
         loop {
             let received = tokio::select! {
                 r = listener.recv() => r,
@@ -72,6 +73,7 @@ async fn listen(state: AppState, me: String) {
                     tracing::warn!("fleet: listening connection re-established; catching up");
                     changes::catch_up(&state).await;
                     last = catch_up_events(&state, &me, last).await;
+                    crate::fleet::downlinks::send_waiting(&state).await;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "fleet: listening connection failed; reconnecting");
@@ -87,7 +89,19 @@ async fn on_notice(state: &AppState, me: &str, n: Notice, last: i64) -> i64 {
         Channel::Changes => {
             match Change::parse(&n.payload) {
                 Some(c) => changes::apply(state, &c).await,
-                None => tracing::warn!(payload = %crate::text::bounded(&n.payload, 80).escape_debug(), "fleet: unreadable change announcement"),
+                None => {
+                    tracing::warn!(payload = %crate::text::bounded(&n.payload, 80).escape_debug(), "fleet: unreadable change announcement")
+                }
+            }
+            last
+        }
+        Channel::Downlinks => {
+            if let Some((id, home)) = n
+                .payload
+                .split_once(' ')
+                .and_then(|(id, h)| Some((id.parse::<i64>().ok()?, h)))
+            {
+                crate::fleet::downlinks::on_announced(state, id, home).await;
             }
             last
         }

@@ -190,12 +190,18 @@ mod tests {
         let d = Downlink::new(1_000);
         let key = DeviceKey::generate().unwrap();
         let dev = DeviceId([1; 16]);
-        let a = d.sign(&key, dev, Kind::Ack, &serde_json::json!({}), 1_000);
+        let a = d
+            .sign(&key, dev, Kind::Ack, &serde_json::json!({}), 1_000)
+            .await
+            .unwrap();
         assert!(!d.publish(dev, a.clone()).await, "no link yet");
         let kept = Arc::new(Captured::default());
         d.connect(kept.clone());
         // The clock going back does not make the counter go back.
-        let b = d.sign(&key, dev, Kind::Ack, &serde_json::json!({}), 500);
+        let b = d
+            .sign(&key, dev, Kind::Ack, &serde_json::json!({}), 500)
+            .await
+            .unwrap();
         assert!(b.seq > a.seq);
         assert!(d.publish(dev, b.clone()).await);
         assert_eq!(kept.take(), vec![(dev, b)]);

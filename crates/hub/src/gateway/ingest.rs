@@ -574,13 +574,16 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
 }
 
 async fn send_ack(state: &AppState, device: DeviceId, ack: Ack) {
-    state.downlink.send(
-        &state.hub_key,
-        device,
-        Kind::Ack,
-        &ack,
-        state.clock.now_ms(),
-    ).await;
+    state
+        .downlink
+        .send(
+            &state.hub_key,
+            device,
+            Kind::Ack,
+            &ack,
+            state.clock.now_ms(),
+        )
+        .await;
 }
 
 pub use crate::text::bounded;

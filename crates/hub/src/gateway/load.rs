@@ -108,7 +108,11 @@ pub async fn apply(state: &AppState, change: LoadChange) {
             }
         }
         LoadChange::CaughtUp { at, since } => {
-            if let Err(e) = state.store.resolve_system_alert(&cause(state, since), at).await {
+            if let Err(e) = state
+                .store
+                .resolve_system_alert(&cause(state, since), at)
+                .await
+            {
                 tracing::error!(error = %e, "could not resolve the hub_behind alert");
             }
         }

@@ -6,8 +6,8 @@
 //! on the timeline, and sent to the door's lock at once (`cameras` downlink).
 
 use crate::access::doors::lock_view;
-use crate::fleet::changes::home_changed;
 use crate::auth::Principal;
+use crate::fleet::changes::home_changed;
 use crate::http::dto::ErrorBody;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{self, ApiJson};

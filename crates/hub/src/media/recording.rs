@@ -360,20 +360,19 @@ async fn renew_spread(state: &AppState, cams: &[DeviceId]) {
 /// protocol's maximum (30/s): cameras upload at most what they capture, and asking for
 /// their capture rate exactly would let capture jitter drop frames from a recording.
 pub async fn request_frames(state: &AppState, cams: &[DeviceId], until_ms: i64) {
-    let now = state.clock.now_ms();
     for (i, c) in cams.iter().enumerate() {
         // Thousands of renewals at once would queue ahead of an unlock token on the
         // downlink connection: let other publishers in between every few.
         if i > 0 && i % 32 == 0 {
             tokio::task::yield_now().await;
         }
-        state.downlink.send(
-            &state.hub_key,
+        crate::fleet::downlinks::send(
+            state,
             *c,
             threshold_proto::Kind::Stream,
             &threshold_proto::body::Stream { until_ms, fps: 30 },
-            now,
-        ).await;
+        )
+        .await;
     }
 }
 

@@ -72,6 +72,40 @@ pub fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> Option<OwnMosquitt
         .status()
         .expect("mosquitto_ctrl runs");
     assert!(init.success(), "mosquitto_ctrl dynsec init failed");
+    let conf_body = format!(
+        "{}allow_anonymous false\nplugin {}\nplugin_opt_config_file {}\n",
+        tls.map(|(c, k)| format!("certfile {}\nkeyfile {}\n", c.display(), k.display()))
+            .unwrap_or_default(),
+        plugin.display(),
+        state.display()
+    );
+    Some(run(dir, &conf_body, admin_password))
+}
+
+/// One without access rules (anonymous clients may do anything), for tests about
+/// something else than the broker's rights (several hubs sharing it); `None` (the test
+/// skips) when Mosquitto is missing, a failure under THRESHOLD_REQUIRE_SERVICES=1.
+pub fn start_anonymous(dir: &Path) -> Option<OwnMosquitto> {
+    let have = Command::new("mosquitto")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !have {
+        assert!(
+            !threshold_store::testing::services_required(),
+            "mosquitto required"
+        );
+        eprintln!("skipping: mosquitto not installed");
+        return None;
+    }
+    Some(run(dir, "allow_anonymous true\n", String::new()))
+}
+
+/// Start Mosquitto on a free port with `conf_body` (listener, logging and persistence
+/// are added here) and wait until it runs.
+fn run(dir: &Path, conf_body: &str, admin_password: String) -> OwnMosquitto {
     // Mosquitto cannot report a port it chose, so take a free one and retry on the
     // rare clash with another process.
     for _ in 0..5 {
@@ -84,12 +118,7 @@ pub fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> Option<OwnMosquitt
         std::fs::write(
             &conf,
             format!(
-                "user root\nlistener {port} 127.0.0.1\n{}allow_anonymous false\npersistence false\n\
-                 plugin {}\nplugin_opt_config_file {}\nlog_dest stderr\nlog_type all\n",
-                tls.map(|(c, k)| format!("certfile {}\nkeyfile {}\n", c.display(), k.display()))
-                    .unwrap_or_default(),
-                plugin.display(),
-                state.display()
+                "user root\nlistener {port} 127.0.0.1\npersistence false\n{conf_body}log_dest stderr\nlog_type all\n"
             ),
         )
         .unwrap();
@@ -121,12 +150,12 @@ pub fn start_with(dir: &Path, tls: Option<(&Path, &Path)>) -> Option<OwnMosquitt
             }
         });
         if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
-            return Some(OwnMosquitto {
+            return OwnMosquitto {
                 child,
                 port,
                 admin_password,
                 log,
-            });
+            };
         }
         let _ = child.kill();
         let _ = child.wait();

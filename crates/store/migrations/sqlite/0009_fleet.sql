@@ -25,3 +25,14 @@ CREATE TABLE fleet_events (
 );
 -- Hub -> device message numbers: one counter per device, shared by every node.
 ALTER TABLE devices ADD COLUMN downlink_seq INTEGER NOT NULL DEFAULT 0;
+-- Hub -> device messages decided on a node that does not act for the device's home,
+-- waiting for the node that does: it numbers and sends every message to its devices,
+-- so they arrive in the order they were numbered.
+CREATE TABLE fleet_downlinks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    home_id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);

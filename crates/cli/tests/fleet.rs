@@ -1,0 +1,702 @@
+//! A fleet through the real binary: three `threshold serve --fleet-node` processes on
+//! one PostgreSQL schema and one Mosquitto of the test's own, with the real lock and
+//! camera agents. Each home has one acting node; every node tracks every device, so
+//! entries can be asked of any node, and a node taking over knows the cameras already.
+//!
+//! - One camera outage mid-delivery: one alert row, one webhook delivery (one id), and
+//!   the alert on the live stream of all three nodes, exactly once each.
+//! - A lock commanded alternately through the three nodes accepts every command.
+//! - A device revoked through one node is refused by another within a second.
+//! - `kill -9` of the node acting for a home mid-delivery: another node takes the home
+//!   over within 5 s, no camera is called lost because of it, and the delivery
+//!   completes through a surviving node.
+
+#[path = "../../hub/tests/support/mod.rs"]
+mod support;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::process::{after, Running};
+use support::sim::{enrol_request, SimDevice};
+use support::{call, eventually, now_ms, until};
+use threshold_proto::body::BoltState;
+use threshold_store::Store;
+
+const BIN: &str = env!("CARGO_BIN_EXE_threshold");
+const LAT: f64 = 52.37;
+const LON: f64 = 4.89;
+
+/// One `threshold serve --fleet-node NAME` process.
+struct Node {
+    name: String,
+    process: Running,
+    base: String,
+}
+
+/// What the nodes share: the database, the broker, the data folder (hub key, media).
+struct Shared {
+    db_url: String,
+    store: Store,
+    broker: support::mosquitto::OwnMosquitto,
+    data: tempfile::TempDir,
+    prefix: String,
+    _broker_dir: tempfile::TempDir,
+}
+
+impl Shared {
+    async fn new() -> Option<Shared> {
+        let db_url = threshold_store::testing::postgres_url().await.unwrap()?;
+        let broker_dir = tempfile::tempdir().unwrap();
+        let broker = support::mosquitto::start_anonymous(broker_dir.path())?;
+        let store = Store::connect(&db_url).await.unwrap();
+        Some(Shared {
+            db_url,
+            store,
+            broker,
+            data: tempfile::tempdir().unwrap(),
+            prefix: format!("thr-fleet-{}", threshold_store::new_id()),
+            _broker_dir: broker_dir,
+        })
+    }
+
+    fn node(&self, name: &str) -> Node {
+        self.node_with_clock(name, 0)
+    }
+
+    /// A node whose clock is `offset_ms` off the others' (the fleet's clocks agree
+    /// only roughly).
+    fn node_with_clock(&self, name: &str, offset_ms: i64) -> Node {
+        let mut cmd = Command::new(BIN);
+        cmd.env("THRESHOLD_CLOCK_OFFSET_MS", offset_ms.to_string());
+        cmd.args(["serve", "--data-dir"])
+            .arg(self.data.path())
+            .args(["--http-addr", "127.0.0.1:0", "--database-url"])
+            .arg(&self.db_url)
+            .arg("--mqtt-url")
+            .arg(format!("mqtt://127.0.0.1:{}", self.broker.port))
+            .args(["--mqtt-topic-prefix", &self.prefix, "--fleet-node", name]);
+        let process = Running::until_printed(cmd, "listening on http://");
+        let line = process.line("listening on http://").to_owned();
+        let base = format!("http://{}", after(&line, "listening on http://"));
+        Node {
+            name: name.to_owned(),
+            process,
+            base,
+        }
+    }
+
+    /// Which node acts for `home` now (by the lease table), if any holds it.
+    async fn acting_node(&self, home: &str) -> Option<String> {
+        let part =
+            threshold_hub::fleet::ownership::Ownership::node("-", 64).partition_of(home) as i32;
+        let now = now_ms();
+        self.store
+            .fleet_leases()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|l| l.part == part && l.expires_ms > now)
+            .map(|l| l.node_id)
+    }
+}
+
+/// An owner, a courier and a dispatcher, a home with one door, and the real lock and
+/// camera agents for it, enrolled through `base`.
+struct House {
+    owner: String,
+    courier: String,
+    courier_id: String,
+    dispatcher: String,
+    home: String,
+    devices: support::agents::RealDevices,
+}
+
+impl House {
+    async fn new(shared: &Shared, base: &str) -> House {
+        let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
+        shared
+            .store
+            .create_user(threshold_store::Role::Admin, "root", "Root", &hash, 0)
+            .await
+            .unwrap();
+        let admin = support::login(base, "root", "admin-password").await;
+        let [owner, courier, dispatcher]: [String; 3] = support::accounts(
+            base,
+            &admin,
+            &[
+                ("owner", "olivia"),
+                ("courier", "carl"),
+                ("dispatcher", "dora"),
+            ],
+        )
+        .await
+        .try_into()
+        .unwrap();
+        let home = support::home(base, &owner, "Flat 3", LAT, LON).await;
+        support::trust(base, &owner, &home, &dispatcher).await;
+        let courier_id = call("GET", format!("{base}/api/v1/me"), Some(&courier), None)
+            .await
+            .1["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let devices = support::agents::start(base, &owner, &home).await;
+        House {
+            owner,
+            courier,
+            courier_id,
+            dispatcher,
+            home,
+            devices,
+        }
+    }
+
+    async fn devices_on(&self, base: &str) -> Vec<Value> {
+        call(
+            "GET",
+            format!("{base}/api/v1/homes/{}/devices", self.home),
+            Some(&self.owner),
+            None,
+        )
+        .await
+        .1
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    /// Every node sees the lock and the camera live (each tracks every device).
+    async fn live_everywhere(&self, nodes: &[&Node]) {
+        for n in nodes {
+            until(
+                30,
+                &format!("lock and camera live on {}", n.name),
+                || async {
+                    let d = self.devices_on(&n.base).await;
+                    d.len() == 2 && d.iter().all(|x| x["liveness"] == "live")
+                },
+            )
+            .await;
+        }
+    }
+
+    async fn delivery(&self, base: &str, parcel: &str) -> String {
+        let now = now_ms();
+        let (s, d) = call(
+            "POST",
+            format!("{base}/api/v1/deliveries"),
+            Some(&self.dispatcher),
+            Some(json!({"home_id": self.home, "courier_id": self.courier_id,
+                "window_start_ms": now - 60_000, "window_end_ms": now + 3_600_000,
+                "parcel_ref": parcel})),
+        )
+        .await;
+        assert_eq!(s, 201, "{d}");
+        d["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The courier asks `base` to be let in; the real lock opens.
+    async fn enter(&self, base: &str, id: &str, parcel: &str) {
+        let (s, b) = call(
+            "POST",
+            format!("{base}/api/v1/deliveries/{id}/entry"),
+            Some(&self.courier),
+            Some(json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": parcel})),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["allowed"], true, "{b}");
+        assert!(
+            self.devices
+                .sim
+                .wait_bolt(BoltState::Unlocked, Duration::from_secs(10))
+                .await,
+            "the lock opened for the courier"
+        );
+    }
+
+    async fn delivery_state(&self, base: &str, id: &str) -> String {
+        call(
+            "GET",
+            format!("{base}/api/v1/deliveries/{id}"),
+            Some(&self.owner),
+            None,
+        )
+        .await
+        .1["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn alerts_of_kind(&self, base: &str, kind: &str) -> Vec<Value> {
+        call(
+            "GET",
+            format!("{base}/api/v1/alerts"),
+            Some(&self.owner),
+            None,
+        )
+        .await
+        .1
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["kind"] == kind)
+        .collect()
+    }
+
+    fn stop(&self) {
+        for s in &self.devices.stops {
+            let _ = s.send(true);
+        }
+    }
+}
+
+/// A webhook receiver on loopback: answers 200 and keeps each request's
+/// `webhook-id` and body.
+fn webhook_receiver() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().map_while(Result::ok) {
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                loop {
+                    let (mut id, mut len) = (String::new(), 0usize);
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let l = line.trim_end();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = l.split_once(':') {
+                            match k.trim().to_ascii_lowercase().as_str() {
+                                "webhook-id" => id = v.trim().to_owned(),
+                                "content-length" => len = v.trim().parse().unwrap_or(0),
+                                _ => {}
+                            }
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    keep.lock()
+                        .unwrap()
+                        .push((id, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The owner's live event stream on one node.
+async fn live_stream(base: &str, owner: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{}/api/v1/events", base.replace("http://", "ws://"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {owner}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// Read a stream until `stop` says so, given the alert kinds seen and the pings
+/// counted (the server sends one a second), or 30 s pass; returns the alert kinds.
+async fn alerts_seen(ws: &mut Socket, mut stop: impl FnMut(&[String], u32) -> bool) -> Vec<String> {
+    let mut kinds = Vec::new();
+    let mut pings = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stop(&kinds, pings) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                if v["type"] == "alert" {
+                    kinds.push(v["data"]["kind"].as_str().unwrap_or("").to_owned());
+                } else if v["type"] == "ping" {
+                    pings += 1;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    kinds
+}
+
+async fn counter(base: &str, family: &str, label: &str) -> u64 {
+    let url = format!("{base}/metrics");
+    let text =
+        tokio::task::spawn_blocking(move || ureq::get(&url).call().unwrap().into_string().unwrap())
+            .await
+            .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("threshold_agent=debug")
+        .with_test_writer()
+        .try_init();
+    let Some(shared) = Shared::new().await else {
+        return;
+    };
+    // b's clock is 800 ms behind: numbering hub -> device messages by each node's
+    // own clock would make the lock refuse what b sends after a.
+    let (a, b, c) = (
+        shared.node("a"),
+        shared.node_with_clock("b", -800),
+        shared.node("c"),
+    );
+    let house = House::new(&shared, &a.base).await;
+    house.live_everywhere(&[&a, &b, &c]).await;
+    // The partitions are shared out: each node holds some, none twice.
+    until(15, "every node holds partitions", || async {
+        let mut holders: Vec<String> = shared
+            .store
+            .fleet_leases()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.expires_ms > now_ms())
+            .map(|l| l.node_id)
+            .collect();
+        holders.sort();
+        holders.dedup();
+        holders == ["a", "b", "c"]
+    })
+    .await;
+
+    // A lock commanded through a, b, c, a in turn accepts every command: the
+    // numbering of hub -> device messages is one per lock, not one per node.
+    let sim = &house.devices.sim;
+    for (node, action, bolt) in [
+        (&a, "unlock", BoltState::Unlocked),
+        (&b, "lock", BoltState::Locked),
+        (&c, "unlock", BoltState::Unlocked),
+        (&a, "lock", BoltState::Locked),
+    ] {
+        let (s, body) = call(
+            "POST",
+            format!("{}/api/v1/homes/{}/lock/{action}", node.base, house.home),
+            Some(&house.owner),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{action} through {}: {body}", node.name);
+        assert!(
+            sim.wait_bolt(bolt, Duration::from_secs(10)).await,
+            "the lock did not {action} when commanded through {}",
+            node.name
+        );
+    }
+    let refused_by_lock = counter(&a.base, "threshold_tokens_refused_total", "").await;
+    assert_eq!(refused_by_lock, 0, "the lock refused none of the commands");
+
+    // A camera outage mid-delivery: exactly one alert, one webhook, and the alert on
+    // every node's live stream once.
+    let (hook_url, hooks) = webhook_receiver();
+    let (s, wh) = call(
+        "POST",
+        format!("{}/api/v1/webhooks", c.base),
+        Some(&house.owner),
+        Some(json!({"url": hook_url})),
+    )
+    .await;
+    assert_eq!(s, 201, "{wh}");
+    let mut streams = vec![
+        live_stream(&a.base, &house.owner).await,
+        live_stream(&b.base, &house.owner).await,
+        live_stream(&c.base, &house.owner).await,
+    ];
+    let id = house.delivery(&a.base, "P-1").await;
+    house.enter(&b.base, &id, "P-1").await;
+    house.devices.cam_link.set_blocked(true);
+    let lost = "camera_lost_during_delivery";
+    for (ws, n) in streams.iter_mut().zip(["a", "b", "c"]) {
+        let seen = alerts_seen(ws, |k, _| k.iter().any(|k| k == lost)).await;
+        assert!(
+            seen.iter().any(|k| k == lost),
+            "node {n}'s live stream had no {lost}: {seen:?}"
+        );
+    }
+    // The camera comes back and every node sees it live again: by then any second
+    // alert (a second node acting, a second pass) would have been raised.
+    house.devices.cam_link.set_blocked(false);
+    until(30, "camera live again on every node", || async {
+        let mut all = true;
+        for n in [&a, &b, &c] {
+            all &= house
+                .devices_on(&n.base)
+                .await
+                .iter()
+                .filter(|d| d["kind"] == "camera")
+                .all(|d| d["liveness"] == "live");
+        }
+        all
+    })
+    .await;
+    for n in [&a, &b, &c] {
+        assert_eq!(
+            house.alerts_of_kind(&n.base, lost).await.len(),
+            1,
+            "one alert row, as node {} shows it",
+            n.name
+        );
+    }
+    let alert_id = house.alerts_of_kind(&a.base, lost).await[0]["id"].clone();
+    until(20, "the webhook delivered", || async {
+        hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, body)| body["data"]["id"] == alert_id)
+    })
+    .await;
+    // Still one, with one id, once the senders of all three nodes had their turns.
+    until(10, "every node's webhook sender ran since", || async {
+        let mut pending = 0;
+        for d in call(
+            "GET",
+            format!(
+                "{}/api/v1/webhooks/{}/deliveries",
+                b.base,
+                wh["id"].as_str().unwrap()
+            ),
+            Some(&house.owner),
+            None,
+        )
+        .await
+        .1
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        {
+            if d["state"] != "delivered" {
+                pending += 1;
+            }
+        }
+        pending == 0
+    })
+    .await;
+    let for_alert: Vec<String> = hooks
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, body)| body["data"]["id"] == alert_id)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(for_alert.len(), 1, "one webhook POST: {for_alert:?}");
+    for (ws, n) in streams.iter_mut().zip(["a", "b", "c"]) {
+        // Everything sent since, up to two pings from now: no second copy.
+        let more = alerts_seen(ws, |_, pings| pings >= 2).await;
+        assert!(
+            !more.iter().any(|k| k == lost),
+            "node {n}'s live stream had {lost} twice"
+        );
+    }
+
+    // Revoked through a: c refuses the device's next message within a second.
+    let code = support::pairing_code(&a.base, &house.owner, &house.home, "camera", "spare").await;
+    let key = threshold_proto::DeviceKey::generate().unwrap();
+    let (s, e) = call(
+        "POST",
+        format!("{}/api/v1/enrol", a.base),
+        None,
+        Some(enrol_request(&key, &code, "camera")),
+    )
+    .await;
+    assert_eq!(s, 201, "{e}");
+    let spare = Mutex::new(SimDevice::enrolled(key, e));
+    let spare_id = spare.lock().unwrap().hex();
+    let wire = Wire::connect(&spare.lock().unwrap(), shared.broker.port).await;
+    let hello = spare.lock().unwrap().hello(now_ms(), "camera");
+    wire.send(&hello).await;
+    let beat = |shade: u8| {
+        let t = now_ms();
+        spare.lock().unwrap().heartbeat(t, t, shade)
+    };
+    until(10, "c tracks the spare camera", || async {
+        wire.send(&beat(1)).await;
+        house
+            .devices_on(&c.base)
+            .await
+            .iter()
+            .any(|d| d["id"] == spare_id && d["liveness"] == "live")
+    })
+    .await;
+    let revoked_before = counter(
+        &c.base,
+        "threshold_messages_rejected_total",
+        "revoked_device",
+    )
+    .await;
+    let (s, _) = call(
+        "DELETE",
+        format!("{}/api/v1/devices/{spare_id}", a.base),
+        Some(&house.owner),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let revoked_at = Instant::now();
+    let refused_after = eventually(5, "c refuses the revoked device", || async {
+        wire.send(&beat(2)).await;
+        let n = counter(
+            &c.base,
+            "threshold_messages_rejected_total",
+            "revoked_device",
+        )
+        .await;
+        (n > revoked_before).then(|| revoked_at.elapsed())
+    })
+    .await;
+    assert!(
+        refused_after < Duration::from_secs(1),
+        "c refused the revoked device only after {refused_after:?}"
+    );
+
+    house.stop();
+    drop((a, b, c));
+}
+
+/// A device's MQTT connection to the shared broker.
+struct Wire {
+    client: rumqttc::v5::AsyncClient,
+    topic: String,
+}
+
+impl Wire {
+    async fn connect(dev: &SimDevice, port: u16) -> Wire {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+        let mqtt = &dev.enrolment["mqtt"];
+        let id = dev.hex();
+        let mut o = MqttOptions::new(id.clone(), "127.0.0.1", port);
+        o.set_clean_start(true);
+        let (client, mut el) = AsyncClient::new(o, 256);
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => {}
+                Err(e) => panic!("device {id} cannot connect: {e}"),
+            }
+        }
+        tokio::spawn(async move { while el.poll().await.is_ok() {} });
+        let prefix = mqtt["topic_prefix"].as_str().unwrap();
+        Wire {
+            client,
+            topic: format!("{prefix}/v1/dev/{id}/up"),
+        }
+    }
+
+    async fn send(&self, m: &threshold_proto::SignedMessage) {
+        self.client
+            .publish(
+                self.topic.clone(),
+                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                false,
+                m.as_bytes().to_vec(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_acting_node_dies_mid_delivery_another_takes_over_without_a_false_alert() {
+    let Some(shared) = Shared::new().await else {
+        return;
+    };
+    let mut nodes = vec![shared.node("a"), shared.node("b"), shared.node("c")];
+    let house = House::new(&shared, &nodes[0].base).await;
+    {
+        let refs: Vec<&Node> = nodes.iter().collect();
+        house.live_everywhere(&refs).await;
+    }
+    let acting = eventually(15, "a node acts for the home", || async {
+        shared.acting_node(&house.home).await
+    })
+    .await;
+    let victim = nodes.iter().position(|n| n.name == acting).unwrap();
+    let survivor = nodes[(victim + 1) % 3].base.clone();
+
+    // The courier is let in through the node that is about to die.
+    let id = house.delivery(&survivor, "P-9").await;
+    house.enter(&nodes[victim].base, &id, "P-9").await;
+    until(10, "the delivery is inside", || async {
+        house.delivery_state(&survivor, &id).await == "inside"
+    })
+    .await;
+
+    nodes[victim].process.kill();
+    let killed_at = Instant::now();
+    let (taker, took) = eventually(10, "another node acts for the home", || async {
+        match shared.acting_node(&house.home).await {
+            Some(n) if n != acting => Some((n, killed_at.elapsed())),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(
+        took <= Duration::from_secs(5),
+        "{taker} took the home over only after {took:?}"
+    );
+
+    // The delivery goes on through a surviving node: the door opens and closes, the
+    // real lock relocks by its own rule, "delivered" completes it.
+    assert!(house.devices.sim.open_door());
+    house.devices.sim.close_door();
+    assert!(
+        house
+            .devices
+            .sim
+            .wait_bolt(BoltState::Locked, Duration::from_secs(10))
+            .await
+    );
+    let (s, b) = call(
+        "POST",
+        format!("{survivor}/api/v1/deliveries/{id}/delivered"),
+        Some(&house.courier),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    until(20, "the delivery completes", || async {
+        house.delivery_state(&survivor, &id).await == "completed"
+    })
+    .await;
+    assert!(
+        house
+            .alerts_of_kind(&survivor, "camera_lost_during_delivery")
+            .await
+            .is_empty(),
+        "the failover made a camera look lost"
+    );
+    let _ = nodes[victim].process.printed.len();
+    house.stop();
+    nodes.clear();
+}
