@@ -107,6 +107,7 @@ impl Shared {
 /// An owner, a courier and a dispatcher, a home with one door, and the real lock and
 /// camera agents for it, enrolled through `base`.
 struct House {
+    admin: String,
     owner: String,
     courier: String,
     courier_id: String,
@@ -146,6 +147,7 @@ impl House {
             .to_owned();
         let devices = support::agents::start(base, &owner, &home).await;
         House {
+            admin,
             owner,
             courier,
             courier_id,
@@ -250,6 +252,23 @@ impl House {
         .collect()
     }
 
+    async fn system_alerts(&self, base: &str, kind: &str) -> Vec<Value> {
+        call(
+            "GET",
+            format!("{base}/api/v1/system/alerts"),
+            Some(&self.admin),
+            None,
+        )
+        .await
+        .1
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["kind"] == kind)
+        .collect()
+    }
+
     fn stop(&self) {
         for s in &self.devices.stops {
             let _ = s.send(true);
@@ -259,7 +278,10 @@ impl House {
 
 /// A webhook receiver on loopback: answers 200 and keeps each request's
 /// `webhook-id` and body.
-fn webhook_receiver() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+/// What the webhook receiver got: each request's `webhook-id` and body.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+fn webhook_receiver() -> (String, Received) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -427,7 +449,7 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
     )
     .await;
     assert_eq!(s, 201, "{wh}");
-    let mut streams = vec![
+    let mut streams = [
         live_stream(&a.base, &house.owner).await,
         live_stream(&b.base, &house.owner).await,
         live_stream(&c.base, &house.owner).await,
@@ -532,7 +554,8 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
     assert_eq!(s, 201, "{e}");
     let spare = Mutex::new(SimDevice::enrolled(key, e));
     let spare_id = spare.lock().unwrap().hex();
-    let wire = Wire::connect(&spare.lock().unwrap(), shared.broker.port).await;
+    let enrolled = spare.lock().unwrap().enrolment.clone();
+    let wire = Wire::connect(&spare_id, &enrolled, shared.broker.port).await;
     let hello = spare.lock().unwrap().hello(now_ms(), "camera");
     wire.send(&hello).await;
     let beat = |shade: u8| {
@@ -590,11 +613,11 @@ struct Wire {
 }
 
 impl Wire {
-    async fn connect(dev: &SimDevice, port: u16) -> Wire {
+    async fn connect(id: &str, enrolment: &Value, port: u16) -> Wire {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-        let mqtt = &dev.enrolment["mqtt"];
-        let id = dev.hex();
+        let mqtt = &enrolment["mqtt"];
+        let id = id.to_owned();
         let mut o = MqttOptions::new(id.clone(), "127.0.0.1", port);
         o.set_clean_start(true);
         let (client, mut el) = AsyncClient::new(o, 256);
@@ -699,4 +722,60 @@ async fn when_the_acting_node_dies_mid_delivery_another_takes_over_without_a_fal
     let _ = nodes[victim].process.printed.len();
     house.stop();
     nodes.clear();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restart_is_one_system_alert_per_node_and_no_camera_is_blamed() {
+    let Some(mut shared) = Shared::new().await else {
+        return;
+    };
+    let (a, b, c) = (shared.node("a"), shared.node("b"), shared.node("c"));
+    let house = House::new(&shared, &a.base).await;
+    house.live_everywhere(&[&a, &b, &c]).await;
+    // A courier inside: a camera called lost now would be a critical alert.
+    let id = house.delivery(&b.base, "P-5").await;
+    house.enter(&c.base, &id, "P-5").await;
+
+    shared.broker.restart();
+    // Every node noticed, the devices came back, every node sees them live.
+    until(20, "one broker alert per node", || async {
+        house
+            .system_alerts(&a.base, "broker_unreachable")
+            .await
+            .len()
+            == 3
+    })
+    .await;
+    house.live_everywhere(&[&a, &b, &c]).await;
+    until(10, "each broker alert resolved", || async {
+        house
+            .system_alerts(&b.base, "broker_unreachable")
+            .await
+            .iter()
+            .all(|a| a["resolved_ms"].is_i64())
+    })
+    .await;
+    let alerts = house.system_alerts(&c.base, "broker_unreachable").await;
+    let mut nodes: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            let ev: Value = match &a["evidence"] {
+                Value::String(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+                v => v.clone(),
+            };
+            ev["node"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["a", "b", "c"], "{alerts:?}");
+    assert!(
+        house
+            .alerts_of_kind(&a.base, "camera_lost_during_delivery")
+            .await
+            .is_empty(),
+        "the hubs' own disconnection was blamed on the camera"
+    );
+    assert_eq!(house.delivery_state(&a.base, &id).await, "inside");
+    house.stop();
+    drop((a, b, c));
 }

@@ -3,6 +3,7 @@
 
 pub mod gaps;
 pub mod push;
+pub mod system;
 pub mod wake;
 pub mod webhooks;
 

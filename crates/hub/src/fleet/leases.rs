@@ -42,15 +42,31 @@ pub fn spawn(state: AppState) {
         // (a sixth of a lease short of their end on the database's clock).
         let mut valid_until = i64::MIN;
         let mut turns: u64 = 0;
+        // Since when the database does not answer (reported once it does again).
+        let mut db_lost_since: Option<i64> = None;
         loop {
             let asked = state.clock.now_ms();
             // Bounded: a database that does not answer must not hold the check below.
-            match tokio::time::timeout(every * 3 / 2, turn(&state, &node, asked)).await {
-                Ok(Ok(())) => valid_until = asked + lease_ms - lease_ms / 6,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "fleet: could not renew partition leases")
+            let failed = match tokio::time::timeout(every * 3 / 2, turn(&state, &node, asked)).await
+            {
+                Ok(Ok(())) => {
+                    valid_until = asked + lease_ms - lease_ms / 6;
+                    None
                 }
-                Err(_) => tracing::error!("fleet: renewing partition leases timed out"),
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("timed out".to_owned()),
+            };
+            match (failed, db_lost_since) {
+                (Some(e), None) => {
+                    tracing::error!(error = %e, "fleet: could not renew partition leases");
+                    db_lost_since = Some(asked);
+                }
+                (Some(_), Some(_)) => {}
+                (None, Some(since)) => {
+                    db_lost_since = None;
+                    report_database_outage(&state, since, asked).await;
+                }
+                (None, None) => {}
             }
             if state.clock.now_ms() >= valid_until && !state.fleet.held().is_empty() {
                 tracing::error!(
@@ -62,7 +78,7 @@ pub fn spawn(state: AppState) {
                 state.metrics.fleet_partitions.set(0);
             }
             turns += 1;
-            if turns % 600 == 0 {
+            if turns.is_multiple_of(600) {
                 let before = state.clock.now_ms() - crate::fleet::EVENTS_KEPT_MS;
                 if let Err(e) = state.store.fleet_prune_events(before).await {
                     tracing::warn!(error = %e, "fleet: could not prune shared live events");
@@ -82,6 +98,25 @@ pub fn spawn(state: AppState) {
             }
         }
     });
+}
+
+/// The database answers again after not answering since `since`: one system alert
+/// for the episode, raised and resolved (it could not be stored while it lasted).
+async fn report_database_outage(state: &AppState, since: i64, back: i64) {
+    tracing::warn!(down_ms = back - since, "fleet: the database answers again");
+    let message = format!(
+        "This node could not reach the database for {:.1} s: it acted for no home meanwhile (its leases lapsed to the other nodes, or waited).",
+        (back - since) as f64 / 1000.0
+    );
+    crate::alerts::system::raise(
+        state,
+        "database_unreachable",
+        &message,
+        serde_json::json!({"down_ms": back - since}),
+        since,
+    )
+    .await;
+    crate::alerts::system::resolve(state, "database_unreachable", since, back).await;
 }
 
 async fn turn(state: &AppState, node: &str, now: i64) -> Result<(), threshold_store::StoreError> {

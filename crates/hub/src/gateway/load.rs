@@ -44,15 +44,8 @@ pub fn judge(state: &AppState, timer_late_ms: Millis) -> Option<LoadChange> {
     Some(change)
 }
 
-/// The cause key of one episode of being behind: its start.
-/// One episode of one hub: in a fleet the node's name is part of it (each node
-/// judges its own load).
-fn cause(state: &AppState, since: Millis) -> String {
-    match state.fleet.node_id() {
-        Some(node) => format!("hub_behind:{node}:{since}"),
-        None => format!("hub_behind:{since}"),
-    }
-}
+/// The system alert's kind.
+const KIND: &str = "hub_behind";
 
 /// Raise the episode's system alert when the hub falls behind; resolve it when the
 /// hub catches up. Changes are applied in the order they happened.
@@ -68,53 +61,11 @@ pub async fn apply(state: &AppState, change: LoadChange) {
                 "lag_ms": lag_ms,
                 "live_window_ms": state.config.live_window_ms,
                 "devices": state.registry.len(),
-                "node": state.fleet.node_id(),
-            })
-            .to_string();
-            let key = cause(state, at);
-            let raised = state
-                .store
-                .raise_system_alert(
-                    threshold_store::NewSystemAlert {
-                        kind: "hub_behind",
-                        severity: "critical",
-                        message: &message,
-                        evidence: &evidence,
-                        cause_key: &key,
-                    },
-                    at,
-                )
-                .await;
-            match raised {
-                Ok(Some(row)) => {
-                    state
-                        .metrics
-                        .alerts
-                        .get_or_create(&crate::metrics::KindLabel {
-                            kind: row.kind.clone(),
-                        })
-                        .inc();
-                    crate::audit::record(
-                        state,
-                        "system_alert",
-                        "hub",
-                        "hub",
-                        json!({"alert_id": row.id, "kind": row.kind, "lag_ms": lag_ms}),
-                    )
-                    .await;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "could not store the hub_behind alert"),
-            }
+            });
+            crate::alerts::system::raise(state, KIND, &message, evidence, at).await;
         }
         LoadChange::CaughtUp { at, since } => {
-            if let Err(e) = state
-                .store
-                .resolve_system_alert(&cause(state, since), at)
-                .await
-            {
-                tracing::error!(error = %e, "could not resolve the hub_behind alert");
-            }
+            crate::alerts::system::resolve(state, KIND, since, at).await;
         }
     }
 }

@@ -143,6 +143,8 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
                 }
             }
         }
+        // Since when the broker connection is lost (an open system alert).
+        let mut lost_since: Option<i64> = None;
         loop {
             if st.stopped() {
                 let _ = client.disconnect().await;
@@ -156,6 +158,12 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(since) = lost_since.take() {
+                        let (st, at) = (st.clone(), st.clock.now_ms());
+                        tokio::spawn(async move {
+                            crate::alerts::system::resolve(&st, BROKER_LOST, since, at).await;
+                        });
+                    }
                     connected.0.store(true, Ordering::SeqCst);
                     st.access.set_vouching(true, st.clock.now_ms());
                     connected.1.notify_waiters();
@@ -174,6 +182,19 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
                     st.access.set_vouching(false, st.clock.now_ms());
                     if connected.0.swap(false, Ordering::SeqCst) {
                         tracing::warn!(error = %e, "lost MQTT broker connection; reconnecting");
+                        let since = st.clock.now_ms();
+                        lost_since = Some(since);
+                        let st = st.clone();
+                        tokio::spawn(async move {
+                            crate::alerts::system::raise(
+                                &st,
+                                BROKER_LOST,
+                                "The hub lost its connection to the MQTT broker: it hears no device and vouches for no camera (entries are refused, no camera is called lost) until it is back.",
+                                serde_json::json!({}),
+                                since,
+                            )
+                            .await;
+                        });
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -181,6 +202,9 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
         }
     });
 }
+
+/// The system alert raised while the broker connection is lost.
+const BROKER_LOST: &str = "broker_unreachable";
 
 /// Devices map to workers by a hash of the topic (which names the device).
 fn shard_of(topic: &str, n: usize) -> usize {

@@ -25,7 +25,8 @@ pub async fn healthz(State(st): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(json!({"status": if status == StatusCode::OK {"ok"} else {"degraded"}, "database": db_ok, "mqtt": mqtt_ok, "devices": st.registry.len(),
-        "ingest": {"keeping_up": keeping_up, "median_lag_ms": median_lag, "behind_since_ms": behind_since}}))).into_response()
+        "ingest": {"keeping_up": keeping_up, "median_lag_ms": median_lag, "behind_since_ms": behind_since},
+        "fleet": st.fleet.node_id().map(|node| json!({"node": node, "partitions": st.fleet.partitions(), "partitions_held": st.fleet.held().len()}))}))).into_response()
 }
 
 pub async fn metrics(State(st): State<AppState>) -> Response {

@@ -13,6 +13,25 @@ pub struct OwnMosquitto {
     pub port: u16,
     pub admin_password: String,
     pub log: PathBuf,
+    conf: PathBuf,
+}
+
+impl OwnMosquitto {
+    /// Kill it (SIGKILL) and start it again on the same port and configuration: a
+    /// broker restart as clients see it.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for _ in 0..50 {
+            if let Some(child) = launch(&self.conf, &self.log) {
+                self.child = child;
+                return;
+            }
+            // The port may linger for a moment after the kill.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("mosquitto did not start again");
+    }
 }
 
 impl Drop for OwnMosquitto {
@@ -122,43 +141,56 @@ fn run(dir: &Path, conf_body: &str, admin_password: String) -> OwnMosquitto {
             ),
         )
         .unwrap();
-        let mut child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mosquitto starts");
-        // Its log goes to a file of the test's and says when it is running; a clash
-        // on the port ends the process, which ends the log.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        let log_path = log.clone();
-        std::thread::spawn(move || {
-            use std::io::{BufRead, Write};
-            let mut file = std::fs::File::create(&log_path).ok();
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(f) = file.as_mut() {
-                    let _ = writeln!(f, "{line}");
-                }
-                if line.contains("running") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+        if let Some(child) = launch(&conf, &log) {
             return OwnMosquitto {
                 child,
                 port,
                 admin_password,
                 log,
+                conf,
             };
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
     panic!("mosquitto did not start");
+}
+
+/// Start Mosquitto with `conf`, its log appended to `log`; `None` if it did not say it
+/// runs within 10 s (a clash on the port ends the process, which ends the log).
+fn launch(conf: &Path, log: &Path) -> Option<Child> {
+    let mut child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mosquitto starts");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    let log_path = log.to_owned();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .ok();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(f) = file.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+            if line.contains("running") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+        Some(child)
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
 }
