@@ -89,6 +89,15 @@ impl Shared {
         }
     }
 
+    /// Nodes started all at once on the fresh shared folder: they must agree on one
+    /// hub key (and one Web Push key) however their starts interleave.
+    fn nodes_at_once(&self, names: [&str; 3]) -> [Node; 3] {
+        std::thread::scope(|s| {
+            let started = names.map(|n| s.spawn(move || self.node(n)));
+            started.map(|h| h.join().expect("node started"))
+        })
+    }
+
     /// Which node acts for `home` now (by the lease table), if any holds it.
     async fn acting_node(&self, home: &str) -> Option<String> {
         let part =
@@ -729,7 +738,7 @@ async fn a_broker_restart_is_one_system_alert_per_node_and_no_camera_is_blamed()
     let Some(mut shared) = Shared::new().await else {
         return;
     };
-    let (a, b, c) = (shared.node("a"), shared.node("b"), shared.node("c"));
+    let [a, b, c] = shared.nodes_at_once(["a", "b", "c"]);
     let house = House::new(&shared, &a.base).await;
     house.live_everywhere(&[&a, &b, &c]).await;
     // A courier inside: a camera called lost now would be a critical alert.

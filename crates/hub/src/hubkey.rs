@@ -25,6 +25,18 @@ pub fn load_or_create(path: &Path) -> Result<DeviceKey, HubKeyError> {
         path: path.display().to_string(),
         source,
     };
+    if !matches!(path.try_exists(), Ok(true)) {
+        let key = DeviceKey::generate().map_err(|e| HubKeyError::Random(e.to_string()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        // Another process starting at the same moment may win: then its key is the key.
+        if crate::secrets::create_private_once(path, hex::encode(key.seed()).as_bytes())
+            .map_err(io)?
+        {
+            return Ok(key);
+        }
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => {
             crate::secrets::check_private(path)?;
@@ -32,14 +44,6 @@ pub fn load_or_create(path: &Path) -> Result<DeviceKey, HubKeyError> {
             hex::decode_to_slice(text.trim(), &mut seed)
                 .map_err(|_| HubKeyError::Malformed(path.display().to_string()))?;
             Ok(DeviceKey::from_seed(&seed))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = DeviceKey::generate().map_err(|e| HubKeyError::Random(e.to_string()))?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            crate::secrets::create_private(path, hex::encode(key.seed()).as_bytes()).map_err(io)?;
-            Ok(key)
         }
         Err(e) => Err(io(e)),
     }

@@ -67,6 +67,24 @@ pub fn create_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Create a private file with `bytes` unless it exists, atomically: it appears whole
+/// or not at all (written aside, then linked into place), so several hub processes
+/// starting at once on one shared folder agree on one key. False if another process
+/// created it first (read that one).
+pub fn create_private_once(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    let mut tag = [0u8; 8];
+    getrandom::getrandom(&mut tag).map_err(std::io::Error::other)?;
+    let aside = path.with_extension(format!("new-{}", hex::encode(tag)));
+    create_private(&aside, bytes)?;
+    let linked = std::fs::hard_link(&aside, path);
+    let _ = std::fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The text of a private file (see [`check_private`]).
 pub fn read_private(path: &Path) -> Result<String, SecretFileError> {
     check_private(path)?;
@@ -96,6 +114,29 @@ mod tests {
         assert!(!e.to_string().contains("s3cret"));
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_private(&f).unwrap(), "s3cret\n");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn of_processes_starting_at_once_one_creates_the_key_and_all_read_it() {
+        let dir = std::env::temp_dir().join(format!("thr-once-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("hub.key");
+        let created: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let f = f.clone();
+                    s.spawn(move || create_private_once(&f, &[b'a' + i; 16]).unwrap())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+        let text = read_private(&f).unwrap();
+        assert_eq!(text.len(), 16, "whole: {text:?}");
+        assert!(text.bytes().all(|b| b == text.as_bytes()[0]));
+        // Nothing left aside.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

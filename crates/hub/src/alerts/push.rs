@@ -176,11 +176,14 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretKey> {
             .map_err(|_| anyhow::anyhow!("{} is not a P-256 key", path.display()));
     }
     let k = random_secret()?;
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    crate::secrets::create_private(&tmp, hex::encode(k.to_bytes()).as_bytes())?;
-    std::fs::rename(&tmp, path)?;
-    Ok(k)
+    if crate::secrets::create_private_once(path, hex::encode(k.to_bytes()).as_bytes())? {
+        return Ok(k);
+    }
+    // Another hub process on this folder created it first: use that one.
+    crate::secrets::check_private(path)?;
+    let bytes = hex::decode(std::fs::read_to_string(path)?.trim())?;
+    SecretKey::from_slice(&bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not a P-256 key", path.display()))
 }
 
 impl Push {
