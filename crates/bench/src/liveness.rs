@@ -38,7 +38,7 @@ use threshold_proto::{DeviceId, DeviceKey, Kind, SignedMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Kills the device process if the bench ends early.
-struct ChildGuard(std::process::Child);
+pub(crate) struct ChildGuard(pub(crate) std::process::Child);
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -77,7 +77,7 @@ pub struct DevicesArgs {
     pub seed: u64,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -116,12 +116,115 @@ fn status_bytes(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+pub(crate) fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     if sorted.is_empty() {
         return None;
     }
     let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted.get(i).copied()
+}
+
+/// Enrol `cameras` cameras, each in a home of its own with a door it watches and a
+/// delivery whose session is open (`inside`), so that a camera going silent raises the
+/// real `camera_lost_during_delivery`. Returns the device process's credentials file
+/// text (`id seed password` per line) and the owner's id.
+pub(crate) async fn seed_homes(
+    store: &threshold_store::Store,
+    cameras: usize,
+) -> anyhow::Result<(String, String)> {
+    let now = now_ms();
+    let hash = "$argon2id$unused";
+    let owner = store
+        .create_user(
+            threshold_store::Role::Owner,
+            "bench-owner",
+            "Bench owner",
+            hash,
+            now,
+        )
+        .await?;
+    let courier = store
+        .create_user(
+            threshold_store::Role::Courier,
+            "bench-courier",
+            "Bench courier",
+            hash,
+            now,
+        )
+        .await?;
+    let dispatcher = store
+        .create_user(
+            threshold_store::Role::Dispatcher,
+            "bench-dispatch",
+            "Bench dispatcher",
+            hash,
+            now,
+        )
+        .await?;
+    let mut creds = String::new();
+    for i in 0..cameras {
+        let home = store
+            .create_home(
+                threshold_store::NewHome {
+                    owner_id: &owner.id,
+                    name: &format!("home {i}"),
+                    lat: 0.0,
+                    lon: 0.0,
+                    geofence_m: 50.0,
+                    time_zone: None,
+                },
+                now,
+            )
+            .await?;
+        let key = DeviceKey::generate().map_err(|e| anyhow::anyhow!("random: {e}"))?;
+        let id = key.device_id();
+        let mut pw = [0u8; 16];
+        getrandom::getrandom(&mut pw).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+        let pw = hex::encode(pw);
+        store
+            .enrol_device(
+                &id.to_hex(),
+                &home.id,
+                "camera",
+                &format!("camera {i}"),
+                &key.public().to_hex(),
+                &threshold_hub::auth::sha256_hex(&pw),
+                now,
+            )
+            .await?;
+        let door = store.create_door(&home.id, "Front door", true, now).await?;
+        store
+            .update_door(
+                &door.id,
+                &threshold_store::DoorChange {
+                    camera_ids: Some(vec![id.to_hex()]),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let d = store
+            .create_delivery(
+                &home.id,
+                &courier.id,
+                &dispatcher.id,
+                now - 3_600_000,
+                now + 23 * 3_600_000,
+                &format!("BENCH-{i}"),
+                "in_home",
+                &door.id,
+                now,
+            )
+            .await?;
+        store
+            .transition_delivery(&d.id, "scheduled", "inside", now)
+            .await?;
+        creds.push_str(&format!(
+            "{} {} {pw}\n",
+            id.to_hex(),
+            hex::encode(key.seed())
+        ));
+    }
+    Ok((creds, owner.id))
 }
 
 /// Run the bench; returns the JSON line's value.
@@ -165,98 +268,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     let creds_path = dir.path().join("creds.txt");
     {
         let store = threshold_store::Store::connect(&cfg.database_url()).await?;
-        let now = now_ms();
-        let hash = "$argon2id$unused";
-        let owner = store
-            .create_user(
-                threshold_store::Role::Owner,
-                "bench-owner",
-                "Bench owner",
-                hash,
-                now,
-            )
-            .await?;
-        let courier = store
-            .create_user(
-                threshold_store::Role::Courier,
-                "bench-courier",
-                "Bench courier",
-                hash,
-                now,
-            )
-            .await?;
-        let dispatcher = store
-            .create_user(
-                threshold_store::Role::Dispatcher,
-                "bench-dispatch",
-                "Bench dispatcher",
-                hash,
-                now,
-            )
-            .await?;
-        let mut creds = String::new();
-        for i in 0..b.cameras {
-            let home = store
-                .create_home(
-                    threshold_store::NewHome {
-                        owner_id: &owner.id,
-                        name: &format!("home {i}"),
-                        lat: 0.0,
-                        lon: 0.0,
-                        geofence_m: 50.0,
-                        time_zone: None,
-                    },
-                    now,
-                )
-                .await?;
-            let key = DeviceKey::generate().map_err(|e| anyhow::anyhow!("random: {e}"))?;
-            let id = key.device_id();
-            let mut pw = [0u8; 16];
-            getrandom::getrandom(&mut pw).map_err(|e| anyhow::anyhow!("random: {e}"))?;
-            let pw = hex::encode(pw);
-            store
-                .enrol_device(
-                    &id.to_hex(),
-                    &home.id,
-                    "camera",
-                    &format!("camera {i}"),
-                    &key.public().to_hex(),
-                    &threshold_hub::auth::sha256_hex(&pw),
-                    now,
-                )
-                .await?;
-            let door = store.create_door(&home.id, "Front door", true, now).await?;
-            store
-                .update_door(
-                    &door.id,
-                    &threshold_store::DoorChange {
-                        camera_ids: Some(vec![id.to_hex()]),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-            let d = store
-                .create_delivery(
-                    &home.id,
-                    &courier.id,
-                    &dispatcher.id,
-                    now - 3_600_000,
-                    now + 23 * 3_600_000,
-                    &format!("BENCH-{i}"),
-                    "in_home",
-                    &door.id,
-                    now,
-                )
-                .await?;
-            store
-                .transition_delivery(&d.id, "scheduled", "inside", now)
-                .await?;
-            creds.push_str(&format!(
-                "{} {} {pw}\n",
-                id.to_hex(),
-                hex::encode(key.seed())
-            ));
-        }
+        let (creds, _owner) = seed_homes(&store, b.cameras).await?;
         std::fs::write(&creds_path, creds)?;
         store.close().await;
     }
@@ -302,55 +314,16 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     // What the hub holds before any device connects (its registry of every device,
     // the database cache), against what it holds with every camera connected.
     let rss_before_devices = status_bytes("VmRSS:");
-    let mut seed = [0u8; 8];
-    getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("random: {e}"))?;
-    let mut cmd = std::process::Command::new(&b.devices_command[0]);
-    cmd.args(&b.devices_command[1..])
-        .arg("--creds")
-        .arg(&creds_path)
-        .arg("--broker")
-        .arg(format!("{}:{}", hub.mqtt_host, hub.mqtt_port))
-        .arg("--prefix")
-        .arg(&cfg.mqtt_topic_prefix)
-        .arg("--hz")
-        .arg(b.hz.to_string())
-        .arg("--duration")
-        .arg(b.duration_s.to_string())
-        .arg("--silence")
-        .arg(b.silence_fraction.to_string())
-        .arg("--seed")
-        .arg(u64::from_le_bytes(seed).to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = ChildGuard(cmd.spawn()?);
-    let stdout = child
-        .0
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut stdin = child
-        .0
-        .stdin
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
-    let (line_tx, mut out) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(stdout).lines() {
-            match l {
-                Ok(l) => {
-                    if line_tx.send(l).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => return,
-            }
-        }
-    });
-    let ready = tokio::time::timeout(Duration::from_secs(300), out.recv()).await?;
-    anyhow::ensure!(
-        ready.as_deref().is_some_and(|l| l.starts_with("READY")),
-        "device process did not get ready: {ready:?}"
-    );
+    let mut devices = Devices::spawn(
+        &b.devices_command,
+        &creds_path,
+        &format!("{}:{}", hub.mqtt_host, hub.mqtt_port),
+        &cfg.mqtt_topic_prefix,
+        b.hz,
+        b.duration_s,
+        b.silence_fraction,
+    )?;
+    devices.ready().await?;
     let live_count = |st: &threshold_hub::AppState| {
         let now = st.clock.now_ms();
         let lc = st.config.liveness();
@@ -438,11 +411,10 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
             }
         })
     };
-    stdin.write_all(b"GO\n")?;
-    stdin.flush()?;
-    let result_line = tokio::time::timeout(Duration::from_secs(b.duration_s + 120), out.recv())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("device process ended without a result"))?;
+    devices.go()?;
+    let devices = devices
+        .result(Duration::from_secs(b.duration_s + 120))
+        .await?;
     let (cpu1, acc1, t1) = (cpu_seconds(), accepted(), now_ms());
     sampler.abort();
     let lags = state.load.take_lags();
@@ -452,44 +424,20 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    drop(child);
     // Late alerts for cameras silenced near the end.
     tokio::time::sleep(Duration::from_millis((3 * window).max(3000) as u64)).await;
-    let devices: serde_json::Value = serde_json::from_str(&result_line)?;
-    let silenced: HashMap<String, i64> = devices["silenced"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| Some((s["id"].as_str()?.to_owned(), s["last_sent_ms"].as_i64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let silenced = silenced_of(&devices);
     let alerts = alerts.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let detections = detections.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut latencies = Vec::new();
-    let mut detect_lat = Vec::new();
-    let mut false_alerts = 0u64;
-    let mut alerted: HashSet<String> = HashSet::new();
     // Every camera stops at the end of the run; alerts after that are not false.
     let end = t0 + (b.duration_s * 1000) as i64;
-    for (dev, at) in &alerts {
-        match silenced.get(dev) {
-            None if *at >= end => {}
-            Some(last) if at >= last => {
-                if alerted.insert(dev.clone()) {
-                    latencies.push(at - last);
-                }
-            }
-            _ => {
-                false_alerts += 1;
-                eprintln!(
-                    "bench: false alert for camera {dev} at {:.1} s (silenced: {:?})",
-                    (*at - t0) as f64 / 1000.0,
-                    silenced.get(dev).map(|l| (l - t0) as f64 / 1000.0)
-                );
-            }
-        }
-    }
+    let Verdicts {
+        latencies,
+        false_alerts,
+        missed,
+        ..
+    } = judge(&alerts, &silenced, t0, end);
+    let mut detect_lat = Vec::new();
     for (dev, at) in &detections {
         if let Some(last) = silenced.get(dev) {
             if at >= last {
@@ -497,9 +445,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
             }
         }
     }
-    latencies.sort_unstable();
     detect_lat.sort_unstable();
-    let missed = silenced.len() - alerted.len();
     let secs = ((t1 - t0) as f64 / 1000.0).max(0.001);
     // The hub's own verdicts on its load during the run: how often and how long it
     // said it was behind (each time one system alert).
@@ -565,6 +511,165 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
 }
 
 /// Minimal MQTT 5 client pieces: CONNECT, PUBLISH (QoS 0), PINGREQ.
+/// The device process of a liveness bench ([`run_devices`]), started and driven over
+/// its stdin (GO) and stdout (READY, then the result line).
+pub(crate) struct Devices {
+    _child: ChildGuard,
+    stdin: std::process::ChildStdin,
+    out: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Devices {
+    pub(crate) fn spawn(
+        command: &[OsString],
+        creds: &std::path::Path,
+        broker: &str,
+        prefix: &str,
+        hz: f64,
+        duration_s: u64,
+        silence: f64,
+    ) -> anyhow::Result<Devices> {
+        let mut seed = [0u8; 8];
+        getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| anyhow::anyhow!("no device process command"))?;
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
+            .arg("--creds")
+            .arg(creds)
+            .arg("--broker")
+            .arg(broker)
+            .arg("--prefix")
+            .arg(prefix)
+            .arg("--hz")
+            .arg(hz.to_string())
+            .arg("--duration")
+            .arg(duration_s.to_string())
+            .arg("--silence")
+            .arg(silence.to_string())
+            .arg("--seed")
+            .arg(u64::from_le_bytes(seed).to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = ChildGuard(cmd.spawn()?);
+        let stdout = child
+            .0
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let stdin = child
+            .0
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+        let (line_tx, out) = tokio::sync::mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stdout).lines() {
+                match l {
+                    Ok(l) => {
+                        if line_tx.send(l).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(Devices {
+            _child: child,
+            stdin,
+            out,
+        })
+    }
+
+    /// Every camera connected (the process says READY), within 5 minutes.
+    pub(crate) async fn ready(&mut self) -> anyhow::Result<()> {
+        let ready = tokio::time::timeout(Duration::from_secs(300), self.out.recv()).await?;
+        anyhow::ensure!(
+            ready.as_deref().is_some_and(|l| l.starts_with("READY")),
+            "device process did not get ready: {ready:?}"
+        );
+        Ok(())
+    }
+
+    /// Start the measured run.
+    pub(crate) fn go(&mut self) -> anyhow::Result<()> {
+        self.stdin.write_all(b"GO\n")?;
+        self.stdin.flush()?;
+        Ok(())
+    }
+
+    /// The run's result line (sent, silenced cameras and their last send times); the
+    /// process is stopped when this is dropped.
+    pub(crate) async fn result(mut self, within: Duration) -> anyhow::Result<serde_json::Value> {
+        let line = tokio::time::timeout(within, self.out.recv())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("device process ended without a result"))?;
+        Ok(serde_json::from_str(&line)?)
+    }
+}
+
+/// The silenced cameras of a result line, with the time each sent its last message.
+pub(crate) fn silenced_of(devices: &serde_json::Value) -> HashMap<String, i64> {
+    devices["silenced"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| Some((s["id"].as_str()?.to_owned(), s["last_sent_ms"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the alerts of a run say against the cameras that were silenced.
+#[derive(Debug, Default)]
+pub(crate) struct Verdicts {
+    /// From each silenced camera's last message to its first alert, sorted.
+    pub latencies: Vec<i64>,
+    /// Alerts for a camera that was not silenced (or before it was).
+    pub false_alerts: u64,
+    /// Silenced cameras never alerted.
+    pub missed: usize,
+    /// Alerts beyond the first for one silenced camera.
+    pub duplicates: u64,
+}
+
+/// Judge `alerts` (camera, alert time) against `silenced`; alerts at or after `end`
+/// (when every camera stops) are not false. False alerts are named on stderr.
+pub(crate) fn judge(
+    alerts: &[(String, i64)],
+    silenced: &HashMap<String, i64>,
+    t0: i64,
+    end: i64,
+) -> Verdicts {
+    let mut v = Verdicts::default();
+    let mut alerted: HashSet<String> = HashSet::new();
+    for (dev, at) in alerts {
+        match silenced.get(dev) {
+            None if *at >= end => {}
+            Some(last) if at >= last => {
+                if alerted.insert(dev.clone()) {
+                    v.latencies.push(at - last);
+                } else {
+                    v.duplicates += 1;
+                }
+            }
+            _ => {
+                v.false_alerts += 1;
+                eprintln!(
+                    "bench: false alert for camera {dev} at {:.1} s (silenced: {:?})",
+                    (*at - t0) as f64 / 1000.0,
+                    silenced.get(dev).map(|l| (l - t0) as f64 / 1000.0)
+                );
+            }
+        }
+    }
+    v.latencies.sort_unstable();
+    v.missed = silenced.len() - alerted.len();
+    v
+}
+
 fn varint(mut n: usize, out: &mut Vec<u8>) {
     loop {
         let mut b = (n % 128) as u8;
