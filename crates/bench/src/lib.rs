@@ -5,10 +5,13 @@
 //!   that check the camera statement as a real lock does.
 //! - [`liveness`]: camera liveness at scale; the simulated cameras run in a second
 //!   process ([`liveness::run_devices`]).
+//! - [`fleet`]: the same against several hub nodes sharing PostgreSQL and a broker,
+//!   with one node killed mid-run (failover time, duplicates).
 //! - [`wids`]: the Wi-Fi detector's throughput on a capture file.
 //!
 //! What each measures, and the current figures: docs/performance.md.
 
+pub mod fleet;
 pub mod liveness;
 pub mod unlock;
 pub mod wids;

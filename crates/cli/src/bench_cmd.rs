@@ -82,6 +82,18 @@ pub struct LivenessArgs {
     /// External broker, e.g. mqtt://127.0.0.1:1883 (default: the embedded broker).
     #[arg(long)]
     pub mqtt_url: Option<String>,
+    /// Run against a fleet of this many `threshold serve --fleet-node` processes
+    /// (needs --database-url and --mqtt-url); prints per-node load, duplicates and the
+    /// failover time.
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// With --nodes: the PostgreSQL server (the run gets a schema of its own).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// With --nodes: kill (SIGKILL) the node holding the most partitions this many
+    /// seconds into the run (default: half the run; 0 or more than the run: at its end).
+    #[arg(long)]
+    pub kill_at: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +131,31 @@ pub async fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
                 mqtt_url: a.mqtt_url,
                 device_connections: a.device_connections,
                 rate: a.rate,
+            })
+            .await?
+        }
+        BenchCmd::Liveness(a) if a.nodes.is_some() => {
+            let exe = std::env::current_exe()?;
+            let (Some(database_url), Some(mqtt_url)) = (a.database_url, a.mqtt_url) else {
+                anyhow::bail!(
+                    "--nodes needs --database-url postgres://... and --mqtt-url mqtt://..."
+                );
+            };
+            threshold_bench::fleet::run(threshold_bench::fleet::FleetBench {
+                nodes: a.nodes.unwrap_or(1),
+                cameras: a.cameras,
+                hz: a.hz,
+                duration_s: a.duration,
+                silence_fraction: a.silence,
+                database_url,
+                mqtt_url,
+                kill_at_s: Some(a.kill_at.unwrap_or(a.duration / 2)),
+                hub_program: exe.clone().into(),
+                devices_command: vec![
+                    OsString::from(exe),
+                    OsString::from("bench"),
+                    OsString::from("liveness-devices"),
+                ],
             })
             .await?
         }

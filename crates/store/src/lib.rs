@@ -211,6 +211,22 @@ impl Store {
             .await?)
     }
 
+    /// A new, empty schema named `{tag}_{random id}` on the PostgreSQL server at
+    /// `base`, and the URL that uses it (its `search_path`): runs of tests and
+    /// benchmarks side by side on one database, without seeing each other.
+    pub async fn new_schema(base: &str, tag: &str) -> Result<String> {
+        use sqlx::Connection;
+        Self::install_drivers();
+        let mut conn = sqlx::AnyConnection::connect(base).await?;
+        let schema = format!("{tag}_{}", crate::new_id());
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    }
+
     /// Register sqlx's SQLite and PostgreSQL drivers (idempotent).
     pub fn install_drivers() {
         DRIVERS.call_once(sqlx::any::install_default_drivers);

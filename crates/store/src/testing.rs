@@ -59,7 +59,7 @@ pub async fn postgres_url() -> Result<Option<String>, Box<dyn std::error::Error>
     use sqlx::Connection;
     crate::Store::install_drivers();
     let base = postgres_base_url();
-    let mut conn = match sqlx::AnyConnection::connect(&base).await {
+    let conn = match sqlx::AnyConnection::connect(&base).await {
         Ok(c) => c,
         Err(e) if !services_required() => {
             eprintln!("skipping PostgreSQL half: {base} unreachable ({e}); set THRESHOLD_REQUIRE_SERVICES=1 to fail instead");
@@ -67,15 +67,8 @@ pub async fn postgres_url() -> Result<Option<String>, Box<dyn std::error::Error>
         }
         Err(e) => return Err(format!("PostgreSQL required but {base} unreachable: {e}").into()),
     };
-    let schema = format!("t_{}", crate::new_id());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut conn)
-        .await?;
     conn.close().await?;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Ok(Some(format!(
-        "{base}{sep}options=-c%20search_path%3D{schema}"
-    )))
+    Ok(Some(crate::Store::new_schema(&base, "t").await?))
 }
 
 /// A home named "h" at (0, 0) with a 30 m geofence, for tests that need one to hang
