@@ -285,10 +285,10 @@ impl House {
     }
 }
 
-/// A webhook receiver on loopback: answers 200 and keeps each request's
-/// `webhook-id` and body.
-/// What the webhook receiver got: each request's `webhook-id` and body.
-type Received = Arc<Mutex<Vec<(String, Value)>>>;
+/// A webhook receiver and push service on loopback: answers 201 and keeps each
+/// request's path, `webhook-id` and body.
+/// What the receiver got: each request's path, `webhook-id` and body (JSON, or null).
+type Received = Arc<Mutex<Vec<(String, String, Value)>>>;
 
 fn webhook_receiver() -> (String, Received) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -304,6 +304,10 @@ fn webhook_receiver() -> (String, Received) {
                 loop {
                     let (mut id, mut len) = (String::new(), 0usize);
                     let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("").to_owned();
                     loop {
                         line.clear();
                         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -325,10 +329,12 @@ fn webhook_receiver() -> (String, Received) {
                     if reader.read_exact(&mut body).is_err() {
                         return;
                     }
-                    keep.lock()
-                        .unwrap()
-                        .push((id, serde_json::from_slice(&body).unwrap_or(Value::Null)));
-                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                    keep.lock().unwrap().push((
+                        path,
+                        id,
+                        serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    ));
+                    let _ = conn.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n");
                 }
             });
         }
@@ -458,6 +464,24 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
     )
     .await;
     assert_eq!(s, 201, "{wh}");
+    // The owner's browser subscribes to Web Push through b.
+    let seed = hex::decode(threshold_store::new_id() + &threshold_store::new_id()).unwrap();
+    let browser = p256::SecretKey::from_slice(&seed).unwrap();
+    let b64 = |b: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    };
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let (s, sub) = call(
+        "POST",
+        format!("{}/api/v1/push/subscriptions", b.base),
+        Some(&house.owner),
+        Some(json!({"endpoint": hook_url.replace("/hook", "/push"),
+            "keys": {"p256dh": b64(browser.public_key().to_encoded_point(false).as_bytes()),
+                     "auth": b64(&[7u8; 16])}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{sub}");
     let mut streams = [
         live_stream(&a.base, &house.owner).await,
         live_stream(&b.base, &house.owner).await,
@@ -504,7 +528,7 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
             .lock()
             .unwrap()
             .iter()
-            .any(|(_, body)| body["data"]["id"] == alert_id)
+            .any(|(_, _, body)| body["data"]["id"] == alert_id)
     })
     .await;
     // Still one, with one id, once the senders of all three nodes had their turns.
@@ -537,18 +561,29 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
         .lock()
         .unwrap()
         .iter()
-        .filter(|(_, body)| body["data"]["id"] == alert_id)
-        .map(|(id, _)| id.clone())
+        .filter(|(_, _, body)| body["data"]["id"] == alert_id)
+        .map(|(_, id, _)| id.clone())
         .collect();
     assert_eq!(for_alert.len(), 1, "one webhook POST: {for_alert:?}");
+    let pushes = || {
+        hooks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(path, _, _)| path == "/push")
+            .count()
+    };
+    until(10, "the push sent", || async { pushes() >= 1 }).await;
     for (ws, n) in streams.iter_mut().zip(["a", "b", "c"]) {
-        // Everything sent since, up to two pings from now: no second copy.
+        // Everything sent since, up to two pings from now: no second copy (nor a
+        // second push meanwhile).
         let more = alerts_seen(ws, |_, pings| pings >= 2).await;
         assert!(
             !more.iter().any(|k| k == lost),
             "node {n}'s live stream had {lost} twice"
         );
     }
+    assert_eq!(pushes(), 1, "one Web Push for the one critical alert");
 
     // Revoked through a: c refuses the device's next message within a second.
     let code = support::pairing_code(&a.base, &house.owner, &house.home, "camera", "spare").await;

@@ -327,7 +327,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         ),
         _ => None,
     };
-    let push = alerts::push::start(&state);
+    let push = alerts::push::start(&state).await;
     let mut app = http::router(state.clone(), push);
     if let Some(s) = &served {
         app = http::tls_routes(app, s.ca_pem.clone());

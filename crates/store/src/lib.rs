@@ -21,6 +21,7 @@ pub mod fleet;
 mod homes;
 mod media;
 mod migrate;
+mod push;
 mod sql;
 mod system_alerts;
 pub mod testing;
@@ -37,6 +38,7 @@ pub use doors::{DoorChange, DoorRow, MerchantRow, OpeningRow};
 pub use events::{AlertRow, DeviceEventRow, NewAlert, NewTimelineRow, TimelineRow};
 pub use homes::{HomeRow, NewHome, NewPairing, PairingRow};
 pub use media::{MediaFrameRow, RecordingRow, WebhookDeliveryRow, WebhookEndpointRow};
+pub use push::PushSubscriptionRow;
 pub use system_alerts::{NewSystemAlert, SystemAlertRow};
 pub use wifi::WifiAttackRow;
 

@@ -10,9 +10,10 @@
 //!   VAPID ES256 token for the push service's origin. A 404/410 answer removes the
 //!   subscription.
 //!
-//! Subscriptions are kept in `push_subscriptions.json` in the data folder (written
-//! atomically): enough for one hub process. Endpoints must be `https://`, or `http://`
-//! on a loopback address (a local push service, the tests).
+//! Subscriptions are kept in the database (`push_subscriptions`), so every hub process
+//! of a fleet sends to the ones made through any of them; a `push_subscriptions.json`
+//! left in the data folder by an older hub is imported once. Endpoints must be
+//! `https://`, or `http://` on a loopback address (a local push service, the tests).
 
 use crate::state::AppState;
 use aes_gcm::aead::{Aead, KeyInit};
@@ -27,8 +28,8 @@ use p256::{PublicKey, SecretKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Record size announced in the header; one record per message.
@@ -153,8 +154,7 @@ pub struct Push {
     key: SigningKey,
     public_b64: String,
     subject: String,
-    file: PathBuf,
-    subs: Mutex<Vec<Subscription>>,
+    store: threshold_store::Store,
     /// The TLS client for push services (`outbound`).
     tls: std::sync::Arc<rustls::ClientConfig>,
 }
@@ -187,90 +187,121 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretKey> {
 }
 
 impl Push {
-    pub fn open(
+    pub async fn open(
         data_dir: &Path,
         subject: String,
         tls: std::sync::Arc<rustls::ClientConfig>,
+        store: threshold_store::Store,
     ) -> anyhow::Result<Push> {
         let secret = load_or_create_key(&data_dir.join("vapid.key"))?;
         let public_b64 = B64.encode(secret.public_key().to_encoded_point(false).as_bytes());
-        let file = data_dir.join("push_subscriptions.json");
-        let subs = match std::fs::read(&file) {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        Ok(Push {
+        let push = Push {
             key: SigningKey::from(secret),
             public_b64,
             subject,
-            file,
-            subs: Mutex::new(subs),
+            store,
             tls,
-        })
+        };
+        push.import_file(&data_dir.join("push_subscriptions.json"))
+            .await;
+        Ok(push)
+    }
+
+    /// Subscriptions an older hub kept in a file: into the database, once (the file is
+    /// renamed `.imported`).
+    async fn import_file(&self, file: &Path) {
+        let Ok(bytes) = std::fs::read(file) else {
+            return;
+        };
+        let subs: Vec<Subscription> = serde_json::from_slice(&bytes).unwrap_or_default();
+        let mut kept = 0;
+        for s in &subs {
+            if self.upsert(s.clone()).await.is_ok() {
+                kept += 1;
+            }
+        }
+        tracing::info!(
+            kept,
+            of = subs.len(),
+            "push subscriptions imported from the data folder"
+        );
+        if let Err(e) = std::fs::rename(file, file.with_extension("json.imported")) {
+            tracing::warn!(error = %e, "could not rename the imported push subscriptions file");
+        }
     }
 
     pub fn public_key(&self) -> &str {
         &self.public_b64
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscription>> {
-        self.subs.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn save(&self, subs: &[Subscription]) {
-        let tmp = self.file.with_extension("tmp");
-        let r = serde_json::to_vec_pretty(subs)
-            .map_err(std::io::Error::other)
-            .and_then(|b| std::fs::write(&tmp, b))
-            .and_then(|_| std::fs::rename(&tmp, &self.file));
-        if let Err(e) = r {
-            tracing::error!(error = %e, "could not save push subscriptions");
+    pub async fn subscriptions(&self, owner: &str) -> Vec<Subscription> {
+        match self.store.push_subscriptions(owner).await {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|r| Subscription {
+                    owner_id: r.owner_id,
+                    endpoint: r.endpoint,
+                    p256dh: r.p256dh,
+                    auth: r.auth,
+                    created_ms: r.created_ms,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not read push subscriptions");
+                Vec::new()
+            }
         }
     }
 
-    pub fn subscriptions(&self, owner: &str) -> Vec<Subscription> {
-        self.lock()
-            .iter()
-            .filter(|s| s.owner_id == owner)
-            .cloned()
-            .collect()
-    }
-
-    fn upsert(&self, s: Subscription) -> Result<(), SubscribeError> {
-        let mut subs = self.lock();
+    async fn upsert(&self, s: Subscription) -> Result<(), SubscribeError> {
+        let store_err = |e: threshold_store::StoreError| SubscribeError::Store(e.to_string());
         // An endpoint already kept for another owner moves only to someone who holds
         // the same browser's keys (the same browser, signed in as someone else): an
         // endpoint alone, which leaks more easily, takes nobody's alerts away.
-        if let Some(old) = subs.iter().find(|x| x.endpoint == s.endpoint) {
+        let old = self
+            .store
+            .push_subscription_at(&s.endpoint)
+            .await
+            .map_err(store_err)?;
+        if let Some(old) = &old {
             let same_browser = crate::auth::ct_eq(&old.auth, &s.auth)
                 && crate::auth::ct_eq(&old.p256dh, &s.p256dh);
             if old.owner_id != s.owner_id && !same_browser {
                 return Err(SubscribeError::Taken);
             }
         }
-        subs.retain(|x| x.endpoint != s.endpoint);
-        if subs.iter().filter(|x| x.owner_id == s.owner_id).count() >= MAX_SUBSCRIPTIONS_PER_OWNER {
+        let others = self
+            .store
+            .push_subscriptions(&s.owner_id)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .filter(|x| x.endpoint != s.endpoint)
+            .count();
+        if others >= MAX_SUBSCRIPTIONS_PER_OWNER {
             return Err(SubscribeError::TooMany);
         }
-        subs.push(s);
-        let copy = subs.clone();
-        drop(subs);
-        self.save(&copy);
-        Ok(())
+        self.store
+            .put_push_subscription(&threshold_store::PushSubscriptionRow {
+                owner_id: s.owner_id,
+                endpoint: s.endpoint,
+                p256dh: s.p256dh,
+                auth: s.auth,
+                created_ms: s.created_ms,
+            })
+            .await
+            .map_err(store_err)
     }
 
     /// Forget a subscription (of `owner`, when given); whether there was one.
-    pub fn remove(&self, owner: Option<&str>, endpoint: &str) -> bool {
-        let mut subs = self.lock();
-        let before = subs.len();
-        subs.retain(|x| !(x.endpoint == endpoint && owner.is_none_or(|o| o == x.owner_id)));
-        let changed = subs.len() != before;
-        let copy = subs.clone();
-        drop(subs);
-        if changed {
-            self.save(&copy);
+    pub async fn remove(&self, owner: Option<&str>, endpoint: &str) -> bool {
+        match self.store.delete_push_subscription(owner, endpoint).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "could not remove a push subscription");
+                false
+            }
         }
-        changed
     }
 
     /// `Authorization` header value for a push to `origin`, valid 12 hours.
@@ -292,20 +323,20 @@ impl Push {
     /// Send one notification to every subscription of `owner`.
     pub async fn notify(&self, owner: &str, payload: &serde_json::Value, now_ms: i64) {
         let body = payload.to_string();
-        for s in self.subscriptions(owner) {
+        for s in self.subscriptions(owner).await {
             let (Some(origin), Ok(ua), Ok(auth)) = (
                 endpoint_origin(&s.endpoint),
                 B64.decode(s.p256dh.trim_end_matches('=')),
                 B64.decode(s.auth.trim_end_matches('=')),
             ) else {
-                self.remove(None, &s.endpoint);
+                self.remove(None, &s.endpoint).await;
                 continue;
             };
             let sealed = match encrypt(&ua, &auth, body.as_bytes()) {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "push not encrypted; subscription dropped");
-                    self.remove(None, &s.endpoint);
+                    self.remove(None, &s.endpoint).await;
                     continue;
                 }
             };
@@ -334,7 +365,7 @@ impl Push {
             match status {
                 Some(404 | 410) => {
                     tracing::info!(endpoint = %s.endpoint, "push subscription gone; removed");
-                    self.remove(None, &s.endpoint);
+                    self.remove(None, &s.endpoint).await;
                 }
                 Some(c) if (200..300).contains(&c) => {}
                 other => {
@@ -356,11 +387,13 @@ pub enum SubscribeError {
     TooMany,
     #[error("this push endpoint belongs to another account's browser")]
     Taken,
+    #[error("storage: {0}")]
+    Store(String),
 }
 
 impl Push {
     /// Check a browser's subscription and keep it for `owner`.
-    pub fn subscribe(
+    pub async fn subscribe(
         &self,
         owner: &str,
         endpoint: String,
@@ -388,15 +421,23 @@ impl Push {
             auth,
             created_ms: now_ms,
         })
+        .await
     }
 }
 
 /// The hub's Web Push, started: the key opened (or created) and a task sending every
 /// critical alert on the event bus to its owner's subscriptions. `None` without a
 /// usable VAPID key (the apps then hide the feature).
-pub fn start(state: &AppState) -> Option<Arc<Push>> {
+pub async fn start(state: &AppState) -> Option<Arc<Push>> {
     let subject = "mailto:threshold@localhost".to_owned();
-    let push = match Push::open(&state.config.data_dir, subject, state.outbound_tls.clone()) {
+    let push = match Push::open(
+        &state.config.data_dir,
+        subject,
+        state.outbound_tls.clone(),
+        state.store.clone(),
+    )
+    .await
+    {
         Ok(p) => Arc::new(p),
         Err(e) => {
             tracing::error!(error = %e, "Web Push disabled: no VAPID key");
@@ -526,15 +567,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn vapid_token_verifies_with_the_public_key() {
+    #[tokio::test]
+    async fn vapid_token_verifies_with_the_public_key() {
         use p256::ecdsa::signature::Verifier;
         let dir = threshold_store::testing::TempDir::new("vapid").unwrap();
+        let (store, _db) = threshold_store::testing::sqlite().await.unwrap();
         let push = Push::open(
             dir.path(),
             "mailto:a@b".into(),
             crate::outbound::client_config(None).unwrap(),
+            store.clone(),
         )
+        .await
         .unwrap();
         let h = push.vapid_authorization("https://push.example", 1_000_000);
         let (t, k) = h
@@ -556,7 +600,9 @@ mod tests {
             dir.path(),
             "mailto:a@b".into(),
             crate::outbound::client_config(None).unwrap(),
+            store,
         )
+        .await
         .unwrap();
         assert_eq!(again.public_key(), push.public_key());
     }

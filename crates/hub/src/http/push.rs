@@ -52,6 +52,7 @@ async fn list(
     let owner = p.require(Role::Owner)?;
     let subs: Vec<_> = push
         .subscriptions(owner)
+        .await
         .into_iter()
         .map(|s| json!({"endpoint": s.endpoint, "created_ms": s.created_ms}))
         .collect();
@@ -72,11 +73,13 @@ async fn subscribe(
         req.keys.auth,
         st.clock.now_ms(),
     )
+    .await
     .map_err(|e| match e {
         SubscribeError::BadEndpoint => ApiError::invalid("invalid_endpoint", e.to_string()),
         SubscribeError::BadKey(k) => ApiError::invalid("invalid_key", k.to_string()),
         SubscribeError::TooMany => ApiError::Conflict(e.to_string()),
         SubscribeError::Taken => ApiError::ConflictCode("endpoint_in_use", e.to_string()),
+        SubscribeError::Store(m) => ApiError::Internal(m),
     })?;
     crate::audit::record(&st, "push.subscribed", &p.actor(), "push", json!({})).await;
     Ok(StatusCode::CREATED)
@@ -88,7 +91,7 @@ async fn unsubscribe(
     ApiJson(req): ApiJson<UnsubscribeRequest>,
 ) -> ApiResult<StatusCode> {
     let owner = p.require(Role::Owner)?;
-    if push.remove(Some(owner), &req.endpoint) {
+    if push.remove(Some(owner), &req.endpoint).await {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("subscription"))

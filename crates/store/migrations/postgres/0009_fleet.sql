@@ -36,3 +36,13 @@ CREATE TABLE fleet_downlinks (
     body TEXT NOT NULL,
     created_ms BIGINT NOT NULL
 );
+-- Browsers' Web Push subscriptions (were a file in the data folder, which only one hub
+-- process could keep): one row per push endpoint, owned by one account.
+CREATE TABLE push_subscriptions (
+    endpoint TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users(id),
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX push_subscriptions_owner ON push_subscriptions(owner_id);
