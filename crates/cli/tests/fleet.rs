@@ -646,6 +646,25 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
         "c refused the revoked device only after {refused_after:?}"
     );
 
+    // Guesses at one account spread over the three nodes count together: the free
+    // ten, then every node asks to slow down.
+    let guess = |n: &Node| {
+        call(
+            "POST",
+            format!("{}/api/v1/auth/login", n.base),
+            None,
+            Some(json!({"username": "olivia", "password": "not-her-password"})),
+        )
+    };
+    for i in 0..10 {
+        let (s, body) = guess([&a, &b, &c][i % 3]).await;
+        assert_eq!(s, 401, "guess {i}: {body}");
+    }
+    for n in [&a, &b, &c] {
+        let (s, body) = guess(n).await;
+        assert_eq!(s, 429, "the eleventh guess, on {}: {body}", n.name);
+    }
+
     house.stop();
     drop((a, b, c));
 }

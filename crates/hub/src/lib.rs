@@ -179,6 +179,12 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         clock.clone(),
         config.audit_checkpoint_every,
     );
+    // A fleet's nodes count sign-in attempts together; a single hub in memory.
+    let shared_store = store.clone();
+    let throttle = |limits, scope| match config.fleet_node {
+        Some(_) => auth::throttle::Throttle::shared(limits, shared_store.clone(), scope),
+        None => auth::throttle::Throttle::new(limits),
+    };
     let state = AppState::new(state::Inner {
         downlink: gateway::downlink::Downlink::new(clock.now_ms()),
         config: config.clone(),
@@ -196,8 +202,8 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         device_mqtt_port: device_port,
         device_mqtt_tls_port: config.mqtt_tls_addr.map(|a| a.port()),
         journal,
-        sign_in_accounts: auth::throttle::Throttle::new(auth::throttle::Limits::ACCOUNT),
-        sign_in_sources: auth::throttle::Throttle::new(auth::throttle::Limits::SOURCE),
+        sign_in_accounts: throttle(auth::throttle::Limits::ACCOUNT, "account"),
+        sign_in_sources: throttle(auth::throttle::Limits::SOURCE, "source"),
         password_checks: auth::PasswordChecks::default(),
         outbound_tls: outbound::client_config(config.outbound_ca_file.as_deref())
             .map_err(anyhow::Error::msg)?,

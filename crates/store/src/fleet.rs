@@ -74,6 +74,15 @@ fn queued(r: &sqlx::any::AnyRow) -> Result<QueuedDownlink> {
 
 const QUEUED_COLS: &str = "id, device_id, home_id, kind, body, created_ms";
 
+/// One sign-in throttle entry as stored (`hub::auth::throttle` decides what it means).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThrottleRow {
+    pub failures: i64,
+    pub pending: i64,
+    pub last_failure_ms: i64,
+    pub pending_since_ms: i64,
+}
+
 /// The channels a fleet's notifications travel on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Channel {
@@ -469,6 +478,65 @@ impl Store {
         .iter()
         .map(queued)
         .collect()
+    }
+
+    /// Change one sign-in throttle entry (`scope` and `key`) under a row lock, so that
+    /// attempts on several nodes are counted one after another: `change` gets the
+    /// entry as stored (all zero if none) and decides; the entry is then stored, or
+    /// deleted when it holds nothing (no failures, nothing pending).
+    pub async fn fleet_throttle<R>(
+        &self,
+        scope: &str,
+        key: &str,
+        change: impl FnOnce(&mut ThrottleRow) -> R,
+    ) -> Result<R> {
+        self.postgres_only()?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sign_in_throttle (scope, key, failures, pending, last_failure_ms, pending_since_ms) \
+             VALUES ($1, $2, 0, 0, 0, 0) ON CONFLICT DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query(
+            "SELECT failures, pending, last_failure_ms, pending_since_ms FROM sign_in_throttle \
+             WHERE scope = $1 AND key = $2 FOR UPDATE",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut row = ThrottleRow {
+            failures: r.try_get(0)?,
+            pending: r.try_get(1)?,
+            last_failure_ms: r.try_get(2)?,
+            pending_since_ms: r.try_get(3)?,
+        };
+        let out = change(&mut row);
+        if row.failures == 0 && row.pending == 0 {
+            sqlx::query("DELETE FROM sign_in_throttle WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "UPDATE sign_in_throttle SET failures = $3, pending = $4, last_failure_ms = $5, \
+                 pending_since_ms = $6 WHERE scope = $1 AND key = $2",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(row.failures)
+            .bind(row.pending)
+            .bind(row.last_failure_ms)
+            .bind(row.pending_since_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// The next number for a hub -> device message to `device`: one more than the last

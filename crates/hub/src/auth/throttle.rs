@@ -9,6 +9,11 @@
 //! `max_delay_ms` (and so slows the owner's own sign-in by at most that much) instead
 //! of locking the owner out; a source that guesses across many accounts is slowed on
 //! its own key. Failures are forgotten `window_ms` after the last one.
+//!
+//! A single hub keeps the entries in memory; the nodes of a fleet share them in the
+//! database (`Store::fleet_throttle`, under a row lock), so guesses spread over the
+//! nodes count as much as guesses sent to one. An attempt reserved and never finished
+//! (its request dropped, its node killed) stops counting after `STALE_PENDING_MS`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,89 +47,146 @@ impl Limits {
     };
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Entry {
-    failures: u32,
-    pending: u32,
-    last_failure_ms: i64,
+/// A reservation older than this was abandoned (a dropped request, a killed node):
+/// no sign-in takes this long (the password check has its own bounded pool).
+pub const STALE_PENDING_MS: i64 = 60_000;
+
+/// One key's state: the same fields in memory and in the database.
+pub type Entry = threshold_store::fleet::ThrottleRow;
+
+/// The rules, on one entry: let an attempt in, or say how long to wait.
+fn admit(e: &mut Entry, limits: &Limits, now_ms: i64) -> Result<(), i64> {
+    if e.pending > 0 && now_ms - e.pending_since_ms >= STALE_PENDING_MS {
+        e.pending = 0;
+    }
+    if e.pending == 0 && e.failures > 0 && now_ms - e.last_failure_ms >= limits.window_ms {
+        *e = Entry::default();
+    }
+    if e.failures + e.pending >= i64::from(limits.free) {
+        if e.pending > 0 {
+            return Err(delay_after(limits, e.failures + 1));
+        }
+        let wait = e.last_failure_ms + delay_after(limits, e.failures) - now_ms;
+        if wait > 0 {
+            return Err(wait);
+        }
+    }
+    e.pending += 1;
+    e.pending_since_ms = now_ms;
+    Ok(())
 }
 
-/// The most keys kept; beyond it, forgotten entries are swept first.
+fn give_back(e: &mut Entry) {
+    e.pending = (e.pending - 1).max(0);
+}
+
+fn settle(e: &mut Entry, limits: &Limits, now_ms: i64, succeeded: bool) {
+    e.pending = (e.pending - 1).max(0);
+    if succeeded {
+        if limits.success_clears {
+            e.failures = 0;
+        }
+    } else {
+        e.failures = e.failures.saturating_add(1);
+        e.last_failure_ms = now_ms;
+    }
+}
+
+fn delay_after(limits: &Limits, failures: i64) -> i64 {
+    let over = (failures - i64::from(limits.free)).clamp(0, 20);
+    (1000i64 << over).min(limits.max_delay_ms)
+}
+
+/// The most keys kept in memory; beyond it, forgotten entries are swept first.
 const MAX_KEYS: usize = 100_000;
+
+#[derive(Debug)]
+enum Keys {
+    Local(Mutex<HashMap<String, Entry>>),
+    /// A fleet's: in the database, under this scope.
+    Shared {
+        store: threshold_store::Store,
+        scope: &'static str,
+    },
+}
 
 #[derive(Debug)]
 pub struct Throttle {
     limits: Limits,
-    keys: Mutex<HashMap<String, Entry>>,
+    keys: Keys,
 }
 
 impl Throttle {
+    /// Entries in this process's memory (a single hub).
     pub fn new(limits: Limits) -> Throttle {
         Throttle {
             limits,
-            keys: Mutex::new(HashMap::new()),
+            keys: Keys::Local(Mutex::new(HashMap::new())),
         }
     }
 
-    fn delay_after(&self, failures: u32) -> i64 {
-        let over = failures.saturating_sub(self.limits.free).min(20);
-        (1000i64 << over).min(self.limits.max_delay_ms)
+    /// Entries shared by a fleet's nodes, in the database under `scope`.
+    pub fn shared(limits: Limits, store: threshold_store::Store, scope: &'static str) -> Throttle {
+        Throttle {
+            limits,
+            keys: Keys::Shared { store, scope },
+        }
     }
 
-    /// Reserve an attempt for `key`, or say how many milliseconds to wait.
-    pub fn begin(&self, key: &str, now_ms: i64) -> Result<(), i64> {
-        let mut t = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if t.len() >= MAX_KEYS {
-            let window = self.limits.window_ms;
-            t.retain(|_, e| e.pending > 0 || now_ms - e.last_failure_ms < window);
-        }
+    /// Apply `change` to `key`'s entry, dropping entries that hold nothing. `None`
+    /// if the shared entries could not be reached.
+    async fn with<R>(
+        &self,
+        key: &str,
+        now_ms: i64,
+        change: impl FnOnce(&mut Entry) -> R,
+    ) -> Option<R> {
         let key: String = key.chars().take(96).collect();
-        let e = t.entry(key).or_default();
-        if e.pending == 0 && e.failures > 0 && now_ms - e.last_failure_ms >= self.limits.window_ms {
-            *e = Entry::default();
-        }
-        if e.failures + e.pending >= self.limits.free {
-            if e.pending > 0 {
-                return Err(self.delay_after(e.failures + 1));
+        match &self.keys {
+            Keys::Local(m) => {
+                let mut t = m.lock().unwrap_or_else(|p| p.into_inner());
+                if t.len() >= MAX_KEYS {
+                    let window = self.limits.window_ms;
+                    t.retain(|_, e| e.pending > 0 || now_ms - e.last_failure_ms < window);
+                }
+                let e = t.entry(key.clone()).or_default();
+                let out = change(e);
+                if e.failures == 0 && e.pending == 0 {
+                    t.remove(&key);
+                }
+                Some(out)
             }
-            let wait = e.last_failure_ms + self.delay_after(e.failures) - now_ms;
-            if wait > 0 {
-                return Err(wait);
+            Keys::Shared { store, scope } => {
+                match store.fleet_throttle(scope, &key, change).await {
+                    Ok(out) => Some(out),
+                    Err(e) => {
+                        tracing::error!(error = %e, "sign-in throttle unreachable");
+                        None
+                    }
+                }
             }
         }
-        e.pending += 1;
-        Ok(())
+    }
+
+    /// Reserve an attempt for `key`, or say how many milliseconds to wait. Without
+    /// its shared entries, a fleet node lets nobody try (wait a second).
+    pub async fn begin(&self, key: &str, now_ms: i64) -> Result<(), i64> {
+        let limits = self.limits;
+        self.with(key, now_ms, |e| admit(e, &limits, now_ms))
+            .await
+            .unwrap_or(Err(1000))
     }
 
     /// Give back an attempt that was let through but not made (nothing was checked).
-    pub fn cancel(&self, key: &str) {
-        let mut t = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let key: String = key.chars().take(96).collect();
-        if let Some(e) = t.get_mut(&key) {
-            e.pending = e.pending.saturating_sub(1);
-            if e.failures == 0 && e.pending == 0 {
-                t.remove(&key);
-            }
-        }
+    pub async fn cancel(&self, key: &str) {
+        self.with(key, 0, give_back).await;
     }
 
     /// End an attempt [`begin`](Self::begin) let through.
-    pub fn finish(&self, key: &str, now_ms: i64, succeeded: bool) {
-        let mut t = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        let key: String = key.chars().take(96).collect();
-        let Some(e) = t.get_mut(&key) else { return };
-        e.pending = e.pending.saturating_sub(1);
-        if succeeded {
-            if self.limits.success_clears {
-                e.failures = 0;
-            }
-        } else {
-            e.failures = e.failures.saturating_add(1);
-            e.last_failure_ms = now_ms;
-        }
-        if e.failures == 0 && e.pending == 0 {
-            t.remove(&key);
-        }
+    pub async fn finish(&self, key: &str, now_ms: i64, succeeded: bool) {
+        let limits = self.limits;
+        self.with(key, now_ms, |e| settle(e, &limits, now_ms, succeeded))
+            .await;
     }
 }
 
@@ -139,75 +201,93 @@ mod tests {
         success_clears: true,
     };
 
-    #[test]
-    fn a_source_cannot_reset_its_count_by_signing_in() {
+    #[tokio::test]
+    async fn a_source_cannot_reset_its_count_by_signing_in() {
         let t = Throttle::new(Limits {
             success_clears: false,
             ..L
         });
         for _ in 0..3 {
-            t.begin("ip:x", 0).unwrap();
-            t.finish("ip:x", 0, false);
+            t.begin("ip:x", 0).await.unwrap();
+            t.finish("ip:x", 0, false).await;
         }
         // A success on an account of its own does not give the budget back: still
         // one attempt at a time.
-        assert!(t.begin("ip:x", 1000).is_ok());
-        t.finish("ip:x", 1000, true);
-        let let_in = (0..3).filter(|_| t.begin("ip:x", 1000).is_ok()).count();
+        assert!(t.begin("ip:x", 1000).await.is_ok());
+        t.finish("ip:x", 1000, true).await;
+        let mut let_in = 0;
+        for _ in 0..3 {
+            let_in += usize::from(t.begin("ip:x", 1000).await.is_ok());
+        }
         assert_eq!(let_in, 1);
     }
 
-    #[test]
-    fn attempts_in_flight_count_against_the_free_budget() {
+    #[tokio::test]
+    async fn attempts_in_flight_count_against_the_free_budget() {
         let t = Throttle::new(L);
-        let let_in = (0..40).filter(|_| t.begin("ann", 0).is_ok()).count();
+        let mut let_in = 0;
+        for _ in 0..40 {
+            let_in += usize::from(t.begin("ann", 0).await.is_ok());
+        }
         assert_eq!(
             let_in, 3,
             "forty at once: only the free budget gets through"
         );
     }
 
-    #[test]
-    fn beyond_the_budget_one_at_a_time_with_doubling_delays() {
+    #[tokio::test]
+    async fn beyond_the_budget_one_at_a_time_with_doubling_delays() {
         let t = Throttle::new(L);
         for _ in 0..3 {
-            t.begin("ann", 0).unwrap();
-            t.finish("ann", 0, false);
+            t.begin("ann", 0).await.unwrap();
+            t.finish("ann", 0, false).await;
         }
-        assert_eq!(t.begin("ann", 0), Err(1000));
-        t.begin("ann", 1000).unwrap();
-        assert!(t.begin("ann", 1000).is_err(), "one at a time");
-        t.finish("ann", 1000, false);
+        assert_eq!(t.begin("ann", 0).await, Err(1000));
+        t.begin("ann", 1000).await.unwrap();
+        assert!(t.begin("ann", 1000).await.is_err(), "one at a time");
+        t.finish("ann", 1000, false).await;
         assert_eq!(
-            t.begin("ann", 2000),
+            t.begin("ann", 2000).await,
             Err(1000),
             "2 s after the last failure"
         );
-        t.begin("ann", 3000).unwrap();
-        t.finish("ann", 3000, false);
-        t.begin("ann", 7000).unwrap();
-        t.finish("ann", 7000, false);
+        t.begin("ann", 3000).await.unwrap();
+        t.finish("ann", 3000, false).await;
+        t.begin("ann", 7000).await.unwrap();
+        t.finish("ann", 7000, false).await;
         // Capped: never more than max_delay_ms.
-        assert_eq!(t.begin("ann", 7000), Err(8000));
-        t.begin("ann", 15_000).unwrap();
-        t.finish("ann", 15_000, false);
-        assert_eq!(t.begin("ann", 15_000), Err(8000));
+        assert_eq!(t.begin("ann", 7000).await, Err(8000));
+        t.begin("ann", 15_000).await.unwrap();
+        t.finish("ann", 15_000, false).await;
+        assert_eq!(t.begin("ann", 15_000).await, Err(8000));
     }
 
-    #[test]
-    fn success_clears_and_time_forgets() {
+    #[tokio::test]
+    async fn success_clears_and_time_forgets() {
         let t = Throttle::new(L);
         for _ in 0..3 {
-            t.begin("ann", 0).unwrap();
-            t.finish("ann", 0, false);
+            t.begin("ann", 0).await.unwrap();
+            t.finish("ann", 0, false).await;
         }
-        assert!(t.begin("ann", 500).is_err());
-        assert!(t.begin("ann", 60_000).is_ok(), "window passed");
-        t.finish("ann", 60_000, true);
+        assert!(t.begin("ann", 500).await.is_err());
+        assert!(t.begin("ann", 60_000).await.is_ok(), "window passed");
+        t.finish("ann", 60_000, true).await;
         for _ in 0..3 {
-            assert!(t.begin("ann", 60_001).is_ok());
-            t.finish("ann", 60_001, false);
+            assert!(t.begin("ann", 60_001).await.is_ok());
+            t.finish("ann", 60_001, false).await;
         }
-        assert!(t.begin("bob", 60_001).is_ok(), "keys are independent");
+        assert!(t.begin("bob", 60_001).await.is_ok(), "keys are independent");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_attempt_stops_counting() {
+        let t = Throttle::new(L);
+        for _ in 0..3 {
+            t.begin("ann", 0).await.unwrap();
+        }
+        // Three reserved and never finished (the requests were dropped): the owner is
+        // held back for a while, not forever.
+        assert!(t.begin("ann", 1_000).await.is_err());
+        assert!(t.begin("ann", STALE_PENDING_MS).await.is_ok());
     }
 }

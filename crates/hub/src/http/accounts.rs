@@ -47,10 +47,11 @@ pub async fn login(
     let source = peer.map(|ip| format!("ip:{ip}"));
     st.sign_in_accounts
         .begin(&account, now)
+        .await
         .map_err(ApiError::SlowDown)?;
     if let Some(src) = &source {
-        if let Err(ms) = st.sign_in_sources.begin(src, now) {
-            st.sign_in_accounts.cancel(&account);
+        if let Err(ms) = st.sign_in_sources.begin(src, now).await {
+            st.sign_in_accounts.cancel(&account).await;
             return Err(ApiError::SlowDown(ms));
         }
     }
@@ -60,15 +61,15 @@ pub async fn login(
     match &checked {
         // The pool was full or the database failed: nothing was checked, nothing counts.
         Err(_) => {
-            st.sign_in_accounts.cancel(&account);
+            st.sign_in_accounts.cancel(&account).await;
             if let Some(src) = &source {
-                st.sign_in_sources.cancel(src);
+                st.sign_in_sources.cancel(src).await;
             }
         }
         Ok(_) => {
-            st.sign_in_accounts.finish(&account, now, ok);
+            st.sign_in_accounts.finish(&account, now, ok).await;
             if let Some(src) = &source {
-                st.sign_in_sources.finish(src, now, ok);
+                st.sign_in_sources.finish(src, now, ok).await;
             }
         }
     }

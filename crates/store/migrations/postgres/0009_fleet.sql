@@ -46,3 +46,15 @@ CREATE TABLE push_subscriptions (
     created_ms BIGINT NOT NULL
 );
 CREATE INDEX push_subscriptions_owner ON push_subscriptions(owner_id);
+-- Sign-in attempts per account and per source address, shared by a fleet's nodes (a
+-- single hub keeps them in memory): an attacker gains nothing by spreading guesses
+-- over the nodes.
+CREATE TABLE sign_in_throttle (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    failures BIGINT NOT NULL,
+    pending BIGINT NOT NULL,
+    last_failure_ms BIGINT NOT NULL,
+    pending_since_ms BIGINT NOT NULL,
+    PRIMARY KEY (scope, key)
+);

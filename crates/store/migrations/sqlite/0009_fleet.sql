@@ -46,3 +46,15 @@ CREATE TABLE push_subscriptions (
     created_ms INTEGER NOT NULL
 );
 CREATE INDEX push_subscriptions_owner ON push_subscriptions(owner_id);
+-- Sign-in attempts per account and per source address, shared by a fleet's nodes (a
+-- single hub keeps them in memory): an attacker gains nothing by spreading guesses
+-- over the nodes.
+CREATE TABLE sign_in_throttle (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    pending INTEGER NOT NULL,
+    last_failure_ms INTEGER NOT NULL,
+    pending_since_ms INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);
