@@ -256,7 +256,8 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
     devices.go()?;
 
     // One node dies mid-run: the one holding the most partitions.
-    let mut failover: Option<(String, i64, usize)> = None;
+    // (node, takeover ms, partitions, killed at, takeover ms)
+    let mut failover: Option<(String, i64, usize, i64, i64)> = None;
     if let Some(at) = b.kill_at_s.filter(|_| b.nodes >= 2) {
         tokio::time::sleep(Duration::from_secs(at.min(b.duration_s))).await;
         let held = holders(&store).await?;
@@ -289,7 +290,8 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        failover = Some((victim, now_ms() - killed_at, parts));
+        let took = now_ms() - killed_at;
+        failover = Some((victim, took, parts, killed_at, took));
     }
 
     let result = devices
@@ -329,6 +331,33 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
         missed,
         duplicates,
     } = judge(&alerts, &silenced, t0, end);
+    // The cameras silenced while a node was dead or just taken over from: their alerts
+    // wait for the takeover (and its one-window grace), measured apart.
+    let around = failover.as_ref().map(|(_, _, _, killed_at, took)| {
+        let (from, to) = (killed_at - window, killed_at + took + window);
+        let near: std::collections::HashMap<String, i64> = silenced
+            .iter()
+            .filter(|(_, last)| (from..=to).contains(*last))
+            .map(|(d, l)| (d.clone(), *l))
+            .collect();
+        let v = judge(&alerts, &near, t0, end);
+        json!({"silenced": near.len(), "p50": percentile(&v.latencies, 0.5), "max": v.latencies.last()})
+    });
+    // When each node said it was behind with its devices' messages.
+    let mut behind: std::collections::BTreeMap<String, Vec<[f64; 2]>> = Default::default();
+    for a in store.system_alerts(1_000).await? {
+        if a.kind == "hub_behind" && a.raised_ms >= t0 {
+            let node = serde_json::from_str::<serde_json::Value>(&a.evidence)
+                .ok()
+                .and_then(|e| e["node"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let secs = |t: i64| ((t - t0) as f64 / 100.0).round() / 10.0;
+            behind
+                .entry(node)
+                .or_default()
+                .push([secs(a.raised_ms), secs(a.resolved_ms.unwrap_or(t1))]);
+        }
+    }
     drop(nodes);
     store.close().await;
     Ok(json!({
@@ -347,7 +376,9 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
         "missed_alerts": missed,
         "false_alerts": false_alerts,
         "duplicate_alerts": duplicates,
-        "failover": failover.map(|(node, ms, parts)| json!({"killed": node, "partitions": parts, "taken_over_ms": ms})),
+        "failover": failover.map(|(node, ms, parts, _, _)| json!({"killed": node, "partitions": parts, "taken_over_ms": ms})),
+        "alert_latency_around_failover_ms": around,
+        "hub_behind_periods_s": behind,
         "live_window_ms": window,
         "broker": b.mqtt_url,
     }))
