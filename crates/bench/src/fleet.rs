@@ -340,7 +340,12 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
             .filter(|(_, last)| (from..=to).contains(*last))
             .map(|(d, l)| (d.clone(), *l))
             .collect();
-        let v = judge(&alerts, &near, t0, end);
+        let theirs: Vec<(String, i64)> = alerts
+            .iter()
+            .filter(|(d, _)| near.contains_key(d))
+            .cloned()
+            .collect();
+        let v = judge(&theirs, &near, t0, end);
         json!({"silenced": near.len(), "p50": percentile(&v.latencies, 0.5), "max": v.latencies.last()})
     });
     // When each node said it was behind with its devices' messages.
