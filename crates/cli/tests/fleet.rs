@@ -70,12 +70,21 @@ impl Shared {
     /// A node whose clock is `offset_ms` off the others' (the fleet's clocks agree
     /// only roughly).
     fn node_with_clock(&self, name: &str, offset_ms: i64) -> Node {
+        self.start(name, offset_ms, &self.db_url)
+    }
+
+    /// A node reaching the database at `db_url` (through a relay the test can cut).
+    fn node_via(&self, name: &str, db_url: &str) -> Node {
+        self.start(name, 0, db_url)
+    }
+
+    fn start(&self, name: &str, offset_ms: i64, db_url: &str) -> Node {
         let mut cmd = Command::new(BIN);
         cmd.env("THRESHOLD_CLOCK_OFFSET_MS", offset_ms.to_string());
         cmd.args(["serve", "--data-dir"])
             .arg(self.data.path())
             .args(["--http-addr", "127.0.0.1:0", "--database-url"])
-            .arg(&self.db_url)
+            .arg(db_url)
             .arg("--mqtt-url")
             .arg(format!("mqtt://127.0.0.1:{}", self.broker.port))
             .args(["--mqtt-topic-prefix", &self.prefix, "--fleet-node", name]);
@@ -839,6 +848,133 @@ async fn a_broker_restart_is_one_system_alert_per_node_and_no_camera_is_blamed()
         "the hubs' own disconnection was blamed on the camera"
     );
     assert_eq!(house.delivery_state(&a.base, &id).await, "inside");
+    house.stop();
+    drop((a, b, c));
+}
+
+/// A TCP relay to PostgreSQL that can be cut: while cut, its connections are closed
+/// and new ones refused, as when the database's host is unreachable.
+struct Relay {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn to(target: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    continue; // dropped: refused
+                }
+                let mut watch = cut_rx.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Relay { addr, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        let _ = self.cut.send(cut);
+    }
+}
+
+/// `url` with its `host:port` replaced by `addr`, and the `host:port` it had.
+fn through(url: &str, addr: std::net::SocketAddr) -> (String, String) {
+    let start = url
+        .find('@')
+        .map_or_else(|| url.find("://").unwrap() + 3, |i| i + 1);
+    let end = start + url[start..].find('/').unwrap();
+    (
+        format!("{}{addr}{}", &url[..start], &url[end..]),
+        url[start..end].to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_off_from_the_database_hands_its_homes_on_and_says_so_once() {
+    let Some(shared) = Shared::new().await else {
+        return;
+    };
+    let (_, target) = through(&shared.db_url, "127.0.0.1:1".parse().unwrap());
+    let relay = Relay::to(target).await;
+    let (b_url, _) = through(&shared.db_url, relay.addr);
+    let a = shared.node("a");
+    let b = shared.node_via("b", &b_url);
+    let c = shared.node("c");
+    let house = House::new(&shared, &a.base).await;
+    house.live_everywhere(&[&a, &b, &c]).await;
+    let live_holders = || async {
+        let now = now_ms();
+        let mut h: Vec<String> = shared
+            .store
+            .fleet_leases()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.expires_ms > now)
+            .map(|l| l.node_id)
+            .collect();
+        h.sort();
+        h.dedup();
+        h
+    };
+    until(15, "every node holds partitions", || async {
+        live_holders().await == ["a", "b", "c"]
+    })
+    .await;
+    // A courier inside, wherever the home's partition is.
+    let id = house.delivery(&a.base, "P-7").await;
+    house.enter(&c.base, &id, "P-7").await;
+
+    // b loses the database: a and c take all of b's partitions over.
+    relay.set_cut(true);
+    until(15, "a and c hold every partition", || async {
+        live_holders().await == ["a", "c"]
+    })
+    .await;
+    // b says it acts for nothing meanwhile.
+    until(10, "b acts for no home", || async {
+        call("GET", format!("{}/healthz", b.base), None, None)
+            .await
+            .1["fleet"]["partitions_held"]
+            == 0
+    })
+    .await;
+    relay.set_cut(false);
+    // b is back: it takes its share again and reports the outage once.
+    until(20, "b holds partitions again", || async {
+        live_holders().await == ["a", "b", "c"]
+    })
+    .await;
+    let alerts = eventually(10, "b's database_unreachable alert", || async {
+        let a = house.system_alerts(&a.base, "database_unreachable").await;
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["evidence"]["node"], "b", "{alerts:?}");
+    assert!(alerts[0]["resolved_ms"].is_i64());
+    house.live_everywhere(&[&a, &b, &c]).await;
+    assert!(
+        house
+            .alerts_of_kind(&c.base, "camera_lost_during_delivery")
+            .await
+            .is_empty(),
+        "a node's lost database was blamed on the camera"
+    );
+    assert_eq!(house.delivery_state(&b.base, &id).await, "inside");
     house.stop();
     drop((a, b, c));
 }
