@@ -461,3 +461,22 @@ async fn the_lan_demo_serves_https_with_its_own_ca() {
     assert!(String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE"));
     assert!(demo.interrupt().success());
 }
+
+/// A fleet node shares its database and broker with other nodes: on SQLite or the
+/// embedded broker it refuses to start, and says why.
+#[test]
+fn a_fleet_node_refuses_sqlite_and_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--fleet-node", "a", "--data-dir"])
+        .arg(dir.path())
+        .args(["--http-addr", "127.0.0.1:0"])
+        .output()
+        .expect("run threshold serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PostgreSQL") && err.contains("mqtt_url"),
+        "{err}"
+    );
+}

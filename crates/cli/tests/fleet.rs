@@ -593,6 +593,32 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
         );
     }
     assert_eq!(pushes(), 1, "one Web Push for the one critical alert");
+    // The delivery's clip, recorded by the node acting for the home into the shared
+    // folder, is served by every node.
+    for n in [&a, &b, &c] {
+        let url = format!("{}/api/v1/deliveries/{id}/recording.avi", n.base);
+        let token = house.owner.clone();
+        let clip = tokio::task::spawn_blocking(move || {
+            let r = ureq::get(&url)
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+                .map_err(|e| e.to_string())?;
+            let mut body = Vec::new();
+            r.into_reader()
+                .read_to_end(&mut body)
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(body)
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("clip from {}: {e}", n.name));
+        assert!(
+            clip.starts_with(b"RIFF") && clip.len() > 1000,
+            "clip from {}: {} bytes",
+            n.name,
+            clip.len()
+        );
+    }
 
     // Revoked through a: c refuses the device's next message within a second.
     let code = support::pairing_code(&a.base, &house.owner, &house.home, "camera", "spare").await;
