@@ -765,6 +765,43 @@ async fn when_the_acting_node_dies_mid_delivery_another_takes_over_without_a_fal
     let victim = nodes.iter().position(|n| n.name == acting).unwrap();
     let survivor = nodes[(victim + 1) % 3].base.clone();
 
+    // The owner watches the camera live through a node that does not act for the
+    // home: it asks the acting node to have the camera stream, and shows its frames.
+    let camera = house
+        .devices_on(&survivor)
+        .await
+        .into_iter()
+        .find(|d| d["kind"] == "camera")
+        .and_then(|d| d["id"].as_str().map(str::to_owned))
+        .unwrap();
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!(
+            "{}/api/v1/devices/{camera}/live",
+            survivor.replace("http://", "ws://")
+        )
+        .into_client_request()
+        .unwrap();
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", house.owner).parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let framed = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some(Ok(m)) = ws.next().await {
+                if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if v["type"] == "frame" && v["jpeg_base64"].is_string() {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(framed, Ok(true), "no live frame through a non-acting node");
+    }
+
     // The courier is let in through the node that is about to die.
     let id = house.delivery(&survivor, "P-9").await;
     house.enter(&nodes[victim].base, &id, "P-9").await;

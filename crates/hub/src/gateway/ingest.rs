@@ -537,8 +537,10 @@ async fn frame(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejectio
         return Ok(Outcome::Duplicate);
     }
     if !acts_for(state, &msg.device) {
-        // Counted for liveness above; recorded and acknowledged by the acting node.
+        // Counted for liveness above and shown to this node's live viewers; filed and
+        // acknowledged by the acting node.
         if live {
+            crate::media::publish_live(state, &msg, jpeg);
             monitor::on_fresh(state, &msg.device);
         }
         return Ok(Outcome::Elsewhere);

@@ -46,15 +46,22 @@ pub async fn on_frame(
 ) -> Result<(), crate::media::recording::StoreFailed> {
     crate::media::recording::on_frame(state, msg, header, jpeg, recovered).await?;
     if !recovered {
-        state.live.publish(LiveFrame {
-            device: msg.device,
-            seq: msg.seq,
-            capture_ms: msg.time_ms,
-            received_ms: state.clock.now_ms(),
-            jpeg: bytes::Bytes::copy_from_slice(jpeg),
-        });
+        publish_live(state, msg, jpeg);
     }
     Ok(())
+}
+
+/// Hand a live frame to this process's live viewers (on a fleet node that does not act
+/// for the camera's home, this is all that happens to a frame: it is filed and
+/// acknowledged by the node that does).
+pub fn publish_live(state: &AppState, msg: &SignedMessage, jpeg: &[u8]) {
+    state.live.publish(LiveFrame {
+        device: msg.device,
+        seq: msg.seq,
+        capture_ms: msg.time_ms,
+        received_ms: state.clock.now_ms(),
+        jpeg: bytes::Bytes::copy_from_slice(jpeg),
+    });
 }
 
 #[cfg(test)]

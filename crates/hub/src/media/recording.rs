@@ -290,7 +290,14 @@ pub async fn tick(state: &AppState) {
         }
     };
     let cfg = state.config.liveness();
-    for r in state.recorder.open() {
+    // In a fleet, the node acting for a home ends its recordings and keeps its cameras
+    // streaming (a node taking over finds them in the database, above).
+    for r in state
+        .recorder
+        .open()
+        .into_iter()
+        .filter(|r| state.fleet.owns_home(&r.home_id))
+    {
         let too_long = now - r.started_ms > state.config.recording_max_ms;
         // A delivery that lost its camera keeps recording after it ended until the
         // home's cameras are all live again: the backlog of the outage (the
@@ -316,7 +323,9 @@ pub async fn tick(state: &AppState) {
     }
     let mut cams: Vec<DeviceId> = Vec::new();
     for h in state.recorder.recording_homes(now) {
-        cams.extend(home_cameras(state, &h));
+        if state.fleet.owns_home(&h) {
+            cams.extend(home_cameras(state, &h));
+        }
     }
     cams.extend(state.live.watched());
     cams.sort_by_key(|d| d.0);
