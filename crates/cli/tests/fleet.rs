@@ -700,6 +700,39 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
         assert_eq!(s, 429, "the eleventh guess, on {}: {body}", n.name);
     }
 
+    // So do attempts with one guest link (a cleaner's, valid from tomorrow: refused,
+    // and counted all the same).
+    let now = now_ms();
+    let (s, g) = call(
+        "POST",
+        format!("{}/api/v1/homes/{}/guests", a.base, house.home),
+        Some(&house.owner),
+        Some(json!({"name": "Cleaner", "valid_from_ms": now + 86_400_000,
+            "valid_until_ms": now + 90_000_000})),
+    )
+    .await;
+    assert_eq!(s, 201, "{g}");
+    let try_link = |n: &Node| {
+        call(
+            "POST",
+            format!("{}/api/v1/guest/unlock", n.base),
+            None,
+            Some(json!({"secret": g["secret"]})),
+        )
+    };
+    for i in 0..10 {
+        let (s, body) = try_link([&a, &b, &c][i % 3]).await;
+        assert_eq!(
+            (s, body["allowed"].clone()),
+            (200, json!(false)),
+            "try {i}: {body}"
+        );
+    }
+    for n in [&a, &b, &c] {
+        let (s, body) = try_link(n).await;
+        assert_eq!(s, 429, "the eleventh try, on {}: {body}", n.name);
+    }
+
     house.stop();
     drop((a, b, c));
 }

@@ -207,7 +207,10 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         password_checks: auth::PasswordChecks::default(),
         outbound_tls: outbound::client_config(config.outbound_ca_file.as_deref())
             .map_err(anyhow::Error::msg)?,
-        guest_limiter: auth::LoginLimiter::default(),
+        guest_limiter: match config.fleet_node {
+            Some(_) => auth::AttemptLimiter::shared(shared_store.clone()),
+            None => auth::AttemptLimiter::local(),
+        },
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),

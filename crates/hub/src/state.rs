@@ -50,7 +50,7 @@ pub struct Inner {
     pub password_checks: crate::auth::checks::PasswordChecks,
     /// Unlock attempts per guest grant (same limits, every attempt counts): a leaked
     /// or scripted guest secret cannot open the door over and over.
-    pub guest_limiter: crate::auth::limiter::LoginLimiter,
+    pub guest_limiter: crate::auth::limiter::AttemptLimiter,
     /// Set when the hub stops: background loops end at their next turn.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub effects: std::sync::OnceLock<

@@ -17,7 +17,7 @@ pub mod limiter;
 pub mod policy;
 pub mod throttle;
 pub use checks::{Busy, PasswordChecks};
-pub use limiter::LoginLimiter;
+pub use limiter::AttemptLimiter;
 
 pub const SESSION_COOKIE: &str = "threshold_session";
 const SESSION_PREFIX: &str = "thr_s_";
@@ -163,21 +163,6 @@ pub async fn still_valid(state: &AppState, p: &Principal) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limiter_blocks_after_max_failures_until_the_window_passes() {
-        let l = LoginLimiter::default();
-        for _ in 0..LoginLimiter::MAX_FAILURES - 1 {
-            l.failed("bob", 1000);
-        }
-        assert!(!l.blocked("bob", 1000));
-        l.failed("bob", 1000);
-        assert!(l.blocked("bob", 1001));
-        assert!(!l.blocked("alice", 1001));
-        assert!(!l.blocked("bob", 1000 + LoginLimiter::WINDOW_MS));
-        l.succeeded("bob");
-        assert!(!l.blocked("bob", 1001));
-    }
 
     #[test]
     fn password_hash_verifies_only_the_right_password() {

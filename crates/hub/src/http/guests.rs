@@ -190,12 +190,11 @@ pub async fn unlock(
         .await
         .map_err(|_| ApiError::NotFound("guest grant"))?;
     let now = st.clock.now_ms();
-    // Every attempt counts, allowed or not: at most LoginLimiter::MAX_FAILURES per
-    // grant in LoginLimiter::WINDOW_MS.
-    if st.guest_limiter.blocked(&g.id, now) {
+    // Every attempt counts, allowed or not: at most AttemptLimiter::MAX_ATTEMPTS per
+    // grant in AttemptLimiter::WINDOW_MS (across a fleet's nodes).
+    if !st.guest_limiter.attempt(&g.id, now).await {
         return Err(ApiError::TooManyAttempts);
     }
-    st.guest_limiter.failed(&g.id, now);
     let out = crate::access::entry::guest(&st, &g).await?;
     let reasons: Vec<&str> = out.decision.reasons.iter().map(|r| r.code()).collect();
     let (allowed, expires) = (out.decision.allowed, out.token_expires_at_ms);
