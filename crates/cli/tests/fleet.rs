@@ -887,6 +887,41 @@ async fn when_the_acting_node_dies_mid_delivery_another_takes_over_without_a_fal
             .is_empty(),
         "the failover made a camera look lost"
     );
+    // The lock's records of the door opening and closing after the kill were stored,
+    // by the node that took the home over (the others do not store them).
+    let owner_id = call(
+        "GET",
+        format!("{survivor}/api/v1/me"),
+        Some(&house.owner),
+        None,
+    )
+    .await
+    .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lock = house
+        .devices_on(&survivor)
+        .await
+        .into_iter()
+        .find(|d| d["kind"] == "lock")
+        .and_then(|d| d["id"].as_str().map(str::to_owned))
+        .unwrap();
+    let after_kill = now_ms() - killed_at.elapsed().as_millis() as i64;
+    eventually(10, "the door's events stored", || async {
+        let evs = shared
+            .store
+            .device_events(&owner_id, &lock, 1000)
+            .await
+            .unwrap();
+        let has = |t: &str| {
+            evs.iter()
+                .any(|e| e.received_ms >= after_kill && e.event_type == t)
+        };
+        (has("door_opened") && has("door_closed")).then_some(())
+    })
+    .await;
+
     let _ = nodes[victim].process.printed.len();
     house.stop();
     nodes.clear();
