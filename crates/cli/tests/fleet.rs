@@ -922,7 +922,6 @@ async fn when_the_acting_node_dies_mid_delivery_another_takes_over_without_a_fal
     })
     .await;
 
-    let _ = nodes[victim].process.printed.len();
     house.stop();
     nodes.clear();
 }
