@@ -12,7 +12,10 @@
 //! second row for one silenced camera). Per node: heartbeats accepted per second (every
 //! node verifies every message), CPU and memory, partitions held.
 
-use crate::liveness::{judge, now_ms, percentile, silenced_of, ChildGuard, Devices, Verdicts};
+use crate::liveness::{
+    cpu_seconds_of, judge, now_ms, percentile, silenced_of, status_bytes_of, ChildGuard, Devices,
+    Verdicts,
+};
 use serde_json::json;
 use std::ffi::OsString;
 use std::io::BufRead as _;
@@ -44,36 +47,6 @@ struct Node {
     child: Option<ChildGuard>,
     pid: u32,
     base: String,
-}
-
-/// User+system CPU seconds of process `pid` (Linux `/proc`; 0 elsewhere).
-fn cpu_seconds_of(pid: u32) -> f64 {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| {
-        f.get(i - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (get(14) + get(15)) / 100.0
-}
-
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
 }
 
 /// The sum of a metric family's samples in a node's /metrics whose line contains
@@ -250,7 +223,10 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
     };
     let mut before = Vec::new();
     for n in &nodes {
-        before.push((accepted(n.base.clone()).await, cpu_seconds_of(n.pid)));
+        before.push((
+            accepted(n.base.clone()).await,
+            cpu_seconds_of(&n.pid.to_string()),
+        ));
     }
     let t0 = now_ms();
     devices.go()?;
@@ -309,8 +285,8 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
         per_node.push(json!({
             "node": n.name,
             "heartbeats_per_s": ((acc1 - acc0) / secs).round(),
-            "cpu_percent": (((cpu_seconds_of(n.pid) - cpu0) / secs) * 1000.0).round() / 10.0,
-            "rss_bytes": rss_of(n.pid),
+            "cpu_percent": (((cpu_seconds_of(&n.pid.to_string()) - cpu0) / secs) * 1000.0).round() / 10.0,
+            "rss_bytes": status_bytes_of(&n.pid.to_string(), "VmRSS:"),
             "partitions": metric(&n.base, "threshold_fleet_partitions", "").await,
         }));
     }

@@ -84,10 +84,10 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// User+system CPU seconds of this process (Linux `/proc`; 0 elsewhere). Clock ticks
-/// are assumed to be 100 per second (the Linux default).
-fn cpu_seconds() -> f64 {
-    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+/// User+system CPU seconds of process `proc` (a pid, or `self`; Linux `/proc`, 0
+/// elsewhere). Clock ticks are assumed to be 100 per second (the Linux default).
+pub(crate) fn cpu_seconds_of(proc: &str) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{proc}/stat")) else {
         return 0.0;
     };
     let Some(rest) = s.rsplit_once(')').map(|(_, r)| r) else {
@@ -103,8 +103,13 @@ fn cpu_seconds() -> f64 {
     (get(14) + get(15)) / 100.0
 }
 
-fn status_bytes(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn cpu_seconds() -> f64 {
+    cpu_seconds_of("self")
+}
+
+/// A byte count from process `proc`'s `/proc/.../status` (`VmRSS:`, `VmHWM:`).
+pub(crate) fn status_bytes_of(proc: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{proc}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -114,6 +119,10 @@ fn status_bytes(field: &str) -> u64 {
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
+}
+
+fn status_bytes(field: &str) -> u64 {
+    status_bytes_of("self", field)
 }
 
 pub(crate) fn percentile(sorted: &[i64], p: f64) -> Option<i64> {

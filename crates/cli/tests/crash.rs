@@ -9,11 +9,10 @@
 #[path = "../../hub/tests/support/mod.rs"]
 mod support;
 
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::Value;
 use support::process::{serve, Running};
 use support::sim::{enrol_request, SimDevice};
+use support::wire::Wire;
 use support::{call, eventually, now_ms, until};
 use threshold_proto::body::{BoltState, DoorState};
 use threshold_proto::SignedMessage;
@@ -85,52 +84,6 @@ impl Hub {
         .await;
         assert_eq!(s, 200, "{d}");
         d.as_array().cloned().unwrap_or_default()
-    }
-}
-
-/// A device's MQTT connection (its own credentials, a fresh session each time).
-struct Wire {
-    client: AsyncClient,
-    topic: String,
-}
-
-impl Wire {
-    /// Connect as the device (client id and user name are its id) and wait for the
-    /// broker's CONNACK.
-    async fn connect(dev: &SimDevice, port: u16) -> Wire {
-        use rumqttc::v5::mqttbytes::v5::Packet;
-        use rumqttc::v5::Event;
-        let mqtt = &dev.enrolment["mqtt"];
-        let id = dev.hex();
-        let mut o = MqttOptions::new(id.clone(), "127.0.0.1", port);
-        o.set_credentials(id.clone(), mqtt["password"].as_str().unwrap());
-        o.set_clean_start(true);
-        let (client, mut el) = AsyncClient::new(o, 256);
-        loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
-                Ok(_) => {}
-                Err(e) => panic!("device {id} cannot connect: {e}"),
-            }
-        }
-        tokio::spawn(async move { while el.poll().await.is_ok() {} });
-        let prefix = mqtt["topic_prefix"].as_str().unwrap();
-        Wire {
-            client,
-            topic: format!("{prefix}/v1/dev/{id}/up"),
-        }
-    }
-
-    async fn send(&self, m: &SignedMessage) {
-        self.client
-            .publish(
-                self.topic.clone(),
-                QoS::AtLeastOnce,
-                false,
-                m.as_bytes().to_vec(),
-            )
-            .await
-            .unwrap();
     }
 }
 

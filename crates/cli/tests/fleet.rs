@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::process::{after, Running};
 use support::sim::{enrol_request, SimDevice};
+use support::wire::Wire;
 use support::{call, eventually, now_ms, until};
 use threshold_proto::body::BoltState;
 use threshold_store::Store;
@@ -634,7 +635,7 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
     let spare = Mutex::new(SimDevice::enrolled(key, e));
     let spare_id = spare.lock().unwrap().hex();
     let enrolled = spare.lock().unwrap().enrolment.clone();
-    let wire = Wire::connect(&spare_id, &enrolled, shared.broker.port).await;
+    let wire = Wire::connect_as(&spare_id, &enrolled, shared.broker.port).await;
     let hello = spare.lock().unwrap().hello(now_ms(), "camera");
     wire.send(&hello).await;
     let beat = |shade: u8| {
@@ -735,49 +736,6 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
 
     house.stop();
     drop((a, b, c));
-}
-
-/// A device's MQTT connection to the shared broker.
-struct Wire {
-    client: rumqttc::v5::AsyncClient,
-    topic: String,
-}
-
-impl Wire {
-    async fn connect(id: &str, enrolment: &Value, port: u16) -> Wire {
-        use rumqttc::v5::mqttbytes::v5::Packet;
-        use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-        let mqtt = &enrolment["mqtt"];
-        let id = id.to_owned();
-        let mut o = MqttOptions::new(id.clone(), "127.0.0.1", port);
-        o.set_clean_start(true);
-        let (client, mut el) = AsyncClient::new(o, 256);
-        loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => break,
-                Ok(_) => {}
-                Err(e) => panic!("device {id} cannot connect: {e}"),
-            }
-        }
-        tokio::spawn(async move { while el.poll().await.is_ok() {} });
-        let prefix = mqtt["topic_prefix"].as_str().unwrap();
-        Wire {
-            client,
-            topic: format!("{prefix}/v1/dev/{id}/up"),
-        }
-    }
-
-    async fn send(&self, m: &threshold_proto::SignedMessage) {
-        self.client
-            .publish(
-                self.topic.clone(),
-                rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-                false,
-                m.as_bytes().to_vec(),
-            )
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

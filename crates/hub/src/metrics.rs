@@ -69,6 +69,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// One more alert of `kind` raised (home or system alerts).
+    pub fn count_alert(&self, kind: &str) {
+        self.alerts
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+}
+
+impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("threshold");
         let accepted = Family::<KindLabel, Counter>::default();

@@ -157,6 +157,36 @@ pub(crate) fn namespace(schema: &str) -> String {
         .collect()
 }
 
+/// `pg_notify` as a statement that returns a row (its bare `void` result cannot be
+/// read through sqlx's `Any` driver); delivered when the transaction commits.
+fn notify<'q>(
+    channel: String,
+    payload: String,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS n")
+        .bind(channel)
+        .bind(payload)
+}
+
+fn held_leases(rows: &[sqlx::any::AnyRow]) -> Result<Vec<HeldLease>> {
+    rows.iter()
+        .map(|r| {
+            Ok(HeldLease {
+                part: r.try_get(0)?,
+                epoch: r.try_get(1)?,
+            })
+        })
+        .collect()
+}
+
+fn event_row(r: &sqlx::any::AnyRow) -> Result<FleetEventRow> {
+    Ok(FleetEventRow {
+        id: r.try_get(0)?,
+        origin: r.try_get(1)?,
+        body: r.try_get(2)?,
+    })
+}
+
 impl Store {
     fn postgres_only(&self) -> Result<()> {
         if self.backend == Backend::Postgres {
@@ -179,23 +209,17 @@ impl Store {
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?;
-        let held = sqlx::query(
-            "UPDATE fleet_leases SET expires_ms = $1 + $2 \
-             WHERE node_id = $3 AND expires_ms >= $1 RETURNING part, epoch",
-        )
-        .bind(now)
-        .bind(lease_ms)
-        .bind(node)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(HeldLease {
-                part: r.try_get(0)?,
-                epoch: r.try_get(1)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        let held = held_leases(
+            &sqlx::query(
+                "UPDATE fleet_leases SET expires_ms = $1 + $2 \
+                 WHERE node_id = $3 AND expires_ms >= $1 RETURNING part, epoch",
+            )
+            .bind(now)
+            .bind(lease_ms)
+            .bind(node)
+            .fetch_all(&self.pool)
+            .await?,
+        )?;
         let live_nodes: i64 =
             sqlx::query("SELECT COUNT(*) FROM fleet_nodes WHERE seen_ms > $1 - $2")
                 .bind(now)
@@ -242,14 +266,7 @@ impl Store {
         .bind(lease_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HeldLease {
-                    part: r.try_get(0)?,
-                    epoch: r.try_get(1)?,
-                })
-            })
-            .collect()
+        held_leases(&rows)
     }
 
     /// Give a partition up at once (more than a fair share, or stopping), so another
@@ -300,9 +317,7 @@ impl Store {
     /// statement commits.
     pub async fn fleet_notify(&self, channel: Channel, payload: &str) -> Result<()> {
         self.postgres_only()?;
-        sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS n")
-            .bind(channel_name(&self.channel_ns, channel))
-            .bind(payload)
+        notify(channel_name(&self.channel_ns, channel), payload.to_owned())
             .fetch_all(&self.pool)
             .await?;
         Ok(())
@@ -321,11 +336,12 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS n")
-            .bind(channel_name(&self.channel_ns, Channel::Events))
-            .bind(format!("{id} {origin}"))
-            .fetch_all(&mut *tx)
-            .await?;
+        notify(
+            channel_name(&self.channel_ns, Channel::Events),
+            format!("{id} {origin}"),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -349,13 +365,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(FleetEventRow {
-                id: r.try_get(0)?,
-                origin: r.try_get(1)?,
-                body: r.try_get(2)?,
-            })
-        })
+        .map(event_row)
         .collect()
     }
 
@@ -366,13 +376,8 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|r| {
-                Ok(FleetEventRow {
-                    id: r.try_get(0)?,
-                    origin: r.try_get(1)?,
-                    body: r.try_get(2)?,
-                })
-            })
+            .as_ref()
+            .map(event_row)
             .transpose()
     }
 
@@ -441,11 +446,12 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS n")
-            .bind(channel_name(&self.channel_ns, Channel::Downlinks))
-            .bind(format!("{id} {home_id}"))
-            .fetch_all(&mut *tx)
-            .await?;
+        notify(
+            channel_name(&self.channel_ns, Channel::Downlinks),
+            format!("{id} {home_id}"),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(id)
     }

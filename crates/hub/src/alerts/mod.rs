@@ -60,13 +60,7 @@ pub async fn raise(state: &AppState, owner_id: &str, alert: Alert<'_>) -> Option
             return None;
         }
     };
-    state
-        .metrics
-        .alerts
-        .get_or_create(&crate::metrics::KindLabel {
-            kind: row.kind.clone(),
-        })
-        .inc();
+    state.metrics.count_alert(&row.kind);
     tracing::warn!(alert = %row.kind, home = %row.home_id, severity = %row.severity, "alert raised");
     crate::audit::record(
         state,

@@ -42,13 +42,7 @@ pub async fn raise(
         .await;
     match raised {
         Ok(Some(row)) => {
-            state
-                .metrics
-                .alerts
-                .get_or_create(&crate::metrics::KindLabel {
-                    kind: row.kind.clone(),
-                })
-                .inc();
+            state.metrics.count_alert(&row.kind);
             crate::audit::record(
                 state,
                 "system_alert",

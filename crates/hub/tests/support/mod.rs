@@ -9,6 +9,7 @@ pub mod house;
 pub mod mosquitto;
 pub mod process;
 pub mod sim;
+pub mod wire;
 
 use serde_json::{json, Value};
 use std::future::Future;
