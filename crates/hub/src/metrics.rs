@@ -43,6 +43,8 @@ fn latency_histogram() -> Histogram {
 
 pub struct Metrics {
     pub registry: Registry,
+    /// The `process_*` metrics, without the `threshold_` prefix.
+    process: Registry,
     pub accepted: Family<KindLabel, Counter>,
     pub rejected: Family<ReasonLabel, Counter>,
     pub duplicates: Family<KindLabel, Counter>,
@@ -168,7 +170,18 @@ impl Metrics {
             "Partitions this fleet node took over (first start, a node that stopped or died, rebalancing)",
             fleet_takeovers.clone(),
         );
+        registry.register(
+            "build",
+            "This hub's build: its version",
+            prometheus_client::metrics::info::Info::new(vec![(
+                "version",
+                env!("CARGO_PKG_VERSION"),
+            )]),
+        );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         Metrics {
+            process,
             fleet_partitions,
             fleet_takeovers,
             ingest_lag,
@@ -229,12 +242,20 @@ impl Metrics {
             .get()
     }
 
-    pub fn render(&self) -> String {
+    /// Everything, in the `format` a scraper asked for (`metrics_text`).
+    pub fn render(&self, format: crate::metrics_text::Format) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let encoded = encode_registry(&mut out, &self.process)
+            .and_then(|_| encode_registry(&mut out, &self.registry))
+            .and_then(|_| encode_eof(&mut out));
+        if encoded.is_err() {
             out.clear();
         }
-        out
+        match format {
+            crate::metrics_text::Format::OpenMetrics => out,
+            crate::metrics_text::Format::Prometheus => crate::metrics_text::to_prometheus(&out),
+        }
     }
 }
 

@@ -571,7 +571,10 @@ async fn statements_the_lock_refused_are_counted_and_reported() {
         );
         sim.deliver(&m).await.unwrap();
     }
-    let text = sim.state.metrics.render();
+    let text = sim
+        .state
+        .metrics
+        .render(threshold_hub::metrics_text::Format::OpenMetrics);
     for reason in [
         "camera_statement_stale",
         "camera_not_bound",

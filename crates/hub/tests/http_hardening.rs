@@ -574,3 +574,53 @@ async fn revoked_keys_and_disabled_accounts_stop_working() {
     );
     hub.stop().await;
 }
+
+/// `/metrics` speaks what the scraper asks for: OpenMetrics (Prometheus 2 asks for it
+/// first) or the Prometheus text format 0.0.4 (`Accept: text/plain`), each with the
+/// standard `process_*` metrics and the hub's build info.
+#[tokio::test]
+async fn metrics_answer_in_the_format_asked_for() {
+    let dir = testing::TempDir::new("metrics-formats").unwrap();
+    let hub = threshold_hub::start(local_config(dir.path()))
+        .await
+        .unwrap();
+    let url = format!("http://{}/metrics", hub.http_addr);
+    let get = |accept: &'static str| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = ureq::get(&url).set("Accept", accept).call().unwrap();
+            let ct = r.header("content-type").unwrap_or("").to_owned();
+            (ct, r.into_string().unwrap())
+        })
+    };
+    let (ct, om) = get("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .await
+        .unwrap();
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    assert!(om.ends_with("# EOF\n"));
+    assert!(om.contains("# TYPE threshold_messages_accepted counter\n"));
+    let (ct, prom) = get("text/plain;version=0.0.4").await.unwrap();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    assert!(!prom.contains("# EOF") && !prom.contains("_created"));
+    assert!(prom.contains("# TYPE threshold_messages_accepted_total counter\n"));
+    assert!(prom.contains("# TYPE threshold_build_info gauge\n"));
+    for text in [&om, &prom] {
+        for family in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(family)),
+                "{family} missing"
+            );
+        }
+        let version = format!(
+            "threshold_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&version), "{version} missing");
+    }
+    hub.stop().await;
+}

@@ -95,7 +95,10 @@ async fn a_hub_behind_says_so_and_blames_no_camera() {
     assert_eq!(alerts[0]["kind"], "hub_behind");
     assert_eq!(alerts[0]["severity"], "critical");
     assert!(alerts[0]["resolved_ms"].is_null());
-    let metrics = sim.state.metrics.render();
+    let metrics = sim
+        .state
+        .metrics
+        .render(threshold_hub::metrics_text::Format::OpenMetrics);
     assert!(metrics.contains("threshold_hub_behind 1"), "{metrics}");
     assert!(metrics.contains("threshold_ingest_lag_seconds_bucket"));
     let second = h.delivery(&sim, None, "P-2").await;
@@ -118,7 +121,7 @@ async fn a_hub_behind_says_so_and_blames_no_camera() {
     assert!(sim
         .state
         .metrics
-        .render()
+        .render(threshold_hub::metrics_text::Format::OpenMetrics)
         .contains("threshold_hub_behind 0"));
     let alerts = system_alerts(&sim, &admin).await;
     assert_eq!(alerts.len(), 1, "one episode, one alert: {alerts:?}");

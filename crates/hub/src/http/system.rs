@@ -29,13 +29,15 @@ pub async fn healthz(State(st): State<AppState>) -> Response {
         "fleet": st.fleet.node_id().map(|node| json!({"node": node, "partitions": st.fleet.partitions(), "partitions_held": st.fleet.held().len()}))}))).into_response()
 }
 
-pub async fn metrics(State(st): State<AppState>) -> Response {
+/// OpenMetrics, or the Prometheus text format for a scraper that asks for
+/// `text/plain` (`metrics_text::Format::negotiate`).
+pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let format = crate::metrics_text::Format::negotiate(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+    );
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.metrics.render(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        st.metrics.render(format),
     )
         .into_response()
 }
