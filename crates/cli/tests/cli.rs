@@ -480,3 +480,61 @@ fn a_fleet_node_refuses_sqlite_and_the_embedded_broker() {
         "{err}"
     );
 }
+
+/// What `threshold serve` writes to its standard error until it listens, then is
+/// stopped (its standard error is a pipe, not a terminal).
+fn serve_logs(dir: &std::path::Path, extra: &[&str]) -> String {
+    use std::io::{BufRead, Read};
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--embedded-mqtt-addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start threshold serve");
+    let stdout = child.stdout.take().unwrap();
+    for line in std::io::BufReader::new(stdout).lines() {
+        if line.unwrap().contains("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+/// Logs for a file or a collector: no colour codes when standard error is not a
+/// terminal, and `--log-format json` writes one JSON object per line.
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal_and_can_be_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = serve_logs(dir.path(), &[]);
+    assert!(text.contains("hub started"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in: {text:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let json = serve_logs(dir.path(), &["--log-format", "json"]);
+    let lines: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "hub started" && l["level"] == "INFO"),
+        "{json}"
+    );
+}
