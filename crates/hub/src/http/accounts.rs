@@ -32,7 +32,7 @@ async fn check_password(
     Ok(user.filter(|u| ok && u.disabled_ms.is_none()))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", request_body = LoginRequest, tag = "accounts",
+#[utoipa::path(post, operation_id = "accounts_login", path = "/auth/login", request_body = LoginRequest, tag = "accounts", security(()),
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(st): State<AppState>,
@@ -126,7 +126,7 @@ pub async fn login(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", responses((status = 204)))]
+#[utoipa::path(post, operation_id = "accounts_logout", path = "/auth/logout", tag = "accounts", responses((status = 204)))]
 pub async fn logout(
     State(st): State<AppState>,
     p: Principal,
@@ -144,13 +144,13 @@ pub async fn logout(
     Ok((headers, StatusCode::NO_CONTENT))
 }
 
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", responses((status = 200, body = UserJson), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "accounts_me", path = "/me", tag = "accounts", responses((status = 200, body = UserJson), (status = 401, body = ErrorBody)))]
 pub async fn me(p: Principal) -> Json<UserJson> {
     Json((&p.user).into())
 }
 
 /// Create a user (admins only). Also used by `threshold user add`.
-#[utoipa::path(post, path = "/api/v1/admin/users", request_body = CreateUser, tag = "accounts",
+#[utoipa::path(post, operation_id = "accounts_create_user", path = "/admin/users", request_body = CreateUser, tag = "accounts",
     responses((status = 201, body = UserJson), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_user(
     State(st): State<AppState>,
@@ -205,7 +205,7 @@ pub async fn create_user_checked(
         .await?)
 }
 
-#[utoipa::path(get, path = "/api/v1/couriers", tag = "accounts", responses((status = 200, body = [UserJson])))]
+#[utoipa::path(get, operation_id = "accounts_couriers", path = "/couriers", tag = "accounts", responses((status = 200, body = [UserJson])))]
 pub async fn couriers(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Vec<UserJson>>> {
     if !matches!(p.user.role, Role::Dispatcher | Role::Admin) {
         return Err(ApiError::Forbidden);
@@ -221,7 +221,7 @@ pub async fn couriers(State(st): State<AppState>, p: Principal) -> ApiResult<Jso
 }
 
 /// Issue an API key for a dispatcher (admins), shown once.
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/api-keys", tag = "accounts", params(("id" = String, Path)),
+#[utoipa::path(post, operation_id = "accounts_create_api_key", path = "/admin/users/{id}/api-keys", tag = "accounts", params(("id" = String, Path)),
     responses((status = 201, body = ApiKeyCreated)))]
 pub async fn create_api_key(
     State(st): State<AppState>,
@@ -257,7 +257,7 @@ pub async fn create_api_key(
 }
 
 /// A user's API keys (admins): ids, names and times, never the keys.
-#[utoipa::path(get, path = "/api/v1/admin/users/{id}/api-keys", tag = "accounts", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "accounts_list_api_keys", path = "/admin/users/{id}/api-keys", tag = "accounts", params(("id" = String, Path)),
     responses((status = 200, body = [ApiKeyJson]), (status = 404, body = ErrorBody)))]
 pub async fn list_api_keys(
     State(st): State<AppState>,
@@ -284,7 +284,7 @@ pub async fn list_api_keys(
 }
 
 /// Revoke an API key (admins): it stops working at once, open sockets included.
-#[utoipa::path(delete, path = "/api/v1/admin/users/{id}/api-keys/{key_id}", tag = "accounts",
+#[utoipa::path(delete, operation_id = "accounts_revoke_api_key", path = "/admin/users/{id}/api-keys/{key_id}", tag = "accounts",
     params(("id" = String, Path), ("key_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke_api_key(
@@ -311,7 +311,7 @@ pub async fn revoke_api_key(
 
 /// Disable an account (admins): it cannot sign in any more, and its sessions and API
 /// keys end now. Administrators cannot disable themselves (someone must remain).
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "accounts", params(("id" = String, Path)),
+#[utoipa::path(post, operation_id = "accounts_disable_user", path = "/admin/users/{id}/disable", tag = "accounts", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn disable_user(
     State(st): State<AppState>,

@@ -80,6 +80,7 @@ pub struct FrameJson {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AviQuery {
     /// Camera to export; default: the camera with the most frames.
     pub device: Option<String>,
@@ -144,7 +145,7 @@ pub fn segments_and_gaps(frames: &[&MediaFrameRow]) -> (Vec<SegmentJson>, Vec<Ga
 }
 
 /// A delivery's recording: frames, recovered segments and gaps, per camera.
-#[utoipa::path(get, path = "/api/v1/deliveries/{id}/recording", tag = "recordings", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "clips_recording", path = "/deliveries/{id}/recording", tag = "recordings", params(("id" = String, Path)),
     responses((status = 200, body = RecordingJson), (status = 404, body = ErrorBody)))]
 pub async fn recording(
     State(st): State<AppState>,
@@ -207,7 +208,7 @@ pub async fn recording(
 
 /// One recorded frame as JPEG; headers carry its capture time, sequence and whether it
 /// was recovered.
-#[utoipa::path(get, path = "/api/v1/deliveries/{id}/recording/frames/{device_id}/{seq}", tag = "recordings",
+#[utoipa::path(get, operation_id = "clips_frame", path = "/deliveries/{id}/recording/frames/{device_id}/{seq}", tag = "recordings",
     params(("id" = String, Path), ("device_id" = String, Path), ("seq" = i64, Path)),
     responses((status = 200, content_type = "image/jpeg"), (status = 404, body = ErrorBody)))]
 pub async fn frame(
@@ -253,7 +254,7 @@ pub async fn frame(
 
 /// The recording of one camera as a Motion-JPEG AVI (plays in VLC). The frame rate is
 /// the recording's average; recovered frames are included in sequence order.
-#[utoipa::path(get, path = "/api/v1/deliveries/{id}/recording.avi", tag = "recordings",
+#[utoipa::path(get, operation_id = "clips_avi", path = "/deliveries/{id}/recording.avi", tag = "recordings",
     params(("id" = String, Path), AviQuery),
     responses((status = 200, content_type = "video/x-msvideo"), (status = 404, body = ErrorBody)))]
 pub async fn avi(

@@ -41,7 +41,7 @@ pub fn check_window(start: i64, end: i64, now: i64) -> ApiResult<()> {
     Ok(())
 }
 
-#[utoipa::path(post, path = "/api/v1/deliveries", request_body = CreateDelivery, tag = "deliveries",
+#[utoipa::path(post, operation_id = "deliveries_create", path = "/deliveries", request_body = CreateDelivery, tag = "deliveries",
     responses((status = 201, body = DeliveryJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
@@ -140,7 +140,7 @@ pub async fn create(
 
 /// Each role sees only its own: an owner the deliveries to their homes, a courier
 /// those assigned to them, a dispatcher those they created.
-#[utoipa::path(get, path = "/api/v1/deliveries", tag = "deliveries", responses((status = 200, body = [DeliveryJson])))]
+#[utoipa::path(get, operation_id = "deliveries_list", path = "/deliveries", tag = "deliveries", responses((status = 200, body = [DeliveryJson])))]
 pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Vec<DeliveryJson>>> {
     let now = st.clock.now_ms();
     let rows = match p.user.role {
@@ -179,7 +179,7 @@ async fn visible(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "deliveries_get", path = "/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
     p: Principal,
@@ -207,7 +207,7 @@ pub async fn get(
 
 /// "I'm at the door": the courier asks to enter. The answer lists every reason for a
 /// refusal.
-#[utoipa::path(post, path = "/api/v1/deliveries/{id}/entry", request_body = EntryRequestJson, tag = "deliveries", params(("id" = String, Path)),
+#[utoipa::path(post, operation_id = "deliveries_entry", path = "/deliveries/{id}/entry", request_body = EntryRequestJson, tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = DecisionJson), (status = 404, body = ErrorBody)))]
 pub async fn entry(
     State(st): State<AppState>,
@@ -254,7 +254,7 @@ pub async fn entry(
 
 /// The courier says the parcel is inside. The session closes only when a fresh signed
 /// report says the door is closed and locked.
-#[utoipa::path(post, path = "/api/v1/deliveries/{id}/delivered", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "deliveries_delivered", path = "/deliveries/{id}/delivered", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 409, body = ErrorBody)))]
 pub async fn delivered(
     State(st): State<AppState>,
     p: Principal,
@@ -294,7 +294,7 @@ pub async fn delivered(
 }
 
 /// The owner approves one delivery (needed when the home requires approval).
-#[utoipa::path(post, path = "/api/v1/deliveries/{id}/approve", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "deliveries_approve", path = "/deliveries/{id}/approve", tag = "deliveries", params(("id" = String, Path)), responses((status = 200, body = DeliveryJson), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn approve(
     State(st): State<AppState>,
     p: Principal,

@@ -43,7 +43,7 @@ fn normalize_code(code: &str) -> String {
         .collect()
 }
 
-#[utoipa::path(post, path = "/api/v1/homes/{id}/pairing-codes", request_body = CreatePairingCode, tag = "devices",
+#[utoipa::path(post, operation_id = "devices_create_pairing_code", path = "/homes/{id}/pairing-codes", request_body = CreatePairingCode, tag = "devices",
     params(("id" = String, Path)), responses((status = 201, body = PairingCodeJson), (status = 404, body = ErrorBody)))]
 pub async fn create_pairing_code(
     State(st): State<AppState>,
@@ -110,7 +110,7 @@ pub fn enrol_proof_message(code: &str, public_key_hex: &str) -> Vec<u8> {
     format!("threshold-enrol-v1:{code}:{public_key_hex}").into_bytes()
 }
 
-#[utoipa::path(post, path = "/api/v1/enrol", request_body = EnrolRequest, tag = "devices",
+#[utoipa::path(post, operation_id = "devices_enrol", path = "/enrol", request_body = EnrolRequest, tag = "devices", security(()),
     responses((status = 201, body = EnrolResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn enrol(
     State(st): State<AppState>,
@@ -356,7 +356,7 @@ pub fn live_view(
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/homes/{id}/devices", tag = "devices", params(("id" = String, Path)), responses((status = 200, body = [DeviceJson])))]
+#[utoipa::path(get, operation_id = "devices_list", path = "/homes/{id}/devices", tag = "devices", params(("id" = String, Path)), responses((status = 200, body = [DeviceJson])))]
 pub async fn list(
     State(st): State<AppState>,
     p: Principal,
@@ -376,7 +376,7 @@ pub async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)), responses((status = 200, body = DeviceJson), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "devices_get", path = "/devices/{id}", tag = "devices", params(("id" = String, Path)), responses((status = 200, body = DeviceJson), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
     p: Principal,
@@ -393,7 +393,7 @@ pub async fn get(
 
 /// Revoke a device: from this moment its messages are refused, its connection to the
 /// hub's device endpoint is closed and a new one is refused.
-#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, operation_id = "devices_revoke", path = "/devices/{id}", tag = "devices", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke(
     State(st): State<AppState>,
     p: Principal,
@@ -428,7 +428,7 @@ pub async fn revoke(
 }
 
 /// The newest verified frame of a camera, with its capture time and age in headers.
-#[utoipa::path(get, path = "/api/v1/devices/{id}/frame.jpg", tag = "devices", params(("id" = String, Path)), responses((status = 200, content_type = "image/jpeg"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "devices_latest_frame", path = "/devices/{id}/frame.jpg", tag = "devices", params(("id" = String, Path)), responses((status = 200, content_type = "image/jpeg"), (status = 404, body = ErrorBody)))]
 pub async fn latest_frame(
     State(st): State<AppState>,
     p: Principal,

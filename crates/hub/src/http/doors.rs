@@ -68,7 +68,7 @@ async fn owned_home(st: &AppState, owner: &str, id: &str) -> ApiResult<threshold
         .map_err(|_| ApiError::NotFound("home"))
 }
 
-#[utoipa::path(get, path = "/api/v1/homes/{id}/doors", tag = "doors", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "doors_list", path = "/homes/{id}/doors", tag = "doors", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
     p: Principal,
@@ -80,7 +80,7 @@ pub async fn list(
     Ok(Json(rows.iter().map(|d| door_json(&st, d)).collect()))
 }
 
-#[utoipa::path(post, path = "/api/v1/homes/{id}/doors", tag = "doors", params(("id" = String, Path)), request_body = CreateDoor,
+#[utoipa::path(post, operation_id = "doors_create", path = "/homes/{id}/doors", tag = "doors", params(("id" = String, Path)), request_body = CreateDoor,
     responses((status = 201), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
@@ -142,7 +142,7 @@ async fn home_device(
     Ok(d.id)
 }
 
-#[utoipa::path(patch, path = "/api/v1/homes/{id}/doors/{door_id}", tag = "doors", params(("id" = String, Path), ("door_id" = String, Path)), request_body = UpdateDoor,
+#[utoipa::path(patch, operation_id = "doors_update", path = "/homes/{id}/doors/{door_id}", tag = "doors", params(("id" = String, Path), ("door_id" = String, Path)), request_body = UpdateDoor,
     responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     State(st): State<AppState>,
@@ -247,7 +247,7 @@ pub async fn update(
     Ok(Json(door_json(&st, &after)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/homes/{id}/doors/{door_id}", tag = "doors", params(("id" = String, Path), ("door_id" = String, Path)),
+#[utoipa::path(delete, operation_id = "doors_delete", path = "/homes/{id}/doors/{door_id}", tag = "doors", params(("id" = String, Path), ("door_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(st): State<AppState>,
@@ -282,7 +282,7 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/homes/{id}/merchants", tag = "doors", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "doors_merchants", path = "/homes/{id}/merchants", tag = "doors", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
 pub async fn merchants(
     State(st): State<AppState>,
     p: Principal,
@@ -300,7 +300,7 @@ pub async fn merchants(
 
 /// Trust a merchant (dispatcher account) to deliver inside this home without asking
 /// each time. Revocable; deliveries from anyone else wait for the owner's approval.
-#[utoipa::path(put, path = "/api/v1/homes/{id}/merchants/{dispatcher_id}", tag = "doors", params(("id" = String, Path), ("dispatcher_id" = String, Path)),
+#[utoipa::path(put, operation_id = "doors_trust", path = "/homes/{id}/merchants/{dispatcher_id}", tag = "doors", params(("id" = String, Path), ("dispatcher_id" = String, Path)),
     responses((status = 200), (status = 404, body = ErrorBody)))]
 pub async fn trust(
     State(st): State<AppState>,
@@ -332,7 +332,7 @@ pub async fn trust(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/homes/{id}/merchants/{dispatcher_id}", tag = "doors", params(("id" = String, Path), ("dispatcher_id" = String, Path)),
+#[utoipa::path(delete, operation_id = "doors_distrust", path = "/homes/{id}/merchants/{dispatcher_id}", tag = "doors", params(("id" = String, Path), ("dispatcher_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn distrust(
     State(st): State<AppState>,

@@ -46,7 +46,7 @@ fn grant_json(g: &GuestGrantRow) -> serde_json::Value {
         "created_ms": g.created_ms, "revoked_ms": g.revoked_ms})
 }
 
-#[utoipa::path(post, path = "/api/v1/homes/{id}/guests", request_body = CreateGrant, tag = "guests", params(("id" = String, Path)), responses((status = 201), (status = 400), (status = 404)))]
+#[utoipa::path(post, operation_id = "guests_create", path = "/homes/{id}/guests", request_body = CreateGrant, tag = "guests", params(("id" = String, Path)), responses((status = 201), (status = 400), (status = 404)))]
 pub async fn create(
     State(st): State<AppState>,
     p: Principal,
@@ -129,7 +129,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-#[utoipa::path(get, path = "/api/v1/homes/{id}/guests", tag = "guests", params(("id" = String, Path)), responses((status = 200), (status = 404)))]
+#[utoipa::path(get, operation_id = "guests_list", path = "/homes/{id}/guests", tag = "guests", params(("id" = String, Path)), responses((status = 200), (status = 404)))]
 pub async fn list(
     State(st): State<AppState>,
     p: Principal,
@@ -145,7 +145,7 @@ pub async fn list(
     Ok(Json(rows.iter().map(grant_json).collect()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/homes/{id}/guests/{grant_id}", tag = "guests", params(("id" = String, Path), ("grant_id" = String, Path)), responses((status = 200), (status = 404)))]
+#[utoipa::path(delete, operation_id = "guests_revoke", path = "/homes/{id}/guests/{grant_id}", tag = "guests", params(("id" = String, Path), ("grant_id" = String, Path)), responses((status = 200), (status = 404)))]
 pub async fn revoke(
     State(st): State<AppState>,
     p: Principal,
@@ -176,7 +176,7 @@ pub async fn revoke(
 }
 
 /// A guest asks to unlock. Answer: the decision with every reason for a refusal.
-#[utoipa::path(post, path = "/api/v1/guest/unlock", request_body = GuestUnlock, tag = "guests", responses((status = 200), (status = 404), (status = 429)))]
+#[utoipa::path(post, operation_id = "guests_unlock", path = "/guest/unlock", request_body = GuestUnlock, tag = "guests", security(()), responses((status = 200), (status = 404), (status = 429)))]
 pub async fn unlock(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<GuestUnlock>,

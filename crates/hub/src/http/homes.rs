@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use threshold_store::{NewHome, Role};
 
-#[utoipa::path(get, path = "/api/v1/homes", tag = "homes", responses((status = 200, body = [HomeJson])))]
+#[utoipa::path(get, operation_id = "homes_list", path = "/homes", tag = "homes", responses((status = 200, body = [HomeJson])))]
 pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Vec<HomeJson>>> {
     let owner = p.require(Role::Owner)?;
     Ok(Json(
@@ -25,7 +25,7 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Ve
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/homes", request_body = CreateHome, tag = "homes", responses((status = 201, body = HomeJson), (status = 400, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "homes_create", path = "/homes", request_body = CreateHome, tag = "homes", responses((status = 201, body = HomeJson), (status = 400, body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     p: Principal,
@@ -76,7 +76,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json((&h).into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/homes/{id}", tag = "homes", params(("id" = String, Path)), responses((status = 200, body = HomeJson), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "homes_get", path = "/homes/{id}", tag = "homes", params(("id" = String, Path)), responses((status = 200, body = HomeJson), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
     p: Principal,
@@ -91,7 +91,7 @@ pub async fn get(
     Ok(Json((&h).into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/homes/{id}/settings", request_body = HomeSettings, tag = "homes", params(("id" = String, Path)), responses((status = 200, body = HomeJson)))]
+#[utoipa::path(put, operation_id = "homes_settings", path = "/homes/{id}/settings", request_body = HomeSettings, tag = "homes", params(("id" = String, Path)), responses((status = 200, body = HomeJson)))]
 pub async fn settings(
     State(st): State<AppState>,
     p: Principal,
@@ -162,7 +162,7 @@ pub struct Page {
     pub since_ms: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/homes/{id}/timeline", tag = "homes", params(("id" = String, Path)), responses((status = 200, body = [TimelineJson])))]
+#[utoipa::path(get, operation_id = "homes_timeline", path = "/homes/{id}/timeline", tag = "homes", params(("id" = String, Path)), responses((status = 200, body = [TimelineJson])))]
 pub async fn timeline(
     State(st): State<AppState>,
     p: Principal,
@@ -193,7 +193,7 @@ pub async fn timeline(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", responses((status = 200, body = [AlertJson])))]
+#[utoipa::path(get, operation_id = "homes_alerts", path = "/alerts", tag = "alerts", responses((status = 200, body = [AlertJson])))]
 pub async fn alerts(
     State(st): State<AppState>,
     p: Principal,
@@ -210,7 +210,7 @@ pub async fn alerts(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "homes_ack_alert", path = "/alerts/{id}/ack", tag = "alerts", params(("id" = String, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn ack_alert(
     State(st): State<AppState>,
     p: Principal,

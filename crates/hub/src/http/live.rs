@@ -33,7 +33,7 @@ use threshold_store::Role;
 /// Status message period.
 pub const STATUS_EVERY_MS: u64 = 250;
 
-#[utoipa::path(get, path = "/api/v1/devices/{id}/live", tag = "devices", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "live_live", path = "/devices/{id}/live", tag = "devices", params(("id" = String, Path)),
     description = "WebSocket. JSON text messages: `frame` (with `jpeg_base64`, `seq`, `capture_ms`, `age_ms`, `verdict`) for each live frame, and `status` (`verdict`, `age_ms`, `last_seq`) every 250 ms. Show LIVE only while the newest verdict is `live` and a message arrived within the page's own watchdog.",
     responses((status = 101, description = "switching to WebSocket"), (status = 404, body = crate::http::dto::ErrorBody)))]
 pub async fn live(

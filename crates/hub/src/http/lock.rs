@@ -118,7 +118,7 @@ async fn lock_door(st: &AppState, actor: &str, door: &Door) -> ApiResult<Json<se
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/doors/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "lock_door_get", path = "/doors/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
 pub async fn door_get(
     State(st): State<AppState>,
     p: Principal,
@@ -129,7 +129,7 @@ pub async fn door_get(
     Ok(view(&st, &door).await)
 }
 
-#[utoipa::path(post, path = "/api/v1/doors/{id}/unlock", tag = "lock", params(("id" = String, Path)), request_body = UnlockRequest,
+#[utoipa::path(post, operation_id = "lock_door_unlock", path = "/doors/{id}/unlock", tag = "lock", params(("id" = String, Path)), request_body = UnlockRequest,
     responses((status = 200), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn door_unlock(
     State(st): State<AppState>,
@@ -142,7 +142,7 @@ pub async fn door_unlock(
     unlock_door(&st, &owner, &door, body).await
 }
 
-#[utoipa::path(post, path = "/api/v1/doors/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "lock_door_lock", path = "/doors/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
 pub async fn door_lock(
     State(st): State<AppState>,
     p: Principal,
@@ -153,7 +153,7 @@ pub async fn door_lock(
     lock_door(&st, &p.actor(), &door).await
 }
 
-#[utoipa::path(get, path = "/api/v1/homes/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "lock_get", path = "/homes/{id}/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
     p: Principal,
@@ -164,7 +164,7 @@ pub async fn get(
     Ok(view(&st, &door).await)
 }
 
-#[utoipa::path(post, path = "/api/v1/homes/{id}/lock/unlock", tag = "lock", params(("id" = String, Path)), request_body = UnlockRequest,
+#[utoipa::path(post, operation_id = "lock_unlock", path = "/homes/{id}/lock/unlock", tag = "lock", params(("id" = String, Path)), request_body = UnlockRequest,
     responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn unlock(
     State(st): State<AppState>,
@@ -177,7 +177,7 @@ pub async fn unlock(
     unlock_door(&st, &owner, &door, body).await
 }
 
-#[utoipa::path(post, path = "/api/v1/homes/{id}/lock/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "lock_lock", path = "/homes/{id}/lock/lock", tag = "lock", params(("id" = String, Path)), responses((status = 200), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn lock(
     State(st): State<AppState>,
     p: Principal,

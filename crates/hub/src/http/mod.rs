@@ -24,77 +24,120 @@ use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::get;
 use axum::Router;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Threshold hub API",
-        description = "Secure in-home delivery: homes, devices, deliveries, alerts. Errors are always {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <token>` (session token from /auth/login, or a dispatcher API key)."
+        description = "Secure in-home delivery: homes, devices, deliveries, alerts. Errors are always {\"error\":{\"code\",\"message\"}}. Authenticate with `Authorization: Bearer <token>` (session token from /auth/login, or a dispatcher API key), or the session cookie the apps use."
     ),
-    paths(
-        accounts::login,
-        accounts::logout,
-        accounts::me,
-        accounts::create_user,
-        accounts::couriers,
-        accounts::create_api_key,
-        accounts::list_api_keys,
-        accounts::revoke_api_key,
-        accounts::disable_user,
-        system::trust,
-        homes::list,
-        homes::create,
-        homes::get,
-        homes::settings,
-        homes::timeline,
-        homes::alerts,
-        homes::ack_alert,
-        devices::create_pairing_code,
-        devices::enrol,
-        devices::list,
-        devices::get,
-        devices::revoke,
-        devices::latest_frame,
-        deliveries::create,
-        deliveries::list,
-        deliveries::get,
-        deliveries::entry,
-        deliveries::delivered,
-        clips::recording,
-        clips::frame,
-        clips::avi,
-        live::live,
-        webhooks::create,
-        webhooks::list,
-        webhooks::delete,
-        webhooks::deliveries,
-        deliveries::approve,
-        lock::get,
-        lock::unlock,
-        lock::lock,
-        lock::door_get,
-        lock::door_unlock,
-        lock::door_lock,
-        doors::list,
-        doors::create,
-        doors::update,
-        doors::delete,
-        doors::merchants,
-        doors::trust,
-        doors::distrust,
-        guests::create,
-        guests::list,
-        guests::revoke,
-        guests::unlock,
-        system::audit_verify,
-        system::system_alerts,
-    ),
+    modifiers(&Security),
+    security(("bearer" = []), ("session_cookie" = [])),
     components(schemas(dto::ErrorBody, dto::ErrorDetail))
 )]
 pub struct ApiDoc;
+
+/// The two ways to authenticate (operations open to anyone say `security(())`).
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "a session token from /auth/login, or a dispatcher API key",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
+        );
+    }
+}
+
+/// The API under `/api/v1`: each route registered with its OpenAPI description
+/// (`utoipa_axum::routes!`), so the document lists exactly what is served.
+fn api_routes(push: Option<std::sync::Arc<crate::alerts::push::Push>>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::create_user))
+        .routes(routes!(accounts::list_api_keys, accounts::create_api_key))
+        .routes(routes!(accounts::revoke_api_key))
+        .routes(routes!(accounts::disable_user))
+        .routes(routes!(accounts::couriers))
+        .routes(routes!(homes::list, homes::create))
+        .routes(routes!(homes::get))
+        .routes(routes!(homes::settings))
+        .routes(routes!(homes::timeline))
+        .routes(routes!(devices::list))
+        .routes(routes!(devices::create_pairing_code))
+        .routes(routes!(devices::enrol))
+        .routes(routes!(devices::get, devices::revoke))
+        .routes(routes!(devices::latest_frame))
+        .routes(routes!(live::live))
+        .routes(routes!(clips::recording))
+        .routes(routes!(clips::avi))
+        .routes(routes!(clips::frame))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(homes::alerts))
+        .routes(routes!(homes::ack_alert))
+        .routes(routes!(deliveries::list, deliveries::create))
+        .routes(routes!(deliveries::get))
+        .routes(routes!(deliveries::entry))
+        .routes(routes!(deliveries::delivered))
+        .routes(routes!(deliveries::approve))
+        .routes(routes!(doors::list, doors::create))
+        .routes(routes!(doors::update, doors::delete))
+        .routes(routes!(doors::merchants))
+        .routes(routes!(doors::trust, doors::distrust))
+        .routes(routes!(lock::door_get, lock::door_lock))
+        .routes(routes!(lock::door_unlock))
+        .routes(routes!(lock::get))
+        .routes(routes!(lock::unlock))
+        .routes(routes!(lock::lock))
+        .routes(routes!(guests::list, guests::create))
+        .routes(routes!(guests::revoke))
+        .routes(routes!(guests::unlock))
+        .routes(routes!(system::audit_verify))
+        .routes(routes!(system::trust))
+        .routes(routes!(system::system_alerts))
+        .routes(routes!(system::events_ws))
+        .routes(routes!(system::openapi))
+        .merge(push::router(push))
+}
+
+/// The API's OpenAPI document, as served at `/api/v1/openapi.json` (the push routes
+/// are in it only where Web Push runs).
+pub fn openapi(
+    push: Option<std::sync::Arc<crate::alerts::push::Push>>,
+) -> utoipa::openapi::OpenApi {
+    let (_, api) = api_routes(push).split_for_parts();
+    let (_, root) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::metrics))
+        .split_for_parts();
+    ApiDoc::openapi().nest("/api/v1", api).merge_from(root)
+}
 
 /// Largest JSON body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -102,85 +145,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The hub's HTTP surface: `/api/v1`, the web apps, health and metrics. `push` is the
 /// started Web Push (`alerts::push::start`); without it the push routes are absent.
 pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::Push>>) -> Router {
-    let api = Router::new()
-        .route("/auth/login", post(accounts::login))
-        .route("/auth/logout", post(accounts::logout))
-        .route("/me", get(accounts::me))
-        .route("/admin/users", post(accounts::create_user))
-        .route(
-            "/admin/users/{id}/api-keys",
-            get(accounts::list_api_keys).post(accounts::create_api_key),
-        )
-        .route(
-            "/admin/users/{id}/api-keys/{key_id}",
-            delete(accounts::revoke_api_key),
-        )
-        .route("/admin/users/{id}/disable", post(accounts::disable_user))
-        .route("/couriers", get(accounts::couriers))
-        .route("/homes", get(homes::list).post(homes::create))
-        .route("/homes/{id}", get(homes::get))
-        .route("/homes/{id}/settings", put(homes::settings))
-        .route("/homes/{id}/timeline", get(homes::timeline))
-        .route("/homes/{id}/devices", get(devices::list))
-        .route(
-            "/homes/{id}/pairing-codes",
-            post(devices::create_pairing_code),
-        )
-        .route("/enrol", post(devices::enrol))
-        .route(
-            "/devices/{id}",
-            get(devices::get).merge(delete(devices::revoke)),
-        )
-        .route("/devices/{id}/frame.jpg", get(devices::latest_frame))
-        .route("/devices/{id}/live", get(live::live))
-        .route("/deliveries/{id}/recording", get(clips::recording))
-        .route("/deliveries/{id}/recording.avi", get(clips::avi))
-        .route(
-            "/deliveries/{id}/recording/frames/{device_id}/{seq}",
-            get(clips::frame),
-        )
-        .route("/webhooks", get(webhooks::list).post(webhooks::create))
-        .route("/webhooks/{id}", delete(webhooks::delete))
-        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route("/alerts", get(homes::alerts))
-        .route("/alerts/{id}/ack", post(homes::ack_alert))
-        .route(
-            "/deliveries",
-            get(deliveries::list).post(deliveries::create),
-        )
-        .route("/deliveries/{id}", get(deliveries::get))
-        .route("/deliveries/{id}/entry", post(deliveries::entry))
-        .route("/deliveries/{id}/delivered", post(deliveries::delivered))
-        .route("/deliveries/{id}/approve", post(deliveries::approve))
-        .route("/homes/{id}/doors", get(doors::list).post(doors::create))
-        .route(
-            "/homes/{id}/doors/{door_id}",
-            patch(doors::update).merge(delete(doors::delete)),
-        )
-        .route("/homes/{id}/merchants", get(doors::merchants))
-        .route(
-            "/homes/{id}/merchants/{dispatcher_id}",
-            put(doors::trust).merge(delete(doors::distrust)),
-        )
-        .route(
-            "/doors/{id}/lock",
-            get(lock::door_get).post(lock::door_lock),
-        )
-        .route("/doors/{id}/unlock", post(lock::door_unlock))
-        .route("/homes/{id}/lock", get(lock::get))
-        .route("/homes/{id}/lock/unlock", post(lock::unlock))
-        .route("/homes/{id}/lock/lock", post(lock::lock))
-        .route("/homes/{id}/guests", get(guests::list).post(guests::create))
-        .route("/homes/{id}/guests/{grant_id}", delete(guests::revoke))
-        .route("/guest/unlock", post(guests::unlock))
-        .route("/audit/verify", get(system::audit_verify))
-        .route("/hub/trust", get(system::trust))
-        .route("/system/alerts", get(system::system_alerts))
-        .route("/events", get(system::events_ws))
-        .route("/openapi.json", get(system::openapi))
-        .merge(push::router(push))
-        .fallback(|| async { ApiError::NotFound("route") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    let doc = std::sync::Arc::new(openapi(push.clone()));
+    let (api, _) = api_routes(push).split_for_parts();
+    let api = api
+        .layer(axum::Extension(doc))
         .layer(axum::middleware::from_fn(no_store));
     Router::new()
         .nest("/api/v1", api)

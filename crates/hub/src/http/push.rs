@@ -8,14 +8,15 @@ use crate::http::extract::ApiJson;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use threshold_store::Role;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionKeys {
     pub p256dh: String,
@@ -23,20 +24,23 @@ pub struct SubscriptionKeys {
 }
 
 /// The browser's `PushSubscription.toJSON()`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SubscribeRequest {
     pub endpoint: String,
     pub keys: SubscriptionKeys,
     #[serde(default, rename = "expirationTime")]
+    #[schema(value_type = Option<Object>)]
     pub _expiration_time: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsubscribeRequest {
     pub endpoint: String,
 }
 
+#[utoipa::path(get, operation_id = "push_key", path = "/push/key", tag = "push",
+    responses((status = 200, description = "the hub's VAPID public key", body = Object), (status = 403, body = crate::http::dto::ErrorBody)))]
 async fn key(
     p: Principal,
     Extension(push): Extension<Arc<Push>>,
@@ -45,6 +49,8 @@ async fn key(
     Ok(Json(json!({"public_key": push.public_key()})))
 }
 
+#[utoipa::path(get, operation_id = "push_list", path = "/push/subscriptions", tag = "push",
+    responses((status = 200, description = "the owner's subscriptions (endpoint, created_ms)", body = Object), (status = 403, body = crate::http::dto::ErrorBody)))]
 async fn list(
     p: Principal,
     Extension(push): Extension<Arc<Push>>,
@@ -59,6 +65,8 @@ async fn list(
     Ok(Json(json!(subs)))
 }
 
+#[utoipa::path(post, operation_id = "push_subscribe", path = "/push/subscriptions", tag = "push", request_body = SubscribeRequest,
+    responses((status = 201, description = "kept"), (status = 400, body = crate::http::dto::ErrorBody), (status = 409, body = crate::http::dto::ErrorBody)))]
 async fn subscribe(
     State(st): State<AppState>,
     p: Principal,
@@ -85,6 +93,8 @@ async fn subscribe(
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(delete, operation_id = "push_unsubscribe", path = "/push/subscriptions", tag = "push", request_body = UnsubscribeRequest,
+    responses((status = 204, description = "forgotten"), (status = 404, body = crate::http::dto::ErrorBody)))]
 async fn unsubscribe(
     p: Principal,
     Extension(push): Extension<Arc<Push>>,
@@ -98,16 +108,13 @@ async fn unsubscribe(
     }
 }
 
-/// Push routes (relative to `/api/v1`); absent without Web Push.
-pub fn router(push: Option<Arc<Push>>) -> Router<AppState> {
+/// Push routes (relative to `/api/v1`), documented; absent without Web Push.
+pub fn router(push: Option<Arc<Push>>) -> OpenApiRouter<AppState> {
     let Some(push) = push else {
-        return Router::new();
+        return OpenApiRouter::new();
     };
-    Router::new()
-        .route("/push/key", get(key))
-        .route(
-            "/push/subscriptions",
-            get(list).post(subscribe).delete(unsubscribe),
-        )
+    OpenApiRouter::new()
+        .routes(routes!(key))
+        .routes(routes!(list, subscribe, unsubscribe))
         .layer(Extension(push))
 }

@@ -12,8 +12,10 @@ use axum::Json;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use threshold_store::Role;
-use utoipa::OpenApi;
 
+#[utoipa::path(get, operation_id = "system_healthz", path = "/healthz", tag = "system", security(()),
+    description = "Liveness of the hub itself: database, broker, whether it keeps up with its devices' messages, its fleet role.",
+    responses((status = 200, description = "ok", body = Object), (status = 503, description = "degraded", body = Object)))]
 pub async fn healthz(State(st): State<AppState>) -> Response {
     let db_ok = st.store.setting("schema").await.is_ok();
     let mqtt_ok = st.mqtt_connected.0.load(Ordering::SeqCst);
@@ -31,6 +33,9 @@ pub async fn healthz(State(st): State<AppState>) -> Response {
 
 /// OpenMetrics, or the Prometheus text format for a scraper that asks for
 /// `text/plain` (`metrics_text::Format::negotiate`).
+#[utoipa::path(get, operation_id = "system_metrics", path = "/metrics", tag = "system", security(()),
+    description = "OpenMetrics 1.0, or the Prometheus text format 0.0.4 for `Accept: text/plain`.",
+    responses((status = 200, description = "metrics", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let format = crate::metrics_text::Format::negotiate(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
@@ -42,15 +47,21 @@ pub async fn metrics(State(st): State<AppState>, headers: axum::http::HeaderMap)
         .into_response()
 }
 
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::http::ApiDoc::openapi())
+/// This document: every route the API serves, generated with the routes themselves
+/// (`http::router`).
+#[utoipa::path(get, operation_id = "system_openapi", path = "/openapi.json", tag = "system", security(()),
+    responses((status = 200, description = "the OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi(
+    axum::Extension(doc): axum::Extension<std::sync::Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json((*doc).clone())
 }
 
 /// What an owner or operator pins to trust this hub without trusting the network or
 /// the hub's database later: the audit public key (checkpoints are signed with it;
 /// `threshold audit verify --key`), and with HTTPS the certificate fingerprint a phone
 /// checks before installing the hub's CA from `/ca.pem`.
-#[utoipa::path(get, path = "/api/v1/hub/trust", tag = "audit", responses((status = 200, body = Object)))]
+#[utoipa::path(get, operation_id = "system_trust", path = "/hub/trust", tag = "audit", responses((status = 200, body = Object)))]
 pub async fn trust(State(st): State<AppState>, p: Principal) -> ApiResult<Json<serde_json::Value>> {
     if !matches!(p.user.role, Role::Owner | Role::Admin) {
         return Err(ApiError::Forbidden);
@@ -79,7 +90,7 @@ pub async fn trust(State(st): State<AppState>, p: Principal) -> ApiResult<Json<s
 
 /// Alerts about the hub itself (it fell behind with its devices' messages), newest
 /// first (admins).
-#[utoipa::path(get, path = "/api/v1/system/alerts", tag = "system", responses((status = 200, body = [Object])))]
+#[utoipa::path(get, operation_id = "system_system_alerts", path = "/system/alerts", tag = "system", responses((status = 200, body = [Object])))]
 pub async fn system_alerts(
     State(st): State<AppState>,
     p: Principal,
@@ -104,7 +115,7 @@ pub async fn system_alerts(
 }
 
 /// Recompute the audit chain (admins).
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = Object)))]
+#[utoipa::path(get, operation_id = "system_audit_verify", path = "/audit/verify", tag = "audit", responses((status = 200, body = Object)))]
 pub async fn audit_verify(
     State(st): State<AppState>,
     p: Principal,
@@ -119,6 +130,9 @@ pub async fn audit_verify(
 /// Live events for the signed-in owner or courier: alerts, device changes, delivery
 /// instructions. The server sends `{"type":"ping"}` every second so the page can run
 /// its own watchdog: no message for 2 s means the link is gone.
+#[utoipa::path(get, operation_id = "system_events_ws", path = "/events", tag = "system",
+    description = "WebSocket. JSON text messages: the owner's (or courier's) live events (`{\"type\",\"home_id\",\"time_ms\",\"data\"}`) and a `ping` every second; closed with 4401 once the session ends.",
+    responses((status = 101, description = "switching to WebSocket"), (status = 401, body = crate::http::dto::ErrorBody), (status = 403, body = crate::http::dto::ErrorBody)))]
 pub async fn events_ws(
     State(st): State<AppState>,
     p: Principal,

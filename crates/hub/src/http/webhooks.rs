@@ -123,7 +123,7 @@ fn loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-#[utoipa::path(post, path = "/api/v1/webhooks", request_body = CreateWebhook, tag = "webhooks",
+#[utoipa::path(post, operation_id = "webhooks_create", path = "/webhooks", request_body = CreateWebhook, tag = "webhooks",
     responses((status = 201, body = WebhookJson), (status = 400, body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
@@ -159,7 +159,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(ep.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, body = [WebhookJson])))]
+#[utoipa::path(get, operation_id = "webhooks_list", path = "/webhooks", tag = "webhooks", responses((status = 200, body = [WebhookJson])))]
 pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Vec<WebhookJson>>> {
     let owner = p.require(Role::Owner)?;
     Ok(Json(
@@ -172,7 +172,7 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Ve
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(delete, operation_id = "webhooks_delete", path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(st): State<AppState>,
@@ -196,7 +196,7 @@ pub async fn delete(
 }
 
 /// The endpoint's delivery log, newest first (last 200).
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)),
+#[utoipa::path(get, operation_id = "webhooks_deliveries", path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = [WebhookDeliveryJson]), (status = 404, body = ErrorBody)))]
 pub async fn deliveries(
     State(st): State<AppState>,
