@@ -43,10 +43,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
     /// HTTP address of the hub.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = crate::hub_cmd::socket_addr)]
     pub http_addr: SocketAddr,
     /// Embedded MQTT broker address (never 1883).
-    #[arg(long, default_value = "127.0.0.1:18830")]
+    #[arg(long, default_value = "127.0.0.1:18830", value_parser = crate::hub_cmd::socket_addr)]
     pub mqtt_addr: SocketAddr,
     /// Delete the data folder first.
     #[arg(long)]

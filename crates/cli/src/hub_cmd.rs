@@ -18,7 +18,7 @@ pub struct HubArgs {
     #[arg(long, env = "THRESHOLD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// HTTP listen address.
-    #[arg(long, env = "THRESHOLD_HTTP_ADDR")]
+    #[arg(long, env = "THRESHOLD_HTTP_ADDR", value_parser = socket_addr)]
     pub http_addr: Option<SocketAddr>,
     /// Database URL: sqlite://PATH or postgres://...
     #[arg(long, env = "THRESHOLD_DATABASE_URL")]
@@ -40,7 +40,7 @@ pub struct HubArgs {
     #[arg(long, env = "THRESHOLD_MQTT_DYNSEC")]
     pub mqtt_dynsec: bool,
     /// Where the hub's own device endpoint listens (never port 1883).
-    #[arg(long, env = "THRESHOLD_EMBEDDED_MQTT_ADDR")]
+    #[arg(long, env = "THRESHOLD_EMBEDDED_MQTT_ADDR", value_parser = socket_addr)]
     pub embedded_mqtt_addr: Option<SocketAddr>,
     /// MQTT topic prefix.
     #[arg(long, env = "THRESHOLD_MQTT_TOPIC_PREFIX")]
@@ -60,11 +60,11 @@ pub struct HubArgs {
     #[arg(long)]
     pub tls_name: Vec<String>,
     /// With HTTPS: listen here on plain HTTP only to redirect to HTTPS.
-    #[arg(long, env = "THRESHOLD_HTTP_REDIRECT_ADDR")]
+    #[arg(long, env = "THRESHOLD_HTTP_REDIRECT_ADDR", value_parser = socket_addr)]
     pub http_redirect_addr: Option<SocketAddr>,
     /// With --tls: devices may also connect to the hub's own endpoint here with MQTT
     /// over TLS (the HTTPS certificate; 8883 is the usual port).
-    #[arg(long, env = "THRESHOLD_MQTT_TLS_ADDR")]
+    #[arg(long, env = "THRESHOLD_MQTT_TLS_ADDR", value_parser = socket_addr)]
     pub mqtt_tls_addr: Option<SocketAddr>,
     /// Live window in milliseconds.
     #[arg(long, env = "THRESHOLD_LIVE_WINDOW_MS")]
@@ -76,6 +76,24 @@ pub struct HubArgs {
     /// --database-url postgres://... and --mqtt-url shared with the other nodes.
     #[arg(long, env = "THRESHOLD_FLEET_NODE")]
     pub fleet_node: Option<String>,
+}
+
+/// An address to listen on: `IP:PORT`, or `NAME:PORT` (such as `localhost:8080`)
+/// resolved now, an IPv4 address preferred.
+pub fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let all: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{e} (expected HOST:PORT, such as 127.0.0.1:8080 or localhost:8080)"))?
+        .collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| format!("{s}: the name has no address"))
 }
 
 impl HubArgs {
@@ -113,6 +131,34 @@ impl HubArgs {
                 live_window_ms: self.live_window_ms,
                 heartbeat_ms: self.heartbeat_ms,
                 fleet_node: self.fleet_node.clone(),
+            },
+        )?)
+    }
+}
+
+/// Where the hub keeps its records, for the commands that only read or change them
+/// (no addresses, broker or TLS settings: they would not apply).
+#[derive(Args, Debug, Clone, Default)]
+pub struct StoreArgs {
+    /// TOML configuration file (its data folder and database are used).
+    #[arg(long, env = "THRESHOLD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data folder (SQLite database, hub key).
+    #[arg(long, env = "THRESHOLD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://...
+    #[arg(long, env = "THRESHOLD_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn resolve(&self) -> anyhow::Result<HubConfig> {
+        Ok(HubConfig::resolve(
+            self.config.as_deref(),
+            Overrides {
+                data_dir: self.data_dir.clone(),
+                database_url: self.database_url.clone(),
+                ..Default::default()
             },
         )?)
     }
@@ -161,6 +207,17 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(r) = hub.redirect_addr {
         println!("plain HTTP on {r} redirects to HTTPS");
     }
+    // A first start: nobody can sign in yet.
+    if matches!(
+        hub.state.store.users_by_role(threshold_store::Role::Admin).await,
+        Ok(admins) if admins.is_empty()
+    ) {
+        println!(
+            "no administrator yet: create one with `THRESHOLD_NEW_PASSWORD=... {} user add --role admin --username NAME` (same --data-dir / --database-url), then sign in at {}",
+            std::env::args().next().unwrap_or_else(|| "threshold".into()),
+            hub.base_url()
+        );
+    }
     shutdown_signal().await;
     eprintln!("stopping");
     hub.stop().await;
@@ -197,7 +254,7 @@ pub enum AuditCmd {
     /// names the first broken link. Exit status 1 if the chain is broken.
     Verify {
         #[command(flatten)]
-        hub: HubArgs,
+        hub: StoreArgs,
         /// The hub's audit public key to pin: 64 hex characters, or a file holding
         /// them (as printed by `threshold audit key`).
         #[arg(long)]
@@ -214,7 +271,7 @@ pub enum AuditCmd {
     /// elsewhere with `threshold audit verify --export FILE --key KEY`.
     Export {
         #[command(flatten)]
-        hub: HubArgs,
+        hub: StoreArgs,
         /// The file to write (replaced if it exists).
         #[arg(long)]
         out: PathBuf,
@@ -222,7 +279,7 @@ pub enum AuditCmd {
     /// Print the hub's audit public key (to pin now and verify with later).
     Key {
         #[command(flatten)]
-        hub: HubArgs,
+        hub: StoreArgs,
     },
 }
 
@@ -322,9 +379,11 @@ pub enum UserCmd {
     /// Create an account (owner, courier, dispatcher or admin).
     Add {
         #[command(flatten)]
-        hub: HubArgs,
+        hub: StoreArgs,
+        /// owner, courier, dispatcher or admin.
         #[arg(long)]
         role: String,
+        /// The name to sign in with (case does not matter).
         #[arg(long)]
         username: String,
         /// Read the password from this environment variable (never from a flag, so it

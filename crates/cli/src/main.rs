@@ -105,3 +105,40 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command says what it does, and every option what it is for.
+    fn undescribed(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let here = format!("{path} {}", cmd.get_name());
+        if cmd.get_about().is_none() && !cmd.is_hide_set() {
+            out.push(format!("{here}: no description"));
+        }
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if id == "help" || id == "version" || a.is_hide_set() {
+                continue;
+            }
+            if a.get_help().is_none() {
+                out.push(format!("{here} --{id}: no help"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if !sub.is_hide_set() {
+                undescribed(sub, &here, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_and_option_is_described() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        undescribed(&cmd, "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+}

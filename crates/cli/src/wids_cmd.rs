@@ -6,8 +6,12 @@ use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum WidsCmd {
-    /// Scan pcap/pcapng captures for deauthentication/disassociation attacks.
+    /// Scan pcap/pcapng captures for deauthentication/disassociation attacks. Exit
+    /// status: 0 no attack, 1 attacks found, 2 an error (a file that is not a capture
+    /// is skipped with a warning).
     Scan {
+        /// The captures (files that are not captures are skipped with a warning).
+        #[arg(required = true)]
         files: Vec<PathBuf>,
         /// One JSON object per attack per line, nothing else on stdout.
         #[arg(long)]
@@ -17,6 +21,7 @@ pub enum WidsCmd {
     /// `wifi-live` feature (libpcap). Each attack is printed when it crosses a threshold
     /// (`ongoing`) and again when it has ended.
     Watch {
+        /// The monitor-mode interface.
         #[arg(long)]
         iface: String,
         /// One JSON object per report per line, nothing else on stdout.
@@ -27,6 +32,7 @@ pub enum WidsCmd {
     /// print link-event findings (deauthentication attack, suspected jamming) as JSON
     /// lines.
     Supplicant {
+        /// wpa_supplicant's control socket of the camera's interface.
         #[arg(long)]
         ctrl: PathBuf,
         /// Stop after this many seconds (default: run until killed).
@@ -41,17 +47,40 @@ pub fn wids(c: WidsCmd) -> anyhow::Result<ExitCode> {
         WidsCmd::Watch { iface, json } => return watch(&iface, json),
         WidsCmd::Supplicant { ctrl, seconds } => return supplicant(&ctrl, seconds),
     };
-    if files.is_empty() {
-        anyhow::bail!("give at least one capture file");
+    let cfg = threshold_wids::DetectorConfig::default();
+    let (mut reports, mut scanned, mut failed) = (Vec::new(), 0usize, 0usize);
+    for f in &files {
+        match threshold_wids::scan_file(f, &cfg) {
+            Ok((r, _)) => {
+                reports.extend(r);
+                scanned += 1;
+            }
+            // Not a capture (a README caught by a glob): said, and the rest scanned.
+            Err(e @ threshold_wids::WidsError::Format { .. }) => {
+                eprintln!("warning: skipped {e}");
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
     }
-    let reports = threshold_wids::scan_files(&files, &threshold_wids::DetectorConfig::default())?;
     let mut out = std::io::stdout().lock();
     if json {
         threshold_wids::write_reports_json(&reports, &mut out)?;
     } else {
         threshold_wids::write_reports_human(&reports, &mut out)?;
     }
-    Ok(ExitCode::SUCCESS)
+    if scanned == 0 && failed == 0 {
+        eprintln!("error: none of the files is a capture");
+    }
+    Ok(if failed > 0 || scanned == 0 {
+        ExitCode::from(2)
+    } else if !reports.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(feature = "wifi-live")]

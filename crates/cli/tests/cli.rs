@@ -538,3 +538,98 @@ fn logs_carry_no_colour_codes_off_a_terminal_and_can_be_json() {
         "{json}"
     );
 }
+
+/// `threshold wids scan` exits 0 with no attack, 1 with attacks, 2 on an error; a file
+/// that is not a capture (a README caught by a glob) is skipped with a warning.
+#[test]
+fn wids_scan_exit_codes_mean_something() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = threshold_capture_gen::write_corpus(dir.path()).unwrap();
+    let attacked = corpus
+        .iter()
+        .find(|(_, exp)| !exp.is_empty())
+        .map(|(p, _)| p.clone())
+        .unwrap();
+    let clean = corpus
+        .iter()
+        .find(|(_, exp)| exp.is_empty())
+        .map(|(p, _)| p.clone())
+        .unwrap();
+    let readme = dir.path().join("README.md");
+    std::fs::write(&readme, "# not a capture\n").unwrap();
+    let scan = |files: &[&std::path::Path]| {
+        let out = Command::new(BIN)
+            .args(["wids", "scan"])
+            .args(files)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = scan(&[&attacked]);
+    assert_eq!(code, Some(1), "{out}");
+    let (code, _, err) = scan(&[&clean]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = scan(&[&readme, &clean]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("warning: skipped") && err.contains("README.md"), "{err}");
+    let (code, _, err) = scan(&[&readme]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, err) = scan(&[&dir.path().join("missing.pcap"), &attacked]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.matches("missing.pcap").count(), 1, "said once: {err}");
+}
+
+/// An unreachable PostgreSQL is said at once, once, and plainly.
+#[test]
+fn an_unreachable_database_is_one_plain_error_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--http-addr", "127.0.0.1:0", "--database-url"])
+        .arg(format!("postgres://nobody@127.0.0.1:{port}/db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(errors[0].contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(errors[0].matches("refused").count() == 1, "{err}");
+}
+
+/// Addresses may be names (`localhost:PORT`); a first start says how to create the
+/// first administrator; commands that only touch the records list only their options.
+#[test]
+fn names_as_addresses_a_first_run_hint_and_only_relevant_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .args(["--http-addr", "localhost:0", "--embedded-mqtt-addr", "localhost:0"]);
+    let mut hub = Running::until_printed(cmd, "no administrator yet");
+    assert!(hub.line("listening on http://").contains("127.0.0.1:"));
+    assert!(hub.line("no administrator yet").contains("user add --role admin"));
+    hub.kill();
+    for args in [
+        &["user", "add", "--help"][..],
+        &["audit", "verify", "--help"][..],
+    ] {
+        let help = Command::new(BIN).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("--database-url"), "{text}");
+        assert!(!text.contains("--mqtt-url") && !text.contains("--http-addr"), "{text}");
+    }
+}

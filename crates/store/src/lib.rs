@@ -53,10 +53,15 @@ pub enum StoreError {
     NotFound,
     #[error("already exists: {0}")]
     Conflict(String),
-    #[error("database error: {0}")]
+    /// sqlx's own words (transparent: a caller's context is not followed by the same
+    /// message twice).
+    #[error(transparent)]
     Db(#[from] sqlx::Error),
-    #[error("migration failed: {0}")]
+    #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database could not be reached at all (no connection within the limit).
+    #[error("cannot reach {0}")]
+    Unreachable(String),
     #[error("unsupported database url (use sqlite:// or postgres://)")]
     BadUrl,
     /// A commit could not be confirmed on disk (see `durable`).
@@ -103,6 +108,9 @@ pub struct Store {
 
 static DRIVERS: Once = Once::new();
 
+/// How long a first connection to PostgreSQL may take before the start gives up.
+const CONNECT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The write-ahead log of the SQLite database the pool writes to: its main file, as
 /// SQLite resolved it, plus `-wal`.
 async fn sqlite_wal_path(pool: &AnyPool) -> Result<std::path::PathBuf> {
@@ -144,6 +152,7 @@ impl Store {
                 )
             }
             Backend::Postgres => {
+                Self::reach(url).await?;
                 let pool = Self::open_pool(url, backend, 16, true).await?;
                 (pool.clone(), durable::Writer::self_syncing(pool))
             }
@@ -168,6 +177,35 @@ impl Store {
         };
         migrate::run(&store).await?;
         Ok(store)
+    }
+
+    /// One connection first, with a time limit, so that an unreachable server is
+    /// said at once and plainly (the pool would retry for 30 s and then only say it
+    /// timed out).
+    async fn reach(url: &str) -> Result<()> {
+        use sqlx::Connection;
+        let target = url
+            .split('@')
+            .nth(1)
+            .unwrap_or(url)
+            .split(['/', '?'])
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        match tokio::time::timeout(CONNECT_LIMIT, sqlx::AnyConnection::connect(url)).await {
+            Ok(Ok(c)) => {
+                let _ = c.close().await;
+                Ok(())
+            }
+            Ok(Err(sqlx::Error::Io(e))) => Err(StoreError::Unreachable(format!(
+                "PostgreSQL at {target}: {e}"
+            ))),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StoreError::Unreachable(format!(
+                "PostgreSQL at {target}: no answer within {} s",
+                CONNECT_LIMIT.as_secs()
+            ))),
+        }
     }
 
     async fn open_pool(url: &str, backend: Backend, max: u32, writer: bool) -> Result<AnyPool> {
