@@ -575,7 +575,10 @@ fn wids_scan_exit_codes_mean_something() {
     assert_eq!(code, Some(0), "{err}");
     let (code, _, err) = scan(&[&readme, &clean]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(err.contains("warning: skipped") && err.contains("README.md"), "{err}");
+    assert!(
+        err.contains("warning: skipped") && err.contains("README.md"),
+        "{err}"
+    );
     let (code, _, err) = scan(&[&readme]);
     assert_eq!(code, Some(2), "{err}");
     let (code, _, err) = scan(&[&dir.path().join("missing.pcap"), &attacked]);
@@ -616,12 +619,17 @@ fn an_unreachable_database_is_one_plain_error_at_once() {
 fn names_as_addresses_a_first_run_hint_and_only_relevant_options() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .args(["--http-addr", "localhost:0", "--embedded-mqtt-addr", "localhost:0"]);
+    cmd.args(["serve", "--data-dir"]).arg(dir.path()).args([
+        "--http-addr",
+        "localhost:0",
+        "--embedded-mqtt-addr",
+        "localhost:0",
+    ]);
     let mut hub = Running::until_printed(cmd, "no administrator yet");
     assert!(hub.line("listening on http://").contains("127.0.0.1:"));
-    assert!(hub.line("no administrator yet").contains("user add --role admin"));
+    assert!(hub
+        .line("no administrator yet")
+        .contains("user add --role admin"));
     hub.kill();
     for args in [
         &["user", "add", "--help"][..],
@@ -630,6 +638,9 @@ fn names_as_addresses_a_first_run_hint_and_only_relevant_options() {
         let help = Command::new(BIN).args(args).output().unwrap();
         let text = String::from_utf8_lossy(&help.stdout);
         assert!(text.contains("--database-url"), "{text}");
-        assert!(!text.contains("--mqtt-url") && !text.contains("--http-addr"), "{text}");
+        assert!(
+            !text.contains("--mqtt-url") && !text.contains("--http-addr"),
+            "{text}"
+        );
     }
 }

@@ -474,6 +474,33 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
     )
     .await;
     assert_eq!(s, 201, "{wh}");
+    // A second endpoint takes entry decisions only; an unknown type is refused.
+    let (s, wh2) = call(
+        "POST",
+        format!("{}/api/v1/webhooks", a.base),
+        Some(&house.owner),
+        Some(
+            json!({"url": hook_url.replace("/hook", "/entries"), "event_types": ["entry.decided"]}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, wh2["event_types"].clone()),
+        (201, json!(["entry.decided"])),
+        "{wh2}"
+    );
+    let (s, bad) = call(
+        "POST",
+        format!("{}/api/v1/webhooks", a.base),
+        Some(&house.owner),
+        Some(json!({"url": hook_url, "event_types": ["everything"]})),
+    )
+    .await;
+    assert_eq!(
+        (s, bad["error"]["code"].clone()),
+        (400, json!("invalid_event_type")),
+        "{bad}"
+    );
     // The owner's browser subscribes to Web Push through b.
     let seed = hex::decode(threshold_store::new_id() + &threshold_store::new_id()).unwrap();
     let browser = p256::SecretKey::from_slice(&seed).unwrap();
@@ -594,6 +621,47 @@ async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn()
         );
     }
     assert_eq!(pushes(), 1, "one Web Push for the one critical alert");
+    // The other event kinds, each once, each with its own webhook id; the filtered
+    // endpoint had the entry decision only.
+    let got = hooks.lock().unwrap().clone();
+    let of = |path: &str, ty: &str| -> Vec<Value> {
+        got.iter()
+            .filter(|(p, _, b)| {
+                p == path && b["type"] == ty && b["data"]["delivery_id"] == id.as_str()
+            })
+            .map(|(_, _, b)| b["data"].clone())
+            .collect()
+    };
+    let entries = of("/hook", "entry.decided");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        (entries[0]["allowed"].clone(), entries[0]["by"].clone()),
+        (json!(true), json!("courier"))
+    );
+    let moves: Vec<(Value, Value)> = of("/hook", "delivery.state_changed")
+        .iter()
+        .map(|d| (d["from"].clone(), d["to"].clone()))
+        .collect();
+    assert!(
+        moves.contains(&(json!("inside"), json!("camera_lost"))),
+        "{moves:?}"
+    );
+    assert_eq!(of("/entries", "entry.decided").len(), 1);
+    assert!(
+        got.iter()
+            .filter(|(p, _, _)| p == "/entries")
+            .all(|(_, _, b)| b["type"] == "entry.decided"),
+        "the filtered endpoint got other types"
+    );
+    let mut ids: Vec<&String> = got
+        .iter()
+        .filter(|(p, _, _)| p != "/push")
+        .map(|(_, id, _)| id)
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a webhook id used twice");
     // The delivery's clip, recorded by the node acting for the home into the shared
     // folder, is served by every node.
     for n in [&a, &b, &c] {

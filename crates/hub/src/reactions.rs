@@ -93,6 +93,24 @@ async fn react_to_transition(state: &AppState, t: Transition) {
         time_ms: t.at_ms,
         data: json!({"device_id": device, "name": t.name, "kind": t.kind.as_str(), "change": detail}),
     });
+    // The owner's webhooks hear when a device goes offline or comes back.
+    if let Change::Liveness { from, to } = t.change {
+        let event = match (from, to) {
+            (_, Liveness::Offline) if from != Liveness::Offline => Some("device.offline"),
+            (Liveness::Offline, _) if to != Liveness::Offline => Some("device.online"),
+            _ => None,
+        };
+        if let Some(event) = event {
+            crate::alerts::webhooks::publish(
+                state,
+                &t.owner_id,
+                event,
+                &json!({"device_id": device, "home_id": t.home_id, "name": t.name,
+                    "kind": t.kind.as_str(), "at_ms": t.at_ms}),
+            )
+            .await;
+        }
+    }
     match t.change {
         Change::Liveness {
             from: Liveness::Live,

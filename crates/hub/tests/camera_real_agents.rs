@@ -363,7 +363,9 @@ async fn attack(w: World) {
         "POST",
         format!("{}/api/v1/webhooks", w.base),
         Some(&w.owner),
-        Some(json!({"url": hook_url, "description": "phone relay"})),
+        Some(
+            json!({"url": hook_url, "description": "phone relay", "event_types": ["alert.raised"]}),
+        ),
     )
     .await;
     assert_eq!(s, 201, "{hook}");

@@ -258,6 +258,19 @@ impl Store {
         rows.iter().map(alert).collect()
     }
 
+    /// One of an owner's alerts.
+    pub async fn alert(&self, owner_id: &str, alert_id: &str) -> Result<AlertRow> {
+        let row = sqlx::query(&format!(
+            "SELECT {ALERT_COLS} FROM alerts a JOIN homes h ON h.id = a.home_id WHERE h.owner_id = $1 AND a.id = $2"
+        ))
+        .bind(owner_id)
+        .bind(alert_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        alert(&row)
+    }
+
     pub async fn ack_alert(&self, owner_id: &str, alert_id: &str, now: i64) -> Result<()> {
         let r = sqlx::query(
             "UPDATE alerts SET acked_ms = $1 WHERE id = $2 AND acked_ms IS NULL AND home_id IN (SELECT id FROM homes WHERE owner_id = $3)",

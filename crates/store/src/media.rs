@@ -41,6 +41,8 @@ pub struct WebhookEndpointRow {
     pub secret: String,
     pub description: String,
     pub created_ms: i64,
+    /// The event types it receives, comma-separated; empty: all.
+    pub event_types: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -92,6 +94,7 @@ fn endpoint(r: &AnyRow) -> Result<WebhookEndpointRow> {
         secret: r.try_get("secret")?,
         description: r.try_get("description")?,
         created_ms: r.try_get("created_ms")?,
+        event_types: r.try_get("event_types")?,
     })
 }
 
@@ -316,11 +319,12 @@ impl Store {
         url: &str,
         secret: &str,
         description: &str,
+        event_types: &str,
         now: i64,
     ) -> Result<WebhookEndpointRow> {
         let id = crate::new_id();
         sqlx::query(
-            "INSERT INTO webhook_endpoints (id, owner_id, url, secret, description, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO webhook_endpoints (id, owner_id, url, secret, description, created_ms, event_types) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(owner_id)
@@ -328,6 +332,7 @@ impl Store {
         .bind(secret)
         .bind(description)
         .bind(now)
+        .bind(event_types)
         .execute_durably(&self.writer)
         .await?;
         self.webhook_endpoint(owner_id, &id).await
@@ -335,7 +340,7 @@ impl Store {
 
     pub async fn webhook_endpoint(&self, owner_id: &str, id: &str) -> Result<WebhookEndpointRow> {
         let row = sqlx::query(
-            "SELECT id, owner_id, url, secret, description, created_ms FROM webhook_endpoints WHERE id = $1 AND owner_id = $2",
+            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints WHERE id = $1 AND owner_id = $2",
         )
         .bind(id)
         .bind(owner_id)
@@ -347,7 +352,7 @@ impl Store {
 
     pub async fn webhook_endpoints(&self, owner_id: &str) -> Result<Vec<WebhookEndpointRow>> {
         let rows = sqlx::query(
-            "SELECT id, owner_id, url, secret, description, created_ms FROM webhook_endpoints WHERE owner_id = $1 ORDER BY created_ms, id",
+            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints WHERE owner_id = $1 ORDER BY created_ms, id",
         )
         .bind(owner_id)
         .fetch_all(&self.pool)
@@ -358,7 +363,7 @@ impl Store {
     /// An endpoint by id alone (the dispatcher, which is not acting for an owner).
     pub async fn webhook_endpoint_any(&self, id: &str) -> Result<WebhookEndpointRow> {
         let row = sqlx::query(
-            "SELECT id, owner_id, url, secret, description, created_ms FROM webhook_endpoints WHERE id = $1",
+            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)

@@ -53,6 +53,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "fleet",
         include_str!("../migrations/sqlite/0009_fleet.sql"),
     ),
+    (
+        10,
+        "webhook_event_types",
+        include_str!("../migrations/sqlite/0010_webhook_event_types.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -99,6 +104,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         9,
         "fleet",
         include_str!("../migrations/postgres/0009_fleet.sql"),
+    ),
+    (
+        10,
+        "webhook_event_types",
+        include_str!("../migrations/postgres/0010_webhook_event_types.sql"),
     ),
 ];
 

@@ -193,7 +193,7 @@ async fn sqlite_refuses_fleet_operations() {
 async fn webhook_claims(s: &Store) {
     let owner = s.create_user(Role::Owner, "w", "W", "x", 0).await.unwrap();
     let ep = s
-        .create_webhook_endpoint(&owner.id, "http://x/h", "whsec_AA==", "", 1)
+        .create_webhook_endpoint(&owner.id, "http://x/h", "whsec_AA==", "", "", 1)
         .await
         .unwrap();
     for i in 0..30 {

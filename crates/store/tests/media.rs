@@ -67,7 +67,7 @@ async fn exercise(s: &Store) {
     assert!(s.recent_recordings(9000).await.unwrap().is_empty());
 
     let ep = s
-        .create_webhook_endpoint(&owner.id, "http://x/h", "whsec_AA==", "", 1)
+        .create_webhook_endpoint(&owner.id, "http://x/h", "whsec_AA==", "", "", 1)
         .await
         .unwrap();
     assert!(s.webhook_endpoint(&other.id, &ep.id).await.is_err());

@@ -206,14 +206,30 @@ pub async fn courier(
             .await;
         }
     }
-    count(state, capability.is_some());
+    decided(
+        state,
+        &home.owner_id,
+        "courier",
+        (&home.id, Some(&d.id), d.door_id.as_deref()),
+        &decision,
+        capability.is_some(),
+    )
+    .await;
     Ok(EntryOutcome {
         decision,
         token_expires_at_ms: capability.map(|c| c.expires),
     })
 }
 
-fn count(state: &AppState, allowed: bool) {
+/// A decision made: counted, and told to the owner's webhooks (`entry.decided`).
+async fn decided(
+    state: &AppState,
+    owner_id: &str,
+    by: &str,
+    at: (&str, Option<&str>, Option<&str>),
+    decision: &Decision,
+    allowed: bool,
+) {
     state
         .metrics
         .decisions
@@ -221,6 +237,15 @@ fn count(state: &AppState, allowed: bool) {
             outcome: if allowed { "allowed" } else { "refused" }.into(),
         })
         .inc();
+    let (home_id, delivery_id, door_id) = at;
+    crate::alerts::webhooks::publish(
+        state,
+        owner_id,
+        "entry.decided",
+        &json!({"home_id": home_id, "delivery_id": delivery_id, "door_id": door_id,
+            "by": by, "allowed": allowed, "reasons": reason_codes(decision)}),
+    )
+    .await;
 }
 
 /// Open an owner or guest session for `door` and send its capability; the decision,
@@ -322,7 +347,15 @@ pub async fn owner(
         .await;
         None
     };
-    count(state, expires.is_some());
+    decided(
+        state,
+        owner_id,
+        "owner",
+        (&door.home_id, None, Some(&door.id)),
+        &decision,
+        expires.is_some(),
+    )
+    .await;
     Ok(EntryOutcome {
         decision,
         token_expires_at_ms: expires,
@@ -401,7 +434,15 @@ pub async fn guest(state: &AppState, g: &GuestGrantRow) -> Result<EntryOutcome, 
             None
         }
     };
-    count(state, expires.is_some());
+    decided(
+        state,
+        &g.owner_id,
+        "guest",
+        (&g.home_id, None, g.door_id.as_deref()),
+        &decision,
+        expires.is_some(),
+    )
+    .await;
     Ok(EntryOutcome {
         decision,
         token_expires_at_ms: expires,

@@ -169,6 +169,14 @@ async fn transitioned(state: &AppState, d: &DeliveryRow, step: &Step, input: Inp
     )
     .await;
     if let Some(owner_id) = owner {
+        crate::alerts::webhooks::publish(
+            state,
+            &owner_id,
+            "delivery.state_changed",
+            &json!({"delivery_id": d.id, "home_id": d.home_id, "from": step.from.as_str(),
+                "to": step.to.as_str(), "at_ms": now}),
+        )
+        .await;
         state.bus.publish(HubEvent {
             owner_id,
             courier_id: Some(d.courier_id.clone()),

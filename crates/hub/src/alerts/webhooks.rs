@@ -6,7 +6,8 @@
 //! - `webhook-signature`: `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`,
 //!   where the key is the base64 part of the endpoint's `whsec_...` secret.
 //!
-//! The body is `{"type":"alert.raised","timestamp":"<RFC 3339>","data":{alert}}`.
+//! The body is `{"type":"<event type>","timestamp":"<RFC 3339>","data":{...}}`, one of
+//! [`EVENT_TYPES`]; an endpoint receives the types it was created with (all by default).
 //! Every alert is queued durably (one row per endpoint in the delivery log) and sent by
 //! a background task; failures (non-2xx, timeouts, refused connections) are retried
 //! with exponential backoff (1 s, 2 s, 4 s ... capped at 10 min) up to
@@ -60,8 +61,29 @@ pub fn verify(secret: &str, msg_id: &str, timestamp: i64, body: &str, header: &s
         .any(|s| crate::auth::ct_eq(s.trim(), &expected))
 }
 
-/// Queue an alert for every webhook endpoint of its owner.
+/// Every event type an endpoint can receive (`type` in the body):
+/// - `alert.raised`, `alert.acknowledged`: `data` is the alert;
+/// - `delivery.state_changed`: `delivery_id`, `home_id`, `from`, `to`;
+/// - `entry.decided`: an entry asked for (courier, guest or owner): `home_id`,
+///   `delivery_id`, `door_id`, `allowed`, `reasons`;
+/// - `device.offline`, `device.online`: `device_id`, `home_id`, `name`, `kind`.
+pub const EVENT_TYPES: &[&str] = &[
+    "alert.raised",
+    "alert.acknowledged",
+    "delivery.state_changed",
+    "entry.decided",
+    "device.offline",
+    "device.online",
+];
+
+/// Queue an alert for every webhook endpoint of its owner that takes alerts.
 pub async fn on_alert(state: &AppState, owner_id: &str, alert: &serde_json::Value) {
+    publish(state, owner_id, "alert.raised", alert).await;
+}
+
+/// Queue an event of `event_type` (one of [`EVENT_TYPES`]) for every webhook endpoint
+/// of `owner_id` that receives that type, each with a message id of its own.
+pub async fn publish(state: &AppState, owner_id: &str, event_type: &str, data: &serde_json::Value) {
     let endpoints = match state.store.webhook_endpoints(owner_id).await {
         Ok(e) => e,
         Err(e) => {
@@ -69,21 +91,27 @@ pub async fn on_alert(state: &AppState, owner_id: &str, alert: &serde_json::Valu
             return;
         }
     };
-    if endpoints.is_empty() {
+    let wanted: Vec<_> = endpoints
+        .into_iter()
+        .filter(|ep| {
+            ep.event_types.is_empty() || ep.event_types.split(',').any(|t| t == event_type)
+        })
+        .collect();
+    if wanted.is_empty() {
         return;
     }
     let now = state.clock.now_ms();
     let body = serde_json::json!({
-        "type": "alert.raised",
+        "type": event_type,
         "timestamp": rfc3339(now),
-        "data": alert,
+        "data": data,
     })
     .to_string();
-    for ep in endpoints {
+    for ep in wanted {
         let msg_id = format!("msg_{}", threshold_store::new_id());
         if let Err(e) = state
             .store
-            .enqueue_webhook(&ep.id, &msg_id, "alert.raised", &body, now)
+            .enqueue_webhook(&ep.id, &msg_id, event_type, &body, now)
             .await
         {
             tracing::error!(error = %e, "could not queue webhook");

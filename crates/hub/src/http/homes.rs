@@ -217,9 +217,19 @@ pub async fn ack_alert(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let owner = p.require(Role::Owner)?;
+    let id = extract::id(&id)?;
     st.store
-        .ack_alert(owner, extract::id(&id)?, st.clock.now_ms())
+        .ack_alert(owner, id, st.clock.now_ms())
         .await
         .map_err(|_| ApiError::NotFound("alert"))?;
+    if let Ok(row) = st.store.alert(owner, id).await {
+        crate::alerts::webhooks::publish(
+            &st,
+            owner,
+            "alert.acknowledged",
+            &crate::alerts::alert_json(&row),
+        )
+        .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

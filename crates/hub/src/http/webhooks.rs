@@ -21,6 +21,9 @@ pub struct CreateWebhook {
     /// the operator's `webhooks_allow_http`).
     pub url: String,
     pub description: Option<String>,
+    /// The event types to receive (see `alerts::webhooks::EVENT_TYPES`); absent or
+    /// empty: every type.
+    pub event_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,6 +34,8 @@ pub struct WebhookJson {
     /// `whsec_<base64>`: verify `webhook-signature` with it.
     pub secret: String,
     pub created_ms: i64,
+    /// The event types it receives; empty: every type.
+    pub event_types: Vec<String>,
 }
 
 impl From<WebhookEndpointRow> for WebhookJson {
@@ -41,6 +46,12 @@ impl From<WebhookEndpointRow> for WebhookJson {
             description: e.description,
             secret: e.secret,
             created_ms: e.created_ms,
+            event_types: e
+                .event_types
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -142,11 +153,32 @@ pub async fn create(
             "at most 10 webhook endpoints per owner",
         ));
     }
+    let types = req.event_types.unwrap_or_default();
+    if let Some(bad) = types
+        .iter()
+        .find(|t| !crate::alerts::webhooks::EVENT_TYPES.contains(&t.as_str()))
+    {
+        return Err(ApiError::invalid(
+            "invalid_event_type",
+            format!(
+                "unknown event type {:?}; known: {}",
+                crate::text::bounded(bad, 40),
+                crate::alerts::webhooks::EVENT_TYPES.join(", ")
+            ),
+        ));
+    }
     let secret =
         crate::alerts::webhooks::new_secret().map_err(|e| ApiError::Internal(e.to_string()))?;
     let ep = st
         .store
-        .create_webhook_endpoint(owner, &url, &secret, &description, st.clock.now_ms())
+        .create_webhook_endpoint(
+            owner,
+            &url,
+            &secret,
+            &description,
+            &types.join(","),
+            st.clock.now_ms(),
+        )
         .await?;
     crate::audit::record(
         &st,
