@@ -49,7 +49,14 @@ pub fn wids(c: WidsCmd) -> anyhow::Result<ExitCode> {
     };
     let cfg = threshold_wids::DetectorConfig::default();
     let (mut reports, mut scanned, mut failed) = (Vec::new(), 0usize, 0usize);
+    // Drawn on a terminal only (indicatif hides it otherwise).
+    let bar = indicatif::ProgressBar::new(files.len() as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+    {
+        bar.set_style(style);
+    }
     for f in &files {
+        bar.set_message(f.display().to_string());
         match threshold_wids::scan_file(f, &cfg) {
             Ok((r, _)) => {
                 reports.extend(r);
@@ -57,14 +64,16 @@ pub fn wids(c: WidsCmd) -> anyhow::Result<ExitCode> {
             }
             // Not a capture (a README caught by a glob): said, and the rest scanned.
             Err(e @ threshold_wids::WidsError::Format { .. }) => {
-                eprintln!("warning: skipped {e}");
+                bar.suspend(|| eprintln!("warning: skipped {e}"));
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                bar.suspend(|| eprintln!("error: {e}"));
                 failed += 1;
             }
         }
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let mut out = std::io::stdout().lock();
     if json {
         threshold_wids::write_reports_json(&reports, &mut out)?;
