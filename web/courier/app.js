@@ -131,6 +131,7 @@ async function listPage() {
     today.length ? h("ul", { class: "deliveries big" }, today.map((d) => h("li", { dataset: { delivery: d.id, state: d.state } },
       h("a", { href: `#/delivery/${encodeURIComponent(d.id)}`, class: "delivery-link" },
         h("strong", { text: `Parcel ${d.parcel_ref}` }),
+        d.address ? h("span", { class: "address", text: ` ${d.address.replace(/\n/g, ", ")}` }) : "",
         h("span", { class: "small", text: ` ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${stateWords(d.state)}` })))))
       : h("p", { text: "No deliveries assigned to you today." })));
 }
@@ -202,6 +203,7 @@ async function deliveryPage(id) {
   const body = h("div", { class: "stack" },
     h("p", {}, h("a", { href: "#/", text: "← Today" })),
     h("h1", { text: `Parcel ${d.parcel_ref}` }),
+    d.address ? h("p", { class: "address", id: "delivery-address", text: d.address }) : "",
     h("p", { class: "muted", text: `Window ${hms(d.window_start_ms)}–${hms(d.window_end_ms)} · ${d.placement === "in_garage" ? "place it in the garage" : "place it inside the door"}` }),
     h("p", {}, "Status: ", h("strong", { id: "delivery-state", text: stateWords(d.state) })));
   const decision = h("section", { id: "decision", class: "card", "aria-live": "assertive", hidden: true });

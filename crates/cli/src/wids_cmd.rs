@@ -51,8 +51,7 @@ pub fn wids(c: WidsCmd) -> anyhow::Result<ExitCode> {
     let (mut reports, mut scanned, mut failed) = (Vec::new(), 0usize, 0usize);
     // Drawn on a terminal only (indicatif hides it otherwise).
     let bar = indicatif::ProgressBar::new(files.len() as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
         bar.set_style(style);
     }
     for f in &files {

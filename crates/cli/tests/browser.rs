@@ -589,7 +589,8 @@ async fn owner_and_courier_apps_in_chromium() {
         "POST",
         format!("{base}/api/v1/homes"),
         Some(&owner),
-        Some(json!({"name": XSS_HOME, "lat": HOME.0, "lon": HOME.1})),
+        Some(json!({"name": XSS_HOME, "lat": HOME.0, "lon": HOME.1,
+            "address": "12 Canal Street <b>3</b>\n1015 Amsterdam"})),
     )
     .await;
     assert_eq!(s, 201, "{home}");
@@ -911,6 +912,13 @@ async fn owner_and_courier_apps_in_chromium() {
         "courier's deliveries",
         "document.querySelectorAll('li[data-delivery]').length === 1",
         Duration::from_secs(10),
+    )
+    .await;
+    // Where to go, as the owner wrote it, shown as text (never as markup).
+    c.wait(
+        "the delivery's address in the courier's list",
+        "(document.querySelector('li[data-delivery] .address') || {}).textContent === ' 12 Canal Street <b>3</b>, 1015 Amsterdam' && !document.querySelector('li[data-delivery] b')",
+        Duration::from_secs(5),
     )
     .await;
     c.click("li[data-delivery] a").await;

@@ -624,3 +624,52 @@ async fn metrics_answer_in_the_format_asked_for() {
     }
     hub.stop().await;
 }
+
+/// A home's postal address: given at creation or in the settings, shown back, refused
+/// when it is not an address (too long, too many lines, control characters).
+#[tokio::test]
+async fn a_home_address_is_kept_and_bad_ones_refused() {
+    let dir = testing::TempDir::new("home-address").unwrap();
+    let hub = threshold_hub::start(local_config(dir.path()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", hub.http_addr);
+    let adm = admin(&hub).await;
+    let owner = accounts(&base, &adm, &[("owner", "oona")]).await.remove(0);
+    for bad in ["a\nb\nc\nd\ne\nf", &"x".repeat(301), "bell\u{7}"] {
+        let (s, b) = call(
+            "POST",
+            format!("{base}/api/v1/homes"),
+            Some(&owner),
+            Some(json!({"name": "H", "lat": 0.0, "lon": 0.0, "address": bad})),
+        )
+        .await;
+        assert_eq!(
+            (s, b["error"]["code"].clone()),
+            (400, json!("invalid_field")),
+            "{b}"
+        );
+    }
+    let (s, h) = call(
+        "POST",
+        format!("{base}/api/v1/homes"),
+        Some(&owner),
+        Some(json!({"name": "H", "lat": 0.0, "lon": 0.0, "address": " 1 Main St\nTown "})),
+    )
+    .await;
+    assert_eq!(
+        (s, h["address"].clone()),
+        (201, json!("1 Main St\nTown")),
+        "{h}"
+    );
+    let id = h["id"].as_str().unwrap();
+    let (s, h) = call(
+        "PUT",
+        format!("{base}/api/v1/homes/{id}/settings"),
+        Some(&owner),
+        Some(json!({"in_home_enabled": true, "address": "2 Side St"})),
+    )
+    .await;
+    assert_eq!((s, h["address"].clone()), (200, json!("2 Side St")), "{h}");
+    hub.stop().await;
+}

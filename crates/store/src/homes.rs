@@ -22,6 +22,8 @@ pub struct HomeRow {
     pub created_ms: i64,
     /// IANA time zone name; None for homes from before zones.
     pub time_zone: Option<String>,
+    /// The postal address as the owner wrote it (empty: not given).
+    pub address: String,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +78,7 @@ pub(crate) fn home_prefixed(r: &AnyRow, p: &str) -> Result<HomeRow> {
         allowed_hours: r.try_get(col("allowed_hours").as_str())?,
         created_ms: r.try_get(col("created_ms").as_str())?,
         time_zone: r.try_get::<Option<String>, _>(col("time_zone").as_str())?,
+        address: r.try_get(col("address").as_str())?,
     })
 }
 
@@ -83,9 +86,9 @@ pub(crate) fn home_prefixed(r: &AnyRow, p: &str) -> Result<HomeRow> {
 pub(crate) const HOME_COLS_AS_H: &str = "h.id AS h_id, h.owner_id AS h_owner_id, h.name AS h_name, \
     h.lat AS h_lat, h.lon AS h_lon, h.geofence_m AS h_geofence_m, h.in_home_enabled AS h_in_home_enabled, \
     h.approval_required AS h_approval_required, h.allowed_hours AS h_allowed_hours, h.created_ms AS h_created_ms, \
-    h.time_zone AS h_time_zone";
+    h.time_zone AS h_time_zone, h.address AS h_address";
 
-const HOME_COLS: &str = "id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms, time_zone";
+const HOME_COLS: &str = "id, owner_id, name, lat, lon, geofence_m, in_home_enabled, approval_required, allowed_hours, created_ms, time_zone, address";
 
 impl Store {
     pub async fn create_home(&self, h: NewHome<'_>, now: i64) -> Result<HomeRow> {
@@ -167,6 +170,25 @@ impl Store {
             .bind(id)
             .bind(owner_id)
             .bind(time_zone)
+            .execute_durably(&self.writer)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.home(owner_id, id).await
+    }
+
+    /// Set an owner's home's postal address.
+    pub async fn set_home_address(
+        &self,
+        owner_id: &str,
+        id: &str,
+        address: &str,
+    ) -> Result<HomeRow> {
+        let r = sqlx::query("UPDATE homes SET address = $1 WHERE id = $2 AND owner_id = $3")
+            .bind(address)
+            .bind(id)
+            .bind(owner_id)
             .execute_durably(&self.writer)
             .await?;
         if r.rows_affected() == 0 {

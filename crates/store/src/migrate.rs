@@ -58,6 +58,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "webhook_event_types",
         include_str!("../migrations/sqlite/0010_webhook_event_types.sql"),
     ),
+    (
+        11,
+        "home_address",
+        include_str!("../migrations/sqlite/0011_home_address.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -109,6 +114,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         10,
         "webhook_event_types",
         include_str!("../migrations/postgres/0010_webhook_event_types.sql"),
+    ),
+    (
+        11,
+        "home_address",
+        include_str!("../migrations/postgres/0011_home_address.sql"),
     ),
 ];
 

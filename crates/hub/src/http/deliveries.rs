@@ -153,7 +153,24 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> ApiResult<Json<Ve
         Role::Dispatcher => st.store.dispatcher_deliveries(&p.user.id, 200).await?,
         Role::Admin => return Err(ApiError::Forbidden),
     };
-    Ok(Json(rows.iter().map(DeliveryJson::from).collect()))
+    // Each delivery with where it goes (one lookup per home, not per delivery).
+    let mut addresses: std::collections::HashMap<String, String> = Default::default();
+    let mut out = Vec::with_capacity(rows.len());
+    for d in &rows {
+        let mut j = DeliveryJson::from(d);
+        if !addresses.contains_key(&d.home_id) {
+            let a = st
+                .store
+                .home_any(&d.home_id)
+                .await
+                .map(|h| h.address)
+                .unwrap_or_default();
+            addresses.insert(d.home_id.clone(), a);
+        }
+        j.address = addresses.get(&d.home_id).cloned().unwrap_or_default();
+        out.push(j);
+    }
+    Ok(Json(out))
 }
 
 async fn visible(
@@ -197,6 +214,7 @@ pub async fn get(
     v["approved"] = json!(d.approved);
     if let Ok(h) = st.store.home_any(&d.home_id).await {
         v["needs_approval"] = json!(crate::access::entry::approval_pending(&st, &d, &h).await?);
+        v["address"] = json!(h.address);
     }
     if p.user.role == Role::Owner {
         let tl = st.store.delivery_timeline(&d.id).await?;

@@ -64,6 +64,8 @@ pub struct CreateHome {
     /// IANA time zone, e.g. `Europe/Amsterdam`: the owner's hours and guests' weekly
     /// windows are local times there.
     pub time_zone: Option<String>,
+    /// The postal address, as couriers and dispatchers will see it.
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,6 +80,8 @@ pub struct HomeJson {
     #[schema(value_type = Object)]
     pub allowed_hours: serde_json::Value,
     pub time_zone: Option<String>,
+    /// The postal address (empty: not given).
+    pub address: String,
 }
 
 impl From<&HomeRow> for HomeJson {
@@ -92,6 +96,7 @@ impl From<&HomeRow> for HomeJson {
             approval_required: h.approval_required,
             allowed_hours: serde_json::from_str(&h.allowed_hours).unwrap_or(json!({})),
             time_zone: h.time_zone.clone(),
+            address: h.address.clone(),
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct HomeSettings {
     pub allowed_hours: Option<serde_json::Value>,
     /// IANA time zone of the home, e.g. `Europe/Amsterdam` (left out: unchanged).
     pub time_zone: Option<String>,
+    /// The postal address (left out: unchanged).
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -259,6 +266,8 @@ pub struct DeliveryJson {
     pub delivered_ms: Option<i64>,
     pub camera_lost_ms: Option<i64>,
     pub ended_ms: Option<i64>,
+    /// Where to go: the home's postal address (empty if the owner gave none).
+    pub address: String,
 }
 
 impl From<&DeliveryRow> for DeliveryJson {
@@ -278,6 +287,7 @@ impl From<&DeliveryRow> for DeliveryJson {
             delivered_ms: d.delivered_ms,
             camera_lost_ms: d.camera_lost_ms,
             ended_ms: d.ended_ms,
+            address: String::new(),
         }
     }
 }

@@ -51,6 +51,7 @@ pub async fn create(
         ));
     }
     let time_zone = checked_zone(req.time_zone.as_deref())?;
+    let address = checked_address(req.address.as_deref())?;
     let h = st
         .store
         .create_home(
@@ -65,6 +66,10 @@ pub async fn create(
             st.clock.now_ms(),
         )
         .await?;
+    let h = match address {
+        Some(a) => st.store.set_home_address(owner, &h.id, &a).await?,
+        None => h,
+    };
     crate::audit::record(
         &st,
         "home.created",
@@ -114,6 +119,10 @@ pub async fn settings(
         )
         .await
         .map_err(|_| ApiError::NotFound("home"))?;
+    let h = match checked_address(req.address.as_deref())? {
+        Some(a) => st.store.set_home_address(owner, &h.id, &a).await?,
+        None => h,
+    };
     crate::audit::record(
         &st,
         "home.settings",
@@ -232,4 +241,20 @@ pub async fn ack_alert(
         .await;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A postal address as given: trimmed, one to five lines of printable text, at most
+/// 300 characters (`None`: not given).
+fn checked_address(a: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(a) = a.map(str::trim) else {
+        return Ok(None);
+    };
+    let printable = a.chars().all(|c| c == '\n' || !c.is_control());
+    if a.chars().count() > 300 || a.lines().count() > 5 || !printable {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "address must be at most 300 characters on at most 5 lines",
+        ));
+    }
+    Ok(Some(a.to_owned()))
 }
