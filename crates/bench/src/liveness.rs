@@ -403,6 +403,13 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
             })
             .get()
     };
+    // Beside the hub, a subscriber that only counts what an external broker delivers:
+    // the broker's own rate with these payloads, which the hub's is compared with.
+    let raw = match &b.mqtt_url {
+        Some(url) => Some(RawCounter::start(url, &cfg.mqtt_topic_prefix).await?),
+        None => None,
+    };
+    let raw0 = raw.as_ref().map_or(0, RawCounter::count);
     let (cpu0, acc0, t0) = (cpu_seconds(), accepted(), now_ms());
     let _warm_up = state.load.take_lags();
     // The hub's memory through the run: flat under any load is a target.
@@ -425,6 +432,8 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         .result(Duration::from_secs(b.duration_s + 120))
         .await?;
     let (cpu1, acc1, t1) = (cpu_seconds(), accepted(), now_ms());
+    let raw1 = raw.as_ref().map_or(0, RawCounter::count);
+    drop(raw);
     sampler.abort();
     let lags = state.load.take_lags();
     let rss = status_bytes("VmRSS:");
@@ -515,6 +524,12 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
             "max": detect_lat.last(),
         },
         "broker": if b.mqtt_url.is_some() { "external" } else { "embedded" },
+        // External broker only: what a subscriber that does nothing received in the
+        // same run, and the hub's accepted rate as a share of it.
+        "broker_raw_per_s": b.mqtt_url.as_ref().map(|_| ((raw1 - raw0) as f64 / secs).round()),
+        "hub_over_raw": b.mqtt_url.as_ref().filter(|_| raw1 > raw0).map(|_| {
+            ((acc1 - acc0) as f64 / (raw1 - raw0) as f64 * 1000.0).round() / 1000.0
+        }),
         "device_messages_sent": devices["sent"],
     }))
 }
@@ -616,6 +631,67 @@ impl Devices {
             .await?
             .ok_or_else(|| anyhow::anyhow!("device process ended without a result"))?;
         Ok(serde_json::from_str(&line)?)
+    }
+}
+
+/// A subscriber to every camera's uplink on an external broker, counting the publishes
+/// it receives (QoS 1, as the hub subscribes); stopped when dropped.
+pub(crate) struct RawCounter {
+    count: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RawCounter {
+    pub(crate) async fn start(url: &str, prefix: &str) -> anyhow::Result<RawCounter> {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::mqttbytes::QoS;
+        use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+        let u = threshold_hub::broker_url::BrokerUrl::parse(url).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(!u.tls, "the raw broker rate is measured over plain MQTT only");
+        let mut o = MqttOptions::new(
+            format!("bench-raw-{}", &threshold_store::new_id()[..8]),
+            u.host,
+            u.port,
+        );
+        if let (Some(user), Some(pass)) = (u.username, u.password) {
+            o.set_credentials(user, pass);
+        }
+        o.set_clean_start(true);
+        o.set_max_packet_size(Some((threshold_proto::MAX_MESSAGE_BYTES + 1024) as u32));
+        let (client, mut el) = AsyncClient::new(o, 10_000);
+        client
+            .subscribe(threshold_proto::topic::uplink_filter(prefix), QoS::AtLeastOnce)
+            .await?;
+        let count = Arc::new(AtomicU64::new(0));
+        let (c, ready) = (count.clone(), Arc::new(tokio::sync::Notify::new()));
+        let subscribed = ready.clone();
+        let task = tokio::spawn(async move {
+            let _keep = client;
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(_))) => {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => subscribed.notify_one(),
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready.notified())
+            .await
+            .map_err(|_| anyhow::anyhow!("the raw subscriber was not subscribed within 10 s"))?;
+        Ok(RawCounter { count, task })
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RawCounter {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
