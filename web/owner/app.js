@@ -1250,7 +1250,9 @@ async function guestsSection(home) {
         valid_until_ms: new Date(`${until.value}T23:59:59`).getTime(),
         weekly, utc_offset_minutes: -new Date().getTimezoneOffset(), camera_required: cam.checked,
       });
-      fill(out, h("p", { text: `Give ${g.name} this secret (shown once):` }), h("pre", { class: "cmd", text: g.secret || "" }));
+      const link = `${location.origin}/guest/#${encodeURIComponent(g.secret || "")}`;
+      fill(out, h("p", { text: `Send ${g.name} this link (shown once; it is their key):` }),
+        h("pre", { class: "cmd", id: "guest-link", text: link }));
       name.value = "";
       load();
     } catch (ex) { showError(err, ex); }

@@ -1298,6 +1298,79 @@ async fn owner_and_courier_apps_in_chromium() {
         Duration::from_secs(20),
     )
     .await;
+
+    // A guest (a cleaner) opens the link the owner shares, sees whose door, that the
+    // access is active and the camera watching, and unlocks under the same rule; once
+    // the owner withdraws the access, the page says so and offers nothing.
+    let now = support::now_ms();
+    let (s, grant) = call(
+        "POST",
+        format!("{base}/api/v1/homes/{home_id}/guests"),
+        Some(&owner),
+        Some(
+            json!({"name": "Cleo", "valid_from_ms": now - 60_000, "valid_until_ms": now + 3_600_000,
+            "door_id": door_id}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{grant}");
+    let secret = grant["secret"].as_str().unwrap().to_owned();
+    let g = Page::open(&cdp, "guest", &format!("{base}/guest/#{secret}"), None).await;
+    g.wait(
+        "the guest's page: active, camera watching, unlock offered",
+        "document.querySelector('#guest-state')?.dataset.state === 'active' && document.querySelector('#guest-camera').dataset.camera === 'live' && !document.querySelector('#guest-unlock').disabled && document.querySelector('#guest-door').textContent.startsWith('Front door')",
+        Duration::from_secs(15),
+    )
+    .await;
+    g.screenshot("guest").await;
+    g.click("#guest-unlock").await;
+    g.wait(
+        "the guest let in",
+        "!!document.querySelector('#guest-allowed')",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        sim.wait_bolt(
+            threshold_proto::body::BoltState::Unlocked,
+            Duration::from_secs(10)
+        )
+        .await,
+        "the lock opened for the guest"
+    );
+    let (s, _) = call(
+        "POST",
+        format!("{base}/api/v1/doors/{door_id}/lock"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(
+        sim.wait_bolt(
+            threshold_proto::body::BoltState::Locked,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    let (s, _) = call(
+        "DELETE",
+        format!(
+            "{base}/api/v1/homes/{home_id}/guests/{}",
+            grant["id"].as_str().unwrap()
+        ),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    g.wait(
+        "the withdrawn access said, nothing offered",
+        "document.querySelector('#guest-state').dataset.state === 'revoked' && document.querySelector('#guest-unlock').disabled",
+        Duration::from_secs(10),
+    )
+    .await;
+    g.screenshot("guest-revoked").await;
     // A delivery from a merchant the owner has not trusted waits for the owner: the
     // list and the page say so; "Always allow this merchant" trusts it (and lets this
     // delivery through); Settings lists it, and Remove makes its deliveries wait again.

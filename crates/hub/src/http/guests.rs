@@ -202,3 +202,65 @@ pub async fn unlock(
         json!({"allowed": allowed, "reasons": reasons, "token_expires_at_ms": expires}),
     ))
 }
+
+/// What a guest's page shows: whose door, when the link works, whether it works now
+/// (`active`, or why not: `not_yet`, `expired`, `revoked`, `outside_hours`) and whether
+/// the door's camera is watching (`live`, or not; `waived` when the owner waived it).
+/// Counts no attempt: only `/guest/unlock` does.
+#[utoipa::path(post, operation_id = "guests_status", path = "/guest/status", request_body = GuestUnlock, tag = "guests", security(()),
+    responses((status = 200, body = Object), (status = 404, body = crate::http::dto::ErrorBody)))]
+pub async fn status(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<GuestUnlock>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if req.secret.is_empty() || req.secret.len() > 128 {
+        return Err(ApiError::NotFound("guest grant"));
+    }
+    let g = st
+        .store
+        .guest_grant_by_secret(&crate::auth::sha256_hex(&req.secret))
+        .await
+        .map_err(|_| ApiError::NotFound("guest grant"))?;
+    let now = st.clock.now_ms();
+    let home = st.store.home_any(&g.home_id).await.ok();
+    let door = g.door_id.as_deref().and_then(|id| st.access.doors.get(id));
+    let windows: Vec<WeeklyWindow> = serde_json::from_str(&g.weekly).unwrap_or_default();
+    let tz = match &home {
+        Some(h) => crate::access::hours::home_zone(h, g.utc_offset_minutes),
+        None => threshold_core::hours::fixed(g.utc_offset_minutes),
+    };
+    let state = if g.revoked_ms.is_some() {
+        "revoked"
+    } else if now < g.valid_from_ms {
+        "not_yet"
+    } else if now > g.valid_until_ms {
+        "expired"
+    } else if !crate::access::guests::in_weekly(&windows, &tz, now) {
+        "outside_hours"
+    } else {
+        "active"
+    };
+    let camera = if !g.camera_required {
+        "waived".to_owned()
+    } else {
+        match &door {
+            Some(d) => match crate::access::doors::watched(&st, d, now) {
+                Ok(()) => "live".to_owned(),
+                Err(b) => b.code().to_owned(),
+            },
+            None => "offline".to_owned(),
+        }
+    };
+    Ok(Json(json!({
+        "name": g.name,
+        "home_name": home.as_ref().map(|h| h.name.clone()),
+        "address": home.as_ref().map(|h| h.address.clone()),
+        "door_name": door.as_ref().map(|d| d.name.clone()),
+        "valid_from_ms": g.valid_from_ms,
+        "valid_until_ms": g.valid_until_ms,
+        "weekly": windows,
+        "state": state,
+        "camera": camera,
+        "time_ms": now,
+    })))
+}

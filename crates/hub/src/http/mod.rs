@@ -118,6 +118,7 @@ fn api_routes(push: Option<std::sync::Arc<crate::alerts::push::Push>>) -> OpenAp
         .routes(routes!(guests::list, guests::create))
         .routes(routes!(guests::revoke))
         .routes(routes!(guests::unlock))
+        .routes(routes!(guests::status))
         .routes(routes!(system::audit_verify))
         .routes(routes!(system::trust))
         .routes(routes!(system::system_alerts))

@@ -3,6 +3,7 @@
 //!
 //! - `/` and `/index.html`: the owner app
 //! - `/courier/`: the courier app (`/courier` redirects there)
+//! - `/guest/`: a guest's page, opened from the owner's link `/guest/#<secret>`
 //! - `/owner/*`, `/courier/*`, `/shared/*`: their scripts, styles and icons
 //! - `/sw.js`: the service worker that shows pushed critical alerts
 
@@ -40,6 +41,8 @@ pub const ASSETS: &[Asset] = &[
     asset!("owner/app.js", "text/javascript; charset=utf-8"),
     asset!("courier/index.html", "text/html; charset=utf-8"),
     asset!("courier/app.js", "text/javascript; charset=utf-8"),
+    asset!("guest/index.html", "text/html; charset=utf-8"),
+    asset!("guest/app.js", "text/javascript; charset=utf-8"),
     asset!("shared/lib.js", "text/javascript; charset=utf-8"),
     asset!("shared/live.js", "text/javascript; charset=utf-8"),
     asset!("shared/style.css", "text/css; charset=utf-8"),
@@ -110,6 +113,11 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| async { Redirect::permanent("/courier/") }),
         )
         .route("/courier/", get(courier_index))
+        .route("/guest/", get(|| async { serve("guest/index.html") }))
+        .route(
+            "/guest/{*rest}",
+            get(|Path(rest): Path<String>| file("guest", rest)),
+        )
         .route(
             "/owner/{*rest}",
             get(|Path(rest): Path<String>| file("owner", rest)),
