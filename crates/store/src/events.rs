@@ -89,6 +89,11 @@ const TIMELINE_COLS: &str = "t.id AS id, t.home_id AS home_id, t.device_id AS de
 const ALERT_COLS: &str = "a.id AS id, a.home_id AS home_id, a.device_id AS device_id, a.delivery_id AS delivery_id, a.severity AS severity, \
     a.kind AS kind, a.message AS message, a.evidence AS evidence, a.created_ms AS created_ms, a.acked_ms AS acked_ms";
 
+/// Entries written in one commit share their instant; what happened first comes first
+/// among them: an entry's decision, then the capability sent for it, then the rest.
+const CAUSAL_RANK: &str =
+    "CASE t.kind WHEN 'decision' THEN 0 WHEN 'unlock_sent' THEN 1 ELSE 2 END";
+
 impl Store {
     /// Store a device's event record and its log's marks in one commit (see
     /// [`crate::NewDeviceEvent`]). Returns false if the record was already stored.
@@ -182,6 +187,8 @@ impl Store {
         Ok(ids)
     }
 
+    /// An owner's home's timeline, newest first (see `CAUSAL_RANK` for entries of one
+    /// instant).
     pub async fn timeline(
         &self,
         owner_id: &str,
@@ -191,7 +198,8 @@ impl Store {
     ) -> Result<Vec<TimelineRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {TIMELINE_COLS} FROM timeline t JOIN homes h ON h.id = t.home_id \
-             WHERE t.home_id = $1 AND h.owner_id = $2 AND t.time_ms >= $3 ORDER BY t.time_ms DESC, t.id LIMIT $4"
+             WHERE t.home_id = $1 AND h.owner_id = $2 AND t.time_ms >= $3 \
+             ORDER BY t.time_ms DESC, {CAUSAL_RANK} DESC, t.id LIMIT $4"
         ))
         .bind(home_id)
         .bind(owner_id)
@@ -203,7 +211,9 @@ impl Store {
     }
 
     pub async fn delivery_timeline(&self, delivery_id: &str) -> Result<Vec<TimelineRow>> {
-        let rows = sqlx::query(&format!("SELECT {TIMELINE_COLS} FROM timeline t WHERE t.delivery_id = $1 ORDER BY t.time_ms, t.id"))
+        let rows = sqlx::query(&format!(
+            "SELECT {TIMELINE_COLS} FROM timeline t WHERE t.delivery_id = $1 ORDER BY t.time_ms, {CAUSAL_RANK}, t.id"
+        ))
             .bind(delivery_id)
             .fetch_all(&self.pool)
             .await?;
