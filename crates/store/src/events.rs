@@ -91,8 +91,7 @@ const ALERT_COLS: &str = "a.id AS id, a.home_id AS home_id, a.device_id AS devic
 
 /// Entries written in one commit share their instant; what happened first comes first
 /// among them: an entry's decision, then the capability sent for it, then the rest.
-const CAUSAL_RANK: &str =
-    "CASE t.kind WHEN 'decision' THEN 0 WHEN 'unlock_sent' THEN 1 ELSE 2 END";
+const CAUSAL_RANK: &str = "CASE t.kind WHEN 'decision' THEN 0 WHEN 'unlock_sent' THEN 1 ELSE 2 END";
 
 impl Store {
     /// Store a device's event record and its log's marks in one commit (see
