@@ -289,12 +289,52 @@ async function homeCard(home) {
     }
   }, 250);
   app.views.push({ stop: () => { clearInterval(poll); clearInterval(dog); clearInterval(activity); } });
+  const history = historySection(home);
   return h("section", { class: "card", "aria-labelledby": `home-${home.id}`, dataset: { home: home.id } },
     h("h2", { id: `home-${home.id}`, text: home.name }),
     h("p", { class: "muted small", text: `In-home delivery ${home.in_home_enabled ? "on" : "off"}` }),
     list,
     doors.el,
+    history,
     pairing.el);
+}
+
+/**
+ * The last 24 hours at a glance: per camera, lock and sensor, coloured bands (live,
+ * stale, offline; hatched where the hub knows nothing) and marks for entries and
+ * incidents. Refreshed every minute while the page is open.
+ */
+function historySection(home) {
+  const rows = h("div", { class: "strips" });
+  const sec = h("section", { class: "history", "aria-labelledby": `hist-${home.id}` },
+    h("h3", { id: `hist-${home.id}`, text: "Last 24 hours" }),
+    rows,
+    h("p", { class: "legend", text: "Green: live · amber: stale · red: offline · hatched: unknown · ticks: entries (dark) and incidents (red)" }));
+  const load = async () => {
+    let hist;
+    try { hist = await api("GET", `/homes/${encodeURIComponent(home.id)}/history?hours=24`, undefined, { timeoutMs: 3000 }); } catch { return; }
+    const span = Math.max(1, hist.to_ms - hist.from_ms);
+    fill(rows, hist.devices.map((d) => {
+      const strip = h("div", { class: "strip", dataset: { device: d.device_id }, role: "img",
+        "aria-label": `${d.name}: ${d.bands.map((b) => `${b.state} from ${hms(b.from_ms)}`).join(", ")}` });
+      for (const b of d.bands) {
+        const band = h("span", { class: "band", dataset: { state: b.state }, title: `${b.state} ${hms(b.from_ms)}–${hms(b.to_ms)}` });
+        band.style.flexGrow = String(b.to_ms - b.from_ms);
+        strip.append(band);
+      }
+      for (const m of hist.marks.filter((m) => d.kind === "camera" || m.device_id === d.device_id)) {
+        const mark = h("span", { class: "mark", dataset: { kind: m.kind }, title: `${m.kind} at ${hms(m.time_ms)}` });
+        mark.style.left = `${(100 * (m.time_ms - hist.from_ms)) / span}%`;
+        strip.append(mark);
+      }
+      return h("div", { class: "strip-row" }, h("span", { text: `${d.name} (${kindName(d.kind)})` }), strip);
+    }));
+  };
+  load();
+  const t = setInterval(load, 60_000);
+  app.views.push({ stop: () => clearInterval(t) });
+  sec.reload = load;
+  return sec;
 }
 
 /** What a camera's state means for the door it watches: the hub's own verdict. */

@@ -1371,6 +1371,27 @@ async fn owner_and_courier_apps_in_chromium() {
     )
     .await;
     g.screenshot("guest-revoked").await;
+
+    // The home's last hours at a glance: the camera's strip shows the cut just now
+    // (not live) and live again at its end; the courier's and the guest's entries are
+    // marked.
+    o.goto_hash("#/deliveries").await;
+    o.goto_hash("#/").await;
+    o.wait(
+        "the camera's 24-hour strip: a dark band, live at the end, entries marked",
+        "(() => { const s = document.querySelector('.history .strip[data-device]'); if (!s) return false;
+           const strips = [...document.querySelectorAll('.history .strip')];
+           const cam = strips.find(x => x.querySelector('.mark[data-kind=entry]'));
+           if (!cam) return false;
+           const bands = [...cam.querySelectorAll('.band')].map(b => b.dataset.state);
+           return bands.some(b => b === 'stale' || b === 'offline') && bands[bands.length - 1] === 'live'
+             && cam.querySelectorAll('.mark[data-kind=entry]').length >= 2; })()",
+        Duration::from_secs(15),
+    )
+    .await;
+    o.eval("document.querySelector('.history').scrollIntoView()")
+        .await;
+    o.screenshot("owner-history").await;
     // A delivery from a merchant the owner has not trusted waits for the owner: the
     // list and the page say so; "Always allow this merchant" trusts it (and lets this
     // delivery through); Settings lists it, and Remove makes its deliveries wait again.

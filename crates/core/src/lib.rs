@@ -14,6 +14,7 @@ pub mod audit;
 pub mod clock_offset;
 pub mod delivery;
 pub mod entry;
+pub mod history;
 pub mod hours;
 pub mod ingest;
 pub mod liveness;

@@ -258,3 +258,97 @@ fn checked_address(a: Option<&str>) -> ApiResult<Option<String>> {
     }
     Ok(Some(a.to_owned()))
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How many hours back (1 to 168; default 24).
+    pub hours: Option<i64>,
+}
+
+fn liveness_named(s: &str) -> Option<threshold_core::liveness::Liveness> {
+    use threshold_core::liveness::Liveness::*;
+    match s {
+        "live" => Some(Live),
+        "stale" => Some(Stale),
+        "offline" => Some(Offline),
+        _ => None,
+    }
+}
+
+/// The last hours of a home at a glance: for each camera, lock and sensor, bands of one
+/// state each (`live`, `stale`, `offline`, or `unknown` before it was enrolled), from
+/// the liveness changes the hub recorded; and marks for entries and incidents.
+#[utoipa::path(get, operation_id = "homes_history", path = "/homes/{id}/history", tag = "homes",
+    params(("id" = String, Path), HistoryQuery),
+    responses((status = 200, body = Object), (status = 404, body = crate::http::dto::ErrorBody)))]
+pub async fn history(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    use threshold_core::history::{bands, Change};
+    let owner = p.require(Role::Owner)?;
+    let home = st
+        .store
+        .home(owner, extract::id(&id)?)
+        .await
+        .map_err(|_| ApiError::NotFound("home"))?;
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=168).contains(&hours) {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "hours must be between 1 and 168",
+        ));
+    }
+    let now = st.clock.now_ms();
+    let from = now - hours * 3_600_000;
+    let rows = st.store.timeline(owner, &home.id, from, 20_000).await?;
+    let mut devices = Vec::new();
+    for d in st.store.devices_of_home(owner, &home.id).await? {
+        if d.revoked_ms.is_some() || d.kind == "wifi_sensor" {
+            continue;
+        }
+        let changes: Vec<Change> = rows
+            .iter()
+            .filter(|t| t.kind == "liveness" && t.device_id.as_deref() == Some(d.id.as_str()))
+            .filter_map(|t| {
+                let detail: serde_json::Value = serde_json::from_str(&t.detail).ok()?;
+                Some(Change {
+                    at_ms: t.time_ms,
+                    from: liveness_named(detail["from"].as_str()?)?,
+                    to: liveness_named(detail["to"].as_str()?)?,
+                })
+            })
+            .collect();
+        let current = match d.id.parse::<threshold_proto::DeviceId>() {
+            Ok(did) => crate::access::doors::device_liveness(&st, &did, now),
+            Err(_) => threshold_core::liveness::Liveness::Offline,
+        };
+        let b = bands(&changes, from, now, d.enrolled_ms, current);
+        devices.push(json!({
+            "device_id": d.id, "name": d.name, "kind": d.kind,
+            "bands": b.iter().map(|b| json!({"from_ms": b.from_ms, "to_ms": b.to_ms, "state": b.state.as_str()})).collect::<Vec<_>>(),
+        }));
+    }
+    let marks: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|t| {
+            let detail: serde_json::Value = serde_json::from_str(&t.detail).unwrap_or(json!({}));
+            let allowed = detail["allowed"] == json!(true);
+            let kind = if t.kind.starts_with("incident.") || t.kind == "delivery.camera_lost" {
+                "incident"
+            } else if allowed && matches!(t.kind.as_str(), "decision" | "owner.unlock" | "guest.decision") {
+                "entry"
+            } else {
+                return None;
+            };
+            Some(json!({"time_ms": t.time_ms, "kind": kind, "delivery_id": t.delivery_id, "device_id": t.device_id}))
+        })
+        .collect();
+    Ok(Json(
+        json!({"from_ms": from, "to_ms": now, "devices": devices, "marks": marks}),
+    ))
+}

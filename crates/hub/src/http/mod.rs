@@ -87,6 +87,7 @@ fn api_routes(push: Option<std::sync::Arc<crate::alerts::push::Push>>) -> OpenAp
         .routes(routes!(homes::get))
         .routes(routes!(homes::settings))
         .routes(routes!(homes::timeline))
+        .routes(routes!(homes::history))
         .routes(routes!(devices::list))
         .routes(routes!(devices::create_pairing_code))
         .routes(routes!(devices::enrol))
