@@ -290,13 +290,62 @@ async function homeCard(home) {
   }, 250);
   app.views.push({ stop: () => { clearInterval(poll); clearInterval(dog); clearInterval(activity); } });
   const history = historySection(home);
+  const expected = expectedSection(home);
   return h("section", { class: "card", "aria-labelledby": `home-${home.id}`, dataset: { home: home.id } },
     h("h2", { id: `home-${home.id}`, text: home.name }),
     h("p", { class: "muted small", text: `In-home delivery ${home.in_home_enabled ? "on" : "off"}` }),
     list,
     doors.el,
+    expected,
     history,
     pairing.el);
+}
+
+/**
+ * "I expect a delivery from X today": the owner notes it; when that merchant's
+ * delivery arrives for this home, the entry turns into a link to the live delivery and
+ * follows its state.
+ */
+function expectedSection(home) {
+  const hid = encodeURIComponent(home.id);
+  const list = h("ul", { class: "expected" });
+  const note = h("input", { id: `expect-note-${home.id}`, name: "note", required: true, maxlength: 200, placeholder: "e.g. shoes from Acme" });
+  const merchant = h("select", { id: `expect-merchant-${home.id}`, name: "merchant" }, h("option", { value: "", text: "Any merchant" }));
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const form = h("form", { class: "expect" },
+    h("label", { for: `expect-note-${home.id}`, text: "I expect a delivery today" }), note,
+    h("label", { for: `expect-merchant-${home.id}`, text: "From" }), merchant,
+    h("button", { type: "submit", class: "secondary", text: "Expect it" }), err);
+  const load = async () => {
+    const items = await api("GET", `/homes/${hid}/expectations`, undefined, { timeoutMs: 3000 }).catch(() => null);
+    if (!items) return;
+    fill(list, items.length ? items.map((e) => h("li", { dataset: { expectation: e.id, state: e.delivery_state || "waiting" } },
+      h("strong", { text: e.note }), " · ",
+      e.delivery_id
+        ? h("a", { href: `#/delivery/${encodeURIComponent(e.delivery_id)}`, class: "expectation-delivery", text: `arrived: ${stateWords(e.delivery_state)}` })
+        : h("span", { class: "muted", text: `waiting (until ${hms(e.window_end_ms)})` }))) : h("li", { class: "muted", text: "Nothing expected." }));
+  };
+  api("GET", `/homes/${hid}/merchants`).then((ms) => {
+    for (const m of ms) merchant.append(h("option", { value: m.dispatcher_id, text: m.display_name || m.dispatcher_id }));
+  }).catch(() => {});
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError(err, null);
+    const end = new Date(); end.setHours(23, 59, 59, 999);
+    try {
+      await api("POST", `/homes/${hid}/expectations`, {
+        note: note.value, dispatcher_id: merchant.value || undefined,
+        window_start_ms: Date.now() - 3600e3, window_end_ms: end.getTime(),
+      });
+      note.value = "";
+      announce("Noted: you will see it here when it arrives.");
+      load();
+    } catch (ex) { showError(err, ex); }
+  });
+  load();
+  app.refreshers.push((ev) => { if (ev.home_id === home.id && (ev.type === "expectation.matched" || String(ev.type).startsWith("delivery."))) load(); });
+  return h("section", { class: "expected-deliveries", dataset: { expectHome: home.id }, "aria-labelledby": `exp-${home.id}` },
+    h("h3", { id: `exp-${home.id}`, text: "Expected deliveries" }), list, form);
 }
 
 /**

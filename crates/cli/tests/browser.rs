@@ -1484,6 +1484,63 @@ async fn owner_and_courier_apps_in_chromium() {
     .await;
     assert_eq!(needs_approval(waiting_id.clone()).await, json!(true));
 
+    // "I expect a delivery from Dora today": noted on the home screen, it turns into
+    // the live delivery as soon as Dora's delivery for the home arrives.
+    o.goto_hash("#/").await;
+    o.wait(
+        "the expected-deliveries form, with the trusted merchants",
+        &format!("!!document.querySelector('#expect-note-{home_id}') && document.querySelector('#expect-merchant-{home_id}').options.length >= 2"),
+        Duration::from_secs(10),
+    )
+    .await;
+    o.type_into(&format!("#expect-note-{home_id}"), "Shoes from Dora")
+        .await;
+    o.eval(&format!(
+        "(() => {{ const s = document.querySelector('#expect-merchant-{home_id}'); s.value = '{}'; return s.value; }})()",
+        ids["dora"]
+    ))
+    .await;
+    o.click(&format!(
+        "section[data-expect-home='{home_id}'] button[type=submit]"
+    ))
+    .await;
+    o.wait(
+        "the expectation noted, waiting",
+        "document.querySelector('li[data-expectation]')?.dataset.state === 'waiting'",
+        Duration::from_secs(10),
+    )
+    .await;
+    let now = support::now_ms();
+    let (s, shoes) = call(
+        "POST",
+        format!("{base}/api/v1/deliveries"),
+        Some(&dispatcher),
+        Some(
+            json!({"home_id": home_id, "door_id": door_id, "courier_id": ids["carl"], "window_start_ms": now,
+            "window_end_ms": now + 3_600_000, "parcel_ref": "SHOES-1"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{shoes}");
+    o.wait(
+        "the expectation turned into the delivery",
+        &format!(
+            "(() => {{ const a = document.querySelector('li[data-expectation] a.expectation-delivery');
+               return !!a && a.getAttribute('href') === '#/delivery/{}' && a.textContent.startsWith('arrived: scheduled'); }})()",
+            shoes["id"].as_str().unwrap()
+        ),
+        Duration::from_secs(10),
+    )
+    .await;
+    o.screenshot("owner-expected").await;
+    o.click("li[data-expectation] a.expectation-delivery").await;
+    o.wait(
+        "the expected delivery's page",
+        "document.querySelector('#delivery-state')?.dataset.state === 'scheduled'",
+        Duration::from_secs(10),
+    )
+    .await;
+
     // Settings: in-home delivery off, allowed hours, saved.
     o.goto_hash("#/settings").await;
     o.wait(

@@ -63,6 +63,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "home_address",
         include_str!("../migrations/sqlite/0011_home_address.sql"),
     ),
+    (
+        12,
+        "expectations",
+        include_str!("../migrations/sqlite/0012_expectations.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -119,6 +124,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         11,
         "home_address",
         include_str!("../migrations/postgres/0011_home_address.sql"),
+    ),
+    (
+        12,
+        "expectations",
+        include_str!("../migrations/postgres/0012_expectations.sql"),
     ),
 ];
 

@@ -135,6 +135,7 @@ pub async fn create(
                 .to_string(),
         )
         .await;
+    crate::http::expectations::on_delivery_created(&st, &home, &d).await;
     Ok((StatusCode::CREATED, Json((&d).into())))
 }
 

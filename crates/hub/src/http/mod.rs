@@ -7,6 +7,7 @@ pub mod devices;
 pub mod doors;
 pub mod dto;
 pub mod error;
+pub mod expectations;
 pub mod extract;
 pub mod guests;
 pub mod homes;
@@ -107,6 +108,8 @@ fn api_routes(push: Option<std::sync::Arc<crate::alerts::push::Push>>) -> OpenAp
         .routes(routes!(deliveries::entry))
         .routes(routes!(deliveries::delivered))
         .routes(routes!(deliveries::approve))
+        .routes(routes!(expectations::list, expectations::create))
+        .routes(routes!(expectations::delete))
         .routes(routes!(doors::list, doors::create))
         .routes(routes!(doors::update, doors::delete))
         .routes(routes!(doors::merchants))
