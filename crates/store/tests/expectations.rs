@@ -47,15 +47,16 @@ async fn story(s: &Store) {
         None
     );
     let list = s.expectations(&owner.id, &home.id, 0).await.unwrap();
-    let linked: Vec<(String, Option<String>)> = list
+    let mut linked: Vec<(String, Option<String>)> = list
         .iter()
         .map(|e| (e.note.clone(), e.delivery_id.clone()))
         .collect();
+    linked.sort();
     assert_eq!(
         linked,
         vec![
-            ("shoes".to_owned(), Some("d2".to_owned())),
-            ("anything".to_owned(), Some("d1".to_owned()))
+            ("anything".to_owned(), Some("d1".to_owned())),
+            ("shoes".to_owned(), Some("d2".to_owned()))
         ]
     );
     assert!(s
