@@ -540,9 +540,34 @@ function doorItem(home, d0, reload, reloadActivity) {
   let dirty = false;
   let boxFor = new Map();
   let pending = null; // {want, since}
+  // The newest picture of the door's first camera, with its truthful age (from the
+  // hub's headers: capture time on the hub's clock), refreshed every 5 s.
+  const pictureImg = h("img", { class: "frame", alt: "", width: 160, height: 120 });
+  const pictureAge = h("figcaption", { class: "small muted" });
+  const picture = h("figure", { class: "door-picture", hidden: true }, pictureImg, pictureAge);
+  let pictureUrl = null;
+  let pictureCam = null;
+  const loadPicture = async () => {
+    if (!pictureCam) { picture.hidden = true; return; }
+    try {
+      const res = await fetch(`/api/v1/devices/${encodeURIComponent(pictureCam.id)}/frame.jpg`, { credentials: "same-origin", cache: "no-store" });
+      if (!res.ok) { picture.hidden = true; return; }
+      const ageMs = Number(res.headers.get("x-age-ms"));
+      const url = URL.createObjectURL(await res.blob());
+      pictureImg.src = url;
+      pictureImg.alt = `Newest picture from ${pictureCam.name}`;
+      if (pictureUrl) URL.revokeObjectURL(pictureUrl);
+      pictureUrl = url;
+      pictureAge.textContent = `${pictureCam.name}: captured ${age(ageMs)} ago`;
+      picture.dataset.ageMs = String(ageMs);
+      picture.hidden = false;
+    } catch { /* the next turn tries again */ }
+  };
+  const pictureTimer = setInterval(loadPicture, 5000);
+  app.views.push({ stop: () => { clearInterval(pictureTimer); if (pictureUrl) URL.revokeObjectURL(pictureUrl); } });
   const li = h("li", { class: "door" },
     h("div", { class: "door-head" }, nameEl, h("span", { class: "muted small door-flags" })),
-    lockLine, watchLine, edit);
+    lockLine, watchLine, picture, edit);
   const controls = doorLockControls(d, status, (action) => {
     pending = { want: action === "lock" ? "locked" : "unlocked", since: Date.now() };
     reload();
@@ -600,6 +625,8 @@ function doorItem(home, d0, reload, reloadActivity) {
       setVerdict(row.querySelector(".badge"), c.name, cameraVerdict(c, linkLost), linkLost);
     }
     li.dataset.watched = String(bound.some((c) => cameraVerdict(c, linkLost) === "live"));
+    const first = bound.find((c) => !c.revoked) || null;
+    if ((first && first.id) !== (pictureCam && pictureCam.id)) { pictureCam = first; loadPicture(); }
     // The binding editor: the home's cameras; the owner's unsaved choice is kept.
     const choices = cams.filter((c) => !c.revoked);
     const key = choices.map((c) => c.id).join(",");

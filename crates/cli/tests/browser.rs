@@ -723,7 +723,7 @@ async fn owner_and_courier_apps_in_chromium() {
         "names are shown as text"
     );
     assert_eq!(
-        o.eval("!!window.__xss || !!document.querySelector('main img')")
+        o.eval("!!window.__xss || !!document.querySelector('main img:not(.frame)')")
             .await,
         json!(false),
         "no markup from names"
@@ -1392,6 +1392,18 @@ async fn owner_and_courier_apps_in_chromium() {
     o.eval("document.querySelector('.history').scrollIntoView()")
         .await;
     o.screenshot("owner-history").await;
+    // Each door shows its camera's newest picture and how old it truly is.
+    o.wait(
+        "the front door's newest picture, with its age",
+        &format!(
+            "(() => {{ const f = document.querySelector('li.door[data-door=\"{door_id}\"] .door-picture');
+               return !!f && !f.hidden && f.querySelector('img').naturalWidth > 0
+                 && /captured .* ago$/.test(f.querySelector('figcaption').textContent)
+                 && Number(f.dataset.ageMs) >= 0; }})()"
+        ),
+        Duration::from_secs(15),
+    )
+    .await;
     // A delivery from a merchant the owner has not trusted waits for the owner: the
     // list and the page say so; "Always allow this merchant" trusts it (and lets this
     // delivery through); Settings lists it, and Remove makes its deliveries wait again.
