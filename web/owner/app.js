@@ -510,6 +510,17 @@ const REFUSALS = {
   hub_degraded: "The hub cannot vouch for the camera right now.",
   no_lock: "This door has no lock.",
   lock_offline: "The lock is not reachable.",
+  parcel_mismatch: "The courier scanned another parcel than this delivery's.",
+  outside_window: "It was outside the delivery window.",
+  outside_geofence: "The courier was not at the address.",
+  bad_position: "The courier's position was not usable.",
+  not_assigned: "The courier is not assigned to this delivery.",
+  owner_disabled: "You have turned in-home delivery off.",
+  outside_owner_hours: "It was outside the hours you allow.",
+  awaiting_owner_approval: "The merchant is waiting for your approval.",
+  already_used: "This delivery's entry was already used.",
+  delivery_ended: "The delivery had already ended.",
+  delivery_compromised: "The delivery was stopped after a camera loss.",
 };
 const refusalWords = (code) => REFUSALS[code] || code.replaceAll("_", " ");
 /** Reasons the owner's explicit override may set aside: only the camera's. */
@@ -938,7 +949,7 @@ function timelineText(t) {
   const d = t.detail || {};
   switch (t.kind) {
     case "delivery.scheduled": return "Scheduled";
-    case "decision": return d.allowed ? "Entry allowed" : `Entry refused: ${(d.reasons || []).join(", ")}`;
+    case "decision": return d.allowed ? "Entry allowed" : `Entry refused: ${(d.reasons || []).map(refusalWords).join(" ")}`;
     case "unlock_sent": return "Unlock capability sent to the lock";
     case "delivered":
     case "delivery.delivered": return "Courier says: delivered";
@@ -953,7 +964,14 @@ function timelineText(t) {
     case "incident.door_opened_unwatched": return "INCIDENT: door opened while the camera was not watching";
     case "incident.door_opened_after_delivery": return "INCIDENT: door opened after delivery";
     case "incident.unauthorized_entry": return "INCIDENT: door opened without authorisation";
-    case "owner.unlock": return d.allowed ? `You unlocked ${d.camera_override ? "WITHOUT the camera (override)" : "the door"}` : `Your unlock was refused: ${(d.reasons || []).join(", ")}`;
+    case "owner.unlock": return d.allowed ? `You unlocked ${d.camera_override ? "WITHOUT the camera (override)" : "the door"}` : `Your unlock was refused: ${(d.reasons || []).map(refusalWords).join(" ")}`;
+    case "device.door_opened": return "Door opened";
+    case "device.door_closed": return "Door closed";
+    case "device.bolt_locked": return "The lock locked";
+    case "device.bolt_unlocked": return "The lock unlocked";
+    case "device.token_accepted": return "The lock accepted the unlock capability";
+    case "device.relocked": return "The lock relocked by itself";
+    case "liveness": return `${d.from || "?"} → ${d.to || "?"}`;
     default:
       if (t.kind.startsWith("device.")) return `${t.kind.slice(7).replaceAll("_", " ")}${d.late ? " (reported late)" : ""}`;
       return t.kind.replaceAll("_", " ");

@@ -1117,6 +1117,12 @@ async fn owner_and_courier_apps_in_chromium() {
     )
     .await;
     o.assert_labelled("delivery").await;
+    // In words, not codes: the refusal for the wrong parcel says what happened.
+    let refused = o.text(".timeline li[data-kind=\"decision\"]").await;
+    assert!(
+        refused.contains("another parcel") && !refused.contains('_'),
+        "{refused}"
+    );
     o.screenshot("owner-delivery-timeline").await;
 
     // The camera comes back: what it recorded during the outage is uploaded and shown
