@@ -370,17 +370,12 @@ pub async fn guest(state: &AppState, g: &GuestGrantRow) -> Result<EntryOutcome, 
         .as_deref()
         .and_then(|id| state.access.doors.get(id));
     let facts = doors::facts(state, door.as_ref(), now);
-    let windows: Vec<crate::access::guests::WeeklyWindow> =
-        serde_json::from_str(&g.weekly).unwrap_or_default();
-    let tz = match state.store.home_any(&g.home_id).await {
-        Ok(h) => crate::access::hours::home_zone(&h, g.utc_offset_minutes),
-        Err(_) => threshold_core::hours::fixed(g.utc_offset_minutes),
-    };
+    let home = state.store.home_any(&g.home_id).await.ok();
     let who = Principal::Guest(GuestFacts {
         revoked: g.revoked_ms.is_some(),
         valid_from: g.valid_from_ms,
         valid_until: g.valid_until_ms,
-        in_weekly_window: crate::access::guests::in_weekly(&windows, &tz, now),
+        in_weekly_window: crate::access::guests::grant_in_weekly(g, home.as_ref(), now),
         camera_waived: !g.camera_required,
     });
     let decision = decide(now, &who, &facts);

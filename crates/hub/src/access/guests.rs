@@ -20,6 +20,21 @@ pub fn in_weekly(windows: &[WeeklyWindow], tz: &jiff::tz::TimeZone, now_ms: i64)
     threshold_core::hours::in_windows(windows, tz, now_ms)
 }
 
+/// Is `now_ms` inside one of grant `g`'s weekly windows, in its home's time zone
+/// (`home`; a grant from before zones keeps its fixed UTC offset)?
+pub fn grant_in_weekly(
+    g: &threshold_store::GuestGrantRow,
+    home: Option<&threshold_store::HomeRow>,
+    now_ms: i64,
+) -> bool {
+    let windows: Vec<WeeklyWindow> = serde_json::from_str(&g.weekly).unwrap_or_default();
+    let tz = match home {
+        Some(h) => crate::access::hours::home_zone(h, g.utc_offset_minutes),
+        None => threshold_core::hours::fixed(g.utc_offset_minutes),
+    };
+    in_weekly(&windows, &tz, now_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,20 +175,25 @@ pub async fn revoke(
     Ok(Json(json!({"revoked": true})))
 }
 
+/// The grant a guest's secret opens; an empty, overlong or unknown secret is
+/// `NotFound`, all alike.
+async fn grant_by_secret(st: &AppState, secret: &str) -> ApiResult<GuestGrantRow> {
+    if secret.is_empty() || secret.len() > 128 {
+        return Err(ApiError::NotFound("guest grant"));
+    }
+    st.store
+        .guest_grant_by_secret(&crate::auth::sha256_hex(secret))
+        .await
+        .map_err(|_| ApiError::NotFound("guest grant"))
+}
+
 /// A guest asks to unlock. Answer: the decision with every reason for a refusal.
 #[utoipa::path(post, operation_id = "guests_unlock", path = "/guest/unlock", request_body = GuestUnlock, tag = "guests", security(()), responses((status = 200), (status = 404), (status = 429)))]
 pub async fn unlock(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<GuestUnlock>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    if req.secret.is_empty() || req.secret.len() > 128 {
-        return Err(ApiError::NotFound("guest grant"));
-    }
-    let g = st
-        .store
-        .guest_grant_by_secret(&crate::auth::sha256_hex(&req.secret))
-        .await
-        .map_err(|_| ApiError::NotFound("guest grant"))?;
+    let g = grant_by_secret(&st, &req.secret).await?;
     let now = st.clock.now_ms();
     // Every attempt counts, allowed or not: at most AttemptLimiter::MAX_ATTEMPTS per
     // grant in AttemptLimiter::WINDOW_MS (across a fleet's nodes).
@@ -213,29 +218,17 @@ pub async fn status(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<GuestUnlock>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    if req.secret.is_empty() || req.secret.len() > 128 {
-        return Err(ApiError::NotFound("guest grant"));
-    }
-    let g = st
-        .store
-        .guest_grant_by_secret(&crate::auth::sha256_hex(&req.secret))
-        .await
-        .map_err(|_| ApiError::NotFound("guest grant"))?;
+    let g = grant_by_secret(&st, &req.secret).await?;
     let now = st.clock.now_ms();
     let home = st.store.home_any(&g.home_id).await.ok();
     let door = g.door_id.as_deref().and_then(|id| st.access.doors.get(id));
-    let windows: Vec<WeeklyWindow> = serde_json::from_str(&g.weekly).unwrap_or_default();
-    let tz = match &home {
-        Some(h) => crate::access::hours::home_zone(h, g.utc_offset_minutes),
-        None => threshold_core::hours::fixed(g.utc_offset_minutes),
-    };
     let state = if g.revoked_ms.is_some() {
         "revoked"
     } else if now < g.valid_from_ms {
         "not_yet"
     } else if now > g.valid_until_ms {
         "expired"
-    } else if !crate::access::guests::in_weekly(&windows, &tz, now) {
+    } else if !crate::access::guests::grant_in_weekly(&g, home.as_ref(), now) {
         "outside_hours"
     } else {
         "active"
@@ -258,7 +251,7 @@ pub async fn status(
         "door_name": door.as_ref().map(|d| d.name.clone()),
         "valid_from_ms": g.valid_from_ms,
         "valid_until_ms": g.valid_until_ms,
-        "weekly": windows,
+        "weekly": serde_json::from_str::<serde_json::Value>(&g.weekly).unwrap_or(json!([])),
         "state": state,
         "camera": camera,
         "time_ms": now,
