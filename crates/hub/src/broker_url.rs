@@ -18,14 +18,19 @@ pub struct BrokerUrl {
 impl BrokerUrl {
     /// Parse `mqtt://` (or `tcp://`) URLs; the error never repeats the password.
     pub fn parse(text: &str) -> Result<BrokerUrl, String> {
+        Self::parse_setting(text, "mqtt_url")
+    }
+
+    /// [`BrokerUrl::parse`] for the setting named `setting` (named in errors).
+    pub fn parse_setting(text: &str, setting: &str) -> Result<BrokerUrl, String> {
         let url = url::Url::parse(text.trim())
-            .map_err(|e| format!("mqtt_url is not a URL ({e}): {}", redact(text)))?;
+            .map_err(|e| format!("{setting} is not a URL ({e}): {}", redact(text)))?;
         let tls = match url.scheme() {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
             other => {
                 return Err(format!(
-                    "mqtt_url must start with mqtt:// or mqtts:// (found {other}://): {}",
+                    "{setting} must start with mqtt:// or mqtts:// (found {other}://): {}",
                     redact(text)
                 ))
             }
@@ -33,19 +38,19 @@ impl BrokerUrl {
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("no host in mqtt_url {}", redact(text)))?;
+            .ok_or_else(|| format!("no host in {setting} {}", redact(text)))?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
         if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("mqtt_url takes no path or query: {}", redact(text)));
+            return Err(format!("{setting} takes no path or query: {}", redact(text)));
         }
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8()
                 .map(|c| c.into_owned())
-                .map_err(|_| format!("mqtt_url credentials are not UTF-8: {}", redact(text)))
+                .map_err(|_| format!("{setting} credentials are not UTF-8: {}", redact(text)))
         };
         let username = match url.username() {
             "" => None,

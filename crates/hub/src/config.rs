@@ -113,6 +113,22 @@ pub struct HubConfig {
     pub fleet_partitions: u32,
     /// A node's lease on a partition lasts this long unless renewed (a third of it).
     pub fleet_lease_ms: i64,
+    /// Home Assistant's broker, `mqtt[s]://[user[:password]@]host[:port]`: the hub
+    /// publishes MQTT discovery there (docs/home-assistant.md). Off when unset.
+    /// Credentials in the URL are used unless `ha_mqtt_username` / `ha_mqtt_password`
+    /// are set, and are never printed.
+    pub ha_mqtt_url: Option<String>,
+    pub ha_mqtt_username: Option<String>,
+    pub ha_mqtt_password: Option<String>,
+    /// With `mqtts://`: a PEM file of CA certificates to trust for Home Assistant's
+    /// broker (besides the public web's roots).
+    pub ha_mqtt_ca_file: Option<PathBuf>,
+    /// Home Assistant's discovery prefix (its MQTT integration's setting).
+    pub ha_discovery_prefix: String,
+    /// Prefix of the topics the hub publishes states on for Home Assistant.
+    pub ha_topic_prefix: String,
+    /// At most one picture per camera this often to Home Assistant.
+    pub ha_picture_interval_ms: i64,
 }
 
 impl Default for HubConfig {
@@ -160,6 +176,13 @@ impl Default for HubConfig {
             fleet_node: None,
             fleet_partitions: 64,
             fleet_lease_ms: 3000,
+            ha_mqtt_url: None,
+            ha_mqtt_username: None,
+            ha_mqtt_password: None,
+            ha_mqtt_ca_file: None,
+            ha_discovery_prefix: "homeassistant".into(),
+            ha_topic_prefix: "threshold".into(),
+            ha_picture_interval_ms: 2000,
         }
     }
 }
@@ -186,6 +209,14 @@ impl std::fmt::Debug for HubConfig {
             .field("device_mqtt_addr", &self.device_mqtt_addr)
             .field("live_window_ms", &self.live_window_ms)
             .field("heartbeat_ms", &self.heartbeat_ms)
+            .field(
+                "ha_mqtt_url",
+                &self.ha_mqtt_url.as_deref().map(crate::broker_url::redact),
+            )
+            .field(
+                "ha_mqtt_password",
+                &self.ha_mqtt_password.as_ref().map(|_| "***"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -212,6 +243,13 @@ pub struct Overrides {
     pub live_window_ms: Option<i64>,
     pub heartbeat_ms: Option<i64>,
     pub fleet_node: Option<String>,
+    pub ha_mqtt_url: Option<String>,
+    pub ha_mqtt_username: Option<String>,
+    /// From the environment or a file, never a command-line flag.
+    pub ha_mqtt_password: Option<String>,
+    pub ha_mqtt_ca_file: Option<PathBuf>,
+    pub ha_discovery_prefix: Option<String>,
+    pub ha_topic_prefix: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +335,24 @@ impl HubConfig {
         if over.fleet_node.is_some() {
             c.fleet_node = over.fleet_node;
         }
+        if over.ha_mqtt_url.is_some() {
+            c.ha_mqtt_url = over.ha_mqtt_url;
+        }
+        if over.ha_mqtt_username.is_some() {
+            c.ha_mqtt_username = over.ha_mqtt_username;
+        }
+        if over.ha_mqtt_password.is_some() {
+            c.ha_mqtt_password = over.ha_mqtt_password;
+        }
+        if over.ha_mqtt_ca_file.is_some() {
+            c.ha_mqtt_ca_file = over.ha_mqtt_ca_file;
+        }
+        if let Some(v) = over.ha_discovery_prefix {
+            c.ha_discovery_prefix = v;
+        }
+        if let Some(v) = over.ha_topic_prefix {
+            c.ha_topic_prefix = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -327,6 +383,18 @@ impl HubConfig {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '/');
         if !prefix_ok {
             return bad("mqtt_topic_prefix must be 1-64 characters of [A-Za-z0-9_-/]");
+        }
+        if !ha_prefix_ok(&self.ha_discovery_prefix) || !ha_prefix_ok(&self.ha_topic_prefix) {
+            return bad(
+                "ha_discovery_prefix and ha_topic_prefix must be 1-64 characters of [A-Za-z0-9_-/], with no empty level",
+            );
+        }
+        if let Some(u) = &self.ha_mqtt_url {
+            crate::broker_url::BrokerUrl::parse_setting(u, "ha_mqtt_url")
+                .map_err(ConfigError::Invalid)?;
+        }
+        if !(500..=600_000).contains(&self.ha_picture_interval_ms) {
+            return bad("ha_picture_interval_ms must be between 500 and 600000");
         }
         if !(1000..=120_000).contains(&self.unlock_token_ttl_ms) {
             return bad(
@@ -432,7 +500,18 @@ impl HubConfig {
     }
 }
 
-/// `mqtt://host:port` (port defaults to 1883) into host and port.
+/// A Home Assistant topic prefix: no wildcards, no empty level, nothing outside
+/// `[A-Za-z0-9_-/]`.
+fn ha_prefix_ok(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 64
+        && !p.starts_with('/')
+        && !p.ends_with('/')
+        && !p.contains("//")
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '/')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod config;
 pub mod events;
 pub mod fleet;
 pub mod gateway;
+pub mod homeassistant;
 pub mod http;
 pub mod hubkey;
 pub mod media;
@@ -54,6 +55,8 @@ pub struct Hub {
     pub tls_fingerprint: Option<String>,
     /// With HTTPS and `http_redirect_addr`: where plain HTTP is redirected from.
     pub redirect_addr: Option<SocketAddr>,
+    /// With `ha_mqtt_url`: the Home Assistant discovery bridge.
+    pub home_assistant: Option<homeassistant::Bridge>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -76,6 +79,10 @@ impl Hub {
             let _ = tx.send(());
         }
         let _ = (&mut self.server).await;
+        // Home Assistant hears "offline" before the hub is gone.
+        if let Some(b) = self.home_assistant.take() {
+            b.stop().await;
+        }
         // Persist the replay marks one last time, so nothing accepted before the stop
         // can be replayed after the next start.
         gateway::monitor::flush_hwm(&self.state).await;
@@ -339,6 +346,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         _ => None,
     };
     let push = alerts::push::start(&state).await;
+    let home_assistant = homeassistant::spawn(&state)?;
     let mut app = http::router(state.clone(), push);
     if let Some(s) = &served {
         app = http::tls_routes(app, s.ca_pem.clone());
@@ -390,6 +398,7 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
         endpoint,
         tls_fingerprint: served.map(|s| s.fingerprint),
         redirect_addr,
+        home_assistant,
         shutdown: Some(tx),
         server,
     })
