@@ -60,6 +60,17 @@ pub struct DemoArgs {
     /// Do not open and close the simulated door by itself after an unlock.
     #[arg(long)]
     pub no_auto_door: bool,
+    /// Show the demo home in Home Assistant: its MQTT broker,
+    /// mqtt[s]://[user@]host[:port] (password in THRESHOLD_HA_MQTT_PASSWORD); see
+    /// docs/home-assistant.md.
+    #[arg(long, env = "THRESHOLD_HA_MQTT_URL")]
+    pub ha_mqtt_url: Option<String>,
+    /// Home Assistant's discovery prefix (default homeassistant).
+    #[arg(long, env = "THRESHOLD_HA_DISCOVERY_PREFIX")]
+    pub ha_discovery_prefix: Option<String>,
+    /// Prefix of the state topics for Home Assistant (default threshold).
+    #[arg(long, env = "THRESHOLD_HA_TOPIC_PREFIX")]
+    pub ha_topic_prefix: Option<String>,
 }
 
 pub const DEMO_HOME: (f64, f64) = (52.3731, 4.8922);
@@ -142,8 +153,19 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         embedded_mqtt_addr: a.mqtt_addr,
         tls: lan.is_some(),
         tls_names: lan.map(|ip| vec![ip.to_string()]).unwrap_or_default(),
+        ha_mqtt_url: a.ha_mqtt_url.clone(),
+        ha_mqtt_password: std::env::var("THRESHOLD_HA_MQTT_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()),
         ..Default::default()
     };
+    let mut cfg = cfg;
+    if let Some(p) = &a.ha_discovery_prefix {
+        cfg.ha_discovery_prefix = p.clone();
+    }
+    if let Some(p) = &a.ha_topic_prefix {
+        cfg.ha_topic_prefix = p.clone();
+    }
     let ca_pem = cfg.data_dir.join("tls").join("ca.pem");
     let hub = threshold_hub::start(cfg).await?;
     let base = match lan {

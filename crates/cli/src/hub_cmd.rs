@@ -76,6 +76,28 @@ pub struct HubArgs {
     /// --database-url postgres://... and --mqtt-url shared with the other nodes.
     #[arg(long, env = "THRESHOLD_FLEET_NODE")]
     pub fleet_node: Option<String>,
+    /// Home Assistant's MQTT broker, mqtt[s]://[user@]host[:port]: publish MQTT
+    /// discovery there (docs/home-assistant.md). Put the password in
+    /// THRESHOLD_HA_MQTT_PASSWORD or --ha-mqtt-password-file.
+    #[arg(long, env = "THRESHOLD_HA_MQTT_URL")]
+    pub ha_mqtt_url: Option<String>,
+    /// User name on Home Assistant's broker.
+    #[arg(long, env = "THRESHOLD_HA_MQTT_USERNAME")]
+    pub ha_mqtt_username: Option<String>,
+    /// File holding the password on Home Assistant's broker (the environment variable
+    /// THRESHOLD_HA_MQTT_PASSWORD also works). Refused if others can read it.
+    #[arg(long, env = "THRESHOLD_HA_MQTT_PASSWORD_FILE")]
+    pub ha_mqtt_password_file: Option<PathBuf>,
+    /// With mqtts://: a PEM file of CA certificates to trust for Home Assistant's
+    /// broker.
+    #[arg(long, env = "THRESHOLD_HA_MQTT_CA_FILE")]
+    pub ha_mqtt_ca_file: Option<PathBuf>,
+    /// Home Assistant's discovery prefix (default homeassistant).
+    #[arg(long, env = "THRESHOLD_HA_DISCOVERY_PREFIX")]
+    pub ha_discovery_prefix: Option<String>,
+    /// Prefix of the state topics for Home Assistant (default threshold).
+    #[arg(long, env = "THRESHOLD_HA_TOPIC_PREFIX")]
+    pub ha_topic_prefix: Option<String>,
 }
 
 /// An address to listen on: `IP:PORT`, or `NAME:PORT` (such as `localhost:8080`)
@@ -96,17 +118,35 @@ pub fn socket_addr(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{s}: the name has no address"))
 }
 
+/// A password from a private file (`flag` names it in errors), else from the
+/// environment variable `env`.
+fn password(file: Option<&PathBuf>, flag: &str, env: &str) -> anyhow::Result<Option<String>> {
+    if let Some(path) = file {
+        let text = threshold_hub::secrets::read_private(path)
+            .with_context(|| format!("{flag} {}", path.display()))?;
+        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
+    }
+    Ok(std::env::var(env).ok().filter(|p| !p.is_empty()))
+}
+
 impl HubArgs {
     /// The broker password from --mqtt-password-file or THRESHOLD_MQTT_PASSWORD.
     fn mqtt_password(&self) -> anyhow::Result<Option<String>> {
-        if let Some(path) = &self.mqtt_password_file {
-            let text = threshold_hub::secrets::read_private(path)
-                .with_context(|| format!("--mqtt-password-file {}", path.display()))?;
-            return Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()));
-        }
-        Ok(std::env::var("THRESHOLD_MQTT_PASSWORD")
-            .ok()
-            .filter(|p| !p.is_empty()))
+        password(
+            self.mqtt_password_file.as_ref(),
+            "--mqtt-password-file",
+            "THRESHOLD_MQTT_PASSWORD",
+        )
+    }
+
+    /// Home Assistant's broker password from --ha-mqtt-password-file or
+    /// THRESHOLD_HA_MQTT_PASSWORD.
+    fn ha_mqtt_password(&self) -> anyhow::Result<Option<String>> {
+        password(
+            self.ha_mqtt_password_file.as_ref(),
+            "--ha-mqtt-password-file",
+            "THRESHOLD_HA_MQTT_PASSWORD",
+        )
     }
 
     pub fn resolve(&self) -> anyhow::Result<HubConfig> {
@@ -131,6 +171,12 @@ impl HubArgs {
                 live_window_ms: self.live_window_ms,
                 heartbeat_ms: self.heartbeat_ms,
                 fleet_node: self.fleet_node.clone(),
+                ha_mqtt_url: self.ha_mqtt_url.clone(),
+                ha_mqtt_username: self.ha_mqtt_username.clone(),
+                ha_mqtt_password: self.ha_mqtt_password()?,
+                ha_mqtt_ca_file: self.ha_mqtt_ca_file.clone(),
+                ha_discovery_prefix: self.ha_discovery_prefix.clone(),
+                ha_topic_prefix: self.ha_topic_prefix.clone(),
             },
         )?)
     }

@@ -44,7 +44,10 @@ impl BrokerUrl {
             .trim_end_matches(']')
             .to_owned();
         if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("{setting} takes no path or query: {}", redact(text)));
+            return Err(format!(
+                "{setting} takes no path or query: {}",
+                redact(text)
+            ));
         }
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)

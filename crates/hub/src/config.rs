@@ -575,6 +575,55 @@ mod tests {
     }
 
     #[test]
+    fn home_assistant_settings_are_checked_and_their_secrets_hidden() {
+        let c = HubConfig {
+            ha_mqtt_url: Some("mqtts://ha:url-secret@ha.lan:8883".into()),
+            ha_mqtt_password: Some("field-secret".into()),
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        let shown = format!("{c:?}");
+        for secret in ["url-secret", "field-secret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("ha.lan:8883"), "{shown}");
+        let err = |f: &dyn Fn(&mut HubConfig)| {
+            let mut c = HubConfig::default();
+            f(&mut c);
+            c.validate().err().map(|e| e.to_string())
+        };
+        let bad_url = err(&|c| c.ha_mqtt_url = Some("http://ha:pw-secret@ha.lan".into())).unwrap();
+        assert!(
+            bad_url.contains("ha_mqtt_url") && !bad_url.contains("pw-secret"),
+            "{bad_url}"
+        );
+        for prefix in ["", "home/#", "a/+/b", "/a", "a/", "a//b", "a b"] {
+            assert!(
+                err(&|c| c.ha_discovery_prefix = prefix.into()).is_some(),
+                "{prefix:?}"
+            );
+            assert!(
+                err(&|c| c.ha_topic_prefix = prefix.into()).is_some(),
+                "{prefix:?}"
+            );
+        }
+        assert!(err(&|c| c.ha_topic_prefix = "site-a/threshold".into()).is_none());
+        assert!(err(&|c| c.ha_picture_interval_ms = 10).is_some());
+        let c = HubConfig::from_toml(
+            "ha_mqtt_url = \"mqtt://127.0.0.1:1883\"\nha_discovery_prefix = \"ha\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.ha_mqtt_url.as_deref(),
+                c.ha_discovery_prefix.as_str(),
+                c.ha_topic_prefix.as_str()
+            ),
+            (Some("mqtt://127.0.0.1:1883"), "ha", "threshold")
+        );
+    }
+
+    #[test]
     fn embedded_broker_on_1883_is_refused() {
         let c = HubConfig {
             embedded_mqtt_addr: "127.0.0.1:1883".parse().unwrap(),

@@ -12,9 +12,9 @@
 //! simulated, its clock manual) with the real bridge on a real broker; the second a
 //! real hub with the real lock and camera agents.
 
-mod support;
 #[path = "support/ha_schema.rs"]
 mod ha_schema;
+mod support;
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -126,19 +126,28 @@ impl Ha {
             task,
         };
         // Subscribed before anything is published.
-        ha.until(10, "subscriptions acknowledged", |h| h.subscribed).await;
+        ha.until(10, "subscriptions acknowledged", |h| h.subscribed)
+            .await;
         ha
     }
 
     /// Wait until `f` yields, woken by each message (no polling); fail after `secs`.
-    async fn eventually<T>(&self, secs: u64, what: &str, mut f: impl FnMut(&Heard) -> Option<T>) -> T {
+    async fn eventually<T>(
+        &self,
+        secs: u64,
+        what: &str,
+        mut f: impl FnMut(&Heard) -> Option<T>,
+    ) -> T {
         let mut rx = self.changed.clone();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(v) = f(&self.heard.lock().unwrap()) {
                 return v;
             }
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
                 let g = self.heard.lock().unwrap();
                 let mut topics: Vec<String> = g
                     .last
@@ -147,7 +156,10 @@ impl Ha {
                     .map(|(t, p)| format!("{t} = {}", String::from_utf8_lossy(p)))
                     .collect();
                 topics.sort();
-                panic!("timed out waiting for: {what}\nlast states:\n{}", topics.join("\n"));
+                panic!(
+                    "timed out waiting for: {what}\nlast states:\n{}",
+                    topics.join("\n")
+                );
             }
         }
     }
@@ -174,7 +186,12 @@ impl Ha {
 
     async fn publish(&self, topic: &str, payload: &str) {
         self.client
-            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .publish(
+                topic,
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload.as_bytes().to_vec(),
+            )
             .await
             .unwrap();
     }
@@ -190,11 +207,17 @@ const DISCOVERY: &str = "homeassistant";
 
 /// Every config valid against Home Assistant's schema, with unique ids that differ,
 /// the hub's availability, and a device; returns them by unique id.
-fn check_configs(configs: &[(String, String, Value)], status: &str) -> HashMap<String, (String, Value)> {
+fn check_configs(
+    configs: &[(String, String, Value)],
+    status: &str,
+) -> HashMap<String, (String, Value)> {
     let mut by_id = HashMap::new();
     for (component, topic, c) in configs {
         if let Err(errors) = ha_schema::check(component, c) {
-            panic!("{topic} is not valid for Home Assistant:\n{}\n{c:#}", errors.join("\n"));
+            panic!(
+                "{topic} is not valid for Home Assistant:\n{}\n{c:#}",
+                errors.join("\n")
+            );
         }
         let id = c["unique_id"].as_str().expect("a unique id").to_owned();
         assert!(
@@ -207,7 +230,9 @@ fn check_configs(configs: &[(String, String, Value)], status: &str) -> HashMap<S
         assert!(c["device"]["identifiers"][0].is_string(), "{topic}");
         assert_eq!(c["origin"]["name"], "Threshold", "{topic}");
         assert!(
-            by_id.insert(id.clone(), (component.clone(), c.clone())).is_none(),
+            by_id
+                .insert(id.clone(), (component.clone(), c.clone()))
+                .is_none(),
             "unique id {id} used twice"
         );
     }
@@ -216,8 +241,16 @@ fn check_configs(configs: &[(String, String, Value)], status: &str) -> HashMap<S
 
 /// The config of the entity of `component` whose state topic (or image topic) is
 /// about `thing` (a door id, a device id, a home id).
-fn entity<'a>(by_id: &'a HashMap<String, (String, Value)>, component: &str, thing: &str) -> &'a Value {
-    let topic_key = if component == "image" { "image_topic" } else { "state_topic" };
+fn entity<'a>(
+    by_id: &'a HashMap<String, (String, Value)>,
+    component: &str,
+    thing: &str,
+) -> &'a Value {
+    let topic_key = if component == "image" {
+        "image_topic"
+    } else {
+        "state_topic"
+    };
     by_id
         .values()
         .find(|(c, v)| c == component && v[topic_key].as_str().is_some_and(|t| t.contains(thing)))
@@ -275,7 +308,13 @@ async fn home_assistant_sees_what_the_hub_knows_and_unknown_when_it_does_not() {
     let by_id = check_configs(&configs, &status);
     let count = |component: &str| by_id.values().filter(|(c, _)| c == component).count();
     assert_eq!(
-        (count("lock"), count("binary_sensor"), count("image"), count("sensor"), count("event")),
+        (
+            count("lock"),
+            count("binary_sensor"),
+            count("image"),
+            count("sensor"),
+            count("event")
+        ),
         (2, 3, 3, 1, 1)
     );
     let home_ident = format!("threshold_home_{}", house.home);
@@ -325,9 +364,11 @@ async fn home_assistant_sees_what_the_hub_knows_and_unknown_when_it_does_not() {
     house.run(&mut sim, 1_500).await;
     wait_state(&ha, "lock", &front_lock, "None").await;
     assert_eq!(ha.text(&state_topic(&back_lock)).as_deref(), Some("LOCKED"));
-    ha.until(10, "the lock's attributes say since when it is unknown", |h| {
-        json_at(h, &front_lock)["unknown_since_ms"].is_i64()
-    })
+    ha.until(
+        10,
+        "the lock's attributes say since when it is unknown",
+        |h| json_at(h, &front_lock)["unknown_since_ms"].is_i64(),
+    )
     .await;
     house.front.lock.dark = false;
 
@@ -363,7 +404,10 @@ async fn home_assistant_sees_what_the_hub_knows_and_unknown_when_it_does_not() {
     // Pictures: a streaming camera's frames reach Home Assistant, at most one per
     // ha_picture_interval_ms (2 s of hub time), and only while fresh.
     let picture_topic = garden_picture["image_topic"].as_str().unwrap().to_owned();
-    let picture_availability = format!("threshold/camera/{}/picture/availability", house.garden.hex());
+    let picture_availability = format!(
+        "threshold/camera/{}/picture/availability",
+        house.garden.hex()
+    );
     assert!(garden_picture["availability"]
         .as_array()
         .unwrap()
@@ -379,8 +423,16 @@ async fn home_assistant_sees_what_the_hub_knows_and_unknown_when_it_does_not() {
             (!p.is_empty()).then_some(p)
         })
         .await;
-    assert!(pictures.len() <= 2, "3 s of frames every 250 ms, at most one per 2 s: {}", pictures.len());
-    assert_eq!(pictures[0], [0xFF, 0xD8, 0xFF, 0xD9], "the frame's JPEG bytes");
+    assert!(
+        pictures.len() <= 2,
+        "3 s of frames every 250 ms, at most one per 2 s: {}",
+        pictures.len()
+    );
+    assert_eq!(
+        pictures[0],
+        [0xFF, 0xD8, 0xFF, 0xD9],
+        "the frame's JPEG bytes"
+    );
     house.garden.dark = true;
     house.run(&mut sim, 1_500).await;
     ha.wait_for(10, &picture_availability, "offline").await;
@@ -415,7 +467,10 @@ async fn home_assistant_sees_what_the_hub_knows_and_unknown_when_it_does_not() {
     assert_eq!(s, 200, "{b}");
     wait_state(&ha, "sensor", &delivery, "delivered").await;
     house.run(&mut sim, 600).await;
-    assert_eq!(ha.text(&state_topic(&delivery)).as_deref(), Some("delivered"));
+    assert_eq!(
+        ha.text(&state_topic(&delivery)).as_deref(),
+        Some("delivered")
+    );
     door_closes(&sim, &mut house.front).await;
     bolt_throws(&sim, &mut house.front).await;
     house.run(&mut sim, 500).await;
@@ -464,8 +519,14 @@ async fn home_assistant_sees_what_the_hub_knows_and_unknown_when_it_does_not() {
     })
     .await;
     let sent = sim.downlinks();
-    assert!(unlock_for(&sent, &house.front.lock.sim.id).is_none(), "{sent:?}");
-    assert!(!lock_command_for(&sent, &house.front.lock.sim.id), "{sent:?}");
+    assert!(
+        unlock_for(&sent, &house.front.lock.sim.id).is_none(),
+        "{sent:?}"
+    );
+    assert!(
+        !lock_command_for(&sent, &house.front.lock.sim.id),
+        "{sent:?}"
+    );
     house.run(&mut sim, 2_500).await;
     sim.downlinks();
     ha.publish(&command, "LOCK").await;
@@ -513,7 +574,9 @@ async fn home_assistant_sees_what_the_hub_knows_and_unknown_when_it_does_not() {
     ha.wait_for(15, &status, "offline").await;
     // Back, then a clean stop: online, then offline.
     let from = ha.log_len();
-    let bridge = threshold_hub::homeassistant::spawn(&sim.state).unwrap().unwrap();
+    let bridge = threshold_hub::homeassistant::spawn(&sim.state)
+        .unwrap()
+        .unwrap();
     ha.wait_for(15, &status, "online").await;
     wait_state(&ha, "lock", &front_lock, "LOCKED").await;
     bridge.stop().await;
@@ -564,7 +627,10 @@ async fn a_real_hub_with_real_agents_on_home_assistant() {
         .await;
     for (_, t, _) in &configs {
         assert!(t.starts_with("ha-test/discovery/"), "{t}");
-        assert!(t.contains("/ha-test_threshold/"), "the node level names this deployment: {t}");
+        assert!(
+            t.contains("/ha-test_threshold/"),
+            "the node level names this deployment: {t}"
+        );
     }
     let by_id = check_configs(&configs, status);
     let lock = entity(&by_id, "lock", &door).clone();
@@ -573,7 +639,13 @@ async fn a_real_hub_with_real_agents_on_home_assistant() {
     let camera_id = by_id
         .values()
         .find(|(c, _)| c == "binary_sensor")
-        .and_then(|(_, v)| v["state_topic"].as_str()?.split('/').nth(3).map(str::to_owned))
+        .and_then(|(_, v)| {
+            v["state_topic"]
+                .as_str()?
+                .split('/')
+                .nth(3)
+                .map(str::to_owned)
+        })
         .unwrap();
     let live = entity(&by_id, "binary_sensor", &camera_id).clone();
     let picture = entity(&by_id, "image", &camera_id).clone();
@@ -587,15 +659,26 @@ async fn a_real_hub_with_real_agents_on_home_assistant() {
     let jpeg = ha
         .eventually(20, "a picture", |h| h.last.get(&picture_topic).cloned())
         .await;
-    assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.ends_with(&[0xFF, 0xD9]), "a JPEG");
-    ha.wait_for(10, &format!("ha-test/threshold/camera/{camera_id}/picture/availability"), "online")
-        .await;
+    assert!(
+        jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) && jpeg.ends_with(&[0xFF, 0xD9]),
+        "a JPEG"
+    );
+    ha.wait_for(
+        10,
+        &format!("ha-test/threshold/camera/{camera_id}/picture/availability"),
+        "online",
+    )
+    .await;
 
     // The camera's link is cut (a jammer): not live, its picture no longer current.
     devices.cam_link.set_blocked(true);
     wait_state(&ha, "binary_sensor", &live, "OFF").await;
-    ha.wait_for(10, &format!("ha-test/threshold/camera/{camera_id}/picture/availability"), "offline")
-        .await;
+    ha.wait_for(
+        10,
+        &format!("ha-test/threshold/camera/{camera_id}/picture/availability"),
+        "offline",
+    )
+    .await;
     wait_state(&ha, "lock", &lock, "LOCKED").await;
 
     // The hub stops: Home Assistant hears it.

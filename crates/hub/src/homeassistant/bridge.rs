@@ -48,10 +48,16 @@ impl Bridge {
     /// Stop cleanly: `offline` on the hub's status topic, then disconnect.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(STOP_WAIT, &mut self.main).await.is_err() {
+        if tokio::time::timeout(STOP_WAIT, &mut self.main)
+            .await
+            .is_err()
+        {
             self.main.abort();
         }
-        if tokio::time::timeout(STOP_WAIT, &mut self.poll).await.is_err() {
+        if tokio::time::timeout(STOP_WAIT, &mut self.poll)
+            .await
+            .is_err()
+        {
             self.poll.abort();
         }
     }
@@ -435,9 +441,10 @@ impl Worker {
         if now.saturating_sub(captured) > self.state.config.live_window_ms {
             return;
         }
-        let due = self.picture_sent_at.get(&f.device).is_none_or(|at| {
-            now.saturating_sub(*at) >= self.state.config.ha_picture_interval_ms
-        });
+        let due = self
+            .picture_sent_at
+            .get(&f.device)
+            .is_none_or(|at| now.saturating_sub(*at) >= self.state.config.ha_picture_interval_ms);
         if !due {
             return;
         }
@@ -581,7 +588,9 @@ impl Worker {
     async fn delivery_changed(&mut self, id: &str) {
         match self.state.store.delivery_any(id).await {
             Ok(d) => self.note(states::DeliverySeen::from(&d)),
-            Err(e) => tracing::debug!(error = %e, delivery = id, "Home Assistant: delivery not read"),
+            Err(e) => {
+                tracing::debug!(error = %e, delivery = id, "Home Assistant: delivery not read")
+            }
         }
     }
 

@@ -313,7 +313,10 @@ mod tests {
         let p = &c.payload;
         assert_eq!(p["payload_reset"], "None");
         assert_eq!(p["optimistic"], false);
-        assert_eq!(p["retain"], false, "Home Assistant must not retain commands");
+        assert_eq!(
+            p["retain"], false,
+            "Home Assistant must not retain commands"
+        );
         assert!(p.get("payload_open").is_none(), "no open action offered");
         assert_eq!(p["command_topic"], "threshold/door/d1/lock/set");
         assert_eq!(p["device"]["via_device"], "threshold_home_h1");
@@ -322,7 +325,10 @@ mod tests {
             p["availability"][0]["topic"], "threshold/hub/status",
             "tied to the hub's own liveness"
         );
-        assert_eq!(p["availability"][1]["topic"], "threshold/home/h1/availability");
+        assert_eq!(
+            p["availability"][1]["topic"],
+            "threshold/home/h1/availability"
+        );
     }
 
     #[test]

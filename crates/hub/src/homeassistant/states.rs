@@ -249,7 +249,12 @@ mod tests {
     fn a_camera_is_on_only_while_live_and_off_only_when_the_hub_may_say_so() {
         assert_eq!(camera_live(Ok(()), false), ON);
         assert_eq!(camera_live(Ok(()), true), ON);
-        for b in [Blind::Offline, Blind::Stale, Blind::Frozen, Blind::ClockSkew] {
+        for b in [
+            Blind::Offline,
+            Blind::Stale,
+            Blind::Frozen,
+            Blind::ClockSkew,
+        ] {
             assert_eq!(camera_live(Err(b), true), OFF);
             assert_eq!(camera_live(Err(b), false), NONE);
             assert_eq!(camera_verdict(Err(b), false), "unknown");
@@ -311,7 +316,8 @@ mod tests {
         }
         assert!(types.contains(&"wifi_attack"));
         assert!(types.contains(&OTHER_ALERT));
-        let e = alert_event(&json!({"id": "a1", "kind": "unauthorized_entry", "severity": "critical"}));
+        let e =
+            alert_event(&json!({"id": "a1", "kind": "unauthorized_entry", "severity": "critical"}));
         assert_eq!(e["event_type"], "unauthorized_entry");
         assert_eq!(e["alert_id"], "a1");
         assert_eq!(

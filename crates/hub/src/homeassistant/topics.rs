@@ -132,7 +132,11 @@ impl Topics {
     }
 
     pub fn camera_picture_availability(&self, camera: &str) -> String {
-        format!("{}/camera/{}/picture/availability", self.base, safe_id(camera))
+        format!(
+            "{}/camera/{}/picture/availability",
+            self.base,
+            safe_id(camera)
+        )
     }
 }
 

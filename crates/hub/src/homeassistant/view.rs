@@ -92,11 +92,7 @@ pub fn cameras_of(state: &AppState, home: &HomeInfo) -> Vec<(DeviceId, CameraInf
 pub fn desired(state: &AppState, t: &Topics, known: &Known, now: i64) -> Vec<Retained> {
     let mut out = Vec::new();
     let vouching = !state.access.degraded(now);
-    for home in known
-        .homes
-        .iter()
-        .filter(|h| state.fleet.owns_home(&h.id))
-    {
+    for home in known.homes.iter().filter(|h| state.fleet.owns_home(&h.id)) {
         let h = home.id.as_str();
         config(&mut out, h, discovery::delivery(t, home));
         config(&mut out, h, discovery::alerts(t, home));
@@ -114,7 +110,9 @@ pub fn desired(state: &AppState, t: &Topics, known: &Known, now: i64) -> Vec<Ret
             Rank::State,
             h,
             t.delivery_attributes(h),
-            states::delivery_attributes(current).to_string().into_bytes(),
+            states::delivery_attributes(current)
+                .to_string()
+                .into_bytes(),
         );
 
         for door in state.access.doors.of_home(h) {

@@ -127,8 +127,12 @@ const SENSOR_CLASSES: &[&str] = &[
     "wind_speed",
 ];
 
-const SENSOR_STATE_CLASSES: &[&str] =
-    &["measurement", "measurement_angle", "total", "total_increasing"];
+const SENSOR_STATE_CLASSES: &[&str] = &[
+    "measurement",
+    "measurement_angle",
+    "total",
+    "total_increasing",
+];
 const EVENT_CLASSES: &[&str] = &["doorbell", "button", "motion"];
 const ENTITY_CATEGORIES: &[&str] = &["config", "diagnostic"];
 const AVAILABILITY_MODES: &[&str] = &["all", "any", "latest"];
@@ -190,7 +194,10 @@ fn common_keys() -> Vec<(&'static str, Ty)> {
 }
 
 fn ro_keys() -> Vec<(&'static str, Ty)> {
-    vec![("state_topic", Ty::SubTopic), ("value_template", Ty::Template)]
+    vec![
+        ("state_topic", Ty::SubTopic),
+        ("value_template", Ty::Template),
+    ]
 }
 
 fn rw_keys() -> Vec<(&'static str, Ty)> {
@@ -202,8 +209,11 @@ fn rw_keys() -> Vec<(&'static str, Ty)> {
     ]
 }
 
+/// Allowed keys with their types.
+type Keys = Vec<(&'static str, Ty)>;
+
 /// (required keys, allowed keys with their types) of a platform.
-fn platform(component: &str) -> Option<(Vec<&'static str>, Vec<(&'static str, Ty)>)> {
+fn platform(component: &str) -> Option<(Vec<&'static str>, Keys)> {
     let mut keys = base_keys();
     keys.extend(common_keys());
     let required = match component {
@@ -348,7 +358,9 @@ fn check_object(
     };
     for (k, val) in m {
         match keys.iter().find(|(name, _)| name == k) {
-            None => errors.push(format!("{what}: key {k:?} is not in Home Assistant's schema")),
+            None => errors.push(format!(
+                "{what}: key {k:?} is not in Home Assistant's schema"
+            )),
             Some((_, ty)) => check_value(&format!("{what}.{k}"), val, *ty, errors),
         }
     }
@@ -489,7 +501,9 @@ fn check_device(what: &str, v: &Value, errors: &mut Vec<String>) {
         Some(_) => false,
     };
     if !conn_ok {
-        errors.push(format!("{what}.connections: expected a list of [type, id] pairs"));
+        errors.push(format!(
+            "{what}.connections: expected a list of [type, id] pairs"
+        ));
     }
     let has_ids = m
         .get("identifiers")
@@ -518,7 +532,8 @@ pub fn discovery_component<'a>(prefix: &str, topic: &'a str) -> Result<&'a str, 
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     };
-    let ok_component = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
+    let ok_component =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
     match levels.as_slice() {
         [component, node, object, "config"] if ok_component(component) && ok_id(node) && ok_id(object) => {
             Ok(component)
@@ -552,8 +567,12 @@ pub fn check(component: &str, config: &Value) -> Result<(), Vec<String>> {
     match component {
         "image" => {
             match (m.contains_key("image_topic"), m.contains_key("url_topic")) {
-                (true, true) => errors.push("image: image_topic and url_topic are exclusive".into()),
-                (false, false) => errors.push("image: one of image_topic, url_topic is required".into()),
+                (true, true) => {
+                    errors.push("image: image_topic and url_topic are exclusive".into())
+                }
+                (false, false) => {
+                    errors.push("image: one of image_topic, url_topic is required".into())
+                }
                 _ => {}
             }
             if m.contains_key("content_type") && m.contains_key("url_topic") {
@@ -631,7 +650,9 @@ pub fn check_state(component: &str, config: &Value, payload: &str) -> Result<(),
     if ok {
         Ok(())
     } else {
-        Err(format!("{component}: {payload:?} is not a state of {config}"))
+        Err(format!(
+            "{component}: {payload:?} is not a state of {config}"
+        ))
     }
 }
 
@@ -654,19 +675,35 @@ pub fn self_test() {
         (with("stat_t", "x".into()), "an abbreviation"),
         (with("object_id", "x".into()), "object_id (gone in 2026.4)"),
         (with("qos", 3.into()), "qos 3"),
-        (with("command_topic", "t/+/set".into()), "a wildcard command topic"),
+        (
+            with("command_topic", "t/+/set".into()),
+            "a wildcard command topic",
+        ),
         (with("optimistic", "false".into()), "a string for a boolean"),
-        (with("device", serde_json::json!({"name": "x"})), "a device without identifiers"),
-        (with("origin", serde_json::json!({"sw_version": "1"})), "an origin without a name"),
-        (with("availability_topic", "t/x".into()), "both availability forms"),
+        (
+            with("device", serde_json::json!({"name": "x"})),
+            "a device without identifiers",
+        ),
+        (
+            with("origin", serde_json::json!({"sw_version": "1"})),
+            "an origin without a name",
+        ),
+        (
+            with("availability_topic", "t/x".into()),
+            "both availability forms",
+        ),
         (with("icon", "lock".into()), "an icon without prefix"),
     ] {
         assert!(check("lock", &bad).is_err(), "accepted {why}");
     }
     let mut no_cmd = lock.clone();
     no_cmd.as_object_mut().unwrap().remove("command_topic");
-    assert!(check("lock", &no_cmd).is_err(), "a lock without command_topic");
-    let sensor = serde_json::json!({"state_topic": "t/s", "device_class": "enum", "options": ["a"]});
+    assert!(
+        check("lock", &no_cmd).is_err(),
+        "a lock without command_topic"
+    );
+    let sensor =
+        serde_json::json!({"state_topic": "t/s", "device_class": "enum", "options": ["a"]});
     check("sensor", &sensor).unwrap();
     let mut s2 = sensor.clone();
     s2["device_class"] = "enumm".into();
@@ -681,7 +718,11 @@ pub fn self_test() {
     )
     .is_err());
     assert!(check("event", &serde_json::json!({"state_topic": "a"})).is_err());
-    assert!(check("binary_sensor", &serde_json::json!({"state_topic": "a", "device_class": "live"})).is_err());
+    assert!(check(
+        "binary_sensor",
+        &serde_json::json!({"state_topic": "a", "device_class": "live"})
+    )
+    .is_err());
     assert!(check_state("lock", &lock, "LOCKED").is_ok());
     assert!(check_state("lock", &lock, "locked").is_err());
     assert!(discovery_component("ha", "ha/lock/node/obj/config").is_ok());
