@@ -28,6 +28,8 @@ pub const LIVE_REPEAT_MS: u64 = 3_000;
 /// How often unfinished deliveries are read again (one query), and the homes.
 const DELIVERIES_EVERY_MS: u64 = 2_000;
 const HOMES_EVERY_MS: u64 = 10_000;
+/// An event about a home not read yet reads the homes again, at most this often.
+const HOMES_SOON_MS: u64 = 1_000;
 /// At most one lock command from Home Assistant per door this often (in hub time).
 const COMMAND_EVERY_MS: i64 = 2_000;
 /// Events lead to a publication at most this often (the hub's bus can be busy).
@@ -189,6 +191,9 @@ struct Worker {
     known: Known,
     /// Whether `known.homes` was read at least once (nothing is removed before).
     homes_loaded: bool,
+    /// When the homes were last read, and whether an event named a home not read.
+    last_homes_read: Instant,
+    homes_stale: bool,
     /// Unfinished deliveries per home (read again every `DELIVERIES_EVERY_MS`), and
     /// each home's most recently finished one.
     unfinished: HashMap<String, Vec<states::DeliverySeen>>,
@@ -224,6 +229,8 @@ async fn run(
         connected: false,
         known: Known::default(),
         homes_loaded: false,
+        last_homes_read: Instant::now(),
+        homes_stale: false,
         unfinished: HashMap::new(),
         finished: HashMap::new(),
         owners_loaded: HashSet::new(),
@@ -252,6 +259,11 @@ async fn run(
             },
             e = events.recv() => match e {
                 Ok(e) => {
+                    // A home the bridge has not read yet (created since): read the
+                    // homes soon rather than at the next periodic read.
+                    if !b.known.homes.iter().any(|h| h.id == e.home_id) {
+                        b.homes_stale = true;
+                    }
                     if e.event_type.starts_with("delivery.") {
                         if let Some(id) = e.data["delivery_id"].as_str() {
                             b.delivery_changed(id).await;
@@ -274,7 +286,9 @@ async fn run(
             },
             _ = tick.tick() => {
                 let now = Instant::now();
-                if now >= next_homes {
+                let soon = b.homes_stale
+                    && b.last_homes_read.elapsed() >= Duration::from_millis(HOMES_SOON_MS);
+                if now >= next_homes || soon {
                     next_homes = now + Duration::from_millis(HOMES_EVERY_MS);
                     b.load_homes().await;
                 }
@@ -518,6 +532,8 @@ impl Worker {
     /// The homes (names change, homes come and go), and the finished deliveries of
     /// owners not read yet.
     async fn load_homes(&mut self) {
+        self.last_homes_read = Instant::now();
+        self.homes_stale = false;
         match self.state.store.all_homes().await {
             Ok(rows) => {
                 self.known.homes = rows
