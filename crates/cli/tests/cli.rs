@@ -276,6 +276,10 @@ async fn no_credential_reaches_the_output() {
         .args(["--http-addr", "127.0.0.1:0", "--database-url", &pg])
         .args(["--mqtt-url", "mqtt://hub:url-secret-4711@127.0.0.1:1883"])
         .env("THRESHOLD_MQTT_PASSWORD", "env-secret-4711")
+        // Home Assistant's broker: nothing listens there, so its address is logged
+        // as unreachable, again and again, never with its credentials.
+        .args(["--ha-mqtt-url", "mqtt://ha:ha-url-secret-4711@127.0.0.1:9"])
+        .env("THRESHOLD_HA_MQTT_PASSWORD", "ha-env-secret-4711")
         .env("THRESHOLD_LOG", "debug")
         .env(
             "THRESHOLD_MQTT_TOPIC_PREFIX",
@@ -296,12 +300,22 @@ async fn no_credential_reaches_the_output() {
     let _ = child.kill();
     let _ = child.wait();
     let text = std::fs::read_to_string(&out).unwrap_or(text);
-    for secret in ["db-secret-4711", "url-secret-4711", "env-secret-4711"] {
+    for secret in [
+        "db-secret-4711",
+        "url-secret-4711",
+        "env-secret-4711",
+        "ha-url-secret-4711",
+        "ha-env-secret-4711",
+    ] {
         assert!(!text.contains(secret), "{secret} printed:\n{text}");
     }
     assert!(
         text.contains("127.0.0.1:1883"),
         "the broker is named:\n{text}"
+    );
+    assert!(
+        text.contains("Home Assistant discovery on broker=mqtt://ha:***@127.0.0.1:9"),
+        "Home Assistant's broker is named:\n{text}"
     );
 }
 
