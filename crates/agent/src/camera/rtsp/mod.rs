@@ -540,3 +540,6 @@ fn offer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn copies_planes_without_padding_and_makes_a_valid_jpeg() {
-        let (w, h, stride) = (34usize, 20usize, 48usize);
+        let (w, h, stride) = (64usize, 48usize, 80usize);
         let mut y = vec![0u8; stride * h];
         for r in 0..h {
             for c in 0..w {
@@ -131,13 +131,13 @@ mod tests {
         };
         let p = Picture::from_yuv(&s).unwrap();
         assert_eq!(p.y.len(), w * h);
-        assert_eq!(p.u.len(), 17 * 10);
+        assert_eq!(p.u.len(), 32 * 24);
         let t = p.thumb();
         assert_eq!(t[0], 16);
         assert_eq!(t[7], 235);
         let jpeg = p.to_jpeg(JPEG_QUALITY).unwrap();
         let f = prepare(Frame::new(jpeg)).unwrap();
-        assert_eq!((f.width, f.height), (34, 20));
+        assert_eq!((f.width, f.height), (64, 48));
         // Full range after expansion: the dark half is black, the bright half white.
         assert!(f.thumb[0] < 10, "{:?}", f.thumb);
         assert!(f.thumb[7] > 245, "{:?}", f.thumb);

@@ -21,9 +21,15 @@ pub const MIN_PLAUSIBLE_MS: i64 = 1_577_836_800_000;
 pub const MAX_PLAUSIBLE_MS: i64 = 4_102_444_800_000;
 
 /// Unix milliseconds of a 64-bit NTP timestamp (32.32 fixed point seconds since 1900),
-/// or `None` when it is outside 2020..2100. NTP era 1 (from 2036-02-07, when the
-/// seconds field wraps) is recognised by a clear top bit (RFC 4330 §3).
+/// or `None` when it is zero or outside 2020..2100. NTP era 1 (from 2036-02-07, when
+/// the seconds field wraps) is recognised by a clear top bit (RFC 4330 §3), so a camera
+/// counting from 1900 + uptime reads as 2036 + uptime: a capture time in the future,
+/// which the source refuses against the agent's own clock (`MAX_AHEAD_MS`).
 pub fn ntp_to_unix_ms(ntp: u64) -> Option<i64> {
+    // Zero means "not synchronised" (RFC 4330 §3).
+    if ntp == 0 {
+        return None;
+    }
     let mut secs = ntp >> 32;
     if secs & 0x8000_0000 == 0 {
         secs += 1 << 32;
@@ -32,7 +38,7 @@ pub fn ntp_to_unix_ms(ntp: u64) -> Option<i64> {
     let unix_s = i64::try_from(secs.checked_sub(NTP_UNIX_OFFSET_S)?).ok()?;
     let ms = unix_s
         .checked_mul(1000)?
-        .checked_add(i64::try_from((frac * 1000) >> 32).ok()?)?;
+        .checked_add(i64::try_from((frac * 1000 + (1 << 31)) >> 32).ok()?)?;
     (MIN_PLAUSIBLE_MS..MAX_PLAUSIBLE_MS)
         .contains(&ms)
         .then_some(ms)
@@ -121,9 +127,11 @@ mod tests {
         assert_eq!(ntp_to_unix_ms(ntp), Some(T));
         // A camera that never set its clock: 1900 + uptime, or 1970 + uptime.
         assert_eq!(ntp_to_unix_ms(0), None);
-        assert_eq!(ntp_to_unix_ms(5 << 32), None);
         assert_eq!(ntp_to_unix_ms(unix_ms_to_ntp(86_400_000)), None);
-        assert_eq!(ntp_to_unix_ms(u64::MAX), None);
+        assert_eq!(ntp_to_unix_ms(unix_ms_to_ntp(1_500_000_000_000)), None, "2017");
+        // 1900 + uptime reads as era 1 (2036 + uptime): in the future, refused by the
+        // source against the agent's clock.
+        assert!(ntp_to_unix_ms(5 << 32).unwrap() > 2_085_978_496_000);
         // After NTP's era rollover (2036-02-07T06:28:16Z) the seconds field restarts.
         let after = 2_085_978_496_000 + 10_000; // 2036-02-07T06:28:26Z
         let ntp = unix_ms_to_ntp(after);
@@ -142,7 +150,7 @@ mod tests {
         assert_eq!(c.capture_ms(1000), Some(T));
         // One second of 90 kHz later and earlier.
         assert_eq!(c.capture_ms(91_000), Some(T + 1000));
-        assert_eq!(c.capture_ms(1000 - 9000), Some(T - 100));
+        assert_eq!(c.capture_ms(1000u32.wrapping_sub(9000)), Some(T - 100));
     }
 
     #[test]

@@ -32,7 +32,15 @@ impl RtspConfig {
     /// percent-decoded and moved to `username`/`password`. Anything but `rtsp://` is
     /// refused with a reason that never repeats the credentials.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let shown = redact(s);
+        let shown = if s.contains("://") {
+            redact(s)
+        } else {
+            // Not even a URL: whatever comes before an '@' may be a password.
+            match s.rfind('@') {
+                Some(at) => format!("***{}", &s[at..]),
+                None => s.to_owned(),
+            }
+        };
         let scheme = s.split_once("://").map(|(a, _)| a.to_ascii_lowercase());
         match scheme.as_deref() {
             Some("rtsp") => {}
