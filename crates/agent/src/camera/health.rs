@@ -13,7 +13,7 @@
 /// How long a problem must last (no frame meanwhile) before it is reported.
 pub const PROBLEM_AFTER_MS: i64 = 1_000;
 /// Least time between two reports.
-pub const MIN_GAP_MS: i64 = 5_000;
+pub const MIN_GAP_MS: i64 = 2_000;
 /// Longest reason carried in an event.
 pub const MAX_REASON_CHARS: usize = 300;
 

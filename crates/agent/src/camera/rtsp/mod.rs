@@ -79,7 +79,7 @@ impl Default for RtspTiming {
             sr_grace: Duration::from_secs(6),
             request_timeout: Duration::from_secs(10),
             min_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(2),
         }
     }
 }
