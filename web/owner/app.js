@@ -825,6 +825,7 @@ async function devicePage(id) {
     const v = new LiveView(d, { socket: !!app.features.liveSocket });
     app.views.push(v);
     body.append(h("section", { class: "card", "aria-label": "Live view" }, v.el));
+    body.append(await sourceProblem(d));
   }
   if (d.kind === "lock") {
     const v = new LockView(d);
@@ -842,6 +843,23 @@ async function devicePage(id) {
   });
   if (!d.revoked) body.append(rm);
   fill(main, body);
+}
+
+/** Why a camera gives no pictures, in its own words: the newest of its signed
+ * `source_problem` / `source_recovered` events (RTSP stream stalled, password refused,
+ * no capture times, ...). Shown while the problem lasts; never a reason to show LIVE. */
+async function sourceProblem(d) {
+  const box = h("p", { id: "source-problem", class: "error", role: "status", hidden: true });
+  let tl = [];
+  try { tl = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/timeline?limit=1000`, undefined, { timeoutMs: 3000 }); } catch { return box; }
+  const last = tl.find((t) => t.device_id === d.id && (t.kind === "device.source_problem" || t.kind === "device.source_recovered"));
+  if (last && last.kind === "device.source_problem") {
+    const det = (last.detail && last.detail.detail) || {};
+    box.dataset.code = det.code || "";
+    box.textContent = `Camera problem since ${hms(last.time_ms)}: ${det.reason || det.code || "unknown"}`;
+    box.hidden = false;
+  }
+  return box;
 }
 
 /** Remote lock/unlock of the lock's door, under the entry rule (with the recorded
@@ -971,6 +989,8 @@ function timelineText(t) {
     case "device.bolt_unlocked": return "The lock unlocked";
     case "device.token_accepted": return "The lock accepted the unlock capability";
     case "device.relocked": return "The lock relocked by itself";
+    case "device.source_problem": return `Camera problem: ${(d.detail && (d.detail.reason || d.detail.code)) || "unknown"}`;
+    case "device.source_recovered": return "Camera pictures flow again";
     case "liveness": return `${d.from || "?"} → ${d.to || "?"}`;
     default:
       if (t.kind.startsWith("device.")) return `${t.kind.slice(7).replaceAll("_", " ")}${d.late ? " (reported late)" : ""}`;

@@ -4,11 +4,11 @@
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use threshold_agent::camera::rtsp::{redact, RtspConfig};
 use threshold_agent::{
     CameraConfig, CommonConfig, ContactConfig, ContactDriverConfig, LockConfig, LockDriverConfig,
     SimulatedHome, SourceConfig, Z2mConfig,
 };
-use threshold_agent::camera::rtsp::{redact, RtspConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
@@ -173,9 +173,14 @@ pub fn parse_source(s: &str) -> anyhow::Result<SourceConfig> {
         if l.starts_with("http://") || l.starts_with("https://") {
             Ok(u.to_owned())
         } else if l.starts_with("rtsp") {
-            anyhow::bail!("{kind}: needs an http(s):// URL; for an RTSP camera give --source rtsp://…")
+            anyhow::bail!(
+                "{kind}: needs an http(s):// URL; for an RTSP camera give --source rtsp://…"
+            )
         } else {
-            anyhow::bail!("{kind}: needs an http:// or https:// URL, not {}", redact(u))
+            anyhow::bail!(
+                "{kind}: needs an http:// or https:// URL, not {}",
+                redact(u)
+            )
         }
     };
     match s.split_once(':') {
@@ -220,9 +225,8 @@ pub fn apply_rtsp_credentials(
     }
     let from_file = match &given.rtsp_password_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("--rtsp-password-file {}: {e}", path.display())
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--rtsp-password-file {}: {e}", path.display()))?;
             let line = text.lines().next().unwrap_or("").to_owned();
             anyhow::ensure!(
                 !line.is_empty(),

@@ -88,9 +88,12 @@ impl World {
     }
 
     async fn wait_watching(&self, want: &str, secs: u64) {
-        until_on(&self.hub().state, secs, &format!("camera {want}"), || async {
-            self.watching().await == want
-        })
+        until_on(
+            &self.hub().state,
+            secs,
+            &format!("camera {want}"),
+            || async { self.watching().await == want },
+        )
         .await;
     }
 
@@ -132,7 +135,10 @@ impl World {
     async fn source_events(&self) -> Vec<(String, String, String)> {
         let (_, tl) = call(
             "GET",
-            format!("{}/api/v1/homes/{}/timeline?limit=1000", self.base, self.home_id),
+            format!(
+                "{}/api/v1/homes/{}/timeline?limit=1000",
+                self.base, self.home_id
+            ),
             Some(&self.owner),
             None,
         )
@@ -144,7 +150,10 @@ impl World {
             .iter()
             .filter(|t| t["device_id"] == self.camera_id.as_str())
             .filter_map(|t| {
-                let kind = t["kind"].as_str()?.strip_prefix("device.source_")?.to_owned();
+                let kind = t["kind"]
+                    .as_str()?
+                    .strip_prefix("device.source_")?
+                    .to_owned();
                 let d = &t["detail"]["detail"];
                 Some((
                     t["time_ms"].as_i64().unwrap_or(0),
@@ -201,7 +210,11 @@ async fn rtsp_camera_liveness_follows_the_stream_and_guards_the_door() {
     let [owner, courier, dispatcher]: [String; 3] = support::accounts(
         &base,
         &admin,
-        &[("owner", "olga"), ("courier", "cem"), ("dispatcher", "dina")],
+        &[
+            ("owner", "olga"),
+            ("courier", "cem"),
+            ("dispatcher", "dina"),
+        ],
     )
     .await
     .try_into()

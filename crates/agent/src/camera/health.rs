@@ -129,10 +129,17 @@ mod tests {
     #[test]
     fn a_lasting_problem_is_reported_once_and_its_end_once() {
         let mut h = SourceHealth::new();
-        assert_eq!(h.on_frame(0), None, "healthy from the start: nothing to say");
+        assert_eq!(
+            h.on_frame(0),
+            None,
+            "healthy from the start: nothing to say"
+        );
         assert_eq!(h.on_problem("stalled", "stalled words", 200), None);
         assert_eq!(h.on_idle(700), None);
-        assert_eq!(h.on_problem("stalled", "stalled words", 1_200), problem("stalled"));
+        assert_eq!(
+            h.on_problem("stalled", "stalled words", 1_200),
+            problem("stalled")
+        );
         for t in (1_400..20_000).step_by(200) {
             assert_eq!(h.on_problem("stalled", "stalled words", t), None, "at {t}");
         }
@@ -165,8 +172,14 @@ mod tests {
             problem("connect_failed")
         );
         // The reason changes soon after: held back until the gap has passed.
-        assert_eq!(h.on_problem("auth_failed", "auth_failed words", 2_000), None);
-        assert_eq!(h.on_problem("auth_failed", "auth_failed words", 5_800), None);
+        assert_eq!(
+            h.on_problem("auth_failed", "auth_failed words", 2_000),
+            None
+        );
+        assert_eq!(
+            h.on_problem("auth_failed", "auth_failed words", 5_800),
+            None
+        );
         assert_eq!(
             h.on_problem("auth_failed", "auth_failed words", 6_000),
             problem("auth_failed")
@@ -200,7 +213,10 @@ mod tests {
         }
         .to_event();
         assert_eq!(e.event_type, "source_problem");
-        assert_eq!(e.detail, serde_json::json!({"code": "no_sender_report", "reason": "r"}));
+        assert_eq!(
+            e.detail,
+            serde_json::json!({"code": "no_sender_report", "reason": "r"})
+        );
         let e = HealthEvent::Recovered {
             code: "stalled".into(),
         }

@@ -7,8 +7,8 @@
 //! still scene from heartbeats alone.
 
 pub mod folder;
-pub mod http;
 pub mod health;
+pub mod http;
 pub mod mjpeg;
 pub mod rtsp;
 pub mod synthetic;
@@ -284,24 +284,19 @@ mod tests {
     #[test]
     fn good_jpeg_is_summarised() {
         let j = sample_jpeg(3);
-        let p = prepare(Frame::new(j.clone()))
-        .unwrap();
+        let p = prepare(Frame::new(j.clone())).unwrap();
         assert_eq!((p.width, p.height), (64, 48));
         assert_eq!(p.sha256.to_vec(), Sha256::digest(&j).to_vec());
         assert!(p.thumb.iter().any(|&v| v > 0));
         // Padding after EOI is tolerated.
         let mut padded = j.clone();
         padded.extend_from_slice(b"\r\n\0\0");
-        assert!(prepare(Frame::new(padded))
-        .is_ok());
+        assert!(prepare(Frame::new(padded)).is_ok());
     }
 
     #[test]
     fn bad_frames_are_refused_never_panic() {
-        assert_eq!(
-            prepare(Frame::new(vec![])),
-            Err(FrameError::Empty)
-        );
+        assert_eq!(prepare(Frame::new(vec![])), Err(FrameError::Empty));
         assert_eq!(
             prepare(Frame::new(b"<html>".to_vec())),
             Err(FrameError::NotJpeg)
@@ -309,8 +304,7 @@ mod tests {
         let j = sample_jpeg(9);
         for n in 0..j.len() - 1 {
             assert!(
-                prepare(Frame::new(j[..n].to_vec()))
-                .is_err(),
+                prepare(Frame::new(j[..n].to_vec())).is_err(),
                 "truncated at {n} accepted"
             );
         }

@@ -207,9 +207,12 @@ impl FrameSource for RtspSource {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let (guard, _) = match self.shared.cv.wait_timeout_while(guard, self.timing.wait, |i| {
-            i.latest.as_ref().is_none_or(|l| l.counter <= last)
-        }) {
+        let (guard, _) = match self
+            .shared
+            .cv
+            .wait_timeout_while(guard, self.timing.wait, |i| {
+                i.latest.as_ref().is_none_or(|l| l.counter <= last)
+            }) {
             Ok(r) => r,
             Err(p) => p.into_inner(),
         };
@@ -290,7 +293,12 @@ fn classify(cfg: &RtspConfig, step: &str, e: &retina::Error) -> Problem {
     }
 }
 
-fn worker(cfg: RtspConfig, shared: Arc<Shared>, timing: RtspTiming, mut stop: watch::Receiver<bool>) {
+fn worker(
+    cfg: RtspConfig,
+    shared: Arc<Shared>,
+    timing: RtspTiming,
+    mut stop: watch::Receiver<bool>,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -338,7 +346,10 @@ async fn timed<T>(
         Ok(r) => r.map_err(|e| classify(cfg, step, &e)),
         Err(_) => Err(problem(
             "timeout",
-            format!("the camera did not answer {step} within {} s", t.request_timeout.as_secs()),
+            format!(
+                "the camera did not answer {step} within {} s",
+                t.request_timeout.as_secs()
+            ),
         )),
     }
 }
@@ -361,7 +372,13 @@ async fn play(cfg: &RtspConfig, t: &RtspTiming, shared: &Shared) -> Result<Probl
     let opts = SessionOptions::default()
         .creds(creds)
         .user_agent(format!("threshold-agent/{}", env!("CARGO_PKG_VERSION")));
-    let mut described = timed(cfg, t, "DESCRIBE", retina::client::Session::describe(url, opts)).await?;
+    let mut described = timed(
+        cfg,
+        t,
+        "DESCRIBE",
+        retina::client::Session::describe(url, opts),
+    )
+    .await?;
     let streams = described.streams();
     let Some(idx) = streams
         .iter()
@@ -395,9 +412,7 @@ async fn play(cfg: &RtspConfig, t: &RtspTiming, shared: &Shared) -> Result<Probl
     )
     .await?;
     let playing = timed(cfg, t, "PLAY", described.play(PlayOptions::default())).await?;
-    let mut demuxed = playing
-        .demuxed()
-        .map_err(|e| classify(cfg, "PLAY", &e))?;
+    let mut demuxed = playing.demuxed().map_err(|e| classify(cfg, "PLAY", &e))?;
     let mut decoder = openh264::decoder::Decoder::new()
         .map_err(|e| problem("internal", format!("cannot start the H.264 decoder: {e}")))?;
     let played = Instant::now();

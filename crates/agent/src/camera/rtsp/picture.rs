@@ -61,12 +61,8 @@ impl Picture {
             u16::try_from(h).map_err(|_| "picture too tall for JPEG".to_string())?,
         );
         let cw = w.div_ceil(2);
-        let luma = |v: u8| -> u8 {
-            ((i32::from(v) - 16).clamp(0, 219) * 255 / 219) as u8
-        };
-        let chroma = |v: u8| -> u8 {
-            ((i32::from(v) - 128) * 255 / 224 + 128).clamp(0, 255) as u8
-        };
+        let luma = |v: u8| -> u8 { ((i32::from(v) - 16).clamp(0, 219) * 255 / 219) as u8 };
+        let chroma = |v: u8| -> u8 { ((i32::from(v) - 128) * 255 / 224 + 128).clamp(0, 255) as u8 };
         let mut ycc = Vec::with_capacity(w * h * 3);
         for row in 0..h {
             for col in 0..w {
@@ -127,7 +123,11 @@ mod tests {
             w,
             h,
             stride,
-            buf: (y, vec![128; stride / 2 * h / 2], vec![128; stride / 2 * h / 2]),
+            buf: (
+                y,
+                vec![128; stride / 2 * h / 2],
+                vec![128; stride / 2 * h / 2],
+            ),
         };
         let p = Picture::from_yuv(&s).unwrap();
         assert_eq!(p.y.len(), w * h);

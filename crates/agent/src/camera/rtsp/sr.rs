@@ -128,7 +128,11 @@ mod tests {
         // A camera that never set its clock: 1900 + uptime, or 1970 + uptime.
         assert_eq!(ntp_to_unix_ms(0), None);
         assert_eq!(ntp_to_unix_ms(unix_ms_to_ntp(86_400_000)), None);
-        assert_eq!(ntp_to_unix_ms(unix_ms_to_ntp(1_500_000_000_000)), None, "2017");
+        assert_eq!(
+            ntp_to_unix_ms(unix_ms_to_ntp(1_500_000_000_000)),
+            None,
+            "2017"
+        );
         // 1900 + uptime reads as era 1 (2036 + uptime): in the future, refused by the
         // source against the agent's clock.
         assert!(ntp_to_unix_ms(5 << 32).unwrap() > 2_085_978_496_000);
@@ -173,13 +177,18 @@ mod tests {
         let mut c = SrClock::new(90_000).unwrap();
         c.on_sender_report(unix_ms_to_ntp(T), 0).unwrap();
         // The camera's clock was stepped by NTP: the newest report rules.
-        c.on_sender_report(unix_ms_to_ntp(T + 5000), 90_000).unwrap();
+        c.on_sender_report(unix_ms_to_ntp(T + 5000), 90_000)
+            .unwrap();
         assert_eq!(c.capture_ms(90_000), Some(T + 5000));
         assert!(matches!(
             c.on_sender_report(0, 180_000),
             Err(SrError::ImplausibleNtp(0))
         ));
-        assert_eq!(c.capture_ms(180_000), None, "no capture time without evidence");
+        assert_eq!(
+            c.capture_ms(180_000),
+            None,
+            "no capture time without evidence"
+        );
         // Other clock rates.
         let mut a = SrClock::new(8000).unwrap();
         a.on_sender_report(unix_ms_to_ntp(T), 0).unwrap();

@@ -42,7 +42,10 @@ fn until<T>(
             return v;
         }
     }
-    panic!("timed out waiting for: {what} (last: {last}; stats {:?})", src.stats());
+    panic!(
+        "timed out waiting for: {what} (last: {last}; stats {:?})",
+        src.stats()
+    );
 }
 
 fn frame(src: &mut RtspSource, what: &str) -> Frame {
@@ -98,13 +101,24 @@ fn frames_carry_capture_times_from_sender_reports_across_the_rtp_wrap() {
     for w in frames.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         assert!(b.0 > a.0, "capture times increase: {} then {}", a.0, b.0);
-        assert!(b.0 - a.0 < 1_000, "no jump at the wrap: {} then {}", a.0, b.0);
-        assert!(thumb_diff(&a.1.thumb, &b.1.thumb) > 0.5, "the picture moves");
+        assert!(
+            b.0 - a.0 < 1_000,
+            "no jump at the wrap: {} then {}",
+            a.0,
+            b.0
+        );
+        assert!(
+            thumb_diff(&a.1.thumb, &b.1.thumb) > 0.5,
+            "the picture moves"
+        );
     }
     let s = src.stats();
     assert!(s.sender_reports >= 2, "{s:?}");
     assert_eq!(s.decode_errors, 0, "{s:?}");
-    assert!(server.fragmented() > 0, "large NAL units went as FU-A fragments");
+    assert!(
+        server.fragmented() > 0,
+        "large NAL units went as FU-A fragments"
+    );
     assert_eq!(server.plays(), 1);
 }
 
@@ -140,7 +154,9 @@ fn a_frozen_stream_gives_no_new_frames_then_says_stalled_and_recovers() {
     }
     assert_eq!(server.plays(), 1, "the connection stayed up");
     server.freeze(false);
-    let after = frame(&mut src, "a frame after the freeze").captured_ms.unwrap();
+    let after = frame(&mut src, "a frame after the freeze")
+        .captured_ms
+        .unwrap();
     assert!(after > before + 1_000, "{before} then {after}");
 }
 

@@ -108,7 +108,8 @@ impl TestRtspServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let ctl = Arc::new(Control::default());
-        ctl.sender_reports.store(opts.sender_reports, Ordering::SeqCst);
+        ctl.sender_reports
+            .store(opts.sender_reports, Ordering::SeqCst);
         ctl.clock_offset_ms
             .store(opts.camera_clock_offset_ms, Ordering::SeqCst);
         *lock(&ctl.listener) = Some(listener);
@@ -256,7 +257,9 @@ fn encode(enc: &mut Encoder, yuv: &YUVBuffer) -> io::Result<Vec<Vec<u8>>> {
     for l in 0..bs.num_layers() {
         let Some(layer) = bs.layer(l) else { continue };
         for i in 0..layer.nal_count() {
-            let Some(nal) = layer.nal_unit(i) else { continue };
+            let Some(nal) = layer.nal_unit(i) else {
+                continue;
+            };
             let nal = nal
                 .strip_prefix(&[0, 0, 0, 1])
                 .or_else(|| nal.strip_prefix(&[0, 0, 1]))
@@ -273,11 +276,17 @@ fn encode(enc: &mut Encoder, yuv: &YUVBuffer) -> io::Result<Vec<Vec<u8>>> {
 fn parameter_sets(opts: &ServerOptions) -> io::Result<String> {
     let mut enc = encoder(opts)?;
     let nals = encode(&mut enc, &render(opts.width, opts.height, 0))?;
-    let find = |t: u8| nals.iter().find(|n| n.first().is_some_and(|b| b & 0x1F == t));
+    let find = |t: u8| {
+        nals.iter()
+            .find(|n| n.first().is_some_and(|b| b & 0x1F == t))
+    };
     let (Some(sps), Some(pps)) = (find(7), find(8)) else {
         return Err(io::Error::other("the encoder produced no SPS/PPS"));
     };
-    let pli = sps.get(1..4).map(hex::encode).unwrap_or_else(|| "42c01f".into());
+    let pli = sps
+        .get(1..4)
+        .map(hex::encode)
+        .unwrap_or_else(|| "42c01f".into());
     Ok(format!(
         "profile-level-id={pli};sprop-parameter-sets={},{}",
         base64_encode(sps),
@@ -485,7 +494,9 @@ fn packetize(nals: &[Vec<u8>], max: usize, fragmented: &AtomicU64) -> Vec<(bool,
     let mut out = Vec::new();
     for (i, nal) in nals.iter().enumerate() {
         let last_nal = i + 1 == nals.len();
-        let Some((&hdr, body)) = nal.split_first() else { continue };
+        let Some((&hdr, body)) = nal.split_first() else {
+            continue;
+        };
         if nal.len() <= max {
             out.push((last_nal, nal.clone()));
             continue;
@@ -494,7 +505,10 @@ fn packetize(nals: &[Vec<u8>], max: usize, fragmented: &AtomicU64) -> Vec<(bool,
         let chunks: Vec<&[u8]> = body.chunks(max.saturating_sub(2).max(1)).collect();
         for (j, c) in chunks.iter().enumerate() {
             let (start, end) = (j == 0, j + 1 == chunks.len());
-            let mut p = vec![(hdr & 0xE0) | 28, (hdr & 0x1F) | if start { 0x80 } else { 0 } | if end { 0x40 } else { 0 }];
+            let mut p = vec![
+                (hdr & 0xE0) | 28,
+                (hdr & 0x1F) | if start { 0x80 } else { 0 } | if end { 0x40 } else { 0 },
+            ];
             p.extend_from_slice(c);
             out.push((last_nal && end, p));
         }
@@ -572,7 +586,9 @@ mod tests {
 
     #[test]
     fn fu_a_fragments_reassemble_to_the_nal_unit() {
-        let nal: Vec<u8> = std::iter::once(0x65).chain((0..2000).map(|i| i as u8)).collect();
+        let nal: Vec<u8> = std::iter::once(0x65)
+            .chain((0..2000).map(|i| i as u8))
+            .collect();
         let small = vec![0x41, 1, 2, 3];
         let n = AtomicU64::new(0);
         let pkts = packetize(&[small.clone(), nal.clone()], 600, &n);
@@ -580,10 +596,15 @@ mod tests {
         assert_eq!(pkts[0], (false, small));
         let frags = &pkts[1..];
         assert!(frags.len() >= 4);
-        assert!(frags.iter().all(|(_, p)| p.len() <= 600 && p[0] & 0x1F == 28));
+        assert!(frags
+            .iter()
+            .all(|(_, p)| p.len() <= 600 && p[0] & 0x1F == 28));
         assert_eq!(frags[0].1[1] & 0xC0, 0x80, "start bit");
         assert_eq!(frags.last().unwrap().1[1] & 0xC0, 0x40, "end bit");
-        assert!(frags.last().unwrap().0, "marker on the access unit's last packet");
+        assert!(
+            frags.last().unwrap().0,
+            "marker on the access unit's last packet"
+        );
         let mut re = vec![(frags[0].1[0] & 0xE0) | (frags[0].1[1] & 0x1F)];
         for (_, p) in frags {
             re.extend_from_slice(&p[2..]);

@@ -87,9 +87,8 @@ impl RtspConfig {
         let mut out = redact(text);
         if let Some(p) = self.password.as_deref().filter(|p| !p.is_empty()) {
             out = out.replace(p, "***");
-            let basic = base64_encode(
-                format!("{}:{p}", self.username.as_deref().unwrap_or("")).as_bytes(),
-            );
+            let basic =
+                base64_encode(format!("{}:{p}", self.username.as_deref().unwrap_or("")).as_bytes());
             out = out.replace(&basic, "***");
         }
         out
@@ -106,7 +105,9 @@ pub fn redact(text: &str) -> String {
         out.push_str(head);
         // The authority ends at the path, query, fragment or any whitespace/quote.
         let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace())
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace()
+            })
             .unwrap_or(tail.len());
         let (authority, after) = tail.split_at(end);
         match authority.rfind('@') {
