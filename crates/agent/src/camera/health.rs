@@ -171,23 +171,25 @@ mod tests {
             h.on_problem("connect_failed", "connect_failed words", 1_000),
             problem("connect_failed")
         );
-        // The reason changes soon after: held back until the gap has passed.
+        // The reason changes soon after: held back until the gap has passed, although
+        // it has lasted long enough.
         assert_eq!(
-            h.on_problem("auth_failed", "auth_failed words", 2_000),
+            h.on_problem("auth_failed", "auth_failed words", 1_100),
             None
         );
         assert_eq!(
-            h.on_problem("auth_failed", "auth_failed words", 5_800),
+            h.on_problem("auth_failed", "auth_failed words", 1_000 + MIN_GAP_MS - 1),
             None
         );
         assert_eq!(
-            h.on_problem("auth_failed", "auth_failed words", 6_000),
+            h.on_problem("auth_failed", "auth_failed words", 1_000 + MIN_GAP_MS),
             problem("auth_failed")
         );
-        // A frame, then a problem again, flapping every 300 ms: one report per gap.
+        // A frame, then a problem again, flapping every 300 ms for 30 s: at most one
+        // report per gap.
         let mut events = Vec::new();
         for i in 0..100 {
-            let t = 6_100 + i * 300;
+            let t = 10_000 + i * 300;
             let e = if i % 2 == 0 {
                 h.on_frame(t)
             } else {
@@ -195,7 +197,14 @@ mod tests {
             };
             events.extend(e);
         }
-        assert!(events.len() <= 7, "{events:?}");
+        assert!(events.len() as i64 <= 30_000 / MIN_GAP_MS + 1, "{events:?}");
+        // Flapping faster than PROBLEM_AFTER_MS: the problem is never reported.
+        assert!(
+            events
+                .iter()
+                .all(|e| matches!(e, HealthEvent::Recovered { .. })),
+            "{events:?}"
+        );
         // Long reasons are cut.
         let mut h = SourceHealth::new();
         h.on_problem("x", &"y".repeat(1000), 0);
