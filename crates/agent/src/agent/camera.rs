@@ -11,6 +11,7 @@
 
 use super::{CameraConfig, Device};
 use crate::camera::health::{HealthEvent, SourceHealth};
+use crate::camera::rtsp::redact;
 use crate::camera::{open_source, prepare, PreparedFrame, SourceError};
 use crate::clock::now_ms;
 use crate::link::{shutdown_signalled, Downlink, LinkEvent};
@@ -124,11 +125,13 @@ fn capture_thread(
                     },
                     Err(SourceError::NotReady) => (None, health.on_idle(now_ms())),
                     Err(e) => {
+                        // A snapshot or MJPEG URL may carry a password too.
+                        let reason = redact(&e.to_string());
                         let n = stats.source_errors.fetch_add(1, Ordering::Relaxed) + 1;
                         if n.is_power_of_two() {
-                            tracing::warn!(code = e.code(), error = %e, errors_total = n, "camera source error");
+                            tracing::warn!(code = e.code(), error = %reason, errors_total = n, "camera source error");
                         }
-                        (None, health.on_problem(e.code(), &e.to_string(), now_ms()))
+                        (None, health.on_problem(e.code(), &reason, now_ms()))
                     }
                 };
                 if let Some(h) = change {

@@ -284,7 +284,13 @@ fn classify(cfg: &RtspConfig, step: &str, e: &retina::Error) -> Problem {
         Some(_) => problem("rtsp_error", format!("{step}: {first}")),
         None if first.starts_with("Unable to connect") => problem(
             "connect_failed",
-            format!("cannot connect to the camera: {first}"),
+            format!(
+                "cannot connect to the camera at {}: {}",
+                redact(&cfg.url),
+                first
+                    .strip_prefix("Unable to connect to RTSP server: ")
+                    .unwrap_or(&first)
+            ),
         ),
         None if first.contains("EOF") || first.contains("reset") || first.contains("Broken pipe") => {
             problem("connection_lost", format!("the camera closed the connection: {first}"))
