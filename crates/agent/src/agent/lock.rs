@@ -163,6 +163,7 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
                     door: logic.door().filter(|_| available),
                     battery_pct: logic.battery(),
                     outbox: dev.with_outbox(|o| o.stats()),
+                    ..Default::default()
                 };
                 dev.send_live(Kind::State, serde_json::to_vec(&state).unwrap_or_default());
             }
@@ -219,6 +220,7 @@ pub async fn run_contact(
                     door: door.filter(|_| available),
                     battery_pct: battery,
                     outbox: dev.with_outbox(|o| o.stats()),
+                    ..Default::default()
                 };
                 dev.send_live(Kind::State, serde_json::to_vec(&state).unwrap_or_default());
             }
