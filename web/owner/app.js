@@ -852,6 +852,12 @@ async function devicePage(id) {
     app.views.push(v);
     body.append(h("section", { class: "card", "aria-label": "Lock" }, v.el, lockControls(d, v)));
   }
+  if (d.kind === "garage_opener") {
+    const v = new LockView(d);
+    app.views.push(v);
+    body.append(h("section", { class: "card", "aria-label": "Garage door" }, v.el,
+      h("p", { class: "muted small", text: "Open and close it from its door on the home screen: opening is held to the door's camera like any unlock." })));
+  }
   if (d.kind === "contact_sensor") {
     body.append(h("p", { text: `Door: ${(d.state && d.state.door) || "unknown"}` }));
   }
@@ -1025,7 +1031,7 @@ async function deliveryPage(id) {
       body.append(h("section", { class: "card", "aria-label": `Live view ${cam.name}` }, h("h2", { text: cam.name }), v.el));
     }
     // The delivery's door's lock (every lock only for a delivery without a door).
-    for (const lock of devs.filter((x) => x.kind === "lock" && !x.revoked && (!door || x.id === door.lock_id))) {
+    for (const lock of devs.filter((x) => (x.kind === "lock" || x.kind === "garage_opener") && !x.revoked && (!door || x.id === door.lock_id))) {
       const v = new LockView(lock);
       app.views.push(v);
       body.append(h("section", { class: "card", "aria-label": "Lock" }, v.el));
