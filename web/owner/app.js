@@ -1011,6 +1011,21 @@ function timelineText(t) {
   }
 }
 
+/** Timeline entries worth seeing on camera: the recording at that moment is their evidence. */
+const EVIDENCE_KINDS = new Set(["decision", "door.opened", "device.door_closed", "device.bolt_locked", "device.close_commanded",
+  "device.obstruction_detected", "delivery.delivered", "delivery.camera_lost", "delivery.completed", "delivery.ended_after_camera_loss", "delivery.ended_unverified"]);
+
+/** "See": moves the delivery's recording to the frame nearest this entry. */
+function evidenceButton(t) {
+  const b = h("button", { type: "button", class: "link small evidence", text: "see", "aria-label": `See the recording at ${hms(t.time_ms)}` });
+  b.addEventListener("click", () => {
+    const rec = document.getElementById("recording");
+    if (rec && rec.seek && rec.seek(t.time_ms)) rec.scrollIntoView({ block: "nearest" });
+    else announce("No recorded frame near that moment.");
+  });
+  return b;
+}
+
 async function deliveryPage(id) {
   const d = await api("GET", `/deliveries/${encodeURIComponent(id)}`);
   const body = h("div", { class: "stack" },
@@ -1041,7 +1056,9 @@ async function deliveryPage(id) {
   body.append(h("section", { class: "card", "aria-label": "Timeline" },
     h("h2", { text: "Timeline" }),
     tl.length ? h("ol", { class: "timeline" }, tl.map((t) => h("li", { dataset: { kind: t.kind }, class: t.kind.startsWith("incident") ? "incident" : "" },
-      h("time", { text: hms(t.time_ms) }), " ", h("span", { text: timelineText(t) })))) : h("p", { class: "muted", text: "Nothing yet." })));
+      h("time", { text: hms(t.time_ms) }), " ", h("span", { text: timelineText(t) }),
+      t.who ? h("span", { class: "muted small who", text: ` · ${t.who}` }) : null,
+      EVIDENCE_KINDS.has(t.kind) || t.kind.startsWith("incident.") ? evidenceButton(t) : null))) : h("p", { class: "muted", text: "Nothing yet." })));
   if (app.features.clips && d.state !== "scheduled") {
     let sec = await clipsSection(d);
     body.append(sec);
@@ -1137,7 +1154,9 @@ async function clipsSection(d) {
     if (cam.gaps.length) sec.append(h("p", { class: "error", text: `Missing frames: ${cam.gaps.map((g) => `${g.from_seq}–${g.to_seq}`).join(", ")}` }));
     if (cam.avi_url && cam.avi_url.startsWith("/api/v1/")) sec.append(h("p", {}, h("a", { href: cam.avi_url, download: "", text: "Download the clip (AVI)" })));
   }
-  sec.append(player(r.frames));
+  const p = player(r.frames);
+  sec.seek = p.seek;
+  sec.append(p);
   return sec;
 }
 
@@ -1167,7 +1186,17 @@ function player(frames) {
   range.addEventListener("input", () => { stopPlay(); show(Number(range.value)); });
   app.views.push({ stop: stopPlay });
   show(0);
-  return h("div", { class: "player" }, img, cap, range, play);
+  const el = h("div", { class: "player" }, img, cap, range, play);
+  // The frame captured nearest `timeMs` (within 10 s), if any: evidence for a timeline entry.
+  el.seek = (timeMs) => {
+    let best = -1;
+    frames.forEach((f, k) => { if (best < 0 || Math.abs(f.capture_ms - timeMs) < Math.abs(frames[best].capture_ms - timeMs)) best = k; });
+    if (best < 0 || Math.abs(frames[best].capture_ms - timeMs) > 10000) return false;
+    stopPlay();
+    show(best);
+    return true;
+  };
+  return el;
 }
 
 async function alertsPage() {
