@@ -594,7 +594,7 @@ function doorItem(home, d0, reload, reloadActivity) {
     h("div", { class: "door-head" }, nameEl, h("span", { class: "muted small door-flags" })),
     lockLine, watchLine, picture, edit);
   const controls = doorLockControls(d, status, (action) => {
-    const garage = isGarageDoor(box.door || d);
+    const garage = isGarageDoor(d);
     pending = { want: action === "lock" ? (garage ? "closed" : "locked") : (garage ? "open" : "unlocked"), since: Date.now(), limit: garage ? 40000 : 15000 };
     reload();
     reloadActivity();
