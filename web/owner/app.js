@@ -796,13 +796,17 @@ function addDeviceForm(home) {
       const forDoor = kind.value === "wifi_sensor" ? undefined : door.value || undefined;
       const r = await api("POST", `/homes/${encodeURIComponent(home.id)}/pairing-codes`, { kind: kind.value, name: name.value, door_id: forDoor });
       const agent = { contact_sensor: "contact", wifi_sensor: "wifi-sensor", garage_opener: "garage" }[kind.value] || kind.value;
-      const cmd = `threshold agent ${agent} --data-dir ./${kind.value} --hub ${location.origin} --pairing-code ${r.code}`;
+      const https = location.protocol === "https:";
+      const cmd = `threshold agent ${agent} --data-dir ./${kind.value} --hub ${location.origin}${https ? " --hub-ca hub-ca.pem" : ""} --pairing-code ${r.code}`;
+      const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(location.hostname);
       fill(out,
         h("p", { text: "Pairing code (works once, until " + hms(r.expires_at_ms) + "):" }),
         h("p", { class: "code", id: "pairing-code", text: r.code }),
         h("p", { class: "muted small", text: pairingHint(kind.value, doors.find((x) => x.id === forDoor)) }),
-        h("p", { class: "muted small", text: "On the device, run:" }),
-        h("pre", { class: "cmd", text: cmd }));
+        h("p", { class: "muted small", text: "On the device, with the threshold program on it (the hub's own binary: the same container image, or built with cargo install --path crates/cli), run:" }),
+        h("pre", { class: "cmd", id: "pairing-cmd", text: cmd }),
+        https ? h("p", { class: "muted small" }, "First save this hub's certificate authority on the device as hub-ca.pem: ", h("a", { href: "/ca.pem", download: "hub-ca.pem", text: "ca.pem" }), ".") : null,
+        loopback ? h("p", { class: "warn-text small", id: "pairing-loopback", text: `This page is open at ${location.hostname}, which reaches the hub only from this computer. A device elsewhere must use the hub's address on your network instead (start the hub on it, e.g. threshold demo --lan, and open this page there).` }) : null);
       announce(`Pairing code ${r.code.split("").join(" ")}`);
     } catch (ex) { showError(err, ex); }
   });
