@@ -1,4 +1,4 @@
-//! `threshold agent camera|lock|contact`: run a device agent next to real hardware or a
+//! `threshold agent camera|lock|contact|garage|wifi-sensor`: run a device agent next to real hardware or a
 //! simulator.
 
 use clap::{Args, Subcommand};
@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use threshold_agent::camera::rtsp::{redact, RtspConfig};
 use threshold_agent::{
-    CameraConfig, CommonConfig, ContactConfig, ContactDriverConfig, LockConfig, LockDriverConfig,
-    SimulatedHome, SourceConfig, Z2mConfig,
+    CameraConfig, CommonConfig, ContactConfig, ContactDriverConfig, GarageConfig,
+    GarageDriverConfig, LockConfig, LockDriverConfig, OpenerDialect, OpenerMqttConfig,
+    SimulatedGarage, SimulatedHome, SourceConfig, Z2mConfig,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -94,6 +95,30 @@ pub enum AgentCmd {
         #[command(flatten)]
         rules: LockRules,
     },
+    /// A garage-door opener: simulator, a Zigbee2MQTT cover, ratgdo or an ESPHome cover
+    /// over MQTT. The garage door is the barrier: tokens open it, the hub closes it.
+    Garage {
+        #[command(flatten)]
+        common: Common,
+        /// simulator | zigbee2mqtt:NAME | ratgdo:TOPIC_PREFIX | esphome:NODE/COVER_ID
+        #[arg(long, default_value = "simulator")]
+        opener: String,
+        /// The home's broker where the opener publishes, mqtt://[user:password@]host:port.
+        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
+        opener_mqtt_url: String,
+        /// Zigbee2MQTT base topic.
+        #[arg(long, default_value = "zigbee2mqtt")]
+        z2m_base_topic: String,
+        /// ESPHome: object id of the obstruction binary sensor, if the node has one.
+        #[arg(long)]
+        esphome_obstruction: Option<String>,
+        /// Close a door opened for a token that is still open after this long (ms),
+        /// and again every this long (60000 to 3600000).
+        #[arg(long, default_value_t = 300_000)]
+        auto_close_ms: i64,
+        #[command(flatten)]
+        statements: StatementRules,
+    },
     /// A door contact sensor: simulator or Zigbee2MQTT.
     Contact {
         #[command(flatten)]
@@ -109,6 +134,13 @@ pub struct LockRules {
     /// Relock after this long unlocked if the door was never opened (at most 60000).
     #[arg(long, default_value_t = 10_000)]
     pub unlock_timeout_ms: i64,
+    #[command(flatten)]
+    pub statements: StatementRules,
+}
+
+/// How a lock or opener judges the camera statement a token carries.
+#[derive(Args, Debug, Clone)]
+pub struct StatementRules {
     /// Refuse an unlock whose camera statement is older than this by the lock's clock.
     #[arg(long, default_value_t = 3_000)]
     pub camera_statement_max_age_ms: i64,
@@ -151,6 +183,73 @@ fn z2m(d: &Driver) -> anyhow::Result<Z2mConfig> {
     c.lock = d.z2m_lock.clone();
     c.contact = d.z2m_contact.clone();
     Ok(c)
+}
+
+impl StatementRules {
+    fn apply(&self, rules: &mut threshold_agent::lock::logic::Rules) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (500..=10_000).contains(&self.camera_statement_max_age_ms),
+            "--camera-statement-max-age-ms must be between 500 and 10000"
+        );
+        anyhow::ensure!(
+            (500..=10_000).contains(&self.camera_statement_max_future_ms),
+            "--camera-statement-max-future-ms must be between 500 and 10000"
+        );
+        rules.camera_statement_max_age_ms = self.camera_statement_max_age_ms;
+        rules.camera_statement_max_future_ms = self.camera_statement_max_future_ms;
+        rules.allow_camera_waiver = !self.refuse_camera_waiver;
+        Ok(())
+    }
+}
+
+/// `--opener`: which driver, and the names the opener's firmware uses.
+pub fn parse_opener(
+    spec: &str,
+    mqtt_url: &str,
+    z2m_base: &str,
+    esphome_obstruction: Option<&str>,
+) -> anyhow::Result<GarageDriverConfig> {
+    if spec == "simulator" {
+        return Ok(GarageDriverConfig::Simulator(SimulatedGarage::new()));
+    }
+    let named = |what: &str, v: &str| -> anyhow::Result<String> {
+        anyhow::ensure!(
+            !v.is_empty() && !v.contains(['#', '+']) && !v.starts_with('/') && !v.ends_with('/'),
+            "--opener {what}: give a topic name without wildcards or leading/trailing '/'"
+        );
+        Ok(v.to_owned())
+    };
+    let dialect = match spec.split_once(':') {
+        Some(("zigbee2mqtt", name)) => OpenerDialect::Zigbee2Mqtt {
+            base: z2m_base.to_owned(),
+            name: named("zigbee2mqtt:NAME", name)?,
+        },
+        Some(("ratgdo", prefix)) => OpenerDialect::Ratgdo {
+            prefix: named("ratgdo:TOPIC_PREFIX", prefix)?,
+        },
+        Some(("esphome", rest)) => {
+            let (node, cover) = rest
+                .rsplit_once('/')
+                .ok_or_else(|| anyhow::anyhow!("--opener esphome:NODE/COVER_ID, e.g. esphome:garage-door/garage_door"))?;
+            OpenerDialect::Esphome {
+                node: named("esphome:NODE", node)?,
+                cover: named("esphome:COVER_ID", cover)?,
+                obstruction: esphome_obstruction.map(str::to_owned),
+            }
+        }
+        _ => anyhow::bail!(
+            "--opener must be simulator, zigbee2mqtt:NAME, ratgdo:TOPIC_PREFIX or esphome:NODE/COVER_ID"
+        ),
+    };
+    let url = threshold_hub::broker_url::BrokerUrl::parse(mqtt_url)
+        .map_err(|e| anyhow::anyhow!("--opener-mqtt-url: {e}"))?;
+    Ok(GarageDriverConfig::Mqtt(OpenerMqttConfig {
+        host: url.host,
+        port: url.port,
+        username: url.username,
+        password: url.password,
+        dialect,
+    }))
 }
 
 /// Read `--source`. Every error names what is wrong without repeating a password that
@@ -294,14 +393,6 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
                 (1_000..=60_000).contains(&rules.unlock_timeout_ms),
                 "--unlock-timeout-ms must be between 1000 and 60000"
             );
-            anyhow::ensure!(
-                (500..=10_000).contains(&rules.camera_statement_max_age_ms),
-                "--camera-statement-max-age-ms must be between 500 and 10000"
-            );
-            anyhow::ensure!(
-                (500..=10_000).contains(&rules.camera_statement_max_future_ms),
-                "--camera-statement-max-future-ms must be between 500 and 10000"
-            );
             let d = match driver.driver.as_str() {
                 "simulator" => LockDriverConfig::Simulator(SimulatedHome::new()),
                 "zigbee2mqtt" => LockDriverConfig::Zigbee2Mqtt(z2m(&driver)?),
@@ -312,10 +403,33 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
             let mut cfg = LockConfig::new(common.data_dir.clone(), d);
             cfg.common = common.into_config();
             cfg.rules.unlock_timeout_ms = rules.unlock_timeout_ms;
-            cfg.rules.camera_statement_max_age_ms = rules.camera_statement_max_age_ms;
-            cfg.rules.camera_statement_max_future_ms = rules.camera_statement_max_future_ms;
-            cfg.rules.allow_camera_waiver = !rules.refuse_camera_waiver;
+            rules.statements.apply(&mut cfg.rules)?;
             threshold_agent::run_lock(cfg, rx).await?;
+        }
+        AgentCmd::Garage {
+            common,
+            opener,
+            opener_mqtt_url,
+            z2m_base_topic,
+            esphome_obstruction,
+            auto_close_ms,
+            statements,
+        } => {
+            anyhow::ensure!(
+                (60_000..=3_600_000).contains(&auto_close_ms),
+                "--auto-close-ms must be between 60000 and 3600000"
+            );
+            let d = parse_opener(
+                &opener,
+                &opener_mqtt_url,
+                &z2m_base_topic,
+                esphome_obstruction.as_deref(),
+            )?;
+            let mut cfg = GarageConfig::new(common.data_dir.clone(), d);
+            cfg.common = common.into_config();
+            cfg.rules.garage_auto_close_ms = auto_close_ms;
+            statements.apply(&mut cfg.rules)?;
+            threshold_agent::run_garage(cfg, rx).await?;
         }
         AgentCmd::Contact { common, driver } => {
             let d = match driver.driver.as_str() {
@@ -363,6 +477,66 @@ pub async fn run(c: AgentCmd) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dialect(spec: &str) -> anyhow::Result<OpenerDialect> {
+        match parse_opener(
+            spec,
+            "mqtt://u:secret@broker.local:1884",
+            "z2m",
+            Some("obstruction"),
+        )? {
+            GarageDriverConfig::Mqtt(m) => {
+                assert_eq!((m.host.as_str(), m.port), ("broker.local", 1884));
+                assert_eq!(m.password.as_deref(), Some("secret"));
+                assert!(
+                    !format!("{m:?}").contains("secret"),
+                    "the password stays out of logs"
+                );
+                Ok(m.dialect)
+            }
+            GarageDriverConfig::Simulator(_) => anyhow::bail!("simulator"),
+        }
+    }
+
+    #[test]
+    fn openers_are_named_by_their_firmware() {
+        assert!(matches!(
+            parse_opener("simulator", "", "", None),
+            Ok(GarageDriverConfig::Simulator(_))
+        ));
+        assert_eq!(
+            dialect("ratgdo:ratgdo/garage").unwrap(),
+            OpenerDialect::Ratgdo {
+                prefix: "ratgdo/garage".into()
+            }
+        );
+        assert_eq!(
+            dialect("zigbee2mqtt:Garage door").unwrap(),
+            OpenerDialect::Zigbee2Mqtt {
+                base: "z2m".into(),
+                name: "Garage door".into()
+            }
+        );
+        assert_eq!(
+            dialect("esphome:home/gdo/garage_door").unwrap(),
+            OpenerDialect::Esphome {
+                node: "home/gdo".into(),
+                cover: "garage_door".into(),
+                obstruction: Some("obstruction".into())
+            }
+        );
+        for bad in [
+            "ratgdo:",
+            "ratgdo:a/#",
+            "esphome:gdo",
+            "zigbee2mqtt:/x",
+            "garage",
+            "homekit:x",
+        ] {
+            assert!(dialect(bad).is_err(), "{bad}");
+        }
+        assert!(parse_opener("ratgdo:x", "http://nope", "z", None).is_err());
+    }
 
     fn rtsp(s: &str) -> RtspConfig {
         match parse_source(s).unwrap() {
