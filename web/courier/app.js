@@ -186,6 +186,12 @@ function watchState(d, shown) {
  * hub secures it. Waits for the lock's confirmation. */
 function leaveSection(d) {
   watchState(d, d.state);
+  if (isGarage(d)) {
+    return h("section", { class: "card warn", id: "leave-instruction", role: "alert" },
+      h("h2", { text: "Leave the garage now", tabindex: "-1" }),
+      h("p", { text: "The camera stopped watching, so this delivery was stopped. Step out of the garage now and stay clear of the door: the hub is closing it. Do not go back in." }),
+      h("p", { id: "secured", "aria-live": "polite", text: "Waiting for the garage to report it is closed…" }));
+  }
   const title = h("h2", { text: "Leave now and close the door", tabindex: "-1" });
   return h("section", { class: "card warn", id: "leave-instruction", role: "alert" },
     title,
@@ -193,9 +199,16 @@ function leaveSection(d) {
     h("p", { id: "secured", "aria-live": "polite", text: "Waiting for the lock to confirm the door is closed and locked…" }));
 }
 
+/** Whether the delivery's door is a garage door (its opener is the actuator): the
+ * courier does not close it, the hub does. */
+function isGarage(d) {
+  return !!(d && d.lock && d.lock.actuator === "garage_opener");
+}
+
 async function deliveryPage(id) {
   app.page = id;
   const d = await api("GET", `/deliveries/${encodeURIComponent(id)}`);
+  app.garage = isGarage(d);
   if (d.state === "inside" && !d.compromised) { app.inside = id; recording.hidden = false; } else {
     recording.hidden = true;
     if (app.inside === id) app.inside = null;
@@ -264,7 +277,12 @@ function showDecision(el, r) {
   el.hidden = false;
   el.dataset.allowed = r.allowed ? "1" : "0";
   el.className = `card decision ${r.allowed ? "allowed" : "refused"}`;
-  if (r.allowed) {
+  if (r.allowed && app.garage) {
+    fill(el, h("h2", { text: "Garage opening: go in" }),
+      h("p", { text: "Place the parcel inside the garage and step out, then press Delivered: the garage closes by itself. Stay clear of the door. The camera is recording." }),
+      r.token_expires_at_ms ? h("p", { class: "small", text: `The opening is valid until ${hms(r.token_expires_at_ms)}.` }) : null);
+    announce("Garage opening. Go in.");
+  } else if (r.allowed) {
     fill(el, h("h2", { text: "Door unlocked: go in" }),
       h("p", { text: "Place the parcel just inside, step out and close the door. The camera is recording." }),
       r.token_expires_at_ms ? h("p", { class: "small", text: `The unlock is valid until ${hms(r.token_expires_at_ms)}.` }) : null);
@@ -281,7 +299,10 @@ function showDecision(el, r) {
 function deliveredSection(d) {
   const status = h("p", { id: "delivered-status", "aria-live": "polite" });
   const btn = h("button", { type: "button", class: "big", id: "delivered", text: "Delivered" });
-  const waiting = () => { status.textContent = "Waiting for the lock to confirm the door is closed and locked…"; };
+  const garage = isGarage(d);
+  const waiting = () => {
+    status.textContent = garage ? "The garage is closing. Waiting for it to report closed…" : "Waiting for the lock to confirm the door is closed and locked…";
+  };
   btn.addEventListener("click", async () => {
     btn.disabled = true;
     try {
@@ -299,7 +320,9 @@ function deliveredSection(d) {
   // Stopped (camera lost) or ended, before or after "Delivered": the page changes.
   watchState(d, d.state);
   return h("section", { class: "card" },
-    h("p", { text: "When the parcel is inside and you are out: close the door, then press Delivered." }),
+    h("p", { text: garage
+      ? "When the parcel is inside and you are out of the garage, press Delivered: the garage closes by itself. Stay clear of the door."
+      : "When the parcel is inside and you are out: close the door, then press Delivered." }),
     btn, status);
 }
 

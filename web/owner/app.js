@@ -209,7 +209,9 @@ function deviceItem(d) {
     const st = dev.state || {};
     const f = [];
     if (dev.kind === "lock" && st.bolt) f.push(linkLost || st.bolt === "unknown" ? `bolt unknown${st.unknown_since_ms ? ` since ${hms(st.unknown_since_ms)}` : ""}` : `bolt ${st.bolt}`);
-    if ((dev.kind === "lock" || dev.kind === "contact_sensor") && st.door) f.push(linkLost ? "door unknown" : `door ${st.door}`);
+    if ((dev.kind === "lock" || dev.kind === "contact_sensor" || dev.kind === "garage_opener") && st.door) f.push(linkLost ? "door unknown" : `door ${st.door}`);
+    if (dev.kind === "garage_opener" && !linkLost && st.motion) f.push(st.motion === "stopped" ? "stopped part-way" : st.motion);
+    if (dev.kind === "garage_opener" && !linkLost && st.obstructed) f.push("OBSTRUCTED");
     if (typeof st.battery_pct === "number") f.push(`battery ${st.battery_pct}%`);
     if (dev.possibly_frozen) f.push("picture may be frozen");
     if (dev.revoked) f.push("revoked");
@@ -222,7 +224,7 @@ function deviceItem(d) {
 }
 
 function kindName(k) {
-  return { camera: "camera", lock: "lock", contact_sensor: "door sensor", wifi_sensor: "Wi-Fi sensor" }[k] || k;
+  return { camera: "camera", lock: "lock", contact_sensor: "door sensor", wifi_sensor: "Wi-Fi sensor", garage_opener: "garage-door opener" }[k] || k;
 }
 
 // ---------- pages ----------
@@ -425,9 +427,21 @@ function doorLockWords(d, linkLost, lostSince) {
     return { state: "unknown", word: "UNKNOWN", detail: since ? `since ${hms(since)}` : "no fresh report from the lock yet" };
   }
   const bits = [];
+  if (isGarageDoor(d)) {
+    // A garage door is its own barrier: closed is as locked as it gets.
+    const moving = { opening: "OPENING", closing: "CLOSING", stopped: "STOPPED PART-WAY" }[l.motion];
+    if (l.obstructed) bits.push("OBSTRUCTED: something is in the door's way");
+    if (l.reported_at_ms) bits.push(`confirmed ${hms(l.reported_at_ms)}`);
+    return { state: l.door || "unknown", word: moving || String(l.door || "unknown").toUpperCase(), detail: bits.join(" · ") };
+  }
   if (l.door && l.door !== "unknown") bits.push(`door ${l.door}`);
   if (l.reported_at_ms) bits.push(`confirmed ${hms(l.reported_at_ms)}`);
   return { state: l.bolt || "unknown", word: String(l.bolt || "unknown").toUpperCase(), detail: bits.join(" · ") };
+}
+
+/** Whether the door's actuator is a garage-door opener (open/close, no bolt). */
+function isGarageDoor(d) {
+  return !!(d && d.lock && d.lock.actuator === "garage_opener");
 }
 
 /** The doors of a home: each door's lock (truthful), the cameras that watch it (only
@@ -580,7 +594,8 @@ function doorItem(home, d0, reload, reloadActivity) {
     h("div", { class: "door-head" }, nameEl, h("span", { class: "muted small door-flags" })),
     lockLine, watchLine, picture, edit);
   const controls = doorLockControls(d, status, (action) => {
-    pending = { want: action === "lock" ? "locked" : "unlocked", since: Date.now() };
+    const garage = isGarageDoor(d);
+    pending = { want: action === "lock" ? (garage ? "closed" : "locked") : (garage ? "open" : "unlocked"), since: Date.now(), limit: garage ? 40000 : 15000 };
     reload();
     reloadActivity();
   }, reloadActivity);
@@ -617,7 +632,7 @@ function doorItem(home, d0, reload, reloadActivity) {
     controls.hidden = !d.lock_id;
     if (pending) {
       if (lw.state === pending.want) { status.textContent = `Confirmed by the lock: ${pending.want} at ${hms(Date.now())}.`; pending = null; }
-      else if (Date.now() - pending.since > 15000) { status.textContent = "No confirmation from the lock after 15 s; its state is shown above."; pending = null; }
+      else if (Date.now() - pending.since > pending.limit) { status.textContent = `No confirmation after ${pending.limit / 1000} s; the door's state is shown above.`; pending = null; }
     }
     // The cameras that watch it, each with the hub's verdict.
     const cams = devs.filter((x) => x.kind === "camera");
@@ -706,10 +721,11 @@ function doorLockControls(d, status, onSent, onRefused) {
     }
   };
   override.addEventListener("click", () => send("unlock", true));
+  const [openWord, closeWord] = isGarageDoor(d) ? ["Open", "Close"] : ["Unlock", "Lock"];
   box = h("div", { class: "door-lock-controls" },
     h("div", { class: "row" },
-      h("button", { type: "button", class: "secondary", dataset: { action: "unlock" }, text: "Unlock", "aria-label": `Unlock ${d.name}`, on: { click: () => send("unlock", false) } }),
-      h("button", { type: "button", dataset: { action: "lock" }, text: "Lock", "aria-label": `Lock ${d.name}`, on: { click: () => send("lock", false) } })),
+      h("button", { type: "button", class: "secondary", dataset: { action: "unlock" }, text: openWord, "aria-label": `${openWord} ${d.name}`, on: { click: () => send("unlock", false) } }),
+      h("button", { type: "button", dataset: { action: "lock" }, text: closeWord, "aria-label": `${closeWord} ${d.name}`, on: { click: () => send("lock", false) } })),
     refusal);
   return box;
 }
@@ -720,6 +736,9 @@ function pairingHint(kind, door) {
   if (kind === "camera") return door
     ? `This camera will watch ${door.name}: while it is live, couriers can be let in there.`
     : "This camera will watch no door until you choose one under Doors; until then it vouches for nothing.";
+  if (kind === "garage_opener") return door
+    ? (door.lock_id ? `${door.name} already has a lock or opener: this one will get a new door named after it.` : `This opener will open and close ${door.name}; its own camera must watch it.`)
+    : "This opener will get a new door named after it; bind the garage's camera to it under Doors.";
   if (kind === "lock") return door
     ? (door.lock_id ? `${door.name} already has a lock: this one will get a new door named after it.` : `This lock will be fitted to ${door.name}.`)
     : "This lock will get a new door named after it.";
@@ -737,6 +756,7 @@ function addDeviceForm(home) {
     h("option", { value: "camera", text: "Camera" }),
     h("option", { value: "lock", text: "Lock" }),
     h("option", { value: "contact_sensor", text: "Door sensor" }),
+    h("option", { value: "garage_opener", text: "Garage-door opener" }),
     h("option", { value: "wifi_sensor", text: "Wi-Fi sensor" }));
   const doorField = h("div", {}, h("label", { for: `door-${uid}`, text: "For which door" }), door, hint);
   const name = h("input", { id: `devname-${uid}`, name: "name", required: true, maxlength: 100 });
@@ -775,13 +795,18 @@ function addDeviceForm(home) {
     try {
       const forDoor = kind.value === "wifi_sensor" ? undefined : door.value || undefined;
       const r = await api("POST", `/homes/${encodeURIComponent(home.id)}/pairing-codes`, { kind: kind.value, name: name.value, door_id: forDoor });
-      const cmd = `threshold agent ${kind.value === "contact_sensor" ? "contact" : kind.value.replace("_sensor", "")} --data-dir ./${kind.value} --hub ${location.origin} --pairing-code ${r.code}`;
+      const agent = { contact_sensor: "contact", wifi_sensor: "wifi-sensor", garage_opener: "garage" }[kind.value] || kind.value;
+      const https = location.protocol === "https:";
+      const cmd = `threshold agent ${agent} --data-dir ./${kind.value} --hub ${location.origin}${https ? " --hub-ca hub-ca.pem" : ""} --pairing-code ${r.code}`;
+      const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(location.hostname);
       fill(out,
         h("p", { text: "Pairing code (works once, until " + hms(r.expires_at_ms) + "):" }),
         h("p", { class: "code", id: "pairing-code", text: r.code }),
         h("p", { class: "muted small", text: pairingHint(kind.value, doors.find((x) => x.id === forDoor)) }),
-        h("p", { class: "muted small", text: "On the device, run:" }),
-        h("pre", { class: "cmd", text: cmd }));
+        h("p", { class: "muted small", text: "On the device, with the threshold program on it (the hub's own binary: the same container image, or built with cargo install --path crates/cli), run:" }),
+        h("pre", { class: "cmd", id: "pairing-cmd", text: cmd }),
+        https ? h("p", { class: "muted small" }, "First save this hub's certificate authority on the device as hub-ca.pem: ", h("a", { href: "/ca.pem", download: "hub-ca.pem", text: "ca.pem" }), ".") : null,
+        loopback ? h("p", { class: "warn-text small", id: "pairing-loopback", text: `This page is open at ${location.hostname}, which reaches the hub only from this computer. A device elsewhere must use the hub's address on your network instead (start the hub on it, e.g. threshold demo --lan, and open this page there).` }) : null);
       announce(`Pairing code ${r.code.split("").join(" ")}`);
     } catch (ex) { showError(err, ex); }
   });
@@ -825,11 +850,18 @@ async function devicePage(id) {
     const v = new LiveView(d, { socket: !!app.features.liveSocket });
     app.views.push(v);
     body.append(h("section", { class: "card", "aria-label": "Live view" }, v.el));
+    body.append(await sourceProblem(d));
   }
   if (d.kind === "lock") {
     const v = new LockView(d);
     app.views.push(v);
     body.append(h("section", { class: "card", "aria-label": "Lock" }, v.el, lockControls(d, v)));
+  }
+  if (d.kind === "garage_opener") {
+    const v = new LockView(d);
+    app.views.push(v);
+    body.append(h("section", { class: "card", "aria-label": "Garage door" }, v.el,
+      h("p", { class: "muted small", text: "Open and close it from its door on the home screen: opening is held to the door's camera like any unlock." })));
   }
   if (d.kind === "contact_sensor") {
     body.append(h("p", { text: `Door: ${(d.state && d.state.door) || "unknown"}` }));
@@ -842,6 +874,23 @@ async function devicePage(id) {
   });
   if (!d.revoked) body.append(rm);
   fill(main, body);
+}
+
+/** Why a camera gives no pictures, in its own words: the newest of its signed
+ * `source_problem` / `source_recovered` events (RTSP stream stalled, password refused,
+ * no capture times, ...). Shown while the problem lasts; never a reason to show LIVE. */
+async function sourceProblem(d) {
+  const box = h("p", { id: "source-problem", class: "error", role: "status", hidden: true });
+  let tl = [];
+  try { tl = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/timeline?limit=1000`, undefined, { timeoutMs: 3000 }); } catch { return box; }
+  const last = tl.find((t) => t.device_id === d.id && (t.kind === "device.source_problem" || t.kind === "device.source_recovered"));
+  if (last && last.kind === "device.source_problem") {
+    const det = (last.detail && last.detail.detail) || {};
+    box.dataset.code = det.code || "";
+    box.textContent = `Camera problem since ${hms(last.time_ms)}: ${det.reason || det.code || "unknown"}`;
+    box.hidden = false;
+  }
+  return box;
 }
 
 /** Remote lock/unlock of the lock's door, under the entry rule (with the recorded
@@ -971,11 +1020,34 @@ function timelineText(t) {
     case "device.bolt_unlocked": return "The lock unlocked";
     case "device.token_accepted": return "The lock accepted the unlock capability";
     case "device.relocked": return "The lock relocked by itself";
+    case "device.source_problem": return `Camera problem: ${(d.detail && (d.detail.reason || d.detail.code)) || "unknown"}`;
+    case "device.source_recovered": return "Camera pictures flow again";
+    case "device.close_commanded": return d.detail && d.detail.reason === "auto_close" ? "The garage opener closed the door by its own rule (left open too long)" : "The garage opener was told to close the door";
+    case "device.close_while_obstructed": return "The garage was told to close while its safety sensor reported an obstruction";
+    case "device.door_stopped": return "The garage door stopped part-way";
+    case "device.obstruction_detected": return "OBSTRUCTION: the garage's safety sensor sees something in the door's way";
+    case "device.obstruction_cleared": return "The garage's safety sensor is clear again";
+    case "device.opener_message_refused": return `The garage opener's message was not understood: ${(d.detail && d.detail.reason) || "no reason given"}`;
     case "liveness": return `${d.from || "?"} → ${d.to || "?"}`;
     default:
       if (t.kind.startsWith("device.")) return `${t.kind.slice(7).replaceAll("_", " ")}${d.late ? " (reported late)" : ""}`;
       return t.kind.replaceAll("_", " ");
   }
+}
+
+/** Timeline entries worth seeing on camera: the recording at that moment is their evidence. */
+const EVIDENCE_KINDS = new Set(["decision", "door.opened", "device.door_closed", "device.bolt_locked", "device.close_commanded",
+  "device.obstruction_detected", "delivery.delivered", "delivery.camera_lost", "delivery.completed", "delivery.ended_after_camera_loss", "delivery.ended_unverified"]);
+
+/** "See": moves the delivery's recording to the frame nearest this entry. */
+function evidenceButton(t) {
+  const b = h("button", { type: "button", class: "link small evidence", text: "see", "aria-label": `See the recording at ${hms(t.time_ms)}` });
+  b.addEventListener("click", () => {
+    const rec = document.getElementById("recording");
+    if (rec && rec.seek && rec.seek(t.time_ms)) rec.scrollIntoView({ block: "nearest" });
+    else announce("No recorded frame near that moment.");
+  });
+  return b;
 }
 
 async function deliveryPage(id) {
@@ -998,7 +1070,7 @@ async function deliveryPage(id) {
       body.append(h("section", { class: "card", "aria-label": `Live view ${cam.name}` }, h("h2", { text: cam.name }), v.el));
     }
     // The delivery's door's lock (every lock only for a delivery without a door).
-    for (const lock of devs.filter((x) => x.kind === "lock" && !x.revoked && (!door || x.id === door.lock_id))) {
+    for (const lock of devs.filter((x) => (x.kind === "lock" || x.kind === "garage_opener") && !x.revoked && (!door || x.id === door.lock_id))) {
       const v = new LockView(lock);
       app.views.push(v);
       body.append(h("section", { class: "card", "aria-label": "Lock" }, v.el));
@@ -1008,7 +1080,9 @@ async function deliveryPage(id) {
   body.append(h("section", { class: "card", "aria-label": "Timeline" },
     h("h2", { text: "Timeline" }),
     tl.length ? h("ol", { class: "timeline" }, tl.map((t) => h("li", { dataset: { kind: t.kind }, class: t.kind.startsWith("incident") ? "incident" : "" },
-      h("time", { text: hms(t.time_ms) }), " ", h("span", { text: timelineText(t) })))) : h("p", { class: "muted", text: "Nothing yet." })));
+      h("time", { text: hms(t.time_ms) }), " ", h("span", { text: timelineText(t) }),
+      t.who ? h("span", { class: "muted small who", text: ` · ${t.who}` }) : null,
+      EVIDENCE_KINDS.has(t.kind) || t.kind.startsWith("incident.") ? evidenceButton(t) : null))) : h("p", { class: "muted", text: "Nothing yet." })));
   if (app.features.clips && d.state !== "scheduled") {
     let sec = await clipsSection(d);
     body.append(sec);
@@ -1104,7 +1178,9 @@ async function clipsSection(d) {
     if (cam.gaps.length) sec.append(h("p", { class: "error", text: `Missing frames: ${cam.gaps.map((g) => `${g.from_seq}–${g.to_seq}`).join(", ")}` }));
     if (cam.avi_url && cam.avi_url.startsWith("/api/v1/")) sec.append(h("p", {}, h("a", { href: cam.avi_url, download: "", text: "Download the clip (AVI)" })));
   }
-  sec.append(player(r.frames));
+  const p = player(r.frames);
+  sec.seek = p.seek;
+  sec.append(p);
   return sec;
 }
 
@@ -1134,7 +1210,17 @@ function player(frames) {
   range.addEventListener("input", () => { stopPlay(); show(Number(range.value)); });
   app.views.push({ stop: stopPlay });
   show(0);
-  return h("div", { class: "player" }, img, cap, range, play);
+  const el = h("div", { class: "player" }, img, cap, range, play);
+  // The frame captured nearest `timeMs` (within 10 s), if any: evidence for a timeline entry.
+  el.seek = (timeMs) => {
+    let best = -1;
+    frames.forEach((f, k) => { if (best < 0 || Math.abs(f.capture_ms - timeMs) < Math.abs(frames[best].capture_ms - timeMs)) best = k; });
+    if (best < 0 || Math.abs(frames[best].capture_ms - timeMs) > 10000) return false;
+    stopPlay();
+    show(best);
+    return true;
+  };
+  return el;
 }
 
 async function alertsPage() {

@@ -224,7 +224,9 @@ export class LockView {
     this.lostSince = null;
     this.value = h("strong", { class: "lock-state", role: "status", "aria-live": "polite" });
     this.detail = h("span", { class: "lock-detail" });
-    this.el = h("div", { class: "lock", dataset: { device: device.id } }, h("span", { text: "Door lock: " }), this.value, " ", this.detail);
+    // A garage-door opener's barrier is the door itself: its state is the door's.
+    this.field = device.kind === "garage_opener" ? "door" : "bolt";
+    this.el = h("div", { class: "lock", dataset: { device: device.id } }, h("span", { text: this.field === "door" ? "Garage door: " : "Door lock: " }), this.value, " ", this.detail);
     this.apply(device, Date.now());
     this.timer = setInterval(() => this.render(), 250);
     this.loop();
@@ -251,15 +253,16 @@ export class LockView {
     if (!this.last || now - this.last.at > WATCHDOG_MS) {
       if (!this.lostSince) this.lostSince = this.last ? this.last.at : now;
       detail = `since ${hms(this.lostSince)} (connection to the hub lost)`;
-    } else if (!s || !s.bolt) {
+    } else if (!s || !s[this.field]) {
       detail = "(no report yet)";
-    } else if (s.bolt === "unknown") {
+    } else if (s[this.field] === "unknown") {
       const since = s.unknown_since_ms || this.last.dev.last_seen_ms;
-      const lastRep = s.last_reported && s.last_reported.bolt ? `; last report said ${String(s.last_reported.bolt).toLowerCase()}` : "";
-      detail = `since ${hms(since)}${lastRep}`;
+      const was = s.last_reported && s.last_reported[this.field];
+      detail = `since ${hms(since)}${was ? `; last report said ${String(was).toLowerCase()}` : ""}`;
     } else {
-      state = s.bolt;
-      detail = s.reported_at_ms ? `(confirmed ${hms(s.reported_at_ms)})` : "";
+      state = s[this.field];
+      const extra = [s.motion ? (s.motion === "stopped" ? "stopped part-way" : s.motion) : "", s.obstructed ? "OBSTRUCTED" : ""].filter(Boolean).join(", ");
+      detail = `${extra ? `${extra} ` : ""}${s.reported_at_ms ? `(confirmed ${hms(s.reported_at_ms)})` : ""}`.trim();
     }
     const text = state;
     if (this.value.textContent !== text) this.value.textContent = text;

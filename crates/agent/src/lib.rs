@@ -18,6 +18,7 @@ pub mod camera;
 pub mod clock;
 pub mod crc32;
 mod fsutil;
+pub mod garage;
 pub mod identity;
 pub mod link;
 pub mod lock;
@@ -31,10 +32,13 @@ pub mod wifi;
 pub(crate) mod testutil;
 
 pub use agent::{
-    run_camera, run_contact, run_lock, CameraConfig, CommonConfig, ContactConfig,
-    ContactDriverConfig, LockConfig, LockDriverConfig,
+    run_camera, run_contact, run_garage, run_lock, CameraConfig, CommonConfig, ContactConfig,
+    ContactDriverConfig, GarageConfig, GarageDriverConfig, LockConfig, LockDriverConfig,
 };
 pub use camera::SourceConfig;
+pub use garage::mqtt::{Dialect as OpenerDialect, OpenerMqttConfig};
+pub use garage::simulator::SimulatedGarage;
+pub use garage::Position as GaragePosition;
 pub use link::LinkControl;
 pub use lock::simulator::SimulatedHome;
 pub use lock::zigbee::Z2mConfig;

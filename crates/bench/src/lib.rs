@@ -13,5 +13,6 @@
 
 pub mod fleet;
 pub mod liveness;
+pub mod progress;
 pub mod unlock;
 pub mod wids;

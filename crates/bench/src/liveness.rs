@@ -348,8 +348,11 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut last_report = tokio::time::Instant::now();
+    let coming = crate::progress::count(b.cameras as u64, "cameras live");
     while live_count(&state) < b.cameras {
-        if last_report.elapsed() >= Duration::from_secs(5) {
+        coming.set_position(live_count(&state) as u64);
+        // Off a terminal (no bar), a line every 5 s says how far it got.
+        if coming.is_hidden() && last_report.elapsed() >= Duration::from_secs(5) {
             last_report = tokio::time::Instant::now();
             let rejected: u64 = [
                 "replay",
@@ -392,6 +395,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    coming.finish_and_clear();
     // Warm-up transitions (cameras coming up) are not part of the measurement.
     tokio::time::sleep(Duration::from_millis(500)).await;
     alerts.lock().unwrap_or_else(|p| p.into_inner()).clear();
@@ -430,9 +434,12 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         })
     };
     devices.go()?;
+    let running = crate::progress::timed(Duration::from_secs(b.duration_s), "measuring");
     let devices = devices
         .result(Duration::from_secs(b.duration_s + 120))
-        .await?;
+        .await;
+    running.finish_and_clear();
+    let devices = devices?;
     let (cpu1, acc1, t1) = (cpu_seconds(), accepted(), now_ms());
     let raw1 = raw.as_ref().map_or(0, RawCounter::count);
     drop(raw);

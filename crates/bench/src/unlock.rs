@@ -299,7 +299,9 @@ async fn bench(
     // Homes and devices, enrolled straight into the database and the gateway.
     let mut homes = Vec::with_capacity(args.homes);
     let mut devices = Vec::with_capacity(args.homes * 2);
+    let enrolling = crate::progress::count(args.homes as u64, "homes enrolled");
     for i in 0..args.homes {
+        enrolling.set_position(i as u64);
         let h = store
             .create_home(
                 threshold_store::NewHome {
@@ -343,6 +345,7 @@ async fn bench(
         store.trust_merchant(&h.id, &dispatcher.id, t0).await?;
         homes.push((h.id, door.id));
     }
+    enrolling.finish_and_clear();
     st.access.doors.set_all(&store.all_doors().await?);
     let devices = Arc::new(devices);
     let index: Arc<HashMap<DeviceId, usize>> =
@@ -633,6 +636,7 @@ async fn bench(
         prefix: prefix.clone(),
         handle: handle.clone(),
     };
+    let running = crate::progress::timed(args.duration, "deciding");
     let mut threads = Vec::new();
     for _ in 0..args.concurrency {
         let at_door = at_door.clone();
@@ -748,6 +752,7 @@ async fn bench(
         }
     })
     .await;
+    running.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
     // Let the last accepted unlocks reach their locks (bounded: a lost one is reported
     // as `unlocks_measured` short of `allowed`).

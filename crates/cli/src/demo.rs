@@ -1,5 +1,6 @@
 //! `threshold demo`: the README's first command. A hub with embedded defaults, a
-//! simulated home (camera, lock, door contact) whose agents speak the real protocol
+//! simulated home (a front door with camera, lock and door contact; a garage with its
+//! camera and a garage-door opener) whose agents speak the real protocol
 //! over the embedded broker, demo accounts and a delivery scheduled for now.
 //!
 //! Everything goes through the same paths a real deployment uses: accounts and the
@@ -15,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use threshold_agent::{
-    CameraConfig, ContactConfig, ContactDriverConfig, LockConfig, LockDriverConfig, SimulatedHome,
-    SourceConfig,
+    CameraConfig, ContactConfig, ContactDriverConfig, GarageConfig, GarageDriverConfig, LockConfig,
+    LockDriverConfig, SimulatedGarage, SimulatedHome, SourceConfig,
 };
 use threshold_proto::body::BoltState;
 
@@ -75,6 +76,8 @@ pub struct DemoArgs {
 
 pub const DEMO_HOME: (f64, f64) = (52.3731, 4.8922);
 pub const DEMO_PARCEL: &str = "PARCEL-0001";
+/// The label of the demo's delivery into the garage.
+pub const DEMO_GARAGE_PARCEL: &str = "PARCEL-0002";
 pub const ACCOUNTS: [(&str, &str, &str); 4] = [
     ("admin", "admin", "threshold-admin"),
     ("owner", "owner", "threshold-owner"),
@@ -119,6 +122,33 @@ fn enrolled(dir: &Path, mqtt_host: &str, mqtt_port: u16) -> bool {
 }
 
 /// A pairing code for a device of the demo's front door.
+/// The home's door called `name`, created (accepting deliveries) if it is not there.
+async fn door_named(base: &str, owner: &str, home: &str, name: &str) -> anyhow::Result<String> {
+    let (_, doors) = http(
+        "GET",
+        format!("{base}/api/v1/homes/{home}/doors"),
+        Some(owner.to_owned()),
+        None,
+    )
+    .await?;
+    if let Some(id) = doors
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == name))
+        .and_then(|d| d["id"].as_str())
+    {
+        return Ok(id.to_owned());
+    }
+    let (s, b) = http(
+        "POST",
+        format!("{base}/api/v1/homes/{home}/doors"),
+        Some(owner.to_owned()),
+        Some(json!({ "name": name })),
+    )
+    .await?;
+    anyhow::ensure!(s == 201, "creating the door {name}: {b}");
+    b["id"].as_str().map(str::to_owned).context("door id")
+}
+
 async fn pairing_code(
     base: &str,
     owner: &str,
@@ -227,39 +257,19 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    // The front door, which the hallway camera watches and the lock and contact are on.
-    let (_, doors) = http(
-        "GET",
-        format!("{base}/api/v1/homes/{home_id}/doors"),
-        Some(owner.clone()),
-        None,
-    )
-    .await?;
-    let door_id = match doors
-        .as_array()
-        .and_then(|d| d.first())
-        .and_then(|d| d["id"].as_str())
-    {
-        Some(id) => id.to_owned(),
-        None => {
-            let (s, b) = http(
-                "POST",
-                format!("{base}/api/v1/homes/{home_id}/doors"),
-                Some(owner.clone()),
-                Some(json!({"name": "Front door"})),
-            )
-            .await?;
-            anyhow::ensure!(s == 201, "creating the front door: {b}");
-            b["id"].as_str().context("door id")?.to_owned()
-        }
-    };
+    // The front door (the hallway camera watches it; the lock and contact are on it)
+    // and the garage (its own camera; a garage-door opener).
+    let door_id = door_named(&base, &owner, &home_id, "Front door").await?;
+    let garage_id = door_named(&base, &owner, &home_id, "Garage").await?;
 
     // Devices: enrol each simulated agent once, with a pairing code.
     let agents = a.data_dir.join("agents");
-    let (cam_dir, lock_dir, contact_dir) = (
+    let (cam_dir, lock_dir, contact_dir, garage_cam_dir, opener_dir) = (
         agents.join("camera"),
         agents.join("lock"),
         agents.join("contact"),
+        agents.join("garage-camera"),
+        agents.join("garage-opener"),
     );
     let home = SimulatedHome::new();
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -318,6 +328,55 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
         rx.clone(),
     )));
 
+    let mut garage_cam = CameraConfig::new(&garage_cam_dir);
+    garage_cam.source = SourceConfig::Synthetic {
+        width: 320,
+        height: 240,
+    };
+    if !enrolled(&garage_cam_dir, &hub.mqtt_host, hub.mqtt_port) {
+        garage_cam.common.hub_url = Some(base.clone());
+        garage_cam.common.hub_ca_file = hub_ca.clone();
+        garage_cam.common.pairing_code = Some(
+            pairing_code(
+                &base,
+                &owner,
+                &home_id,
+                &garage_id,
+                "camera",
+                "Garage camera",
+            )
+            .await?,
+        );
+    }
+    tasks.push(tokio::spawn(threshold_agent::run_camera(
+        garage_cam,
+        rx.clone(),
+    )));
+
+    // A garage door takes a few seconds to travel, as a real one does.
+    let garage = SimulatedGarage::new();
+    garage.set_travel(Duration::from_secs(3));
+    let mut opener = GarageConfig::new(&opener_dir, GarageDriverConfig::Simulator(garage));
+    if !enrolled(&opener_dir, &hub.mqtt_host, hub.mqtt_port) {
+        opener.common.hub_url = Some(base.clone());
+        opener.common.hub_ca_file = hub_ca.clone();
+        opener.common.pairing_code = Some(
+            pairing_code(
+                &base,
+                &owner,
+                &home_id,
+                &garage_id,
+                "garage_opener",
+                "Garage opener",
+            )
+            .await?,
+        );
+    }
+    tasks.push(tokio::spawn(threshold_agent::run_garage(
+        opener,
+        rx.clone(),
+    )));
+
     // The owner trusts the demo's merchant to deliver inside.
     let dispatcher = login(&base, "dispatcher", ACCOUNTS[3].2).await?;
     let (_, me) = http(
@@ -359,12 +418,19 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let now = crate::hub_cmd::now_ms();
-    let waiting = mine.as_array().is_some_and(|d| {
-        d.iter()
-            .any(|d| d["state"] == "scheduled" && d["window_end_ms"].as_i64().unwrap_or(0) > now)
-    });
-    if !waiting {
-        let body = json!({"home_id": home_id, "courier_id": courier_id, "window_start_ms": now - 5 * 60_000, "window_end_ms": now + 2 * 3_600_000, "parcel_ref": DEMO_PARCEL});
+    // One delivery to the front door and one into the garage, unless already waiting.
+    for (door, parcel) in [(&door_id, DEMO_PARCEL), (&garage_id, DEMO_GARAGE_PARCEL)] {
+        let waiting = mine.as_array().is_some_and(|d| {
+            d.iter().any(|d| {
+                d["state"] == "scheduled"
+                    && d["parcel_ref"] == parcel
+                    && d["window_end_ms"].as_i64().unwrap_or(0) > now
+            })
+        });
+        if waiting {
+            continue;
+        }
+        let body = json!({"home_id": home_id, "courier_id": courier_id, "door_id": door, "window_start_ms": now - 5 * 60_000, "window_end_ms": now + 2 * 3_600_000, "parcel_ref": parcel});
         let (s, b) = http(
             "POST",
             format!("{base}/api/v1/deliveries"),
@@ -407,10 +473,12 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!();
     println!(
-        "  The home is at lat {}, lon {}; the parcel label reads {DEMO_PARCEL}.",
+        "  The home is at lat {}, lon {}; the parcel labels read {DEMO_PARCEL} (front door)",
         DEMO_HOME.0, DEMO_HOME.1
     );
-    println!("  After an unlock the simulated courier opens and closes the door by itself.");
+    println!("  and {DEMO_GARAGE_PARCEL} (garage).");
+    println!("  After an unlock the simulated courier opens and closes the front door by itself;");
+    println!("  the garage opens for its delivery and closes when the courier presses Delivered.");
     println!(
         "  Data folder: {} (reused next time; --reset starts afresh). Ctrl-C stops.",
         a.data_dir.display()

@@ -774,6 +774,13 @@ async fn owner_and_courier_apps_in_chromium() {
     .await;
     o.click(".add-device button[type=submit]").await;
     o.wait("pairing code shown", "/^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$/.test((document.querySelector('#pairing-code')||{}).textContent||'')", Duration::from_secs(10)).await;
+    // The command names the real subcommand, and the page says what 127.0.0.1 means.
+    o.wait(
+        "pairing command for a door sensor, with the loopback warning",
+        "(document.querySelector('#pairing-cmd')||{}).textContent.startsWith('threshold agent contact ') && !!document.querySelector('#pairing-loopback')",
+        Duration::from_secs(5),
+    )
+    .await;
     o.assert_labelled("home").await;
     o.screenshot("owner-home").await;
     // A second door, added through the page, offered for pairing, and watched by the

@@ -42,7 +42,8 @@ fn start_demo_with(dir: &std::path::Path, extra: &[&str]) -> (Running, String) {
     (demo, base)
 }
 
-/// The demo home's id once its three simulated devices are live.
+/// The demo home's id once its five simulated devices are live (front door: camera,
+/// lock, contact; garage: camera, opener).
 async fn live_demo_home(base: &str, owner: &str) -> String {
     let homes = get(format!("{base}/api/v1/homes"), owner).await;
     assert_eq!(
@@ -56,7 +57,7 @@ async fn live_demo_home(base: &str, owner: &str) -> String {
         async move {
             let d = get(url, owner).await;
             d.as_array()
-                .is_some_and(|a| a.len() == 3 && a.iter().all(|x| x["liveness"] == "live"))
+                .is_some_and(|a| a.len() == 5 && a.iter().all(|x| x["liveness"] == "live"))
                 .then_some(())
         }
     })
@@ -657,4 +658,85 @@ fn names_as_addresses_a_first_run_hint_and_only_relevant_options() {
             "{text}"
         );
     }
+}
+
+/// The demo's garage through the real binary: the courier's entry opens the garage
+/// (the simulated opener travels), "Delivered" makes the hub close it, and the
+/// delivery completes only once the opener reports it closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garage_delivery_through_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut demo, base) = start_demo_with(dir.path(), &["--no-auto-door"]);
+    let owner = login(&base, "owner", "threshold-owner").await;
+    let home = live_demo_home(&base, &owner).await;
+    let courier = login(&base, "courier", "threshold-courier").await;
+    let deliveries = get(format!("{base}/api/v1/deliveries"), &courier).await;
+    let d = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["parcel_ref"] == "PARCEL-0002")
+        .unwrap_or_else(|| panic!("the garage delivery: {deliveries}"));
+    let id = d["id"].as_str().unwrap().to_owned();
+    let garage = d["door_id"].as_str().unwrap().to_owned();
+    let door = |want: &'static str| {
+        let (base, owner, garage) = (base.clone(), owner.clone(), garage.clone());
+        async move {
+            eventually(30, want, || {
+                let url = format!("{base}/api/v1/doors/{garage}/lock");
+                let owner = owner.clone();
+                async move {
+                    let v = get(url, &owner).await;
+                    (v["door"] == want && v["motion"].is_null()).then_some(v)
+                }
+            })
+            .await
+        }
+    };
+    let view = door("closed").await;
+    assert_eq!(view["actuator"], "garage_opener", "{view}");
+
+    let (s, decision) = call(
+        "POST",
+        format!("{base}/api/v1/deliveries/{id}/entry"),
+        Some(&courier),
+        Some(serde_json::json!({"lat": 52.3731, "lon": 4.8922, "accuracy_m": 5.0, "parcel_ref": "PARCEL-0002"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{decision}");
+    assert_eq!(decision["allowed"], true, "{decision}");
+    door("open").await;
+    let (s, b) = call(
+        "POST",
+        format!("{base}/api/v1/deliveries/{id}/delivered"),
+        Some(&courier),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    door("closed").await;
+    eventually(30, "the garage delivery completed", || {
+        let url = format!("{base}/api/v1/deliveries/{id}");
+        let owner = owner.clone();
+        async move { (get(url, &owner).await["state"] == "completed").then_some(()) }
+    })
+    .await;
+    // The opener's own signed log tells the story on the owner's timeline.
+    let timeline = get(format!("{base}/api/v1/homes/{home}/timeline"), &owner).await;
+    for kind in [
+        "device.token_accepted",
+        "device.door_opened",
+        "device.close_commanded",
+        "device.door_closed",
+    ] {
+        assert!(
+            timeline
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["kind"] == kind),
+            "{kind} on the timeline"
+        );
+    }
+    assert!(demo.interrupt().success());
 }

@@ -40,6 +40,8 @@ pub enum AlertKind {
     SequenceGap,
     /// A Wi-Fi deauthentication or jamming attack was named.
     WifiAttack { during_delivery: bool },
+    /// A garage-door opener's safety sensor reports something in the door's way.
+    GarageObstructed,
 }
 
 impl AlertKind {
@@ -55,6 +57,7 @@ impl AlertKind {
             AlertKind::CameraPossiblyFrozen => "camera_possibly_frozen",
             AlertKind::SequenceGap => "sequence_gap",
             AlertKind::WifiAttack { .. } => "wifi_attack",
+            AlertKind::GarageObstructed => "garage_obstructed",
         }
     }
 
@@ -73,6 +76,7 @@ impl AlertKind {
             | AlertKind::DeviceOffline
             | AlertKind::CameraPossiblyFrozen
             | AlertKind::SequenceGap
+            | AlertKind::GarageObstructed
             | AlertKind::WifiAttack {
                 during_delivery: false,
             } => Severity::Warning,
@@ -90,6 +94,7 @@ mod tests {
             delivery::Alert::CameraLostDuringDelivery,
             delivery::Alert::DoorMayBeUnlocked,
             delivery::Alert::SessionNotSecured,
+            delivery::Alert::GarageLeftOpen,
         ] {
             assert_eq!(AlertKind::Delivery(a).severity(), Severity::Critical);
             assert_eq!(AlertKind::Delivery(a).code(), a.code());
@@ -106,6 +111,7 @@ mod tests {
             AlertKind::DeviceOffline,
             AlertKind::CameraPossiblyFrozen,
             AlertKind::SequenceGap,
+            AlertKind::GarageObstructed,
             AlertKind::WifiAttack {
                 during_delivery: false,
             },

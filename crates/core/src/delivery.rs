@@ -16,6 +16,10 @@
 //!   delivered ──fresh "closed and locked"──▶ completed
 //! ```
 //!
+//! A garage door is its own barrier: "closed and locked" is a fresh "closed", the hub
+//! commands it closed as soon as the courier is done (and on a camera loss), and not
+//! closed within the garage limit is `garage_left_open` with a second close command.
+//!
 //! Every state but `scheduled`, `inside`, `delivered` and `camera_lost` is terminal;
 //! the access session of a delivery is open exactly while it is in one of those three
 //! after `scheduled`. Each transition happens once (the hub applies it with a
@@ -120,10 +124,21 @@ impl DeliveryState {
     }
 }
 
+/// What secures the delivery's door.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Barrier {
+    /// A lock's bolt: the lock relocks on its own once the door closes.
+    #[default]
+    Bolt,
+    /// A garage door: the door itself; only the hub's command closes it.
+    GarageDoor,
+}
+
 /// What the machine needs to know about one delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
     pub state: DeliveryState,
+    pub barrier: Barrier,
     pub window_end: Millis,
     /// When the courier said delivered (or the window ended with the courier inside).
     pub delivered_at: Option<Millis>,
@@ -154,7 +169,7 @@ pub enum Effect {
     Alert(Alert),
     /// Tell the courier's app to leave now and close the door.
     LeaveNow,
-    /// Send the door's lock the `lock` command (throw the bolt).
+    /// Send the door's lock the `lock` command (throw the bolt; close a garage door).
     Relock,
     /// Close the access session: later door openings are not this delivery's.
     CloseSession,
@@ -171,6 +186,9 @@ pub enum Alert {
     DoorMayBeUnlocked,
     /// After "delivered", the door was not confirmed closed and locked within the limit.
     SessionNotSecured,
+    /// A garage door was not confirmed closed within the garage limit after the
+    /// courier was done or the camera was lost.
+    GarageLeftOpen,
 }
 
 impl Alert {
@@ -179,6 +197,7 @@ impl Alert {
             Alert::CameraLostDuringDelivery => "camera_lost_during_delivery",
             Alert::DoorMayBeUnlocked => "door_may_be_unlocked",
             Alert::SessionNotSecured => "session_not_secured",
+            Alert::GarageLeftOpen => "garage_left_open",
         }
     }
 }
@@ -190,6 +209,9 @@ pub struct Limits {
     pub secure_ms: Millis,
     /// After the camera was lost: how long a fresh "closed and locked" may take.
     pub incident_ms: Millis,
+    /// After the hub commanded a garage door closed (courier done): how long a fresh
+    /// "closed" may take.
+    pub garage_close_ms: Millis,
 }
 
 impl Default for Limits {
@@ -197,6 +219,7 @@ impl Default for Limits {
         Limits {
             secure_ms: 120_000,
             incident_ms: 60_000,
+            garage_close_ms: 60_000,
         }
     }
 }
@@ -236,27 +259,40 @@ pub fn step(
             effects,
         }))
     };
+    let garage = d.barrier == Barrier::GarageDoor;
+    // A garage door closes only when told: at once when the courier is done.
+    let close_garage = || if garage { vec![Relock] } else { vec![] };
+    let (secure_ms, not_secured, incident_alert) = if garage {
+        (
+            limits.garage_close_ms,
+            Alert::GarageLeftOpen,
+            Alert::GarageLeftOpen,
+        )
+    } else {
+        (
+            limits.secure_ms,
+            Alert::SessionNotSecured,
+            Alert::DoorMayBeUnlocked,
+        )
+    };
     match (d.state, input) {
         (Scheduled, Input::EntryGranted) => to(Inside, vec![]),
         (Scheduled, Input::Tick) if now > d.window_end => to(Expired, vec![]),
-        (Inside, Input::CourierDone) => to(Delivered, vec![]),
-        (Inside, Input::Tick) if now > d.window_end => to(Delivered, vec![]),
-        (Inside | Delivered, Input::CameraBlind(_)) => to(
-            CameraLost,
-            vec![Effect::Alert(Alert::CameraLostDuringDelivery), LeaveNow],
-        ),
+        (Inside, Input::CourierDone) => to(Delivered, close_garage()),
+        (Inside, Input::Tick) if now > d.window_end => to(Delivered, close_garage()),
+        (Inside | Delivered, Input::CameraBlind(_)) => {
+            let mut effects = vec![Effect::Alert(Alert::CameraLostDuringDelivery), LeaveNow];
+            effects.extend(close_garage());
+            to(CameraLost, effects)
+        }
         (Delivered, Input::Secured) => to(Completed, vec![CloseSession]),
         (Delivered, Input::Tick)
             if d.delivered_at
-                .is_some_and(|t| now.saturating_sub(t) > limits.secure_ms) =>
+                .is_some_and(|t| now.saturating_sub(t) > secure_ms) =>
         {
             to(
                 EndedUnverified,
-                vec![
-                    Effect::Alert(Alert::SessionNotSecured),
-                    Relock,
-                    CloseSession,
-                ],
+                vec![Effect::Alert(not_secured), Relock, CloseSession],
             )
         }
         (CameraLost, Input::DoorClosed) => Ok(Some(Step {
@@ -271,11 +307,7 @@ pub fn step(
         {
             to(
                 EndedUnverified,
-                vec![
-                    Effect::Alert(Alert::DoorMayBeUnlocked),
-                    Relock,
-                    CloseSession,
-                ],
+                vec![Effect::Alert(incident_alert), Relock, CloseSession],
             )
         }
         (state, Input::CourierDone) => match state {
@@ -308,11 +340,13 @@ mod tests {
     const L: Limits = Limits {
         secure_ms: 120_000,
         incident_ms: 60_000,
+        garage_close_ms: 45_000,
     };
 
     fn d(state: DeliveryState) -> Delivery {
         Delivery {
             state,
+            barrier: Barrier::Bolt,
             window_end: 100_000,
             delivered_at: None,
             camera_lost_at: None,
@@ -383,6 +417,67 @@ mod tests {
         assert_eq!(to(&del, Input::Tick, 120_001), Some(EndedUnverified));
     }
 
+    fn garage(state: DeliveryState) -> Delivery {
+        Delivery {
+            barrier: Barrier::GarageDoor,
+            ..d(state)
+        }
+    }
+
+    #[test]
+    fn a_garage_is_closed_by_the_hub_when_the_courier_is_done_and_escalates_if_left_open() {
+        // Done (or the window over with the courier inside): close the garage at once.
+        for (input, now) in [(Input::CourierDone, 2), (Input::Tick, 100_001)] {
+            let s = step(&garage(Inside), input, now, &L).unwrap().unwrap();
+            assert_eq!((s.to, s.effects), (Delivered, vec![Effect::Relock]));
+        }
+        // A lock's door is not commanded: the lock relocks on its own when it closes.
+        let s = step(&d(Inside), Input::CourierDone, 2, &L)
+            .unwrap()
+            .unwrap();
+        assert!(s.effects.is_empty());
+        // Only a fresh "closed" completes it.
+        let mut del = garage(Delivered);
+        del.delivered_at = Some(0);
+        assert_eq!(to(&del, Input::Secured, 10), Some(Completed));
+        // Not closed within the garage limit (not the lock's): left open, closed again.
+        assert_eq!(to(&del, Input::Tick, 45_000), None);
+        let s = step(&del, Input::Tick, 45_001, &L).unwrap().unwrap();
+        assert_eq!(s.to, EndedUnverified);
+        assert_eq!(
+            s.effects,
+            vec![
+                Effect::Alert(Alert::GarageLeftOpen),
+                Effect::Relock,
+                Effect::CloseSession
+            ]
+        );
+    }
+
+    #[test]
+    fn a_garage_whose_camera_is_lost_is_closed_at_once() {
+        let s = step(&garage(Inside), Input::CameraBlind(Blind::Stale), 5, &L)
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.to, CameraLost);
+        assert_eq!(
+            s.effects,
+            vec![
+                Effect::Alert(Alert::CameraLostDuringDelivery),
+                Effect::LeaveNow,
+                Effect::Relock
+            ]
+        );
+        let mut lost = garage(CameraLost);
+        lost.camera_lost_at = Some(0);
+        assert_eq!(to(&lost, Input::Secured, 9), Some(EndedAfterCameraLoss));
+        let s = step(&lost, Input::Tick, 60_001, &L).unwrap().unwrap();
+        assert_eq!(
+            s.effects.first(),
+            Some(&Effect::Alert(Alert::GarageLeftOpen))
+        );
+    }
+
     #[test]
     fn windows_end() {
         assert_eq!(to(&d(Scheduled), Input::Tick, 100_000), None);
@@ -433,6 +528,7 @@ mod tests {
         for s in DeliveryState::ALL {
             let del = Delivery {
                 state: s,
+                barrier: Barrier::Bolt,
                 window_end: 0,
                 delivered_at: Some(0),
                 camera_lost_at: Some(0),

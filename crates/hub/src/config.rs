@@ -93,6 +93,10 @@ pub struct HubConfig {
     /// locked by a fresh signed report within this long, or the owner is told the door
     /// may be unlocked (a second critical alert) and the lock is commanded again.
     pub incident_secure_limit_ms: i64,
+    /// A garage door the hub commanded closed after a delivery must report closed
+    /// (fresh, signed) within this long, or the owner gets `garage_left_open` with the
+    /// door's last frame and the opener a second close command.
+    pub garage_close_limit_ms: i64,
     /// Lifetime of an unlock token.
     pub unlock_token_ttl_ms: i64,
     /// A delivery's recording continues this long after its session ends.
@@ -168,6 +172,7 @@ impl Default for HubConfig {
             unlock_token_ttl_ms: 30_000,
             session_secure_limit_ms: 120_000,
             incident_secure_limit_ms: 60_000,
+            garage_close_limit_ms: 60_000,
             recording_tail_ms: 10_000,
             recording_max_ms: 3_600_000,
             media_max_age_ms: 30 * 24 * 3600 * 1000,
@@ -421,9 +426,12 @@ impl HubConfig {
         if self.mqtt_dynsec && self.mqtt_url.is_none() {
             return bad("mqtt_dynsec provisions an external broker: set mqtt_url too");
         }
-        if self.session_secure_limit_ms < 1000 || self.incident_secure_limit_ms < 1000 {
+        if self.session_secure_limit_ms < 1000
+            || self.incident_secure_limit_ms < 1000
+            || self.garage_close_limit_ms < 1000
+        {
             return bad(
-                "session_secure_limit_ms and incident_secure_limit_ms must be at least 1000",
+                "session_secure_limit_ms, incident_secure_limit_ms and garage_close_limit_ms must be at least 1000",
             );
         }
         if self.recording_tail_ms < 0 || self.recording_max_ms < 1000 {
@@ -496,6 +504,7 @@ impl HubConfig {
         threshold_core::delivery::Limits {
             secure_ms: self.session_secure_limit_ms,
             incident_ms: self.incident_secure_limit_ms,
+            garage_close_ms: self.garage_close_limit_ms,
         }
     }
 }

@@ -209,6 +209,9 @@ fn event_records(
             | "token_accepted"
             | "token_refused"
             | "relocked"
+            | "close_commanded"
+            | "obstruction_detected"
+            | "obstruction_cleared"
     );
     let audit = if audited {
         vec![crate::audit::Record::new(
@@ -299,6 +302,9 @@ async fn on_door_event(
         "token_refused" => {
             crate::access::refused::on_token_refused(state, home_id, owner_id, msg).await
         }
+        "obstruction_detected" => {
+            crate::access::obstruction::on_obstruction(state, home_id, owner_id, msg).await
+        }
         _ => {}
     }
 }
@@ -327,10 +333,7 @@ impl Reactions for HubReactions {
                     report,
                     changed,
                 } => on_state_report(state, &device, &report, changed).await,
-                Happening::Hello {
-                    device,
-                    kind: DeviceKind::Lock,
-                } => {
+                Happening::Hello { device, kind } if kind.actuates_door() => {
                     // A lock (re)connected: it learns which cameras watch its door.
                     for door in state.access.doors.of_device(&device) {
                         if door.lock == Some(device) {
@@ -353,7 +356,10 @@ impl Reactions for HubReactions {
 /// A change of door or bolt, or a "closed and locked" that a delivery is waiting
 /// for, goes to the delivery flow.
 async fn on_state_report(state: &AppState, device: &DeviceId, report: &State, changed: bool) {
-    let secure = report.bolt == Some(BoltState::Locked) && report.door == Some(DoorState::Closed);
+    // A garage door is its own barrier: closed is secure.
+    let garage = state.registry.with(device, |e| e.kind) == Some(DeviceKind::GarageOpener);
+    let secure = report.door == Some(DoorState::Closed)
+        && (garage || report.bolt == Some(BoltState::Locked));
     for door in state.access.doors.of_device(device) {
         if door.lock != Some(*device) && door.contact != Some(*device) {
             continue;

@@ -749,3 +749,85 @@ async fn frame_records_without_a_fresh_heartbeat_do_not_open_the_door() {
         "the newest heartbeat is the statement"
     );
 }
+
+/// The owner reads a delivery's story in one place: the hub's entries and the door's
+/// own signed account of the same minutes (closed, locked), each saying who, in
+/// order. Door events of other times or other doors stay out.
+#[tokio::test]
+async fn the_delivery_timeline_tells_who_did_what_at_the_door() {
+    let (mut sim, mut h) = ready().await;
+    // Before the delivery: the back door closes; not this delivery's story.
+    h.back.lock.event(&sim, "door_closed").await;
+    h.run(&mut sim, 500).await;
+    let d = h.delivery(&sim, None, "P-T").await;
+    assert_eq!(h.enter(&sim, &d, "P-T").await["allowed"], true);
+    bolt_retracts(&sim, &mut h.front).await;
+    h.run(&mut sim, 500).await;
+    door_opens(&sim, &mut h.front).await;
+    h.run(&mut sim, 1_000).await;
+    door_closes(&sim, &mut h.front).await;
+    h.run(&mut sim, 500).await;
+    let (s, b) = sim
+        .http(
+            "POST",
+            &format!("/api/v1/deliveries/{d}/delivered"),
+            Some(&h.courier),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    h.run(&mut sim, 500).await;
+    bolt_throws(&sim, &mut h.front).await;
+    h.run(&mut sim, 500).await;
+    assert_eq!(h.delivery_state(&sim, &d).await, "completed");
+
+    let (s, v) = sim
+        .http(
+            "GET",
+            &format!("/api/v1/deliveries/{d}"),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let tl = v["timeline"].as_array().unwrap();
+    let kinds: Vec<&str> = tl.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    let at = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("{k} in {kinds:?}"))
+    };
+    assert!(at("decision") < at("door.opened"), "{kinds:?}");
+    assert!(at("door.opened") < at("device.door_closed"), "{kinds:?}");
+    assert!(
+        at("device.door_closed") < at("device.bolt_locked"),
+        "{kinds:?}"
+    );
+    assert!(
+        at("delivery.delivered") < at("device.bolt_locked"),
+        "{kinds:?}"
+    );
+    assert!(
+        at("device.bolt_locked") <= at("delivery.completed") + 1,
+        "{kinds:?}"
+    );
+    assert!(at("delivery.scheduled") < at("decision"), "{kinds:?}");
+    let times: Vec<i64> = tl.iter().map(|t| t["time_ms"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+    let who = |k: &str| {
+        tl.iter()
+            .find(|t| t["kind"] == k)
+            .map(|t| t["who"].clone())
+            .unwrap()
+    };
+    assert_eq!(who("decision"), "courier courier");
+    assert_eq!(who("device.bolt_locked"), "Front lock");
+    assert_eq!(who("delivery.completed"), "hub");
+    // Only the front door's devices, and only from the entry on.
+    let back = h.back.lock.hex();
+    assert!(
+        tl.iter().all(|t| t["device_id"] != back.as_str()),
+        "the back door's events are not this delivery's"
+    );
+}

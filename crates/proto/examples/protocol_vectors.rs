@@ -215,6 +215,7 @@ fn main() {
             records: 0,
             bytes: 0,
         },
+        ..Default::default()
     };
     json_message(
         "state",

@@ -12,26 +12,46 @@ pub enum DeviceKind {
     Lock,
     ContactSensor,
     WifiSensor,
+    /// A garage-door opener: the door itself is the barrier (no bolt). It takes unlock
+    /// tokens like a lock (open) and the `lock` command (close).
+    GarageOpener,
 }
 
 impl DeviceKind {
+    /// Every kind, in a fixed order (metrics, parsing).
+    pub const ALL: [DeviceKind; 5] = [
+        DeviceKind::Camera,
+        DeviceKind::Lock,
+        DeviceKind::ContactSensor,
+        DeviceKind::WifiSensor,
+        DeviceKind::GarageOpener,
+    ];
+
+    /// Whether this kind opens and secures a door: receives unlock tokens, `lock`
+    /// commands and the door's camera set.
+    pub fn actuates_door(self) -> bool {
+        matches!(self, DeviceKind::Lock | DeviceKind::GarageOpener)
+    }
+
+    /// Whether this kind reports a door's physical state (`state` messages).
+    pub fn reports_state(self) -> bool {
+        matches!(
+            self,
+            DeviceKind::Lock | DeviceKind::ContactSensor | DeviceKind::GarageOpener
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceKind::Camera => "camera",
             DeviceKind::Lock => "lock",
             DeviceKind::ContactSensor => "contact_sensor",
             DeviceKind::WifiSensor => "wifi_sensor",
+            DeviceKind::GarageOpener => "garage_opener",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            DeviceKind::Camera,
-            DeviceKind::Lock,
-            DeviceKind::ContactSensor,
-            DeviceKind::WifiSensor,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -90,13 +110,31 @@ pub enum DoorState {
     Closed,
 }
 
-/// `state`: a lock's or contact sensor's current physical state; also its heartbeat.
+/// Which way a garage door is moving, or that it stopped part-way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorMotion {
+    Opening,
+    Closing,
+    /// Stopped neither fully open nor fully closed.
+    Stopped,
+}
+
+/// `state`: a lock's, contact sensor's or garage-door opener's current physical state;
+/// also its heartbeat.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bolt: Option<BoltState>,
+    /// `closed` only when the door is fully closed; a garage door part-way is `open`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub door: Option<DoorState>,
+    /// Garage-door openers: the door is moving or stopped part-way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion: Option<DoorMotion>,
+    /// Garage-door openers: the safety sensor reports something in the door's way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obstructed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub battery_pct: Option<u8>,
     #[serde(default)]

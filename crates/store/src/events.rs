@@ -90,8 +90,9 @@ const ALERT_COLS: &str = "a.id AS id, a.home_id AS home_id, a.device_id AS devic
     a.kind AS kind, a.message AS message, a.evidence AS evidence, a.created_ms AS created_ms, a.acked_ms AS acked_ms";
 
 /// Entries written in one commit share their instant; what happened first comes first
-/// among them: an entry's decision, then the capability sent for it, then the rest.
-const CAUSAL_RANK: &str = "CASE t.kind WHEN 'decision' THEN 0 WHEN 'unlock_sent' THEN 1 ELSE 2 END";
+/// among them: a delivery's scheduling, an entry's decision, then the capability sent
+/// for it, then the rest.
+const CAUSAL_RANK: &str = "CASE t.kind WHEN 'delivery.scheduled' THEN 0 WHEN 'decision' THEN 1 WHEN 'unlock_sent' THEN 2 ELSE 3 END";
 
 impl Store {
     /// Store a device's event record and its log's marks in one commit (see
@@ -204,6 +205,30 @@ impl Store {
         .bind(owner_id)
         .bind(since_ms)
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(timeline).collect()
+    }
+
+    /// What a door's devices (its lock or opener, its contact sensor: at most two) put
+    /// on the home's timeline between `from_ms` and `to_ms`, oldest first: the door's
+    /// own account of a delivery (closed, locked, commanded).
+    pub async fn door_device_timeline(
+        &self,
+        home_id: &str,
+        devices: (&str, &str),
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<TimelineRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TIMELINE_COLS} FROM timeline t WHERE t.home_id = $1 AND t.device_id IN ($2, $3) \
+             AND t.time_ms >= $4 AND t.time_ms <= $5 ORDER BY t.time_ms, {CAUSAL_RANK}, t.id LIMIT 500"
+        ))
+        .bind(home_id)
+        .bind(devices.0)
+        .bind(devices.1)
+        .bind(from_ms)
+        .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(timeline).collect()

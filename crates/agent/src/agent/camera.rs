@@ -10,7 +10,9 @@
 //! newest frame (seq, time, digest, thumbnail) several times a second.
 
 use super::{CameraConfig, Device};
-use crate::camera::{open_source, prepare, PreparedFrame};
+use crate::camera::health::{HealthEvent, SourceHealth};
+use crate::camera::rtsp::redact;
+use crate::camera::{open_source, prepare, PreparedFrame, SourceError};
 use crate::clock::now_ms;
 use crate::link::{shutdown_signalled, Downlink, LinkEvent};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -84,9 +86,17 @@ struct CaptureStats {
     source_errors: AtomicU64,
 }
 
+/// What the capture thread hands to the agent loop.
+enum Captured {
+    /// A frame and its capture time (device clock).
+    Frame(i64, PreparedFrame),
+    /// A change in the source's health, for the event log.
+    Health(HealthEvent),
+}
+
 fn capture_thread(
     cfg: &CameraConfig,
-    tx: mpsc::Sender<(i64, PreparedFrame)>,
+    tx: mpsc::Sender<Captured>,
     stop: Arc<AtomicBool>,
     stats: Arc<CaptureStats>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
@@ -96,27 +106,42 @@ fn capture_thread(
         .name("camera-capture".into())
         .spawn(move || {
             let mut next = Instant::now();
+            let mut health = SourceHealth::new();
             while !stop.load(Ordering::Relaxed) {
-                let t = now_ms();
-                match source.next_frame(t) {
-                    Ok(f) => match prepare(f) {
-                        Ok(p) => {
-                            if tx.blocking_send((t, p)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
+                let asked = now_ms();
+                let (frame, change) = match source.next_frame(asked) {
+                    // The source's own capture time (RTSP: from the camera's clock via
+                    // RTCP) when it has one; otherwise the time the frame was asked for.
+                    Ok(f) => match (f.captured_ms.unwrap_or(asked), prepare(f)) {
+                        (t, Ok(p)) => (Some((t, p)), health.on_frame(now_ms())),
+                        (_, Err(e)) => {
                             let n = stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
                             if n.is_power_of_two() {
                                 tracing::warn!(error = %e, refused_total = n, "frame refused");
                             }
+                            let reason = format!("the source's frame was refused: {e}");
+                            (None, health.on_problem("bad_frame", &reason, now_ms()))
                         }
                     },
+                    Err(SourceError::NotReady) => (None, health.on_idle(now_ms())),
                     Err(e) => {
+                        // A snapshot or MJPEG URL may carry a password too.
+                        let reason = redact(&e.to_string());
                         let n = stats.source_errors.fetch_add(1, Ordering::Relaxed) + 1;
                         if n.is_power_of_two() {
-                            tracing::warn!(error = %e, errors_total = n, "camera source error");
+                            tracing::warn!(code = e.code(), error = %reason, errors_total = n, "camera source error");
                         }
+                        (None, health.on_problem(e.code(), &reason, now_ms()))
+                    }
+                };
+                if let Some(h) = change {
+                    if tx.blocking_send(Captured::Health(h)).is_err() {
+                        return;
+                    }
+                }
+                if let Some((t, p)) = frame {
+                    if tx.blocking_send(Captured::Frame(t, p)).is_err() {
+                        return;
                     }
                 }
                 next += period;
@@ -149,9 +174,10 @@ pub async fn run_camera(
     loop {
         tokio::select! {
             _ = shutdown_signalled(&mut shutdown) => break,
-            Some((t, frame)) = frame_rx.recv() => {
-                newest = Some(store_frame(&dev, &mut demand, t, frame));
-            }
+            Some(captured) = frame_rx.recv() => match captured {
+                Captured::Frame(t, frame) => newest = Some(store_frame(&dev, &mut demand, t, frame)),
+                Captured::Health(h) => dev.record_event(&h.to_event()),
+            },
             Some(ev) = dev.link_events.recv() => {
                 match &ev {
                     LinkEvent::Disconnected { at_ms } => demand.on_disconnect(*at_ms),

@@ -16,7 +16,7 @@ use threshold_proto::Kind;
 use tokio::sync::watch;
 
 /// Map a link rejection of an unlock message to a `token_refused` reason.
-fn rejection_reason(link_reason: &str) -> &'static str {
+pub(super) fn rejection_reason(link_reason: &str) -> &'static str {
     match link_reason {
         "bad_signature" => "bad_signature",
         "wrong_recipient" => "wrong_lock",
@@ -28,6 +28,26 @@ fn rejection_reason(link_reason: &str) -> &'static str {
 }
 
 fn execute(dev: &Device, driver: &DriverHandle, nonces: &mut NonceStore, actions: Vec<Action>) {
+    carry_out(
+        dev,
+        &driver.commands,
+        nonces,
+        actions,
+        (BoltCommand::Unlock, BoltCommand::Lock),
+    );
+}
+
+/// Carry out a device's decisions in order: `(retract, throw)` are what its hardware
+/// is told for [`Action::Retract`] and [`Action::Throw`] (a lock's bolt; a garage
+/// door's open and close). A nonce that cannot be made durable stops everything after
+/// it (fail secure).
+pub(super) fn carry_out<C: Copy>(
+    dev: &Device,
+    commands: &tokio::sync::mpsc::Sender<C>,
+    nonces: &mut NonceStore,
+    actions: Vec<Action>,
+    (retract, throw): (C, C),
+) {
     for a in actions {
         match a {
             Action::PersistNonce {
@@ -46,13 +66,13 @@ fn execute(dev: &Device, driver: &DriverHandle, nonces: &mut NonceStore, actions
             }
             Action::Event(e) => dev.record_event(&e),
             Action::Retract => {
-                if driver.commands.try_send(BoltCommand::Unlock).is_err() {
-                    tracing::error!("lock driver not accepting commands");
+                if commands.try_send(retract).is_err() {
+                    tracing::error!("driver not accepting commands");
                 }
             }
             Action::Throw => {
-                if driver.commands.try_send(BoltCommand::Lock).is_err() {
-                    tracing::error!("lock driver not accepting commands");
+                if commands.try_send(throw).is_err() {
+                    tracing::error!("driver not accepting commands");
                 }
             }
         }
@@ -163,6 +183,7 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
                     door: logic.door().filter(|_| available),
                     battery_pct: logic.battery(),
                     outbox: dev.with_outbox(|o| o.stats()),
+                    ..Default::default()
                 };
                 dev.send_live(Kind::State, serde_json::to_vec(&state).unwrap_or_default());
             }
@@ -219,6 +240,7 @@ pub async fn run_contact(
                     door: door.filter(|_| available),
                     battery_pct: battery,
                     outbox: dev.with_outbox(|o| o.stats()),
+                    ..Default::default()
                 };
                 dev.send_live(Kind::State, serde_json::to_vec(&state).unwrap_or_default());
             }

@@ -2,9 +2,11 @@
 //! (enrolment, outbox, signer, link).
 
 mod camera;
+mod garage;
 mod lock;
 
 pub use camera::run_camera;
+pub use garage::run_garage;
 pub use lock::{run_contact, run_lock};
 
 use crate::camera::SourceConfig;
@@ -95,6 +97,29 @@ pub struct LockConfig {
 impl LockConfig {
     pub fn new(data_dir: impl Into<PathBuf>, driver: LockDriverConfig) -> Self {
         LockConfig {
+            common: CommonConfig::new(data_dir),
+            driver,
+            rules: Rules::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum GarageDriverConfig {
+    Simulator(crate::garage::simulator::SimulatedGarage),
+    Mqtt(crate::garage::mqtt::OpenerMqttConfig),
+}
+
+#[derive(Clone, Debug)]
+pub struct GarageConfig {
+    pub common: CommonConfig,
+    pub driver: GarageDriverConfig,
+    pub rules: Rules,
+}
+
+impl GarageConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, driver: GarageDriverConfig) -> Self {
+        GarageConfig {
             common: CommonConfig::new(data_dir),
             driver,
             rules: Rules::default(),

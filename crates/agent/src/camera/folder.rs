@@ -40,7 +40,7 @@ impl FrameSource for Folder {
         self.next = self.next.wrapping_add(1);
         let jpeg =
             std::fs::read(path).map_err(|e| SourceError::Io(format!("{}: {e}", path.display())))?;
-        Ok(Frame { jpeg, thumb: None })
+        Ok(Frame::new(jpeg))
     }
 }
 

@@ -45,7 +45,7 @@ impl FrameSource for Snapshot {
             .take(MAX_JPEG_BYTES as u64 + 1)
             .read_to_end(&mut jpeg)
             .map_err(|e| SourceError::Io(e.to_string()))?;
-        Ok(Frame { jpeg, thumb: None })
+        Ok(Frame::new(jpeg))
     }
 }
 
@@ -142,10 +142,7 @@ impl FrameSource for MjpegStream {
         match &guard.frame {
             Some((c, jpeg)) if *c > last => {
                 self.last_returned = *c;
-                Ok(Frame {
-                    jpeg: jpeg.clone(),
-                    thumb: None,
-                })
+                Ok(Frame::new(jpeg.clone()))
             }
             _ => Err(guard
                 .error

@@ -7,8 +7,10 @@
 //! still scene from heartbeats alone.
 
 pub mod folder;
+pub mod health;
 pub mod http;
 pub mod mjpeg;
+pub mod rtsp;
 pub mod synthetic;
 
 use sha2::{Digest, Sha256};
@@ -23,6 +25,22 @@ pub struct Frame {
     pub jpeg: Vec<u8>,
     /// Known luma thumbnail (the synthetic source has the pixels); computed otherwise.
     pub thumb: Option<[u8; 64]>,
+    /// When the picture was captured (Unix ms, device clock), if the source knows it
+    /// from the camera itself (RTSP: RTP timestamps mapped through RTCP sender
+    /// reports). `None`: the agent stamps the time it asked for the frame, as for
+    /// sources that fetch a current picture on request.
+    pub captured_ms: Option<i64>,
+}
+
+impl Frame {
+    /// A JPEG frame with nothing else known about it.
+    pub fn new(jpeg: Vec<u8>) -> Self {
+        Frame {
+            jpeg,
+            thumb: None,
+            captured_ms: None,
+        }
+    }
 }
 
 /// A validated frame with its summary.
@@ -43,6 +61,23 @@ pub enum SourceError {
     NotReady,
     #[error("source misconfigured: {0}")]
     Config(String),
+    /// A named problem (RTSP sources): `code` is stable and machine-readable (listed
+    /// in docs/protocol.md under `source_problem`), `reason` says it in words, with any
+    /// credentials already removed.
+    #[error("{reason}")]
+    Problem { code: &'static str, reason: String },
+}
+
+impl SourceError {
+    /// The stable code reported in `source_problem` events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SourceError::Io(_) => "source_io",
+            SourceError::NotReady => "not_ready",
+            SourceError::Config(_) => "misconfigured",
+            SourceError::Problem { code, .. } => code,
+        }
+    }
 }
 
 /// Why a frame from a source was refused.
@@ -62,7 +97,8 @@ pub enum FrameError {
 
 /// Where frames come from.
 pub trait FrameSource: Send {
-    /// Produce the next frame; `now_ms` is the capture time the agent will stamp.
+    /// Produce the next frame; `now_ms` is the capture time the agent will stamp
+    /// unless the frame carries its own (`Frame::captured_ms`).
     fn next_frame(&mut self, now_ms: i64) -> Result<Frame, SourceError>;
 }
 
@@ -77,6 +113,9 @@ pub enum SourceConfig {
     HttpSnapshot { url: String },
     /// An MJPEG-over-HTTP stream (`multipart/x-mixed-replace`).
     Mjpeg { url: String },
+    /// An RTSP camera (H.264 over RTP, interleaved on the RTSP TCP connection).
+    /// Its `Debug` never shows the credentials.
+    Rtsp(rtsp::RtspConfig),
 }
 
 impl Default for SourceConfig {
@@ -97,6 +136,7 @@ pub fn open_source(cfg: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceErr
         SourceConfig::Folder(dir) => Box::new(folder::Folder::open(dir)?),
         SourceConfig::HttpSnapshot { url } => Box::new(http::Snapshot::new(url)),
         SourceConfig::Mjpeg { url } => Box::new(http::MjpegStream::new(url)),
+        SourceConfig::Rtsp(cfg) => Box::new(rtsp::RtspSource::open(cfg.clone())),
     })
 }
 
@@ -244,48 +284,27 @@ mod tests {
     #[test]
     fn good_jpeg_is_summarised() {
         let j = sample_jpeg(3);
-        let p = prepare(Frame {
-            jpeg: j.clone(),
-            thumb: None,
-        })
-        .unwrap();
+        let p = prepare(Frame::new(j.clone())).unwrap();
         assert_eq!((p.width, p.height), (64, 48));
         assert_eq!(p.sha256.to_vec(), Sha256::digest(&j).to_vec());
         assert!(p.thumb.iter().any(|&v| v > 0));
         // Padding after EOI is tolerated.
         let mut padded = j.clone();
         padded.extend_from_slice(b"\r\n\0\0");
-        assert!(prepare(Frame {
-            jpeg: padded,
-            thumb: None
-        })
-        .is_ok());
+        assert!(prepare(Frame::new(padded)).is_ok());
     }
 
     #[test]
     fn bad_frames_are_refused_never_panic() {
+        assert_eq!(prepare(Frame::new(vec![])), Err(FrameError::Empty));
         assert_eq!(
-            prepare(Frame {
-                jpeg: vec![],
-                thumb: None
-            }),
-            Err(FrameError::Empty)
-        );
-        assert_eq!(
-            prepare(Frame {
-                jpeg: b"<html>".to_vec(),
-                thumb: None
-            }),
+            prepare(Frame::new(b"<html>".to_vec())),
             Err(FrameError::NotJpeg)
         );
         let j = sample_jpeg(9);
         for n in 0..j.len() - 1 {
             assert!(
-                prepare(Frame {
-                    jpeg: j[..n].to_vec(),
-                    thumb: None
-                })
-                .is_err(),
+                prepare(Frame::new(j[..n].to_vec())).is_err(),
                 "truncated at {n} accepted"
             );
         }
@@ -294,10 +313,7 @@ mod tests {
         g.extend(std::iter::repeat_n(0x41, 500));
         g.extend([0xFF, 0xD9]);
         assert!(matches!(
-            prepare(Frame {
-                jpeg: g,
-                thumb: None
-            }),
+            prepare(Frame::new(g)),
             Err(FrameError::Undecodable(_))
         ));
     }

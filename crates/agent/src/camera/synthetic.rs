@@ -131,6 +131,7 @@ impl FrameSource for Synthetic {
         Ok(Frame {
             jpeg,
             thumb: Some(thumb),
+            captured_ms: None,
         })
     }
 }

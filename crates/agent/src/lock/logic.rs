@@ -35,6 +35,9 @@ pub struct Rules {
     pub camera_statement_max_future_ms: i64,
     /// Whether a token may carry the owner's waiver instead of a camera statement.
     pub allow_camera_waiver: bool,
+    /// Garage-door openers: close a door opened for a token that is still not closed
+    /// after this long, and again every this long (the local rule no jammer can block).
+    pub garage_auto_close_ms: i64,
 }
 
 impl Default for Rules {
@@ -46,6 +49,7 @@ impl Default for Rules {
             camera_statement_max_age_ms: 3_000,
             camera_statement_max_future_ms: 2_000,
             allow_camera_waiver: true,
+            garage_auto_close_ms: 300_000,
         }
     }
 }
@@ -82,46 +86,19 @@ pub fn refused(reason: &str, token: Option<&Unlock>) -> Action {
     ev("token_refused", d)
 }
 
-#[derive(Clone, Debug)]
-pub struct LockLogic {
-    rules: Rules,
-    bolt: Option<BoltState>,
-    door: Option<DoorState>,
-    battery: Option<u8>,
-    battery_low_reported: bool,
-    /// When the bolt was last retracted for a token (None once it is thrown again).
-    unlocked_at_ms: Option<i64>,
-    opened_since_unlock: bool,
-    startup_pending: bool,
-    /// The door this lock is fitted to and the public keys of its cameras.
+/// Who may vouch for the door: the door this device is fitted to and the public keys
+/// of its cameras (from pairing, then the hub's signed `cameras` messages), and the
+/// judgement of an unlock token against them. Shared by locks and garage-door openers.
+#[derive(Clone, Debug, Default)]
+pub struct Vouchers {
     door_id: Option<String>,
     cameras: Vec<PublicKey>,
 }
 
-fn valid_nonce(n: &str) -> bool {
-    n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-impl LockLogic {
-    pub fn new(rules: Rules) -> Self {
-        LockLogic {
-            rules,
-            bolt: None,
-            door: None,
-            battery: None,
-            battery_low_reported: false,
-            unlocked_at_ms: None,
-            opened_since_unlock: false,
-            startup_pending: true,
-            door_id: None,
-            cameras: Vec::new(),
-        }
-    }
-
-    /// The cameras that watch this lock's door (from pairing, then the hub's signed
-    /// `cameras` messages). A change is logged as `cameras_changed` in the lock's own
+impl Vouchers {
+    /// A new camera set. A change is logged as `cameras_changed` in the device's own
     /// signed event log, so the owner's record shows every change of who vouches.
-    pub fn set_cameras(&mut self, door_id: &str, cameras: Vec<PublicKey>) -> Vec<Action> {
+    pub fn set(&mut self, door_id: &str, cameras: Vec<PublicKey>) -> Vec<Action> {
         let mut ids: Vec<String> = cameras.iter().map(|k| k.device_id().to_hex()).collect();
         ids.sort();
         let mut old: Vec<String> = self
@@ -141,12 +118,125 @@ impl LockLogic {
         )]
     }
 
+    /// Judge an unlock token whose envelope verified (`issued_ms` is the envelope
+    /// time; `nonce_seen` whether the nonce store already holds the nonce): the detail
+    /// of its `token_accepted` event, or the `token_refused` event to log instead.
+    pub fn judge(
+        &self,
+        rules: &Rules,
+        token: &Unlock,
+        issued_ms: i64,
+        now_ms: i64,
+        nonce_seen: bool,
+    ) -> Result<serde_json::Value, Action> {
+        let skew = rules.token_skew_ms;
+        if token.grant.is_empty() || token.grant.len() > 256 || !valid_nonce(&token.nonce) {
+            return Err(refused("malformed", Some(token)));
+        }
+        if issued_ms > now_ms.saturating_add(skew) {
+            return Err(refused("not_yet_valid", Some(token)));
+        }
+        if now_ms > token.expires_at_ms.saturating_add(skew) {
+            return Err(refused("expired", Some(token)));
+        }
+        // The door's camera, by the device's own judgement (law 3).
+        let camera_rules = CameraRules {
+            max_age_ms: rules.camera_statement_max_age_ms,
+            max_future_ms: rules.camera_statement_max_future_ms,
+            allow_waiver: rules.allow_camera_waiver,
+        };
+        let camera = match check_token_camera(
+            token.camera.as_deref(),
+            token.camera_waived.as_deref(),
+            &self.cameras,
+            now_ms,
+            &camera_rules,
+        ) {
+            Ok(CameraProof::Statement(st)) => {
+                json!({ "camera": st.camera.to_hex(), "frame_seq": st.frame_seq, "capture_ms": st.capture_ms })
+            }
+            Ok(CameraProof::Waived(w)) => json!({ "camera_waived": w }),
+            Err(reason) => return Err(refused(reason, Some(token))),
+        };
+        if nonce_seen {
+            return Err(refused("nonce_reused", Some(token)));
+        }
+        let mut detail = json!({ "grant": token.grant, "nonce": token.nonce });
+        if let (Some(d), Some(c)) = (detail.as_object_mut(), camera.as_object()) {
+            d.extend(c.clone());
+        }
+        Ok(detail)
+    }
+
     pub fn cameras(&self) -> &[PublicKey] {
         &self.cameras
     }
 
     pub fn door_id(&self) -> Option<&str> {
         self.door_id.as_deref()
+    }
+}
+
+/// What a device does with an accepted token, after logging it: the nonce is made
+/// durable first (see [`Action::PersistNonce`]), then the event, then `act`.
+pub fn accepted(token: &Unlock, detail: serde_json::Value, act: Action) -> Vec<Action> {
+    vec![
+        Action::PersistNonce {
+            nonce: token.nonce.clone(),
+            expires_at_ms: token.expires_at_ms,
+        },
+        Action::Event(Event {
+            event_type: "token_accepted".into(),
+            detail,
+        }),
+        act,
+    ]
+}
+
+#[derive(Clone, Debug)]
+pub struct LockLogic {
+    rules: Rules,
+    bolt: Option<BoltState>,
+    door: Option<DoorState>,
+    battery: Option<u8>,
+    battery_low_reported: bool,
+    /// When the bolt was last retracted for a token (None once it is thrown again).
+    unlocked_at_ms: Option<i64>,
+    opened_since_unlock: bool,
+    startup_pending: bool,
+    vouchers: Vouchers,
+}
+
+fn valid_nonce(n: &str) -> bool {
+    n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl LockLogic {
+    pub fn new(rules: Rules) -> Self {
+        LockLogic {
+            rules,
+            bolt: None,
+            door: None,
+            battery: None,
+            battery_low_reported: false,
+            unlocked_at_ms: None,
+            opened_since_unlock: false,
+            startup_pending: true,
+            vouchers: Vouchers::default(),
+        }
+    }
+
+    /// The cameras that watch this lock's door (see [`Vouchers::set`]).
+    pub fn set_cameras(&mut self, door_id: &str, cameras: Vec<PublicKey>) -> Vec<Action> {
+        self.vouchers.set(door_id, cameras)
+    }
+
+    pub fn cameras(&self) -> &[PublicKey] {
+        self.vouchers.cameras()
+    }
+
+    pub fn door_id(&self) -> Option<&str> {
+        self.vouchers.door_id()
     }
 
     pub fn bolt(&self) -> Option<BoltState> {
@@ -252,53 +342,17 @@ impl LockLogic {
         now_ms: i64,
         nonce_seen: bool,
     ) -> Vec<Action> {
-        let skew = self.rules.token_skew_ms;
-        if token.grant.is_empty() || token.grant.len() > 256 || !valid_nonce(&token.nonce) {
-            return vec![refused("malformed", Some(token))];
-        }
-        if issued_ms > now_ms.saturating_add(skew) {
-            return vec![refused("not_yet_valid", Some(token))];
-        }
-        if now_ms > token.expires_at_ms.saturating_add(skew) {
-            return vec![refused("expired", Some(token))];
-        }
-        // The door's camera, by the lock's own judgement (law 3).
-        let rules = CameraRules {
-            max_age_ms: self.rules.camera_statement_max_age_ms,
-            max_future_ms: self.rules.camera_statement_max_future_ms,
-            allow_waiver: self.rules.allow_camera_waiver,
+        let detail = match self
+            .vouchers
+            .judge(&self.rules, token, issued_ms, now_ms, nonce_seen)
+        {
+            Ok(d) => d,
+            Err(refusal) => return vec![refusal],
         };
-        let camera = match check_token_camera(
-            token.camera.as_deref(),
-            token.camera_waived.as_deref(),
-            &self.cameras,
-            now_ms,
-            &rules,
-        ) {
-            Ok(CameraProof::Statement(st)) => {
-                json!({ "camera": st.camera.to_hex(), "frame_seq": st.frame_seq, "capture_ms": st.capture_ms })
-            }
-            Ok(CameraProof::Waived(w)) => json!({ "camera_waived": w }),
-            Err(reason) => return vec![refused(reason, Some(token))],
-        };
-        if nonce_seen {
-            return vec![refused("nonce_reused", Some(token))];
-        }
         self.unlocked_at_ms = Some(now_ms);
         self.opened_since_unlock = false;
         self.startup_pending = false;
-        let mut detail = json!({ "grant": token.grant, "nonce": token.nonce });
-        if let (Some(d), Some(c)) = (detail.as_object_mut(), camera.as_object()) {
-            d.extend(c.clone());
-        }
-        vec![
-            Action::PersistNonce {
-                nonce: token.nonce.clone(),
-                expires_at_ms: token.expires_at_ms,
-            },
-            ev("token_accepted", detail),
-            Action::Retract,
-        ]
+        accepted(token, detail, Action::Retract)
     }
 
     /// The owner's remote `lock` command.

@@ -31,19 +31,16 @@ pub enum BoltCommand {
     Unlock,
 }
 
-/// A running driver: events out, commands in. Dropping it stops the driver.
-pub struct DriverHandle {
-    pub events: mpsc::Receiver<DriverEvent>,
-    pub commands: mpsc::Sender<BoltCommand>,
+/// A running driver: events out, commands in. Dropping it stops the driver. (Garage
+/// openers use it with their own event and command types.)
+pub struct DriverHandle<E = DriverEvent, C = BoltCommand> {
+    pub events: mpsc::Receiver<E>,
+    pub commands: mpsc::Sender<C>,
     task: JoinHandle<()>,
 }
 
-impl DriverHandle {
-    pub fn new(
-        events: mpsc::Receiver<DriverEvent>,
-        commands: mpsc::Sender<BoltCommand>,
-        task: JoinHandle<()>,
-    ) -> Self {
+impl<E, C> DriverHandle<E, C> {
+    pub fn new(events: mpsc::Receiver<E>, commands: mpsc::Sender<C>, task: JoinHandle<()>) -> Self {
         DriverHandle {
             events,
             commands,
@@ -52,7 +49,7 @@ impl DriverHandle {
     }
 }
 
-impl Drop for DriverHandle {
+impl<E, C> Drop for DriverHandle<E, C> {
     fn drop(&mut self) {
         self.task.abort();
     }

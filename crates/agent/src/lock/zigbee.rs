@@ -124,6 +124,28 @@ pub fn parse_availability(payload: &[u8]) -> Option<bool> {
     }
 }
 
+/// Options for a client of the home's local broker (where the hardware bridges
+/// publish): a random client id under `prefix`, credentials if given, a short keep-alive.
+pub fn local_broker_options(
+    prefix: &str,
+    host: &str,
+    port: u16,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> MqttOptions {
+    let mut id = [0u8; 6];
+    let _ = getrandom::getrandom(&mut id);
+    let mut opts = MqttOptions::new(format!("{prefix}-{}", hex::encode(id)), host, port);
+    if let Some(u) = username {
+        opts.set_credentials(u, password.unwrap_or_default());
+    }
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_clean_start(true);
+    // rumqttc's default in-flight limit (65 535) allocates ~13 MB at connect.
+    opts.set_outgoing_inflight_upper_limit(64);
+    opts
+}
+
 pub struct Z2mDriver {
     cfg: Z2mConfig,
 }
@@ -148,20 +170,13 @@ async fn run(
     ev_tx: mpsc::Sender<DriverEvent>,
     mut cmd_rx: mpsc::Receiver<BoltCommand>,
 ) {
-    let mut id = [0u8; 6];
-    let _ = getrandom::getrandom(&mut id);
-    let mut opts = MqttOptions::new(
-        format!("threshold-z2m-{}", hex::encode(id)),
-        cfg.host.clone(),
+    let opts = local_broker_options(
+        "threshold-z2m",
+        &cfg.host,
         cfg.port,
+        cfg.username.as_deref(),
+        cfg.password.as_deref(),
     );
-    if let Some(u) = &cfg.username {
-        opts.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
-    }
-    opts.set_keep_alive(Duration::from_secs(5));
-    opts.set_clean_start(true);
-    // rumqttc's default in-flight limit (65 535) allocates ~13 MB at connect.
-    opts.set_outgoing_inflight_upper_limit(64);
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
     let base = cfg.base_topic.trim_end_matches('/').to_string();
     let lock_t = cfg.lock.as_ref().map(|l| format!("{base}/{l}"));

@@ -294,6 +294,21 @@ pub fn statement(state: &AppState, door: &Door, now: i64) -> Option<(DeviceId, S
         .map(|(_, c, s)| (c, base64::engine::general_purpose::STANDARD.encode(&s)))
 }
 
+/// Whether the door's actuator is a garage-door opener (the door is its own barrier)
+/// rather than a lock.
+pub fn is_garage(state: &AppState, door: &Door) -> bool {
+    door.lock
+        .is_some_and(|l| state.registry.with(&l, |e| e.kind) == Some(DeviceKind::GarageOpener))
+}
+
+/// What secures the door, for the delivery machine.
+pub fn barrier(state: &AppState, door: Option<&Door>) -> threshold_core::delivery::Barrier {
+    match door {
+        Some(d) if is_garage(state, d) => threshold_core::delivery::Barrier::GarageDoor,
+        _ => threshold_core::delivery::Barrier::Bolt,
+    }
+}
+
 /// The door's lock as the apps must show it (law 1): "locked"/"closed" only while a
 /// fresh signed report says so, otherwise "unknown" with the time it became unknown.
 /// The contact sensor's fresh report speaks for the door when the lock's does not.
@@ -314,17 +329,25 @@ pub fn lock_view(state: &AppState, door: &Door) -> serde_json::Value {
             (true, Some(v)) => v,
             _ => "unknown".into(),
         };
+        let garage = e.kind == DeviceKind::GarageOpener;
         out = json!({
             "door_id": door.id,
             "door_name": door.name,
             "present": true,
             "device_id": e.id.to_hex(),
-            "bolt": shown(s.bolt.map(|b| format!("{b:?}").to_lowercase())),
+            "actuator": e.kind.as_str(),
+            "bolt": if garage { None } else { Some(shown(s.bolt.map(|b| format!("{b:?}").to_lowercase()))) },
             "door": shown(s.door.map(|d| format!("{d:?}").to_lowercase())),
             "fresh": fresh,
             "reported_at_ms": e.last_state_at,
             "unknown_since_ms": if fresh { None } else { e.liveness.fresh_at().map(|f| f + cfg.live_window_ms) },
         });
+        if garage {
+            // A garage door moving or stopped part-way, and an obstruction, only while
+            // the report is fresh: a stale "obstructed" is as unknown as a stale "closed".
+            out["motion"] = json!(fresh.then_some(s.motion).flatten());
+            out["obstructed"] = json!(fresh.then_some(s.obstructed).flatten());
+        }
     });
     out
 }
@@ -340,6 +363,7 @@ pub struct Secured {
 }
 
 pub fn secured(state: &AppState, door: &Door, now: i64) -> Secured {
+    let garage = is_garage(state, door);
     let cfg = state.config.liveness();
     let fresh_state = |d: &DeviceId| {
         state
@@ -353,12 +377,18 @@ pub fn secured(state: &AppState, door: &Door, now: i64) -> Secured {
     };
     let lock = door.lock.as_ref().and_then(fresh_state);
     let contact = door.contact.as_ref().and_then(fresh_state);
-    let locked = lock
-        .as_ref()
-        .is_some_and(|s| s.bolt == Some(BoltState::Locked));
-    let retracted = lock
-        .as_ref()
-        .is_some_and(|s| s.bolt == Some(BoltState::Unlocked));
+    // A garage door has no bolt: fully closed is as locked as it gets.
+    let locked = lock.as_ref().is_some_and(|s| {
+        if garage {
+            s.door == Some(DoorState::Closed)
+        } else {
+            s.bolt == Some(BoltState::Locked)
+        }
+    });
+    let retracted = !garage
+        && lock
+            .as_ref()
+            .is_some_and(|s| s.bolt == Some(BoltState::Unlocked));
     let lock_closed = lock.as_ref().and_then(|s| s.door);
     let contact_closed = contact.as_ref().and_then(|s| s.door);
     // Both reports must agree when both are fresh: an open contact is an open door.

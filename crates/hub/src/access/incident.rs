@@ -15,9 +15,14 @@ use threshold_core::delivery::{
 use threshold_store::DeliveryRow;
 
 /// The machine's view of a stored delivery.
-fn machine(d: &DeliveryRow) -> Option<Delivery> {
+fn machine(state: &AppState, d: &DeliveryRow) -> Option<Delivery> {
+    let door = d
+        .door_id
+        .as_deref()
+        .and_then(|id| state.access.doors.get(id));
     Some(Delivery {
         state: DeliveryState::parse(&d.state)?,
+        barrier: doors::barrier(state, door.as_ref()),
         window_end: d.window_end_ms,
         delivered_at: d.delivered_ms,
         camera_lost_at: d.camera_lost_ms,
@@ -27,7 +32,7 @@ fn machine(d: &DeliveryRow) -> Option<Delivery> {
 /// The step `input` would take delivery `d` at `now`, decided by core and not yet
 /// applied; `None` when it does not apply.
 pub fn planned(state: &AppState, d: &DeliveryRow, input: Input, now: i64) -> Option<Step> {
-    let m = machine(d)?;
+    let m = machine(state, d)?;
     delivery::step(&m, input, now, &state.config.delivery_limits())
         .ok()
         .flatten()
@@ -42,7 +47,7 @@ pub async fn apply(
     input: Input,
 ) -> Result<Option<Step>, Invalid> {
     let now = state.clock.now_ms();
-    let Some(m) = machine(d) else {
+    let Some(m) = machine(state, d) else {
         tracing::error!(delivery = %d.id, state = %d.state, "delivery in an unknown state");
         return Ok(None);
     };
@@ -192,10 +197,17 @@ fn alert_text(
     a: Alert,
     door: Option<&Door>,
     camera: Option<&str>,
-    limits_ms: (i64, i64),
+    limits: &delivery::Limits,
+    obstructed: bool,
 ) -> String {
     let name = door.map(|d| d.name.as_str()).unwrap_or("the door");
+    let limits_ms = (limits.secure_ms, limits.incident_ms);
     match a {
+        Alert::GarageLeftOpen => format!(
+            "{name} may be open: no fresh signed report confirmed it closed within {} s of the hub's close command.{} The opener was told to close again.",
+            limits.garage_close_ms / 1000,
+            if obstructed { " The opener reports an obstruction in the door's way." } else { "" }
+        ),
         Alert::CameraLostDuringDelivery => format!("Camera {} stopped watching {name} during a delivery. The courier was told to leave; the door will not unlock again for this delivery, and the lock is told to relock as soon as the door is closed.", camera.unwrap_or("?")),
         Alert::DoorMayBeUnlocked => format!("{name} may be unlocked: after the camera was lost during a delivery, no fresh signed report confirmed it closed and locked within {} s. The lock was told to lock again.", limits_ms.1 / 1000),
         Alert::SessionNotSecured => format!("The delivery could not be confirmed closed and locked within {} s of being marked delivered: {name} may be open or unlocked. The lock was told to lock.", limits_ms.0 / 1000),
@@ -215,11 +227,11 @@ async fn effect(
             let Ok(home) = state.store.home_any(&d.home_id).await else {
                 return;
             };
-            let limits = (
-                state.config.session_secure_limit_ms,
-                state.config.incident_secure_limit_ms,
-            );
+            let limits = state.config.delivery_limits();
             let lock_view = door.map(|x| doors::lock_view(state, x));
+            let obstructed = lock_view
+                .as_ref()
+                .is_some_and(|l| l["obstructed"] == json!(true));
             let camera = match input {
                 Input::CameraBlind(b) => Some(b.code()),
                 _ => None,
@@ -236,6 +248,10 @@ async fn effect(
                 "delivered_ms": d.delivered_ms, "detected_ms": now, "lock": lock_view,
                 "cameras": door.map(|x| x.cameras.iter().map(|c| json!({"device_id": c.to_hex(), "verdict": doors::camera_watch(state, c, now).err().map(|b| b.code()).unwrap_or("watching"),
                     "last_frame_hub_ms": state.registry.with(c, |e| e.liveness.fresh_at()).flatten()})).collect::<Vec<_>>())});
+            let mut evidence = evidence;
+            if *a == Alert::GarageLeftOpen {
+                evidence["last_frame"] = last_frame(state, d, door);
+            }
             let cause = format!("{}:{}", a.code(), d.id);
             // The camera the alert is about: the door's last one to watch.
             let camera_id = (*a == Alert::CameraLostDuringDelivery)
@@ -255,7 +271,7 @@ async fn effect(
                 .and_then(|c| c.parse().ok())
                 .and_then(|c| state.registry.identity(&c))
                 .map(|(_, _, name, _)| name);
-            let message = alert_text(*a, door, camera_name.as_deref(), limits);
+            let message = alert_text(*a, door, camera_name.as_deref(), &limits, obstructed);
             crate::alerts::raise(
                 state,
                 &home.owner_id,
@@ -288,8 +304,10 @@ async fn effect(
                 return;
             }
             if let Some(lock) = door.and_then(|x| x.lock) {
-                let reason = match d.state.as_str() {
-                    "camera_lost" => "camera_lost",
+                let reason = match (input, d.state.as_str()) {
+                    (Input::CameraBlind(_), _) | (_, "camera_lost") => "camera_lost",
+                    // A garage door closed when the courier is done.
+                    (_, "inside") => "delivered",
                     _ => "not_secured",
                 };
                 unlock::send_lock(state, lock, "hub", reason).await;
@@ -297,6 +315,27 @@ async fn effect(
         }
         // The store closed the session with the transition.
         Effect::CloseSession => {}
+    }
+}
+
+/// The newest frame any of the door's cameras sent, as recorded in the delivery's
+/// recording (which is still open when a delivery's alert is raised): what the owner
+/// looks at first when told the garage may be open.
+fn last_frame(state: &AppState, d: &DeliveryRow, door: Option<&Door>) -> serde_json::Value {
+    let newest = door.and_then(|x| {
+        x.cameras
+            .iter()
+            .filter_map(|c| state.live.latest(c))
+            .max_by_key(|f| f.capture_ms)
+    });
+    match newest {
+        Some(f) => json!({
+            "camera": f.device.to_hex(),
+            "seq": f.seq,
+            "capture_ms": f.capture_ms,
+            "url": format!("/api/v1/deliveries/{}/recording/frames/{}/{}", d.id, f.device.to_hex(), f.seq),
+        }),
+        None => serde_json::Value::Null,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod entry;
 pub mod guests;
 pub mod hours;
 pub mod incident;
+pub mod obstruction;
 pub mod open;
 pub mod openings;
 pub mod refused;

@@ -253,7 +253,7 @@ fn transport(
             changed = e
                 .last_state
                 .as_ref()
-                .is_none_or(|p| (p.bolt, p.door) != (s.bolt, s.door));
+                .is_none_or(|p| (p.bolt, p.door, p.obstructed) != (s.bolt, s.door, s.obstructed));
             e.last_state = Some(s.clone());
             e.last_state_at = Some(now);
             e.last_state_device_ms = Some(msg.time_ms);
@@ -316,7 +316,7 @@ fn kind_fits(body: &TransportBody, device: DeviceKind) -> bool {
         TransportBody::Heartbeat(_) => {
             matches!(device, DeviceKind::Camera | DeviceKind::WifiSensor)
         }
-        TransportBody::State(_) => matches!(device, DeviceKind::Lock | DeviceKind::ContactSensor),
+        TransportBody::State(_) => device.reports_state(),
     }
 }
 

@@ -282,12 +282,7 @@ where
     });
 }
 
-const KINDS: [DeviceKind; 4] = [
-    DeviceKind::Camera,
-    DeviceKind::Lock,
-    DeviceKind::ContactSensor,
-    DeviceKind::WifiSensor,
-];
+const KINDS: [DeviceKind; 5] = DeviceKind::ALL;
 const STATES: [Liveness; 3] = [Liveness::Live, Liveness::Stale, Liveness::Offline];
 
 /// One pass over every device. It visits tens of thousands of devices twenty times a

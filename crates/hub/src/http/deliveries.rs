@@ -218,10 +218,100 @@ pub async fn get(
         v["address"] = json!(h.address);
     }
     if p.user.role == Role::Owner {
-        let tl = st.store.delivery_timeline(&d.id).await?;
-        v["timeline"] = json!(tl.iter().map(|t| json!({"time_ms": t.time_ms, "kind": t.kind, "detail": serde_json::from_str::<serde_json::Value>(&t.detail).unwrap_or(json!({}))})).collect::<Vec<_>>());
+        v["timeline"] = json!(owner_timeline(&st, &d).await?);
     }
     Ok(Json(v))
+}
+
+/// Door and bolt happenings of the delivery's door that belong on its timeline.
+const DOOR_KINDS: [&str; 8] = [
+    "device.door_closed",
+    "device.bolt_locked",
+    "device.bolt_unlocked",
+    "device.relocked",
+    "device.close_commanded",
+    "device.obstruction_detected",
+    "device.obstruction_cleared",
+    "device.token_accepted",
+];
+
+/// The delivery's timeline as its owner reads it: the hub's entries, and the door's
+/// own signed account of the same minutes (closed, locked, commanded) from entry
+/// granted until the delivery ended (a minute on, for the door that closes after),
+/// each with who did it.
+async fn owner_timeline(
+    st: &AppState,
+    d: &threshold_store::DeliveryRow,
+) -> ApiResult<Vec<serde_json::Value>> {
+    let rows = st.store.delivery_timeline(&d.id).await?;
+    let courier = st.store.user(&d.courier_id).await.ok().map(|u| u.username);
+    let door = d.door_id.as_deref().and_then(|id| st.access.doors.get(id));
+    let mut out: Vec<(i64, serde_json::Value)> = rows
+        .iter()
+        .map(|t| {
+            let who = match t.kind.as_str() {
+                "decision" | "unlock_sent" | "delivered" | "delivery.delivered" => {
+                    courier.clone().map(|c| format!("courier {c}"))
+                }
+                "approved" => Some("you".to_owned()),
+                _ => Some("hub".to_owned()),
+            };
+            (
+                t.time_ms,
+                json!({"time_ms": t.time_ms, "kind": t.kind, "who": who,
+                    "detail": serde_json::from_str::<serde_json::Value>(&t.detail).unwrap_or(json!({}))}),
+            )
+        })
+        .collect();
+    let granted = rows
+        .iter()
+        .find(|t| t.kind == "unlock_sent")
+        .map(|t| t.time_ms);
+    if let (Some(door), Some(from)) = (door, granted) {
+        let devices: Vec<String> = door
+            .lock
+            .iter()
+            .chain(door.contact.iter())
+            .map(|x| x.to_hex())
+            .collect();
+        if let Some(first) = devices.first() {
+            let second = devices.get(1).unwrap_or(first);
+            let ended = rows
+                .iter()
+                .rev()
+                .find(|t| {
+                    t.kind
+                        .strip_prefix("delivery.")
+                        .and_then(threshold_core::delivery::DeliveryState::parse)
+                        .is_some_and(|s| s.is_terminal())
+                })
+                .map(|t| t.time_ms);
+            let to = ended.map_or(st.clock.now_ms(), |e| e.saturating_add(60_000));
+            for t in st
+                .store
+                .door_device_timeline(&d.home_id, (first, second), from, to)
+                .await?
+            {
+                if !DOOR_KINDS.contains(&t.kind.as_str()) {
+                    continue;
+                }
+                let who = t
+                    .device_id
+                    .as_deref()
+                    .and_then(|x| x.parse().ok())
+                    .and_then(|x| st.registry.identity(&x))
+                    .map(|(_, _, name, _)| name);
+                out.push((
+                    t.time_ms,
+                    json!({"time_ms": t.time_ms, "kind": t.kind, "who": who, "device_id": t.device_id,
+                        "detail": serde_json::from_str::<serde_json::Value>(&t.detail).unwrap_or(json!({}))}),
+                ));
+            }
+        }
+    }
+    // Stable: the hub's rows keep their causal order at equal times.
+    out.sort_by_key(|(t, _)| *t);
+    Ok(out.into_iter().map(|(_, v)| v).collect())
 }
 
 /// "I'm at the door": the courier asks to enter. The answer lists every reason for a

@@ -60,7 +60,7 @@ pub async fn create_pairing_code(
     let kind = DeviceKind::parse(&req.kind).ok_or_else(|| {
         ApiError::invalid(
             "invalid_field",
-            "kind must be camera, lock, contact_sensor or wifi_sensor",
+            "kind must be camera, lock, contact_sensor, wifi_sensor or garage_opener",
         )
     })?;
     let name = extract::text("name", &req.name, 100)?;
@@ -243,7 +243,9 @@ pub async fn enrol(
             },
             heartbeat_ms: st.config.heartbeat_ms,
             door_cameras: match (&door, kind) {
-                (Some(d), DeviceKind::Lock) => crate::access::unlock::door_camera_keys(&st, d),
+                (Some(d), k) if k.actuates_door() => {
+                    crate::access::unlock::door_camera_keys(&st, d)
+                }
                 _ => Vec::new(),
             },
             door_id: door.map(|d| d.id),
@@ -270,7 +272,7 @@ async fn attach_to_door(
         .and_then(|d| st.access.doors.get(d));
     let mut change = threshold_store::DoorChange::default();
     let door_id = match kind {
-        DeviceKind::Lock => {
+        DeviceKind::Lock | DeviceKind::GarageOpener => {
             let id = match named.filter(|d| d.lock.is_none()) {
                 Some(d) => d.id,
                 None => {
@@ -335,10 +337,10 @@ pub fn live_view(
         let l = e.liveness.state(now, &cfg);
         let fresh = l == Liveness::Live;
         let state = match (e.last_state.clone().unwrap_or_default(), e.kind) {
-            (s, DeviceKind::Lock | DeviceKind::ContactSensor) => {
+            (s, kind) if kind.reports_state() => {
                 // Law 1 for state: "locked" only while a fresh signed report says so.
                 let shown = |v: Option<String>| if fresh { v.unwrap_or_else(|| "unknown".into()) } else { "unknown".into() };
-                json!({
+                let mut v = json!({
                     "bolt": if e.kind == DeviceKind::Lock { Some(shown(s.bolt.map(|b| format!("{b:?}").to_lowercase()))) } else { None },
                     "door": shown(s.door.map(|b| format!("{b:?}").to_lowercase())),
                     "last_reported": {"bolt": s.bolt, "door": s.door},
@@ -346,7 +348,12 @@ pub fn live_view(
                     "fresh": fresh,
                     "reported_at_ms": e.last_state_at,
                     "unknown_since_ms": if fresh { None } else { e.liveness.fresh_at().map(|f| f + cfg.live_window_ms) },
-                })
+                });
+                if kind == DeviceKind::GarageOpener {
+                    v["motion"] = json!(fresh.then_some(s.motion).flatten());
+                    v["obstructed"] = json!(fresh.then_some(s.obstructed).flatten());
+                }
+                v
             }
             _ => json!({"newest_frame": e.liveness.newest_frame().map(|(seq, t)| json!({"seq": seq, "capture_ms": t})),
                 "watching": e.liveness.watch(now, &cfg).err().map(|b| b.code()).unwrap_or("watching"),

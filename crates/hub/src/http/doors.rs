@@ -170,9 +170,17 @@ pub async fn update(
     };
     if let Some(l) = &req.lock_id {
         change.lock_id = Some(match l {
-            Some(l) => {
-                Some(home_device(&st, owner, &h.id, l, &[DeviceKind::Lock], "lock_id").await?)
-            }
+            Some(l) => Some(
+                home_device(
+                    &st,
+                    owner,
+                    &h.id,
+                    l,
+                    &[DeviceKind::Lock, DeviceKind::GarageOpener],
+                    "lock_id",
+                )
+                .await?,
+            ),
             None => None,
         });
     }

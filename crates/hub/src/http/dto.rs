@@ -121,7 +121,7 @@ pub struct HomeSettings {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePairingCode {
-    /// camera, lock, contact_sensor or wifi_sensor.
+    /// camera, lock, contact_sensor, wifi_sensor or garage_opener.
     pub kind: String,
     pub name: String,
     /// The door the device is for: a lock or contact sensor is fitted to it, a camera

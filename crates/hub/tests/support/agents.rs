@@ -23,6 +23,20 @@ pub struct RealDevices {
 
 /// Enrol and run a lock and a camera for `home_id` of `owner` on the hub at `base`.
 pub async fn start(base: &str, owner: &str, home_id: &str) -> RealDevices {
+    let synthetic = SourceConfig::Synthetic {
+        width: 160,
+        height: 120,
+    };
+    start_with_source(base, owner, home_id, synthetic).await
+}
+
+/// [`start`] with the camera reading `source` (an RTSP camera, ...).
+pub async fn start_with_source(
+    base: &str,
+    owner: &str,
+    home_id: &str,
+    source: SourceConfig,
+) -> RealDevices {
     let codes = [
         super::pairing_code(base, owner, home_id, "lock", "lock").await,
         super::pairing_code(base, owner, home_id, "camera", "camera").await,
@@ -36,10 +50,7 @@ pub async fn start(base: &str, owner: &str, home_id: &str) -> RealDevices {
     lcfg.common.hub_ca_file = super::trusted_ca();
     lcfg.common.pairing_code = Some(codes[0].clone());
     let mut ccfg = CameraConfig::new(cam_dir.path());
-    ccfg.source = SourceConfig::Synthetic {
-        width: 160,
-        height: 120,
-    };
+    ccfg.source = source;
     ccfg.common.hub_url = Some(base.to_owned());
     ccfg.common.hub_ca_file = super::trusted_ca();
     ccfg.common.pairing_code = Some(codes[1].clone());

@@ -7,7 +7,7 @@
 
 use super::sim::{Sim, SimDevice, LAT, LON};
 use serde_json::{json, Value};
-use threshold_proto::body::{BoltState, DoorState};
+use threshold_proto::body::{BoltState, DoorMotion, DoorState, State};
 use threshold_store::Role;
 
 /// One simulated device and how it behaves.
@@ -24,6 +24,10 @@ pub struct Dev {
     pub frame_age_ms: i64,
     pub bolt: Option<BoltState>,
     pub door: Option<DoorState>,
+    /// A garage-door opener's door moving or stopped part-way.
+    pub motion: Option<DoorMotion>,
+    /// A garage-door opener's safety sensor.
+    pub obstructed: Option<bool>,
     /// Its link is cut (a jammer, a hub that is down): it keeps working, but nothing it
     /// sends arrives. Its event records wait in its log (the outbox) and are uploaded
     /// when the link returns; its periodic messages and state reports are lost.
@@ -43,10 +47,10 @@ pub struct Dev {
 }
 
 impl Dev {
-    fn new(sim: SimDevice, kind: &'static str) -> Dev {
+    pub(crate) fn new(sim: SimDevice, kind: &'static str) -> Dev {
         let (bolt, door) = match kind {
             "lock" => (Some(BoltState::Locked), Some(DoorState::Closed)),
-            "contact_sensor" => (None, Some(DoorState::Closed)),
+            "contact_sensor" | "garage_opener" => (None, Some(DoorState::Closed)),
             _ => (None, None),
         };
         Dev {
@@ -58,6 +62,8 @@ impl Dev {
             frame_age_ms: 60,
             bolt,
             door,
+            motion: None,
+            obstructed: (kind == "garage_opener").then_some(false),
             link_down: false,
             backlog: Vec::new(),
             streaming: false,
@@ -72,9 +78,21 @@ impl Dev {
         self.sim.hex()
     }
 
+    /// Its state report as of now (bolt, door, and a garage door's motion and sensor).
+    fn state_body(&self) -> State {
+        State {
+            bolt: self.bolt,
+            door: self.door,
+            motion: self.motion,
+            obstructed: self.obstructed,
+            battery_pct: Some(90),
+            ..Default::default()
+        }
+    }
+
     /// Its periodic message at hub time `now`, unless dark; then whatever of its
     /// delayed messages is due.
-    async fn beat(&mut self, sim: &Sim, now: i64) {
+    pub(crate) async fn beat(&mut self, sim: &Sim, now: i64) {
         self.sign_beat(now);
         while self.in_flight.front().is_some_and(|(due, _)| *due <= now) {
             if let Some((_, m)) = self.in_flight.pop_front() {
@@ -115,7 +133,10 @@ impl Dev {
                 }
                 self.sim.heartbeat(t, t - self.frame_age_ms, self.shade)
             }
-            _ => self.sim.state(t, self.bolt, self.door),
+            _ => {
+                let body = self.state_body();
+                self.sim.report(t, &body)
+            }
         };
         self.in_flight.push_back((due, m));
     }
@@ -144,7 +165,8 @@ impl Dev {
             return;
         }
         let t = sim.now() + self.skew_ms;
-        let m = self.sim.state(t, self.bolt, self.door);
+        let body = self.state_body();
+        let m = self.sim.report(t, &body);
         sim.deliver(&m).await.expect("state accepted");
     }
 
@@ -514,6 +536,165 @@ impl Flat {
             .filter(|t| t["kind"] == kind)
             .count()
     }
+}
+
+/// A house whose deliveries go into the garage: an owner, a courier, a trusted
+/// dispatcher, and a home with a garage (a garage-door opener and the garage's own
+/// camera) and a front door (lock and camera) whose live camera must never vouch for
+/// the garage.
+pub struct GarageHome {
+    pub owner: String,
+    pub courier: String,
+    pub courier_id: String,
+    pub dispatcher: String,
+    pub home: String,
+    pub garage: DoorKit,
+    pub front: DoorKit,
+}
+
+impl GarageHome {
+    pub async fn new(sim: &Sim) -> GarageHome {
+        let (_, owner) = sim.user(Role::Owner, "gwen").await;
+        let (courier_id, courier) = sim.user(Role::Courier, "gus").await;
+        let (dispatcher_id, dispatcher) = sim.user(Role::Dispatcher, "gia").await;
+        let home = sim.home(&owner, "House with a garage").await;
+        let garage_id = sim.door(&owner, &home, "Garage").await;
+        let front_id = sim.door(&owner, &home, "Front door").await;
+        let pair = |kind: &'static str, name: &'static str, door: &str| {
+            let (owner, home, door) = (owner.clone(), home.clone(), door.to_owned());
+            async move { Dev::new(sim.pair(&owner, &home, kind, name, Some(&door)).await, kind) }
+        };
+        let garage = DoorKit {
+            lock: pair("garage_opener", "Garage opener", &garage_id).await,
+            contact: None,
+            camera: pair("camera", "Garage camera", &garage_id).await,
+            id: garage_id,
+        };
+        let front = DoorKit {
+            lock: pair("lock", "Front lock", &front_id).await,
+            contact: None,
+            camera: pair("camera", "Porch camera", &front_id).await,
+            id: front_id,
+        };
+        let (s, b) = sim
+            .http(
+                "PUT",
+                &format!("/api/v1/homes/{home}/merchants/{dispatcher_id}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        GarageHome {
+            owner,
+            courier,
+            courier_id,
+            dispatcher,
+            home,
+            garage,
+            front,
+        }
+    }
+
+    /// Let `ms` pass with the devices reporting every 250 ms (see [`House::run`]).
+    pub async fn run(&mut self, sim: &mut Sim, ms: i64) {
+        let mut left = ms;
+        while left > 0 {
+            let now = sim.now();
+            for d in [
+                &mut self.garage.lock,
+                &mut self.garage.camera,
+                &mut self.front.lock,
+                &mut self.front.camera,
+            ] {
+                d.beat(sim, now).await;
+            }
+            let step = left.min(250);
+            sim.advance(step).await;
+            left -= step;
+        }
+    }
+
+    /// A delivery into `door` for the courier, window around now.
+    pub async fn delivery(&self, sim: &Sim, door: &str, parcel: &str) -> String {
+        create_delivery(
+            sim,
+            &self.dispatcher,
+            &self.home,
+            &self.courier_id,
+            parcel,
+            Some(door),
+        )
+        .await
+    }
+
+    /// The courier at the garage asks to enter; returns the decision.
+    pub async fn enter(&self, sim: &Sim, delivery: &str, parcel: &str) -> Value {
+        ask_to_enter(sim, &self.courier, delivery, parcel).await
+    }
+
+    /// The courier says it is delivered.
+    pub async fn delivered(&self, sim: &Sim, delivery: &str) -> (u16, Value) {
+        sim.http(
+            "POST",
+            &format!("/api/v1/deliveries/{delivery}/delivered"),
+            Some(&self.courier),
+            None,
+        )
+        .await
+    }
+
+    /// The garage door as the owner's app shows it.
+    pub async fn garage_view(&self, sim: &Sim) -> Value {
+        let (s, b) = sim
+            .http(
+                "GET",
+                &format!("/api/v1/doors/{}/lock", self.garage.id),
+                Some(&self.owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b
+    }
+
+    pub async fn alerts(&self, sim: &Sim) -> Vec<Value> {
+        owner_alerts(sim, &self.owner).await
+    }
+
+    pub async fn alert_kinds(&self, sim: &Sim) -> Vec<String> {
+        kinds_oldest_first(&self.alerts(sim).await)
+    }
+
+    pub async fn timeline(&self, sim: &Sim) -> Vec<Value> {
+        home_timeline(sim, &self.owner, &self.home).await
+    }
+
+    pub async fn delivery_state(&self, sim: &Sim, delivery: &str) -> String {
+        delivery_state(sim, &self.owner, delivery).await
+    }
+}
+
+/// The garage door starts moving (`motion`) and is no longer closed; the opener logs
+/// the opening.
+pub async fn garage_moves(sim: &Sim, opener: &mut Dev, motion: DoorMotion) {
+    let was_closed = opener.door == Some(DoorState::Closed);
+    opener.door = Some(DoorState::Open);
+    opener.motion = Some(motion);
+    if was_closed {
+        opener.event(sim, "door_opened").await;
+    }
+    opener.report(sim).await;
+}
+
+/// The garage door comes to rest fully open or fully closed.
+pub async fn garage_rests(sim: &Sim, opener: &mut Dev, door: DoorState) {
+    opener.door = Some(door);
+    opener.motion = None;
+    if door == DoorState::Closed {
+        opener.event(sim, "door_closed").await;
+    }
+    opener.report(sim).await;
 }
 
 /// An alert's evidence as JSON (the API returns it parsed; accept a string too).

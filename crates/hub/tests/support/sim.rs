@@ -404,15 +404,22 @@ impl SimDevice {
         bolt: Option<BoltState>,
         door: Option<DoorState>,
     ) -> SignedMessage {
+        self.report(
+            t,
+            &State {
+                bolt,
+                door,
+                battery_pct: Some(90),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Any state report signed at `t` (a garage-door opener's motion and obstruction).
+    pub fn report(&mut self, t: i64, s: &State) -> SignedMessage {
         self.seq += 1;
-        let s = State {
-            bolt,
-            door,
-            battery_pct: Some(90),
-            ..Default::default()
-        };
         let seq = self.seq;
-        self.sign(Kind::State, seq, t, serde_json::to_vec(&s).unwrap())
+        self.sign(Kind::State, seq, t, serde_json::to_vec(s).unwrap())
     }
 
     /// A record of the device's event log signed at `t`.
