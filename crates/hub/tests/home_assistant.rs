@@ -20,9 +20,13 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::house::{bolt_retracts, bolt_throws, door_closes, door_opens, House};
+use support::house::{
+    bolt_retracts, bolt_throws, door_closes, door_opens, garage_moves, garage_rests, GarageHome,
+    House,
+};
 use support::mosquitto;
 use support::sim::{lock_command_for, unlock_for, Sim};
+use threshold_proto::body::{DoorMotion, DoorState};
 
 /// What the Home Assistant side heard: each topic's last payload, and everything in
 /// order.
@@ -583,6 +587,107 @@ async fn home_assistant_sees_what_the_hub_knows_and_unknown_when_it_does_not() {
     ha.wait_for(15, &status, "offline").await;
     let said: Vec<Vec<u8>> = ha.heard.lock().unwrap().since(from, &status);
     assert_eq!(said, [b"online".to_vec(), b"offline".to_vec()]);
+    drop(broker);
+}
+
+/// A garage door (a garage-door opener is its actuator) is a Home Assistant cover of
+/// class garage, truthful like a lock: closed, opening, open, closing only on the
+/// opener's fresh reports, unknown when it goes quiet; Home Assistant may close it,
+/// never open it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garage_door_is_a_cover_that_home_assistant_may_only_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = mosquitto::start_anonymous(dir.path()) else {
+        return;
+    };
+    let mut sim =
+        Sim::with(|c| c.ha_mqtt_url = Some(format!("mqtt://127.0.0.1:{}", broker.port))).await;
+    let mut h = GarageHome::new(&sim).await;
+    let ha = Ha::connect(broker.port, &["homeassistant/#", "threshold/#"]).await;
+    let bridge = threshold_hub::homeassistant::spawn(&sim.state)
+        .unwrap()
+        .unwrap();
+    // The garage (cover), the front door (lock), two cameras (live + picture),
+    // deliveries, alerts.
+    let configs = ha
+        .eventually(20, "8 discovery configs", |heard| {
+            let c = heard.configs(DISCOVERY);
+            (c.len() == 8).then_some(c)
+        })
+        .await;
+    let by_id = check_configs(&configs, bridge.status_topic());
+    let garage = entity(&by_id, "cover", &h.garage.id).clone();
+    let front = entity(&by_id, "lock", &h.front.id).clone();
+    assert_eq!(garage["device_class"], "garage");
+    assert_eq!(garage["device"]["name"], "Garage");
+    assert!(
+        !by_id
+            .values()
+            .any(|(c, v)| c == "lock" && v["state_topic"].as_str().unwrap().contains(&h.garage.id)),
+        "a garage door is not a lock"
+    );
+    wait_state(&ha, "cover", &garage, "None").await;
+
+    h.run(&mut sim, 1_500).await;
+    wait_state(&ha, "cover", &garage, "closed").await;
+    wait_state(&ha, "lock", &front, "LOCKED").await;
+    garage_moves(&sim, &mut h.garage.lock, DoorMotion::Opening).await;
+    h.run(&mut sim, 500).await;
+    wait_state(&ha, "cover", &garage, "opening").await;
+    garage_rests(&sim, &mut h.garage.lock, DoorState::Open).await;
+    h.run(&mut sim, 500).await;
+    wait_state(&ha, "cover", &garage, "open").await;
+    ha.until(10, "the garage's attributes", |heard| {
+        json_at(heard, &garage)["door"] == "open"
+    })
+    .await;
+
+    // The opener goes quiet: unknown, not "open" (nor "closed").
+    h.garage.lock.dark = true;
+    h.run(&mut sim, 1_500).await;
+    wait_state(&ha, "cover", &garage, "None").await;
+    h.garage.lock.dark = false;
+    h.run(&mut sim, 1_500).await;
+    wait_state(&ha, "cover", &garage, "open").await;
+
+    // Home Assistant may close it, never open it; a lock's command on a garage door is
+    // refused too.
+    sim.downlinks();
+    let command = garage["command_topic"].as_str().unwrap().to_owned();
+    ha.publish(&command, "OPEN").await;
+    support::until(10, "the refusal in the audit log", || async {
+        sim.state
+            .store
+            .audit_page(0, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == "home_assistant.command_refused" && e.detail.contains("OPEN"))
+    })
+    .await;
+    let sent = sim.downlinks();
+    assert!(
+        unlock_for(&sent, &h.garage.lock.sim.id).is_none(),
+        "{sent:?}"
+    );
+    assert!(!lock_command_for(&sent, &h.garage.lock.sim.id), "{sent:?}");
+    h.run(&mut sim, 2_500).await;
+    sim.downlinks();
+    ha.publish(&command, "CLOSE").await;
+    let mut seen = Vec::new();
+    support::until(10, "a close command for the garage opener", || {
+        seen.extend(sim.downlinks());
+        let found = lock_command_for(&seen, &h.garage.lock.sim.id);
+        async move { found }
+    })
+    .await;
+    garage_moves(&sim, &mut h.garage.lock, DoorMotion::Closing).await;
+    h.run(&mut sim, 500).await;
+    wait_state(&ha, "cover", &garage, "closing").await;
+    garage_rests(&sim, &mut h.garage.lock, DoorState::Closed).await;
+    h.run(&mut sim, 500).await;
+    wait_state(&ha, "cover", &garage, "closed").await;
+    bridge.stop().await;
     drop(broker);
 }
 

@@ -135,7 +135,7 @@ pub fn spawn(state: &AppState) -> anyhow::Result<Option<Bridge>> {
     tracing::info!(broker = %url, discovery_prefix = %cfg.ha_discovery_prefix, "Home Assistant discovery on");
 
     let sub_client = client.clone();
-    let filter = topics.lock_command_filter();
+    let filters = topics.command_filters();
     let shown = url.to_string();
     let poll = tokio::spawn(async move {
         let mut up = false;
@@ -143,7 +143,9 @@ pub fn spawn(state: &AppState) -> anyhow::Result<Option<Bridge>> {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!(broker = %shown, "connected to Home Assistant's broker");
-                    let _ = sub_client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    for f in &filters {
+                        let _ = sub_client.try_subscribe(f.clone(), QoS::AtLeastOnce);
+                    }
                     up = true;
                     let _ = conn_tx.send(Conn::Up);
                 }
@@ -474,12 +476,18 @@ impl Worker {
         }
     }
 
-    /// A command on a lock's command topic. Only `LOCK` is obeyed (locking is always
-    /// safe); anything else is refused and recorded: Home Assistant is not a way around
-    /// the entry rule (docs/home-assistant.md).
+    /// A command on a lock's or a garage door's command topic. Only `LOCK` (a lock)
+    /// and `CLOSE` (a garage door) are obeyed: securing a door is always safe; anything
+    /// else is refused and recorded: Home Assistant is not a way around the entry rule
+    /// (docs/home-assistant.md).
     async fn on_command(&mut self, topic: &str, payload: &[u8]) {
-        let Some(door_id) = self.topics.parse_lock_command(topic) else {
-            return;
+        let (door_id, wanted) = match (
+            self.topics.parse_lock_command(topic),
+            self.topics.parse_garage_command(topic),
+        ) {
+            (Some(d), _) => (d, states::LOCK),
+            (_, Some(d)) => (d, states::CLOSE),
+            _ => return,
         };
         let Some(door) = self.state.access.doors.get(door_id) else {
             tracing::debug!(door = door_id, "Home Assistant command for an unknown door");
@@ -504,9 +512,12 @@ impl Worker {
             .take(32)
             .filter(|c| !c.is_control())
             .collect();
-        match (command.as_str(), door.lock) {
-            (states::LOCK, Some(lock)) => {
-                tracing::info!(door = %door.id, "Home Assistant asked to lock the door: lock commanded");
+        // The command must be the one that secures this kind of door.
+        let garage = crate::access::doors::is_garage(&self.state, &door);
+        let secures = if garage { states::CLOSE } else { states::LOCK };
+        match (command == secures && wanted == secures, door.lock) {
+            (true, Some(lock)) => {
+                tracing::info!(door = %door.id, command = %command, "Home Assistant asked to secure the door: lock (close) commanded");
                 crate::access::unlock::send_lock(
                     &self.state,
                     lock,
@@ -516,7 +527,7 @@ impl Worker {
                 .await;
             }
             _ => {
-                tracing::warn!(door = %door.id, command = %command.escape_debug(), "Home Assistant command refused: only LOCK is obeyed (an unlock must go through the entry rule in Threshold's app)");
+                tracing::warn!(door = %door.id, command = %command.escape_debug(), "Home Assistant command refused: only LOCK (a lock) and CLOSE (a garage door) are obeyed (opening must go through the entry rule in Threshold's app)");
                 crate::audit::record(
                     &self.state,
                     "home_assistant.command_refused",

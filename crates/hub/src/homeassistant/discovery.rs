@@ -187,6 +187,39 @@ pub fn lock(t: &Topics, d: &DoorInfo) -> Config {
     }
 }
 
+/// A garage door (a door whose actuator is a garage-door opener): a `cover` of device
+/// class `garage`, truthful like a lock (`states::garage`). Only closing is offered
+/// (`payload_open` and `payload_stop` null: Home Assistant shows no open or stop
+/// action), and only `CLOSE` is obeyed.
+pub fn garage(t: &Topics, d: &DoorInfo) -> Config {
+    let payload = merge(
+        common(t, &d.home_id, &[], door_device(d)),
+        json!({
+            "name": "Garage door",
+            "unique_id": unique_id(&d.id, "garage"),
+            "device_class": "garage",
+            "state_topic": t.garage_state(&d.id),
+            "json_attributes_topic": t.garage_attributes(&d.id),
+            "command_topic": t.garage_command(&d.id),
+            "payload_close": states::CLOSE,
+            "payload_open": null,
+            "payload_stop": null,
+            "state_open": states::OPEN,
+            "state_opening": states::OPENING,
+            "state_closed": states::CLOSED,
+            "state_closing": states::CLOSING,
+            "state_stopped": states::STOPPED,
+            "optimistic": false,
+            "retain": false,
+        }),
+    );
+    Config {
+        component: "cover",
+        topic: t.config("cover", &object_id(&d.id, "garage")),
+        payload,
+    }
+}
+
 /// How long Home Assistant keeps a camera's live verdict without hearing it again
 /// (the hub repeats it every `LIVE_REPEAT_MS`): Home Assistant's own watchdog, so a
 /// hub that hangs with its connection open cannot leave "live" showing.
@@ -329,6 +362,23 @@ mod tests {
             p["availability"][1]["topic"],
             "threshold/home/h1/availability"
         );
+    }
+
+    #[test]
+    fn a_garage_door_offers_only_close() {
+        let c = garage(
+            &topics(),
+            &DoorInfo {
+                id: "g1".into(),
+                name: "Garage".into(),
+                home_id: "h1".into(),
+            },
+        );
+        assert_eq!(c.component, "cover");
+        assert_eq!(c.payload["device_class"], "garage");
+        assert_eq!(c.payload["payload_close"], "CLOSE");
+        assert!(c.payload["payload_open"].is_null() && c.payload["payload_stop"].is_null());
+        assert_eq!(c.payload["command_topic"], "threshold/door/g1/garage/set");
     }
 
     #[test]

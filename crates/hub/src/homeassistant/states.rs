@@ -21,6 +21,12 @@ pub const UNLOCKED: &str = "UNLOCKED";
 pub const JAMMED: &str = "JAMMED";
 pub const LOCKING: &str = "LOCKING";
 pub const UNLOCKING: &str = "UNLOCKING";
+pub const CLOSE: &str = "CLOSE";
+pub const OPEN: &str = "open";
+pub const OPENING: &str = "opening";
+pub const CLOSED: &str = "closed";
+pub const CLOSING: &str = "closing";
+pub const STOPPED: &str = "stopped";
 /// The delivery sensor's state when the home has had no delivery.
 pub const NO_DELIVERY: &str = "none";
 /// The event type of an alert whose kind this hub's list does not name.
@@ -51,6 +57,35 @@ pub fn lock_attributes(view: &Value) -> Value {
         "fresh": view["fresh"],
         "unknown_since_ms": view["unknown_since_ms"],
         "lock_device_id": view["device_id"],
+    })
+}
+
+/// A garage door's state from its door's `access::doors::lock_view` (a garage-door
+/// opener reports the door and its motion, no bolt): moving, stopped part-way, open
+/// or closed only while the opener's report is fresh; `None` otherwise.
+pub fn garage(view: &Value) -> &'static str {
+    if view["fresh"] != json!(true) {
+        return NONE;
+    }
+    match (view["motion"].as_str(), view["door"].as_str()) {
+        (Some("opening"), _) => OPENING,
+        (Some("closing"), _) => CLOSING,
+        (Some("stopped"), _) => STOPPED,
+        (_, Some("closed")) => CLOSED,
+        (_, Some("open")) => OPEN,
+        _ => NONE,
+    }
+}
+
+/// A garage door's attributes (the owner's app's view, without report times).
+pub fn garage_attributes(view: &Value) -> Value {
+    json!({
+        "door": view["door"],
+        "motion": view["motion"],
+        "obstructed": view["obstructed"],
+        "fresh": view["fresh"],
+        "unknown_since_ms": view["unknown_since_ms"],
+        "opener_device_id": view["device_id"],
     })
 }
 
@@ -166,7 +201,8 @@ fn all_alert_kinds() -> Vec<AlertKind> {
         AlertKind::Delivery(
             delivery::Alert::CameraLostDuringDelivery
             | delivery::Alert::DoorMayBeUnlocked
-            | delivery::Alert::SessionNotSecured,
+            | delivery::Alert::SessionNotSecured
+            | delivery::Alert::GarageLeftOpen,
         )
         | AlertKind::UnauthorizedEntry
         | AlertKind::DoorOpenedUnwatched
@@ -175,12 +211,14 @@ fn all_alert_kinds() -> Vec<AlertKind> {
         | AlertKind::DeviceOffline
         | AlertKind::CameraPossiblyFrozen
         | AlertKind::SequenceGap
-        | AlertKind::WifiAttack { .. } => k,
+        | AlertKind::WifiAttack { .. }
+        | AlertKind::GarageObstructed => k,
     };
     [
         AlertKind::Delivery(delivery::Alert::CameraLostDuringDelivery),
         AlertKind::Delivery(delivery::Alert::DoorMayBeUnlocked),
         AlertKind::Delivery(delivery::Alert::SessionNotSecured),
+        AlertKind::Delivery(delivery::Alert::GarageLeftOpen),
         AlertKind::UnauthorizedEntry,
         AlertKind::DoorOpenedUnwatched,
         AlertKind::DoorOpenedAfterDelivery,
@@ -191,6 +229,7 @@ fn all_alert_kinds() -> Vec<AlertKind> {
         AlertKind::WifiAttack {
             during_delivery: false,
         },
+        AlertKind::GarageObstructed,
     ]
     .into_iter()
     .map(listed)
@@ -248,6 +287,20 @@ mod tests {
             lock_attributes(&json!({"fresh": true, "bolt": "locked", "reported_at_ms": at}))
         };
         assert_eq!(a(1), a(2), "a new report of the same state changes nothing");
+    }
+
+    #[test]
+    fn a_garage_door_is_closed_only_on_a_fresh_report() {
+        let g = |fresh: bool, door: &str, motion: Value| {
+            garage(&json!({"fresh": fresh, "bolt": null, "door": door, "motion": motion}))
+        };
+        assert_eq!(g(true, "closed", Value::Null), CLOSED);
+        assert_eq!(g(true, "open", Value::Null), OPEN);
+        assert_eq!(g(true, "open", json!("closing")), CLOSING);
+        assert_eq!(g(true, "closed", json!("opening")), OPENING);
+        assert_eq!(g(true, "open", json!("stopped")), STOPPED);
+        assert_eq!(g(true, "unknown", Value::Null), NONE);
+        assert_eq!(g(false, "closed", Value::Null), NONE);
     }
 
     #[test]
@@ -327,6 +380,10 @@ mod tests {
         assert_eq!(e["alert_id"], "a1");
         assert_eq!(
             alert_event(&json!({"kind": "garage_left_open"}))["event_type"],
+            "garage_left_open"
+        );
+        assert_eq!(
+            alert_event(&json!({"kind": "not_a_kind"}))["event_type"],
             OTHER_ALERT
         );
     }

@@ -15,6 +15,8 @@
 //! | `<p>/home/<home>/alert` | one JSON event per alert | no |
 //! | `<p>/door/<door>/lock/state`, `.../attributes` | the door's lock, truthful | yes |
 //! | `<p>/door/<door>/lock/set` | commands from Home Assistant (only `LOCK` is obeyed) | (HA's) |
+//! | `<p>/door/<door>/garage/state`, `.../attributes` | a garage door, truthful | yes |
+//! | `<p>/door/<door>/garage/set` | commands from Home Assistant (only `CLOSE` is obeyed) | (HA's) |
 //! | `<p>/camera/<device>/live/state`, `.../attributes` | the hub's live verdict | yes |
 //! | `<p>/camera/<device>/picture` | JPEG bytes of a fresh frame, rate-bounded | no |
 //! | `<p>/camera/<device>/picture/availability` | `online` while that picture is fresh | yes |
@@ -107,15 +109,39 @@ impl Topics {
         format!("{}/door/{}/lock/set", self.base, safe_id(door))
     }
 
-    /// What the hub subscribes to for lock commands.
-    pub fn lock_command_filter(&self) -> String {
-        format!("{}/door/+/lock/set", self.base)
+    pub fn garage_state(&self, door: &str) -> String {
+        format!("{}/door/{}/garage/state", self.base, safe_id(door))
+    }
+
+    pub fn garage_attributes(&self, door: &str) -> String {
+        format!("{}/door/{}/garage/attributes", self.base, safe_id(door))
+    }
+
+    pub fn garage_command(&self, door: &str) -> String {
+        format!("{}/door/{}/garage/set", self.base, safe_id(door))
+    }
+
+    /// What the hub subscribes to for commands (locks' and garage doors').
+    pub fn command_filters(&self) -> [String; 2] {
+        [
+            format!("{}/door/+/lock/set", self.base),
+            format!("{}/door/+/garage/set", self.base),
+        ]
     }
 
     /// The door a lock command topic names, if it is one.
     pub fn parse_lock_command<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        self.parse_command(topic, "/lock/set")
+    }
+
+    /// The door a garage door command topic names, if it is one.
+    pub fn parse_garage_command<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        self.parse_command(topic, "/garage/set")
+    }
+
+    fn parse_command<'a>(&self, topic: &'a str, suffix: &str) -> Option<&'a str> {
         let rest = topic.strip_prefix(&self.base)?.strip_prefix("/door/")?;
-        let door = rest.strip_suffix("/lock/set")?;
+        let door = rest.strip_suffix(suffix)?;
         (!door.is_empty() && safe_id(door) == door).then_some(door)
     }
 
@@ -166,6 +192,11 @@ mod tests {
         let t = Topics::new("homeassistant", "threshold", None);
         let topic = t.lock_command("abc123");
         assert_eq!(t.parse_lock_command(&topic), Some("abc123"));
+        assert_eq!(t.parse_garage_command(&topic), None);
+        assert_eq!(
+            t.parse_garage_command(&t.garage_command("abc123")),
+            Some("abc123")
+        );
         for bad in [
             "threshold/door//lock/set",
             "threshold/door/a/b/lock/set",

@@ -124,8 +124,26 @@ pub fn desired(state: &AppState, t: &Topics, known: &Known, now: i64) -> Vec<Ret
                 name: door.name.clone(),
                 home_id: h.to_owned(),
             };
-            config(&mut out, h, discovery::lock(t, &info));
             let view = doors::lock_view(state, &door);
+            if doors::is_garage(state, &door) {
+                config(&mut out, h, discovery::garage(t, &info));
+                push(
+                    &mut out,
+                    Rank::State,
+                    h,
+                    t.garage_state(&door.id),
+                    states::garage(&view).into(),
+                );
+                push(
+                    &mut out,
+                    Rank::State,
+                    h,
+                    t.garage_attributes(&door.id),
+                    states::garage_attributes(&view).to_string().into_bytes(),
+                );
+                continue;
+            }
+            config(&mut out, h, discovery::lock(t, &info));
             push(
                 &mut out,
                 Rank::State,

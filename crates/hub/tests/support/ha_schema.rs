@@ -16,6 +16,9 @@
 //!   python/homeassistant/components/mqtt/schemas.py` @ 0a0672af); plus
 //!   `default_entity_id` (HA 2025.10 and later) and without `object_id`, deprecated in
 //!   2025.10 and gone from HA's `mqtt/const.py` (dev, 2026) after 2026.4.
+//! - `mqtt/cover.py` and `cover/__init__.py` `CoverDeviceClass` (same openHAB copy
+//!   @ 0a0672af, 54f22918: `validate_options`, `payload_open`/`payload_stop` may be
+//!   null to offer no such action).
 //! - `mqtt/lock.py` (2025 form, same openHAB copy @ 32d1b911: `payload_reset`,
 //!   `state_open`, `state_opening`), `mqtt/binary_sensor.py` (@ 920aa86f),
 //!   `mqtt/sensor.py` and `validate_sensor_state_and_device_class_config` (@ 0a0672af),
@@ -134,6 +137,9 @@ const SENSOR_STATE_CLASSES: &[&str] = &[
     "total_increasing",
 ];
 const EVENT_CLASSES: &[&str] = &["doorbell", "button", "motion"];
+const COVER_CLASSES: &[&str] = &[
+    "awning", "blind", "curtain", "damper", "door", "garage", "gate", "shade", "shutter", "window",
+];
 const ENTITY_CATEGORIES: &[&str] = &["config", "diagnostic"];
 const AVAILABILITY_MODES: &[&str] = &["all", "any", "latest"];
 /// Home Assistant's "unknown" payload (`PAYLOAD_NONE`).
@@ -146,6 +152,7 @@ enum Ty {
     Bool,
     /// `cv.positive_int`: an integer >= 0.
     PosInt,
+    Int,
     Qos,
     SubTopic,
     PubTopic,
@@ -250,6 +257,42 @@ fn platform(component: &str) -> Option<(Vec<&'static str>, Keys)> {
                 ("payload_on", Ty::Str),
             ]);
             vec!["state_topic"]
+        }
+        "cover" => {
+            keys.extend([
+                ("command_topic", Ty::PubTopic),
+                ("device_class", Ty::OneOfOrNull(COVER_CLASSES)),
+                ("position_topic", Ty::SubTopic),
+                ("name", Ty::StrOrNull),
+                ("optimistic", Ty::Bool),
+                ("payload_close", Ty::StrOrNull),
+                ("payload_open", Ty::StrOrNull),
+                ("payload_stop", Ty::StrOrNull),
+                ("position_closed", Ty::Int),
+                ("position_open", Ty::Int),
+                ("retain", Ty::Bool),
+                ("set_position_template", Ty::Template),
+                ("set_position_topic", Ty::PubTopic),
+                ("state_closed", Ty::Str),
+                ("state_closing", Ty::Str),
+                ("state_open", Ty::Str),
+                ("state_opening", Ty::Str),
+                ("state_stopped", Ty::Str),
+                ("state_topic", Ty::SubTopic),
+                ("tilt_closed_value", Ty::Int),
+                ("tilt_command_topic", Ty::PubTopic),
+                ("tilt_max", Ty::Int),
+                ("tilt_min", Ty::Int),
+                ("tilt_opened_value", Ty::Int),
+                ("tilt_optimistic", Ty::Bool),
+                ("tilt_status_topic", Ty::SubTopic),
+                ("tilt_status_template", Ty::Template),
+                ("value_template", Ty::Template),
+                ("position_template", Ty::Template),
+                ("tilt_command_template", Ty::Template),
+                ("payload_stop_tilt", Ty::StrOrNull),
+            ]);
+            vec![]
         }
         "image" => {
             keys.extend([
@@ -388,6 +431,11 @@ fn check_value(what: &str, v: &Value, ty: Ty, errors: &mut Vec<String>) {
         Ty::PosInt => {
             if v.as_u64().is_none() {
                 bad("expected an integer >= 0")
+            }
+        }
+        Ty::Int => {
+            if !(v.is_i64() || v.is_u64()) {
+                bad("expected an integer")
             }
         }
         Ty::Qos => {
@@ -579,6 +627,21 @@ pub fn check(component: &str, config: &Value) -> Result<(), Vec<String>> {
                 errors.push("image: content_type cannot go with url_topic".into());
             }
         }
+        "cover" => {
+            // validate_options: each template or setter needs its topic.
+            for (key, needs) in [
+                ("set_position_topic", "position_topic"),
+                ("value_template", "state_topic"),
+                ("position_template", "position_topic"),
+                ("set_position_template", "set_position_topic"),
+                ("tilt_command_template", "tilt_command_topic"),
+                ("tilt_status_template", "tilt_status_topic"),
+            ] {
+                if m.contains_key(key) && !m.contains_key(needs) {
+                    errors.push(format!("cover: {key} needs {needs}"));
+                }
+            }
+        }
         "sensor" => {
             if m.contains_key("last_reset_value_template")
                 && m.get("state_class").and_then(Value::as_str) != Some("total")
@@ -626,6 +689,15 @@ pub fn check_state(component: &str, config: &Value, payload: &str) -> Result<(),
             s(config, "state_unlocked", "UNLOCKED"),
             s(config, "state_unlocking", "UNLOCKING"),
             s(config, "payload_reset", PAYLOAD_NONE),
+        ]
+        .contains(&payload),
+        "cover" => [
+            s(config, "state_open", "open"),
+            s(config, "state_opening", "opening"),
+            s(config, "state_closed", "closed"),
+            s(config, "state_closing", "closing"),
+            s(config, "state_stopped", "stopped"),
+            PAYLOAD_NONE,
         ]
         .contains(&payload),
         "binary_sensor" => [
@@ -723,6 +795,22 @@ pub fn self_test() {
         &serde_json::json!({"state_topic": "a", "device_class": "live"})
     )
     .is_err());
+    let cover = serde_json::json!({"command_topic": "t/g/set", "state_topic": "t/g", "device_class": "garage", "payload_open": null});
+    check("cover", &cover).unwrap();
+    let mut c2 = cover.clone();
+    c2["device_class"] = "garage_door".into();
+    assert!(
+        check("cover", &c2).is_err(),
+        "garage_door is a binary sensor class"
+    );
+    let mut c3 = cover.clone();
+    c3["set_position_topic"] = "t/p/set".into();
+    assert!(
+        check("cover", &c3).is_err(),
+        "set_position_topic without position_topic"
+    );
+    assert!(check_state("cover", &cover, "closed").is_ok());
+    assert!(check_state("cover", &cover, "CLOSED").is_err());
     assert!(check_state("lock", &lock, "LOCKED").is_ok());
     assert!(check_state("lock", &lock, "locked").is_err());
     assert!(discovery_component("ha", "ha/lock/node/obj/config").is_ok());
