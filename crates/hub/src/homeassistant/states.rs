@@ -142,14 +142,24 @@ fn parsed(d: &DeliverySeen) -> Option<DeliveryState> {
     DeliveryState::parse(&d.state)
 }
 
-/// The delivery a home's sensor shows: one whose session is open (the most recently
-/// changed), else the next scheduled one (earliest window), else the most recently
-/// changed finished one.
-pub fn current_delivery(seen: &[DeliverySeen]) -> Option<&DeliverySeen> {
+/// A finished delivery stays on the sensor this long (hub time) before the next
+/// scheduled one replaces it, so that its outcome is seen.
+pub const FINISHED_SHOWN_MS: i64 = 10 * 60 * 1000;
+
+/// The delivery a home's sensor shows at hub time `now`: one whose session is open
+/// (the most recently changed), else one that finished within `FINISHED_SHOWN_MS`,
+/// else the next scheduled one (earliest window), else the most recently finished.
+pub fn current_delivery(seen: &[DeliverySeen], now: i64) -> Option<&DeliverySeen> {
     let open = seen
         .iter()
         .filter(|d| parsed(d).is_some_and(DeliveryState::session_open))
         .max_by_key(|d| (d.updated_ms, d.id.as_str()));
+    let just_finished = || {
+        seen.iter()
+            .filter(|d| parsed(d).is_none_or(DeliveryState::is_terminal))
+            .filter(|d| now.saturating_sub(d.updated_ms) < FINISHED_SHOWN_MS)
+            .max_by_key(|d| (d.updated_ms, d.id.as_str()))
+    };
     let scheduled = || {
         seen.iter()
             .filter(|d| parsed(d) == Some(DeliveryState::Scheduled))
@@ -160,7 +170,9 @@ pub fn current_delivery(seen: &[DeliverySeen]) -> Option<&DeliverySeen> {
             .filter(|d| parsed(d).is_none_or(DeliveryState::is_terminal))
             .max_by_key(|d| (d.updated_ms, d.id.as_str()))
     };
-    open.or_else(scheduled).or_else(finished)
+    open.or_else(just_finished)
+        .or_else(scheduled)
+        .or_else(finished)
 }
 
 /// The options of the delivery sensor: `none`, then every delivery state.
@@ -334,23 +346,30 @@ mod tests {
     }
 
     #[test]
-    fn the_sensor_shows_the_open_delivery_then_the_next_then_the_last() {
-        assert_eq!(delivery(current_delivery(&[])), NO_DELIVERY);
-        let done = seen("a", "completed", 0, 50);
+    fn the_sensor_shows_the_open_delivery_then_a_fresh_outcome_then_the_next_then_the_last() {
+        let now = 1_000_000_000;
+        assert_eq!(delivery(current_delivery(&[], now)), NO_DELIVERY);
+        let done = seen("a", "completed", 0, now - 1_000);
         let later = seen("b", "scheduled", 300, 10);
         let sooner = seen("c", "scheduled", 200, 5);
         let inside = seen("d", "inside", 100, 20);
+        let all = [done.clone(), later.clone(), sooner.clone(), inside.clone()];
+        assert_eq!(current_delivery(&all, now), Some(&inside));
+        let waiting = [done.clone(), later.clone(), sooner.clone()];
         assert_eq!(
-            current_delivery(&[done.clone(), later.clone(), sooner.clone(), inside.clone()]),
-            Some(&inside)
+            current_delivery(&waiting, now),
+            Some(&done),
+            "a delivery that just finished is shown before the next one"
         );
         assert_eq!(
-            current_delivery(&[done.clone(), later.clone(), sooner.clone()]),
-            Some(&sooner)
+            current_delivery(&waiting, now + FINISHED_SHOWN_MS),
+            Some(&sooner),
+            "then the next scheduled one"
         );
         let older_done = seen("e", "expired", 0, 40);
         assert_eq!(
-            current_delivery(&[older_done, done.clone()]).map(|d| d.id.as_str()),
+            current_delivery(&[older_done, done.clone()], now + FINISHED_SHOWN_MS)
+                .map(|d| d.id.as_str()),
             Some("a")
         );
         assert_eq!(delivery(Some(&done)), "completed");

@@ -97,7 +97,7 @@ pub fn desired(state: &AppState, t: &Topics, known: &Known, now: i64) -> Vec<Ret
         config(&mut out, h, discovery::delivery(t, home));
         config(&mut out, h, discovery::alerts(t, home));
         let seen = known.deliveries.get(h).map(Vec::as_slice).unwrap_or(&[]);
-        let current = states::current_delivery(seen);
+        let current = states::current_delivery(seen, now);
         push(
             &mut out,
             Rank::State,

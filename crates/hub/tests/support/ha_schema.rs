@@ -30,7 +30,8 @@
 //! - Topics: `mqtt/util.py` `valid_topic`, `valid_subscribe_topic`,
 //!   `valid_publish_topic` (home-assistant/core @ 00e441b1); discovery topics:
 //!   `mqtt/discovery.py` `TOPIC_MATCHER`.
-//! - States: `mqtt/const.py` `PAYLOAD_NONE = "None"` and the lock/binary sensor/sensor
+//! - States: `mqtt/const.py` `PAYLOAD_NONE = "None"` (which the lock, cover, binary
+//!   sensor and sensor platforms take as unknown) and the lock/cover/binary sensor/sensor
 //!   defaults (HA dev, 2026).
 #![allow(dead_code)]
 
