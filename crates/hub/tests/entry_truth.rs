@@ -809,7 +809,7 @@ async fn the_delivery_timeline_tells_who_did_what_at_the_door() {
         "{kinds:?}"
     );
     assert!(
-        at("device.bolt_locked") <= at("delivery.completed") + 1,
+        at("device.bolt_locked") < at("delivery.completed"),
         "{kinds:?}"
     );
     assert!(at("delivery.scheduled") < at("decision"), "{kinds:?}");

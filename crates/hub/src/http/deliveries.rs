@@ -246,7 +246,13 @@ async fn owner_timeline(
     let rows = st.store.delivery_timeline(&d.id).await?;
     let courier = st.store.user(&d.courier_id).await.ok().map(|u| u.username);
     let door = d.door_id.as_deref().and_then(|id| st.access.doors.get(id));
-    let mut out: Vec<(i64, serde_json::Value)> = rows
+    // At one instant: what led to an entry, then the door's own reports, then what the
+    // hub concluded from them (a delivery completed by the bolt's "locked").
+    let hub_rank = |kind: &str| match kind {
+        "delivery.scheduled" | "decision" | "unlock_sent" => 0,
+        _ => 2,
+    };
+    let mut out: Vec<((i64, u8), serde_json::Value)> = rows
         .iter()
         .map(|t| {
             let who = match t.kind.as_str() {
@@ -257,7 +263,7 @@ async fn owner_timeline(
                 _ => Some("hub".to_owned()),
             };
             (
-                t.time_ms,
+                (t.time_ms, hub_rank(&t.kind)),
                 json!({"time_ms": t.time_ms, "kind": t.kind, "who": who,
                     "detail": serde_json::from_str::<serde_json::Value>(&t.detail).unwrap_or(json!({}))}),
             )
@@ -302,15 +308,15 @@ async fn owner_timeline(
                     .and_then(|x| st.registry.identity(&x))
                     .map(|(_, _, name, _)| name);
                 out.push((
-                    t.time_ms,
+                    (t.time_ms, 1),
                     json!({"time_ms": t.time_ms, "kind": t.kind, "who": who, "device_id": t.device_id,
                         "detail": serde_json::from_str::<serde_json::Value>(&t.detail).unwrap_or(json!({}))}),
                 ));
             }
         }
     }
-    // Stable: the hub's rows keep their causal order at equal times.
-    out.sort_by_key(|(t, _)| *t);
+    // Stable: rows of one rank keep their stored (causal) order at equal times.
+    out.sort_by_key(|(k, _)| *k);
     Ok(out.into_iter().map(|(_, v)| v).collect())
 }
 
