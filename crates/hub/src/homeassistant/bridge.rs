@@ -152,7 +152,16 @@ pub fn spawn(state: &AppState) -> anyhow::Result<Option<Bridge>> {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let _ = conn_tx.send(Conn::Command(p.topic, p.payload));
                 }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    // Let the DISCONNECT reach the broker (a dropped connection would
+                    // make it publish the last will as well): poll until the broker
+                    // closes the connection, briefly.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        while eventloop.poll().await.is_ok() {}
+                    })
+                    .await;
+                    return;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     if up {
