@@ -60,6 +60,9 @@ pub struct HubConfig {
     pub offline_grace_ms: i64,
     /// Sign an audit checkpoint every this many entries.
     pub audit_checkpoint_every: u64,
+    /// An external witness of the signed checkpoints: a file path (a JSON line per
+    /// checkpoint, fsync'd) or an `https://` URL (each checkpoint POSTed as JSON).
+    pub audit_witness: Option<String>,
     /// A gap in a device's event log is an alert only if still open after this long
     /// (records reorder briefly around a reconnect).
     pub gap_alert_grace_ms: i64,
@@ -142,6 +145,7 @@ impl Default for HubConfig {
             frozen_after_ms: 10_000,
             offline_grace_ms: 60_000,
             audit_checkpoint_every: 100,
+            audit_witness: None,
             gap_alert_grace_ms: 5000,
             hub_key_file: None,
             tls: false,
@@ -217,6 +221,7 @@ pub struct Overrides {
     pub live_window_ms: Option<i64>,
     pub heartbeat_ms: Option<i64>,
     pub fleet_node: Option<String>,
+    pub audit_witness: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +307,9 @@ impl HubConfig {
         if over.fleet_node.is_some() {
             c.fleet_node = over.fleet_node;
         }
+        if over.audit_witness.is_some() {
+            c.audit_witness = over.audit_witness;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -371,6 +379,9 @@ impl HubConfig {
         }
         if self.media_max_age_ms < 60_000 {
             return bad("media_max_age_ms must be at least 60000");
+        }
+        if let Some(w) = &self.audit_witness {
+            crate::audit::witness::Target::parse(w).map_err(ConfigError::Invalid)?;
         }
         if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 30 {
             return bad("webhook_max_attempts must be between 1 and 30");
