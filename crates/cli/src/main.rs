@@ -35,7 +35,7 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the hub (HTTP API, web apps, device gateway).
-    Serve(hub_cmd::ServeArgs),
+    Serve(Box<hub_cmd::ServeArgs>),
     /// Run a hub with a simulated home and print URLs and logins.
     Demo(demo::DemoArgs),
     /// Run a device agent.
@@ -87,7 +87,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.cmd {
-            Cmd::Serve(a) => hub_cmd::serve(a).await,
+            Cmd::Serve(a) => hub_cmd::serve(*a).await,
             Cmd::Demo(a) => demo::run(a).await,
             Cmd::Agent(a) => agent_cmd::run(a).await,
             Cmd::Door(a) => door_cmd::run(a).await,

@@ -120,13 +120,23 @@ async fn a_home_export_verifies_alone_and_shows_no_other_home() {
     );
     let text = std::fs::read_to_string(&file).unwrap();
     for secret in [b.as_str(), "Boris", "in_home_enabled"] {
-        assert!(!text.contains(secret), "{secret} in home A's export:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "{secret} in home A's export:\n{text}"
+        );
     }
     let downloaded = scratch.path().join("download.jsonl");
     std::fs::write(&downloaded, download).unwrap();
     for f in [&file, &downloaded] {
         let ok = run(&[
-            "audit", "verify", "--key", &key, "--export", d(f), "--home", &a,
+            "audit",
+            "verify",
+            "--key",
+            &key,
+            "--export",
+            d(f),
+            "--home",
+            &a,
         ]);
         assert!(ok.status.success(), "{}", out(&ok));
         assert!(
@@ -139,10 +149,21 @@ async fn a_home_export_verifies_alone_and_shows_no_other_home() {
     }
     // Passed off as home B's record: refused.
     let wrong = run(&[
-        "audit", "verify", "--key", &key, "--export", d(&file), "--home", &b,
+        "audit",
+        "verify",
+        "--key",
+        &key,
+        "--export",
+        d(&file),
+        "--home",
+        &b,
     ]);
     assert!(!wrong.status.success());
-    assert!(out(&wrong).contains("the export is home"), "{}", out(&wrong));
+    assert!(
+        out(&wrong).contains("the export is home"),
+        "{}",
+        out(&wrong)
+    );
     // An unknown home is named, not taken for an empty record.
     let none = run(&[
         "audit",
@@ -162,10 +183,7 @@ async fn a_home_export_verifies_alone_and_shows_no_other_home() {
 /// Rewrite entry 2 and everything after it, and sign every checkpoint again with
 /// `key`, as someone holding that key would.
 async fn rewrite(dir: &std::path::Path, key: &threshold_proto::DeviceKey) {
-    let url = format!(
-        "sqlite://{}?mode=rw",
-        dir.join("threshold.db").display()
-    );
+    let url = format!("sqlite://{}?mode=rw", dir.join("threshold.db").display());
     let store = threshold_store::Store::connect(&url).await.unwrap();
     let sign = |seq: u64, hash: &[u8; 32], t: i64| {
         let sig = key.sign(&threshold_core::audit::checkpoint_message(seq, hash, t));
@@ -215,7 +233,14 @@ async fn the_witness_catches_a_history_resigned_with_the_hub_key() {
         .trim()
         .to_owned();
     let verify = |extra: &[&str]| {
-        let mut args = vec!["audit", "verify", "--data-dir", d(dir.path()), "--key", &key];
+        let mut args = vec![
+            "audit",
+            "verify",
+            "--data-dir",
+            d(dir.path()),
+            "--key",
+            &key,
+        ];
         args.extend_from_slice(extra);
         run(&args)
     };
@@ -348,7 +373,13 @@ fn decode_qr(svg: &str) -> String {
         .and_then(|v| v.split(' ').next())
         .and_then(|n| n.parse().ok())
         .expect("an SVG with a square viewBox");
-    let path = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+    let path = svg
+        .split(" d=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let mut dark = vec![false; size * size];
     for m in path.split('M').filter(|m| !m.is_empty()) {
         let (x, y) = m.trim_end_matches("h1v1h-1z").split_once(' ').unwrap();

@@ -170,7 +170,15 @@ impl AuditEntry {
         detail: &str,
         home: Option<&str>,
     ) -> Self {
-        Self::chained(prev, time_ms, kind, actor, subject, detail, EntryHome::of(home))
+        Self::chained(
+            prev,
+            time_ms,
+            kind,
+            actor,
+            subject,
+            detail,
+            EntryHome::of(home),
+        )
     }
 
     /// The entry of this form that follows `prev`; [`EntryHome::Legacy`] makes a v1

@@ -549,4 +549,23 @@ mod tests {
         bad_name.fleet_node = Some("a b".into());
         assert!(err(bad_name).is_some());
     }
+
+    #[test]
+    fn the_audit_witness_is_a_file_or_an_https_url() {
+        let c = HubConfig::from_toml("audit_witness = \"/srv/witness/hub.jsonl\"\n").unwrap();
+        c.validate().unwrap();
+        let over = |w: &str| {
+            HubConfig::resolve(
+                None,
+                Overrides {
+                    audit_witness: Some(w.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        assert!(over("https://witness.example/cp").is_ok());
+        let e = over("http://192.168.1.9/cp").unwrap_err().to_string();
+        assert!(e.contains("audit_witness"), "{e}");
+        assert!(over("ftp://x/y").is_err());
+    }
 }

@@ -21,7 +21,9 @@ fn verify_text(text: &str, hub: &threshold_hub::Hub) -> threshold_hub::audit::Ve
 }
 
 fn lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn hex32(v: &Value) -> [u8; 32] {
@@ -67,13 +69,24 @@ async fn a_home_export_shows_its_entries_and_hides_the_rest() {
     assert!(r.links.unwrap() >= 5, "B's entries and the logins: {r:?}");
     assert!(r.signed_through >= 3, "{r:?}");
     // Nothing of home B, its owner or its devices.
-    for secret in [b.as_str(), b_door.as_str(), "boris", "Boris", "Boris-secret-lock"] {
-        assert!(!text.contains(secret), "{secret} in home A's export:\n{text}");
+    for secret in [
+        b.as_str(),
+        b_door.as_str(),
+        "boris",
+        "Boris",
+        "Boris-secret-lock",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} in home A's export:\n{text}"
+        );
     }
 
     // The whole log verifies too, and names B.
     let mut whole = Vec::new();
-    export::write(&hub.state.store, &mut whole, 0).await.unwrap();
+    export::write(&hub.state.store, &mut whole, 0)
+        .await
+        .unwrap();
     let whole = String::from_utf8(whole).unwrap();
     assert!(verify_text(&whole, &hub).ok);
     assert!(whole.contains(&b));
@@ -132,11 +145,8 @@ async fn a_home_export_shows_its_entries_and_hides_the_rest() {
     // Passed off as home B's: A's entries are not B's.
     let mut relabelled = ls.clone();
     relabelled[0]["home"] = json!(b);
-    let e = export::verify(
-        rejoin(&relabelled).as_bytes(),
-        &hub.state.hub_key.public(),
-    )
-    .unwrap_err();
+    let e =
+        export::verify(rejoin(&relabelled).as_bytes(), &hub.state.hub_key.public()).unwrap_err();
     assert!(e.to_string().contains("is not an entry of home"), "{e}");
     hub.stop().await;
 }
@@ -146,7 +156,10 @@ async fn a_chain_begun_before_home_commitments_verifies_and_homes_export_after_i
     let dir = testing::TempDir::new("audit-legacy").unwrap();
     std::fs::create_dir_all(dir.path()).unwrap();
     // A hub of before: three v1 entries about a home.
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("threshold.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("threshold.db").display()
+    );
     let store = threshold_store::Store::connect(&url).await.unwrap();
     let hash = threshold_hub::auth::hash_password(PASSWORD).unwrap();
     let owner = store
@@ -165,6 +178,13 @@ async fn a_chain_begun_before_home_commitments_verifies_and_homes_export_after_i
         })
         .collect();
     store.append_legacy_audit_for_tests(&drafts).await.unwrap();
+    // An export made then, in the format of then, still verifies.
+    let mut old = Vec::new();
+    export::write(&store, &mut old, 0).await.unwrap();
+    let old = String::from_utf8(old)
+        .unwrap()
+        .replace(export::FORMAT, export::FORMAT_V1);
+    assert!(!old.contains("\"v\":"), "v1 entries carry no form:\n{old}");
     store.close().await;
 
     // The upgraded hub signs a checkpoint at entry 3 before appending anything.
@@ -188,12 +208,16 @@ async fn a_chain_begun_before_home_commitments_verifies_and_homes_export_after_i
     assert!(cps.iter().any(|c| c.seq == 3), "{cps:?}");
 
     let key = hub.state.hub_key.public();
+    let r = export::verify(old.as_bytes(), &key).unwrap();
+    assert!(r.ok && r.entries == 3, "{r:?}");
     let db = threshold_hub::audit::verify(&hub.state.store, &key)
         .await
         .unwrap();
     assert!(db.ok, "v1 and v2 entries in one chain: {db:?}");
     let mut whole = Vec::new();
-    export::write(&hub.state.store, &mut whole, 0).await.unwrap();
+    export::write(&hub.state.store, &mut whole, 0)
+        .await
+        .unwrap();
     assert!(export::verify(&whole[..], &key).unwrap().ok);
 
     let mut mine = Vec::new();
@@ -202,7 +226,10 @@ async fn a_chain_begun_before_home_commitments_verifies_and_homes_export_after_i
         .unwrap();
     assert_eq!(w.from_seq, 4, "{w:?}");
     let text = String::from_utf8(mine).unwrap();
-    assert!(!text.contains("\"old\""), "v1 entries are before it:\n{text}");
+    assert!(
+        !text.contains("\"old\""),
+        "v1 entries are before it:\n{text}"
+    );
     let r = export::verify(text.as_bytes(), &key).unwrap();
     assert!(r.ok, "{r:?}");
     assert_eq!((r.from_seq, r.home_entries), (4, Some(1)), "{r:?}");
@@ -211,7 +238,11 @@ async fn a_chain_begun_before_home_commitments_verifies_and_homes_export_after_i
     let unanchored = text.replace("\"from_seq\":4", "\"from_seq\":6");
     let r = export::verify(unanchored.as_bytes(), &key).unwrap();
     assert!(
-        !r.ok && r.first_break.as_deref().unwrap().contains("no checkpoint signed at entry 5"),
+        !r.ok
+            && r.first_break
+                .as_deref()
+                .unwrap()
+                .contains("no checkpoint signed at entry 5"),
         "{r:?}"
     );
     hub.stop().await;
@@ -286,6 +317,9 @@ async fn checkpoints_reach_an_https_witness_through_failures() {
         metrics.contains("threshold_audit_witness_failures_total{reason=\"attempt\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("threshold_audit_witness_sent_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("threshold_audit_witness_sent_total 2"),
+        "{metrics}"
+    );
     hub.stop().await;
 }

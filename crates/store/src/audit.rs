@@ -170,6 +170,10 @@ async fn audit_head_in(conn: &mut sqlx::AnyConnection) -> Result<Option<(u64, [u
     }
 }
 
+/// For tests: sign a checkpoint (`seq`, `hash`, `time_ms`) → (hub key, signature), hex.
+#[doc(hidden)]
+pub type Resign<'a> = dyn Fn(u64, &[u8; 32], i64) -> (String, String) + Sync + 'a;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointRow {
     pub seq: i64,
@@ -441,7 +445,7 @@ impl Store {
         &self,
         seq: u64,
         detail: &str,
-        sign: &(dyn Fn(u64, &[u8; 32], i64) -> (String, String) + Sync),
+        sign: &Resign<'_>,
     ) -> Result<()> {
         let mut all = Vec::new();
         let mut after = 0;
@@ -458,7 +462,13 @@ impl Store {
                 e.detail = detail.to_owned();
             }
             *e = AuditEntry::chained(
-                head, e.time_ms, &e.kind, &e.actor, &e.subject, &e.detail, e.home.clone(),
+                head,
+                e.time_ms,
+                &e.kind,
+                &e.actor,
+                &e.subject,
+                &e.detail,
+                e.home.clone(),
             );
             head = Some((e.seq, e.hash));
             hashes.insert(e.seq, e.hash);

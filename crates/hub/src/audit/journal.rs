@@ -34,7 +34,12 @@ impl Record {
         let home = subject
             .strip_prefix("home:")
             .map(str::to_owned)
-            .or_else(|| detail.get("home_id").and_then(|h| h.as_str()).map(str::to_owned))
+            .or_else(|| {
+                detail
+                    .get("home_id")
+                    .and_then(|h| h.as_str())
+                    .map(str::to_owned)
+            })
             .filter(|h| !h.is_empty());
         Record {
             kind: kind.to_owned(),
@@ -204,7 +209,9 @@ async fn run(
             }
         }
         Ok(None) => {}
-        Err(err) => tracing::error!(error = %err, "could not sign the audit checkpoint ending the chain's v1 entries"),
+        Err(err) => {
+            tracing::error!(error = %err, "could not sign the audit checkpoint ending the chain's v1 entries")
+        }
     }
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -321,9 +328,10 @@ async fn legacy_anchor(
     key: &DeviceKey,
     now: i64,
 ) -> Result<Option<CheckpointRow>, StoreError> {
-    let (Some(last_legacy), Some((head, hash))) =
-        (store.last_legacy_audit_seq().await?, store.audit_head().await?)
-    else {
+    let (Some(last_legacy), Some((head, hash))) = (
+        store.last_legacy_audit_seq().await?,
+        store.audit_head().await?,
+    ) else {
         return Ok(None);
     };
     if head != last_legacy

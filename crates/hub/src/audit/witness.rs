@@ -262,9 +262,8 @@ pub fn read(
         if text.trim().is_empty() {
             continue;
         }
-        let c = super::export::parse_checkpoint_line(&text).map_err(|message| {
-            WitnessError::Malformed { line: n, message }
-        })?;
+        let c = super::export::parse_checkpoint_line(&text)
+            .map_err(|message| WitnessError::Malformed { line: n, message })?;
         if !super::verify::signed_by(&c, pinned) {
             return Err(WitnessError::Malformed {
                 line: n,

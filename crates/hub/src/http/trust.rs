@@ -284,7 +284,13 @@ mod tests {
     pub fn decode(svg: &str) -> String {
         let view = svg.split("viewBox=\"0 0 ").nth(1).unwrap();
         let size: usize = view.split(' ').next().unwrap().parse().unwrap();
-        let d = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let d = svg
+            .split(" d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let mut dark = vec![false; size * size];
         for m in d.split('M').filter(|m| !m.is_empty()) {
             let xy = m.trim_end_matches("h1v1h-1z");
