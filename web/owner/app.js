@@ -1261,7 +1261,21 @@ async function settingsPage() {
   if (app.features.paths.includes("/api/v1/webhooks")) body.append(await webhooksSection());
   if (!homes.length) body.append(h("p", { text: "Add a home first." }));
   body.append(await pushSection());
+  body.append(trustSection(homes));
   fill(main, body);
+}
+
+/** Trusting this hub on a phone (the /trust page), and each home's audit record to keep. */
+function trustSection(homes) {
+  const exportPath = (home) => `/api/v1/homes/${encodeURIComponent(home.id)}/audit/export`;
+  const records = homes.filter(() => app.features.paths.includes("/api/v1/homes/{id}/audit/export")).map((home) =>
+    h("li", {}, h("a", { href: exportPath(home), download: `threshold-audit-${home.id}.jsonl`, text: `Audit record of ${home.name}` })));
+  return h("section", { class: "card", id: "trust", "aria-labelledby": "trust-title" },
+    h("h2", { id: "trust-title", text: "This hub" }),
+    h("p", {}, h("a", { href: "/trust", id: "trust-link", text: "Trust this hub on a phone" }),
+      h("span", { class: "muted", text: ": its certificate's fingerprint, how to install it, and a QR code to open the app on the phone." })),
+    records.length ? h("ul", { class: "plain" }, records) : null,
+    records.length ? h("p", { class: "muted small", text: "Keep the audit record somewhere the hub cannot write; check it with threshold audit verify --export FILE --key KEY --home ID." }) : null);
 }
 
 function homeSettings(home) {

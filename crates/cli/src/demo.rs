@@ -462,8 +462,8 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  Admin         login admin / {}", ACCOUNTS[0].2);
     if let Some(fp) = &hub.tls_fingerprint {
-        println!("  Trust the hub {base}/ca.pem  (install it on the phone after checking");
-        println!("                its SHA-256 fingerprint {fp})");
+        println!("  Trust the hub {base}/trust  (open it on the phone; the hub CA's");
+        println!("                SHA-256 fingerprint is {fp})");
     }
     println!("  API           {base}/api/v1/openapi.json");
     println!("  Metrics       {base}/metrics");

@@ -98,6 +98,11 @@ pub struct HubArgs {
     /// Prefix of the state topics for Home Assistant (default threshold).
     #[arg(long, env = "THRESHOLD_HA_TOPIC_PREFIX")]
     pub ha_topic_prefix: Option<String>,
+    /// An external witness of the signed audit checkpoints: a file (a JSON line
+    /// appended per checkpoint, fsync'd) or an https:// URL (each checkpoint POSTed).
+    /// Check the chain against it with `threshold audit verify --witness`.
+    #[arg(long, env = "THRESHOLD_AUDIT_WITNESS")]
+    pub audit_witness: Option<String>,
 }
 
 /// An address to listen on: `IP:PORT`, or `NAME:PORT` (such as `localhost:8080`)
@@ -177,6 +182,7 @@ impl HubArgs {
                 ha_mqtt_ca_file: self.ha_mqtt_ca_file.clone(),
                 ha_discovery_prefix: self.ha_discovery_prefix.clone(),
                 ha_topic_prefix: self.ha_topic_prefix.clone(),
+                audit_witness: self.audit_witness.clone(),
             },
         )?)
     }
@@ -305,22 +311,35 @@ pub enum AuditCmd {
         /// them (as printed by `threshold audit key`).
         #[arg(long)]
         key: Option<String>,
-        /// Verify this export file (from `threshold audit export`) instead of the
-        /// database; needs --key.
+        /// Verify this export file (from `threshold audit export`, of the whole log or
+        /// of one home) instead of the database; needs --key.
         #[arg(long, requires = "key")]
         export: Option<PathBuf>,
+        /// With --export: the file must be the export of this home (its id).
+        #[arg(long, requires = "export")]
+        home: Option<String>,
+        /// A witness log (the file `audit_witness` wrote, or the lines a witness URL
+        /// received): every checkpoint it saw must still be in the chain, with the same
+        /// hash. Catches a history rewritten and signed again with the hub's own key.
+        #[arg(long)]
+        witness: Option<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Write the whole audit log and its signed checkpoints to a file, to verify
-    /// elsewhere with `threshold audit verify --export FILE --key KEY`.
+    /// elsewhere with `threshold audit verify --export FILE --key KEY`; with --home,
+    /// one home's entries in full and every other entry as a link only.
     Export {
         #[command(flatten)]
         hub: StoreArgs,
         /// The file to write (replaced if it exists).
         #[arg(long)]
         out: PathBuf,
+        /// Export only this home's entries (its id); the rest of the chain is kept as
+        /// links, without their contents, so the file still verifies end to end.
+        #[arg(long)]
+        home: Option<String>,
     },
     /// Print the hub's audit public key (to pin now and verify with later).
     Key {
@@ -355,55 +374,134 @@ fn pinned_key(
 }
 
 pub async fn audit(a: AuditCmd) -> anyhow::Result<ExitCode> {
-    let (hub, key, export, json) = match a {
+    let (hub, key, export, home, witness, json) = match a {
         AuditCmd::Key { hub } => {
             let cfg = hub.resolve()?;
             println!("{}", pinned_key(None, &cfg)?.to_hex());
             return Ok(ExitCode::SUCCESS);
         }
-        AuditCmd::Export { hub, out } => {
+        AuditCmd::Export { hub, out, home } => {
             let cfg = hub.resolve()?;
             let store = threshold_store::Store::connect(&cfg.database_url())
                 .await
                 .context("cannot open the database")?;
-            let file =
-                std::fs::File::create(&out).with_context(|| format!("--out {}", out.display()))?;
+            // Written beside the target and renamed into place: a failed export leaves
+            // no half file behind under the name asked for.
+            let partial = out.with_extension("partial");
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("--out {}", out.display()))?;
             let mut w = std::io::BufWriter::new(file);
-            let (entries, checkpoints) =
-                threshold_hub::audit::export::write(&store, &mut w, now_ms()).await?;
-            println!(
-                "wrote {entries} entries and {checkpoints} signed checkpoints to {}",
-                out.display()
-            );
+            let written = threshold_hub::audit::export::write_scoped(
+                &store,
+                &mut w,
+                now_ms(),
+                home.as_deref(),
+            )
+            .await;
+            drop(w);
+            let written = match written {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e.into());
+                }
+            };
+            std::fs::rename(&partial, &out).with_context(|| format!("--out {}", out.display()))?;
+            match home {
+                None => println!(
+                    "wrote {} entries and {} signed checkpoints to {}",
+                    written.entries,
+                    written.checkpoints,
+                    out.display()
+                ),
+                Some(h) => println!(
+                    "wrote home {h}'s {} entries, {} other entries as links only, and {} signed checkpoints (from entry {}) to {}",
+                    written.entries,
+                    written.links,
+                    written.checkpoints,
+                    written.from_seq,
+                    out.display()
+                ),
+            }
             return Ok(ExitCode::SUCCESS);
         }
         AuditCmd::Verify {
             hub,
             key,
             export,
+            home,
+            witness,
             json,
-        } => (hub, key, export, json),
+        } => (hub, key, export, home, witness, json),
     };
     let cfg = hub.resolve()?;
     let pinned = pinned_key(key.as_deref(), &cfg)?;
+    let seen = match &witness {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("--witness {}", path.display()))?;
+            Some(
+                threshold_hub::audit::witness::read(std::io::BufReader::new(file), &pinned)
+                    .with_context(|| format!("--witness {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let report = match export {
         Some(path) => {
             let file = std::fs::File::open(&path)
                 .with_context(|| format!("--export {}", path.display()))?;
-            threshold_hub::audit::export::verify(std::io::BufReader::new(file), &pinned)?
+            threshold_hub::audit::export::verify_with_witness(
+                std::io::BufReader::new(file),
+                &pinned,
+                seen.as_deref(),
+            )?
         }
         None => {
             let store = threshold_store::Store::connect(&cfg.database_url())
                 .await
                 .context("cannot open the database")?;
-            threshold_hub::audit::verify(&store, &pinned).await?
+            threshold_hub::audit::verify_with_witness(&store, &pinned, seen.as_deref()).await?
         }
+    };
+    if let Some(want) = &home {
+        anyhow::ensure!(
+            report.home.as_deref() == Some(want.as_str()),
+            "--home {want}: the export is {}",
+            match &report.home {
+                Some(h) => format!("home {h}'s"),
+                None => "of the whole log".into(),
+            }
+        );
+    }
+    let scope = match (&report.home, report.home_entries, report.links) {
+        (Some(h), Some(n), Some(l)) => format!(
+            " for home {h} ({n} of its entries in full, {l} other entries as links{})",
+            if report.from_seq > 1 {
+                format!(", from entry {}", report.from_seq)
+            } else {
+                String::new()
+            }
+        ),
+        _ => String::new(),
+    };
+    let witnessed = match &report.witness {
+        Some(w) if w.ok => format!(
+            "; all {} checkpoints the witness saw match{}",
+            w.compared,
+            if w.before_range > 0 {
+                format!(" ({} earlier ones are before this export)", w.before_range)
+            } else {
+                String::new()
+            }
+        ),
+        _ => String::new(),
     };
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else if report.ok {
         println!(
-            "audit log intact: {} entries, {} signed checkpoints verified with key {} (signed through entry {})",
+            "audit log intact{scope}: {} entries, {} signed checkpoints verified with key {} (signed through entry {}){witnessed}",
             report.entries, report.checkpoints, report.key, report.signed_through
         );
     } else {

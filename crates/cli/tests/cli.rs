@@ -468,6 +468,7 @@ async fn the_lan_demo_serves_https_with_its_own_ca() {
     assert!(!base.contains("127.0.0.1"), "a network address: {base}");
     let text = demo.printed.join("\n");
     assert!(text.contains("SHA-256 fingerprint"), "{text}");
+    assert!(text.contains(&format!("{base}/trust")), "{text}");
     support::trust_ca(&dir.path().join("hub").join("tls").join("ca.pem"));
     let owner = login(&base, "owner", "threshold-owner").await;
     live_demo_home(&base, &owner).await;

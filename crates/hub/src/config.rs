@@ -60,6 +60,9 @@ pub struct HubConfig {
     pub offline_grace_ms: i64,
     /// Sign an audit checkpoint every this many entries.
     pub audit_checkpoint_every: u64,
+    /// An external witness of the signed checkpoints: a file path (a JSON line per
+    /// checkpoint, fsync'd) or an `https://` URL (each checkpoint POSTed as JSON).
+    pub audit_witness: Option<String>,
     /// A gap in a device's event log is an alert only if still open after this long
     /// (records reorder briefly around a reconnect).
     pub gap_alert_grace_ms: i64,
@@ -158,6 +161,7 @@ impl Default for HubConfig {
             frozen_after_ms: 10_000,
             offline_grace_ms: 60_000,
             audit_checkpoint_every: 100,
+            audit_witness: None,
             gap_alert_grace_ms: 5000,
             hub_key_file: None,
             tls: false,
@@ -255,6 +259,7 @@ pub struct Overrides {
     pub ha_mqtt_ca_file: Option<PathBuf>,
     pub ha_discovery_prefix: Option<String>,
     pub ha_topic_prefix: Option<String>,
+    pub audit_witness: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -358,6 +363,9 @@ impl HubConfig {
         if let Some(v) = over.ha_topic_prefix {
             c.ha_topic_prefix = v;
         }
+        if over.audit_witness.is_some() {
+            c.audit_witness = over.audit_witness;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -439,6 +447,9 @@ impl HubConfig {
         }
         if self.media_max_age_ms < 60_000 {
             return bad("media_max_age_ms must be at least 60000");
+        }
+        if let Some(w) = &self.audit_witness {
+            crate::audit::witness::Target::parse(w).map_err(ConfigError::Invalid)?;
         }
         if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 30 {
             return bad("webhook_max_attempts must be between 1 and 30");
@@ -665,5 +676,24 @@ mod tests {
         let mut bad_name = node(Some("postgres://h/db"), Some("mqtt://127.0.0.1:1883"));
         bad_name.fleet_node = Some("a b".into());
         assert!(err(bad_name).is_some());
+    }
+
+    #[test]
+    fn the_audit_witness_is_a_file_or_an_https_url() {
+        let c = HubConfig::from_toml("audit_witness = \"/srv/witness/hub.jsonl\"\n").unwrap();
+        c.validate().unwrap();
+        let over = |w: &str| {
+            HubConfig::resolve(
+                None,
+                Overrides {
+                    audit_witness: Some(w.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        assert!(over("https://witness.example/cp").is_ok());
+        let e = over("http://192.168.1.9/cp").unwrap_err().to_string();
+        assert!(e.contains("audit_witness"), "{e}");
+        assert!(over("ftp://x/y").is_err());
     }
 }

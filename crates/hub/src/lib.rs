@@ -182,11 +182,24 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         None => (mqtt_host.clone(), mqtt_port),
     };
     let connected = Arc::new(gateway::connected::Connected::default());
+    let metrics = metrics::Metrics::new();
+    let outbound_tls =
+        outbound::client_config(config.outbound_ca_file.as_deref()).map_err(anyhow::Error::msg)?;
+    let witness = match &config.audit_witness {
+        Some(w) => Some(audit::witness::Witness::start(
+            audit::witness::Target::parse(w).map_err(anyhow::Error::msg)?,
+            outbound_tls.clone(),
+            metrics.witness.clone(),
+            audit::witness::Retry::default(),
+        )),
+        None => None,
+    };
     let journal = audit::Journal::start(
         store.clone(),
         hub_key.clone(),
         clock.clone(),
         config.audit_checkpoint_every,
+        witness,
     );
     // A fleet's nodes count sign-in attempts together; a single hub in memory.
     let shared_store = store.clone();
@@ -199,7 +212,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         config: config.clone(),
         store,
         clock,
-        metrics: metrics::Metrics::new(),
+        metrics,
         hub_key,
         registry: gateway::registry::Registry::new(),
         bus: events::EventBus::new(),
@@ -214,8 +227,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         sign_in_accounts: throttle(auth::throttle::Limits::ACCOUNT, "account"),
         sign_in_sources: throttle(auth::throttle::Limits::SOURCE, "source"),
         password_checks: auth::PasswordChecks::default(),
-        outbound_tls: outbound::client_config(config.outbound_ca_file.as_deref())
-            .map_err(anyhow::Error::msg)?,
+        outbound_tls,
         guest_limiter: match config.fleet_node {
             Some(_) => auth::AttemptLimiter::shared(shared_store.clone()),
             None => auth::AttemptLimiter::local(),

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub fleet_partitions: Gauge,
     /// Partitions this node took over from another (or from nobody).
     pub fleet_takeovers: Counter,
+    /// The audit witness: checkpoints it took, and failures (`audit::witness`).
+    pub witness: crate::audit::witness::WitnessMetrics,
 }
 
 impl Metrics {
@@ -170,6 +172,17 @@ impl Metrics {
             "Partitions this fleet node took over (first start, a node that stopped or died, rebalancing)",
             fleet_takeovers.clone(),
         );
+        let witness = crate::audit::witness::WitnessMetrics::default();
+        registry.register(
+            "audit_witness_sent",
+            "Signed audit checkpoints the external witness (audit_witness) took",
+            witness.sent.clone(),
+        );
+        registry.register(
+            "audit_witness_failures",
+            "Audit witness failures: attempt (one try failed, retried), dropped (a checkpoint given up on, or the queue was full)",
+            witness.failures.clone(),
+        );
         registry.register(
             "build",
             "This hub's build: its version",
@@ -181,6 +194,7 @@ impl Metrics {
         let mut process = Registry::default();
         process.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         Metrics {
+            witness,
             process,
             fleet_partitions,
             fleet_takeovers,

@@ -5,7 +5,7 @@ use crate::durable::Durably;
 use crate::events::NewTimelineRow;
 use crate::{Result, Store, StoreError};
 use sqlx::Row;
-use threshold_core::audit::AuditEntry;
+use threshold_core::audit::{AuditEntry, EntryHome};
 
 pub type AuditRow = AuditEntry;
 
@@ -17,6 +17,8 @@ pub struct AuditDraft {
     pub actor: String,
     pub subject: String,
     pub detail: String,
+    /// The home the entry belongs to (committed in its hash); `None`: hub-wide.
+    pub home: Option<String>,
 }
 
 /// Records to write together, and what must hold for them to be written.
@@ -105,7 +107,15 @@ pub(crate) fn chain_onto(head: &mut Head, drafts: &[AuditDraft]) -> Vec<AuditEnt
     drafts
         .iter()
         .map(|d| {
-            let e = AuditEntry::next(*head, d.time_ms, &d.kind, &d.actor, &d.subject, &d.detail);
+            let e = AuditEntry::next(
+                *head,
+                d.time_ms,
+                &d.kind,
+                &d.actor,
+                &d.subject,
+                &d.detail,
+                d.home.as_deref(),
+            );
             *head = Some((e.seq, e.hash));
             e
         })
@@ -113,7 +123,7 @@ pub(crate) fn chain_onto(head: &mut Head, drafts: &[AuditDraft]) -> Vec<AuditEnt
 }
 
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's limits on bound
-/// parameters (32 766 and 65 535) at eight per row.
+/// parameters (32 766 and 65 535) at ten per row.
 const ROWS_PER_INSERT: usize = 1000;
 
 /// Insert chained entries, a statement per thousand; false if any sequence number
@@ -121,9 +131,9 @@ const ROWS_PER_INSERT: usize = 1000;
 async fn insert_audit(conn: &mut sqlx::AnyConnection, entries: &[AuditEntry]) -> Result<bool> {
     for chunk in entries.chunks(ROWS_PER_INSERT) {
         let sql = format!(
-            "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash) VALUES {} \
+            "INSERT INTO audit_log (seq, time_ms, kind, actor, subject, detail, prev_hash, hash, v, home_id) VALUES {} \
              ON CONFLICT (seq) DO NOTHING",
-            crate::sql::values_placeholders(chunk.len(), 8)
+            crate::sql::values_placeholders(chunk.len(), 10)
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {
@@ -135,7 +145,9 @@ async fn insert_audit(conn: &mut sqlx::AnyConnection, entries: &[AuditEntry]) ->
                 .bind(&e.subject)
                 .bind(&e.detail)
                 .bind(hex::encode(e.prev_hash))
-                .bind(hex::encode(e.hash));
+                .bind(hex::encode(e.hash))
+                .bind(if e.home.is_legacy() { 1i64 } else { 2i64 })
+                .bind(e.home.id().map(str::to_owned));
         }
         if q.execute(&mut *conn).await?.rows_affected() != chunk.len() as u64 {
             return Ok(false);
@@ -157,6 +169,10 @@ async fn audit_head_in(conn: &mut sqlx::AnyConnection) -> Result<Option<(u64, [u
         None => Ok(None),
     }
 }
+
+/// For tests: sign a checkpoint (`seq`, `hash`, `time_ms`) → (hub key, signature), hex.
+#[doc(hidden)]
+pub type Resign<'a> = dyn Fn(u64, &[u8; 32], i64) -> (String, String) + Sync + 'a;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CheckpointRow {
@@ -190,6 +206,7 @@ impl Store {
             actor: actor.to_owned(),
             subject: subject.to_owned(),
             detail: detail.to_owned(),
+            home: None,
         };
         self.append_journal(std::slice::from_ref(&draft), &[])
             .await?
@@ -305,7 +322,7 @@ impl Store {
     /// Entries with `seq > after`, in order, at most `limit`.
     pub async fn audit_page(&self, after: u64, limit: i64) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT seq, time_ms, kind, actor, subject, detail, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+            "SELECT seq, time_ms, kind, actor, subject, detail, prev_hash, hash, v, home_id FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after as i64)
         .bind(limit)
@@ -314,6 +331,17 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let seq: i64 = r.try_get("seq")?;
+                let v: i64 = r.try_get("v")?;
+                let home = match (v, r.try_get::<Option<String>, _>("home_id")?) {
+                    (1, _) => EntryHome::Legacy,
+                    (2, None) => EntryHome::Hub,
+                    (2, Some(h)) => EntryHome::Home(h),
+                    (v, _) => {
+                        return Err(StoreError::Conflict(format!(
+                            "audit entry {seq}: unknown form {v}"
+                        )))
+                    }
+                };
                 Ok(AuditEntry {
                     seq: seq as u64,
                     time_ms: r.try_get("time_ms")?,
@@ -321,6 +349,7 @@ impl Store {
                     actor: r.try_get("actor")?,
                     subject: r.try_get("subject")?,
                     detail: r.try_get("detail")?,
+                    home,
                     prev_hash: hash32(&r.try_get::<String, _>("prev_hash")?)?,
                     hash: hash32(&r.try_get::<String, _>("hash")?)?,
                 })
@@ -359,6 +388,117 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Whether a home of this id exists (whoever owns it).
+    pub async fn home_exists(&self, id: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT id FROM homes WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    /// The newest v1 entry (written before entries committed to a home), if any.
+    pub async fn last_legacy_audit_seq(&self) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT MAX(seq) AS m FROM audit_log WHERE v = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("m")?.map(|s| s as u64))
+    }
+
+    /// For tests of upgrades only: append v1 entries, as hubs wrote them before home
+    /// commitments.
+    #[doc(hidden)]
+    pub async fn append_legacy_audit_for_tests(&self, drafts: &[AuditDraft]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let mut head = audit_head_in(&mut tx).await?;
+        let entries: Vec<AuditEntry> = drafts
+            .iter()
+            .map(|d| {
+                let e = AuditEntry::chained(
+                    head,
+                    d.time_ms,
+                    &d.kind,
+                    &d.actor,
+                    &d.subject,
+                    &d.detail,
+                    EntryHome::Legacy,
+                );
+                head = Some((e.seq, e.hash));
+                e
+            })
+            .collect();
+        if !insert_audit(&mut tx, &entries).await? {
+            return Err(StoreError::Conflict("audit log head moved".into()));
+        }
+        tx.commit_unsynced().await?;
+        self.set_cached_audit_head(None);
+        self.sync().await
+    }
+
+    /// For tests of a rewritten history only: change entry `seq`'s detail, chain every
+    /// later entry anew on it, and replace every checkpoint with `sign(seq, hash,
+    /// time_ms)` = (hub key, signature), as someone holding a key would.
+    #[doc(hidden)]
+    pub async fn rewrite_audit_for_tests(
+        &self,
+        seq: u64,
+        detail: &str,
+        sign: &Resign<'_>,
+    ) -> Result<()> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.audit_page(after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            all.extend(page);
+        }
+        let mut head: Head = None;
+        let mut hashes = std::collections::HashMap::new();
+        for e in &mut all {
+            if e.seq == seq {
+                e.detail = detail.to_owned();
+            }
+            *e = AuditEntry::chained(
+                head,
+                e.time_ms,
+                &e.kind,
+                &e.actor,
+                &e.subject,
+                &e.detail,
+                e.home.clone(),
+            );
+            head = Some((e.seq, e.hash));
+            hashes.insert(e.seq, e.hash);
+        }
+        let checkpoints = self.checkpoints().await?;
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM audit_log")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM audit_checkpoints")
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, &all).await?;
+        for c in checkpoints {
+            let Some(hash) = hashes.get(&(c.seq as u64)) else {
+                continue;
+            };
+            let (key, sig) = sign(c.seq as u64, hash, c.time_ms);
+            sqlx::query("INSERT INTO audit_checkpoints (seq, hash, time_ms, hub_key, signature) VALUES ($1, $2, $3, $4, $5)")
+                .bind(c.seq)
+                .bind(hex::encode(hash))
+                .bind(c.time_ms)
+                .bind(key)
+                .bind(sig)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit_unsynced().await?;
+        self.set_cached_audit_head(None);
+        self.sync().await
     }
 
     /// For tests of tamper detection only: overwrite an entry's detail in place.

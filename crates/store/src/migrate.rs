@@ -68,6 +68,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "expectations",
         include_str!("../migrations/sqlite/0012_expectations.sql"),
     ),
+    (
+        13,
+        "audit_home",
+        include_str!("../migrations/sqlite/0013_audit_home.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -129,6 +134,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         12,
         "expectations",
         include_str!("../migrations/postgres/0012_expectations.sql"),
+    ),
+    (
+        13,
+        "audit_home",
+        include_str!("../migrations/postgres/0013_audit_home.sql"),
     ),
 ];
 

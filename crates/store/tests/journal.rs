@@ -15,6 +15,7 @@ fn draft(kind: &str, t: i64) -> AuditDraft {
         actor: "courier:c".into(),
         subject: "delivery:d".into(),
         detail: "{}".into(),
+        home: None,
     }
 }
 

@@ -128,8 +128,8 @@ pub async fn courier(
             let cap = unlock::prepare(state, door, lock, &grant, now, None)?;
             let detail = detail(&decision);
             let audit = vec![
-                Record::new("decision", &actor, &grant, detail.clone()),
-                unlock::record(&cap, &actor),
+                Record::new("decision", &actor, &grant, detail.clone()).in_home(&home.id),
+                unlock::record(&cap, &actor).in_home(&home.id),
             ];
             let timeline = vec![
                 timeline_row(&home.id, Some(&d.id), now, "decision", detail.to_string()),
@@ -194,7 +194,7 @@ pub async fn courier(
             let detail = detail(&decision);
             crate::audit::record_all(
                 state,
-                vec![Record::new("decision", &actor, &grant, detail.clone())],
+                vec![Record::new("decision", &actor, &grant, detail.clone()).in_home(&home.id)],
                 vec![timeline_row(
                     &home.id,
                     Some(&d.id),
@@ -274,8 +274,9 @@ async fn open_and_send(
                     who,
                     &format!("door:{}", door.id),
                     detail.clone(),
-                ),
-                unlock::record(&cap, who),
+                )
+                .in_home(home_id),
+                unlock::record(&cap, who).in_home(home_id),
             ],
             vec![timeline_row(home_id, None, now, kind, detail.to_string())],
         )

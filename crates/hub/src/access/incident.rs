@@ -162,7 +162,8 @@ async fn transitioned(state: &AppState, d: &DeliveryRow, step: &Step, input: Inp
             "hub",
             &format!("delivery:{}", d.id),
             detail.clone(),
-        )],
+        )
+        .in_home(&d.home_id)],
         vec![threshold_store::NewTimelineRow {
             home_id: d.home_id.clone(),
             device_id: None,

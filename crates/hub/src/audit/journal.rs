@@ -11,23 +11,54 @@ use threshold_store::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use super::witness::Witness;
+
 /// One audit entry to append; the journal gives it its time and place in the chain.
 #[derive(Clone, Debug)]
 pub struct Record {
     pub(super) kind: String,
     actor: String,
-    subject: String,
+    pub(super) subject: String,
     detail: String,
+    /// The home the entry belongs to, committed in its hash (`None`: hub-wide).
+    pub(super) home: Option<String>,
 }
 
 impl Record {
+    /// An entry about `subject`. The home it belongs to (committed in its hash, and
+    /// what puts it in that home's export) is taken from the subject when it is
+    /// `home:<id>`, else from a `home_id` string in `detail`; otherwise name it with
+    /// [`Record::in_home`] (`audit::record_all` also looks up `device:<id>` and
+    /// `door:<id>` subjects). An entry of no home is hub-wide.
     pub fn new(kind: &str, actor: &str, subject: &str, detail: serde_json::Value) -> Self {
+        let home = subject
+            .strip_prefix("home:")
+            .map(str::to_owned)
+            .or_else(|| {
+                detail
+                    .get("home_id")
+                    .and_then(|h| h.as_str())
+                    .map(str::to_owned)
+            })
+            .filter(|h| !h.is_empty());
         Record {
             kind: kind.to_owned(),
             actor: actor.to_owned(),
             subject: subject.to_owned(),
             detail: detail.to_string(),
+            home,
         }
+    }
+
+    /// The entry belongs to this home.
+    pub fn in_home(mut self, home_id: &str) -> Self {
+        self.home = Some(home_id.to_owned());
+        self
+    }
+
+    /// The home the entry belongs to, if any.
+    pub fn home(&self) -> Option<&str> {
+        self.home.as_deref()
     }
 
     fn draft(&self, time_ms: i64) -> AuditDraft {
@@ -37,6 +68,7 @@ impl Record {
             actor: self.actor.clone(),
             subject: self.subject.clone(),
             detail: self.detail.clone(),
+            home: self.home.clone(),
         }
     }
 }
@@ -73,15 +105,17 @@ pub enum JournalError {
 
 impl Journal {
     /// Start the writer task (within a tokio runtime). It ends once every handle is
-    /// dropped and the queue is drained.
+    /// dropped and the queue is drained. Every signed checkpoint, once on disk, is
+    /// offered to `witness` (never waited for).
     pub fn start(
         store: Store,
         key: DeviceKey,
         clock: Arc<dyn Clock>,
         checkpoint_every: u64,
+        witness: Option<Witness>,
     ) -> Self {
         let (jobs, rx) = mpsc::channel(4096);
-        tokio::spawn(run(rx, store, key, clock, checkpoint_every));
+        tokio::spawn(run(rx, store, key, clock, checkpoint_every, witness));
         Journal { jobs }
     }
 
@@ -164,7 +198,21 @@ async fn run(
     key: DeviceKey,
     clock: Arc<dyn Clock>,
     checkpoint_every: u64,
+    witness: Option<Witness>,
 ) {
+    // A chain written before home commitments gets a signed checkpoint at its last
+    // v1 entry before anything is appended: per-home exports start there.
+    match legacy_anchor(&store, &key, clock.now_ms()).await {
+        Ok(Some(c)) => {
+            if let Some(w) = &witness {
+                w.offer(c);
+            }
+        }
+        Ok(None) => {}
+        Err(err) => {
+            tracing::error!(error = %err, "could not sign the audit checkpoint ending the chain's v1 entries")
+        }
+    }
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -200,23 +248,34 @@ async fn run(
             }
             Err(e) => vec![Err(e.to_string())],
         };
+        let mut signed = Vec::new();
         for result in &results {
             if let Ok(JobOutcome::Written(entries)) = result {
                 for e in entries {
                     if checkpoint_every > 0 && e.seq % checkpoint_every == 0 {
                         // Made durable by this batch's sync below, not waited for here:
                         // the next batch is not held up by a disk write.
-                        if let Err(err) = checkpoint(&store, &key, e.seq, &e.hash, now).await {
-                            tracing::error!(error = %err, "could not write audit checkpoint");
+                        match checkpoint(&store, &key, e.seq, &e.hash, now).await {
+                            Ok(c) => signed.push(c),
+                            Err(err) => {
+                                tracing::error!(error = %err, "could not write audit checkpoint")
+                            }
                         }
                     }
                 }
             }
         }
         let store = store.clone();
+        let witness = witness.clone();
         tokio::spawn(async move {
             // Nobody hears of a record before it is on disk.
             let synced = store.sync().await.map_err(|e| e.to_string());
+            // Nor does the witness: a checkpoint it saw is never lost in a crash.
+            if let (Ok(()), Some(w)) = (&synced, &witness) {
+                for c in signed {
+                    w.offer(c);
+                }
+            }
             for (job, result) in jobs.into_iter().zip(results) {
                 let result = match &synced {
                     Ok(()) => result,
@@ -248,15 +307,47 @@ async fn checkpoint(
     seq: u64,
     hash: &[u8; 32],
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<CheckpointRow, StoreError> {
     let sig = key.sign(&checkpoint_message(seq, hash, now));
-    store
-        .add_checkpoint_unsynced(&CheckpointRow {
-            seq: seq as i64,
-            hash: hex::encode(hash),
-            time_ms: now,
-            hub_key: key.public().to_hex(),
-            signature: hex::encode(sig),
-        })
-        .await
+    let row = CheckpointRow {
+        seq: seq as i64,
+        hash: hex::encode(hash),
+        time_ms: now,
+        hub_key: key.public().to_hex(),
+        signature: hex::encode(sig),
+    };
+    store.add_checkpoint_unsynced(&row).await?;
+    Ok(row)
+}
+
+/// When the chain's newest entry is a v1 one (a hub upgraded from before home
+/// commitments, starting for the first time) and no checkpoint covers it exactly,
+/// sign one there, durably.
+async fn legacy_anchor(
+    store: &Store,
+    key: &DeviceKey,
+    now: i64,
+) -> Result<Option<CheckpointRow>, StoreError> {
+    let (Some(last_legacy), Some((head, hash))) = (
+        store.last_legacy_audit_seq().await?,
+        store.audit_head().await?,
+    ) else {
+        return Ok(None);
+    };
+    if head != last_legacy
+        || store
+            .checkpoints()
+            .await?
+            .iter()
+            .any(|c| c.seq as u64 == head)
+    {
+        return Ok(None);
+    }
+    let row = checkpoint(store, key, head, &hash, now).await?;
+    store.sync().await?;
+    tracing::info!(
+        seq = head,
+        "signed an audit checkpoint at the last entry written before home commitments"
+    );
+    Ok(Some(row))
 }

@@ -392,8 +392,9 @@ pub async fn delivered(
             ))
         }
     }
-    crate::audit::record(
+    crate::audit::record_in(
         &st,
+        &d.home_id,
         "delivery.courier_done",
         &format!("courier:{courier}"),
         &format!("delivery:{}", d.id),
@@ -424,8 +425,9 @@ pub async fn approve(
             format!("delivery is {}, not scheduled", d.state),
         ));
     }
-    crate::audit::record(
+    crate::audit::record_in(
         &st,
+        &d.home_id,
         "delivery.approved",
         &p.actor(),
         &format!("delivery:{}", d.id),

@@ -279,8 +279,9 @@ pub async fn delete(
     }
     st.store.delete_door(&d.id).await?;
     home_changed(&st, &h.id).await?;
-    crate::audit::record(
+    crate::audit::record_in(
         &st,
+        &h.id,
         "door.deleted",
         &p.actor(),
         &format!("door:{}", d.id),

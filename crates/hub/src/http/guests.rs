@@ -164,8 +164,9 @@ pub async fn revoke(
         .revoke_guest_grant(&owner, &g.id, st.clock.now_ms())
         .await
         .map_err(|_| ApiError::NotFound("guest grant"))?;
-    crate::audit::record(
+    crate::audit::record_in(
         &st,
+        &g.home_id,
         "guest.revoked",
         &p.actor(),
         &format!("guest:{}", g.id),

@@ -1,6 +1,8 @@
-//! The HTTP API under `/api/v1`, plus `/healthz`, `/metrics` and the OpenAPI document.
+//! The HTTP API under `/api/v1`, plus `/healthz`, `/metrics`, the OpenAPI document and
+//! the "trust this hub" page (`/trust`).
 
 pub mod accounts;
+pub mod audit;
 pub mod clips;
 pub mod deliveries;
 pub mod devices;
@@ -17,6 +19,7 @@ pub mod origin;
 pub mod push;
 pub mod redirect;
 pub mod system;
+pub mod trust;
 pub mod web;
 pub mod webhooks;
 
@@ -124,6 +127,7 @@ fn api_routes(push: Option<std::sync::Arc<crate::alerts::push::Push>>) -> OpenAp
         .routes(routes!(guests::unlock))
         .routes(routes!(guests::status))
         .routes(routes!(system::audit_verify))
+        .routes(routes!(audit::export))
         .routes(routes!(system::trust))
         .routes(routes!(system::system_alerts))
         .routes(routes!(system::events_ws))
@@ -159,6 +163,7 @@ pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::
         .nest("/api/v1", api)
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
+        .route("/trust", get(trust::page))
         .merge(crate::http::web::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -170,8 +175,30 @@ pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::
 }
 
 /// What HTTPS adds: Strict-Transport-Security on every answer, and the local CA's
-/// certificate at `/ca.pem` for phones to install (when the hub made its own).
+/// certificate at `/ca.pem` (PEM) and `/ca.crt` (DER, the form phones install) when
+/// the hub made its own (see `/trust`).
 pub fn tls_routes(app: Router, ca_pem: Option<String>) -> Router {
+    use rustls::pki_types::pem::PemObject;
+    let der = ca_pem.as_deref().and_then(|pem| {
+        rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+            .ok()
+            .map(|d| d.to_vec())
+    });
+    let app = match der {
+        Some(der) => app.route(
+            "/ca.crt",
+            get(move || async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/x-x509-ca-cert",
+                    )],
+                    der,
+                )
+            }),
+        ),
+        None => app,
+    };
     let app = match ca_pem {
         Some(pem) => app.route(
             "/ca.pem",
