@@ -231,13 +231,16 @@ impl House {
         .await;
         assert_eq!(s, 200, "{b}");
         assert_eq!(b["allowed"], true, "{b}");
-        assert!(
-            self.devices
-                .sim
-                .wait_bolt(BoltState::Unlocked, Duration::from_secs(10))
-                .await,
-            "the lock opened for the courier"
-        );
+        let opened = self
+            .devices
+            .sim
+            .wait_bolt(BoltState::Unlocked, Duration::from_secs(10))
+            .await;
+        if !opened {
+            // Say why: a refusal by the lock (its reason), or nothing arrived at all.
+            let refusals = self.alerts_of_kind(base, "token_refused").await;
+            panic!("the lock did not open for the courier; lock refusals: {refusals:?}");
+        }
     }
 
     async fn delivery_state(&self, base: &str, id: &str) -> String {
