@@ -862,6 +862,8 @@ async function devicePage(id) {
     app.views.push(v);
     body.append(h("section", { class: "card", "aria-label": "Garage door" }, v.el,
       h("p", { class: "muted small", text: "Open and close it from its door on the home screen: opening is held to the door's camera like any unlock." })));
+    // The opener said something its agent could not understand, and nothing it did understand since.
+    body.append(await sourceProblem(d, "device.opener_message_refused", ["device.door_opened", "device.door_closed", "device.door_stopped"], "Opener message not understood at"));
   }
   if (d.kind === "contact_sensor") {
     body.append(h("p", { text: `Door: ${(d.state && d.state.door) || "unknown"}` }));
@@ -879,15 +881,15 @@ async function devicePage(id) {
 /** Why a camera gives no pictures, in its own words: the newest of its signed
  * `source_problem` / `source_recovered` events (RTSP stream stalled, password refused,
  * no capture times, ...). Shown while the problem lasts; never a reason to show LIVE. */
-async function sourceProblem(d) {
+async function sourceProblem(d, problem = "device.source_problem", cleared = ["device.source_recovered"], label = "Camera problem since") {
   const box = h("p", { id: "source-problem", class: "error", role: "status", hidden: true });
   let tl = [];
   try { tl = await api("GET", `/homes/${encodeURIComponent(d.home_id)}/timeline?limit=1000`, undefined, { timeoutMs: 3000 }); } catch { return box; }
-  const last = tl.find((t) => t.device_id === d.id && (t.kind === "device.source_problem" || t.kind === "device.source_recovered"));
-  if (last && last.kind === "device.source_problem") {
+  const last = tl.find((t) => t.device_id === d.id && (t.kind === problem || cleared.includes(t.kind)));
+  if (last && last.kind === problem) {
     const det = (last.detail && last.detail.detail) || {};
     box.dataset.code = det.code || "";
-    box.textContent = `Camera problem since ${hms(last.time_ms)}: ${det.reason || det.code || "unknown"}`;
+    box.textContent = `${label} ${hms(last.time_ms)}: ${det.reason || det.code || "unknown"}`;
     box.hidden = false;
   }
   return box;
