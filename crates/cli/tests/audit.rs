@@ -220,12 +220,15 @@ async fn the_witness_catches_a_history_resigned_with_the_hub_key() {
         }
     })
     .await;
-    let (_, metrics, _) = call_raw("GET", format!("{base}/metrics"), None, None).await;
-    assert!(
-        String::from_utf8_lossy(&metrics).contains("threshold_audit_witness_sent_total 3"),
-        "{}",
-        String::from_utf8_lossy(&metrics)
-    );
+    // Counted once written (the count follows the append, so wait for it too).
+    until(10, "three checkpoints counted as sent", || {
+        let url = format!("{base}/metrics");
+        async move {
+            let (_, metrics, _) = call_raw("GET", url, None, None).await;
+            String::from_utf8_lossy(&metrics).contains("threshold_audit_witness_sent_total 3")
+        }
+    })
+    .await;
     assert!(hub.interrupt().success());
 
     let key = String::from_utf8(run(&["audit", "key", "--data-dir", d(dir.path())]).stdout)
