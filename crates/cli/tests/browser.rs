@@ -975,6 +975,23 @@ async fn owner_and_courier_apps_in_chromium() {
         Duration::from_secs(5),
     )
     .await;
+    // The courier's list follows the delivery's state exactly: inside now.
+    let page_hash = c.eval("location.hash").await;
+    let page_hash = page_hash.as_str().unwrap_or_default().to_owned();
+    c.goto_hash("#/").await;
+    c.wait(
+        "the list says inside now",
+        "document.querySelector('li[data-delivery]')?.dataset.state === 'inside' && document.querySelector('li[data-delivery]').textContent.includes('inside now')",
+        Duration::from_secs(10),
+    )
+    .await;
+    c.goto_hash(&page_hash).await;
+    c.wait(
+        "back on the delivery, Delivered offered",
+        "!!document.querySelector('#delivered')",
+        Duration::from_secs(10),
+    )
+    .await;
     assert!(
         sim.wait_bolt(
             threshold_proto::body::BoltState::Unlocked,
@@ -1102,6 +1119,13 @@ async fn owner_and_courier_apps_in_chromium() {
     assert!(c.text("#ended").await.contains("closed and locked"));
     assert!(!c.text("main").await.contains("Waiting"));
     c.screenshot("courier-done").await;
+    c.goto_hash("#/").await;
+    c.wait(
+        "the list says how it ended",
+        "document.querySelector('li[data-delivery]')?.dataset.state === 'ended_after_camera_loss' && document.querySelector('li[data-delivery]').textContent.includes('ended: the door is closed and locked')",
+        Duration::from_secs(10),
+    )
+    .await;
 
     // The owner's alert history: acknowledge it.
     o.goto_hash("#/alerts").await;
