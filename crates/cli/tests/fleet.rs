@@ -203,6 +203,18 @@ impl House {
             )
             .await;
         }
+        // A camera bound after the lock reaches the lock as a `cameras` downlink; until
+        // the lock has it, the lock refuses tokens (`camera_not_bound`) whatever the hub
+        // decided (seen once under load). Wait for the lock's own stored set (the first
+        // folder of the real devices is the lock's).
+        let stored = self.devices.dirs[0].path().join("cameras.json");
+        until(30, "the lock knows the door's camera", || async {
+            std::fs::read(&stored)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .is_some_and(|v| v["cameras"].as_array().is_some_and(|c| !c.is_empty()))
+        })
+        .await;
     }
 
     async fn delivery(&self, base: &str, parcel: &str) -> String {

@@ -4,6 +4,12 @@
 //! node may command any lock, the numbers come from one counter per device in the
 //! database instead (`Store::next_downlink_seq`), still at least the wall clock.
 //!
+//! A device refuses a number not above the last it accepted, so a message must be
+//! handed over in the order it was numbered: numbering and hand-over happen under one
+//! lock per device (sharded), or two concurrent messages to one lock (a record's ack
+//! and the owner's lock command) could swap places and the lock would refuse the
+//! earlier one as a replay (seen under load in the fleet tests).
+//!
 //! Where a signed message goes is a port, [`DeviceLink`]: the device's connection to
 //! the hub's endpoint (`gateway::endpoint::sessions::EndpointLink`), an external
 //! broker (`gateway::mqtt::MqttLink`), or a list a story test reads ([`Captured`]),
@@ -40,9 +46,27 @@ pub trait DeviceLink: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Locks held from numbering a device's message until it is handed to the link.
+#[derive(Debug)]
+struct SendOrder(Box<[tokio::sync::Mutex<()>]>);
+
+impl Default for SendOrder {
+    fn default() -> Self {
+        SendOrder((0..64).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+}
+
+impl SendOrder {
+    fn of(&self, device: &DeviceId) -> &tokio::sync::Mutex<()> {
+        let i = usize::from(device.0[0]) % self.0.len();
+        &self.0[i]
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Downlink {
     seq: AtomicU64,
+    order: SendOrder,
     /// In a fleet: the database, whose per-device counters number the messages.
     shared: std::sync::OnceLock<threshold_store::Store>,
     /// `None` until the hub has a way out (its broker connection is set up).
@@ -53,6 +77,7 @@ impl Downlink {
     pub fn new(now_ms: i64) -> Self {
         Downlink {
             seq: AtomicU64::new((now_ms.max(0) as u64) * 1000),
+            order: SendOrder::default(),
             shared: std::sync::OnceLock::new(),
             link: Mutex::new(None),
         }
@@ -102,7 +127,9 @@ impl Downlink {
         }
     }
 
-    /// Sign a downlink message for `device`; `None` if it cannot be numbered.
+    /// Sign a downlink message for `device`; `None` if it cannot be numbered. Not
+    /// ordered with other messages: the hub sends with [`Downlink::send`] (tests sign
+    /// to forge and replay).
     pub async fn sign(
         &self,
         key: &DeviceKey,
@@ -116,7 +143,8 @@ impl Downlink {
         Some(SignedMessage::sign(key, kind, device, seq, now_ms, body))
     }
 
-    /// Sign and send; false if it could not be numbered or sent now.
+    /// Sign and send; false if it could not be numbered or sent now. Messages to one
+    /// device are handed over in the order they were numbered.
     pub async fn send(
         &self,
         key: &DeviceKey,
@@ -125,6 +153,7 @@ impl Downlink {
         body: &impl serde::Serialize,
         now_ms: i64,
     ) -> bool {
+        let _in_order = self.order.of(&device).lock().await;
         match self.sign(key, device, kind, body, now_ms).await {
             Some(m) => self.publish(device, m).await,
             None => false,
@@ -206,5 +235,47 @@ mod tests {
         assert!(d.publish(dev, b.clone()).await);
         assert_eq!(kept.take(), vec![(dev, b)]);
         assert!(kept.take().is_empty());
+    }
+
+    /// A link that takes its time (yields a few times) before the message is out.
+    #[derive(Debug, Default)]
+    struct Slow(Captured);
+
+    impl DeviceLink for Slow {
+        fn send(&self, device: DeviceId, msg: SignedMessage) -> Sending<'_> {
+            Box::pin(async move {
+                for _ in 0..(msg.seq % 5) {
+                    tokio::task::yield_now().await;
+                }
+                self.0.send(device, msg).await
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_messages_to_one_device_leave_in_the_order_they_were_numbered() {
+        let d = Arc::new(Downlink::new(1_000));
+        let link = Arc::new(Slow::default());
+        d.connect(link.clone());
+        let key = Arc::new(DeviceKey::generate().unwrap());
+        let dev = DeviceId([7; 16]);
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let (d, key) = (d.clone(), key.clone());
+                tokio::spawn(async move {
+                    d.send(&key, dev, Kind::Ack, &serde_json::json!({}), 1_000)
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        let seqs: Vec<u64> = link.0.take().into_iter().map(|(_, m)| m.seq).collect();
+        assert_eq!(seqs.len(), 200);
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "handed over out of order: the device would refuse the later-sent lower numbers"
+        );
     }
 }
