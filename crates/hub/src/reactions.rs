@@ -356,10 +356,11 @@ impl Reactions for HubReactions {
 /// A change of door or bolt, or a "closed and locked" that a delivery is waiting
 /// for, goes to the delivery flow.
 async fn on_state_report(state: &AppState, device: &DeviceId, report: &State, changed: bool) {
-    // A garage door is its own barrier: closed is secure.
-    let garage = state.registry.with(device, |e| e.kind) == Some(DeviceKind::GarageOpener);
+    // A garage door is its own barrier: closed is secure (its kind is looked up only
+    // for a closed door without a thrown bolt).
     let secure = report.door == Some(DoorState::Closed)
-        && (garage || report.bolt == Some(BoltState::Locked));
+        && (report.bolt == Some(BoltState::Locked)
+            || state.registry.with(device, |e| e.kind) == Some(DeviceKind::GarageOpener));
     for door in state.access.doors.of_device(device) {
         if door.lock != Some(*device) && door.contact != Some(*device) {
             continue;

@@ -2,7 +2,7 @@
 //! downlinks and time into [`GarageLogic`], carry out its actions, report `state`
 //! every heartbeat period.
 
-use super::lock::{carry_out, rejection_reason};
+use super::lock::{carry_out, record_cameras, rejection_reason};
 use super::{Device, GarageConfig, GarageDriverConfig};
 use crate::clock::now_ms;
 use crate::garage::logic::GarageLogic;
@@ -34,11 +34,8 @@ pub async fn run_garage(
     let mut logic = GarageLogic::new(cfg.rules.clone());
     if let Some((set, origin)) = cameras::initial(&cfg.common.data_dir, &dev.enrolment) {
         let actions = logic.set_cameras(&set.door_id, set.keys());
-        if origin == cameras::Origin::Enrolment && !actions.is_empty() {
-            carry_out(&dev, &driver.commands, &mut nonces, actions, OPEN_CLOSE);
-            if let Err(e) = cameras::save(&cfg.common.data_dir, &set) {
-                tracing::error!(error = %e, "could not store the door's cameras");
-            }
+        if origin == cameras::Origin::Enrolment {
+            record_cameras(&dev, &cfg.common.data_dir, &set, actions);
         }
     }
     let mut available = false;
@@ -97,12 +94,7 @@ pub async fn run_garage(
                             cameras: c.cameras.clone(),
                         };
                         let actions = logic.set_cameras(&set.door_id, set.keys());
-                        if !actions.is_empty() {
-                            carry_out(&dev, &driver.commands, &mut nonces, actions, OPEN_CLOSE);
-                            if let Err(e) = cameras::save(&cfg.common.data_dir, &set) {
-                                tracing::error!(error = %e, "could not store the door's cameras");
-                            }
-                        }
+                        record_cameras(&dev, &cfg.common.data_dir, &set, actions);
                         Vec::new()
                     }
                     LinkEvent::Rejected(r) if r.kind == Some(Kind::Unlock) => {

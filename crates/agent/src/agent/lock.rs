@@ -82,11 +82,10 @@ pub(super) fn carry_out<C: Copy>(
 /// A new camera set: its `cameras_changed` event goes into the event log first, then
 /// the set is stored. A crash in between leaves the old file, so the next start (and
 /// the hub's `cameras` message after `hello`) records the change again rather than
-/// holding a set the log never mentioned.
-fn record_cameras(
+/// holding a set the log never mentioned. Shared by locks and garage-door openers
+/// (the actions of [`crate::lock::logic::Vouchers::set`] are events only).
+pub(super) fn record_cameras(
     dev: &Device,
-    driver: &DriverHandle,
-    nonces: &mut NonceStore,
     data_dir: &std::path::Path,
     set: &cameras::DoorCameraSet,
     actions: Vec<Action>,
@@ -94,7 +93,11 @@ fn record_cameras(
     if actions.is_empty() {
         return;
     }
-    execute(dev, driver, nonces, actions);
+    for a in actions {
+        if let Action::Event(e) = a {
+            dev.record_event(&e);
+        }
+    }
     if let Err(e) = cameras::save(data_dir, set) {
         tracing::error!(error = %e, "could not store the door's cameras");
     }
@@ -115,14 +118,7 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
     if let Some((set, origin)) = cameras::initial(&cfg.common.data_dir, &dev.enrolment) {
         let actions = logic.set_cameras(&set.door_id, set.keys());
         if origin == cameras::Origin::Enrolment {
-            record_cameras(
-                &dev,
-                &driver,
-                &mut nonces,
-                &cfg.common.data_dir,
-                &set,
-                actions,
-            );
+            record_cameras(&dev, &cfg.common.data_dir, &set, actions);
         }
     }
     let mut available = false;
@@ -162,7 +158,7 @@ pub async fn run_lock(cfg: LockConfig, mut shutdown: watch::Receiver<bool>) -> a
                             cameras: c.cameras.clone(),
                         };
                         let actions = logic.set_cameras(&set.door_id, set.keys());
-                        record_cameras(&dev, &driver, &mut nonces, &cfg.common.data_dir, &set, actions);
+                        record_cameras(&dev, &cfg.common.data_dir, &set, actions);
                         Vec::new()
                     }
                     LinkEvent::Rejected(r) if r.kind == Some(Kind::Unlock) => {
