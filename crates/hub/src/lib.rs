@@ -438,6 +438,9 @@ async fn load_devices(state: &AppState) -> anyhow::Result<()> {
             }
         }
     }
-    state.access.doors.set_all(&state.store.all_doors().await?);
+    {
+        let _newest_wins = state.access.doors.reloading().await;
+        state.access.doors.set_all(&state.store.all_doors().await?);
+    }
     Ok(())
 }

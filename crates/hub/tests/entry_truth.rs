@@ -831,3 +831,91 @@ async fn the_delivery_timeline_tells_who_did_what_at_the_door() {
         "the back door's events are not this delivery's"
     );
 }
+
+/// A lock and several cameras paired at once to one door: every camera is bound (none
+/// lost to another's enrolment), the hub's view of the door has them all, and the last
+/// camera set the lock was sent names them all (a stale view of the door must never be
+/// the last word, or the lock refuses the courier's token as `camera_not_bound`).
+async fn devices_paired_at_once_all_reach_the_door(sim: Sim) {
+    let (_, owner) = sim.user(threshold_store::Role::Owner, "olga").await;
+    let home = sim.home(&owner, "Flat 9").await;
+    let door = sim.door(&owner, &home, "Front door").await;
+    let lock = sim.pair(&owner, &home, "lock", "lock", Some(&door));
+    let names: Vec<String> = (0..6).map(|i| format!("camera {i}")).collect();
+    let cameras = futures_util::future::join_all(
+        names
+            .iter()
+            .map(|n| sim.pair(&owner, &home, "camera", n, Some(&door))),
+    );
+    let (lock, cameras) = tokio::join!(lock, cameras);
+    let mut want: Vec<String> = cameras.iter().map(|c| c.hex()).collect();
+    want.sort();
+    let (s, doors) = sim
+        .http(
+            "GET",
+            &format!("/api/v1/homes/{home}/doors"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{doors}");
+    let front = doors
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == door.as_str())
+        .expect("the door");
+    let mut bound: Vec<String> = front["camera_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    bound.sort();
+    assert_eq!(bound, want, "every camera paired to the door watches it");
+    let mut keys: Vec<String> = cameras.iter().map(|c| c.key.public().to_hex()).collect();
+    keys.sort();
+    let last = sim
+        .downlinks()
+        .into_iter()
+        .rev()
+        .find(|(dev, k, _)| *dev == lock.id && *k == Kind::Cameras)
+        .map(|(_, _, body)| body);
+    let mut sent: Vec<String> = last
+        .as_ref()
+        .and_then(|b| b["cameras"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    sent.sort();
+    let mut known: Vec<String> = lock.enrolment["door_cameras"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    known.sort();
+    assert!(
+        sent == keys || (last.is_none() && known == keys),
+        "the lock's last word on its cameras names them all: sent {sent:?}, enrolled with {known:?}"
+    );
+}
+
+#[tokio::test]
+async fn devices_paired_at_once_all_reach_the_door_sqlite() {
+    devices_paired_at_once_all_reach_the_door(Sim::new().await).await;
+}
+
+#[tokio::test]
+async fn devices_paired_at_once_all_reach_the_door_postgres() {
+    let Some(url) = threshold_store::testing::postgres_url().await.unwrap() else {
+        return;
+    };
+    devices_paired_at_once_all_reach_the_door(Sim::with(|c| c.database_url = Some(url)).await)
+        .await;
+}

@@ -225,6 +225,43 @@ impl Store {
         Ok(())
     }
 
+    /// Bind one more camera to a door unless it already has `max` (one statement's
+    /// worth of checking, so concurrent enrolments neither lose one another's camera
+    /// nor go past the limit). False if the door was full.
+    pub async fn add_door_camera(
+        &self,
+        door_id: &str,
+        camera_id: &str,
+        max: usize,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        // Taking the door row first serialises binders on PostgreSQL (SQLite has one
+        // writer anyway), so the count below cannot be stale.
+        sqlx::query("UPDATE doors SET name = name WHERE id = $1")
+            .bind(door_id)
+            .execute(&mut *tx)
+            .await?;
+        let n: i64 =
+            sqlx::query("SELECT COUNT(*) FROM door_cameras WHERE door_id = $1 AND camera_id <> $2")
+                .bind(door_id)
+                .bind(camera_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        if usize::try_from(n).unwrap_or(usize::MAX) >= max {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO door_cameras (door_id, camera_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(door_id)
+        .bind(camera_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Remove a door (its camera bindings go with it).
     pub async fn delete_door(&self, door_id: &str) -> Result<()> {
         let mut tx = self.writer.begin().await?;

@@ -81,15 +81,27 @@ impl Index {
 
 /// The door directory.
 #[derive(Debug, Default)]
-pub struct Doors(RwLock<Index>);
+pub struct Doors {
+    index: RwLock<Index>,
+    /// Held from reading doors in the database to setting them here, so that two
+    /// concurrent reloads cannot leave the older read in place (a camera bound while
+    /// its lock enrolled would vanish from this node's view until the next change).
+    reloading: tokio::sync::Mutex<()>,
+}
 
 impl Doors {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
-        self.0.read().unwrap_or_else(|p| p.into_inner())
+        self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
-        self.0.write().unwrap_or_else(|p| p.into_inner())
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hold this across a database read of doors and the `set_home`/`set_all` that
+    /// applies it: the last one applied is then the newest read.
+    pub async fn reloading(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reloading.lock().await
     }
 
     /// Replace one home's doors with `rows` (all of them, as stored).
@@ -146,6 +158,7 @@ pub async fn reload_home(
     state: &AppState,
     home_id: &str,
 ) -> Result<Vec<DoorRow>, threshold_store::StoreError> {
+    let _newest_wins = state.access.doors.reloading().await;
     let rows = state.store.doors_of_home(home_id).await?;
     state.access.doors.set_home(home_id, &rows);
     Ok(rows)

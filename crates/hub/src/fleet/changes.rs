@@ -102,7 +102,10 @@ pub async fn catch_up(state: &AppState) {
         for row in state.store.all_devices().await? {
             apply_identity(state, &row);
         }
-        state.access.doors.set_all(&state.store.all_doors().await?);
+        {
+            let _newest_wins = state.access.doors.reloading().await;
+            state.access.doors.set_all(&state.store.all_doors().await?);
+        }
         state.access.open.replace_all(
             state
                 .store

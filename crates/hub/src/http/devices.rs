@@ -301,15 +301,20 @@ async fn attach_to_door(
         }
         DeviceKind::Camera => {
             // A door has at most 16 cameras (a lock refuses a larger set); a camera
-            // beyond that watches no door until the owner binds it.
-            let target =
-                named.filter(|d| d.cameras.len() < threshold_proto::body::MAX_DOOR_CAMERAS);
-            if let Some(d) = &target {
-                let mut cams: Vec<String> = d.cameras.iter().map(|c| c.to_hex()).collect();
-                cams.push(device_id.to_owned());
-                change.camera_ids = Some(cams);
+            // beyond that watches no door until the owner binds it. Added in the
+            // database, not from this node's view of the door, which a concurrent
+            // enrolment may have changed.
+            match named {
+                Some(d)
+                    if st
+                        .store
+                        .add_door_camera(&d.id, device_id, threshold_proto::body::MAX_DOOR_CAMERAS)
+                        .await? =>
+                {
+                    Some(d.id)
+                }
+                _ => None,
             }
-            target.map(|d| d.id)
         }
         DeviceKind::WifiSensor => None,
     };
