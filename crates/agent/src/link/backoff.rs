@@ -18,6 +18,25 @@ pub enum Ending {
     Refused,
     /// Another connection with this device's key took the session (DISCONNECT 0x8E).
     TakenOver,
+    /// The broker closed the connection after our CONNECT without any CONNACK. Once is
+    /// a hiccup; several in a row is how some brokers refuse (no reason code), so
+    /// [`Backoff::judge`] counts them as a refusal from the third on.
+    Unanswered,
+}
+
+/// Closes after CONNECT, in a row, that count as a refusal.
+pub const UNANSWERED_IS_REFUSAL: u32 = 3;
+
+/// Whether `e`, while waiting for CONNACK, means the broker took the connection and
+/// the CONNECT and then closed it unanswered (rather than not being reachable at all,
+/// a TLS failure or a timeout, which say nothing about this device's credentials).
+pub fn unanswered(e: &ConnectionError) -> bool {
+    matches!(
+        e,
+        ConnectionError::MqttState(
+            StateError::ConnectionAborted | StateError::Io(_) | StateError::Deserialization(_)
+        )
+    )
 }
 
 /// What a connection error means for the wait.
@@ -51,6 +70,8 @@ pub struct Backoff {
     max: Duration,
     fast: Duration,
     slow: Duration,
+    /// Connections closed unanswered after CONNECT since the last other ending.
+    unanswered: u32,
 }
 
 pub const SLOW_MIN: Duration = Duration::from_secs(1);
@@ -63,6 +84,7 @@ impl Backoff {
             max,
             fast: min,
             slow: SLOW_MIN,
+            unanswered: 0,
         }
     }
 
@@ -70,12 +92,28 @@ impl Backoff {
     pub fn connected(&mut self) {
         self.fast = self.min;
         self.slow = SLOW_MIN;
+        self.unanswered = 0;
+    }
+
+    /// What an ending counts as: an unanswered close is a loss, until the
+    /// [`UNANSWERED_IS_REFUSAL`]th in a row, which is a refusal.
+    pub fn judge(&mut self, ending: Ending) -> Ending {
+        if ending != Ending::Unanswered {
+            self.unanswered = 0;
+            return ending;
+        }
+        self.unanswered = self.unanswered.saturating_add(1);
+        if self.unanswered >= UNANSWERED_IS_REFUSAL {
+            Ending::Refused
+        } else {
+            Ending::Lost
+        }
     }
 
     /// The wait after a connection ended so, before jitter.
     pub fn after(&mut self, ending: Ending) -> Duration {
         match ending {
-            Ending::Lost => {
+            Ending::Lost | Ending::Unanswered => {
                 let w = self.fast;
                 self.fast = (self.fast * 2).min(self.max);
                 w
@@ -147,6 +185,57 @@ mod tests {
             on_disconnect(DisconnectReasonCode::ServerShuttingDown),
             Ending::Lost
         );
+    }
+
+    #[test]
+    fn a_broker_that_closes_without_connack_three_times_has_refused() {
+        let mut b = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+        assert_eq!(b.judge(Ending::Unanswered), Ending::Lost);
+        assert_eq!(b.judge(Ending::Unanswered), Ending::Lost);
+        assert_eq!(b.judge(Ending::Unanswered), Ending::Refused);
+        assert_eq!(b.judge(Ending::Unanswered), Ending::Refused);
+        // Anything else in between starts the count again.
+        assert_eq!(b.judge(Ending::Lost), Ending::Lost);
+        assert_eq!(b.judge(Ending::Unanswered), Ending::Lost);
+        b.connected();
+        assert_eq!(b.judge(Ending::Unanswered), Ending::Lost);
+        assert_eq!(b.judge(Ending::TakenOver), Ending::TakenOver);
+        assert!(unanswered(&ConnectionError::MqttState(
+            StateError::ConnectionAborted
+        )));
+        assert!(!unanswered(&ConnectionError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        ))));
+        assert!(!unanswered(&ConnectionError::ConnectionRefused(
+            ConnectReturnCode::NotAuthorized
+        )));
+    }
+
+    /// rumqttc's own error when a real socket is closed after CONNECT is one that
+    /// [`unanswered`] recognises (and a port nobody listens on is not).
+    #[tokio::test]
+    async fn a_real_close_after_connect_is_recognised() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 64];
+                let _ = sock.read(&mut buf).await; // the CONNECT, then close unanswered
+            }
+        });
+        let poll_once = |port: u16| async move {
+            let opts = rumqttc::v5::MqttOptions::new("d", "127.0.0.1", port);
+            let (_c, mut ev) = rumqttc::v5::AsyncClient::new(opts, 4);
+            ev.poll().await.expect_err("no CONNACK, no connection")
+        };
+        let e = poll_once(port).await;
+        assert!(unanswered(&e), "{e:?}");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let nobody = closed.local_addr().unwrap().port();
+        drop(closed);
+        let e = poll_once(nobody).await;
+        assert!(!unanswered(&e), "{e:?}");
     }
 
     #[test]

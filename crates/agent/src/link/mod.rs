@@ -288,10 +288,11 @@ impl LinkTask {
                     if was_connected {
                         backoff.connected();
                     }
+                    let ending = backoff.judge(ending);
                     match ending {
-                        backoff::Ending::Lost => {}
+                        backoff::Ending::Lost | backoff::Ending::Unanswered => {}
                         backoff::Ending::Refused => tracing::warn!(
-                            "the hub refused this device (revoked, or its credentials changed): it may need pairing again; retrying slowly"
+                            "the hub refused this device (revoked, its credentials changed, or the broker closes its every connection unanswered): it may need pairing again; retrying slowly"
                         ),
                         backoff::Ending::TakenOver => tracing::warn!(
                             "another agent with this device's key took the connection; retrying slowly"
@@ -370,7 +371,12 @@ impl LinkTask {
                 Ok(Ok(())) => {}
                 Ok(Err(Some(e))) => {
                     tracing::debug!(error = %e, "mqtt connect failed");
-                    return (SessionEnd::Lost(backoff::classify(&e)), false);
+                    let ending = if backoff::unanswered(&e) {
+                        backoff::Ending::Unanswered
+                    } else {
+                        backoff::classify(&e)
+                    };
+                    return (SessionEnd::Lost(ending), false);
                 }
                 Ok(Err(None)) | Err(_) => return (LOST, false),
             }
