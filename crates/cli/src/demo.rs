@@ -8,6 +8,7 @@
 //! and sent over MQTT. A second run reuses the data folder (`--reset` starts afresh).
 
 use crate::api_client::http;
+use crate::demo_logins::ACCOUNTS;
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
@@ -54,8 +55,9 @@ pub struct DemoArgs {
     pub reset: bool,
     /// Serve the apps on the local network over HTTPS (on the machine's LAN address,
     /// with a certificate from a CA the hub makes for itself), so a phone can follow
-    /// the courier flow with real geolocation. The demo's logins are printed below:
-    /// anyone on the network can use them.
+    /// the courier flow with real geolocation. The demo's logins (random, made for
+    /// its data folder and kept there) are printed at start: whoever sees them can
+    /// use them from the network.
     #[arg(long)]
     pub lan: bool,
     /// Do not open and close the simulated door by itself after an unlock.
@@ -78,12 +80,6 @@ pub const DEMO_HOME: (f64, f64) = (52.3731, 4.8922);
 pub const DEMO_PARCEL: &str = "PARCEL-0001";
 /// The label of the demo's delivery into the garage.
 pub const DEMO_GARAGE_PARCEL: &str = "PARCEL-0002";
-pub const ACCOUNTS: [(&str, &str, &str); 4] = [
-    ("admin", "admin", "threshold-admin"),
-    ("owner", "owner", "threshold-owner"),
-    ("courier", "courier", "threshold-courier"),
-    ("dispatcher", "dispatcher", "threshold-dispatcher"),
-];
 
 async fn login(base: &str, user: &str, pw: &str) -> anyhow::Result<String> {
     let (s, b) = http(
@@ -210,8 +206,20 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     // Accounts: the admin is created directly (there is nobody to ask yet), the rest
     // through the API as an operator would.
     let store = hub.state.store.clone();
+    let logins = crate::demo_logins::load_or_create(&a.data_dir)?;
+    if logins.fresh {
+        // A folder from a demo that still used fixed passwords: its accounts take
+        // the new ones.
+        for (_, user) in ACCOUNTS {
+            if let Some(u) = store.user_by_name(user).await? {
+                let hash = threshold_hub::auth::hash_password(logins.password(user))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                store.set_password_hash(&u.id, &hash).await?;
+            }
+        }
+    }
     if store.user_by_name("admin").await?.is_none() {
-        let hash = threshold_hub::auth::hash_password(ACCOUNTS[0].2)
+        let hash = threshold_hub::auth::hash_password(logins.password("admin"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         store
             .create_user(
@@ -223,8 +231,9 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             )
             .await?;
     }
-    let admin = login(&base, "admin", ACCOUNTS[0].2).await?;
-    for (role, user, pw) in &ACCOUNTS[1..] {
+    let admin = login(&base, "admin", logins.password("admin")).await?;
+    for (role, user) in &ACCOUNTS[1..] {
+        let pw = logins.password(user);
         if store.user_by_name(user).await?.is_none() {
             let (s, b) = http(
                 "POST",
@@ -236,7 +245,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(s == 201, "creating {user}: {b}");
         }
     }
-    let owner = login(&base, "owner", ACCOUNTS[1].2).await?;
+    let owner = login(&base, "owner", logins.password("owner")).await?;
     let (_, homes) = http(
         "GET",
         format!("{base}/api/v1/homes"),
@@ -378,7 +387,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     )));
 
     // The owner trusts the demo's merchant to deliver inside.
-    let dispatcher = login(&base, "dispatcher", ACCOUNTS[3].2).await?;
+    let dispatcher = login(&base, "dispatcher", logins.password("dispatcher")).await?;
     let (_, me) = http(
         "GET",
         format!("{base}/api/v1/me"),
@@ -450,17 +459,17 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
     println!();
     println!(
         "  Owner app     {base}/            login owner / {}",
-        ACCOUNTS[1].2
+        logins.password("owner")
     );
     println!(
         "  Courier app   {base}/courier/    login courier / {}",
-        ACCOUNTS[2].2
+        logins.password("courier")
     );
     println!(
         "  Dispatcher    API key or login dispatcher / {}",
-        ACCOUNTS[3].2
+        logins.password("dispatcher")
     );
-    println!("  Admin         login admin / {}", ACCOUNTS[0].2);
+    println!("  Admin         login admin / {}", logins.password("admin"));
     if let Some(fp) = &hub.tls_fingerprint {
         println!("  Trust the hub {base}/trust  (open it on the phone; the hub CA's");
         println!("                SHA-256 fingerprint is {fp})");

@@ -5,6 +5,7 @@ mod agent_cmd;
 mod api_client;
 mod bench_cmd;
 mod demo;
+mod demo_logins;
 mod door_cmd;
 mod hub_cmd;
 mod wids_cmd;

@@ -20,6 +20,12 @@ async fn get(url: String, token: &str) -> Value {
     v
 }
 
+/// The password the demo printed for `user` (random, made for its data folder).
+fn password(demo: &Running, user: &str) -> String {
+    let marker = format!("login {user} / ");
+    after(demo.line(&marker), &marker).to_owned()
+}
+
 /// Start the demo on `dir` (ports 0) and return it with its base URL once it printed
 /// its banner.
 fn start_demo(dir: &std::path::Path) -> (Running, String) {
@@ -68,14 +74,34 @@ async fn live_demo_home(base: &str, owner: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_runs_stops_cleanly_and_reruns_on_the_same_data() {
     let dir = tempfile::tempdir().unwrap();
-    for round in 0..2 {
+    let mut owner_passwords = Vec::new();
+    for round in 0..3 {
+        if round == 2 {
+            // A folder whose logins file is gone (as from a demo that used fixed
+            // passwords): its accounts take new random ones.
+            std::fs::remove_file(dir.path().join("demo-logins.json")).unwrap();
+        }
         let (mut demo, base) = start_demo(dir.path());
         let text = demo.printed.join("\n");
         assert!(text.contains("login owner / "), "{text}");
         assert!(text.contains("/courier/"), "{text}");
-        let owner = login(&base, "owner", "threshold-owner").await;
+        owner_passwords.push(password(&demo, "owner"));
+        if round == 2 {
+            let (s, _) = call(
+                "POST",
+                format!("{base}/api/v1/auth/login"),
+                None,
+                Some(serde_json::json!({"username": "owner", "password": owner_passwords[0]})),
+            )
+            .await;
+            assert_eq!(
+                s, 401,
+                "the folder's old password no longer opens the owner's account"
+            );
+        }
+        let owner = login(&base, "owner", &password(&demo, "owner")).await;
         live_demo_home(&base, &owner).await;
-        let courier = login(&base, "courier", "threshold-courier").await;
+        let courier = login(&base, "courier", &password(&demo, "courier")).await;
         let deliveries = get(format!("{base}/api/v1/deliveries"), &courier).await;
         assert!(
             deliveries
@@ -86,6 +112,14 @@ async fn demo_runs_stops_cleanly_and_reruns_on_the_same_data() {
         let status = demo.interrupt();
         assert!(status.success(), "round {round}: demo exited with {status}");
     }
+    assert_eq!(
+        owner_passwords[0], owner_passwords[1],
+        "kept with the folder"
+    );
+    assert_ne!(
+        owner_passwords[1], owner_passwords[2],
+        "made anew with a new file"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +195,7 @@ fn door(base: &str, token: &str, args: &[&str]) -> (bool, String, String) {
 async fn door_cli_adds_binds_and_unlocks_under_the_entry_rule() {
     let dir = tempfile::tempdir().unwrap();
     let (mut demo, base) = start_demo(dir.path());
-    let owner = login(&base, "owner", "threshold-owner").await;
+    let owner = login(&base, "owner", &password(&demo, "owner")).await;
     let home = live_demo_home(&base, &owner).await;
 
     // No token: a clear error, nothing done.
@@ -470,7 +504,7 @@ async fn the_lan_demo_serves_https_with_its_own_ca() {
     assert!(text.contains("SHA-256 fingerprint"), "{text}");
     assert!(text.contains(&format!("{base}/trust")), "{text}");
     support::trust_ca(&dir.path().join("hub").join("tls").join("ca.pem"));
-    let owner = login(&base, "owner", "threshold-owner").await;
+    let owner = login(&base, "owner", &password(&demo, "owner")).await;
     live_demo_home(&base, &owner).await;
     let (s, pem, _) = support::call_raw("GET", format!("{base}/ca.pem"), None, None).await;
     assert_eq!(s, 200);
@@ -668,9 +702,9 @@ fn names_as_addresses_a_first_run_hint_and_only_relevant_options() {
 async fn a_garage_delivery_through_the_demo() {
     let dir = tempfile::tempdir().unwrap();
     let (mut demo, base) = start_demo_with(dir.path(), &["--no-auto-door"]);
-    let owner = login(&base, "owner", "threshold-owner").await;
+    let owner = login(&base, "owner", &password(&demo, "owner")).await;
     let home = live_demo_home(&base, &owner).await;
-    let courier = login(&base, "courier", "threshold-courier").await;
+    let courier = login(&base, "courier", &password(&demo, "courier")).await;
     let deliveries = get(format!("{base}/api/v1/deliveries"), &courier).await;
     let d = deliveries
         .as_array()
