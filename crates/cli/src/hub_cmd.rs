@@ -62,6 +62,10 @@ pub struct HubArgs {
     /// With HTTPS: listen here on plain HTTP only to redirect to HTTPS.
     #[arg(long, env = "THRESHOLD_HTTP_REDIRECT_ADDR", value_parser = socket_addr)]
     pub http_redirect_addr: Option<SocketAddr>,
+    /// A reverse proxy in front of the hub (an address or CIDR range; repeatable, or a
+    /// comma-separated list): its X-Forwarded-For, -Proto and -Host name the client.
+    #[arg(long = "trusted-proxy", env = "THRESHOLD_TRUSTED_PROXIES")]
+    pub trusted_proxies: Vec<String>,
     /// With --tls: devices may also connect to the hub's own endpoint here with MQTT
     /// over TLS (the HTTPS certificate; 8883 is the usual port).
     #[arg(long, env = "THRESHOLD_MQTT_TLS_ADDR", value_parser = socket_addr)]
@@ -170,6 +174,7 @@ impl HubArgs {
                 tls_key_file: self.tls_key_file.clone(),
                 tls_names: self.tls_name.clone(),
                 http_redirect_addr: self.http_redirect_addr,
+                trusted_proxies: self.trusted_proxies.clone(),
                 mqtt_tls_addr: self.mqtt_tls_addr,
                 embedded_mqtt_addr: self.embedded_mqtt_addr,
                 mqtt_topic_prefix: self.mqtt_topic_prefix.clone(),

@@ -78,6 +78,9 @@ pub struct HubConfig {
     pub tls_names: Vec<String>,
     /// With TLS: also listen here on plain HTTP, only to redirect to HTTPS.
     pub http_redirect_addr: Option<SocketAddr>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`, `-Proto`
+    /// and `-Host` name the client (`http::forwarded`). Empty: no one's.
+    pub trusted_proxies: Vec<String>,
     /// A PEM file of CA certificates the hub also trusts for webhooks and Web Push
     /// (receivers on a private PKI); the public web's roots are always trusted.
     pub outbound_ca_file: Option<PathBuf>,
@@ -169,6 +172,7 @@ impl Default for HubConfig {
             tls_key_file: None,
             tls_names: Vec::new(),
             http_redirect_addr: None,
+            trusted_proxies: Vec::new(),
             mqtt_tls_addr: None,
             outbound_ca_file: None,
             webhooks_allow_http: false,
@@ -246,6 +250,8 @@ pub struct Overrides {
     pub tls_key_file: Option<PathBuf>,
     pub tls_names: Vec<String>,
     pub http_redirect_addr: Option<SocketAddr>,
+    /// Replaces the file's list when not empty.
+    pub trusted_proxies: Vec<String>,
     pub mqtt_tls_addr: Option<SocketAddr>,
     pub embedded_mqtt_addr: Option<SocketAddr>,
     pub mqtt_topic_prefix: Option<String>,
@@ -326,6 +332,9 @@ impl HubConfig {
         }
         if over.http_redirect_addr.is_some() {
             c.http_redirect_addr = over.http_redirect_addr;
+        }
+        if !over.trusted_proxies.is_empty() {
+            c.trusted_proxies = over.trusted_proxies;
         }
         if over.mqtt_tls_addr.is_some() {
             c.mqtt_tls_addr = over.mqtt_tls_addr;
@@ -428,6 +437,7 @@ impl HubConfig {
         if self.http_redirect_addr.is_some() && !self.https() {
             return bad("http_redirect_addr redirects to HTTPS: set tls too");
         }
+        self.trusted_proxies()?;
         if self.mqtt_client_cert_file.is_some() != self.mqtt_client_key_file.is_some() {
             return bad("mqtt_client_cert_file and mqtt_client_key_file go together");
         }
@@ -487,6 +497,12 @@ impl HubConfig {
                 self.data_dir.join("threshold.db").display()
             )
         })
+    }
+
+    /// `trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> Result<crate::http::forwarded::TrustedProxies, ConfigError> {
+        crate::http::forwarded::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     /// Whether the hub serves HTTPS.
@@ -676,6 +692,34 @@ mod tests {
         let mut bad_name = node(Some("postgres://h/db"), Some("mqtt://127.0.0.1:1883"));
         bad_name.fleet_node = Some("a b".into());
         assert!(err(bad_name).is_some());
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_or_the_flags_and_bad_ones_stop_the_start() {
+        let c =
+            HubConfig::from_toml("trusted_proxies = [\"127.0.0.1/32\", \"fd00::/8\"]\n").unwrap();
+        let t = c.trusted_proxies().unwrap();
+        assert!(t.contains("fd00::1".parse().unwrap()) && !t.contains("10.0.0.1".parse().unwrap()));
+        assert!(HubConfig::default().trusted_proxies().unwrap().is_empty());
+        let over = |list: &[&str]| {
+            HubConfig::resolve(
+                None,
+                Overrides {
+                    trusted_proxies: list.iter().map(|s| (*s).to_owned()).collect(),
+                    ..Default::default()
+                },
+            )
+        };
+        let c = over(&["10.0.0.0/8,192.168.0.0/16", "::1"]).unwrap();
+        assert!(c
+            .trusted_proxies()
+            .unwrap()
+            .contains("192.168.4.4".parse().unwrap()));
+        let e = over(&["10.0.0.0/8", "proxy.lan"]).unwrap_err().to_string();
+        assert!(
+            e.contains("trusted_proxies") && e.contains("proxy.lan") && !e.contains('\n'),
+            "{e}"
+        );
     }
 
     #[test]

@@ -226,6 +226,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         journal,
         sign_in_accounts: throttle(auth::throttle::Limits::ACCOUNT, "account"),
         sign_in_sources: throttle(auth::throttle::Limits::SOURCE, "source"),
+        proxies: http::client::Proxies::new(config.trusted_proxies()?),
         password_checks: auth::PasswordChecks::default(),
         outbound_tls,
         guest_limiter: match config.fleet_node {
@@ -370,7 +371,12 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
     let redirect_addr = match redirect {
         Some(l) => {
             let a = l.local_addr()?;
-            http::redirect::spawn(l, http_addr.port(), state.shutdown.subscribe());
+            http::redirect::spawn(
+                l,
+                http_addr.port(),
+                state.proxies.trusted.clone(),
+                state.shutdown.subscribe(),
+            );
             Some(a)
         }
         None => None,

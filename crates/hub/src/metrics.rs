@@ -18,6 +18,11 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeaderLabel {
+    pub header: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LivenessLabel {
     pub kind: String,
     pub state: String,
@@ -68,6 +73,9 @@ pub struct Metrics {
     pub fleet_partitions: Gauge,
     /// Partitions this node took over from another (or from nobody).
     pub fleet_takeovers: Counter,
+    /// Forwarding headers from a trusted proxy that were malformed and ignored, by
+    /// header (`http::forwarded`).
+    pub forwarded_malformed: Family<HeaderLabel, Counter>,
     /// The audit witness: checkpoints it took, and failures (`audit::witness`).
     pub witness: crate::audit::witness::WitnessMetrics,
 }
@@ -172,6 +180,12 @@ impl Metrics {
             "Partitions this fleet node took over (first start, a node that stopped or died, rebalancing)",
             fleet_takeovers.clone(),
         );
+        let forwarded_malformed = Family::<HeaderLabel, Counter>::default();
+        registry.register(
+            "http_forwarded_malformed",
+            "Forwarding headers (X-Forwarded-For, -Proto, -Host) a trusted proxy sent malformed: ignored, the connection's own address, scheme or Host used instead",
+            forwarded_malformed.clone(),
+        );
         let witness = crate::audit::witness::WitnessMetrics::default();
         registry.register(
             "audit_witness_sent",
@@ -194,6 +208,7 @@ impl Metrics {
         let mut process = Registry::default();
         process.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         Metrics {
+            forwarded_malformed,
             witness,
             process,
             fleet_partitions,
@@ -236,6 +251,14 @@ impl Metrics {
         self.duplicates
             .get_or_create(&KindLabel {
                 kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn forwarded_malformed(&self, header: &str) {
+        self.forwarded_malformed
+            .get_or_create(&HeaderLabel {
+                header: header.to_owned(),
             })
             .inc();
     }

@@ -1,9 +1,10 @@
 //! Sign-in, sign-out, the current user, and admin user management.
 
 use crate::auth::{self, Principal};
+use crate::http::client::Client;
 use crate::http::dto::*;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{self, ApiJson, Peer};
+use crate::http::extract::{self, ApiJson};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -36,15 +37,17 @@ async fn check_password(
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(st): State<AppState>,
-    Peer(peer): Peer,
+    client: Client,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
     let name = req.username.trim().to_ascii_lowercase();
     let now = st.clock.now_ms();
     // The attempt is reserved for the account and for the source before the password
-    // is checked, so parallel guesses are all counted (auth::throttle).
+    // is checked, so parallel guesses are all counted (auth::throttle). The source is
+    // the client's address, through trusted proxies only (`http::forwarded`).
     let account = format!("user:{name}");
-    let source = peer.map(|ip| format!("ip:{ip}"));
+    let source = client.addr.map(|ip| format!("ip:{ip}"));
+    let from = json!({"from": client.addr.map(|ip| ip.to_string())});
     st.sign_in_accounts
         .begin(&account, now)
         .await
@@ -82,7 +85,7 @@ pub async fn login(
                 "login.failed",
                 "anonymous",
                 &format!("username:{}", name.chars().take(64).collect::<String>()),
-                json!({}),
+                from,
             )
             .await;
             return Err(ApiError::BadCredentials);
@@ -103,16 +106,17 @@ pub async fn login(
         "login",
         &format!("{}:{}", user.role.as_str(), user.id),
         "session",
-        json!({}),
+        from,
     )
     .await;
     let mut headers = HeaderMap::new();
-    // Secure whenever the hub serves HTTPS: the cookie then never crosses in clear.
+    // Secure whenever the client came over TLS (the hub's own, or a trusted proxy's):
+    // the cookie then never crosses in clear.
     let cookie = format!(
         "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         auth::SESSION_COOKIE,
         st.config.session_ttl_ms / 1000,
-        if st.config.https() { "; Secure" } else { "" }
+        if client.https { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         headers.insert(header::SET_COOKIE, v);

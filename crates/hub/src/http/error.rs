@@ -40,6 +40,10 @@ pub enum ApiError {
     CrossOrigin,
     #[error("this route does not take that method")]
     MethodNotAllowed,
+    /// A request this listener must not answer (the redirect port, reached through a
+    /// proxy that already speaks HTTPS).
+    #[error("{0}")]
+    Misdirected(String),
     #[error("internal error; the hub's log has details")]
     Internal(String),
 }
@@ -61,6 +65,7 @@ impl ApiError {
             ApiError::Unavailable(c, _) => c,
             ApiError::CrossOrigin => "cross_origin",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Misdirected(_) => "misdirected",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -77,6 +82,7 @@ impl ApiError {
             ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::CrossOrigin => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -183,24 +183,3 @@ mod tests {
         assert!(id("' OR 1=1 --").is_err());
     }
 }
-
-/// The address the request came from, when the server records it (the running hub
-/// does; a router driven directly in tests does not).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub Option<std::net::IpAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
-    }
-}

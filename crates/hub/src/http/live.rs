@@ -39,6 +39,7 @@ pub const STATUS_EVERY_MS: u64 = 250;
 pub async fn live(
     State(st): State<AppState>,
     p: Principal,
+    client: crate::http::client::Client,
     Path(id): Path<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
@@ -53,6 +54,8 @@ pub async fn live(
     }
     let did: DeviceId = d.id.parse().map_err(|_| ApiError::NotFound("device"))?;
     let ws = ws.map_err(|e| ApiError::invalid("websocket_required", e.body_text()))?;
+    // The client's address, through trusted proxies only (`http::forwarded`).
+    tracing::debug!(client = ?client.addr, device = %did, user = %p.user.id, "live view opened");
     Ok(ws.on_upgrade(move |socket| view(st, p, did, socket)))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod client;
 pub mod clips;
 pub mod deliveries;
 pub mod devices;
@@ -11,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod expectations;
 pub mod extract;
+pub mod forwarded;
 pub mod guests;
 pub mod homes;
 pub mod live;
@@ -169,6 +171,11 @@ pub fn router(state: AppState, push: Option<std::sync::Arc<crate::alerts::push::
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(origin::same_origin_only))
+        // Before the origin check: it compares with the host the client asked for.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client::resolve,
+        ))
         .layer(axum::middleware::from_fn(nosniff))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -214,11 +221,14 @@ pub fn tls_routes(app: Router, ca_pem: Option<String>) -> Router {
     app.layer(axum::middleware::from_fn(hsts))
 }
 
+/// Strict-Transport-Security on answers to a client that came over TLS.
+pub const HSTS: &str = "max-age=31536000";
+
 async fn hsts(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     resp.headers_mut().insert(
         axum::http::header::STRICT_TRANSPORT_SECURITY,
-        axum::http::HeaderValue::from_static("max-age=31536000"),
+        axum::http::HeaderValue::from_static(HSTS),
     );
     resp
 }

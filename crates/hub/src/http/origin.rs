@@ -6,6 +6,12 @@
 //!
 //! Clients that are not browsers send neither header and are not affected: they hold
 //! a bearer token, which another site cannot make them send.
+//!
+//! "This hub" is the host the browser asked for: `Host`, or behind a trusted reverse
+//! proxy its `X-Forwarded-Host` (`http::forwarded`; a proxy may send its upstream
+//! address as `Host`). From any other peer `X-Forwarded-Host` is not read, and a page
+//! of another site cannot add it to a browser's request anyway (not without a CORS
+//! preflight, which the hub never grants).
 
 use super::error::ApiError;
 use axum::extract::Request;
@@ -13,8 +19,9 @@ use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Whether a request with these headers comes from another site's page.
-pub fn foreign(method: &Method, headers: &HeaderMap) -> bool {
+/// Whether a request with these headers, for `host` (the request's
+/// [`Client::host`](super::client::Client)), comes from another site's page.
+pub fn foreign(method: &Method, headers: &HeaderMap, host: Option<&str>) -> bool {
     let upgrade = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -33,7 +40,6 @@ pub fn foreign(method: &Method, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     match (origin.to_str().ok().and_then(authority_of), host) {
         (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
         // "null" (a sandboxed frame, a file) or no Host to compare with.
@@ -51,7 +57,14 @@ fn authority_of(origin: &str) -> Option<&str> {
 }
 
 pub async fn same_origin_only(req: Request, next: Next) -> Response {
-    if foreign(req.method(), req.headers()) {
+    let host = match req.extensions().get::<super::client::Client>() {
+        Some(c) => c.host.as_deref(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok()),
+    };
+    if foreign(req.method(), req.headers(), host) {
         return ApiError::CrossOrigin.into_response();
     }
     next.run(req).await
@@ -60,6 +73,11 @@ pub async fn same_origin_only(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request for `hub.lan:8080` (its Host) with these headers.
+    fn foreign(method: &Method, headers: &HeaderMap) -> bool {
+        super::foreign(method, headers, Some("hub.lan:8080"))
+    }
 
     fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
@@ -127,5 +145,19 @@ mod tests {
                 ("origin", "http://hub.lan:8080")
             ])
         ));
+    }
+
+    #[test]
+    fn the_host_compared_is_the_one_given() {
+        let page = h(&[("origin", "https://hub.example.org")]);
+        // Behind a proxy: the host the browser asked the proxy for.
+        assert!(!super::foreign(
+            &Method::POST,
+            &page,
+            Some("hub.example.org")
+        ));
+        // Not the proxy's upstream address, nor no host at all.
+        assert!(super::foreign(&Method::POST, &page, Some("127.0.0.1:8080")));
+        assert!(super::foreign(&Method::POST, &page, None));
     }
 }

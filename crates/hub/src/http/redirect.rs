@@ -1,10 +1,52 @@
 //! Plain HTTP beside HTTPS, only to send browsers to the HTTPS address: every request
 //! is answered 308 with the same host and path on the HTTPS port, and nothing else is
 //! served in clear.
+//!
+//! Except one: a trusted reverse proxy saying its client already came over HTTPS
+//! (`X-Forwarded-Proto: https`) was pointed at this port by mistake. A redirect would
+//! send the browser back to the proxy, which would send it here again (a loop when
+//! the proxy listens on 443); it is answered 421 `misdirected`, naming the fix.
 
-use axum::extract::Request;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use super::forwarded::{self, TrustedProxies};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, SocketAddr};
+
+/// Whether a request from `peer` came through a trusted proxy that already serves
+/// the client over HTTPS.
+pub fn proxied_https(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &TrustedProxies) -> bool {
+    peer.is_some_and(|p| {
+        let c = forwarded::resolve(p, false, headers, trusted).client;
+        c.via_proxy && c.https
+    })
+}
+
+/// The answer to one request on the redirect port.
+fn answer(req: &Request, https_port: u16, trusted: &TrustedProxies) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if proxied_https(peer, req.headers(), trusted) {
+        return super::error::ApiError::Misdirected(
+            "this port only redirects plain HTTP to HTTPS; point the reverse proxy at http_addr"
+                .into(),
+        )
+        .into_response();
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    match target(host, https_port, pq) {
+        Some(url) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, url)]).into_response(),
+        None => {
+            super::error::ApiError::BadRequest("a Host header is required".into()).into_response()
+        }
+    }
+}
 
 /// `https://host:port/path?query` for a request that came in on plain HTTP.
 pub fn target(host: Option<&str>, https_port: u16, path_and_query: &str) -> Option<String> {
@@ -28,26 +70,15 @@ pub fn target(host: Option<&str>, https_port: u16, path_and_query: &str) -> Opti
 pub fn spawn(
     listener: tokio::net::TcpListener,
     https_port: u16,
+    trusted: TrustedProxies,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let app = axum::Router::new().fallback(move |req: Request| async move {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok());
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        match target(host, https_port, &pq) {
-            Some(url) => {
-                (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, url)]).into_response()
-            }
-            None => super::error::ApiError::BadRequest("a Host header is required".into())
-                .into_response(),
-        }
+    let trusted = std::sync::Arc::new(trusted);
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let trusted = trusted.clone();
+        async move { answer(&req, https_port, &trusted) }
     });
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
         let r = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stop.changed().await;
@@ -78,5 +109,27 @@ mod tests {
         );
         assert_eq!(target(None, 8443, "/"), None);
         assert_eq!(target(Some("evil.example/x@"), 8443, "/"), None);
+    }
+
+    #[test]
+    fn a_trusted_proxy_already_on_https_is_not_sent_round_again() {
+        let trusted = TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+        let https: HeaderMap = [(
+            forwarded::X_FORWARDED_PROTO,
+            axum::http::HeaderValue::from_static("https"),
+        )]
+        .into_iter()
+        .collect();
+        let local = Some(IpAddr::from([127, 0, 0, 1]));
+        assert!(proxied_https(local, &https, &trusted));
+        // Plain HTTP through the proxy, or no proxy at all: redirected as ever.
+        assert!(!proxied_https(local, &HeaderMap::new(), &trusted));
+        assert!(!proxied_https(
+            Some(IpAddr::from([203, 0, 113, 9])),
+            &https,
+            &trusted
+        ));
+        assert!(!proxied_https(local, &https, &TrustedProxies::default()));
+        assert!(!proxied_https(None, &https, &trusted));
     }
 }

@@ -136,11 +136,14 @@ pub async fn audit_verify(
 pub async fn events_ws(
     State(st): State<AppState>,
     p: Principal,
+    client: crate::http::client::Client,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     if !matches!(p.user.role, Role::Owner | Role::Courier) {
         return Err(ApiError::Forbidden);
     }
+    // The client's address, through trusted proxies only (`http::forwarded`).
+    tracing::debug!(client = ?client.addr, user = %p.user.id, "events socket opened");
     Ok(ws.on_upgrade(move |socket| event_loop(st, p, socket)))
 }
 

@@ -8,7 +8,7 @@
 
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use std::net::IpAddr;
 
@@ -241,7 +241,7 @@ pub fn render(cert: &Cert, url: &str, url_is_local: bool) -> String {
 }
 
 /// `GET /trust`.
-pub async fn page(State(st): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn page(State(st): State<AppState>, client: crate::http::client::Client) -> Response {
     let cert = match cert(&st.config) {
         Ok(c) => c,
         Err(e) => {
@@ -250,10 +250,10 @@ pub async fn page(State(st): State<AppState>, headers: HeaderMap) -> Response {
                 .into_response();
         }
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    // The address the client asked for (behind a trusted proxy, the proxy's).
     let (url, local) = page_url(
-        host,
-        st.config.https(),
+        client.host.as_deref(),
+        client.https,
         &st.config.tls_names,
         st.config.http_addr.port(),
     );
