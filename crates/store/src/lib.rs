@@ -12,6 +12,7 @@
 mod access;
 mod accounts;
 mod audit;
+mod credentials;
 mod deliveries;
 mod devices;
 mod doors;
@@ -33,6 +34,7 @@ pub use accounts::{ApiKeyRow, Role, UserRow};
 pub use audit::{
     AuditDraft, AuditRow, CheckpointRow, EntryClaim, JobOutcome, JournalJob, NewDeviceEvent,
 };
+pub use credentials::ChallengeUse;
 pub use deliveries::DeliveryRow;
 pub use devices::{DeviceRow, GapRow, SeqSpaceName};
 pub use doors::{DoorChange, DoorRow, MerchantRow, OpeningRow};

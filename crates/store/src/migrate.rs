@@ -73,6 +73,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "audit_home",
         include_str!("../migrations/sqlite/0013_audit_home.sql"),
     ),
+    (
+        14,
+        "credential_challenges",
+        include_str!("../migrations/sqlite/0014_credential_challenges.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -139,6 +144,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         13,
         "audit_home",
         include_str!("../migrations/postgres/0013_audit_home.sql"),
+    ),
+    (
+        14,
+        "credential_challenges",
+        include_str!("../migrations/postgres/0014_credential_challenges.sql"),
     ),
 ];
 
