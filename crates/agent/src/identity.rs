@@ -108,6 +108,11 @@ pub struct Enrolment {
     pub door_id: Option<String>,
     #[serde(default)]
     pub door_cameras: Vec<String>,
+    /// The hub's base URL the device enrolled with (not part of the hub's answer;
+    /// kept so that the device can renew its broker credentials, §8.6, when started
+    /// later without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_url: Option<String>,
 }
 
 fn default_heartbeat() -> u64 {
@@ -226,17 +231,7 @@ pub fn enrol(
             Ok(enrolment)
         }
         Err(ureq::Error::Status(status, resp)) => {
-            let body: serde_json::Value = resp.into_json().unwrap_or(serde_json::Value::Null);
-            let code = body
-                .pointer("/error/code")
-                .and_then(|v| v.as_str())
-                .unwrap_or("unknown")
-                .to_string();
-            let message = body
-                .pointer("/error/message")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string();
+            let (code, message) = error_body(resp);
             Err(EnrolError::Refused {
                 status,
                 code,
@@ -245,6 +240,18 @@ pub fn enrol(
         }
         Err(e) => Err(EnrolError::Transport(e.to_string())),
     }
+}
+
+/// `code` and `message` of the hub's error body (`{"error":{"code","message"}}`).
+pub(crate) fn error_body(resp: ureq::Response) -> (String, String) {
+    let body: serde_json::Value = resp.into_json().unwrap_or(serde_json::Value::Null);
+    let text = |p: &str, default: &str| {
+        body.pointer(p)
+            .and_then(|v| v.as_str())
+            .unwrap_or(default)
+            .to_string()
+    };
+    (text("/error/code", "unknown"), text("/error/message", ""))
 }
 
 /// Load the key and the enrolment; enrol first if there is no enrolment yet and a hub
@@ -269,7 +276,8 @@ pub fn ensure_enrolled(
             data_dir.display()
         );
     };
-    let e = enrol(url, code, kind, &key, tls)?;
+    let mut e = enrol(url, code, kind, &key, tls)?;
+    e.hub_url = Some(url.to_owned());
     save_enrolment(data_dir, &e)?;
     tracing::info!(device = %key.device_id(), home = %e.home_id, "enrolled");
     Ok((key, e))
@@ -296,6 +304,7 @@ mod tests {
             heartbeat_ms: 250,
             door_id: None,
             door_cameras: Vec::new(),
+            hub_url: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod identity;
 pub mod link;
 pub mod lock;
 pub mod outbox;
+pub mod renew;
 pub mod signer;
 pub mod tls;
 pub mod transport_seq;

@@ -101,6 +101,7 @@ fn enrol(dir: &Path, hub: &DeviceKey, prefix: &str) -> (DeviceId, PublicKey) {
             heartbeat_ms: 100,
             door_id: Some("front".into()),
             door_cameras: vec![front_camera().public().to_hex()],
+            hub_url: None,
         },
     )
     .unwrap();

@@ -230,8 +230,12 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         password_checks: auth::PasswordChecks::default(),
         outbound_tls,
         guest_limiter: match config.fleet_node {
-            Some(_) => auth::AttemptLimiter::shared(shared_store.clone()),
-            None => auth::AttemptLimiter::local(),
+            Some(_) => auth::AttemptLimiter::shared(shared_store.clone(), "guest"),
+            None => auth::AttemptLimiter::local("guest"),
+        },
+        credential_limiter: match config.fleet_node {
+            Some(_) => auth::AttemptLimiter::shared(shared_store.clone(), "credentials"),
+            None => auth::AttemptLimiter::local("credentials"),
         },
         shutdown: tokio::sync::watch::channel(false).0,
         effects: std::sync::OnceLock::new(),

@@ -53,6 +53,9 @@ pub struct Inner {
     /// Unlock attempts per guest grant (same limits, every attempt counts): a leaked
     /// or scripted guest secret cannot open the door over and over.
     pub guest_limiter: crate::auth::limiter::AttemptLimiter,
+    /// Credential-renewal requests (challenges and answers) per device
+    /// (`http::credentials`).
+    pub credential_limiter: crate::auth::limiter::AttemptLimiter,
     /// Set when the hub stops: background loops end at their next turn.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub effects: std::sync::OnceLock<

@@ -17,6 +17,7 @@ pub mod body;
 pub mod envelope;
 pub mod identity;
 pub mod kind;
+pub mod renewal;
 pub mod statement;
 pub mod topic;
 

@@ -148,6 +148,35 @@ impl ContactConfig {
     }
 }
 
+/// Renews the device's broker credentials with its hub (`crate::renew`), stores them
+/// in the enrolment, and hands them to the link.
+struct HubRenewer {
+    data_dir: PathBuf,
+    hub_url: String,
+    key: threshold_proto::DeviceKey,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl link::renewal::Renewer for HubRenewer {
+    fn renew(&self) -> link::renewal::Renewing<'_> {
+        Box::pin(async move {
+            let (dir, url, key, tls) = (
+                self.data_dir.clone(),
+                self.hub_url.clone(),
+                self.key.clone(),
+                self.tls.clone(),
+            );
+            let e = tokio::task::spawn_blocking(move || {
+                crate::renew::renew_and_save(&dir, &url, &key, &tls)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            Ok(LinkSettings::from_enrolment(&e.mqtt, &self.tls))
+        })
+    }
+}
+
 /// What every running agent holds.
 pub(crate) struct Device {
     pub signer: Arc<Signer>,
@@ -181,6 +210,18 @@ impl Device {
         })
         .await??;
         let hub_key = enrolment.hub_key().map_err(anyhow::Error::msg)?;
+        let renewer = common
+            .hub_url
+            .clone()
+            .or_else(|| enrolment.hub_url.clone())
+            .map(|hub_url| {
+                Arc::new(HubRenewer {
+                    data_dir: common.data_dir.clone(),
+                    hub_url,
+                    key: key.clone(),
+                    tls: tls.clone(),
+                }) as Arc<dyn link::renewal::Renewer>
+            });
         let outbox = Outbox::open(
             &common.data_dir,
             common.events_outbox.clone(),
@@ -204,6 +245,7 @@ impl Device {
             hello,
             control: common.link_control.clone(),
             shutdown,
+            renewer,
         });
         let hb = common
             .heartbeat_ms

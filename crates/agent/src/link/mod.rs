@@ -7,7 +7,10 @@
 //! while no live message waits), so a long backlog after an outage never delays a
 //! heartbeat. After a lost connection it reconnects with a short backoff (200 ms ..
 //! 2 s); after the hub refused the device or another agent took its session, slowly
-//! (1 s .. 60 s, with jitter; `backoff`); forever.
+//! (1 s .. 60 s, with jitter; `backoff`); forever. When the broker refuses the
+//! device's credentials and the agent can reach its hub, it asks for new ones
+//! (`renewal`, docs/protocol.md §8.6) once per refusal episode, then rarely, and
+//! connects with them.
 //!
 //! A failed connection is never the agent's problem: agents keep capturing and logging
 //! to the outbox; the link catches up when it can.
@@ -16,6 +19,7 @@
 //! benchmarks use it to play the jammer.
 
 pub mod backoff;
+pub mod renewal;
 pub mod verify;
 
 use crate::clock::now_ms;
@@ -173,6 +177,9 @@ pub struct LinkParts {
     pub hello: Hello,
     pub control: LinkControl,
     pub shutdown: watch::Receiver<bool>,
+    /// Asks the hub for new broker credentials when the broker refuses these
+    /// (`None`: the agent does not know its hub; it only retries slowly).
+    pub renewer: Option<Arc<dyn renewal::Renewer>>,
 }
 
 /// Records in flight (published, no PUBACK yet) above which the backlog waits.
@@ -270,6 +277,7 @@ impl LinkTask {
             self.parts.settings.backoff_min,
             self.parts.settings.backoff_max,
         );
+        let mut renewals = renewal::RenewalPolicy::default();
         loop {
             if *shutdown.borrow() {
                 return;
@@ -287,24 +295,72 @@ impl LinkTask {
                 (SessionEnd::Lost(ending), was_connected) => {
                     if was_connected {
                         backoff.connected();
+                        renewals.connected();
                     }
                     let ending = backoff.judge(ending);
                     match ending {
                         backoff::Ending::Lost | backoff::Ending::Unanswered => {}
                         backoff::Ending::Refused => tracing::warn!(
-                            "the hub refused this device (revoked, its credentials changed, or the broker closes its every connection unanswered): it may need pairing again; retrying slowly"
+                            "the broker refused this device (revoked, its credentials changed, or the broker closes its every connection unanswered); retrying slowly"
                         ),
                         backoff::Ending::TakenOver => tracing::warn!(
                             "another agent with this device's key took the connection; retrying slowly"
                         ),
                     }
-                    backoff::jitter(backoff.after(ending))
+                    let renewed = ending == backoff::Ending::Refused
+                        && self.renew(&mut renewals, &mut shutdown).await;
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    if renewed {
+                        // New credentials: try them at once.
+                        self.parts.settings.backoff_min
+                    } else {
+                        backoff::jitter(backoff.after(ending))
+                    }
                 }
             };
             tokio::select! {
                 _ = shutdown_signalled(&mut shutdown) => return,
                 _ = tokio::time::sleep(wait) => {}
                 _ = blocked.changed() => {}
+            }
+        }
+    }
+
+    /// After a refusal: ask for new credentials if there is a way to and the policy
+    /// allows it now; whether the link got them (and will use them next).
+    async fn renew(
+        &mut self,
+        policy: &mut renewal::RenewalPolicy,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let Some(renewer) = self.parts.renewer.clone() else {
+            return false;
+        };
+        if !policy.on_refused(std::time::Instant::now()) {
+            return false;
+        }
+        tracing::info!("asking the hub for new broker credentials");
+        let answer = tokio::select! {
+            _ = shutdown_signalled(shutdown) => return false,
+            a = renewer.renew() => a,
+        };
+        match answer {
+            Ok(next) => {
+                let s = &mut self.parts.settings;
+                *s = LinkSettings {
+                    backoff_min: s.backoff_min,
+                    backoff_max: s.backoff_max,
+                    keep_alive: s.keep_alive,
+                    ..next
+                };
+                tracing::info!(host = %s.host, port = s.port, "got new broker credentials; connecting with them");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the broker credentials; the device may need pairing again");
+                false
             }
         }
     }

@@ -123,6 +123,7 @@ mod tests {
             heartbeat_ms: 250,
             door_id: door_id.map(str::to_owned),
             door_cameras: cameras.iter().map(|c| c.to_string()).collect(),
+            hub_url: None,
         }
     }
 

@@ -1,7 +1,8 @@
-//! Limits on guessing a guest link: attempts per key within a window. Every attempt
-//! counts, allowed or not, so a leaked or scripted guest secret cannot open the door
-//! over and over. A single hub counts in memory; the nodes of a fleet count together in
-//! the database (`Store::fleet_throttle`, scope `guest`).
+//! Limits on guessing a guest link, and on a device's credential renewals: attempts
+//! per key within a window. Every attempt counts, allowed or not, so a leaked or
+//! scripted guest secret cannot open the door over and over, and nobody makes the hub
+//! verify signatures or store challenges for one device without end. A single hub counts in memory; the nodes of a fleet count together in
+//! the database (`Store::fleet_throttle`, scope `guest` or `credentials`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,7 +10,7 @@ use std::sync::Mutex;
 /// Attempts per key: at most `MAX_ATTEMPTS` in `WINDOW_MS` (a fixed window from the
 /// first attempt).
 #[derive(Debug)]
-pub struct AttemptLimiter(Keys);
+pub struct AttemptLimiter(Keys, &'static str);
 
 #[derive(Debug)]
 enum Keys {
@@ -33,14 +34,15 @@ impl AttemptLimiter {
     pub const MAX_ATTEMPTS: i64 = 10;
     pub const WINDOW_MS: i64 = 5 * 60 * 1000;
 
-    /// Counted in this process's memory (a single hub).
-    pub fn local() -> AttemptLimiter {
-        AttemptLimiter(Keys::Local(Mutex::new(HashMap::new())))
+    /// Counted in this process's memory (a single hub); `scope` names what is
+    /// counted (`guest`, `credentials`).
+    pub fn local(scope: &'static str) -> AttemptLimiter {
+        AttemptLimiter(Keys::Local(Mutex::new(HashMap::new())), scope)
     }
 
-    /// Counted in the database, together with a fleet's other nodes.
-    pub fn shared(store: threshold_store::Store) -> AttemptLimiter {
-        AttemptLimiter(Keys::Shared(store))
+    /// Counted in the database, together with a fleet's other nodes, under `scope`.
+    pub fn shared(store: threshold_store::Store, scope: &'static str) -> AttemptLimiter {
+        AttemptLimiter(Keys::Shared(store), scope)
     }
 
     /// Count an attempt for `key`; false (not counted) if the key has had its
@@ -57,7 +59,7 @@ impl AttemptLimiter {
             }
             Keys::Shared(store) => {
                 let counted = store
-                    .fleet_throttle("guest", &key, |row| {
+                    .fleet_throttle(self.1, &key, |row| {
                         let mut e = (row.failures, row.last_failure_ms);
                         let ok = count(&mut e, now);
                         (row.failures, row.last_failure_ms) = e;
@@ -65,7 +67,7 @@ impl AttemptLimiter {
                     })
                     .await;
                 counted.unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "guest attempt count unreachable");
+                    tracing::error!(error = %e, scope = self.1, "attempt count unreachable");
                     false
                 })
             }
@@ -79,7 +81,7 @@ mod tests {
 
     #[tokio::test]
     async fn ten_attempts_per_window_then_none_until_it_passes() {
-        let l = AttemptLimiter::local();
+        let l = AttemptLimiter::local("guest");
         for _ in 0..AttemptLimiter::MAX_ATTEMPTS {
             assert!(l.attempt("grant", 1000).await);
         }

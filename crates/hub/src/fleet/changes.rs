@@ -167,6 +167,8 @@ fn apply_identity(state: &AppState, row: &threshold_store::DeviceRow) {
     };
     let moved = state.registry.with(&did, |e| {
         e.revoked = row.revoked_ms.is_some();
+        // A renewed broker password (`http::credentials`) is taken at every node.
+        e.mqtt_password_hash = row.mqtt_password_hash.clone();
         e.name = row.name.clone();
         e.owner_id = row.owner_id.clone();
         e.home_id != row.home_id

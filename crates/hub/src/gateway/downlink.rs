@@ -39,6 +39,14 @@ pub trait DeviceLink: Send + Sync + std::fmt::Debug {
         Box::pin(async { Ok(()) })
     }
 
+    /// Let `device` connect with its renewed `password` from now on, the old one no
+    /// more (a credential renewal, docs/protocol.md §8.6). The hub's own endpoint
+    /// needs nothing (it reads the registry); an external broker may need the device's
+    /// client provisioned or its password set (`gateway::dynsec`).
+    fn renew<'a>(&'a self, _device: DeviceId, _password: &'a str) -> Granting<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Take a revoked `device`'s rights away and cut its connection at once, where
     /// the link can (the hub's endpoint, or a provisioned external broker).
     fn revoke(&self, _device: DeviceId) -> Granting<'_> {
@@ -168,6 +176,14 @@ impl Downlink {
     pub async fn grant(&self, device: DeviceId, password: &str) -> Result<(), String> {
         match self.current() {
             Some(link) => link.grant(device, password).await,
+            None => Ok(()),
+        }
+    }
+
+    /// See [`DeviceLink::renew`]; without a link there is nothing to provision.
+    pub async fn renew(&self, device: DeviceId, password: &str) -> Result<(), String> {
+        match self.current() {
+            Some(link) => link.renew(device, password).await,
             None => Ok(()),
         }
     }

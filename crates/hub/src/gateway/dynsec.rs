@@ -6,8 +6,9 @@
 //! The hub's broker user must hold the plugin's admin role. At connection the hub
 //! gives itself a role to read every uplink and write every downlink of its topic
 //! prefix; at enrolment it creates the device's client (user name = device id, its
-//! enrolment password) with a role of its own two topics; at revocation it deletes
-//! both, which also disconnects the device.
+//! enrolment password) with a role of its own two topics; at a credential renewal it
+//! sets the client's new password (creating client and role where missing); at
+//! revocation it deletes both, which also disconnects the device.
 //!
 //! The commands are built by pure functions ([`commands`]); [`Dynsec`] sends them and
 //! matches each answer to its command by correlation data.
@@ -87,6 +88,18 @@ pub mod commands {
         ]
     }
 
+    /// A device's renewed password (docs/protocol.md §8.6): its role and client are
+    /// created if they are missing (a device enrolled before dynamic security was
+    /// switched on, or whose client was lost), then its password is set and its role
+    /// given. Run with [`harmless_on_renew`].
+    pub fn renew(prefix: &str, device: &str, password: &str) -> Vec<Value> {
+        let role = device_role(device);
+        let mut c = grant(prefix, device, password);
+        c.push(json!({"command": "setClientPassword", "username": device, "password": password}));
+        c.push(json!({"command": "addClientRole", "username": device, "rolename": role}));
+        c
+    }
+
     /// A revoked device: its client (which disconnects it) and its role.
     pub fn revoke(device: &str) -> Vec<Value> {
         vec![
@@ -104,6 +117,13 @@ pub mod commands {
             "deleteClient" | "deleteRole" => e.contains("not found"),
             _ => false,
         }
+    }
+
+    /// [`harmless`], and in a renewal also creating a client that exists: its
+    /// password is set by the next command.
+    pub fn harmless_on_renew(command: &str, error: &str) -> bool {
+        harmless(command, error)
+            || (command == "createClient" && error.to_ascii_lowercase().contains("already"))
     }
 }
 
@@ -137,6 +157,16 @@ impl Dynsec {
     /// Run `commands` in order; an error answer that is not [`commands::harmless`]
     /// is returned. Secrets in the commands (a device's password) are never logged.
     pub async fn run(&self, commands: Vec<Value>) -> Result<(), DynsecError> {
+        self.run_with(commands, commands::harmless).await
+    }
+
+    /// [`Dynsec::run`], with `harmless` deciding which error answers still leave
+    /// things as wanted.
+    pub async fn run_with(
+        &self,
+        commands: Vec<Value>,
+        harmless: fn(&str, &str) -> bool,
+    ) -> Result<(), DynsecError> {
         let mut ready = self.ready.subscribe();
         if tokio::time::timeout(ANSWER_WITHIN, ready.wait_for(|r| *r))
             .await
@@ -164,7 +194,7 @@ impl Dynsec {
             // The connection dropping (a role change makes Mosquitto drop it) ends the
             // wait at once: its answers will not come.
             Ok(()) => tokio::select! {
-                r = self.collect(&mut answers) => r,
+                r = self.collect(&mut answers, harmless) => r,
                 _ = ready.wait_for(|r| !*r) => Err(DynsecError::NotConnected),
             },
         };
@@ -178,6 +208,7 @@ impl Dynsec {
     async fn collect(
         &self,
         answers: &mut [(String, String, oneshot::Receiver<Value>)],
+        harmless: fn(&str, &str) -> bool,
     ) -> Result<(), DynsecError> {
         let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
         for (_, command, rx) in answers.iter_mut() {
@@ -186,7 +217,7 @@ impl Dynsec {
                 .map_err(|_| DynsecError::NoAnswer)?
                 .map_err(|_| DynsecError::NoAnswer)?;
             if let Some(error) = answer.get("error").and_then(Value::as_str) {
-                if !commands::harmless(command, error) {
+                if !harmless(command, error) {
                     return Err(DynsecError::Refused {
                         command: command.clone(),
                         error: error.chars().take(200).collect(),
@@ -261,6 +292,32 @@ mod tests {
         assert_eq!(c[1]["username"], DEV);
         assert_eq!(c[1]["clientid"], DEV, "the client id is bound too");
         assert_eq!(c[1]["roles"][0]["rolename"], c[0]["rolename"]);
+    }
+
+    #[test]
+    fn renewing_creates_what_is_missing_then_sets_the_password() {
+        let c = renew("threshold", DEV, "new-pw");
+        let names: Vec<&str> = c.iter().map(|x| x["command"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "createRole",
+                "createClient",
+                "setClientPassword",
+                "addClientRole"
+            ]
+        );
+        assert_eq!(c[..2], grant("threshold", DEV, "new-pw")[..]);
+        assert_eq!(c[2]["username"], DEV);
+        assert_eq!(c[2]["password"], "new-pw");
+        assert_eq!(c[3]["rolename"], device_role(DEV));
+        // An existing client is no failure in a renewal (its password is set next),
+        // but still is at enrolment; other refusals are failures in both.
+        assert!(harmless_on_renew("createClient", "Client already exists"));
+        assert!(!harmless("createClient", "Client already exists"));
+        assert!(!harmless_on_renew("setClientPassword", "Client not found"));
+        assert!(!harmless_on_renew("createClient", "Permission denied"));
+        assert!(harmless_on_renew("createRole", "Role already exists"));
     }
 
     #[test]

@@ -259,6 +259,25 @@ impl crate::gateway::downlink::DeviceLink for MqttLink {
         })
     }
 
+    fn renew<'a>(
+        &'a self,
+        device: threshold_proto::DeviceId,
+        password: &'a str,
+    ) -> crate::gateway::downlink::Granting<'a> {
+        Box::pin(async move {
+            match &self.dynsec {
+                Some(d) => d
+                    .run_with(
+                        commands::renew(&self.prefix, &device.to_hex(), password),
+                        commands::harmless_on_renew,
+                    )
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+        })
+    }
+
     fn revoke(&self, device: threshold_proto::DeviceId) -> crate::gateway::downlink::Granting<'_> {
         Box::pin(async move {
             match &self.dynsec {

@@ -233,14 +233,7 @@ pub async fn enrol(
             device_id: device_id.to_hex(),
             home_id: pairing.home_id,
             hub_public_key: st.hub_key.public().to_hex(),
-            mqtt: MqttSettings {
-                host: st.device_mqtt_host.clone(),
-                port: st.device_mqtt_port,
-                tls_port: st.device_mqtt_tls_port,
-                username: device_id.to_hex(),
-                password: mqtt_password,
-                topic_prefix: st.config.mqtt_topic_prefix.clone(),
-            },
+            mqtt: mqtt_settings(&st, &device_id, mqtt_password),
             heartbeat_ms: st.config.heartbeat_ms,
             door_cameras: match (&door, kind) {
                 (Some(d), k) if k.actuates_door() => {
@@ -251,6 +244,18 @@ pub async fn enrol(
             door_id: door.map(|d| d.id),
         }),
     ))
+}
+
+/// The broker settings a device is given (at enrolment and at a credential renewal).
+pub fn mqtt_settings(st: &AppState, device_id: &DeviceId, password: String) -> MqttSettings {
+    MqttSettings {
+        host: st.device_mqtt_host.clone(),
+        port: st.device_mqtt_port,
+        tls_port: st.device_mqtt_tls_port,
+        username: device_id.to_hex(),
+        password,
+        topic_prefix: st.config.mqtt_topic_prefix.clone(),
+    }
 }
 
 /// Fit a newly enrolled device to its door: a lock to the door its pairing code

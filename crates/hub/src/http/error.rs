@@ -19,6 +19,8 @@ pub enum ApiError {
     BadCredentials,
     #[error("your role may not do this")]
     Forbidden,
+    #[error("{1}")]
+    ForbiddenCode(&'static str, String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{1}")]
@@ -34,6 +36,9 @@ pub enum ApiError {
     /// Too many recent failures: try again after this many milliseconds.
     #[error("too many failed sign-ins; try again in {} s", (.0 + 999) / 1000)]
     SlowDown(i64),
+    /// Too many requests of one kind for one key (`auth::limiter`).
+    #[error("{0}")]
+    RateLimited(String),
     #[error("{1}")]
     Unavailable(&'static str, String),
     #[error("requests from another site's page are refused")]
@@ -56,12 +61,15 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::BadCredentials => "bad_credentials",
             ApiError::Forbidden => "forbidden",
+            ApiError::ForbiddenCode(c, _) => c,
             ApiError::NotFound(_) => "not_found",
             ApiError::NotFoundCode(c, _) => c,
             ApiError::Conflict(_) => "conflict",
             ApiError::ConflictCode(c, _) => c,
             ApiError::TooLarge => "payload_too_large",
-            ApiError::TooManyAttempts | ApiError::SlowDown(_) => "too_many_attempts",
+            ApiError::TooManyAttempts | ApiError::SlowDown(_) | ApiError::RateLimited(_) => {
+                "too_many_attempts"
+            }
             ApiError::Unavailable(c, _) => c,
             ApiError::CrossOrigin => "cross_origin",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -74,11 +82,13 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::ForbiddenCode(..) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NotFoundCode(..) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::ConflictCode(..) => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyAttempts | ApiError::SlowDown(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyAttempts | ApiError::SlowDown(_) | ApiError::RateLimited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::CrossOrigin => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod client;
 pub mod clips;
+pub mod credentials;
 pub mod deliveries;
 pub mod devices;
 pub mod doors;
@@ -97,6 +98,8 @@ fn api_routes(push: Option<std::sync::Arc<crate::alerts::push::Push>>) -> OpenAp
         .routes(routes!(devices::list))
         .routes(routes!(devices::create_pairing_code))
         .routes(routes!(devices::enrol))
+        .routes(routes!(credentials::challenge))
+        .routes(routes!(credentials::renew))
         .routes(routes!(devices::get, devices::revoke))
         .routes(routes!(devices::latest_frame))
         .routes(routes!(live::live))
