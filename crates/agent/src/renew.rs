@@ -32,6 +32,18 @@ pub enum RenewError {
     Store(#[from] IdentityError),
 }
 
+impl RenewError {
+    /// Whether the hub could not answer (unreachable, or its own trouble: 5xx), so
+    /// that asking again soon may help.
+    pub fn unanswered(&self) -> bool {
+        match self {
+            RenewError::Transport(_) => true,
+            RenewError::Refused { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Challenge {
     nonce: String,
@@ -244,6 +256,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn only_a_hub_that_could_not_answer_is_worth_asking_again_soon() {
+        let refused = |status: u16| RenewError::Refused {
+            status,
+            code: "x".into(),
+            message: String::new(),
+        };
+        assert!(RenewError::Transport("connection refused".into()).unanswered());
+        assert!(refused(503).unanswered());
+        assert!(!refused(403).unanswered());
+        assert!(!refused(404).unanswered());
+        assert!(!refused(429).unanswered());
+        assert!(!RenewError::NotEnrolled.unanswered());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn refusals_and_foreign_answers_leave_the_stored_password_alone() {
         let dir = tempfile::tempdir().unwrap();
@@ -280,6 +307,7 @@ mod tests {
         .await
         .unwrap();
         assert!(matches!(r, Err(RenewError::BadResponse(_))), "{r:?}");
+        assert!(!r.unwrap_err().unanswered());
         assert_eq!(
             load_enrolment(dir2.path()).unwrap().unwrap().mqtt.password,
             "old-pw"

@@ -170,8 +170,14 @@ impl link::renewal::Renewer for HubRenewer {
                 crate::renew::renew_and_save(&dir, &url, &key, &tls)
             })
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| link::renewal::RenewFailure {
+                unanswered: true,
+                reason: e.to_string(),
+            })?
+            .map_err(|e| link::renewal::RenewFailure {
+                unanswered: e.unanswered(),
+                reason: e.to_string(),
+            })?;
             Ok(LinkSettings::from_enrolment(&e.mqtt, &self.tls))
         })
     }

@@ -359,7 +359,12 @@ impl LinkTask {
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "could not renew the broker credentials; the device may need pairing again");
+                if e.unanswered {
+                    policy.unanswered(std::time::Instant::now());
+                    tracing::warn!(error = %e, "could not renew the broker credentials now; asking again later");
+                } else {
+                    tracing::warn!(error = %e, "the hub refused to renew the broker credentials; the device may need pairing again");
+                }
                 false
             }
         }

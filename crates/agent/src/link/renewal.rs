@@ -3,7 +3,9 @@
 //! next successful connection), at once; if the broker keeps refusing, again only
 //! after 5 minutes, then 10, 20, 40, and at most once an hour. A device whose hub
 //! says it is revoked, or a broker that still refuses a renewed password, never makes
-//! it hammer the hub.
+//! it hammer the hub. Only when the hub could not answer at all (unreachable, or a 5xx
+//! such as `broker_unavailable`) may the next refusal ask sooner: after 30 s, then
+//! 1, 2, 4 minutes, never sooner than the link's own slow reconnection.
 //!
 //! The asking itself is a port, [`Renewer`] (the agent's is `crate::renew` over
 //! HTTP): the link only hands its answer to the next connection.
@@ -18,10 +20,24 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(5 * 60);
 /// ... doubling up to this.
 pub const MAX_RETRY: Duration = Duration::from_secs(60 * 60);
 
-pub type Renewing<'a> = Pin<Box<dyn Future<Output = Result<LinkSettings, String>> + Send + 'a>>;
+/// After a renewal the hub could not answer, the next one may come after this...
+pub const UNANSWERED_RETRY: Duration = Duration::from_secs(30);
+
+/// Why a renewal did not give new credentials.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct RenewFailure {
+    /// The hub could not answer (unreachable, or its own trouble, 5xx): asking again
+    /// soon may help. Otherwise it answered no (revoked, unknown, ...).
+    pub unanswered: bool,
+    pub reason: String,
+}
+
+pub type Renewing<'a> =
+    Pin<Box<dyn Future<Output = Result<LinkSettings, RenewFailure>> + Send + 'a>>;
 
 /// Gets the device new broker credentials (already stored durably when it answers),
-/// as the settings of its next connection; the error says why not, for the log.
+/// as the settings of its next connection.
 pub trait Renewer: Send + Sync {
     fn renew(&self) -> Renewing<'_>;
 }
@@ -32,6 +48,7 @@ pub struct RenewalPolicy {
     /// No renewal before this (none asked yet in this episode: `None`).
     next_at: Option<Instant>,
     wait: Duration,
+    unanswered_wait: Duration,
 }
 
 impl Default for RenewalPolicy {
@@ -39,6 +56,7 @@ impl Default for RenewalPolicy {
         RenewalPolicy {
             next_at: None,
             wait: FIRST_RETRY,
+            unanswered_wait: UNANSWERED_RETRY,
         }
     }
 }
@@ -53,6 +71,14 @@ impl RenewalPolicy {
         self.next_at = Some(now + self.wait);
         self.wait = (self.wait * 2).min(MAX_RETRY);
         true
+    }
+
+    /// The renewal asked at `now` got no answer from the hub: the next may come
+    /// sooner than after an answered one (30 s, doubling up to [`FIRST_RETRY`]).
+    pub fn unanswered(&mut self, now: Instant) {
+        let soon = now + self.unanswered_wait;
+        self.next_at = Some(self.next_at.map_or(soon, |t| t.min(soon)));
+        self.unanswered_wait = (self.unanswered_wait * 2).min(FIRST_RETRY);
     }
 
     /// The link was up: the next refusal starts a new episode.
@@ -95,6 +121,27 @@ mod tests {
             "a new refusal after being connected asks again"
         );
         assert!(!p.on_refused(t0 + Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_hub_that_could_not_answer_is_asked_again_sooner() {
+        let t0 = Instant::now();
+        let mut p = RenewalPolicy::default();
+        let mut asked = Vec::new();
+        // Refused every 10 s; the hub never answers.
+        for tick in 0..=60u64 {
+            let now = t0 + Duration::from_secs(10 * tick);
+            if p.on_refused(now) {
+                asked.push(10 * tick);
+                p.unanswered(now);
+            }
+        }
+        assert_eq!(asked, vec![0, 30, 90, 210, 450]);
+        // An answer (a refusal by the hub) restores the long wait.
+        let mut p = RenewalPolicy::default();
+        assert!(p.on_refused(t0));
+        assert!(!p.on_refused(t0 + Duration::from_secs(60)));
+        assert!(p.on_refused(t0 + FIRST_RETRY));
     }
 
     /// Counts its calls and answers with `settings`.
