@@ -16,7 +16,8 @@ pub struct Common {
     /// Folder for this device's key, enrolment, outbox and counters.
     #[arg(long, env = "THRESHOLD_AGENT_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// Hub URL for the first start's enrolment, e.g. http://127.0.0.1:8080.
+    /// Hub URL for the first start's enrolment, e.g. http://127.0.0.1:8080 (kept in the
+    /// enrolment; also used to renew the broker credentials when the broker refuses them).
     #[arg(long, env = "THRESHOLD_HUB_URL")]
     pub hub: Option<String>,
     /// One-time pairing code from the owner's app (first start only).

@@ -81,6 +81,8 @@ async fn the_served_document_is_valid_and_matches_the_routes() {
         ("get", "/healthz"),
         ("get", "/metrics"),
         ("get", "/api/v1/openapi.json"),
+        ("post", "/api/v1/devices/{id}/credentials/challenge"),
+        ("post", "/api/v1/devices/{id}/credentials"),
     ] {
         assert!(
             operations
@@ -89,6 +91,17 @@ async fn the_served_document_is_valid_and_matches_the_routes() {
             "{needed:?} undocumented"
         );
     }
+
+    // A device renews its broker credentials with its key, not a session: both steps
+    // are open operations, and the answer's body is described.
+    for path in [
+        "/api/v1/devices/{id}/credentials/challenge",
+        "/api/v1/devices/{id}/credentials",
+    ] {
+        let op = &doc["paths"][path]["post"];
+        assert_eq!(op["security"], serde_json::json!([{}]), "{path}");
+    }
+    assert!(doc["paths"]["/api/v1/devices/{id}/credentials"]["post"]["requestBody"].is_object());
 
     // Every documented operation is served: never the fallback's "no such route" nor
     // "method not allowed" (ids are placeholders; a 404 for the thing is fine).

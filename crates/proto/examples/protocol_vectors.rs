@@ -553,6 +553,25 @@ fn main() {
     println!("```");
     println!();
 
+    // Credential renewal proof (§8.6).
+    let nonce: String = (0x40u8..0x60).map(|b| format!("{b:02x}")).collect();
+    let renew_message = threshold_proto::renewal::message(&cam_id, &nonce);
+    let renew_text = String::from_utf8_lossy(&renew_message).into_owned();
+    let renew_sig = threshold_proto::renewal::sign(&camera.key, &nonce);
+    println!("```text");
+    println!("vector: renew-proof");
+    println!("signer: camera");
+    println!("seed: {}", hex::encode(camera.key.seed()));
+    println!("public_key: {pk}");
+    println!("device_id: {}", cam_id.to_hex());
+    println!("nonce: {nonce}");
+    println!("proof_message: {renew_text}");
+    println!("proof_message_hex: {}", hex::encode(&renew_message));
+    println!("signature_hex: {renew_sig}");
+    println!(r#"request: {{"nonce":"{nonce}","signature":"{renew_sig}"}}"#);
+    println!("```");
+    println!();
+
     // Byte-by-byte layout of the heartbeat.
     let b = hb_msg.as_bytes();
     let n = hb_msg.body.len();

@@ -550,6 +550,47 @@ fn enrolment_proof_vector_is_reproduced_and_verifies() {
 }
 
 #[test]
+fn renewal_proof_vector_is_reproduced_and_verifies() {
+    let doc = doc();
+    let f = vectors(&doc)
+        .into_iter()
+        .find(|f| get(f, "vector") == "renew-proof")
+        .expect("renew-proof vector");
+    let key = DeviceKey::from_seed(&seed(&f));
+    assert_eq!(key.public().to_hex(), get(&f, "public_key"));
+    let id = key.device_id().to_hex();
+    assert_eq!(id, get(&f, "device_id"));
+    let nonce = get(&f, "nonce");
+    assert!(threshold_proto::renewal::valid_nonce(nonce));
+    // The text as §8.6 states it, written out here, and as the library builds it.
+    let message = format!("threshold-renew-v1:{id}:{nonce}");
+    assert_eq!(message, get(&f, "proof_message"));
+    assert_eq!(
+        threshold_proto::renewal::message(&key.device_id(), nonce),
+        message.as_bytes()
+    );
+    assert_eq!(
+        hex::encode(message.as_bytes()),
+        get(&f, "proof_message_hex")
+    );
+    let sig = key.sign(message.as_bytes());
+    assert_eq!(hex::encode(sig), get(&f, "signature_hex"));
+    let stated: PublicKey = get(&f, "public_key").parse().expect("public key");
+    assert_eq!(
+        threshold_proto::renewal::verify(&stated, nonce, get(&f, "signature_hex")),
+        Ok(())
+    );
+    let req: serde_json::Value = serde_json::from_str(get(&f, "request")).expect("request JSON");
+    assert_eq!(req["nonce"], nonce);
+    assert_eq!(req["signature"], get(&f, "signature_hex"));
+    // The request shown in §8.6 is this one.
+    assert!(
+        doc.contains(&format!("```json\n{}\n```", get(&f, "request"))),
+        "§8.6 request differs from the vector"
+    );
+}
+
+#[test]
 fn heartbeat_layout_matches_the_vector_bytes() {
     let doc = doc();
     let hb = vectors(&doc)
