@@ -1352,6 +1352,18 @@ def selftest(doc_path, verbose=False):
             check(k.device_id.hex() == v["device_id"], "enrol-proof: device id")
             nvec += 1
             continue
+        if name == "renew-proof":
+            # §8.6: the device signs the hub's challenge nonce for its own id.
+            check(k.device_id.hex() == v["device_id"], "renew-proof: device id")
+            pm = f"threshold-renew-v1:{k.device_id.hex()}:{v['nonce']}"
+            check(pm == v["proof_message"], "renew-proof: proof message")
+            check(pm.encode().hex() == v["proof_message_hex"], "renew-proof: proof hex")
+            sig = k.sign(pm.encode("ascii")).hex()
+            check(sig == v["signature_hex"], "renew-proof: signature")
+            req = {"nonce": v["nonce"], "signature": sig}
+            check(jdump(req).decode() == v["request"], "renew-proof: request body")
+            nvec += 1
+            continue
         kind = KINDS[v["kind"]]
         check(kind == int(v["kind_code"]), f"{name}: kind code")
         if v["kind"] == "frame":
