@@ -226,7 +226,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         journal,
         sign_in_accounts: throttle(auth::throttle::Limits::ACCOUNT, "account"),
         sign_in_sources: throttle(auth::throttle::Limits::SOURCE, "source"),
-        proxies: http::client::Proxies::new(config.trusted_proxies()?),
+        proxies: http::proxies::Proxies::new(config.trusted_proxies()?),
         password_checks: auth::PasswordChecks::default(),
         outbound_tls,
         guest_limiter: match config.fleet_node {

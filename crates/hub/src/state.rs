@@ -45,7 +45,7 @@ pub struct Inner {
     pub sign_in_accounts: crate::auth::throttle::Throttle,
     pub sign_in_sources: crate::auth::throttle::Throttle,
     /// `trusted_proxies`: whose forwarding headers name the client (`http::client`).
-    pub proxies: crate::http::client::Proxies,
+    pub proxies: crate::http::proxies::Proxies,
     /// The TLS client configuration for webhooks and Web Push (`outbound`).
     pub outbound_tls: std::sync::Arc<rustls::ClientConfig>,
     /// The bounded pool password checks run on.

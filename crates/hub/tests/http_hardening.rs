@@ -10,53 +10,6 @@ use serde_json::{json, Value};
 use threshold_hub::HubConfig;
 use threshold_store::testing;
 
-/// One request with the given extra headers; status, headers and JSON body.
-async fn request(
-    method: &'static str,
-    url: String,
-    headers: Vec<(&'static str, String)>,
-    body: Option<Value>,
-) -> (u16, Vec<(String, String)>, Value) {
-    tokio::task::spawn_blocking(move || {
-        let mut req = ureq::request(method, &url);
-        for (k, v) in &headers {
-            req = req.set(k, v);
-        }
-        let r = match body {
-            Some(b) => req.send_json(b),
-            None => req.call(),
-        };
-        let resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{e}"),
-        };
-        let status = resp.status();
-        let hs = resp
-            .headers_names()
-            .into_iter()
-            .map(|n| {
-                let v = resp.header(&n).unwrap_or_default().to_owned();
-                (n, v)
-            })
-            .collect();
-        let text = resp.into_string().unwrap_or_default();
-        (
-            status,
-            hs,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
-    })
-    .await
-    .unwrap()
-}
-
-fn header<'a>(hs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    hs.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_sites_page_cannot_act_with_the_owners_cookie() {
     let dir = testing::TempDir::new("http-hardening").unwrap();

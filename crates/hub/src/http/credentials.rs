@@ -1,5 +1,5 @@
 //! A device's broker credential renewal (docs/protocol.md §8.6): no user session; the
-//! device proves it holds its enrolled key by signing a single-use challenge, and gets
+//! device proves it holds its enrolled key by signing a one-time challenge, and gets
 //! a new broker password. The hub keeps only the new password's hash, sets it on an
 //! external broker through dynamic security where configured (creating the device's
 //! client and role if missing), and from then on its own endpoint takes the new
@@ -27,7 +27,7 @@ use utoipa::ToSchema;
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL_MS: i64 = 60 * 1000;
 
-/// A single-use challenge for one device.
+/// A one-time challenge for one device.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CredentialChallenge {
     /// 64 lowercase hex characters (32 random bytes): sign
@@ -109,7 +109,7 @@ fn random_hex<const N: usize>() -> ApiResult<String> {
 }
 
 #[utoipa::path(post, operation_id = "devices_credentials_challenge", path = "/devices/{id}/credentials/challenge", tag = "devices", security(()),
-    description = "A single-use challenge for a device's broker credential renewal (docs/protocol.md §8.6), valid for 60 s. No session: the answer is proved with the device key.",
+    description = "A one-time challenge for a device's broker credential renewal (docs/protocol.md §8.6), valid for 60 s. No session: the answer is proved with the device key.",
     params(("id" = String, Path, description = "the device id, 32 lowercase hex characters")),
     responses((status = 201, body = CredentialChallenge), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn challenge(

@@ -19,6 +19,7 @@ pub mod homes;
 pub mod live;
 pub mod lock;
 pub mod origin;
+pub mod proxies;
 pub mod push;
 pub mod redirect;
 pub mod system;

@@ -354,3 +354,52 @@ pub async fn pairing_code(
     assert_eq!(s, 201, "{pc}");
     pc["code"].as_str().unwrap().to_owned()
 }
+
+/// One request with the given extra headers, redirects not followed; status,
+/// headers and JSON body.
+pub async fn request(
+    method: &'static str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Value>,
+) -> (u16, Vec<(String, String)>, Value) {
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let mut req = agent.request(method, &url);
+        for (k, v) in &headers {
+            req = req.set(k, v);
+        }
+        let r = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let status = resp.status();
+        let hs = resp
+            .headers_names()
+            .into_iter()
+            .map(|n| {
+                let v = resp.header(&n).unwrap_or_default().to_owned();
+                (n, v)
+            })
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        (
+            status,
+            hs,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+pub fn header<'a>(hs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    hs.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
