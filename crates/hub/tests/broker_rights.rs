@@ -373,6 +373,17 @@ async fn an_external_mosquitto_holds_each_device_to_its_own_topics() {
             .await,
         Seen::Refused(_)
     ));
+    // Both refusals reach the hub's metrics through the broker's notices
+    // (`log_dest topic`).
+    support::until(10, "the broker's refusals counted by the hub", || async {
+        refusals(&metrics(&base).await, "external_not_authorised") >= 2
+    })
+    .await;
+    assert_eq!(
+        refusals(&metrics(&base).await, "external_not_authorised"),
+        2,
+        "nothing else the broker said counts as a refusal"
+    );
 
     let mut bc = Client::connected(port, &b.id(), &b.password).await;
     for filter in ["#", &format!("{prefix}/v1/dev/+/up"), &down(&a)] {
@@ -451,6 +462,14 @@ async fn an_external_mosquitto_holds_each_device_to_its_own_topics() {
             .await,
         Seen::Refused(_)
     ));
+    support::until(10, "the revoked device's refusal counted", || async {
+        refusals(&metrics(&base).await, "external_not_authorised") >= 3
+    })
+    .await;
+    assert_eq!(
+        refusals(&metrics(&base).await, "external_not_authorised"),
+        3
+    );
     // The broker's log holds no device password.
     let log = std::fs::read_to_string(&broker.log).unwrap_or_default();
     assert!(!log.contains(&a.password) && !log.contains(&b.password));

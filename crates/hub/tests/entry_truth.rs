@@ -112,6 +112,33 @@ async fn a_garden_camera_cannot_authorise_the_front_door() {
 }
 
 #[tokio::test]
+async fn a_revoked_camera_is_struck_off_its_lock_s_list_at_once() {
+    let (sim, h) = ready().await;
+    let (s, b) = sim
+        .http(
+            "DELETE",
+            &format!("/api/v1/devices/{}", h.front.camera.hex()),
+            Some(&h.owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let sent = sim.downlinks();
+    let cams = sent
+        .iter()
+        .rev()
+        .find(|(dev, k, _)| *dev == h.front.lock.sim.id && *k == Kind::Cameras)
+        .expect("the front lock is told at once, not at its next reconnect");
+    assert_eq!(cams.2["cameras"], json!([]), "{}", cams.2);
+    assert!(
+        !sent
+            .iter()
+            .any(|(dev, k, _)| *dev == h.back.lock.sim.id && *k == Kind::Cameras),
+        "the back door's camera set did not change"
+    );
+}
+
+#[tokio::test]
 async fn a_frozen_a_late_and_a_skewed_camera_each_refuse_with_their_own_reason() {
     let (mut sim, mut h) = ready().await;
     let d = h.delivery(&sim, None, "P-1").await;

@@ -138,6 +138,11 @@ impl Doors {
             .unwrap_or_default()
     }
 
+    /// Every door.
+    pub fn all(&self) -> Vec<Door> {
+        self.read().by_id.values().cloned().collect()
+    }
+
     /// The doors a device is part of: its door for a lock or contact sensor, the
     /// doors it watches for a camera.
     pub fn of_device(&self, device: &DeviceId) -> Vec<Door> {

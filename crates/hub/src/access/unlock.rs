@@ -138,6 +138,13 @@ pub async fn send_door_cameras(state: &AppState, door: &Door) {
     .await;
 }
 
+/// Tell the lock of each of `doors` (those that have one) which cameras watch it.
+pub async fn send_cameras_to_locks(state: &AppState, doors: &[Door]) {
+    for door in doors.iter().filter(|d| d.lock.is_some()) {
+        send_door_cameras(state, door).await;
+    }
+}
+
 /// The cameras' public keys for a lock at enrolment.
 pub fn door_camera_keys(state: &AppState, door: &Door) -> Vec<String> {
     door.cameras

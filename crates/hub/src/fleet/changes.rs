@@ -79,9 +79,7 @@ pub async fn delivery_changed(state: &AppState, id: &str) {
 pub async fn apply(state: &AppState, change: &Change) {
     let result = match change {
         Change::Device(id) => reload_device(state, id, false).await,
-        Change::Home(id) => crate::access::doors::reload_home(state, id)
-            .await
-            .map(|_| ()),
+        Change::Home(id) => reload_home_and_tell_locks(state, id).await,
         Change::Delivery(id) => match state.store.delivery_any(id).await {
             Ok(row) => {
                 state.access.open.update(row);
@@ -93,6 +91,34 @@ pub async fn apply(state: &AppState, change: &Change) {
     if let Err(e) = result {
         tracing::warn!(error = %e, change = %change.payload(), "fleet: could not reload a change");
     }
+}
+
+/// Another node changed a home's doors: reload them; if this node acts for the home,
+/// each lock whose cameras changed learns its new set now. The changing node's own
+/// message may have been sent while nobody acted for the home, or before the lock was
+/// connected; the acting node telling it again closes that gap (a lock takes the newest
+/// set; a repeat is harmless).
+async fn reload_home_and_tell_locks(
+    state: &AppState,
+    home_id: &str,
+) -> Result<(), threshold_store::StoreError> {
+    let before = state.access.doors.of_home(home_id);
+    crate::access::doors::reload_home(state, home_id).await?;
+    if state.fleet.owns_home(home_id) {
+        let changed: Vec<_> = state
+            .access
+            .doors
+            .of_home(home_id)
+            .into_iter()
+            .filter(|d| {
+                !before
+                    .iter()
+                    .any(|b| b.id == d.id && b.lock == d.lock && b.cameras == d.cameras)
+            })
+            .collect();
+        crate::access::unlock::send_cameras_to_locks(state, &changed).await;
+    }
+    Ok(())
 }
 
 /// Announcements may have been missed: reload every device's identity, every door and

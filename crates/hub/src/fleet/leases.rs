@@ -171,11 +171,21 @@ async fn turn(state: &AppState, node: &str, now: i64) -> Result<(), threshold_st
         .collect();
     if !new.is_empty() {
         crate::fleet::changes::take_over_records(state, &new).await?;
-        for p in new {
+        for &p in &new {
             state.fleet.hold(p, now);
         }
         // What other nodes left for these homes' devices meanwhile.
         crate::fleet::downlinks::send_waiting(state).await;
+        // A lock's hello or a binding change that came while nobody acted for its home
+        // went unanswered: each lock of these homes learns its cameras again.
+        let doors: Vec<_> = state
+            .access
+            .doors
+            .all()
+            .into_iter()
+            .filter(|d| new.contains(&state.fleet.partition_of(&d.home_id)))
+            .collect();
+        crate::access::unlock::send_cameras_to_locks(state, &doors).await;
     }
     state
         .metrics

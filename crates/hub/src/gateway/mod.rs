@@ -9,6 +9,7 @@
 //! [`downlink`] signs and publishes the hub's messages to devices. What a message
 //! means is the domain's: the gateway hands it on through [`port`].
 
+pub mod broker_log;
 pub mod connected;
 pub mod downlink;
 pub mod dynsec;

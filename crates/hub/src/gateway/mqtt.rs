@@ -2,11 +2,12 @@
 //! workers. Messages are sharded by device id, so one device's messages are handled in
 //! the order the broker delivered them while different devices proceed in parallel.
 
+use crate::gateway::broker_log;
 use crate::gateway::connected::Connected;
 use crate::gateway::dynsec::{commands, Dynsec, RESPONSE_TOPIC};
 use crate::gateway::ingest;
 use crate::state::AppState;
-use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use std::sync::atomic::Ordering;
@@ -82,6 +83,7 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
         dynsec: dynsec.clone(),
     }));
     let st = state.clone();
+    let refusals = crate::gateway::endpoint::RefusalLog::default();
     tokio::spawn(async move {
         loop {
             if st.stopped() {
@@ -90,18 +92,29 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
             }
             match down_loop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    // The broker's notices, to count the clients it refuses (a broker
+                    // that does not publish them, or denies the hub them, sends none).
+                    let mut topics = vec![Filter::new(broker_log::NOTICE_TOPIC, QoS::AtMostOnce)];
                     if dynsec.is_some() {
-                        let _ = down_client
-                            .subscribe(RESPONSE_TOPIC, QoS::AtLeastOnce)
-                            .await;
+                        topics.push(Filter::new(RESPONSE_TOPIC, QoS::AtLeastOnce));
                     }
+                    let _ = down_client.subscribe_many(topics).await;
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == RESPONSE_TOPIC.as_bytes() => {
                     if let Some(d) = &dynsec {
                         d.on_response(&p.payload);
                     }
                 }
-                // The only subscription on this connection: the answers' topic.
+                Ok(Event::Incoming(Packet::Publish(p)))
+                    if p.topic == broker_log::NOTICE_TOPIC.as_bytes() =>
+                {
+                    if let Some(reason) = broker_log::refusal(&p.payload) {
+                        st.metrics.broker_refusal(reason);
+                        refusals.note(reason, None, None);
+                    }
+                }
+                // The only subscription on this connection: the answers' topic and the
+                // notices, in one packet.
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     if let Some(d) = &dynsec {
                         d.set_ready(true);

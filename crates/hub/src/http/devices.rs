@@ -432,6 +432,16 @@ pub async fn revoke(
         if let Err(e) = st.downlink.revoke(did).await {
             tracing::error!(device = %did, error = %e, "revoked device's broker rights could not be removed; remove them by hand");
         }
+        // A revoked camera no longer vouches at the lock either: the locks of the
+        // doors it watched learn their cameras without it.
+        let watched: Vec<_> = st
+            .access
+            .doors
+            .of_device(&did)
+            .into_iter()
+            .filter(|d| d.cameras.contains(&did))
+            .collect();
+        crate::access::unlock::send_cameras_to_locks(&st, &watched).await;
     }
     crate::audit::record(
         &st,

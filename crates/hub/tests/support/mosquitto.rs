@@ -137,7 +137,7 @@ fn run(dir: &Path, conf_body: &str, admin_password: String) -> OwnMosquitto {
         std::fs::write(
             &conf,
             format!(
-                "user root\nlistener {port} 127.0.0.1\npersistence false\n{conf_body}log_dest stderr\nlog_type all\n"
+                "user root\nlistener {port} 127.0.0.1\npersistence false\n{conf_body}log_dest stderr\nlog_dest topic\nlog_type all\n"
             ),
         )
         .unwrap();

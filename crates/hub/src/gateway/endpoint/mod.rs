@@ -115,7 +115,7 @@ fn accept_loop(
                                     }
                                     _ => {
                                         state.metrics.broker_refusal("tls_handshake");
-                                        log.note("tls_handshake", peer, None);
+                                        log.note("tls_handshake", Some(peer), None);
                                     }
                                 }
                             });
@@ -144,7 +144,7 @@ pub struct RefusalLog(Mutex<HashMap<&'static str, (Option<Instant>, u64)>>);
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl RefusalLog {
-    pub fn note(&self, reason: &'static str, peer: SocketAddr, device: Option<&DeviceId>) {
+    pub fn note(&self, reason: &'static str, peer: Option<SocketAddr>, device: Option<&DeviceId>) {
         let now = Instant::now();
         let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let (last, count) = t.entry(reason).or_insert((None, 0));
@@ -155,11 +155,15 @@ impl RefusalLog {
         let n = std::mem::take(count);
         *last = Some(now);
         drop(t);
-        match device {
-            Some(d) => {
-                tracing::warn!(reason, peer = %peer.ip(), device = %d, count = n, "device endpoint refused")
+        match (peer, device) {
+            (Some(p), Some(d)) => {
+                tracing::warn!(reason, peer = %p.ip(), device = %d, count = n, "device endpoint refused")
             }
-            None => tracing::warn!(reason, peer = %peer.ip(), count = n, "device endpoint refused"),
+            (Some(p), None) => {
+                tracing::warn!(reason, peer = %p.ip(), count = n, "device endpoint refused")
+            }
+            // Seen through an external broker's log: who it was is the broker's to say.
+            (None, _) => tracing::warn!(reason, count = n, "broker refused a client"),
         }
     }
 }

@@ -146,7 +146,7 @@ fn lookup(state: &AppState, id: &DeviceId, password: &str) -> Known {
 
 fn refuse(state: &AppState, log: &RefusalLog, peer: SocketAddr, reason: &'static str) {
     state.metrics.broker_refusal(reason);
-    log.note(reason, peer, None);
+    log.note(reason, Some(peer), None);
 }
 
 struct Session<'a, S> {
@@ -339,6 +339,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
 
     fn refuse(&self, reason: &'static str) {
         self.state.metrics.broker_refusal(reason);
-        self.log.note(reason, self.peer, Some(&self.device));
+        self.log.note(reason, Some(self.peer), Some(&self.device));
     }
 }
