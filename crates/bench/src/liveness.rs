@@ -287,7 +287,8 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     let state = hub.state.clone();
     let mut bus = state.bus.subscribe();
     let alerts: Arc<std::sync::Mutex<Vec<(String, i64)>>> = Arc::default();
-    let detections: Arc<std::sync::Mutex<Vec<(String, i64)>>> = Arc::default();
+    // (camera, when the liveness pass saw it go, when its reaction began).
+    let detections: Arc<std::sync::Mutex<Vec<(String, i64, i64)>>> = Arc::default();
     {
         let (alerts, detections) = (alerts.clone(), detections.clone());
         tokio::spawn(async move {
@@ -306,10 +307,11 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                         } else if e.event_type == "device.liveness"
                             && e.data["change"]["from"] == "live"
                         {
-                            detections
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push((dev, e.time_ms));
+                            detections.lock().unwrap_or_else(|p| p.into_inner()).push((
+                                dev,
+                                e.time_ms,
+                                now_ms(),
+                            ));
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -465,14 +467,23 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         ..
     } = judge(&alerts, &silenced, t0, end);
     let mut detect_lat = Vec::new();
-    for (dev, at) in &detections {
+    // Where the time between the pass and the alert goes: waiting for the effects
+    // task (the reaction is published as it begins), then the reaction itself.
+    let (mut waits, mut reactions) = (Vec::new(), Vec::new());
+    for (dev, at, began) in &detections {
         if let Some(last) = silenced.get(dev) {
             if at >= last {
                 detect_lat.push(at - last);
+                waits.push(began - at);
+                if let Some((_, created)) = alerts.iter().find(|(d, c)| d == dev && c >= at) {
+                    reactions.push(created - began);
+                }
             }
         }
     }
     detect_lat.sort_unstable();
+    waits.sort_unstable();
+    reactions.sort_unstable();
     let secs = ((t1 - t0) as f64 / 1000.0).max(0.001);
     // The hub's own verdicts on its load during the run: how often and how long it
     // said it was behind (each time one system alert).
@@ -531,6 +542,16 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
             "p50": percentile(&detect_lat, 0.50),
             "p99": percentile(&detect_lat, 0.99),
             "max": detect_lat.last(),
+        },
+        "reaction_wait_ms": {
+            "p50": percentile(&waits, 0.50),
+            "p99": percentile(&waits, 0.99),
+            "max": waits.last(),
+        },
+        "reaction_ms": {
+            "p50": percentile(&reactions, 0.50),
+            "p99": percentile(&reactions, 0.99),
+            "max": reactions.last(),
         },
         "broker": if b.mqtt_url.is_some() { "external" } else { "embedded" },
         // External broker only: what a subscriber that does nothing received in the
