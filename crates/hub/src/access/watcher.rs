@@ -12,6 +12,7 @@
 
 use crate::access::doors;
 use crate::access::incident::apply;
+use crate::access::open::Reconcile;
 use crate::state::AppState;
 use std::collections::HashSet;
 use threshold_core::delivery::{DeliveryState, Input};
@@ -19,17 +20,31 @@ use threshold_core::delivery::{DeliveryState, Input};
 /// How many deliveries one pass looks at, at most, in each list.
 const BATCH: i64 = 10_000;
 
+/// Read the open deliveries from the database into the index.
+async fn reconcile(state: &AppState) {
+    let began = state.clock.now_ms();
+    match state
+        .store
+        .deliveries_in_states(&DeliveryState::session_open_names(), BATCH)
+        .await
+    {
+        Ok(rows) => state.access.open.replace_all(rows, began),
+        Err(e) => tracing::warn!(error = %e, "access pass could not read open deliveries"),
+    }
+}
+
 pub async fn pass(state: &AppState) {
     let now = state.clock.now_ms();
-    if state.access.open.reconcile_due() {
-        match state
-            .store
-            .deliveries_in_states(&DeliveryState::session_open_names(), BATCH)
-            .await
-        {
-            Ok(rows) => state.access.open.replace_all(rows),
-            Err(e) => tracing::warn!(error = %e, "access pass could not read open deliveries"),
+    match state.access.open.reconcile_due() {
+        Reconcile::Now => reconcile(state).await,
+        Reconcile::Beside if state.access.open.begin_reconcile() => {
+            let st = state.clone();
+            tokio::spawn(async move {
+                reconcile(&st).await;
+                st.access.open.end_reconcile();
+            });
         }
+        Reconcile::Beside | Reconcile::No => {}
     }
     // In a fleet, each home's node moves its deliveries (the others keep the list to
     // answer entry requests, and would take over).

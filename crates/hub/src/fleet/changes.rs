@@ -132,6 +132,7 @@ pub async fn catch_up(state: &AppState) {
             let _newest_wins = state.access.doors.reloading().await;
             state.access.doors.set_all(&state.store.all_doors().await?);
         }
+        let began = state.clock.now_ms();
         state.access.open.replace_all(
             state
                 .store
@@ -140,6 +141,7 @@ pub async fn catch_up(state: &AppState) {
                     10_000,
                 )
                 .await?,
+            began,
         );
         Ok(())
     }
