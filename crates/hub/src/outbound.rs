@@ -1,6 +1,6 @@
-//! The hub's TLS client for what it sends out (webhooks, Web Push): the public web's
-//! roots (webpki-roots, no system store to trust by accident), plus one CA file the
-//! operator names for receivers on a private PKI (`outbound_ca_file`).
+//! The hub's TLS client for what it sends out (webhooks, Web Push) and the brokers it
+//! connects to: the public web's roots plus one CA file the operator names for
+//! receivers on a private PKI (`outbound_ca_file`; `threshold-tls-roots`).
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -19,31 +19,8 @@ pub fn with_client_cert(
     setting: &str,
     client: Option<(&Path, &Path)>,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = extra_ca {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .and_then(|i| i.collect::<Result<_, _>>())
-            .map_err(|e| format!("{setting} {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "{setting} {}: no certificate in the file",
-                path.display()
-            ));
-        }
-        for c in certs {
-            roots
-                .add(c)
-                .map_err(|e| format!("{setting} {}: {e}", path.display()))?;
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots);
+    let roots = threshold_tls_roots::roots_with(extra_ca).map_err(|e| format!("{setting} {e}"))?;
+    let config = threshold_tls_roots::builder(roots).map_err(|e| e.to_string())?;
     let config = match client {
         None => config.with_no_client_auth(),
         Some((cert, key)) => {
