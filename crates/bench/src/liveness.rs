@@ -466,6 +466,9 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         missed,
         ..
     } = judge(&alerts, &silenced, t0, end);
+    let (held_by_hub, late_in_device) =
+        explain_false(&alerts, &silenced, &devices["stalls"], end, window);
+    let device_stalls = devices["stalls"].as_array().map_or(0, Vec::len);
     let mut detect_lat = Vec::new();
     // Where the time between the pass and the alert goes: waiting for the effects
     // task (the reaction is published as it begins), then the reaction itself.
@@ -530,6 +533,12 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         },
         "missed_alerts": missed,
         "false_alerts": false_alerts,
+        // Of those, how many followed a stall of their camera in the device process:
+        // held back by the hub, or late in the device process itself (then the camera
+        // was truly silent); and how many stalls there were in all.
+        "false_after_hub_held_camera": held_by_hub,
+        "false_after_device_late": late_in_device,
+        "device_stalls": device_stalls,
         "hub_cpu_percent": (((cpu1 - cpu0) / secs) * 1000.0).round() / 10.0,
         "hub_rss_bytes": rss,
         "hub_rss_peak_bytes": rss_peak,
@@ -782,13 +791,14 @@ impl DeviceGroup {
     /// The processes' result lines as one: messages sent added up, silenced cameras
     /// together.
     pub(crate) async fn result(self, within: Duration) -> anyhow::Result<serde_json::Value> {
-        let (mut sent, mut silenced) = (0u64, Vec::new());
+        let (mut sent, mut silenced, mut stalls) = (0u64, Vec::new(), Vec::new());
         for d in self.0 {
             let r = d.result(within).await?;
             sent += r["sent"].as_u64().unwrap_or(0);
             silenced.extend(r["silenced"].as_array().cloned().unwrap_or_default());
+            stalls.extend(r["stalls"].as_array().cloned().unwrap_or_default());
         }
-        Ok(json!({"sent": sent, "silenced": silenced}))
+        Ok(json!({"sent": sent, "silenced": silenced, "stalls": stalls}))
     }
 }
 
@@ -802,6 +812,56 @@ pub(crate) fn silenced_of(devices: &serde_json::Value) -> HashMap<String, i64> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A camera that sent nothing for longer than two periods: from the capture time of
+/// one heartbeat to the next, and how long writing the first one took. A long write
+/// means the hub held the camera back (its uplinks are acknowledged only once
+/// handled); a short one, that the device process itself was late.
+struct Stall {
+    from_ms: i64,
+    to_ms: i64,
+    write_ms: i64,
+}
+
+const MAX_STALLS_PER_CAMERA: usize = 50;
+
+/// False alerts that follow a stall of their camera in the device process: those the
+/// hub held back (`hub`), and those the device process was itself late with
+/// (`device`, so the camera was truly silent then).
+pub(crate) fn explain_false(
+    alerts: &[(String, i64)],
+    silenced: &HashMap<String, i64>,
+    stalls: &serde_json::Value,
+    end: i64,
+    window: i64,
+) -> (u64, u64) {
+    let (mut hub, mut device) = (0, 0);
+    let empty = Vec::new();
+    let stalls = stalls.as_array().unwrap_or(&empty);
+    for (dev, at) in alerts {
+        let is_false = match silenced.get(dev) {
+            None => *at < end,
+            Some(last) => at < last,
+        };
+        if !is_false {
+            continue;
+        }
+        let stall = stalls.iter().find(|s| {
+            s["id"].as_str() == Some(dev.as_str())
+                && s["from_ms"].as_i64().is_some_and(|f| f <= *at)
+                && s["to_ms"].as_i64().is_some_and(|t| *at <= t + 3 * window)
+        });
+        if let Some(s) = stall {
+            let gap = s["to_ms"].as_i64().unwrap_or(0) - s["from_ms"].as_i64().unwrap_or(0);
+            if 2 * s["write_ms"].as_i64().unwrap_or(0) >= gap {
+                hub += 1;
+            } else {
+                device += 1;
+            }
+        }
+    }
+    (hub, device)
 }
 
 /// What the alerts of a run say against the cameras that were silenced.
@@ -997,6 +1057,8 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
     }
     let go_at = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let period = Duration::from_secs_f64(1.0 / a.hz);
+    // A heartbeat more than two periods after the one before is a stall.
+    let stall_ms = (2.0 * 1000.0 / a.hz) as i64;
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(n);
     for (i, (c, mut s)) in cams.into_iter().zip(streams).enumerate() {
@@ -1012,6 +1074,9 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
             iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut seq = 0u64;
             let mut last_sent = None;
+            // (capture time, how long its write took) of the previous heartbeat.
+            let mut previous: Option<(i64, i64)> = None;
+            let mut stalls: Vec<Stall> = Vec::new();
             loop {
                 iv.tick().await;
                 let now = now_ms();
@@ -1042,6 +1107,16 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
                 };
                 let body = serde_json::to_vec(&hb).unwrap_or_default();
                 let m = SignedMessage::sign(&c.key, Kind::Heartbeat, c.id, seq, now, body);
+                if let Some((from, write_ms)) = previous {
+                    let measured = start > 0;
+                    if measured && now - from > stall_ms && stalls.len() < MAX_STALLS_PER_CAMERA {
+                        stalls.push(Stall {
+                            from_ms: from,
+                            to_ms: now,
+                            write_ms,
+                        });
+                    }
+                }
                 if s.write_all(&publish_packet(&topic, m.as_bytes()))
                     .await
                     .is_err()
@@ -1049,11 +1124,12 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
                     break;
                 }
                 last_sent = Some(now_ms());
+                previous = Some((now, now_ms() - now));
                 if start > 0 {
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            (c.id.to_hex(), stop_after.and(last_sent), s)
+            (c.id.to_hex(), stop_after.and(last_sent), stalls, s)
         }));
     }
     println!("READY {n}");
@@ -1066,17 +1142,23 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
     anyhow::ensure!(line.trim() == "GO", "expected GO");
     go_at.store(now_ms(), Ordering::SeqCst);
     let mut silenced = Vec::new();
+    let mut stalls = Vec::new();
     let mut keep = Vec::new();
     for t in tasks {
-        let (id, last, s) = t.await?;
+        let (id, last, st, s) = t.await?;
         keep.push(s);
         if let Some(l) = last {
             silenced.push(json!({"id": id, "last_sent_ms": l}));
         }
+        for x in st {
+            stalls.push(
+                json!({"id": id, "from_ms": x.from_ms, "to_ms": x.to_ms, "write_ms": x.write_ms}),
+            );
+        }
     }
     println!(
         "{}",
-        json!({"sent": sent.load(Ordering::Relaxed), "silenced": silenced})
+        json!({"sent": sent.load(Ordering::Relaxed), "silenced": silenced, "stalls": stalls})
     );
     std::io::stdout().flush()?;
     drop(keep);
@@ -1086,6 +1168,31 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_false_alert_after_a_stall_is_told_held_by_the_hub_or_late_in_the_device() {
+        let silenced: HashMap<String, i64> = [("s".to_owned(), 5_000)].into();
+        let stalls = json!([
+            // Camera a: its write took 1.9 s of a 2 s gap: the hub held it back.
+            {"id": "a", "from_ms": 1_000, "to_ms": 3_000, "write_ms": 1_900},
+            // Camera b: written at once, the next heartbeat 2 s late: the device was.
+            {"id": "b", "from_ms": 1_000, "to_ms": 3_000, "write_ms": 3},
+        ]);
+        let alerts = vec![
+            ("a".to_owned(), 2_100),
+            ("b".to_owned(), 2_100),
+            ("c".to_owned(), 2_100),  // false, no stall
+            ("s".to_owned(), 6_100),  // the silenced camera: not false
+            ("b".to_owned(), 20_000), // long after b's stall
+            ("a".to_owned(), 60_000), // after the end: not false
+        ];
+        assert_eq!(
+            explain_false(&alerts, &silenced, &stalls, 50_000, 1_000),
+            (1, 1)
+        );
+        let v = judge(&alerts, &silenced, 0, 50_000);
+        assert_eq!(v.false_alerts, 4, "explaining does not excuse");
+    }
 
     #[test]
     fn mqtt_packets_encode_lengths() {
