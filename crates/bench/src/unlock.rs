@@ -14,10 +14,14 @@
 //!   verifies the hub's signature on its unlock, checks recipient, expiry and nonce,
 //!   "retracts" its bolt (no motor delay) and uploads a signed `token_accepted`
 //!   event, as the real agent does;
-//! - `concurrency` courier clients, each in a loop: a dispatcher creates a delivery
-//!   for the next home (not timed), then the courier asks to enter over HTTP (timed:
-//!   decision latency). For an accepted request, unlock-to-bolt runs from sending
-//!   the request to the simulated lock retracting its bolt.
+//! - `concurrency` dispatcher threads working ahead of the couriers: each creates a
+//!   delivery for the next home and has that door's camera send a frame, and queues
+//!   the door once the hub holds the frame (a short queue, so they stay just ahead);
+//! - `concurrency` courier clients, each in a loop: take the next ready door, ask to
+//!   enter over HTTP (timed: decision latency). For an accepted request,
+//!   unlock-to-bolt runs from sending the request to the simulated lock retracting
+//!   its bolt. A door that waited in the queue longer than 1.5 s has its camera send
+//!   a new frame first (not timed; counted as `doors_refreshed`).
 //!
 //! One deliberate difference from production settings: the live window is widened
 //! (30 s, heartbeats every 10 s) so that 20 000 simulated devices do not spend both
@@ -221,28 +225,31 @@ struct AtDoor {
     handle: tokio::runtime::Handle,
 }
 
-/// Home `i`'s camera (enrolled right after its lock) sends a frame captured now;
-/// returns once the hub holds it (or a newer one) as the camera's newest frame
-/// (false after 2 s).
-fn door_camera_streams(at: &AtDoor, home: usize) -> bool {
+/// Home `i`'s camera (enrolled right after its lock) sends a frame captured now.
+/// Answers the frame's number, or `None` if it could not be sent.
+fn camera_sends_frame(at: &AtDoor, home: usize) -> Option<u64> {
     let cam = 2 * home + 1;
-    let (Some(d), Some(ts), Some(client)) = (
-        at.devices.get(cam),
-        at.transport_seq.get(cam),
-        at.clients.get(cam % at.clients.len().max(1)),
-    ) else {
-        return false;
-    };
+    let (d, ts, client) = (
+        at.devices.get(cam)?,
+        at.transport_seq.get(cam)?,
+        at.clients.get(cam % at.clients.len().max(1))?,
+    );
     let (m, frame) = d.live_message(ts, &at.frame_seq);
     let topic = threshold_proto::topic::uplink(&at.prefix, &d.id);
-    let sent = at
-        .handle
-        .block_on(client.publish(topic, QoS::AtMostOnce, false, m.into_bytes()));
-    if sent.is_err() {
+    at.handle
+        .block_on(client.publish(topic, QoS::AtMostOnce, false, m.into_bytes()))
+        .ok()?;
+    Some(frame)
+}
+
+/// Whether the hub holds frame `frame` of home `i`'s camera (or a newer one) as the
+/// camera's newest, waiting for it up to 2 s.
+fn hub_holds_frame(at: &AtDoor, home: usize, frame: u64) -> bool {
+    let Some(d) = at.devices.get(2 * home + 1) else {
         return false;
-    }
+    };
     let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
+    loop {
         // Frame numbers come from one counter, so a later periodic heartbeat of this
         // camera carries a higher number and counts too.
         let held = at.st.registry.with(&d.id, |e| {
@@ -254,10 +261,31 @@ fn door_camera_streams(at: &AtDoor, home: usize) -> bool {
         if held == Some(true) {
             return true;
         }
-        std::thread::sleep(Duration::from_micros(500));
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
-    false
 }
+
+/// Home `i`'s camera sends a frame captured now; returns once the hub holds it (false
+/// after 2 s).
+fn door_camera_streams(at: &AtDoor, home: usize) -> bool {
+    camera_sends_frame(at, home).is_some_and(|f| hub_holds_frame(at, home, f))
+}
+
+/// A door made ready for a courier ahead of the request, as in life: the dispatcher
+/// created the delivery earlier, and the door's camera is streaming.
+struct ReadyDoor {
+    home: usize,
+    delivery_id: String,
+    /// When the hub was seen holding the camera's frame of this door.
+    camera_at: Instant,
+}
+
+/// A courier takes a door that was made ready more than this long ago only after its
+/// camera has sent a new frame: the lock accepts a camera statement at most 3 s old.
+const READY_FRESH: Duration = Duration::from_millis(1500);
 
 async fn bench(
     hub: &threshold_hub::Hub,
@@ -618,8 +646,6 @@ async fn bench(
     let errors = Arc::new(AtomicU64::new(0));
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let handle = tokio::runtime::Handle::current();
-    let started = Instant::now();
-    let end = started + args.duration;
     // Open loop: the k-th request is due at `started + k / rate`.
     let schedule = args.rate.map(|r| {
         (
@@ -636,68 +662,103 @@ async fn bench(
         prefix: prefix.clone(),
         handle: handle.clone(),
     };
+    // Dispatchers and door cameras work ahead of the couriers on threads of their own
+    // (as many as there are couriers), each creating a delivery and having its door's
+    // camera stream a frame; a bounded queue keeps them just ahead. So a courier asks
+    // again as soon as answered, and what is timed is the decision alone.
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<ReadyDoor>(args.concurrency * 2);
+    let ready_rx = Arc::new(Mutex::new(ready_rx));
+    let refreshed = Arc::new(AtomicU64::new(0));
+    let mut preparers = Vec::new();
+    for _ in 0..args.concurrency {
+        let (homes, next, store, handle, at_door, errors, ready_tx) = (
+            homes.clone(),
+            next.clone(),
+            store.clone(),
+            handle.clone(),
+            at_door.clone(),
+            errors.clone(),
+            ready_tx.clone(),
+        );
+        let (courier_id, dispatcher_id) = (courier.id.clone(), dispatcher.id.clone());
+        preparers.push(std::thread::spawn(move || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed) % homes.len().max(1);
+            let Some((home, door)) = homes.get(i) else {
+                return;
+            };
+            // The camera's frame travels while the delivery is written.
+            let frame = camera_sends_frame(&at_door, i);
+            let now = now_ms();
+            let d = handle.block_on(store.create_delivery(
+                home,
+                &courier_id,
+                &dispatcher_id,
+                now - 60_000,
+                now + 3_600_000,
+                "PARCEL",
+                "in_home",
+                door,
+                now,
+            ));
+            let ready = match (d, frame) {
+                (Ok(d), Some(f)) if hub_holds_frame(&at_door, i, f) => ReadyDoor {
+                    home: i,
+                    delivery_id: d.id,
+                    camera_at: Instant::now(),
+                },
+                _ => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            // Ends once the couriers are done (the queue's receiver is dropped).
+            if ready_tx.send(ready).is_err() {
+                return;
+            }
+        }));
+    }
+    drop(ready_tx);
+    let started = Instant::now();
+    let end = started + args.duration;
     let running = crate::progress::timed(args.duration, "deciding");
     let mut threads = Vec::new();
     for _ in 0..args.concurrency {
         let at_door = at_door.clone();
-        let (homes, next, allowed, refused, errors, latencies, pending, store, handle) = (
-            homes.clone(),
-            next.clone(),
+        let (allowed, refused, errors, latencies, pending, ready_rx, refreshed) = (
             allowed.clone(),
             refused.clone(),
             errors.clone(),
             latencies.clone(),
             pending.clone(),
-            store.clone(),
-            handle.clone(),
+            ready_rx.clone(),
+            refreshed.clone(),
         );
-        let (base, token, courier_id, dispatcher_id, schedule) = (
-            base.clone(),
-            token.clone(),
-            courier.id.clone(),
-            dispatcher.id.clone(),
-            schedule.clone(),
-        );
+        let (base, token, schedule) = (base.clone(), token.clone(), schedule.clone());
         threads.push(std::thread::spawn(move || {
             let agent = ureq::AgentBuilder::new()
                 .timeout(Duration::from_secs(30))
                 .build();
             let mut mine = Vec::new();
             while Instant::now() < end {
-                let i = next.fetch_add(1, Ordering::Relaxed) % homes.len().max(1);
-                let Some(home) = homes.get(i) else { break };
-                let now = now_ms();
-                let (home, door) = home;
-                let d = match handle.block_on(store.create_delivery(
-                    home,
-                    &courier_id,
-                    &dispatcher_id,
-                    now - 60_000,
-                    now + 3_600_000,
-                    "PARCEL",
-                    "in_home",
-                    door,
-                    now,
-                )) {
-                    Ok(d) => d,
-                    Err(_) => {
+                let next_door = ready_rx.lock().ok().and_then(|rx| {
+                    rx.recv_timeout(end.saturating_duration_since(Instant::now()))
+                        .ok()
+                });
+                let Some(door) = next_door else { break };
+                // A door that waited in the queue has its camera stream again (not
+                // timed), so the token's statement is fresh at the lock.
+                if door.camera_at.elapsed() > READY_FRESH {
+                    refreshed.fetch_add(1, Ordering::Relaxed);
+                    if !door_camera_streams(&at_door, door.home) {
                         errors.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                };
-                // The courier is at the door, so its camera is streaming: a frame
-                // captured now, taken by the hub before the request (not timed). The
-                // lock checks that statement against its own clock (at most 3 s old),
-                // so the widened live window cannot let a stale camera through.
-                if !door_camera_streams(&at_door, i) {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    continue;
                 }
                 let body =
                     json!({"lat": LAT, "lon": LON, "accuracy_m": 5.0, "parcel_ref": "PARCEL"})
                         .to_string();
-                // The delivery exists before the request's start (closed loop: now;
-                // open loop: its slot on the schedule, waited for if still ahead).
+                // Closed loop: now. Open loop: the request's slot on the schedule,
+                // waited for if still ahead.
                 let t = match &schedule {
                     Some((every, slots)) => {
                         let k = slots.fetch_add(1, Ordering::Relaxed);
@@ -712,11 +773,12 @@ async fn bench(
                     }
                     None => Instant::now(),
                 };
+                let id = door.delivery_id;
                 if let Ok(mut p) = pending.lock() {
-                    p.insert(d.id.clone(), t);
+                    p.insert(id.clone(), t);
                 }
                 let r = agent
-                    .post(&format!("{base}/api/v1/deliveries/{}/entry", d.id))
+                    .post(&format!("{base}/api/v1/deliveries/{id}/entry"))
                     .set("Authorization", &format!("Bearer {token}"))
                     .set("Content-Type", "application/json")
                     .send_string(&body);
@@ -730,13 +792,13 @@ async fn bench(
                         refused.fetch_add(1, Ordering::Relaxed);
                         mine.push(ms);
                         if let Ok(mut p) = pending.lock() {
-                            p.remove(&d.id);
+                            p.remove(&id);
                         }
                     }
                     None => {
                         errors.fetch_add(1, Ordering::Relaxed);
                         if let Ok(mut p) = pending.lock() {
-                            p.remove(&d.id);
+                            p.remove(&id);
                         }
                     }
                 }
@@ -749,6 +811,11 @@ async fn bench(
     let _ = tokio::task::spawn_blocking(move || {
         for t in threads {
             let _ = t.join();
+        }
+        // The couriers are done: the queue's end goes, and the dispatchers stop.
+        drop(ready_rx);
+        for p in preparers {
+            let _ = p.join();
         }
     })
     .await;
@@ -790,6 +857,7 @@ async fn bench(
         "refused": refused.load(Ordering::Relaxed),
         "errors": errors.load(Ordering::Relaxed),
         "lock_refusals": lock_refusals.load(Ordering::Relaxed),
+        "doors_refreshed": refreshed.load(Ordering::Relaxed),
         "unlocks_measured": ub.len(),
         "signed_to_bolt_ms": {"p50": pct(&tr, 0.50), "p99": pct(&tr, 0.99)},
         "database": if args.database_url.is_some() { "external" } else { "sqlite" },
