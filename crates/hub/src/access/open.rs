@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use threshold_core::delivery::DeliveryState;
 use threshold_store::DeliveryRow;
 
@@ -20,7 +20,9 @@ pub const RECONCILE_EVERY: u64 = 120;
 
 #[derive(Debug, Default)]
 pub struct OpenDeliveries {
-    rows: Mutex<HashMap<String, DeliveryRow>>,
+    /// Shared with the passes' snapshots: a pass over thousands of open deliveries
+    /// copies pointers, not rows.
+    rows: Mutex<HashMap<String, Arc<DeliveryRow>>>,
     passes: AtomicU64,
     reconciling: std::sync::atomic::AtomicBool,
 }
@@ -62,10 +64,10 @@ impl OpenDeliveries {
     /// The database's answer, read from `read_began_ms` on, replaces the index; a
     /// delivery this process moved since then keeps its newer row.
     pub fn replace_all(&self, rows: Vec<DeliveryRow>, read_began_ms: i64) {
-        let mut fresh: HashMap<String, DeliveryRow> = rows
+        let mut fresh: HashMap<String, Arc<DeliveryRow>> = rows
             .into_iter()
             .filter(is_open)
-            .map(|r| (r.id.clone(), r))
+            .map(|r| (r.id.clone(), Arc::new(r)))
             .collect();
         let mut current = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         for (id, row) in current.iter() {
@@ -82,15 +84,15 @@ impl OpenDeliveries {
     pub fn update(&self, row: DeliveryRow) {
         let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         if is_open(&row) {
-            rows.insert(row.id.clone(), row);
+            rows.insert(row.id.clone(), Arc::new(row));
         } else {
             rows.remove(&row.id);
         }
     }
 
     /// The open deliveries, oldest first (a stable order for the pass).
-    pub fn snapshot(&self) -> Vec<DeliveryRow> {
-        let mut v: Vec<DeliveryRow> = self
+    pub fn snapshot(&self) -> Vec<Arc<DeliveryRow>> {
+        let mut v: Vec<Arc<DeliveryRow>> = self
             .rows
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -126,7 +128,12 @@ mod tests {
             ],
             0,
         );
-        let ids = |o: &OpenDeliveries| o.snapshot().into_iter().map(|r| r.id).collect::<Vec<_>>();
+        let ids = |o: &OpenDeliveries| {
+            o.snapshot()
+                .into_iter()
+                .map(|r| r.id.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             ids(&open),
             ["a", "b"],
@@ -180,14 +187,18 @@ mod tests {
         let by_id: HashMap<String, String> = open
             .snapshot()
             .into_iter()
-            .map(|r| (r.id, r.state))
+            .map(|r| (r.id.clone(), r.state.clone()))
             .collect();
         assert_eq!(by_id["a"], "camera_lost", "the newer row is kept");
         assert_eq!(by_id["b"], "inside");
         assert_eq!(by_id["c"], "inside", "started during the read: kept");
         // A row the database has newer than ours wins.
         open.replace_all(vec![at("b", "delivered", 300)], 200);
-        let states: Vec<String> = open.snapshot().into_iter().map(|r| r.state).collect();
+        let states: Vec<String> = open
+            .snapshot()
+            .into_iter()
+            .map(|r| r.state.clone())
+            .collect();
         assert!(states.contains(&"delivered".to_owned()));
     }
 }

@@ -174,6 +174,8 @@ async fn turn(state: &AppState, node: &str, now: i64) -> Result<(), threshold_st
         for &p in &new {
             state.fleet.hold(p, now);
         }
+        // Their open recordings, whose cameras this node now keeps streaming.
+        state.recorder.reload_soon();
         // What other nodes left for these homes' devices meanwhile.
         crate::fleet::downlinks::send_waiting(state).await;
         // A lock's hello or a binding change that came while nobody acted for its home

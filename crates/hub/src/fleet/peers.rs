@@ -72,6 +72,7 @@ async fn listen(state: AppState, me: String) {
                 Ok(None) => {
                     tracing::warn!("fleet: listening connection re-established; catching up");
                     changes::catch_up(&state).await;
+                    state.recorder.reload_soon();
                     last = catch_up_events(&state, &me, last).await;
                     crate::fleet::downlinks::send_waiting(&state).await;
                 }
@@ -88,7 +89,14 @@ async fn on_notice(state: &AppState, me: &str, n: Notice, last: i64) -> i64 {
     match n.channel {
         Channel::Changes => {
             match Change::parse(&n.payload) {
-                Some(c) => changes::apply(state, &c).await,
+                Some(c) => {
+                    changes::apply(state, &c).await;
+                    // An entry granted on another node is recorded by the node acting
+                    // for the home: it reads the recordings at its next tick.
+                    if matches!(c, Change::Delivery(_)) {
+                        state.recorder.reload_soon();
+                    }
+                }
                 None => {
                     tracing::warn!(payload = %crate::text::bounded(&n.payload, 80).escape_debug(), "fleet: unreadable change announcement")
                 }

@@ -8,7 +8,8 @@
 //! (device, frame seq).
 //!
 //! One background task (see [`spawn`]) refreshes the in-memory list of recordings from
-//! the database (so several hub processes agree), closes recordings whose session
+//! the database (so several hub processes agree: every 30 s, and at the next tick when
+//! another node granted an entry or this one took homes over), closes recordings whose session
 //! ended, renews `stream` requests for recorded and watched cameras, and applies media
 //! retention.
 
@@ -272,9 +273,14 @@ pub async fn tick(state: &AppState) {
             tracing::error!(error = %e, "could not mark recovered frames");
         }
     }
-    match state.store.recent_recordings(now - LATE_FILING_MS).await {
-        Ok(rows) => state.recorder.replace(rows, now),
-        Err(e) => tracing::error!(error = %e, "could not load recordings"),
+    if state.recorder.reload_due(now) {
+        match state.store.recent_recordings(now - LATE_FILING_MS).await {
+            Ok(rows) => state.recorder.replace(rows, now),
+            Err(e) => {
+                state.recorder.reload_soon();
+                tracing::error!(error = %e, "could not load recordings")
+            }
+        }
     }
     // One query for the deliveries that ended, not one per open recording: thousands
     // of deliveries can be open at once.
