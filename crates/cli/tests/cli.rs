@@ -775,3 +775,24 @@ async fn a_garage_delivery_through_the_demo() {
     }
     assert!(demo.interrupt().success());
 }
+
+/// The binary runs on jemalloc with its memory-returning options (the hub's memory
+/// per camera depends on them: docs/performance.md); jemalloc's own statistics, asked
+/// for through its environment variable, say which options it started with.
+#[test]
+fn the_binary_allocates_with_jemalloc_returning_freed_memory_within_a_second() {
+    let out = Command::new(BIN)
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .expect("run the binary");
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for opt in [
+        "opt.background_thread: true",
+        "opt.dirty_decay_ms: 1000",
+        "opt.muzzy_decay_ms: 0",
+    ] {
+        assert!(stats.contains(opt), "{opt} not in jemalloc's statistics");
+    }
+}

@@ -13,6 +13,9 @@ use threshold_proto::body::{BoltState, DeviceKind, DoorState, State};
 use threshold_proto::{DeviceId, SignedMessage};
 use threshold_store::NewTimelineRow;
 
+/// Devices whose changes are reacted to at the same time, within one batch.
+const REACTIONS_AT_ONCE: usize = 64;
+
 /// What a liveness change says on the timeline and the live feed: (kind, detail).
 fn transition_entry(state: &AppState, t: &Transition) -> (&'static str, serde_json::Value) {
     match &t.change {
@@ -72,12 +75,17 @@ pub async fn on_transitions(state: &AppState, mut batch: Vec<Transition>) {
             }
         }
     }
-    futures_util::future::join_all(by_device.into_iter().map(|changes| async move {
-        for t in changes {
-            react_to_transition(state, t).await;
-        }
-    }))
-    .await;
+    // Devices side by side, a bounded number at a time: when thousands of cameras come
+    // live at once, a future for each at once held tens of megabytes (heaptrack at
+    // 3 000 cameras: 10 MB at the hub's peak) that the allocator kept afterwards.
+    use futures_util::StreamExt;
+    futures_util::stream::iter(by_device)
+        .for_each_concurrent(REACTIONS_AT_ONCE, |changes| async move {
+            for t in changes {
+                react_to_transition(state, t).await;
+            }
+        })
+        .await;
 }
 
 /// One liveness change, its timeline row already stored: the owner's live event, an

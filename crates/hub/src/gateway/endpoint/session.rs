@@ -182,11 +182,7 @@ enum Next {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
-    async fn run(
-        &mut self,
-        mut queue: tokio::sync::mpsc::Receiver<Outgoing>,
-        keep_alive: Duration,
-    ) {
+    async fn run(&mut self, queue: flume::Receiver<Outgoing>, keep_alive: Duration) {
         let mut stop = self.state.shutdown.subscribe();
         let mut deadline = Instant::now() + keep_alive;
         loop {
@@ -214,7 +210,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     }
                     shrink_idle(self.wire);
                 }
-                out = queue.recv() => match out {
+                out = queue.recv_async() => match out.ok() {
                     Some(Outgoing::Message(payload)) => {
                         if !self.send_down(payload).await {
                             return;
