@@ -77,63 +77,24 @@ pub async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut wire = small_wire(io);
-    let (connect, login) = match tokio::time::timeout(CONNECT_WITHIN, wire.next()).await {
-        Ok(Some(Ok(Packet::Connect(c, _will, login)))) => (c, login),
-        Ok(Some(Err(WireError::InvalidProtocolLevel(_)))) => {
-            // MQTT 3.1.1 and older: refused (CONNACK 0x84, unsupported protocol version).
-            refuse(&state, &log, peer, "protocol");
-            let _ = wire
-                .send(Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code: ConnectReturnCode::UnsupportedProtocolVersion,
-                    properties: None,
-                }))
-                .await;
-            return;
-        }
-        Ok(Some(_)) => {
-            refuse(&state, &log, peer, "protocol");
-            return;
-        }
-        Ok(None) | Err(_) => return,
-    };
-    let presented = login
-        .as_ref()
-        .map(|l| (l.username.as_str(), l.password.as_str()));
-    let device = match rights::admit(&connect.client_id, presented, |id, pw| {
-        lookup(&state, id, pw)
-    }) {
-        Ok(id) => id,
-        Err(r) => {
-            refuse(&state, &log, peer, r.label());
-            let code = match r {
-                Refusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
-                Refusal::ClientIdMismatch => ConnectReturnCode::ClientIdentifierNotValid,
-                Refusal::Revoked => ConnectReturnCode::NotAuthorized,
-            };
-            let _ = wire
-                .send(Packet::ConnAck(ConnAck {
-                    session_present: false,
-                    code,
-                    properties: None,
-                }))
-                .await;
-            return;
-        }
+    // The CONNECT and its checks in a future of their own, allocated while they run:
+    // kept inline, their packets sat in every connection's task for its whole life.
+    let Some((device, keep_alive_s)) = Box::pin(handshake(&mut wire, peer, &state, &log)).await
+    else {
+        return;
     };
     let rights = Rights::of(&state.config.mqtt_topic_prefix, &device);
     let (serial, queue) = sessions.open(device);
     state.metrics.broker_sessions.inc();
-    let ok = wire
-        .send(Packet::ConnAck(ConnAck {
-            session_present: false,
-            code: ConnectReturnCode::Success,
-            properties: None,
-        }))
-        .await
-        .is_ok();
+    let ok = Box::pin(wire.send(Packet::ConnAck(ConnAck {
+        session_present: false,
+        code: ConnectReturnCode::Success,
+        properties: None,
+    })))
+    .await
+    .is_ok();
     if ok {
-        let keep_alive = Duration::from_millis(u64::from(connect.keep_alive) * 1500);
+        let keep_alive = Duration::from_millis(u64::from(keep_alive_s) * 1500);
         let mut s = Session {
             wire: &mut wire,
             device,
@@ -147,6 +108,64 @@ pub async fn serve<S>(
     }
     sessions.closed(device, serial);
     state.metrics.broker_sessions.dec();
+}
+
+/// Read the device's CONNECT and admit it or refuse it (answering with the refusal's
+/// CONNACK). Answers the device and the keep-alive it asked for (seconds).
+async fn handshake<S>(
+    wire: &mut Wire<S>,
+    peer: SocketAddr,
+    state: &AppState,
+    log: &RefusalLog,
+) -> Option<(DeviceId, u16)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (connect, login) = match tokio::time::timeout(CONNECT_WITHIN, wire.next()).await {
+        Ok(Some(Ok(Packet::Connect(c, _will, login)))) => (c, login),
+        Ok(Some(Err(WireError::InvalidProtocolLevel(_)))) => {
+            // MQTT 3.1.1 and older: refused (CONNACK 0x84, unsupported protocol version).
+            refuse(state, log, peer, "protocol");
+            let _ = wire
+                .send(Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: ConnectReturnCode::UnsupportedProtocolVersion,
+                    properties: None,
+                }))
+                .await;
+            return None;
+        }
+        Ok(Some(_)) => {
+            refuse(state, log, peer, "protocol");
+            return None;
+        }
+        Ok(None) | Err(_) => return None,
+    };
+    let presented = login
+        .as_ref()
+        .map(|l| (l.username.as_str(), l.password.as_str()));
+    let device = match rights::admit(&connect.client_id, presented, |id, pw| {
+        lookup(state, id, pw)
+    }) {
+        Ok(id) => id,
+        Err(r) => {
+            refuse(state, log, peer, r.label());
+            let code = match r {
+                Refusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
+                Refusal::ClientIdMismatch => ConnectReturnCode::ClientIdentifierNotValid,
+                Refusal::Revoked => ConnectReturnCode::NotAuthorized,
+            };
+            let _ = wire
+                .send(Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code,
+                    properties: None,
+                }))
+                .await;
+            return None;
+        }
+    };
+    Some((device, connect.keep_alive))
 }
 
 fn lookup(state: &AppState, id: &DeviceId, password: &str) -> Known {
@@ -205,14 +224,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                         }
                     };
                     deadline = Instant::now() + keep_alive;
-                    if let Next::End = self.on_packet(packet).await {
+                    // Boxed: a packet's handling (ingest included) is large and brief.
+                    if let Next::End = Box::pin(self.on_packet(packet)).await {
                         return;
                     }
                     shrink_idle(self.wire);
                 }
                 out = queue.recv_async() => match out.ok() {
                     Some(Outgoing::Message(payload)) => {
-                        if !self.send_down(payload).await {
+                        if !Box::pin(self.send_down(payload)).await {
                             return;
                         }
                     }
