@@ -217,8 +217,10 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("migrations")
             .join(backend);
+        // An unreadable folder lists nothing, and the comparison below fails.
         let mut v: Vec<(i64, String)> = std::fs::read_dir(&dir)
-            .expect("migrations folder")
+            .into_iter()
+            .flatten()
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
