@@ -4,8 +4,9 @@
 //! database (`threshold bench unlock`, docs/performance.md). The index follows every
 //! transition this process makes and is reconciled with the database every
 //! `RECONCILE_EVERY` passes, for transitions made elsewhere (another hub process, an
-//! operator); the read runs beside the passes, and what moved meanwhile is kept. A stale row is harmless: transitions are conditional on the state they
-//! start from, so acting on one changes nothing and refreshes it.
+//! operator); the read runs beside the passes, and what moved meanwhile is kept. A
+//! stale row is harmless: transitions are conditional on the state they start from, so
+//! acting on one changes nothing and refreshes it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,9 @@ use threshold_store::DeliveryRow;
 /// At 10 000 homes on a busy 2-core machine the read took up to 4.6 s
 /// (`threshold bench liveness`), holding one of SQLite's four reading connections.
 pub const RECONCILE_EVERY: u64 = 120;
+
+/// Most open deliveries one read from the database brings into the index.
+pub const READ_LIMIT: i64 = 10_000;
 
 #[derive(Debug, Default)]
 pub struct OpenDeliveries {

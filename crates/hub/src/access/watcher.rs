@@ -20,16 +20,9 @@ use threshold_core::delivery::{DeliveryState, Input};
 /// How many deliveries one pass looks at, at most, in each list.
 const BATCH: i64 = 10_000;
 
-/// Read the open deliveries from the database into the index.
 async fn reconcile(state: &AppState) {
-    let began = state.clock.now_ms();
-    match state
-        .store
-        .deliveries_in_states(&DeliveryState::session_open_names(), BATCH)
-        .await
-    {
-        Ok(rows) => state.access.open.replace_all(rows, began),
-        Err(e) => tracing::warn!(error = %e, "access pass could not read open deliveries"),
+    if let Err(e) = crate::fleet::changes::read_open_deliveries(state).await {
+        tracing::warn!(error = %e, "access pass could not read open deliveries");
     }
 }
 

@@ -121,6 +121,22 @@ async fn reload_home_and_tell_locks(
     Ok(())
 }
 
+/// Read the open deliveries from the database into the access pass's index (what moved
+/// while the read ran is kept): the pass's periodic reconciliation, and catching up on
+/// missed announcements.
+pub async fn read_open_deliveries(state: &AppState) -> Result<(), threshold_store::StoreError> {
+    let began = state.clock.now_ms();
+    let rows = state
+        .store
+        .deliveries_in_states(
+            &threshold_core::delivery::DeliveryState::session_open_names(),
+            crate::access::open::READ_LIMIT,
+        )
+        .await?;
+    state.access.open.replace_all(rows, began);
+    Ok(())
+}
+
 /// Announcements may have been missed: reload every device's identity, every door and
 /// the open deliveries.
 pub async fn catch_up(state: &AppState) {
@@ -132,18 +148,7 @@ pub async fn catch_up(state: &AppState) {
             let _newest_wins = state.access.doors.reloading().await;
             state.access.doors.set_all(&state.store.all_doors().await?);
         }
-        let began = state.clock.now_ms();
-        state.access.open.replace_all(
-            state
-                .store
-                .deliveries_in_states(
-                    &threshold_core::delivery::DeliveryState::session_open_names(),
-                    10_000,
-                )
-                .await?,
-            began,
-        );
-        Ok(())
+        read_open_deliveries(state).await
     }
     .await;
     match result {
