@@ -137,6 +137,11 @@ struct House {
 
 impl House {
     async fn new(shared: &Shared, base: &str) -> House {
+        // The real agents run in this process: their log is shown when a test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn,threshold_agent=debug")
+            .with_test_writer()
+            .try_init();
         let hash = threshold_hub::auth::hash_password("admin-password").unwrap();
         shared
             .store
@@ -419,10 +424,6 @@ async fn counter(base: &str, family: &str, label: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_act_once_share_what_they_see_and_command_one_lock_in_turn() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("threshold_agent=debug")
-        .with_test_writer()
-        .try_init();
     let Some(shared) = Shared::new().await else {
         return;
     };

@@ -566,6 +566,35 @@ async fn a_camera_dark_across_a_hub_restart_is_an_incident_within_one_live_windo
 }
 
 #[tokio::test]
+async fn a_lock_hello_the_restarting_hub_refused_is_answered_at_its_next_message() {
+    let (sim, mut h) = ready().await;
+    // While the hub is down the lock reconnects and says hello; the broker holds the
+    // message and hands it over when the hub is back. Signed before the restart, it is
+    // refused as a possible replay, and the lock hears no cameras from it.
+    let hello_at = sim.now() + 9_000;
+    let mut sim = sim.restart(10_000).await;
+    let hello = h.front.lock.sim.hello(hello_at, "lock");
+    assert_eq!(sim.deliver(&hello).await, Err("before_restart"));
+    let lock = h.front.lock.sim.id;
+    let front_cameras = |sent: &[(threshold_proto::DeviceId, Kind, serde_json::Value)]| {
+        sent.iter()
+            .filter(|(dev, k, _)| *dev == lock && *k == Kind::Cameras)
+            .map(|(_, _, body)| body["cameras"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(front_cameras(&sim.downlinks()).is_empty());
+    // Its next message the hub takes is answered as the hello would have been, once.
+    h.run(&mut sim, 1_000).await;
+    assert_eq!(
+        front_cameras(&sim.downlinks()),
+        [json!([h.front.camera.sim.key.public().to_hex()])],
+        "the lock learns its door's camera after all"
+    );
+    h.run(&mut sim, 1_000).await;
+    assert!(front_cameras(&sim.downlinks()).is_empty(), "owed once");
+}
+
+#[tokio::test]
 async fn a_door_opened_with_no_session_is_one_unauthorised_entry() {
     let (mut sim, mut h) = ready().await;
     door_opens(&sim, &mut h.front).await;

@@ -114,9 +114,9 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
     }
     match msg.kind.seq_space() {
         SeqSpace::Transport => {
-            let (outcome, happening) = transport(state, &msg)?;
-            if let Some(h) = happening {
-                if acts_for(state, &msg.device) {
+            let (outcome, happenings) = transport(state, &msg)?;
+            if happenings.iter().any(Option::is_some) && acts_for(state, &msg.device) {
+                for h in happenings.into_iter().flatten() {
                     state.reactions.react(state, h).await;
                 }
             }
@@ -180,18 +180,24 @@ async fn lookup_key(
 }
 
 /// hello, heartbeat, state: replay window, clock rules, liveness.
-/// A live message applied; what it hands on to the domain, if anything.
+/// A live message applied; what it hands on to the domain: a hello owed from before
+/// (see `DeviceEntry::greeting_owed`), then the message's own happening.
 fn transport(
     state: &AppState,
     msg: &SignedMessage,
-) -> Result<(Outcome, Option<Happening<'static>>), Rejection> {
+) -> Result<(Outcome, [Option<Happening<'static>>; 2]), Rejection> {
     let now = state.clock.now_ms();
     let mut cfg = state.config.liveness();
     cfg.ingest_behind = state.load.behind();
     let parsed = parse_transport_body(msg)?;
     let kind_name = msg.kind.name();
+    let is_hello = matches!(parsed, TransportBody::Hello(_));
     let result = state.registry.with(&msg.device, |e| {
         if e.fence_device_ms.is_some_and(|f| msg.time_ms <= f) {
+            // A node that just learnt of a device (a fleet peer enrolled it) fences it
+            // like a restart: its first hello lands here, and a lock would otherwise
+            // never hear its cameras.
+            e.greeting_owed |= is_hello;
             return Err(Rejection::BeforeRestart);
         }
         match e.replay.check(msg.seq) {
@@ -231,8 +237,15 @@ fn transport(
             }
             _ => e.liveness.observe_report(now, msg.time_ms, &cfg),
         };
-        let observed = observed.map_err(|c| Rejection::Clock(c.reason()))?;
+        let observed = match observed {
+            Ok(o) => o,
+            Err(c) => {
+                e.greeting_owed |= is_hello;
+                return Err(Rejection::Clock(c.reason()));
+            }
+        };
         e.replay.accept(msg.seq);
+        let owed = std::mem::take(&mut e.greeting_owed) && !is_hello;
         if let TransportBody::Heartbeat(hb) = &parsed {
             // The camera's own signed word that it is watching, which a lock checks: any
             // heartbeat announcing a frame captured within the live window (while the
@@ -258,9 +271,9 @@ fn transport(
             e.last_state_at = Some(now);
             e.last_state_device_ms = Some(msg.time_ms);
         }
-        Ok((Outcome::Accepted, changed, lag))
+        Ok((Outcome::Accepted, changed, lag, owed.then_some(e.kind)))
     });
-    let (outcome, changed, lag) = result.ok_or(Rejection::UnknownDevice)??;
+    let (outcome, changed, lag, owed) = result.ok_or(Rejection::UnknownDevice)??;
     if let Some(lag) = lag {
         state.load.record(now, lag);
         state.metrics.ingest_lag.observe(lag as f64 / 1000.0);
@@ -279,7 +292,11 @@ fn transport(
         }),
         TransportBody::Heartbeat(_) => None,
     };
-    Ok((outcome, happening))
+    let greeting = owed.map(|kind| Happening::Hello {
+        device: msg.device,
+        kind,
+    });
+    Ok((outcome, [greeting, happening]))
 }
 
 /// What an accepted live message asks of the rest of the hub, done after the

@@ -48,6 +48,10 @@ pub struct DeviceEntry {
     /// been accepted before the crash without their number being saved, so they are
     /// refused as possible replays (see `DeviceEntry::restart_fence`).
     pub fence_device_ms: Option<i64>,
+    /// A `hello` of the device was refused here (the fence above, its clock): what a
+    /// hello asks for (a lock's cameras) is still owed, and given at the next live
+    /// message taken from the device. A replayed hello only repeats that answer.
+    pub greeting_owed: bool,
 }
 
 /// A camera's signed heartbeat, kept to be carried in unlock tokens, with the capture
@@ -100,6 +104,7 @@ impl DeviceEntry {
             offline_notice_sent: false,
             statement: None,
             fence_device_ms: None,
+            greeting_owed: false,
         })
     }
 

@@ -8,6 +8,21 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Where a child's log (its stderr) goes: dropped, or with `THRESHOLD_TEST_LOG_DIR` set,
+/// a file of its own in that folder, to see what several hub processes did when a
+/// test failed (`THRESHOLD_LOG` sets how much they say).
+fn log_sink() -> Stdio {
+    let Some(dir) = std::env::var_os("THRESHOLD_TEST_LOG_DIR") else {
+        return Stdio::null();
+    };
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = std::path::Path::new(&dir).join(format!("{}-{n}.log", std::process::id()));
+    std::fs::File::create(&file)
+        .map(Stdio::from)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()))
+}
+
 /// A running child and the lines it has printed so far.
 pub struct Running {
     child: Child,
@@ -21,7 +36,7 @@ impl Running {
     pub fn until_printed(mut cmd: Command, ready: &str) -> Running {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_sink())
             .spawn()
             .expect("spawn the binary");
         let out = child.stdout.take().expect("stdout");
