@@ -23,7 +23,7 @@
 //! alert latency, and the hub process's CPU and memory (the embedded broker runs
 //! inside it).
 
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::BufRead as _;
@@ -123,6 +123,48 @@ pub(crate) fn status_bytes_of(proc: &str, field: &str) -> u64 {
 
 fn status_bytes(field: &str) -> u64 {
     status_bytes_of("self", field)
+}
+
+/// The hub process's memory at one moment: resident in all, by kind (anonymous: the
+/// heap and stacks; file: the mapped binary and files; shared: shared memory such as
+/// SQLite's WAL index), and the allocator's own account when the binary gives one.
+#[derive(Clone, Copy, Debug, Default)]
+struct Memory {
+    rss: u64,
+    anon: u64,
+    file: u64,
+    shmem: u64,
+    allocated: Option<u64>,
+    allocator_resident: Option<u64>,
+}
+
+impl Memory {
+    fn now() -> Memory {
+        let a = threshold_hub::allocator::read();
+        Memory {
+            rss: status_bytes("VmRSS:"),
+            anon: status_bytes("RssAnon:"),
+            file: status_bytes("RssFile:"),
+            shmem: status_bytes("RssShmem:"),
+            allocated: a.map(|a| a.allocated),
+            allocator_resident: a.map(|a| a.resident),
+        }
+    }
+
+    fn to_json(self) -> Value {
+        json!({"rss": self.rss, "anon": self.anon, "file": self.file, "shmem": self.shmem,
+            "allocated": self.allocated, "allocator_resident": self.allocator_resident})
+    }
+
+    /// Each figure's change from `before` (signed; null where either is unknown).
+    fn minus(&self, before: &Memory) -> Value {
+        let d = |a: u64, b: u64| a as i64 - b as i64;
+        let o = |a: Option<u64>, b: Option<u64>| Some(d(a?, b?));
+        json!({"rss": d(self.rss, before.rss), "anon": d(self.anon, before.anon),
+            "file": d(self.file, before.file), "shmem": d(self.shmem, before.shmem),
+            "allocated": o(self.allocated, before.allocated),
+            "allocator_resident": o(self.allocator_resident, before.allocator_resident)})
+    }
 }
 
 pub(crate) fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -421,9 +463,9 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     let (cpu0, acc0, t0) = (cpu_seconds(), accepted(), now_ms());
     let _warm_up = state.load.take_lags();
     // The hub's memory through the run: flat under any load is a target.
-    let rss_samples: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
+    let memory: Arc<std::sync::Mutex<Vec<Memory>>> = Arc::default();
     let sampler = {
-        let samples = rss_samples.clone();
+        let samples = memory.clone();
         tokio::spawn(async move {
             let mut iv = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -431,7 +473,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                 samples
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push(status_bytes("VmRSS:"));
+                    .push(Memory::now());
             }
         })
     };
@@ -449,10 +491,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     let lags = state.load.take_lags();
     let rss = status_bytes("VmRSS:");
     let rss_peak = status_bytes("VmHWM:");
-    let rss_samples = rss_samples
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let memory = memory.lock().unwrap_or_else(|p| p.into_inner()).clone();
     // Late alerts for cameras silenced near the end.
     tokio::time::sleep(Duration::from_millis((3 * window).max(3000) as u64)).await;
     let silenced = silenced_of(&devices);
@@ -501,9 +540,9 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     let behind_ms: i64 = behind.iter().map(|(a, b)| (b - a).max(0)).sum();
     let sent = devices["sent"].as_u64().unwrap_or(0);
     // Growth over the run: the last second's RSS against the first's.
-    let rss_growth = match (rss_samples.first(), rss_samples.last()) {
-        (Some(&a), Some(&b)) if a > 0 => {
-            Some(((b as f64 / a as f64 - 1.0) * 1000.0).round() / 10.0)
+    let rss_growth = match (memory.first(), memory.last()) {
+        (Some(a), Some(b)) if a.rss > 0 => {
+            Some(((b.rss as f64 / a.rss as f64 - 1.0) * 1000.0).round() / 10.0)
         }
         _ => None,
     };
@@ -545,6 +584,13 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         "hub_rss_per_camera_bytes": rss / (b.cameras as u64).max(1),
         "hub_rss_before_devices_bytes": rss_before_devices,
         "hub_rss_growth_percent": rss_growth,
+        // Where RSS grew, and every minute of the run: what the allocator holds for the
+        // program against what it keeps resident tells live data from retention.
+        "hub_memory_growth_bytes": match (memory.first(), memory.last()) {
+            (Some(a), Some(b)) => b.minus(a),
+            _ => Value::Null,
+        },
+        "hub_memory_by_minute": memory.iter().step_by(60).map(|m| m.to_json()).collect::<Vec<_>>(),
         "silenced": silenced.len(),
         "live_window_ms": window,
         "detect_latency_ms": {
@@ -1167,6 +1213,32 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn memory_growth_is_signed_and_unknown_where_the_allocator_is_silent() {
+        let a = Memory {
+            rss: 100,
+            anon: 60,
+            file: 30,
+            shmem: 10,
+            allocated: Some(40),
+            allocator_resident: None,
+        };
+        let b = Memory {
+            rss: 90,
+            anon: 70,
+            allocated: Some(50),
+            allocator_resident: Some(80),
+            ..Memory::default()
+        };
+        let g = b.minus(&a);
+        assert_eq!(g["rss"], -10);
+        assert_eq!(g["anon"], 10);
+        assert_eq!(g["file"], -30);
+        assert_eq!(g["allocated"], 10);
+        assert!(g["allocator_resident"].is_null());
+        assert!(Memory::now().rss > 0);
+    }
     use super::*;
 
     #[test]

@@ -2,6 +2,7 @@
 //! audit verification, user administration, the Wi-Fi attack detector and benchmarks.
 
 mod agent_cmd;
+mod allocator;
 mod api_client;
 mod bench_cmd;
 mod demo;
@@ -11,24 +12,6 @@ mod hub_cmd;
 mod wids_cmd;
 
 use clap::{Parser, Subcommand};
-
-/// jemalloc rather than glibc's malloc, which kept freed memory in per-thread arenas:
-/// the hub's RSS per camera and its growth over a soak (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's options, read when it starts (`_RJEM_MALLOC_CONF` in the environment
-/// still overrides them): freed pages go back to the system within about a second, by
-/// a background thread, not at the next allocation in some request's path.
-#[export_name = "_rjem_malloc_conf"]
-static MALLOC_CONF: MallocConf =
-    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
-
-/// The C `const char *` jemalloc looks for.
-#[repr(transparent)]
-struct MallocConf(*const std::ffi::c_char);
-// SAFETY: it points at a string literal, never written.
-unsafe impl Sync for MallocConf {}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -93,6 +76,7 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    threshold_hub::allocator::install(allocator::stats);
     init_tracing(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

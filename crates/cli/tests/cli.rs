@@ -796,3 +796,26 @@ fn the_binary_allocates_with_jemalloc_returning_freed_memory_within_a_second() {
         assert!(stats.contains(opt), "{opt} not in jemalloc's statistics");
     }
 }
+
+/// The running hub reports jemalloc's own account of its memory beside its resident
+/// size (what it holds against what the allocator keeps), for operators and the soak.
+#[tokio::test]
+async fn the_hub_reports_its_allocator_s_account_of_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_hub, base, _) = serve(BIN, dir.path());
+    let (s, body, _) = support::call_raw("GET", format!("{base}/metrics"), None, None).await;
+    assert_eq!(s, 200);
+    let text = String::from_utf8_lossy(&body);
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+    };
+    let (allocated, resident) = (
+        gauge("threshold_allocator_allocated_bytes "),
+        gauge("threshold_allocator_resident_bytes "),
+    );
+    assert!(allocated > 1_000_000.0, "a running hub holds more than 1 MB");
+    assert!(resident >= allocated, "{resident} < {allocated}");
+    assert!(gauge("process_resident_memory_bytes ") > 0.0);
+}

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod allocator;
 pub mod audit;
 pub mod auth;
 pub mod broker_url;

@@ -1,6 +1,7 @@
 //! The standard `process_*` metrics of Prometheus client libraries, read from Linux
 //! `/proc` at each scrape (absent on other systems): CPU seconds, resident and
-//! virtual memory, open and maximum file descriptors, start time.
+//! virtual memory, open and maximum file descriptors, start time; and the allocator's
+//! own account of its memory where the binary installed one (`crate::allocator`).
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -102,6 +103,23 @@ impl Collector for ProcessCollector {
         ] {
             let g = ConstGauge::new(v);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        if let Some(a) = crate::allocator::read() {
+            for (name, help, v) in [
+                (
+                    "threshold_allocator_allocated_bytes",
+                    "Bytes the program holds, by the memory allocator's own account",
+                    a.allocated,
+                ),
+                (
+                    "threshold_allocator_resident_bytes",
+                    "Bytes the memory allocator keeps resident (live data, metadata, freed pages not yet returned)",
+                    a.resident,
+                ),
+            ] {
+                let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
         }
         let start = ConstGauge::new(s.start_time_seconds);
         start.encode(encoder.encode_descriptor(
