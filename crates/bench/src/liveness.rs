@@ -126,8 +126,9 @@ fn status_bytes(field: &str) -> u64 {
 }
 
 /// The hub process's memory at one moment: resident in all, by kind (anonymous: the
-/// heap and stacks; file: the mapped binary and files; shared: shared memory such as
-/// SQLite's WAL index), and the allocator's own account when the binary gives one.
+/// heap, stacks and the C libraries' glibc heap such as SQLite's page caches; file:
+/// the mapped binary and files; shared: shared memory), and jemalloc's own account when
+/// the binary gives one (it does not see the C libraries' heap).
 #[derive(Clone, Copy, Debug, Default)]
 struct Memory {
     rss: u64,

@@ -815,7 +815,10 @@ async fn the_hub_reports_its_allocator_s_account_of_memory() {
         gauge("threshold_allocator_allocated_bytes "),
         gauge("threshold_allocator_resident_bytes "),
     );
-    assert!(allocated > 1_000_000.0, "a running hub holds more than 1 MB");
+    assert!(
+        allocated > 1_000_000.0,
+        "a running hub holds more than 1 MB"
+    );
     assert!(resident >= allocated, "{resident} < {allocated}");
     assert!(gauge("process_resident_memory_bytes ") > 0.0);
 }

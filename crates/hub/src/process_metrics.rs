@@ -69,6 +69,23 @@ fn sample() -> Option<Sample> {
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(a) = crate::allocator::read() {
+            for (name, help, v) in [
+                (
+                    "threshold_allocator_allocated_bytes",
+                    "Bytes the program holds, by the memory allocator's own account",
+                    a.allocated,
+                ),
+                (
+                    "threshold_allocator_resident_bytes",
+                    "Bytes the memory allocator keeps resident (live data, metadata, freed pages not yet returned)",
+                    a.resident,
+                ),
+            ] {
+                let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
+        }
         let Some(s) = sample() else {
             return Ok(());
         };
@@ -103,23 +120,6 @@ impl Collector for ProcessCollector {
         ] {
             let g = ConstGauge::new(v);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
-        }
-        if let Some(a) = crate::allocator::read() {
-            for (name, help, v) in [
-                (
-                    "threshold_allocator_allocated_bytes",
-                    "Bytes the program holds, by the memory allocator's own account",
-                    a.allocated,
-                ),
-                (
-                    "threshold_allocator_resident_bytes",
-                    "Bytes the memory allocator keeps resident (live data, metadata, freed pages not yet returned)",
-                    a.resident,
-                ),
-            ] {
-                let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
-                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
-            }
         }
         let start = ConstGauge::new(s.start_time_seconds);
         start.encode(encoder.encode_descriptor(
