@@ -1214,6 +1214,7 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn memory_growth_is_signed_and_unknown_where_the_allocator_is_silent() {
@@ -1240,7 +1241,6 @@ mod tests {
         assert!(g["allocator_resident"].is_null());
         assert!(Memory::now().rss > 0);
     }
-    use super::*;
 
     #[test]
     fn a_false_alert_after_a_stall_is_told_held_by_the_hub_or_late_in_the_device() {
