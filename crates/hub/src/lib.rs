@@ -453,5 +453,9 @@ async fn load_devices(state: &AppState) -> anyhow::Result<()> {
         let _newest_wins = state.access.doors.reloading().await;
         state.access.doors.set_all(&state.store.all_doors().await?);
     }
+    state
+        .webhooks
+        .endpoints
+        .set_all(state.store.all_webhook_endpoints().await?);
     Ok(())
 }

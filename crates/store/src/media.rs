@@ -360,6 +360,16 @@ impl Store {
         rows.iter().map(endpoint).collect()
     }
 
+    /// Every owner's endpoints (the hub keeps them in memory).
+    pub async fn all_webhook_endpoints(&self) -> Result<Vec<WebhookEndpointRow>> {
+        let rows = sqlx::query(
+            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints ORDER BY owner_id, created_ms, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(endpoint).collect()
+    }
+
     /// An endpoint by id alone (the dispatcher, which is not acting for an owner).
     pub async fn webhook_endpoint_any(&self, id: &str) -> Result<WebhookEndpointRow> {
         let row = sqlx::query(

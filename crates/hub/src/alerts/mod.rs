@@ -1,6 +1,7 @@
 //! Raising an alert: stored once per cause, audited, put on the owner's live feed and
 //! sent to their webhooks.
 
+pub mod endpoints;
 pub mod gaps;
 pub mod push;
 pub mod system;

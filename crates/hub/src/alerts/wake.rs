@@ -4,4 +4,6 @@
 #[derive(Debug, Default)]
 pub struct Webhooks {
     pub(crate) wake: tokio::sync::Notify,
+    /// Which endpoints each owner has (see `endpoints`).
+    pub(crate) endpoints: crate::alerts::endpoints::WebhookDirectory,
 }

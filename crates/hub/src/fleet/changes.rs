@@ -15,6 +15,8 @@ pub enum Change {
     Device(String),
     Home(String),
     Delivery(String),
+    /// An owner's webhook endpoints (by owner id).
+    Webhooks(String),
 }
 
 impl Change {
@@ -23,6 +25,7 @@ impl Change {
             Change::Device(id) => format!("device:{id}"),
             Change::Home(id) => format!("home:{id}"),
             Change::Delivery(id) => format!("delivery:{id}"),
+            Change::Webhooks(owner) => format!("webhooks:{owner}"),
         }
     }
 
@@ -36,6 +39,7 @@ impl Change {
             "device" => Some(Change::Device(id)),
             "home" => Some(Change::Home(id)),
             "delivery" => Some(Change::Delivery(id)),
+            "webhooks" => Some(Change::Webhooks(id)),
             _ => None,
         }
     }
@@ -55,6 +59,13 @@ pub async fn announce(state: &AppState, change: Change) {
     {
         tracing::error!(error = %e, change = %change.payload(), "fleet: could not announce a change");
     }
+}
+
+/// An owner's webhook endpoints changed here: reload them, and tell the other nodes.
+pub async fn webhooks_changed(state: &AppState, owner_id: &str) {
+    let change = Change::Webhooks(owner_id.to_owned());
+    apply(state, &change).await;
+    announce(state, change).await;
 }
 
 /// A home's doors changed here: reload them, and tell the other nodes.
@@ -83,6 +94,13 @@ pub async fn apply(state: &AppState, change: &Change) {
         Change::Delivery(id) => match state.store.delivery_any(id).await {
             Ok(row) => {
                 state.access.open.update(row);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Change::Webhooks(owner) => match state.store.webhook_endpoints(owner).await {
+            Ok(rows) => {
+                state.webhooks.endpoints.set_owner(owner, rows);
                 Ok(())
             }
             Err(e) => Err(e),
@@ -148,6 +166,10 @@ pub async fn catch_up(state: &AppState) {
             let _newest_wins = state.access.doors.reloading().await;
             state.access.doors.set_all(&state.store.all_doors().await?);
         }
+        state
+            .webhooks
+            .endpoints
+            .set_all(state.store.all_webhook_endpoints().await?);
         read_open_deliveries(state).await
     }
     .await;
@@ -251,6 +273,7 @@ mod tests {
             Change::Device("ab".into()),
             Change::Home("h1".into()),
             Change::Delivery("d1".into()),
+            Change::Webhooks("o1".into()),
         ] {
             assert_eq!(Change::parse(&c.payload()), Some(c));
         }

@@ -180,6 +180,7 @@ pub async fn create(
             st.clock.now_ms(),
         )
         .await?;
+    crate::fleet::changes::webhooks_changed(&st, owner).await;
     crate::audit::record(
         &st,
         "webhook.created",
@@ -216,6 +217,7 @@ pub async fn delete(
         .delete_webhook_endpoint(owner, extract::id(&id)?)
         .await
         .map_err(|_| ApiError::NotFound("webhook"))?;
+    crate::fleet::changes::webhooks_changed(&st, owner).await;
     crate::audit::record(
         &st,
         "webhook.deleted",
