@@ -219,6 +219,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         bus: events::EventBus::new(),
         live: media::live::LiveFrames::default(),
         recorder: media::recorder::Recorder::default(),
+        stream_leases: Default::default(),
         webhooks: alerts::webhooks::Webhooks::default(),
         gaps: alerts::gaps::PendingGaps::default(),
         device_mqtt_host: device_host,

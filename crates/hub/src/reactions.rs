@@ -349,6 +349,12 @@ impl Reactions for HubReactions {
                         }
                     }
                 }
+                Happening::Hello {
+                    device,
+                    kind: DeviceKind::Camera,
+                } => {
+                    crate::media::recording::on_camera_hello(state, device).await;
+                }
                 Happening::Hello { .. } => {}
                 Happening::Event {
                     msg,

@@ -27,6 +27,8 @@ pub struct Inner {
     pub live: LiveFrames,
     /// Open and recent delivery recordings (see `recording`).
     pub recorder: crate::media::recorder::Recorder,
+    /// How far each camera was last asked to stream (see `leases`).
+    pub stream_leases: crate::media::leases::StreamLeases,
     /// Outgoing webhook signals (see `webhooks`).
     pub webhooks: crate::alerts::wake::Webhooks,
     /// Event-log gaps waiting for their grace period (`alerts::gaps`).

@@ -236,3 +236,54 @@ async fn the_recording_keeps_what_the_camera_captured_while_its_link_was_cut() {
         "{cam}"
     );
 }
+
+/// While a delivery is recorded, the door camera's stream request is renewed as it nears
+/// its end rather than at every pass (with ten thousand recordings open, a renewal each
+/// pass was thousands of signed downlinks a second), never lapsing; and at once when the
+/// camera reconnects, since it may have lost the request while it was away.
+#[tokio::test]
+async fn a_recorded_camera_s_stream_is_renewed_near_its_end_and_at_once_after_a_reconnect() {
+    let mut sim = Sim::new().await;
+    let mut f = Flat::new(&sim).await;
+    f.door.camera.streaming = true;
+    f.run(&mut sim, 2_000).await;
+    let id = f.delivery(&sim, "PARCEL-LEASE").await;
+    assert_eq!(f.enter(&sim, &id, "PARCEL-LEASE").await["allowed"], true);
+    bolt_retracts(&sim, &mut f.door).await;
+    let cam = f.door.camera.hex();
+    let stream_asks = |sim: &Sim| -> Vec<i64> {
+        sim.downlinks()
+            .into_iter()
+            .filter(|(d, k, _)| d.to_hex() == cam && *k == threshold_proto::Kind::Stream)
+            .map(|(_, _, b)| b["until_ms"].as_i64().expect("until_ms"))
+            .collect()
+    };
+    // Whatever went out with the entry itself.
+    let mut covered_until = stream_asks(&sim).into_iter().max().expect("asked at entry");
+    let mut renewals = 0;
+    for _ in 0..60 {
+        f.run(&mut sim, 500).await;
+        for until in stream_asks(&sim) {
+            renewals += 1;
+            covered_until = covered_until.max(until);
+        }
+        assert!(
+            covered_until - sim.now() >= 8_000,
+            "the camera's request never runs low: {} ms left",
+            covered_until - sim.now()
+        );
+    }
+    assert!(
+        (3..=4).contains(&renewals),
+        "30 s of recording, renewed every 8 to 10 s: {renewals} renewals"
+    );
+
+    // The camera reconnects: it says hello, and is asked again at once.
+    let hello = f.door.camera.sim.hello(sim.now(), "camera");
+    sim.deliver(&hello).await.expect("hello accepted");
+    assert_eq!(
+        stream_asks(&sim),
+        vec![sim.now() + 20_000],
+        "asked at its hello"
+    );
+}

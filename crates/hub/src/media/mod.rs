@@ -2,6 +2,7 @@
 //! viewers.
 
 pub mod avi;
+pub mod leases;
 pub mod live;
 pub mod recorder;
 pub mod recording;

@@ -26,9 +26,14 @@ use threshold_store::{MediaFrameRow, RecordingRow};
 const REMARK_AFTER_MS: i64 = 3_000;
 /// Late backlog frames are still filed into recordings that ended this recently.
 const LATE_FILING_MS: i64 = 6 * 3600 * 1000;
-/// How often stream requests are renewed, and how far ahead they reach.
+/// How often the renewal pass runs (recordings refreshed and ended, stream requests
+/// renewed where due).
 pub const STREAM_RENEW_MS: u64 = 2000;
-const STREAM_AHEAD_MS: i64 = 10_000;
+/// How far ahead a stream request reaches.
+const STREAM_AHEAD_MS: i64 = 20_000;
+/// A request is renewed once it has less than this left: every 8 to 10 s, so that one
+/// lost renewal is followed by the next before the camera's request runs out.
+const RENEW_WITHIN_MS: i64 = 12_000;
 /// Outages remembered per camera.
 const MAX_OUTAGES: usize = 16;
 /// Retention runs this often.
@@ -46,6 +51,16 @@ pub async fn start(state: &AppState, delivery_id: &str, home_id: &str, now: i64)
     });
     let cams = home_cameras(state, home_id);
     request_frames(state, &cams, now + STREAM_AHEAD_MS).await;
+}
+
+/// A camera (re)connected. If it was streaming, it may have lost the request (the
+/// renewals sent while it was away went nowhere, and it streams only a few seconds
+/// past a reconnect on its own, docs/protocol.md §10.2): ask again now.
+pub async fn on_camera_hello(state: &AppState, camera: DeviceId) {
+    if state.stream_leases.forget(&camera) {
+        let until = state.clock.now_ms() + STREAM_AHEAD_MS;
+        request_frames(state, &[camera], until).await;
+    }
 }
 
 fn home_cameras(state: &AppState, home_id: &str) -> Vec<DeviceId> {
@@ -336,7 +351,8 @@ pub async fn tick(state: &AppState) {
     cams.extend(state.live.watched());
     cams.sort_by_key(|d| d.0);
     cams.dedup();
-    renew_spread(state, &cams).await;
+    let due = state.stream_leases.due(&cams, now, RENEW_WITHIN_MS);
+    renew_spread(state, &due).await;
 }
 
 /// Slices a renewal pass is spread over, within one renewal period.
@@ -355,9 +371,8 @@ fn renewal_slices(n: usize) -> (usize, Duration) {
 /// Renew the cameras' stream requests in slices spread over most of the renewal period
 /// rather than all at once: with thousands of recordings open, one pass is thousands of
 /// signatures, and sent in one go they took the CPU from unlock decisions for ~150 ms
-/// every period (the open-loop unlock benchmark showed it). Each camera is still
-/// renewed once a period, each slice asking for `STREAM_AHEAD_MS` from when it is sent;
-/// a short list goes out at once.
+/// every period (the open-loop unlock benchmark showed it). Each slice asks for
+/// `STREAM_AHEAD_MS` from when it is sent; a short list goes out at once.
 async fn renew_spread(state: &AppState, cams: &[DeviceId]) {
     let (per_slice, pause) = renewal_slices(cams.len());
     for (i, slice) in cams.chunks(per_slice).enumerate() {
@@ -388,6 +403,7 @@ pub async fn request_frames(state: &AppState, cams: &[DeviceId], until_ms: i64) 
             &threshold_proto::body::Stream { until_ms, fps: 30 },
         )
         .await;
+        state.stream_leases.asked(*c, until_ms);
     }
 }
 
