@@ -10,19 +10,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use threshold_store::WebhookEndpointRow;
 
-/// Owner -> their endpoints (owners without any are absent).
+/// Owner -> their endpoints (owners without any are absent). Every hub reads it whole
+/// before it serves anything (`load_devices`).
 #[derive(Debug, Default)]
 pub struct WebhookDirectory {
-    by_owner: RwLock<Option<HashMap<String, Arc<[WebhookEndpointRow]>>>>,
+    by_owner: RwLock<HashMap<String, Arc<[WebhookEndpointRow]>>>,
 }
 
 impl WebhookDirectory {
-    /// `owner`'s endpoints; `None` until the directory was first read whole (the
-    /// caller then asks the database).
-    pub fn of(&self, owner: &str) -> Option<Arc<[WebhookEndpointRow]>> {
-        let map = self.by_owner.read().unwrap_or_else(|p| p.into_inner());
-        map.as_ref()
-            .map(|m| m.get(owner).cloned().unwrap_or_else(|| Arc::from([])))
+    /// `owner`'s endpoints.
+    pub fn of(&self, owner: &str) -> Arc<[WebhookEndpointRow]> {
+        self.by_owner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(owner)
+            .cloned()
+            .unwrap_or_else(|| Arc::from([]))
     }
 
     /// Every endpoint, as just read from the database.
@@ -32,19 +35,16 @@ impl WebhookDirectory {
             map.entry(r.owner_id.clone()).or_default().push(r);
         }
         *self.by_owner.write().unwrap_or_else(|p| p.into_inner()) =
-            Some(map.into_iter().map(|(o, v)| (o, v.into())).collect());
+            map.into_iter().map(|(o, v)| (o, v.into())).collect();
     }
 
-    /// `owner`'s endpoints, as just read from the database (nothing changes until the
-    /// directory was read whole: it is still asking the database then).
+    /// `owner`'s endpoints, as just read from the database.
     pub fn set_owner(&self, owner: &str, rows: Vec<WebhookEndpointRow>) {
         let mut map = self.by_owner.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = map.as_mut() {
-            if rows.is_empty() {
-                m.remove(owner);
-            } else {
-                m.insert(owner.to_owned(), rows.into());
-            }
+        if rows.is_empty() {
+            map.remove(owner);
+        } else {
+            map.insert(owner.to_owned(), rows.into());
         }
     }
 }
@@ -65,21 +65,19 @@ mod tests {
         }
     }
 
-    fn ids(d: &WebhookDirectory, owner: &str) -> Option<Vec<String>> {
-        d.of(owner)
-            .map(|e| e.iter().map(|e| e.id.clone()).collect())
+    fn ids(d: &WebhookDirectory, owner: &str) -> Vec<String> {
+        d.of(owner).iter().map(|e| e.id.clone()).collect()
     }
 
     #[test]
-    fn unread_it_knows_nothing_read_it_answers_for_every_owner() {
+    fn read_whole_it_answers_for_every_owner() {
         let d = WebhookDirectory::default();
-        assert_eq!(ids(&d, "o1"), None);
-        d.set_owner("o1", vec![ep("a", "o1")]);
-        assert_eq!(ids(&d, "o1"), None, "a partial read does not make it whole");
+        d.set_owner("o9", vec![ep("z", "o9")]);
         d.set_all(vec![ep("a", "o1"), ep("b", "o1"), ep("c", "o2")]);
-        assert_eq!(ids(&d, "o1"), Some(vec!["a".into(), "b".into()]));
-        assert_eq!(ids(&d, "o2"), Some(vec!["c".into()]));
-        assert_eq!(ids(&d, "o3"), Some(vec![]));
+        assert_eq!(ids(&d, "o1"), ["a", "b"]);
+        assert_eq!(ids(&d, "o2"), ["c"]);
+        assert!(ids(&d, "o3").is_empty());
+        assert!(ids(&d, "o9").is_empty(), "a whole read replaces everything");
     }
 
     #[test]
@@ -87,9 +85,9 @@ mod tests {
         let d = WebhookDirectory::default();
         d.set_all(vec![ep("a", "o1"), ep("c", "o2")]);
         d.set_owner("o1", vec![]);
-        assert_eq!(ids(&d, "o1"), Some(vec![]));
+        assert!(ids(&d, "o1").is_empty());
         d.set_owner("o3", vec![ep("d", "o3")]);
-        assert_eq!(ids(&d, "o3"), Some(vec!["d".into()]));
-        assert_eq!(ids(&d, "o2"), Some(vec!["c".into()]));
+        assert_eq!(ids(&d, "o3"), ["d"]);
+        assert_eq!(ids(&d, "o2"), ["c"]);
     }
 }

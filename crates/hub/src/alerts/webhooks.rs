@@ -84,16 +84,7 @@ pub async fn on_alert(state: &AppState, owner_id: &str, alert: &serde_json::Valu
 /// Queue an event of `event_type` (one of [`EVENT_TYPES`]) for every webhook endpoint
 /// of `owner_id` that receives that type, each with a message id of its own.
 pub async fn publish(state: &AppState, owner_id: &str, event_type: &str, data: &serde_json::Value) {
-    let endpoints: std::sync::Arc<[_]> = match state.webhooks.endpoints.of(owner_id) {
-        Some(known) => known,
-        None => match state.store.webhook_endpoints(owner_id).await {
-            Ok(e) => e.into(),
-            Err(e) => {
-                tracing::error!(error = %e, "could not load webhook endpoints");
-                return;
-            }
-        },
-    };
+    let endpoints = state.webhooks.endpoints.of(owner_id);
     let wanted: Vec<_> = endpoints
         .iter()
         .filter(|ep| {
