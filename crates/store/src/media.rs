@@ -32,6 +32,16 @@ pub struct MediaFrameRow {
     pub bytes: i64,
 }
 
+/// The endpoint columns [`endpoint`] reads, then the rest of the query.
+macro_rules! select_endpoints {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints ",
+            $rest
+        )
+    };
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookEndpointRow {
     pub id: String,
@@ -339,21 +349,19 @@ impl Store {
     }
 
     pub async fn webhook_endpoint(&self, owner_id: &str, id: &str) -> Result<WebhookEndpointRow> {
-        let row = sqlx::query(
-            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints WHERE id = $1 AND owner_id = $2",
-        )
-        .bind(id)
-        .bind(owner_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(select_endpoints!("WHERE id = $1 AND owner_id = $2"))
+            .bind(id)
+            .bind(owner_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         endpoint(&row)
     }
 
     pub async fn webhook_endpoints(&self, owner_id: &str) -> Result<Vec<WebhookEndpointRow>> {
-        let rows = sqlx::query(
-            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints WHERE owner_id = $1 ORDER BY created_ms, id",
-        )
+        let rows = sqlx::query(select_endpoints!(
+            "WHERE owner_id = $1 ORDER BY created_ms, id"
+        ))
         .bind(owner_id)
         .fetch_all(&self.pool)
         .await?;
@@ -362,23 +370,19 @@ impl Store {
 
     /// Every owner's endpoints (the hub keeps them in memory).
     pub async fn all_webhook_endpoints(&self) -> Result<Vec<WebhookEndpointRow>> {
-        let rows = sqlx::query(
-            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints ORDER BY owner_id, created_ms, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(select_endpoints!("ORDER BY owner_id, created_ms, id"))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(endpoint).collect()
     }
 
     /// An endpoint by id alone (the dispatcher, which is not acting for an owner).
     pub async fn webhook_endpoint_any(&self, id: &str) -> Result<WebhookEndpointRow> {
-        let row = sqlx::query(
-            "SELECT id, owner_id, url, secret, description, created_ms, event_types FROM webhook_endpoints WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(select_endpoints!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         endpoint(&row)
     }
 
