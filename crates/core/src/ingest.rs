@@ -220,18 +220,23 @@ impl LoadJudge {
     }
 
     /// How much older than the live window a device's newest evidence may be before it
-    /// is blamed: the lag nine messages in ten of the newest stay under, up to the
-    /// point where the hub counts itself behind (and then blames no one at all). A
-    /// camera whose pictures are no later than the hub's own queue makes most
-    /// messages is not at fault; one later than nearly everybody's is. (Not the
-    /// median: on a busy hub a tenth of the messages wait far longer than the median
-    /// in its run queue, and the cameras they belong to are not to blame for it.)
+    /// is blamed: the lag 99 messages in 100 of the newest stay under, up to the point
+    /// where the hub counts itself behind (and then blames no one at all). A camera
+    /// whose pictures are no later than the hub's own queue makes nearly every message
+    /// is not at fault; one later than that is. (Not the median, nor the ninth decile:
+    /// on a busy hub some messages wait far longer than most in its run queue, and the
+    /// cameras they belong to are not to blame for it. At 10 000 cameras with a
+    /// median lag of 28 ms and a 99th percentile of 768 ms, the ninth decile blamed one
+    /// camera whose messages sat in that tail.) A camera with a bad link is still
+    /// blamed: the allowance never exceeds half the live window.
     pub fn blame_allowance(&self, now: Millis) -> Millis {
         let h = self.window.newest(now, self.limits.min_samples);
         if h.count() < self.limits.min_samples {
             return 0;
         }
-        h.quantile(0.9).unwrap_or(0).clamp(0, self.limits.behind_ms)
+        h.quantile(0.99)
+            .unwrap_or(0)
+            .clamp(0, self.limits.behind_ms)
     }
 
     /// Judge at `now`, given how late the hub's own timers fire (`timer_late_ms`).
@@ -403,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn blame_allowance_is_the_ninth_decile_up_to_behind() {
+    fn blame_allowance_is_the_99th_percentile_up_to_behind() {
         let mut j = judge();
         assert_eq!(
             j.blame_allowance(1_000),
@@ -412,12 +417,21 @@ mod tests {
         );
         feed(&mut j, 0, 1_000, |_| 300);
         assert_eq!(j.blame_allowance(1_000), 288); // 300 is in [288, 320)
-                                                   // One message in five 400 ms late: the tenth slowest is.
-        feed(&mut j, 1_000, 1_000, |i| if i % 5 == 0 { 400 } else { 20 });
+                                                   // A busy hub: a message every millisecond, 250 in the newest slot.
+        let dense = |j: &mut LoadJudge, from: Millis, every: i64| {
+            for t in from..from + 1_000 {
+                j.record(t, if t % every == 0 { 400 } else { 20 });
+            }
+        };
+        // One message in fifty 400 ms late: more than one in a hundred, so allowed.
+        dense(&mut j, 1_000, 50);
         assert_eq!(j.blame_allowance(2_000), 384); // 400 is in [384, 416)
-        feed(&mut j, 2_000, 1_000, |_| 4_000);
+                                                   // One in two hundred: that tail is beyond the allowance.
+        dense(&mut j, 2_000, 200);
+        assert_eq!(j.blame_allowance(3_000), 20);
+        feed(&mut j, 3_000, 1_000, |_| 4_000);
         assert_eq!(
-            j.blame_allowance(3_000),
+            j.blame_allowance(4_000),
             500,
             "capped at half the live window"
         );

@@ -223,7 +223,8 @@ impl DeviceLiveness {
             return Err(ClockError::ClockSkew);
         }
         let behind = now.saturating_sub(device_time) > cfg.max_clock_skew_ms;
-        let estimate = self.clock.estimate(now);
+        // Only an old message needs the estimate (the common case reads nothing more).
+        let estimate = behind.then(|| self.clock.estimate(now)).flatten();
         if !behind || cfg.ingest_behind || estimate.is_some() {
             // Placed, or the hub's own queue may be the cause: the evidence starts over.
             self.unplaced_since = None;

@@ -71,7 +71,7 @@ impl Load {
     }
 
     /// The time at which a device's evidence is judged for blame (not for entry, which
-    /// is judged at `now`): `now` less the lag nine in ten of the newest messages stay
+    /// is judged at `now`): `now` less the lag 99 in 100 of the newest messages stay
     /// under (`LoadJudge::blame_allowance`), as of the last judgement.
     pub fn blame_horizon(&self, now: Millis) -> Millis {
         now.saturating_sub(self.allowance_ms.load(Ordering::Relaxed))
