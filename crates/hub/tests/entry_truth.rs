@@ -161,21 +161,7 @@ async fn a_frozen_a_late_and_a_skewed_camera_each_refuse_with_their_own_reason()
         ["camera_clock_skew"]
     );
     // The API and the LIVE badge say the same.
-    let (_, devices) = sim
-        .http(
-            "GET",
-            &format!("/api/v1/homes/{}/devices", h.home),
-            Some(&h.owner),
-            None,
-        )
-        .await;
-    let cam = devices
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == h.front.camera.hex())
-        .unwrap()
-        .clone();
+    let cam = h.device_view(&sim, &h.front.camera).await;
     assert_eq!(cam["state"]["watching"], "camera_clock_skew", "{cam}");
     assert_ne!(cam["liveness"], "live");
 }

@@ -346,6 +346,24 @@ impl House {
     pub async fn delivery_state(&self, sim: &Sim, delivery: &str) -> String {
         delivery_state(sim, &self.owner, delivery).await
     }
+
+    /// `dev` as the owner's list of the home's devices shows it (its liveness, and in
+    /// `state.watching` what the camera rule says).
+    pub async fn device_view(&self, sim: &Sim, dev: &Dev) -> Value {
+        let (s, devices) = sim
+            .http(
+                "GET",
+                &format!("/api/v1/homes/{}/devices", self.home),
+                Some(&self.owner),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{devices}");
+        devices
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == dev.hex()).cloned())
+            .unwrap_or_else(|| panic!("the device is listed: {devices}"))
+    }
 }
 
 /// The physical door of `kit` opens: the lock and the contact sensor both report it
