@@ -42,6 +42,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a stopping hub waits for its background tasks to finish what they hold.
+const STOP_TASKS_WITHIN: Duration = Duration::from_secs(10);
+
 /// A running hub.
 #[derive(Debug)]
 pub struct Hub {
@@ -83,6 +86,19 @@ impl Hub {
         // Home Assistant hears "offline" before the hub is gone.
         if let Some(b) = self.home_assistant.take() {
             b.stop().await;
+        }
+        // What the background tasks hold (liveness changes decided before the stop, a
+        // watcher pass under way) is applied before the store closes; a task stuck on
+        // a slow database is not waited for beyond the bound.
+        self.state.tasks.close();
+        if tokio::time::timeout(STOP_TASKS_WITHIN, self.state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.state.tasks.len(),
+                "background tasks still working when the hub stopped"
+            );
         }
         // Persist the replay marks one last time, so nothing accepted before the stop
         // can be replayed after the next start.
@@ -240,6 +256,7 @@ pub async fn assemble(config: HubConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
             None => auth::AttemptLimiter::local("credentials"),
         },
         shutdown: tokio::sync::watch::channel(false).0,
+        tasks: tokio_util::task::TaskTracker::new(),
         effects: std::sync::OnceLock::new(),
         mqtt_connected: connected.clone(),
         wifi_attacks: wifi_recent::RecentAttacks::default(),

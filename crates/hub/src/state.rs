@@ -60,6 +60,10 @@ pub struct Inner {
     pub credential_limiter: crate::auth::limiter::AttemptLimiter,
     /// Set when the hub stops: background loops end at their next turn.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The background tasks that write to the store and end when the hub stops (the
+    /// effects tasks, the watcher, the recorder's tick): `Hub::stop` lets them finish
+    /// what they hold, up to a bound, before it closes the store.
+    pub tasks: tokio_util::task::TaskTracker,
     pub effects: std::sync::OnceLock<
         tokio::sync::mpsc::UnboundedSender<crate::gateway::transition::Transition>,
     >,

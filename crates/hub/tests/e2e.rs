@@ -859,3 +859,55 @@ async fn restart_requires_fresh_proof_postgres_mosquitto() {
     let dir = testing::TempDir::new("hub").unwrap();
     restart_story(config(dir.path(), Some(url), true)).await;
 }
+
+/// A hub that stops applies the liveness changes it decided before the stop (each
+/// one's timeline row is in the database afterwards), and closes its store only then:
+/// it closed the store under its effects tasks, which logged thousands of "closed
+/// pool" errors at the end of every 10 000-camera benchmark and lost those rows.
+#[tokio::test]
+async fn a_stopping_hub_applies_the_changes_it_decided_before_closing_its_store() {
+    use threshold_hub::gateway::transition::{Change, Transition};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = local_config(dir.path());
+    let hub = threshold_hub::start(cfg.clone()).await.unwrap();
+    let base = hub.base_url();
+    let admin = admin(&hub).await;
+    let owner = accounts(&base, &admin, &[("owner", "olive")])
+        .await
+        .remove(0);
+    let home = home(&base, &owner, "Home", 52.37, 4.89).await;
+    let owner_id = hub.state.store.home_any(&home).await.unwrap().owner_id;
+    let camera = threshold_proto::DeviceId([7; 16]);
+    let effects = hub.state.effects.get().cloned().expect("effects tasks run");
+    let since = hub.state.clock.now_ms();
+    const CHANGES: usize = 5_000;
+    for i in 0..CHANGES {
+        effects
+            .send(Transition {
+                device: camera,
+                home_id: home.clone(),
+                owner_id: owner_id.clone(),
+                kind: threshold_proto::body::DeviceKind::Camera,
+                name: "Hall camera".into(),
+                change: Change::Frozen(i % 2 == 0),
+                at_ms: since + i as i64,
+                last_fresh_ms: None,
+            })
+            .unwrap();
+    }
+    hub.stop().await;
+
+    let store = threshold_store::Store::connect(&cfg.database_url())
+        .await
+        .unwrap();
+    let rows = store
+        .timeline(&owner_id, &home, since, 2 * CHANGES as i64)
+        .await
+        .unwrap();
+    let hex = camera.to_hex();
+    let applied = rows
+        .iter()
+        .filter(|r| r.device_id.as_deref() == Some(hex.as_str()))
+        .count();
+    assert_eq!(applied, CHANGES, "every change decided before the stop");
+}

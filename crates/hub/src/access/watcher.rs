@@ -95,7 +95,8 @@ pub async fn pass(state: &AppState) {
 
 /// Run [`pass`] every 250 ms until the hub stops.
 pub fn spawn(state: AppState) {
-    tokio::spawn(async move {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

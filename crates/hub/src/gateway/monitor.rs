@@ -245,15 +245,35 @@ where
     let shards: Vec<mpsc::UnboundedSender<Transition>> = (0..EFFECT_SHARDS)
         .map(|_| {
             let (tx, rx) = mpsc::unbounded_channel::<Transition>();
-            tokio::spawn(apply_in_order(state.clone(), rx, apply.clone()));
+            state
+                .tasks
+                .spawn(apply_in_order(state.clone(), rx, apply.clone()));
             tx
         })
         .collect();
-    tokio::spawn(async move {
-        while let Some(t) = rx.recv().await {
+    // Routes each change to its device's effects task. When the hub stops it routes
+    // what is queued and ends, which closes the shards: each applies what it holds,
+    // then ends too, before the store closes (`Hub::stop`).
+    let mut stop = state.shutdown.subscribe();
+    state.tasks.spawn(async move {
+        let route = |t: Transition| {
             let i = effect_shard(&t.device, shards.len());
             if let Some(shard) = shards.get(i) {
                 let _ = shard.send(t);
+            }
+        };
+        loop {
+            tokio::select! {
+                t = rx.recv() => match t {
+                    Some(t) => route(t),
+                    None => return,
+                },
+                _ = stop.wait_for(|stopped| *stopped) => {
+                    while let Ok(t) = rx.try_recv() {
+                        route(t);
+                    }
+                    return;
+                }
             }
         }
     });
@@ -261,7 +281,7 @@ where
     // by a task of its own, in order, so a slow database never delays the pass.
     let (load_tx, mut load_rx) = mpsc::unbounded_channel();
     let st = state.clone();
-    tokio::spawn(async move {
+    state.tasks.spawn(async move {
         while let Some(change) = load_rx.recv().await {
             crate::gateway::load::apply(&st, change).await;
         }

@@ -259,7 +259,8 @@ pub fn spawn(state: AppState) {
             }
         }
     });
-    tokio::spawn(async move {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
         let mut iv = tokio::time::interval(Duration::from_millis(STREAM_RENEW_MS));
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut last_retention = i64::MIN;
