@@ -192,6 +192,9 @@ pub struct LoadJudge {
     behind_since: Option<Millis>,
     calm_since: Option<Millis>,
     caught_up_at: Option<Millis>,
+    /// The hub's own latest pause: (until, how long), from a liveness pass that fired
+    /// late ([`LoadJudge::pass_late`]).
+    stall: Option<(Millis, Millis)>,
 }
 
 impl LoadJudge {
@@ -202,6 +205,7 @@ impl LoadJudge {
             behind_since: None,
             calm_since: None,
             caught_up_at: None,
+            stall: None,
         }
     }
 
@@ -229,14 +233,41 @@ impl LoadJudge {
     /// median lag of 28 ms and a 99th percentile of 768 ms, the ninth decile blamed one
     /// camera whose messages sat in that tail.) A camera with a bad link is still
     /// blamed: the allowance never exceeds half the live window.
+    ///
+    /// After the hub's own pause ([`LoadJudge::pass_late`]) the allowance is at least
+    /// the pause, for as long again.
     pub fn blame_allowance(&self, now: Millis) -> Millis {
         let h = self.window.newest(now, self.limits.min_samples);
-        if h.count() < self.limits.min_samples {
-            return 0;
+        let queue = if h.count() < self.limits.min_samples {
+            0
+        } else {
+            h.quantile(0.99)
+                .unwrap_or(0)
+                .clamp(0, self.limits.behind_ms)
+        };
+        let pause = self
+            .stall
+            .filter(|(until, _)| now <= *until)
+            .map_or(0, |(_, ms)| ms);
+        queue.max(pause)
+    }
+
+    /// A liveness pass fired `late_ms` late at `now`: the hub itself did not run for
+    /// that long (a virtual machine paused, a process swapped out), so nothing was heard
+    /// from any device meanwhile and every device's newest evidence is that much older
+    /// through no fault of its own. One such pause does not make the hub *behind* (the
+    /// judgement takes the smallest of several passes' lateness), but until as long
+    /// again has passed (its backlog being worked off) it is allowed for in blame.
+    pub fn pass_late(&mut self, now: Millis, late_ms: Millis) {
+        if late_ms <= 0 {
+            return;
         }
-        h.quantile(0.99)
-            .unwrap_or(0)
-            .clamp(0, self.limits.behind_ms)
+        self.stall = match self.stall {
+            Some((until, ms)) if now <= until => {
+                Some((until.max(now.saturating_add(late_ms)), ms.max(late_ms)))
+            }
+            _ => Some((now.saturating_add(late_ms), late_ms)),
+        };
     }
 
     /// Judge at `now`, given how late the hub's own timers fire (`timer_late_ms`).
@@ -435,6 +466,29 @@ mod tests {
             500,
             "capped at half the live window"
         );
+    }
+
+    #[test]
+    fn a_pause_of_the_hub_is_allowed_for_in_blame_for_as_long_again() {
+        let mut j = judge();
+        feed(&mut j, 0, 1_000, |_| 20);
+        assert_eq!(j.blame_allowance(1_000), 20);
+        // The hub did not run from 1 000 to 3 000: its first pass after fires 2 s late.
+        j.pass_late(3_000, 2_000);
+        assert_eq!(j.blame_allowance(3_000), 2_000);
+        assert_eq!(j.blame_allowance(5_000), 2_000);
+        assert_eq!(
+            j.blame_allowance(5_001),
+            0,
+            "over: the newest lags say again"
+        );
+        // A second pause within the first's shadow extends it.
+        j.pass_late(6_000, 300);
+        j.pass_late(6_200, 1_000);
+        assert_eq!(j.blame_allowance(7_000), 1_000);
+        assert_eq!(j.blame_allowance(7_201), 0);
+        j.pass_late(8_000, 0);
+        assert_eq!(j.blame_allowance(8_000), 0, "a pass on time is no pause");
     }
 
     #[test]

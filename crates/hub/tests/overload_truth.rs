@@ -224,3 +224,34 @@ async fn a_camera_that_connected_while_the_hub_was_behind_is_not_blamed_for_its_
     assert_eq!(sim.state.metrics.rejected_count("clock_skew"), 0);
     assert!(blames(&h.alert_kinds(&sim).await).is_empty());
 }
+
+/// The hub itself pauses for 2 s during a delivery (a virtual machine paused, a
+/// process swapped out): nothing is heard meanwhile, and its first pass after finds
+/// every camera's newest picture 2 s old. That is the hub's pause, not the cameras':
+/// no camera is blamed, the delivery goes on, and once the devices are heard again
+/// everything is live. (The soak at fb59fbf raised false alerts at the edges of the
+/// machine's slow periods.) A camera that really goes dark is still blamed after.
+#[tokio::test]
+async fn a_hub_that_pauses_blames_no_camera_for_its_own_pause() {
+    let (mut sim, mut h, _admin) = ready().await;
+    let inside = h.delivery(&sim, None, "P-IN").await;
+    assert_eq!(h.enter(&sim, &inside, "P-IN").await["allowed"], true);
+    bolt_retracts(&sim, &mut h.front).await;
+    h.run(&mut sim, 1_000).await;
+
+    sim.pause(2_000).await;
+    h.run(&mut sim, 2_000).await;
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(blames(&kinds).is_empty(), "blamed a camera: {kinds:?}");
+    assert_eq!(h.delivery_state(&sim, &inside).await, "inside");
+    let view = h.device_view(&sim, &h.front.camera).await;
+    assert_eq!(view["liveness"], "live", "{view}");
+
+    h.front.camera.dark = true;
+    h.run(&mut sim, 4_000).await;
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(
+        kinds.contains(&"camera_lost_during_delivery".to_owned()),
+        "{kinds:?}"
+    );
+}

@@ -97,6 +97,7 @@ impl Load {
             *t = timer_late_ms.max(0);
         }
         i.next_timer = (slot + 1) % TIMER_PASSES;
+        i.judge.pass_late(now, timer_late_ms);
         let late = i.timer_late.iter().copied().min().unwrap_or(0);
         let change = i.judge.judge(now, late);
         self.behind

@@ -108,7 +108,19 @@ impl Sim {
 
     /// What the hub's periodic tasks do, once, at the current simulated time.
     pub async fn tick(&mut self) {
-        if let Some(change) = threshold_hub::gateway::load::judge(&self.state, 0) {
+        self.tick_late(0).await;
+    }
+
+    /// The hub itself does not run for `ms` (a virtual machine paused): the clock moves
+    /// on, nothing is heard or done, and its first pass after fires `ms` late.
+    pub async fn pause(&mut self, ms: i64) {
+        self.clock.advance(ms);
+        self.tick_late(ms).await;
+    }
+
+    /// The periodic tasks, their timer having fired `late_ms` late.
+    async fn tick_late(&mut self, late_ms: i64) {
+        if let Some(change) = threshold_hub::gateway::load::judge(&self.state, late_ms) {
             threshold_hub::gateway::load::apply(&self.state, change).await;
         }
         threshold_hub::gateway::monitor::tick_once(&self.state);
