@@ -19,6 +19,15 @@ async fn ready() -> (Sim, House, String) {
     (sim, h, admin)
 }
 
+/// A courier let in through the front door a second ago; the delivery's id.
+async fn courier_inside(sim: &mut Sim, h: &mut House) -> String {
+    let inside = h.delivery(sim, None, "P-IN").await;
+    assert_eq!(h.enter(sim, &inside, "P-IN").await["allowed"], true);
+    bolt_retracts(sim, &mut h.front).await;
+    h.run(sim, 1_000).await;
+    inside
+}
+
 fn every_device(h: &mut House, delay_ms: i64) {
     for d in [
         &mut h.front.lock,
@@ -68,10 +77,7 @@ fn blames(kinds: &[String]) -> Vec<&String> {
 #[tokio::test]
 async fn a_hub_behind_says_so_and_blames_no_camera() {
     let (mut sim, mut h, admin) = ready().await;
-    let inside = h.delivery(&sim, None, "P-IN").await;
-    assert_eq!(h.enter(&sim, &inside, "P-IN").await["allowed"], true);
-    bolt_retracts(&sim, &mut h.front).await;
-    h.run(&mut sim, 1_000).await;
+    let inside = courier_inside(&mut sim, &mut h).await;
     let body = health(&sim).await;
     assert_eq!(body["ingest"]["keeping_up"], true, "{body}");
 
@@ -140,10 +146,7 @@ async fn a_hub_behind_says_so_and_blames_no_camera() {
 #[tokio::test]
 async fn one_late_camera_is_blamed_not_the_hub() {
     let (mut sim, mut h, admin) = ready().await;
-    let inside = h.delivery(&sim, None, "P-IN").await;
-    assert_eq!(h.enter(&sim, &inside, "P-IN").await["allowed"], true);
-    bolt_retracts(&sim, &mut h.front).await;
-    h.run(&mut sim, 1_000).await;
+    courier_inside(&mut sim, &mut h).await;
 
     h.front.camera.delay_ms = 3_000;
     h.run(&mut sim, 6_000).await;
@@ -234,10 +237,7 @@ async fn a_camera_that_connected_while_the_hub_was_behind_is_not_blamed_for_its_
 #[tokio::test]
 async fn a_hub_that_pauses_blames_no_camera_for_its_own_pause() {
     let (mut sim, mut h, _admin) = ready().await;
-    let inside = h.delivery(&sim, None, "P-IN").await;
-    assert_eq!(h.enter(&sim, &inside, "P-IN").await["allowed"], true);
-    bolt_retracts(&sim, &mut h.front).await;
-    h.run(&mut sim, 1_000).await;
+    let inside = courier_inside(&mut sim, &mut h).await;
 
     sim.pause(2_000).await;
     h.run(&mut sim, 2_000).await;
