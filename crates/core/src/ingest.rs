@@ -447,8 +447,9 @@ mod tests {
             "nothing known, nothing allowed"
         );
         feed(&mut j, 0, 1_000, |_| 300);
-        assert_eq!(j.blame_allowance(1_000), 288); // 300 is in [288, 320)
-                                                   // A busy hub: a message every millisecond, 250 in the newest slot.
+        // 300 is in [288, 320).
+        assert_eq!(j.blame_allowance(1_000), 288);
+        // A busy hub: a message every millisecond, 250 in the newest slot.
         let dense = |j: &mut LoadJudge, from: Millis, every: i64| {
             for t in from..from + 1_000 {
                 j.record(t, if t % every == 0 { 400 } else { 20 });
@@ -456,8 +457,9 @@ mod tests {
         };
         // One message in fifty 400 ms late: more than one in a hundred, so allowed.
         dense(&mut j, 1_000, 50);
-        assert_eq!(j.blame_allowance(2_000), 384); // 400 is in [384, 416)
-                                                   // One in two hundred: that tail is beyond the allowance.
+        // 400 is in [384, 416).
+        assert_eq!(j.blame_allowance(2_000), 384);
+        // One in two hundred: that tail is beyond the allowance.
         dense(&mut j, 2_000, 200);
         assert_eq!(j.blame_allowance(3_000), 20);
         feed(&mut j, 3_000, 1_000, |_| 4_000);

@@ -8,7 +8,9 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::house::{bolt_retracts, bolt_throws, door_closes, door_opens, evidence, Flat};
+use support::house::{
+    bolt_retracts, bolt_throws, door_closes, door_opens, evidence, home_devices, Flat,
+};
 use support::sim::{lock_command_for, unlock_for, Sim};
 
 /// Let simulated time pass (the flat's devices reporting as usual) until `cond` holds;
@@ -34,20 +36,10 @@ macro_rules! run_until {
 }
 
 async fn liveness(sim: &Sim, f: &Flat, kind: &str) -> String {
-    let (s, d) = sim
-        .http(
-            "GET",
-            &format!("/api/v1/homes/{}/devices", f.home),
-            Some(&f.owner),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{d}");
-    d.as_array()
-        .unwrap()
-        .iter()
+    let d = home_devices(sim, &f.owner, &f.home).await;
+    d.iter()
         .find(|x| x["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} in {d}"))["liveness"]
+        .unwrap_or_else(|| panic!("no {kind} in {d:?}"))["liveness"]
         .as_str()
         .unwrap_or("")
         .to_owned()

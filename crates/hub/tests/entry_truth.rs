@@ -190,17 +190,9 @@ async fn the_owner_s_remote_unlock_follows_the_rule_and_its_override_is_recorded
     assert_eq!(token["camera_waived"], "owner_override");
     assert!(token.get("camera").is_none());
     // On the timeline and in the audit chain, as an override.
-    let (_, tl) = sim
-        .http(
-            "GET",
-            &format!("/api/v1/homes/{}/timeline", h.home),
-            Some(&h.owner),
-            None,
-        )
-        .await;
-    let unlocks: Vec<_> = tl
-        .as_array()
-        .unwrap()
+    let unlocks: Vec<_> = h
+        .timeline(&sim)
+        .await
         .iter()
         .filter(|e| e["kind"] == "owner.unlock")
         .map(|e| {

@@ -350,19 +350,12 @@ impl House {
     /// `dev` as the owner's list of the home's devices shows it (its liveness, and in
     /// `state.watching` what the camera rule says).
     pub async fn device_view(&self, sim: &Sim, dev: &Dev) -> Value {
-        let (s, devices) = sim
-            .http(
-                "GET",
-                &format!("/api/v1/homes/{}/devices", self.home),
-                Some(&self.owner),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{devices}");
+        let devices = home_devices(sim, &self.owner, &self.home).await;
         devices
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["id"] == dev.hex()).cloned())
-            .unwrap_or_else(|| panic!("the device is listed: {devices}"))
+            .iter()
+            .find(|x| x["id"] == dev.hex())
+            .cloned()
+            .unwrap_or_else(|| panic!("the device is listed: {devices:?}"))
     }
 }
 
@@ -770,6 +763,11 @@ async fn owner_list(sim: &Sim, owner: &str, path: &str) -> Vec<Value> {
 /// The owner's alerts, newest first.
 async fn owner_alerts(sim: &Sim, owner: &str) -> Vec<Value> {
     owner_list(sim, owner, "/api/v1/alerts").await
+}
+
+/// The home's devices as the owner's app lists them.
+pub async fn home_devices(sim: &Sim, owner: &str, home: &str) -> Vec<Value> {
+    owner_list(sim, owner, &format!("/api/v1/homes/{home}/devices")).await
 }
 
 /// The home's timeline, newest first.
