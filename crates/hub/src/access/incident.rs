@@ -348,10 +348,7 @@ pub async fn on_door_state(state: &AppState, door: &Door) {
     let Some(input) = door_input(doors::secured(state, door, now)) else {
         return;
     };
-    let Ok(active) = state.store.active_deliveries_of_door(&door.id).await else {
-        return;
-    };
-    for d in active {
+    for d in state.access.open.of_door(&door.id) {
         let _ = apply(state, &d, input).await;
     }
 }
@@ -368,10 +365,7 @@ pub async fn on_camera_blind(state: &AppState, camera: &threshold_proto::DeviceI
         let Err(blind) = doors::blind_to_blame(state, &door, now) else {
             continue;
         };
-        let Ok(active) = state.store.active_deliveries_of_door(&door.id).await else {
-            continue;
-        };
-        for d in active {
+        for d in state.access.open.of_door(&door.id) {
             let _ = apply(state, &d, Input::CameraBlind(blind)).await;
         }
     }
