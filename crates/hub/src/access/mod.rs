@@ -7,6 +7,7 @@
 //! - [`entry`]: the courier's, the guest's and the owner's requests, one rule.
 //! - [`incident`]: a delivery's state machine applied, with its effects.
 //! - [`open`]: the deliveries whose session is open, in memory for the pass.
+//! - [`owners`]: whose each home is, remembered (it never changes).
 //! - [`openings`]: door openings merged and attributed; unauthorised entry.
 //! - [`watcher`]: the periodic pass (deadlines, blind doors, secured doors).
 
@@ -18,6 +19,7 @@ pub mod incident;
 pub mod obstruction;
 pub mod open;
 pub mod openings;
+pub mod owners;
 pub mod refused;
 pub mod unlock;
 pub mod watcher;
@@ -44,6 +46,7 @@ pub struct AccessState {
     pub doors: doors::Doors,
     /// The deliveries whose session is open, for the access pass.
     pub open: open::OpenDeliveries,
+    pub owners: owners::HomeOwners,
     /// Doors with a delivery waiting for a fresh "closed and locked" (delivered or
     /// camera lost), so a lock's report completes it at once without a query per
     /// report. Rebuilt by every watcher pass.
@@ -78,6 +81,7 @@ impl AccessState {
         AccessState {
             doors: doors::Doors::default(),
             open: open::OpenDeliveries::default(),
+            owners: owners::HomeOwners::default(),
             awaiting_secure: Mutex::new(HashSet::new()),
             opening_locks: Mutex::new(HashMap::new()),
             vouching_since: AtomicI64::new(i64::MAX),
