@@ -140,6 +140,46 @@ async fn a_hub_behind_says_so_and_blames_no_camera() {
     assert_eq!(allowed["allowed"], true, "{allowed}");
 }
 
+/// A camera's blame decided just before the hub fell behind reaches the database
+/// only once it is behind (in a flood, one such write waited 54 s): it is not written,
+/// because the hub cannot vouch for the door by then; nothing is owed once the hub
+/// keeps up again and the door is watched.
+#[tokio::test]
+async fn a_blame_that_reaches_the_database_after_the_hub_fell_behind_is_not_written() {
+    use threshold_core::delivery::Input;
+    use threshold_core::liveness::Blind;
+    let (mut sim, mut h, admin) = ready().await;
+    let inside = courier_inside(&mut sim, &mut h).await;
+    let decided_on = sim.state.store.delivery_any(&inside).await.unwrap();
+    for step in 1..=12 {
+        every_device(&mut h, step * 250);
+        h.run(&mut sim, 250).await;
+    }
+    h.run(&mut sim, 8_000).await;
+    let body = health(&sim).await;
+    assert_eq!(body["ingest"]["keeping_up"], false, "{body}");
+
+    // The reaction, decided on the row read before, gets to write now.
+    let step = threshold_hub::access::incident::apply(
+        &sim.state,
+        &decided_on,
+        Input::CameraBlind(Blind::Stale),
+    )
+    .await
+    .unwrap();
+    assert!(step.is_none(), "written while behind: {step:?}");
+    assert_eq!(h.delivery_state(&sim, &inside).await, "inside");
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(blames(&kinds).is_empty(), "blamed a camera: {kinds:?}");
+
+    every_device(&mut h, 0);
+    h.run(&mut sim, 7_000).await;
+    assert_eq!(h.delivery_state(&sim, &inside).await, "inside");
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(blames(&kinds).is_empty(), "blamed a camera: {kinds:?}");
+    assert_eq!(system_alerts(&sim, &admin).await.len(), 1);
+}
+
 /// Only the front camera's messages are late: the median of the house's messages is
 /// still prompt, so the hub keeps up, and the camera, whose pictures arrive three
 /// live windows old, is lost during the delivery.

@@ -164,6 +164,22 @@ impl Store {
         to: &str,
         now: i64,
     ) -> Result<Option<DeliveryRow>> {
+        self.transition_delivery_if(id, from, to, now, || true)
+            .await
+    }
+
+    /// [`Store::transition_delivery`], only if `still()` holds once the write
+    /// connection is held: a transition decided on what was true then, that waited
+    /// for the database, is written only if it is still true (false: nothing written,
+    /// `None`).
+    pub async fn transition_delivery_if(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        now: i64,
+        still: impl FnOnce() -> bool + Send,
+    ) -> Result<Option<DeliveryRow>> {
         let stamp = match to {
             "delivered" => ", delivered_ms = $1",
             "camera_lost" => ", camera_lost_ms = $1, compromised = 1",
@@ -185,6 +201,10 @@ impl Store {
             _ => None,
         };
         let mut tx = self.writer.begin().await?;
+        if !still() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let r = sqlx::query(&format!(
             "UPDATE deliveries SET state = $2, updated_ms = $1{stamp} WHERE id = $3 AND state = $4"
         ))

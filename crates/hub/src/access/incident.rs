@@ -54,11 +54,32 @@ pub async fn apply(
     let Some(step) = delivery::step(&m, input, now, &state.config.delivery_limits())? else {
         return Ok(None);
     };
+    let door = d
+        .door_id
+        .as_deref()
+        .and_then(|id| state.access.doors.get(id));
     if step.to != step.from {
+        // A camera is blamed only if, when the incident is written, the hub still may
+        // blame it and the door is still blind: a blame decided just before the hub
+        // fell behind, whose write then waited behind the hub's backlog, would
+        // otherwise land as an incident the hub could not vouch for (a 90-s flood of
+        // `threshold bench liveness --flood-cameras`: one write waited 54 s). The
+        // pass blames it again once the hub can vouch, if the door is still blind.
+        let withdrawn = std::sync::atomic::AtomicBool::new(false);
+        let still = || match (input, &door) {
+            (Input::CameraBlind(_), Some(door)) => {
+                let at = state.clock.now_ms();
+                let holds = doors::may_blame(state, door, at)
+                    && doors::blind_to_blame(state, door, at).is_err();
+                withdrawn.store(!holds, std::sync::atomic::Ordering::Relaxed);
+                holds
+            }
+            _ => true,
+        };
         // The pass's index follows the delivery as it now is.
         match state
             .store
-            .transition_delivery(&d.id, step.from.as_str(), step.to.as_str(), now)
+            .transition_delivery_if(&d.id, step.from.as_str(), step.to.as_str(), now, still)
             .await
         {
             Ok(Some(row)) => {
@@ -68,6 +89,10 @@ pub async fn apply(
                     crate::fleet::changes::Change::Delivery(d.id.clone()),
                 )
                 .await;
+            }
+            Ok(None) if withdrawn.load(std::sync::atomic::Ordering::Relaxed) => {
+                tracing::info!(delivery = %d.id, "camera not blamed: when the incident could be written, the hub could not vouch for the door or the door was watched again");
+                return Ok(None);
             }
             Ok(None) => {
                 // Moved by someone else first: the row we acted on was stale.
@@ -83,10 +108,6 @@ pub async fn apply(
         }
         transitioned(state, d, &step, input, now).await;
     }
-    let door = d
-        .door_id
-        .as_deref()
-        .and_then(|id| state.access.doors.get(id));
     for e in &step.effects {
         effect(state, d, door.as_ref(), e, input, now).await;
     }
@@ -125,12 +146,7 @@ async fn follow_door(state: &AppState, d: &DeliveryRow, door: &Door) {
 }
 
 async fn transitioned(state: &AppState, d: &DeliveryRow, step: &Step, input: Input, now: i64) {
-    let owner = state
-        .store
-        .home_any(&d.home_id)
-        .await
-        .map(|h| h.owner_id)
-        .ok();
+    let owner = state.access.owners.of(&state.store, &d.home_id).await.ok();
     let mut detail = json!({"delivery_id": d.id, "from": step.from.as_str(), "to": step.to.as_str(),
         "door_id": d.door_id});
     if let Input::CameraBlind(b) = input {
@@ -225,7 +241,7 @@ async fn effect(
 ) {
     match e {
         Effect::Alert(a) => {
-            let Ok(home) = state.store.home_any(&d.home_id).await else {
+            let Ok(owner_id) = state.access.owners.of(&state.store, &d.home_id).await else {
                 return;
             };
             let limits = state.config.delivery_limits();
@@ -275,7 +291,7 @@ async fn effect(
             let message = alert_text(*a, door, camera_name.as_deref(), &limits, obstructed);
             crate::alerts::raise(
                 state,
-                &home.owner_id,
+                &owner_id,
                 crate::alerts::Alert {
                     kind: AlertKind::Delivery(*a),
                     home_id: &d.home_id,
@@ -289,9 +305,9 @@ async fn effect(
             .await;
         }
         Effect::LeaveNow => {
-            if let Ok(home) = state.store.home_any(&d.home_id).await {
+            if let Ok(owner_id) = state.access.owners.of(&state.store, &d.home_id).await {
                 state.bus.publish(HubEvent {
-                    owner_id: home.owner_id,
+                    owner_id,
                     courier_id: Some(d.courier_id.clone()),
                     home_id: d.home_id.clone(),
                     event_type: "delivery.leave_now".into(),
