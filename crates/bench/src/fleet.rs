@@ -154,7 +154,7 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
     let prefix = format!("bench-{}", &threshold_store::new_id()[..8]);
     eprintln!("bench: enrolling {} cameras", b.cameras);
     let store = threshold_store::Store::connect(&db_url).await?;
-    let (creds, owner) = crate::liveness::seed_homes(&store, b.cameras).await?;
+    let (creds, _, owner) = crate::liveness::seed_homes(&store, b.cameras, 0).await?;
     let creds_path = dir.path().join("creds.txt");
     std::fs::write(&creds_path, creds)?;
 
@@ -190,9 +190,12 @@ pub async fn run(b: FleetBench) -> anyhow::Result<serde_json::Value> {
         &creds_path,
         &broker,
         &prefix,
-        b.hz,
-        b.duration_s,
-        b.silence_fraction,
+        crate::liveness::Pace {
+            hz: b.hz,
+            duration_s: b.duration_s,
+            silence: b.silence_fraction,
+            hold: false,
+        },
     )?;
     devices.ready().await?;
     let live = |base: String| async move {

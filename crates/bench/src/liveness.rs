@@ -59,6 +59,8 @@ pub struct LivenessBench {
     pub live_window_ms: Option<i64>,
     /// External broker (`mqtt://host:port`); default the embedded broker.
     pub mqtt_url: Option<String>,
+    /// Overload: more cameras sending faster for part of the run (`overload`).
+    pub flood: Option<crate::overload::Flood>,
     /// Program and leading arguments that start the device process; [`run`] appends
     /// `--creds FILE --broker HOST:PORT --prefix P --hz H --duration S --silence F --seed N`.
     /// The CLI passes `[current_exe, "bench", "liveness-devices"]`.
@@ -75,6 +77,8 @@ pub struct DevicesArgs {
     pub duration_s: u64,
     pub silence_fraction: f64,
     pub seed: u64,
+    /// Send nothing until GO (the flood of an overload run), instead of warming up.
+    pub hold: bool,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -178,12 +182,14 @@ pub(crate) fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 
 /// Enrol `cameras` cameras, each in a home of its own with a door it watches and a
 /// delivery whose session is open (`inside`), so that a camera going silent raises the
-/// real `camera_lost_during_delivery`. Returns the device process's credentials file
-/// text (`id seed password` per line) and the owner's id.
+/// real `camera_lost_during_delivery`; and `flood` more cameras in homes of their own
+/// without door or delivery. Returns the device processes' credentials file texts
+/// (`id seed password` per line; the cameras', the flood's) and the owner's id.
 pub(crate) async fn seed_homes(
     store: &threshold_store::Store,
     cameras: usize,
-) -> anyhow::Result<(String, String)> {
+    flood: usize,
+) -> anyhow::Result<(String, String, String)> {
     let now = now_ms();
     let hash = "$argon2id$unused";
     let owner = store
@@ -213,8 +219,8 @@ pub(crate) async fn seed_homes(
             now,
         )
         .await?;
-    let mut creds = String::new();
-    for i in 0..cameras {
+    let (mut creds, mut flood_creds) = (String::new(), String::new());
+    for i in 0..cameras + flood {
         let home = store
             .create_home(
                 threshold_store::NewHome {
@@ -244,6 +250,12 @@ pub(crate) async fn seed_homes(
                 now,
             )
             .await?;
+        let line = format!("{} {} {pw}\n", id.to_hex(), hex::encode(key.seed()));
+        if i >= cameras {
+            // A flood camera: its home has no delivery, so it raises no camera-lost.
+            flood_creds.push_str(&line);
+            continue;
+        }
         let door = store.create_door(&home.id, "Front door", true, now).await?;
         store
             .update_door(
@@ -270,23 +282,23 @@ pub(crate) async fn seed_homes(
         store
             .transition_delivery(&d.id, "scheduled", "inside", now)
             .await?;
-        creds.push_str(&format!(
-            "{} {} {pw}\n",
-            id.to_hex(),
-            hex::encode(key.seed())
-        ));
+        creds.push_str(&line);
     }
-    Ok((creds, owner.id))
+    Ok((creds, flood_creds, owner.id))
 }
 
 /// Run the bench; returns the JSON line's value.
 pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     // On the hub's own endpoint the hub holds a socket per camera in this process.
     let most = if b.mqtt_url.is_some() { 40_000 } else { 19_000 };
+    let flood_cameras = b.flood.map_or(0, |f| f.cameras);
     anyhow::ensure!(
-        b.cameras >= 1 && b.cameras <= most,
-        "--cameras must be 1..={most} (more than 19000 only through an external broker)"
+        b.cameras >= 1 && b.cameras + flood_cameras <= most,
+        "--cameras (with --flood-cameras) must be 1..={most} (more than 19000 only through an external broker)"
     );
+    if let Some(f) = &b.flood {
+        f.validate(b.duration_s)?;
+    }
     anyhow::ensure!(b.hz > 0.0 && b.hz <= 20.0, "--hz must be in (0, 20]");
     anyhow::ensure!(b.duration_s >= 10, "--duration must be at least 10 s");
     anyhow::ensure!(!b.devices_command.is_empty(), "no device process command");
@@ -319,11 +331,11 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
 
     // Enrol everything before the hub starts, so it loads the devices as at any start.
     eprintln!("bench: enrolling {} cameras", b.cameras);
-    let creds = {
+    let (creds, flood_creds) = {
         let store = threshold_store::Store::connect(&cfg.database_url()).await?;
-        let (creds, _owner) = seed_homes(&store, b.cameras).await?;
+        let (creds, flood_creds, _owner) = seed_homes(&store, b.cameras, flood_cameras).await?;
         store.close().await;
-        creds
+        (creds, flood_creds)
     };
 
     let hub = threshold_hub::start(cfg.clone()).await?;
@@ -375,11 +387,37 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         &creds,
         &format!("{}:{}", hub.mqtt_host, hub.mqtt_port),
         &cfg.mqtt_topic_prefix,
-        b.hz,
-        b.duration_s,
-        b.silence_fraction,
+        Pace {
+            hz: b.hz,
+            duration_s: b.duration_s,
+            silence: b.silence_fraction,
+            hold: false,
+        },
     )?;
     devices.ready().await?;
+    // The flood's cameras connect now and send nothing until their GO.
+    let mut flood_devices = match &b.flood {
+        Some(f) => {
+            let fdir = dir.path().join("flood");
+            std::fs::create_dir_all(&fdir)?;
+            let mut g = DeviceGroup::spawn(
+                &b.devices_command,
+                &fdir,
+                &flood_creds,
+                &format!("{}:{}", hub.mqtt_host, hub.mqtt_port),
+                &cfg.mqtt_topic_prefix,
+                Pace {
+                    hz: f.hz,
+                    duration_s: f.for_s,
+                    silence: 0.0,
+                    hold: true,
+                },
+            )?;
+            g.ready().await?;
+            Some(g)
+        }
+        None => None,
+    };
     let live_count = |st: &threshold_hub::AppState| {
         let now = st.clock.now_ms();
         let lc = st.config.liveness();
@@ -465,26 +503,85 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     let _warm_up = state.load.take_lags();
     // The hub's memory through the run: flat under any load is a target.
     let memory: Arc<std::sync::Mutex<Vec<Memory>>> = Arc::default();
+    // With a flood, what the hub says and holds each second (`overload`).
+    let overload_samples: Arc<std::sync::Mutex<Vec<crate::overload::Sample>>> = Arc::default();
+    let base: Arc<HashSet<DeviceId>> = Arc::new(
+        creds
+            .lines()
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect(),
+    );
     let sampler = {
-        let samples = memory.clone();
+        let (samples, overload_samples, st, base) = (
+            memory.clone(),
+            overload_samples.clone(),
+            state.clone(),
+            base.clone(),
+        );
+        let flooded = b.flood.is_some();
         tokio::spawn(async move {
             let mut iv = tokio::time::interval(Duration::from_secs(1));
             loop {
                 iv.tick().await;
-                samples
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(Memory::now());
+                let m = Memory::now();
+                samples.lock().unwrap_or_else(|p| p.into_inner()).push(m);
+                if flooded {
+                    let now = st.clock.now_ms();
+                    let lc = st.config.liveness();
+                    let mut base_live = 0usize;
+                    st.registry.for_each(|e| {
+                        if base.contains(&e.id)
+                            && e.liveness.state(now, &lc)
+                                == threshold_core::liveness::Liveness::Live
+                        {
+                            base_live += 1;
+                        }
+                    });
+                    let accepted = st
+                        .metrics
+                        .accepted
+                        .get_or_create(&threshold_hub::metrics::KindLabel {
+                            kind: "heartbeat".into(),
+                        })
+                        .get();
+                    overload_samples
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(crate::overload::Sample {
+                            at_ms: now_ms(),
+                            degraded: st.access.degraded(now),
+                            base_live,
+                            accepted,
+                            rss: m.rss,
+                            allocated: m.allocated,
+                        });
+                }
             }
         })
     };
     devices.go()?;
+    // The flood starts its cameras when due, and hands back their result line.
+    let flood_run = match (flood_devices.take(), &b.flood) {
+        (Some(mut g), Some(f)) => {
+            let (from, within) = (f.from_s, Duration::from_secs(f.for_s + 120));
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(from)).await;
+                g.go()?;
+                g.result(within).await
+            }))
+        }
+        _ => None,
+    };
     let running = crate::progress::timed(Duration::from_secs(b.duration_s), "measuring");
     let devices = devices
         .result(Duration::from_secs(b.duration_s + 120))
         .await;
     running.finish_and_clear();
     let devices = devices?;
+    let flood_result = match flood_run {
+        Some(h) => Some(h.await??),
+        None => None,
+    };
     let (cpu1, acc1, t1) = (cpu_seconds(), accepted(), now_ms());
     let raw1 = raw.as_ref().map_or(0, RawCounter::count);
     drop(raw);
@@ -540,6 +637,26 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         .collect();
     let behind_ms: i64 = behind.iter().map(|(a, b)| (b - a).max(0)).sum();
     let sent = devices["sent"].as_u64().unwrap_or(0);
+    let overload = match (&b.flood, &flood_result) {
+        (Some(f), Some(r)) => {
+            let samples = overload_samples
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let silenced_at: Vec<i64> = silenced.values().copied().collect();
+            crate::overload::Run {
+                flood: *f,
+                t0,
+                samples: &samples,
+                cameras: b.cameras,
+                silenced_at: &silenced_at,
+                flood_sent: r["sent"].as_u64().unwrap_or(0),
+                behind: &behind,
+            }
+            .summary()
+        }
+        _ => Value::Null,
+    };
     // Growth over the run: the last second's RSS against the first's.
     let rss_growth = match (memory.first(), memory.last()) {
         (Some(a), Some(b)) if a.rss > 0 => {
@@ -617,10 +734,22 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
             ((acc1 - acc0) as f64 / (raw1 - raw0) as f64 * 1000.0).round() / 1000.0
         }),
         "device_messages_sent": devices["sent"],
+        "overload": overload,
     }))
 }
 
 /// Minimal MQTT 5 client pieces: CONNECT, PUBLISH (QoS 0), PINGREQ.
+/// How a device process's cameras send: heartbeats a second each, for how long after
+/// GO, the share of them silenced, and whether they hold their heartbeats until GO
+/// (a flood) instead of warming up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pace {
+    pub(crate) hz: f64,
+    pub(crate) duration_s: u64,
+    pub(crate) silence: f64,
+    pub(crate) hold: bool,
+}
+
 /// The device process of a liveness bench ([`run_devices`]), started and driven over
 /// its stdin (GO) and stdout (READY, then the result line).
 pub(crate) struct Devices {
@@ -635,9 +764,7 @@ impl Devices {
         creds: &std::path::Path,
         broker: &str,
         prefix: &str,
-        hz: f64,
-        duration_s: u64,
-        silence: f64,
+        pace: Pace,
     ) -> anyhow::Result<Devices> {
         let mut seed = [0u8; 8];
         getrandom::getrandom(&mut seed).map_err(|e| anyhow::anyhow!("random: {e}"))?;
@@ -653,15 +780,18 @@ impl Devices {
             .arg("--prefix")
             .arg(prefix)
             .arg("--hz")
-            .arg(hz.to_string())
+            .arg(pace.hz.to_string())
             .arg("--duration")
-            .arg(duration_s.to_string())
+            .arg(pace.duration_s.to_string())
             .arg("--silence")
-            .arg(silence.to_string())
+            .arg(pace.silence.to_string())
             .arg("--seed")
             .arg(u64::from_le_bytes(seed).to_string())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped());
+        if pace.hold {
+            cmd.arg("--hold");
+        }
         let mut child = ChildGuard(cmd.spawn()?);
         let stdout = child
             .0
@@ -798,25 +928,20 @@ pub(crate) struct DeviceGroup(Vec<Devices>);
 impl DeviceGroup {
     /// One process per `CAMERAS_PER_PROCESS` lines of `creds` (written to files in
     /// `dir`).
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn(
         command: &[OsString],
         dir: &std::path::Path,
         creds: &str,
         broker: &str,
         prefix: &str,
-        hz: f64,
-        duration_s: u64,
-        silence: f64,
+        pace: Pace,
     ) -> anyhow::Result<DeviceGroup> {
         let lines: Vec<&str> = creds.lines().collect();
         let mut group = Vec::new();
         for (i, chunk) in lines.chunks(CAMERAS_PER_PROCESS).enumerate() {
             let path = dir.join(format!("creds-{i}.txt"));
             std::fs::write(&path, chunk.join("\n") + "\n")?;
-            group.push(Devices::spawn(
-                command, &path, broker, prefix, hz, duration_s, silence,
-            )?);
+            group.push(Devices::spawn(command, &path, broker, prefix, pace)?);
         }
         Ok(DeviceGroup(group))
     }
@@ -1095,7 +1220,12 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
     // run, and the silencing, start at GO.
     let dur_ms = (a.duration_s * 1000) as i64;
     let mut rng = Rng(a.seed | 1);
-    let k = ((n as f64 * a.silence_fraction).round() as usize).clamp(1, n);
+    // At least one when any share is asked; none when none is (a flood).
+    let k = if a.silence_fraction > 0.0 {
+        ((n as f64 * a.silence_fraction).round() as usize).clamp(1, n)
+    } else {
+        0
+    };
     let mut silence_after: HashMap<usize, i64> = HashMap::new();
     while silence_after.len() < k {
         let i = (rng.next() % n as u64) as usize;
@@ -1111,6 +1241,7 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
     for (i, (c, mut s)) in cams.into_iter().zip(streams).enumerate() {
         let phase = Duration::from_secs_f64(rng.unit() / a.hz);
         let stop_after = silence_after.get(&i).copied();
+        let hold = a.hold;
         let (sent, go_at, topic) = (
             sent.clone(),
             go_at.clone(),
@@ -1128,6 +1259,9 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
                 iv.tick().await;
                 let now = now_ms();
                 let start = go_at.load(Ordering::SeqCst);
+                if hold && start == 0 {
+                    continue;
+                }
                 if start > 0 {
                     if now - start >= dur_ms {
                         break;

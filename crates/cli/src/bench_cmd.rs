@@ -94,6 +94,19 @@ pub struct LivenessArgs {
     /// seconds into the run (default: half the run; 0 or more than the run: at its end).
     #[arg(long)]
     pub kill_at: Option<u64>,
+    /// Overload: this many more cameras (homes without a delivery) flood the hub for
+    /// part of the run; the JSON line's `overload` says what the hub did meanwhile.
+    #[arg(long, conflicts_with = "nodes")]
+    pub flood_cameras: Option<usize>,
+    /// Heartbeats a second per flood camera.
+    #[arg(long, default_value_t = 20.0, requires = "flood_cameras")]
+    pub flood_hz: f64,
+    /// When the flood starts, seconds into the measured run.
+    #[arg(long, default_value_t = 10, requires = "flood_cameras")]
+    pub flood_from: u64,
+    /// How long the flood lasts, seconds (it must end before the run does).
+    #[arg(long, default_value_t = 20, requires = "flood_cameras")]
+    pub flood_for: u64,
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +125,8 @@ pub struct LivenessDevicesArgs {
     pub silence: f64,
     #[arg(long)]
     pub seed: u64,
+    #[arg(long)]
+    pub hold: bool,
 }
 
 pub async fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
@@ -168,6 +183,14 @@ pub async fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
                 silence_fraction: a.silence,
                 live_window_ms: a.live_window_ms,
                 mqtt_url: a.mqtt_url,
+                flood: a
+                    .flood_cameras
+                    .map(|cameras| threshold_bench::overload::Flood {
+                        cameras,
+                        hz: a.flood_hz,
+                        from_s: a.flood_from,
+                        for_s: a.flood_for,
+                    }),
                 devices_command: vec![
                     OsString::from(exe),
                     OsString::from("bench"),
@@ -185,6 +208,7 @@ pub async fn run(c: BenchCmd) -> anyhow::Result<ExitCode> {
                 duration_s: a.duration,
                 silence_fraction: a.silence,
                 seed: a.seed,
+                hold: a.hold,
             })
             .await?;
             return Ok(ExitCode::SUCCESS);
