@@ -97,6 +97,14 @@ impl Run<'_> {
         };
         let rss_start = at_start.map(|s| s.rss);
         let rss_peak = during.iter().map(|s| s.rss).max();
+        // After the flood the hub drains its backlog and the flood's cameras go
+        // offline: memory then is part of the same episode.
+        let rss_peak_after = self
+            .samples
+            .iter()
+            .filter(|s| s.at_ms >= end)
+            .map(|s| s.rss)
+            .max();
         let rss_growth = match (rss_start, rss_peak) {
             (Some(a), Some(p)) if a > 0 => {
                 Some(((p as f64 / a as f64 - 1.0) * 1000.0).round() / 10.0)
@@ -139,6 +147,7 @@ impl Run<'_> {
             "rss_at_flood_start_bytes": rss_start,
             "rss_peak_in_flood_bytes": rss_peak,
             "rss_growth_in_flood_percent": rss_growth,
+            "rss_peak_after_flood_bytes": rss_peak_after,
             "allocated_growth_in_flood_bytes": allocated_growth,
             "recovered_after_s": recovered.map(|t| secs(t - end)),
         })
@@ -197,6 +206,7 @@ mod tests {
         assert_eq!(v["behind_alerts_before_flood"], 1);
         assert_eq!(v["behind_alerts_from_flood"], 1);
         assert_eq!(v["rss_growth_in_flood_percent"], 20.0);
+        assert_eq!(v["rss_peak_after_flood_bytes"], 1050);
         assert_eq!(v["allocated_growth_in_flood_bytes"], 100);
         // At 6 s the hub vouches but one camera not silenced is not live yet.
         assert_eq!(v["recovered_after_s"], 2.0);
