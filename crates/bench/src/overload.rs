@@ -150,6 +150,14 @@ impl Run<'_> {
             "rss_peak_after_flood_bytes": rss_peak_after,
             "allocated_growth_in_flood_bytes": allocated_growth,
             "recovered_after_s": recovered.map(|t| secs(t - end)),
+            // Every sample from the flood's start: [s from it, RSS MB, allocated MB,
+            // degraded], to see where memory went.
+            "from_flood": self
+                .samples
+                .iter()
+                .filter(|s| s.at_ms >= start)
+                .map(|s| json!([secs(s.at_ms - start), s.rss / 1_000_000, s.allocated.map(|a| a / 1_000_000), s.degraded]))
+                .collect::<Vec<_>>(),
         })
     }
 }
@@ -210,6 +218,7 @@ mod tests {
         assert_eq!(v["allocated_growth_in_flood_bytes"], 100);
         // At 6 s the hub vouches but one camera not silenced is not live yet.
         assert_eq!(v["recovered_after_s"], 2.0);
+        assert_eq!(v["from_flood"].as_array().map(Vec::len), Some(6));
     }
 
     #[test]
