@@ -228,6 +228,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
                     if let Next::End = Box::pin(self.on_packet(packet)).await {
                         return;
                     }
+                    if !self.wire.read_buffer().is_empty() {
+                        // One packet per turn while a backlog is buffered: tokio's
+                        // cooperative budget counts socket reads, not packets, so a
+                        // connection draining a backlog verified a whole read's worth
+                        // in one poll, and every other task (the liveness pass, the
+                        // sampler) waited for a round of such polls over thousands of
+                        // connections: 19 s at the end of a flood
+                        // (`threshold bench liveness --flood-cameras`).
+                        tokio::task::yield_now().await;
+                    }
                     shrink_idle(self.wire);
                 }
                 out = queue.recv_async() => match out.ok() {
