@@ -287,6 +287,31 @@ pub(crate) async fn seed_homes(
     Ok((creds, flood_creds, owner.id))
 }
 
+/// Cameras the hub counts live now: all of them, or those of `only`.
+fn live_cameras(st: &threshold_hub::AppState, only: Option<&HashSet<DeviceId>>) -> usize {
+    let now = st.clock.now_ms();
+    let lc = st.config.liveness();
+    let mut n = 0usize;
+    st.registry.for_each(|e| {
+        if only.is_none_or(|o| o.contains(&e.id))
+            && e.liveness.state(now, &lc) == threshold_core::liveness::Liveness::Live
+        {
+            n += 1;
+        }
+    });
+    n
+}
+
+/// Heartbeats the hub has accepted so far.
+fn heartbeats_accepted(st: &threshold_hub::AppState) -> u64 {
+    st.metrics
+        .accepted
+        .get_or_create(&threshold_hub::metrics::KindLabel {
+            kind: "heartbeat".into(),
+        })
+        .get()
+}
+
 /// Run the bench; returns the JSON line's value.
 pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     // On the hub's own endpoint the hub holds a socket per camera in this process.
@@ -396,7 +421,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     )?;
     devices.ready().await?;
     // The flood's cameras connect now and send nothing until their GO.
-    let mut flood_devices = match &b.flood {
+    let flood_devices = match &b.flood {
         Some(f) => {
             let fdir = dir.path().join("flood");
             std::fs::create_dir_all(&fdir)?;
@@ -418,17 +443,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         }
         None => None,
     };
-    let live_count = |st: &threshold_hub::AppState| {
-        let now = st.clock.now_ms();
-        let lc = st.config.liveness();
-        let mut n = 0usize;
-        st.registry.for_each(|e| {
-            if e.liveness.state(now, &lc) == threshold_core::liveness::Liveness::Live {
-                n += 1;
-            }
-        });
-        n
-    };
+    let live_count = |st: &threshold_hub::AppState| live_cameras(st, None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut last_report = tokio::time::Instant::now();
     let coming = crate::progress::count(b.cameras as u64, "cameras live");
@@ -460,13 +475,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                 "bench: {} of {} live; heartbeats accepted {}, rejected {}",
                 live_count(&state),
                 b.cameras,
-                state
-                    .metrics
-                    .accepted
-                    .get_or_create(&threshold_hub::metrics::KindLabel {
-                        kind: "heartbeat".into()
-                    })
-                    .get(),
+                heartbeats_accepted(&state),
                 rejected
             );
         }
@@ -483,15 +492,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     alerts.lock().unwrap_or_else(|p| p.into_inner()).clear();
     detections.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    let accepted = || {
-        state
-            .metrics
-            .accepted
-            .get_or_create(&threshold_hub::metrics::KindLabel {
-                kind: "heartbeat".into(),
-            })
-            .get()
-    };
+    let accepted = || heartbeats_accepted(&state);
     // Beside the hub, a subscriber that only counts what an external broker delivers:
     // the broker's own rate with these payloads, which the hub's is compared with.
     let raw = match &b.mqtt_url {
@@ -526,32 +527,14 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
                 let m = Memory::now();
                 samples.lock().unwrap_or_else(|p| p.into_inner()).push(m);
                 if flooded {
-                    let now = st.clock.now_ms();
-                    let lc = st.config.liveness();
-                    let mut base_live = 0usize;
-                    st.registry.for_each(|e| {
-                        if base.contains(&e.id)
-                            && e.liveness.state(now, &lc)
-                                == threshold_core::liveness::Liveness::Live
-                        {
-                            base_live += 1;
-                        }
-                    });
-                    let accepted = st
-                        .metrics
-                        .accepted
-                        .get_or_create(&threshold_hub::metrics::KindLabel {
-                            kind: "heartbeat".into(),
-                        })
-                        .get();
                     overload_samples
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push(crate::overload::Sample {
                             at_ms: now_ms(),
-                            degraded: st.access.degraded(now),
-                            base_live,
-                            accepted,
+                            degraded: st.access.degraded(st.clock.now_ms()),
+                            base_live: live_cameras(&st, Some(&base)),
+                            accepted: heartbeats_accepted(&st),
                             rss: m.rss,
                             allocated: m.allocated,
                         });
@@ -561,17 +544,14 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     };
     devices.go()?;
     // The flood starts its cameras when due, and hands back their result line.
-    let flood_run = match (flood_devices.take(), &b.flood) {
-        (Some(mut g), Some(f)) => {
-            let (from, within) = (f.from_s, Duration::from_secs(f.for_s + 120));
-            Some(tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(from)).await;
-                g.go()?;
-                g.result(within).await
-            }))
-        }
-        _ => None,
-    };
+    let flood_run = flood_devices.zip(b.flood).map(|(mut g, f)| {
+        let (from, within) = (f.from_s, Duration::from_secs(f.for_s + 120));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(from)).await;
+            g.go()?;
+            g.result(within).await
+        })
+    });
     let running = crate::progress::timed(Duration::from_secs(b.duration_s), "measuring");
     let devices = devices
         .result(Duration::from_secs(b.duration_s + 120))
@@ -738,7 +718,6 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
-/// Minimal MQTT 5 client pieces: CONNECT, PUBLISH (QoS 0), PINGREQ.
 /// How a device process's cameras send: heartbeats a second each, for how long after
 /// GO, the share of them silenced, and whether they hold their heartbeats until GO
 /// (a flood) instead of warming up.
@@ -1083,6 +1062,8 @@ pub(crate) fn judge(
     v.missed = silenced.len() - alerted.len();
     v
 }
+
+// Minimal MQTT 5 client pieces: CONNECT, PUBLISH (QoS 0), PINGREQ.
 
 fn varint(mut n: usize, out: &mut Vec<u8>) {
     loop {
