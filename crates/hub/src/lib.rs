@@ -449,19 +449,12 @@ pub async fn start_with_clock(mut config: HubConfig, clock: Arc<dyn Clock>) -> a
 /// each device must prove itself with a fresh signed message (law 9), and a message
 /// signed before this start is refused as a possible replay (the restart fence).
 async fn load_devices(state: &AppState) -> anyhow::Result<()> {
-    use threshold_store::SeqSpaceName;
-    let started = state.clock.now_ms();
     for row in state.store.all_devices().await? {
-        let eg = state.store.gaps(&row.id, SeqSpaceName::Events).await?;
-        let fg = state.store.gaps(&row.id, SeqSpaceName::Frames).await?;
-        match gateway::registry::DeviceEntry::from_row(&row, &eg, &fg) {
-            Some(mut e) => {
-                // Every device, even one whose replay mark was never saved: a crash
-                // before the first save leaves a mark of 0 behind messages that were
-                // accepted and acted on (found by the kill -9 test).
-                e.restart_fence(started, row.clock_offset_ms, state.config.max_clock_skew_ms);
-                state.registry.insert(e)
-            }
+        // Every device is fenced, even one whose replay mark was never saved: a crash
+        // before the first save leaves a mark of 0 behind messages that were accepted
+        // and acted on (found by the kill -9 test).
+        match gateway::loading::fenced_entry(state, &row).await? {
+            Some(e) => state.registry.insert(e),
             None => {
                 tracing::error!(device = %row.id, "stored device has an unreadable id, key or kind; ignored")
             }

@@ -572,6 +572,27 @@ async fn a_lock_hello_the_restarting_hub_refused_is_answered_at_its_next_message
     assert!(front_cameras(&sim.downlinks()).is_empty(), "owed once");
 }
 
+/// A hub process that first hears of a device from one of its messages (it was
+/// enrolled through another process on the same data) fences it as a restart does:
+/// the other process may have accepted messages whose replay marks it had not saved
+/// yet, and a message signed before this process knew the device could be one.
+#[tokio::test]
+async fn a_device_first_heard_through_another_hub_process_is_fenced_like_a_restart() {
+    let a = Sim::new().await;
+    let (_, owner) = a.user(threshold_store::Role::Owner, "owner").await;
+    let home = a.home(&owner, "Home").await;
+    let mut b = a.beside().await;
+    let mut cam = a.pair(&owner, &home, "camera", "Porch", None).await;
+    let t = a.now();
+    let signed_before = cam.heartbeat(t, t, 1);
+    assert_eq!(b.deliver(&signed_before).await, Err("before_restart"));
+    // Past the fence (no clock offset saved yet: the largest skew the hub allows).
+    let past = b.state.config.max_clock_skew_ms + 1;
+    b.advance(past).await;
+    let signed_after = cam.heartbeat(t + past, t + past, 2);
+    assert_eq!(b.deliver(&signed_after).await, Ok(()));
+}
+
 #[tokio::test]
 async fn a_door_opened_with_no_session_is_one_unauthorised_entry() {
     let (mut sim, mut h) = ready().await;

@@ -7,7 +7,6 @@
 use crate::state::AppState;
 use threshold_proto::DeviceId;
 use threshold_store::fleet::Channel;
-use threshold_store::SeqSpaceName;
 
 /// One cached thing that changed in the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,9 +191,7 @@ pub async fn reload_device(
         return Ok(());
     };
     if !state.registry.contains(&did) || records {
-        let eg = state.store.gaps(&row.id, SeqSpaceName::Events).await?;
-        let fg = state.store.gaps(&row.id, SeqSpaceName::Frames).await?;
-        let Some(fresh) = crate::gateway::registry::DeviceEntry::from_row(&row, &eg, &fg) else {
+        let Some(fresh) = crate::gateway::loading::fenced_entry(state, &row).await? else {
             return Ok(());
         };
         let known = state.registry.with(&did, |e| {
@@ -202,12 +199,6 @@ pub async fn reload_device(
             e.frames = fresh.frames.clone();
         });
         if known.is_none() {
-            let mut fresh = fresh;
-            fresh.restart_fence(
-                state.clock.now_ms(),
-                row.clock_offset_ms,
-                state.config.max_clock_skew_ms,
-            );
             state.registry.insert(fresh);
             return Ok(());
         }

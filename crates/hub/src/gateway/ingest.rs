@@ -16,7 +16,7 @@ use threshold_core::record_log::Arrival;
 use threshold_core::replay::Verdict;
 use threshold_proto::body::{self, Ack, DeviceKind, Event, Heartbeat, State};
 use threshold_proto::{DeviceId, Kind, SeqSpace, SignedMessage, UnverifiedMessage};
-use threshold_store::{DeviceEventRow, GapRow, NewDeviceEvent, SeqSpaceName};
+use threshold_store::{DeviceEventRow, GapRow, NewDeviceEvent};
 
 /// Why a message was refused. `reason()` is the metric label.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,29 +151,24 @@ async fn lookup_key(
         Some(r) => r,
         None => {
             // Enrolled through another hub process since we loaded? Ask the database.
-            match state.store.device_any(&id.to_hex()).await {
-                Ok(row) => {
-                    let eg = state
-                        .store
-                        .gaps(&row.id, SeqSpaceName::Events)
-                        .await
-                        .unwrap_or_default();
-                    let fg = state
-                        .store
-                        .gaps(&row.id, SeqSpaceName::Frames)
-                        .await
-                        .unwrap_or_default();
-                    let entry = crate::gateway::registry::DeviceEntry::from_row(&row, &eg, &fg)
-                        .ok_or(Rejection::UnknownDevice)?;
-                    let (revoked, key) = (entry.revoked, entry.key);
-                    state.registry.insert(entry);
-                    if revoked {
-                        Err(Rejection::RevokedDevice)
-                    } else {
-                        Ok(key)
-                    }
-                }
-                Err(_) => Err(Rejection::UnknownDevice),
+            // Fenced like a restart: that process may have accepted this device's
+            // messages without saving their replay marks yet.
+            let row = state
+                .store
+                .device_any(&id.to_hex())
+                .await
+                .map_err(|_| Rejection::UnknownDevice)?;
+            let entry = crate::gateway::loading::fenced_entry(state, &row)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(Rejection::UnknownDevice)?;
+            let (revoked, key) = (entry.revoked, entry.key);
+            state.registry.insert(entry);
+            if revoked {
+                Err(Rejection::RevokedDevice)
+            } else {
+                Ok(key)
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod endpoint;
 pub mod ingest;
 pub mod lag;
 pub mod load;
+pub mod loading;
 pub mod monitor;
 pub mod mqtt;
 pub mod port;

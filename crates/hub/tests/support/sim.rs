@@ -35,7 +35,7 @@ pub struct Sim {
     bus: tokio::sync::broadcast::Receiver<threshold_hub::events::HubEvent>,
     /// When the recorder last ticked (simulated time).
     recorder_ticked: i64,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 impl Sim {
@@ -53,12 +53,12 @@ impl Sim {
         };
         adjust(&mut config);
         // As if the broker connection came up a while ago.
-        Self::assemble(config, dir, T0, T0 - 60_000).await
+        Self::assemble(config, Arc::new(dir), T0, T0 - 60_000).await
     }
 
     async fn assemble(
         config: HubConfig,
-        dir: tempfile::TempDir,
+        dir: Arc<tempfile::TempDir>,
         now: i64,
         vouching_since: i64,
     ) -> Sim {
@@ -100,6 +100,20 @@ impl Sim {
         drop(router);
         drop(state);
         Self::assemble(config, dir, now, now).await
+    }
+
+    /// A second hub process on the same data, started at this one's time (a fleet peer
+    /// on one SQLite file): it learns of a device enrolled through `self` afterwards
+    /// only when the device's messages reach it. Its clock is its own.
+    pub async fn beside(&self) -> Sim {
+        let now = self.now();
+        Self::assemble(
+            self.state.config.clone(),
+            self._dir.clone(),
+            now,
+            now - 60_000,
+        )
+        .await
     }
 
     pub fn now(&self) -> i64 {
