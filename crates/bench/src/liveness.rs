@@ -1255,9 +1255,12 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
                     }
                 }
                 seq += 1;
-                let thumb: String = (0..64u64)
-                    .map(|j| format!("{:02x}", (seq.wrapping_mul(37).wrapping_add(j * 11)) % 256))
-                    .collect();
+                // One allocation, not one a byte: at a flood's rates the device
+                // process's own work limits what it can offer.
+                let thumb_bytes: [u8; 64] = std::array::from_fn(|j| {
+                    (seq.wrapping_mul(37).wrapping_add(j as u64 * 11) % 256) as u8
+                });
+                let thumb = hex::encode(thumb_bytes);
                 let hb = Heartbeat {
                     frame: Some(FrameSummary {
                         seq,
