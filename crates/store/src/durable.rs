@@ -208,8 +208,14 @@ impl Drop for SlotGuard {
         }
         // Without a runtime the next `Writer::lease` rolls it back instead.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let mut left = SlotGuard(Some(guard));
+            // The bare guard goes into the task, and becomes a `SlotGuard` only once
+            // the task runs. A runtime shutting down cancels each task as it is
+            // spawned: cancelled, a `SlotGuard` would be dropped here again and spawn
+            // again, without end, until the stack overflowed (the benchmark's error
+            // exit). Dropped bare, it leaves the transaction marked open for the next
+            // `Writer::lease`.
             rt.spawn(async move {
+                let mut left = SlotGuard(Some(guard));
                 if let Err(e) = left.end_abandoned().await {
                     tracing::error!(error = %e, "could not roll back an abandoned write transaction");
                     // Still marked open: the next `Writer::lease` tries again before
@@ -456,6 +462,61 @@ fn poisoned() -> StoreError {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use sqlx::Row;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A task holding the writer inside a transaction, cancelled by its runtime
+    /// shutting down: the rollback cannot run then (the shutdown cancels it as it is
+    /// spawned), and the next writer, on another runtime, does it first. Before, each
+    /// cancelled rollback spawned another until the stack overflowed.
+    #[test]
+    fn a_transaction_abandoned_as_the_runtime_shuts_down_is_rolled_back_by_the_next_writer() {
+        let first = runtime();
+        let (store, _dir) = first.block_on(crate::testing::sqlite()).unwrap();
+        first
+            .block_on(
+                store
+                    .writer
+                    .execute(sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY)")),
+            )
+            .unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let w = store.writer.clone();
+        first.spawn(async move {
+            let mut lease = w.lease().await.unwrap();
+            lease.begun();
+            sqlx::query("BEGIN IMMEDIATE; INSERT INTO t (k) VALUES (1)")
+                .execute(&mut *lease)
+                .await
+                .unwrap();
+            held_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+            drop(lease);
+        });
+        held_rx.recv().unwrap();
+        drop(first);
+        let second = runtime();
+        second.block_on(async {
+            store
+                .writer
+                .execute(sqlx::query("INSERT INTO t (k) VALUES (2)"))
+                .await
+                .unwrap();
+            let rows = sqlx::query("SELECT k FROM t")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+            let keys: Vec<i64> = rows.iter().map(|r| r.try_get(0).unwrap()).collect();
+            assert_eq!(keys, [2], "the abandoned insert was rolled back");
+        });
+    }
 
     #[tokio::test]
     async fn a_transaction_left_open_is_rolled_back_before_the_next_write() {
