@@ -140,6 +140,48 @@ async fn a_hub_behind_says_so_and_blames_no_camera() {
     assert_eq!(allowed["allowed"], true, "{allowed}");
 }
 
+/// A camera that really goes dark while the hub is behind is not blamed then (the
+/// hub cannot tell its silence from its own queue), but once the hub keeps up again
+/// the camera's silence is evidence, and it is called lost within a few live windows.
+#[tokio::test]
+async fn a_camera_gone_dark_while_the_hub_was_behind_is_lost_once_it_keeps_up() {
+    let (mut sim, mut h, _admin) = ready().await;
+    let inside = courier_inside(&mut sim, &mut h).await;
+    for step in 1..=12 {
+        every_device(&mut h, step * 250);
+        h.run(&mut sim, 250).await;
+    }
+    h.run(&mut sim, 4_000).await;
+    assert_eq!(health(&sim).await["ingest"]["keeping_up"], false);
+    h.front.camera.dark = true;
+    h.run(&mut sim, 4_000).await;
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(blames(&kinds).is_empty(), "blamed while behind: {kinds:?}");
+
+    // The queue drains; the hub keeps up again. How long until the camera is lost?
+    every_device(&mut h, 0);
+    let mut waited = 0;
+    while health(&sim).await["ingest"]["keeping_up"] != true {
+        h.run(&mut sim, 100).await;
+        waited += 100;
+        assert!(waited < 10_000, "the hub never caught up");
+    }
+    let mut after = 0;
+    while !h
+        .alert_kinds(&sim)
+        .await
+        .contains(&"camera_lost_during_delivery".to_owned())
+    {
+        h.run(&mut sim, 100).await;
+        after += 100;
+        assert!(
+            after <= 2_000,
+            "not lost two live windows after the hub caught up"
+        );
+    }
+    assert_eq!(h.delivery_state(&sim, &inside).await, "camera_lost");
+}
+
 /// A camera's blame decided just before the hub fell behind reaches the database
 /// only once it is behind (in a flood, one such write waited 54 s): it is not written,
 /// because the hub cannot vouch for the door by then; nothing is owed once the hub
