@@ -112,9 +112,6 @@ pub struct Store {
 
 static DRIVERS: Once = Once::new();
 
-/// Page cache of each SQLite reading connection, in KiB (see `open_pool`).
-pub const READER_CACHE_KIB: u32 = 512;
-
 /// How long a first connection to PostgreSQL may take before the start gives up.
 const CONNECT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -249,15 +246,6 @@ impl Store {
                             sqlx::query("PRAGMA wal_autocheckpoint = 10000")
                                 .execute(&mut *conn)
                                 .await?;
-                        } else {
-                            // A reader's page cache is heap the process keeps for
-                            // good once filled (SQLite's default: 2 MiB, on each of
-                            // the four): most of the hub's memory growth over a
-                            // soak at 10 000 cameras. Pages it misses come from the
-                            // kernel's file cache, which is not the hub's memory.
-                            sqlx::query(&format!("PRAGMA cache_size = -{READER_CACHE_KIB}"))
-                                .execute(&mut *conn)
-                                .await?;
                         }
                     }
                     Ok(())
@@ -367,35 +355,4 @@ pub fn new_id() -> String {
 
 fn getrandom_fill(b: &mut [u8]) -> std::result::Result<(), getrandom::Error> {
     getrandom::getrandom(b)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use sqlx::Row;
-
-    /// Readers keep a small page cache; the writer keeps SQLite's default (its
-    /// inserts walk the indexes it is about to change).
-    #[tokio::test]
-    async fn sqlite_readers_keep_a_small_page_cache_and_the_writer_the_default() {
-        let (store, _dir) = crate::testing::sqlite().await.unwrap();
-        let cache = |row: sqlx::any::AnyRow| row.try_get::<i64, _>(0).unwrap();
-        let mut readers = Vec::new();
-        for _ in 0..4 {
-            readers.push(store.pool().acquire().await.unwrap());
-        }
-        for r in &mut readers {
-            let row = sqlx::query("PRAGMA cache_size")
-                .fetch_one(&mut **r)
-                .await
-                .unwrap();
-            assert_eq!(cache(row), -i64::from(super::READER_CACHE_KIB));
-        }
-        let mut writer = store.writer.lease().await.unwrap();
-        let row = sqlx::query("PRAGMA cache_size")
-            .fetch_one(&mut *writer)
-            .await
-            .unwrap();
-        assert_eq!(cache(row), -2000, "SQLite's default");
-    }
 }
