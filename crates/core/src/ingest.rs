@@ -13,7 +13,8 @@
 //! [`LoadJudge`] turns that median (and how late the hub's own timers fire, which
 //! catches a hub too busy to verify anything) into one verdict with hysteresis:
 //! *behind* when either exceeds half the live window, *keeping up* again once both have
-//! been under a quarter of it for a full second. While behind, the hub blames no
+//! been under a quarter of it for a full second (longer after a long episode, whose
+//! backlog drains in waves: [`LoadLimits::calm_after`]). While behind, the hub blames no
 //! device, refuses entries with `hub_degraded` and raises one system alert.
 
 use crate::Millis;
@@ -105,6 +106,12 @@ impl LagHistogram {
 const SLOT_MS: Millis = 250;
 const SLOTS: usize = 8;
 
+/// The slot of the lag window that hub time `now` falls in: a device's messages count
+/// once per slot in the hub's judgement of itself ([`LoadJudge::record`]).
+pub fn slot_of(now: Millis) -> Millis {
+    now.div_euclid(SLOT_MS)
+}
+
 /// The lags of the last two seconds, in eight slots of 250 ms that age out one by one.
 #[derive(Clone, Debug, Default)]
 pub struct LagWindow {
@@ -115,7 +122,7 @@ pub struct LagWindow {
 impl LagWindow {
     /// A message handled at hub time `now`, `lag_ms` after it was signed.
     pub fn record(&mut self, now: Millis, lag_ms: Millis) {
-        let n = now.div_euclid(SLOT_MS);
+        let n = slot_of(now);
         let i = n.rem_euclid(SLOTS as Millis) as usize;
         if let Some((slot, h)) = self.slots.get_mut(i) {
             if *slot != n {
@@ -164,9 +171,11 @@ pub enum LoadChange {
 pub struct LoadLimits {
     /// Behind when the median lag or the timer lateness exceeds this.
     pub behind_ms: Millis,
-    /// Keeping up again once both have stayed under this for `calm_ms`.
+    /// Keeping up again once both have stayed under this for `calm_ms`, or a quarter of
+    /// the episode so far if longer, up to `calm_max_ms` ([`LoadLimits::calm_after`]).
     pub calm_below_ms: Millis,
     pub calm_ms: Millis,
+    pub calm_max_ms: Millis,
     /// Fewer messages than this in the window say nothing about the median.
     pub min_samples: u64,
 }
@@ -179,8 +188,19 @@ impl LoadLimits {
             behind_ms: (live_window_ms / 2).max(1),
             calm_below_ms: (live_window_ms / 4).max(1),
             calm_ms: 1_000,
+            calm_max_ms: 10_000,
             min_samples: 8,
         }
+    }
+
+    /// How long the lag must stay calm to end an episode that has lasted `episode_ms`:
+    /// a second, or a quarter of the episode, up to ten seconds. A long backlog drains
+    /// unevenly, its lag dipping and rising again for a while (the overload benchmark
+    /// at 317e0b8, 15:16 UTC on 2026-12-05: after a 40-s flood the hub kept up for 3 to
+    /// 8 s at a time between five episodes behind, each a new alert to the operator
+    /// and a window in which cameras could be blamed for the hub's queue).
+    pub fn calm_after(&self, episode_ms: Millis) -> Millis {
+        (episode_ms / 4).clamp(self.calm_ms, self.calm_max_ms.max(self.calm_ms))
     }
 }
 
@@ -192,9 +212,13 @@ pub struct LoadJudge {
     behind_since: Option<Millis>,
     calm_since: Option<Millis>,
     caught_up_at: Option<Millis>,
-    /// The hub's own latest pause: (until, how long), from a liveness pass that fired
-    /// late ([`LoadJudge::pass_late`]).
-    stall: Option<(Millis, Millis)>,
+    /// The hub's own pauses still allowed for: (until, how long), from liveness passes
+    /// that fired late ([`LoadJudge::pass_late`]); the longest first, each later one
+    /// shorter and lasting longer (a monotonic queue: its front is the allowance).
+    stalls: std::collections::VecDeque<(Millis, Millis)>,
+    /// Until when a backlog of the last episode behind may still be draining
+    /// ([`LoadJudge::backlog_until`]).
+    backlog_until: Option<Millis>,
 }
 
 impl LoadJudge {
@@ -205,10 +229,16 @@ impl LoadJudge {
             behind_since: None,
             calm_since: None,
             caught_up_at: None,
-            stall: None,
+            stalls: Default::default(),
+            backlog_until: None,
         }
     }
 
+    /// A device's message handled at `now`, `lag_ms` late: the first of that device
+    /// in its slot ([`slot_of`]). The median is over devices, not messages: one
+    /// connection handing over a backlog of a dozen messages at once (a camera whose
+    /// link stalled for 3 s, or whose queue in the hub drains last) would otherwise
+    /// fill a slot of a small house and call the hub behind.
     pub fn record(&mut self, now: Millis, lag_ms: Millis) {
         self.window.record(now, lag_ms);
     }
@@ -246,9 +276,10 @@ impl LoadJudge {
                 .clamp(0, self.limits.behind_ms)
         };
         let pause = self
-            .stall
-            .filter(|(until, _)| now <= *until)
-            .map_or(0, |(_, ms)| ms);
+            .stalls
+            .iter()
+            .find(|(until, _)| now <= *until)
+            .map_or(0, |(_, ms)| *ms);
         queue.max(pause)
     }
 
@@ -259,15 +290,20 @@ impl LoadJudge {
     /// judgement takes the smallest of several passes' lateness), but until as long
     /// again has passed (its backlog being worked off) it is allowed for in blame.
     pub fn pass_late(&mut self, now: Millis, late_ms: Millis) {
+        while self.stalls.front().is_some_and(|(until, _)| *until < now) {
+            self.stalls.pop_front();
+        }
         if late_ms <= 0 {
             return;
         }
-        self.stall = match self.stall {
-            Some((until, ms)) if now <= until => {
-                Some((until.max(now.saturating_add(late_ms)), ms.max(late_ms)))
-            }
-            _ => Some((now.saturating_add(late_ms), late_ms)),
-        };
+        // A pause no longer than this one ends no later: this one covers it. Passes
+        // late again and again on a saturated runtime do not keep the longest pause's
+        // allowance alive (it held camera-lost alerts 23-31 s past an overload).
+        while self.stalls.back().is_some_and(|(_, ms)| *ms <= late_ms) {
+            self.stalls.pop_back();
+        }
+        self.stalls
+            .push_back((now.saturating_add(late_ms), late_ms));
     }
 
     /// Judge at `now`, given how late the hub's own timers fire (`timer_late_ms`).
@@ -289,12 +325,15 @@ impl LoadJudge {
                     return None;
                 }
                 let calm = *self.calm_since.get_or_insert(now);
-                if now.saturating_sub(calm) < self.limits.calm_ms {
+                if now.saturating_sub(calm) < self.limits.calm_after(calm.saturating_sub(since)) {
                     return None;
                 }
                 self.behind_since = None;
                 self.calm_since = None;
                 self.caught_up_at = Some(now);
+                let drained_by = now.saturating_add(now.saturating_sub(since));
+                self.backlog_until =
+                    Some(self.backlog_until.map_or(drained_by, |u| u.max(drained_by)));
                 Some(LoadChange::CaughtUp { at: now, since })
             }
         }
@@ -309,6 +348,40 @@ impl LoadJudge {
     pub fn caught_up_at(&self) -> Option<Millis> {
         self.caught_up_at
     }
+
+    /// Until when the backlog of the hub's last episode behind may still be draining
+    /// through some of its devices' connections: as long again as the episode lasted,
+    /// from when the hub caught up (and never shortened by a later, shorter episode).
+    /// See [`still_draining`].
+    pub fn backlog_until(&self) -> Option<Millis> {
+        self.backlog_until
+    }
+}
+
+/// Whether a device's own connection is still working off the hub's backlog at `now`,
+/// so that its late messages are the hub's fault, not the device's: within
+/// `backlog_until` ([`LoadJudge::backlog_until`]), its newest message handled (at
+/// `heard_at`) was later than the blame allowance, and no longer ago than that
+/// message's own lag (a connection whose messages wait `lag` for the hub delivers the
+/// next within about as long).
+///
+/// The hub drains a backlog unevenly: the median of its messages is prompt again (it
+/// keeps up) while some connections still hand it messages signed seconds ago, which
+/// sat in the hub's own socket buffers (the overload benchmark at 317e0b8: 12 cameras
+/// whose every heartbeat was sent on time were called lost 3 s after the hub caught
+/// up). Outside that time a late device is blamed as ever: a bad link is its own, and
+/// so is a camera that stops sending (it is no longer heard).
+pub fn still_draining(
+    now: Millis,
+    backlog_until: Option<Millis>,
+    allowance_ms: Millis,
+    lag_ms: Option<Millis>,
+    heard_at: Option<Millis>,
+) -> bool {
+    let (Some(until), Some(lag), Some(heard)) = (backlog_until, lag_ms, heard_at) else {
+        return false;
+    };
+    now <= until && lag > allowance_ms && now.saturating_sub(heard) <= lag
 }
 
 #[cfg(test)]
@@ -494,6 +567,23 @@ mod tests {
     }
 
     #[test]
+    fn a_long_pause_is_allowed_for_as_long_again_not_while_passes_stay_late() {
+        let mut j = judge();
+        j.pass_late(10_000, 8_000);
+        // Every pass after it fires 300 ms late (a saturated runtime).
+        for t in (10_250..=20_000).step_by(250) {
+            j.pass_late(t, 300);
+            let want = if t <= 18_000 { 8_000 } else { 300 };
+            assert_eq!(j.blame_allowance(t), want, "at {t}");
+        }
+        // Passes on time again: the last late one's allowance runs out.
+        j.pass_late(20_250, 0);
+        assert_eq!(j.blame_allowance(20_300), 300);
+        assert_eq!(j.blame_allowance(20_301), 0);
+        assert!(j.stalls.len() <= 2, "{:?}", j.stalls);
+    }
+
+    #[test]
     fn late_timers_alone_mean_behind() {
         let mut j = judge();
         // Too busy to verify anything: no messages at all, but timers fire 2 s late.
@@ -504,6 +594,110 @@ mod tests {
                 lag_ms: 2_000
             })
         );
+    }
+
+    /// Messages with lag `lag` from `from` to `to`, judged every 250 ms as the
+    /// liveness passes do; the changes seen.
+    fn live(j: &mut LoadJudge, from: Millis, to: Millis, lag: Millis) -> Vec<LoadChange> {
+        let mut changes = Vec::new();
+        let mut t = from;
+        while t < to {
+            feed(j, t, 250, |_| lag);
+            t += 250;
+            changes.extend(j.judge(t, 0));
+        }
+        changes
+    }
+
+    #[test]
+    fn a_long_episode_ends_only_after_a_longer_calm() {
+        let mut j = judge();
+        assert_eq!(
+            live(&mut j, 0, 1_000, 800),
+            vec![LoadChange::FellBehind {
+                at: 250,
+                lag_ms: 768
+            }]
+        );
+        // 40 s behind, then the backlog drains in waves: 3 s prompt, 2 s behind again.
+        assert_eq!(live(&mut j, 1_000, 41_000, 800), vec![]);
+        assert_eq!(
+            live(&mut j, 41_000, 44_000, 30),
+            vec![],
+            "not after 3 s calm"
+        );
+        assert_eq!(
+            live(&mut j, 44_000, 46_000, 800),
+            vec![],
+            "the same episode"
+        );
+        // Calm from 46 250: a quarter of the 46-s episode, capped at 10 s.
+        assert_eq!(live(&mut j, 46_000, 56_000, 30), vec![]);
+        assert_eq!(
+            live(&mut j, 56_000, 56_250, 30),
+            vec![LoadChange::CaughtUp {
+                at: 56_250,
+                since: 250
+            }]
+        );
+        let limits = LoadLimits::for_live_window(1_000);
+        assert_eq!(limits.calm_after(2_000), 1_000);
+        assert_eq!(limits.calm_after(8_000), 2_000);
+        assert_eq!(limits.calm_after(600_000), 10_000);
+    }
+
+    #[test]
+    fn a_backlog_may_drain_for_as_long_again_as_the_episode_and_never_less() {
+        let mut j = judge();
+        assert_eq!(j.backlog_until(), None, "never behind, nothing to drain");
+        live(&mut j, 0, 10_000, 800);
+        // Behind from 250; calm from 10 250 for a quarter of 10 s.
+        assert_eq!(
+            live(&mut j, 10_000, 13_000, 30),
+            vec![LoadChange::CaughtUp {
+                at: 12_750,
+                since: 250
+            }]
+        );
+        assert_eq!(
+            j.backlog_until(),
+            Some(25_250),
+            "12.5 s behind, as long to drain"
+        );
+        // A short episode soon after does not shorten it.
+        assert_eq!(live(&mut j, 13_000, 14_000, 800).len(), 1);
+        assert_eq!(live(&mut j, 14_000, 16_000, 30).len(), 1);
+        assert_eq!(j.backlog_until(), Some(25_250));
+    }
+
+    #[test]
+    fn a_device_is_still_draining_only_while_it_is_heard_late_after_an_episode() {
+        let until = Some(20_000);
+        // Heard 1 s ago with a message 3 s late, allowance 500 ms: draining.
+        assert!(still_draining(10_000, until, 500, Some(3_000), Some(9_000)));
+        // No longer heard for as long as its lag: it stopped sending, not draining.
+        assert!(still_draining(12_000, until, 500, Some(3_000), Some(9_000)));
+        assert!(!still_draining(
+            12_001,
+            until,
+            500,
+            Some(3_000),
+            Some(9_000)
+        ));
+        // Its newest message was no later than everybody's: nothing of its own drains.
+        assert!(!still_draining(10_000, until, 500, Some(500), Some(9_900)));
+        // After the backlog's time, late is the device's own.
+        assert!(!still_draining(
+            20_001,
+            until,
+            500,
+            Some(3_000),
+            Some(20_000)
+        ));
+        // Never behind, or the device's lag or hearing unknown: no excuse.
+        assert!(!still_draining(10_000, None, 500, Some(3_000), Some(9_000)));
+        assert!(!still_draining(10_000, until, 500, None, Some(9_000)));
+        assert!(!still_draining(10_000, until, 500, Some(3_000), None));
     }
 
     #[test]

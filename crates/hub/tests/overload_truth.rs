@@ -222,6 +222,99 @@ async fn a_blame_that_reaches_the_database_after_the_hub_fell_behind_is_not_writ
     assert_eq!(system_alerts(&sim, &admin).await.len(), 1);
 }
 
+/// The hub falls behind for about ten seconds with a courier inside, then works its
+/// backlog off unevenly: every connection but the front camera's first. The hub keeps
+/// up again by the median of its messages, while the front camera's heartbeats, all
+/// sent on time, still arrive three live windows old. The hub's (episode start, time
+/// it keeps up again).
+async fn behind_then_caught_up_but_the_front_camera(sim: &mut Sim, h: &mut House) -> (i64, i64) {
+    let mut behind_from = None;
+    for step in 1..=12 {
+        every_device(h, step * 250);
+        h.run(sim, 250).await;
+        if behind_from.is_none() && health(sim).await["ingest"]["keeping_up"] == false {
+            behind_from = Some(sim.now());
+        }
+    }
+    h.run(sim, 8_000).await;
+    assert_eq!(health(sim).await["ingest"]["keeping_up"], false);
+    every_device(h, 0);
+    h.front.camera.delay_ms = 3_000;
+    let mut waited = 0;
+    while health(sim).await["ingest"]["keeping_up"] != true {
+        h.run(sim, 100).await;
+        waited += 100;
+        assert!(waited < 10_000, "the hub never caught up");
+    }
+    (behind_from.expect("the hub fell behind"), sim.now())
+}
+
+/// After an overload one camera's backlog drains seconds after everybody else's: its
+/// late pictures are the hub's queue, not the camera. No camera is blamed, the
+/// delivery goes on, and once the backlog is worked off the camera is live. (The
+/// overload benchmark at 317e0b8 called 12 such cameras lost 3 s after its hub caught
+/// up.) The excuse ends with the backlog: dark after it, the camera is lost within two
+/// live windows.
+#[tokio::test]
+async fn a_camera_whose_backlog_drains_after_the_hub_caught_up_is_not_blamed_for_it() {
+    let (mut sim, mut h, admin) = ready().await;
+    let inside = courier_inside(&mut sim, &mut h).await;
+    behind_then_caught_up_but_the_front_camera(&mut sim, &mut h).await;
+    h.run(&mut sim, 5_000).await;
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(
+        blames(&kinds).is_empty(),
+        "blamed for the hub's backlog: {kinds:?}"
+    );
+    assert_eq!(h.delivery_state(&sim, &inside).await, "inside");
+
+    h.front.camera.delay_ms = 0;
+    h.run(&mut sim, 4_000).await;
+    let view = h.device_view(&sim, &h.front.camera).await;
+    assert_eq!(view["liveness"], "live", "{view}");
+    assert!(blames(&h.alert_kinds(&sim).await).is_empty());
+    assert_eq!(h.delivery_state(&sim, &inside).await, "inside");
+    assert_eq!(system_alerts(&sim, &admin).await.len(), 1);
+
+    h.front.camera.dark = true;
+    let mut after = 0;
+    while h.delivery_state(&sim, &inside).await != "camera_lost" {
+        h.run(&mut sim, 100).await;
+        after += 100;
+        assert!(after <= 2_000, "not lost two live windows after going dark");
+    }
+}
+
+/// The excuse of a backlog draining is bounded by the episode it came from: a camera
+/// whose pictures still arrive three live windows late as long again after the hub
+/// caught up as the hub was behind has a bad link of its own, and is lost.
+#[tokio::test]
+async fn a_camera_late_for_longer_than_the_backlog_could_drain_is_blamed() {
+    let (mut sim, mut h, _admin) = ready().await;
+    let inside = courier_inside(&mut sim, &mut h).await;
+    let (from, caught_up) = behind_then_caught_up_but_the_front_camera(&mut sim, &mut h).await;
+    let episode = caught_up - from;
+    assert!(episode >= 8_000, "an episode of {episode} ms");
+    // Not blamed while the backlog may still drain...
+    h.run(&mut sim, episode - 1_000).await;
+    let kinds = h.alert_kinds(&sim).await;
+    assert!(
+        blames(&kinds).is_empty(),
+        "blamed for the hub's backlog: {kinds:?}"
+    );
+    // ...lost soon after it cannot.
+    let mut after = 0;
+    while h.delivery_state(&sim, &inside).await != "camera_lost" {
+        h.run(&mut sim, 100).await;
+        after += 100;
+        assert!(after <= 3_000, "not lost 2 s after the backlog's end");
+    }
+    assert!(h
+        .alert_kinds(&sim)
+        .await
+        .contains(&"camera_lost_during_delivery".to_owned()));
+}
+
 /// Only the front camera's messages are late: the median of the house's messages is
 /// still prompt, so the hub keeps up, and the camera, whose pictures arrive three
 /// live windows old, is lost during the delivery.
@@ -290,10 +383,11 @@ async fn a_camera_that_connected_while_the_hub_was_behind_is_not_blamed_for_its_
     run_with(&mut sim, &mut h, &mut porch, 4_000).await;
 
     // Everybody else's queue drains; the porch camera's drains ten seconds later.
+    // (A calm of a quarter of the 11-s episode ends it: `LoadLimits::calm_after`.)
     every_device(&mut h, 0);
-    run_with(&mut sim, &mut h, &mut porch, 5_000).await;
+    run_with(&mut sim, &mut h, &mut porch, 7_000).await;
     assert_eq!(health(&sim).await["ingest"]["keeping_up"], true);
-    run_with(&mut sim, &mut h, &mut porch, 5_000).await;
+    run_with(&mut sim, &mut h, &mut porch, 3_000).await;
     let view = h.device_view(&sim, &porch).await;
     assert_eq!(
         view["liveness"], "stale",

@@ -199,6 +199,20 @@ pub fn device_liveness(state: &AppState, device: &DeviceId, now: i64) -> Livenes
         .unwrap_or(Liveness::Offline)
 }
 
+/// Whether a camera's late pictures are the hub's backlog still draining through its
+/// connection, not the camera's fault (`Load::excuses`).
+fn draining(state: &AppState, camera: &DeviceId, now: i64) -> bool {
+    state
+        .registry
+        .with(camera, |e| {
+            !e.revoked
+                && state
+                    .load
+                    .excuses(now, e.last_lag_ms, e.liveness.last_seen_at())
+        })
+        .unwrap_or(false)
+}
+
 /// What the entry rule needs to know about a door now.
 pub fn facts(state: &AppState, door: Option<&Door>, now: i64) -> DoorFacts {
     let Some(door) = door else {
@@ -270,8 +284,13 @@ pub fn watched(state: &AppState, door: &Door, now: i64) -> Result<(), Blind> {
 ///
 /// A camera whose pictures are fresh but whose last signed statement is not (its
 /// frame records ran ahead of its heartbeats) cannot vouch for an entry, but it is not
-/// lost either: the owner's device list says live, and so does this.
+/// lost either: the owner's device list says live, and so does this. Nor is a door
+/// blamed while one of its cameras' connections still drains the hub's backlog
+/// (`Load::excuses`).
 pub fn blind_to_blame(state: &AppState, door: &Door, now: i64) -> Result<(), Blind> {
+    if door.cameras.iter().any(|c| draining(state, c, now)) {
+        return Ok(());
+    }
     let at = state.load.blame_horizon(now);
     match watched(state, door, at) {
         Err(Blind::Stale)

@@ -240,6 +240,9 @@ fn transport(
             }
         };
         e.replay.accept(msg.seq);
+        e.last_lag_ms = lag;
+        let slot = threshold_core::ingest::slot_of(now);
+        let judged = lag.is_some() && std::mem::replace(&mut e.lag_slot, slot) != slot;
         let owed = std::mem::take(&mut e.greeting_owed) && !is_hello;
         if let TransportBody::Heartbeat(hb) = &parsed {
             // The camera's own signed word that it is watching, which a lock checks: any
@@ -266,11 +269,16 @@ fn transport(
             e.last_state_at = Some(now);
             e.last_state_device_ms = Some(msg.time_ms);
         }
-        Ok((Outcome::Accepted, changed, lag, owed.then_some(e.kind)))
+        Ok((
+            Outcome::Accepted,
+            changed,
+            lag.map(|l| (l, judged)),
+            owed.then_some(e.kind),
+        ))
     });
     let (outcome, changed, lag, owed) = result.ok_or(Rejection::UnknownDevice)??;
-    if let Some(lag) = lag {
-        state.load.record(now, lag);
+    if let Some((lag, judged)) = lag {
+        state.load.record(now, lag, judged);
         state.metrics.ingest_lag.observe(lag as f64 / 1000.0);
     }
     state.metrics.accept(kind_name);

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
-use threshold_core::ingest::{LagHistogram, LoadChange, LoadJudge, LoadLimits};
+use threshold_core::ingest::{still_draining, LagHistogram, LoadChange, LoadJudge, LoadLimits};
 use threshold_core::Millis;
 
 /// Timer lateness is judged on the smallest of this many recent passes: one hiccup is
@@ -17,6 +17,8 @@ pub struct Load {
     /// What every message and every device check reads, set by each judgement.
     behind: AtomicBool,
     caught_up_at: AtomicI64,
+    /// `LoadJudge::backlog_until`, `i64::MIN` before the first episode.
+    backlog_until: AtomicI64,
     allowance_ms: AtomicI64,
     live_window_ms: Millis,
 }
@@ -41,6 +43,7 @@ impl Load {
             }),
             behind: AtomicBool::new(false),
             caught_up_at: AtomicI64::new(i64::MIN),
+            backlog_until: AtomicI64::new(i64::MIN),
             allowance_ms: AtomicI64::new(0),
             live_window_ms,
         }
@@ -50,10 +53,13 @@ impl Load {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A live message handled at `now`, `lag_ms` after it was signed (hub clock).
-    pub fn record(&self, now: Millis, lag_ms: Millis) {
+    /// A live message handled at `now`, `lag_ms` after it was signed (hub clock);
+    /// `judged` if it is its device's first in its slot (`LoadJudge::record`).
+    pub fn record(&self, now: Millis, lag_ms: Millis, judged: bool) {
         let mut i = self.inner();
-        i.judge.record(now, lag_ms);
+        if judged {
+            i.judge.record(now, lag_ms);
+        }
         i.total.record(lag_ms);
     }
 
@@ -75,6 +81,20 @@ impl Load {
     /// under (`LoadJudge::blame_allowance`), as of the last judgement.
     pub fn blame_horizon(&self, now: Millis) -> Millis {
         now.saturating_sub(self.allowance_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether a device, last heard at `heard_at` with a message `lag_ms` late, may not
+    /// be blamed yet because its own connection is still draining the backlog of the
+    /// hub's last episode behind (`threshold_core::ingest::still_draining`).
+    pub fn excuses(&self, now: Millis, lag_ms: Option<Millis>, heard_at: Option<Millis>) -> bool {
+        let until = self.backlog_until.load(Ordering::Relaxed);
+        still_draining(
+            now,
+            (until != i64::MIN).then_some(until),
+            self.allowance_ms.load(Ordering::Relaxed),
+            lag_ms,
+            heard_at,
+        )
     }
 
     /// Every lag recorded since the hub started or since the last call (a benchmark
@@ -104,6 +124,9 @@ impl Load {
             .store(i.judge.behind_since().is_some(), Ordering::Relaxed);
         if let Some(at) = i.judge.caught_up_at() {
             self.caught_up_at.store(at, Ordering::Relaxed);
+        }
+        if let Some(until) = i.judge.backlog_until() {
+            self.backlog_until.store(until, Ordering::Relaxed);
         }
         self.allowance_ms
             .store(i.judge.blame_allowance(now), Ordering::Relaxed);

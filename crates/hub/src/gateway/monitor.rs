@@ -47,21 +47,33 @@ pub fn on_fresh(state: &AppState, id: &DeviceId) {
 
 /// When a device may be reported less live than before (`gateway::load`).
 #[derive(Clone, Copy, Debug)]
-struct Blame {
+struct Blame<'a> {
     /// The hub is behind with its devices' messages, or has just caught up
     /// (`Load::holds_blame`): what a device looks like then says more about the hub
     /// than about the device. Reported once the hold ends, if still true.
     hold: bool,
     /// Judge getting worse at this time, not at `now` (`Load::blame_horizon`).
     horizon: i64,
+    /// Holds one device whose own connection still drains the hub's backlog
+    /// (`Load::excuses`).
+    load: &'a crate::gateway::lag::Load,
 }
 
-impl Blame {
-    fn at(state: &AppState, now: i64) -> Self {
+impl<'a> Blame<'a> {
+    fn at(state: &'a AppState, now: i64) -> Self {
         Blame {
             hold: state.load.holds_blame(now),
             horizon: state.load.blame_horizon(now),
+            load: &state.load,
         }
+    }
+
+    /// Whether `e` may not be reported less live now.
+    fn holds(&self, e: &crate::gateway::registry::DeviceEntry, now: i64) -> bool {
+        self.hold
+            || self
+                .load
+                .excuses(now, e.last_lag_ms, e.liveness.last_seen_at())
     }
 }
 
@@ -78,7 +90,7 @@ fn check(
     if e.revoked {
         return;
     }
-    let hold = blame.hold;
+    let hold = blame.holds(e, now);
     let mut st = e.liveness.state(now, cfg);
     if worse(st, e.reported) {
         let then = e.liveness.state(blame.horizon, cfg);

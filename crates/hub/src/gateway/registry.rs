@@ -52,6 +52,13 @@ pub struct DeviceEntry {
     /// hello asks for (a lock's cameras) is still owed, and given at the next live
     /// message taken from the device. A replayed hello only repeats that answer.
     pub greeting_owed: bool,
+    /// The ingest lag of its newest live message handled (hub clock), when its clock
+    /// is placed: whether its own connection still drains a backlog
+    /// (`Load::excuses`).
+    pub last_lag_ms: Option<i64>,
+    /// The lag-window slot its last message counted in for the hub's judgement of
+    /// itself (`threshold_core::ingest::slot_of`): one per device per slot.
+    pub lag_slot: i64,
 }
 
 /// A camera's signed heartbeat, kept to be carried in unlock tokens, with the capture
@@ -105,6 +112,8 @@ impl DeviceEntry {
             statement: None,
             fence_device_ms: None,
             greeting_owed: false,
+            last_lag_ms: None,
+            lag_slot: i64::MIN,
         })
     }
 
