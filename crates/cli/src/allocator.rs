@@ -19,6 +19,24 @@ struct MallocConf(*const std::ffi::c_char);
 // SAFETY: it points at a string literal, never written.
 unsafe impl Sync for MallocConf {}
 
+/// The C libraries (SQLite above all) still allocate through glibc's malloc, which
+/// gives each thread that calls it an arena of its own and keeps freed memory in each:
+/// one arena for all of them. The hub's memory outside jemalloc grew 5.3 MB in five
+/// minutes at 3 000 cameras with glibc's default and 1.5 MB with one arena (RSS
+/// +14.4 % and +4.4 %; `threshold bench liveness --cameras 3000 --hz 2 --duration
+/// 300`, docs/performance.md, History 2026-12-05 evening). An operator's
+/// `MALLOC_ARENA_MAX` is left as glibc read it.
+pub fn one_c_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: sets one of glibc's malloc tunables; called first thing in `main`,
+        // before any thread is started.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+    }
+}
+
 /// jemalloc's statistics now (refreshed first: they are cached until the epoch moves).
 pub fn stats() -> Option<threshold_hub::allocator::AllocatorStats> {
     use tikv_jemalloc_ctl::{epoch, stats};

@@ -75,6 +75,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn main() -> std::process::ExitCode {
+    allocator::one_c_arena();
     let cli = Cli::parse();
     threshold_hub::allocator::install(allocator::stats);
     init_tracing(cli.log_format);
