@@ -204,12 +204,7 @@ pub fn device_liveness(state: &AppState, device: &DeviceId, now: i64) -> Livenes
 fn draining(state: &AppState, camera: &DeviceId, now: i64) -> bool {
     state
         .registry
-        .with(camera, |e| {
-            !e.revoked
-                && state
-                    .load
-                    .excuses(now, e.last_lag_ms, e.liveness.last_seen_at())
-        })
+        .with(camera, |e| !e.revoked && state.load.excuses(now, e))
         .unwrap_or(false)
 }
 
@@ -288,9 +283,6 @@ pub fn watched(state: &AppState, door: &Door, now: i64) -> Result<(), Blind> {
 /// blamed while one of its cameras' connections still drains the hub's backlog
 /// (`Load::excuses`).
 pub fn blind_to_blame(state: &AppState, door: &Door, now: i64) -> Result<(), Blind> {
-    if door.cameras.iter().any(|c| draining(state, c, now)) {
-        return Ok(());
-    }
     let at = state.load.blame_horizon(now);
     match watched(state, door, at) {
         Err(Blind::Stale)
@@ -301,6 +293,7 @@ pub fn blind_to_blame(state: &AppState, door: &Door, now: i64) -> Result<(), Bli
         {
             Ok(())
         }
+        Err(_) if door.cameras.iter().any(|c| draining(state, c, now)) => Ok(()),
         verdict => verdict,
     }
 }

@@ -83,17 +83,18 @@ impl Load {
         now.saturating_sub(self.allowance_ms.load(Ordering::Relaxed))
     }
 
-    /// Whether a device, last heard at `heard_at` with a message `lag_ms` late, may not
-    /// be blamed yet because its own connection is still draining the backlog of the
-    /// hub's last episode behind (`threshold_core::ingest::still_draining`).
-    pub fn excuses(&self, now: Millis, lag_ms: Option<Millis>, heard_at: Option<Millis>) -> bool {
+    /// Whether a device may not be blamed yet because its own connection is still
+    /// draining the backlog of the hub's last episode behind: judged on its newest
+    /// handled message's lag and when it was heard
+    /// (`threshold_core::ingest::still_draining`).
+    pub fn excuses(&self, now: Millis, e: &crate::gateway::registry::DeviceEntry) -> bool {
         let until = self.backlog_until.load(Ordering::Relaxed);
         still_draining(
             now,
             (until != i64::MIN).then_some(until),
             self.allowance_ms.load(Ordering::Relaxed),
-            lag_ms,
-            heard_at,
+            e.last_lag_ms,
+            e.liveness.last_seen_at(),
         )
     }
 

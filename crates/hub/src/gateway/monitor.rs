@@ -70,10 +70,7 @@ impl<'a> Blame<'a> {
 
     /// Whether `e` may not be reported less live now.
     fn holds(&self, e: &crate::gateway::registry::DeviceEntry, now: i64) -> bool {
-        self.hold
-            || self
-                .load
-                .excuses(now, e.last_lag_ms, e.liveness.last_seen_at())
+        self.hold || self.load.excuses(now, e)
     }
 }
 
