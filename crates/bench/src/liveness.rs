@@ -502,6 +502,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
     };
     let raw0 = raw.as_ref().map_or(0, RawCounter::count);
     let (cpu0, acc0, t0) = (cpu_seconds(), accepted(), now_ms());
+    let batches0 = signature_batches();
     let _warm_up = state.load.take_lags();
     // The hub's memory through the run: flat under any load is a target.
     let memory: Arc<std::sync::Mutex<Vec<Memory>>> = Arc::default();
@@ -570,6 +571,7 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         None => None,
     };
     let (cpu1, acc1, t1) = (cpu_seconds(), accepted(), now_ms());
+    let batches1 = signature_batches();
     let raw1 = raw.as_ref().map_or(0, RawCounter::count);
     drop(raw);
     sampler.abort();
@@ -687,6 +689,8 @@ pub async fn run(b: LivenessBench) -> anyhow::Result<serde_json::Value> {
         "false_after_device_late": late_in_device,
         "device_stalls": device_stalls,
         "hub_cpu_percent": (((cpu1 - cpu0) / secs) * 1000.0).round() / 10.0,
+        // Signatures checked per batch over the run (`gateway::verifier`).
+        "signature_batch_mean": mean_batch(batches0, batches1),
         "hub_rss_bytes": rss,
         "hub_rss_peak_bytes": rss_peak,
         "hub_rss_per_camera_bytes": rss / (b.cameras as u64).max(1),
@@ -1342,6 +1346,18 @@ pub async fn run_devices(a: DevicesArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     drop(keep);
     Ok(())
+}
+
+/// (signatures checked, batches) by the hub's checking threads so far.
+fn signature_batches() -> (u64, u64) {
+    let (checked, batches) = threshold_hub::gateway::verifier::counters();
+    (checked.get(), batches.get())
+}
+
+fn mean_batch(before: (u64, u64), after: (u64, u64)) -> Option<f64> {
+    let checked = after.0.saturating_sub(before.0);
+    let batches = after.1.saturating_sub(before.1);
+    (batches > 0).then(|| ((checked as f64 / batches as f64) * 10.0).round() / 10.0)
 }
 
 #[cfg(test)]

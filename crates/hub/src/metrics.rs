@@ -162,6 +162,17 @@ impl Metrics {
             "How long after a device signed a live message the hub handled it (link, broker and hub queues together)",
             ingest_lag.clone(),
         );
+        let (checked, batches) = crate::gateway::verifier::counters();
+        registry.register(
+            "signatures_checked",
+            "Device signatures checked, in this process (its hubs share the checking threads)",
+            checked,
+        );
+        registry.register(
+            "signature_batches",
+            "Batches the device signatures were checked in, a lone signature being a batch of one: signatures_checked over this is the mean batch",
+            batches,
+        );
         let hub_behind = Gauge::default();
         registry.register(
             "hub_behind",

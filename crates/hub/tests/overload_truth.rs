@@ -70,6 +70,51 @@ fn blames(kinds: &[String]) -> Vec<&String> {
         .collect()
 }
 
+/// Messages that reach the hub together (what a broker worker hands over at once)
+/// have their signatures checked in one batch, and each is still judged as it would be
+/// alone, in its order: among good heartbeats of two cameras, a garbled message, a
+/// forged one and a replay are refused with their own reasons, and every good one is
+/// accepted. A batch of good ones only is accepted whole.
+#[tokio::test]
+async fn messages_that_arrive_together_are_each_judged_as_alone() {
+    let (sim, mut h, _) = ready().await;
+    let t = sim.now();
+    let (front, back) = (h.front.camera.sim.id, h.back.camera.sim.id);
+    let first = h.front.camera.sim.heartbeat(t, t, 1).into_bytes();
+    let mut forged = h.front.camera.sim.heartbeat(t, t, 2).into_bytes();
+    // The signed time changed after signing: decodes, does not verify.
+    forged[37] ^= 0x01;
+    let publishes = vec![
+        (front, first.clone()),
+        (back, b"not a message".to_vec()),
+        (back, h.back.camera.sim.heartbeat(t, t, 1).into_bytes()),
+        (front, forged),
+        (front, h.front.camera.sim.heartbeat(t, t, 3).into_bytes()),
+        (front, first),
+    ];
+    assert_eq!(
+        sim.deliver_together(&publishes).await,
+        vec![
+            Ok(()),
+            Err("truncated"),
+            Ok(()),
+            Err("bad_signature"),
+            Ok(()),
+            Err("replay")
+        ]
+    );
+    let good: Vec<_> = (0..3)
+        .map(|i| {
+            (
+                front,
+                h.front.camera.sim.heartbeat(t, t, 4 + i).into_bytes(),
+            )
+        })
+        .chain([(back, h.back.camera.sim.heartbeat(t, t, 2).into_bytes())])
+        .collect();
+    assert_eq!(sim.deliver_together(&good).await, vec![Ok(()); 4]);
+}
+
 /// A courier is inside when the hub falls behind: every message reaches it later
 /// than the one before, until they arrive 3 s late (three live windows). The hub raises one `hub_behind` system alert, says degraded, refuses
 /// a second courier with `hub_degraded`, and calls no camera lost. When the queue

@@ -22,7 +22,8 @@ pub mod statement;
 pub mod topic;
 
 pub use envelope::{
-    DecodeError, SignedMessage, UnverifiedMessage, VerifyError, HEADER_LEN, MAGIC, SIGNATURE_LEN,
+    verify_many, DecodeError, SignedMessage, UnverifiedMessage, VerifyError, HEADER_LEN, MAGIC,
+    SIGNATURE_LEN,
 };
 pub use identity::{DeviceId, DeviceKey, PublicKey};
 pub use kind::{Kind, SeqSpace};

@@ -10,6 +10,7 @@
 use crate::gateway::monitor;
 use crate::gateway::port::Happening;
 use crate::gateway::registry::Statement;
+use crate::gateway::verifier;
 use crate::state::AppState;
 use threshold_core::liveness::{FrameObservation, Observed};
 use threshold_core::record_log::Arrival;
@@ -72,20 +73,73 @@ pub enum Outcome {
 
 /// Handle one publish from the broker.
 pub async fn handle(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcome, Rejection> {
-    let result = process(state, topic, payload).await;
-    match &result {
-        Ok(Outcome::Accepted | Outcome::Duplicate | Outcome::Elsewhere) => {}
-        Err(r) => {
-            state.metrics.reject(r.reason());
-            // The topic is attacker-chosen text: log it bounded and escaped.
-            let shown: String = topic.chars().take(120).collect();
-            tracing::warn!(reason = r.reason(), topic = %shown.escape_debug(), detail = ?r, "device message rejected");
-        }
-    }
+    let result = match addressed(state, topic, payload).await {
+        Ok((msg, key)) => verified(state, Some(verifier::verify(msg, key).await)).await,
+        Err(r) => Err(r),
+    };
+    report(state, topic, &result);
     result
 }
 
-async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcome, Rejection> {
+/// Handle publishes that came together, in their order: their signatures are checked
+/// together (`verifier::verify_all`), each is then applied as [`handle`] would. What
+/// became of each, in the same order.
+pub async fn handle_all<P: AsRef<[u8]>>(
+    state: &AppState,
+    publishes: &[(String, P)],
+) -> Vec<Result<Outcome, Rejection>> {
+    let mut checked = Vec::with_capacity(publishes.len());
+    let mut to_verify = Vec::with_capacity(publishes.len());
+    for (topic, payload) in publishes {
+        match addressed(state, topic, payload.as_ref()).await {
+            Ok(item) => {
+                checked.push(Ok(()));
+                to_verify.push(item);
+            }
+            Err(r) => checked.push(Err(r)),
+        }
+    }
+    let mut verdicts = verifier::verify_all(to_verify).await.into_iter();
+    let mut results = Vec::with_capacity(publishes.len());
+    for ((topic, _), found) in publishes.iter().zip(checked) {
+        let result = match found {
+            Ok(()) => verified(state, verdicts.next()).await,
+            Err(r) => Err(r),
+        };
+        report(state, topic, &result);
+        results.push(result);
+    }
+    results
+}
+
+/// A message whose signature check came back: applied if it verified.
+async fn verified(
+    state: &AppState,
+    verdict: Option<verifier::Verdict>,
+) -> Result<Outcome, Rejection> {
+    match verdict {
+        Some(Ok(msg)) => apply(state, msg).await,
+        _ => Err(Rejection::BadSignature),
+    }
+}
+
+fn report(state: &AppState, topic: &str, result: &Result<Outcome, Rejection>) {
+    if let Err(r) = result {
+        state.metrics.reject(r.reason());
+        // The topic is attacker-chosen text: log it bounded and escaped.
+        let shown: String = topic.chars().take(120).collect();
+        tracing::warn!(reason = r.reason(), topic = %shown.escape_debug(), detail = ?r, "device message rejected");
+    }
+}
+
+/// The checks before the signature: the message parses, goes the right way, comes
+/// from the device its topic names, and that device is enrolled and not revoked.
+/// Answers the message and the key to check its signature with.
+async fn addressed(
+    state: &AppState,
+    topic: &str,
+    payload: &[u8],
+) -> Result<(UnverifiedMessage, threshold_proto::PublicKey), Rejection> {
     let topic_device = threshold_proto::topic::parse_uplink(&state.config.mqtt_topic_prefix, topic)
         .ok_or(Rejection::TopicInvalid)?;
     let msg = UnverifiedMessage::decode(payload).map_err(|e| Rejection::Decode(e.reason()))?;
@@ -96,7 +150,12 @@ async fn process(state: &AppState, topic: &str, payload: &[u8]) -> Result<Outcom
         return Err(Rejection::TopicMismatch);
     }
     let key = lookup_key(state, &msg.device).await?;
-    let msg = msg.verify(&key).map_err(|_| Rejection::BadSignature)?;
+    Ok((msg, key))
+}
+
+/// A message whose signature verified: the sequence, clock and body rules, then what
+/// it means.
+async fn apply(state: &AppState, msg: SignedMessage) -> Result<Outcome, Rejection> {
     // Sequence numbers are stored as signed 64-bit integers (docs/protocol.md §6).
     if msg.seq == 0 || msg.seq > i64::MAX as u64 {
         return Err(Rejection::Replay);

@@ -23,3 +23,4 @@ pub mod mqtt;
 pub mod port;
 pub mod registry;
 pub mod transition;
+pub mod verifier;

@@ -13,6 +13,7 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use threshold_proto::envelope::MAX_BATCH;
 use tokio::sync::mpsc;
 
 pub struct MqttTarget {
@@ -38,8 +39,12 @@ pub fn spawn(state: AppState, target: MqttTarget, connected: Arc<Connected>) {
         senders.push(tx);
         let st = state.clone();
         tokio::spawn(async move {
-            while let Some((topic, payload)) = rx.recv().await {
-                let _ = ingest::handle(&st, &topic, &payload).await;
+            // What has arrived for this worker is handled together: its signatures
+            // are checked in one batch (`gateway::verifier`).
+            let mut arrived = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut arrived, MAX_BATCH).await > 0 {
+                let _ = ingest::handle_all(&st, &arrived).await;
+                arrived.clear();
             }
         });
     }

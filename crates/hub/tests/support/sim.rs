@@ -222,6 +222,25 @@ impl Sim {
             .map_err(|r| r.reason())
     }
 
+    /// Hand messages to the hub's ingest path all at once, as a broker worker hands
+    /// over what has arrived for it: (the device whose topic each is published on,
+    /// its bytes). What became of each, in order.
+    pub async fn deliver_together(
+        &self,
+        publishes: &[(DeviceId, Vec<u8>)],
+    ) -> Vec<Result<(), &'static str>> {
+        let prefix = &self.state.config.mqtt_topic_prefix;
+        let publishes: Vec<(String, &[u8])> = publishes
+            .iter()
+            .map(|(d, b)| (threshold_proto::topic::uplink(prefix, d), b.as_slice()))
+            .collect();
+        threshold_hub::gateway::ingest::handle_all(&self.state, &publishes)
+            .await
+            .into_iter()
+            .map(|r| r.map(|_| ()).map_err(|r| r.reason()))
+            .collect()
+    }
+
     /// Downlinks published since the last call: (device, kind, body as JSON).
     pub fn downlinks(&self) -> Vec<(DeviceId, Kind, Value)> {
         self.sent
