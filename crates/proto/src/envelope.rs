@@ -415,7 +415,7 @@ mod tests {
         // ordinary point, so only the key's check can refuse it.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        let weak = PublicKey(ed25519_dalek::VerifyingKey::from_bytes(&identity).expect("a point"));
+        let weak = PublicKey(ed25519_dalek::VerifyingKey::from_bytes(&identity).unwrap());
         let (m, _) = signed_by(9, 1);
         let s = curve25519_dalek::scalar::Scalar::from(7u64);
         let r = curve25519_dalek::constants::ED25519_BASEPOINT_POINT * s;
