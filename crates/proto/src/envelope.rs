@@ -175,8 +175,8 @@ impl UnverifiedMessage {
 /// The most signatures [`verify_many`] checks in one equation.
 pub const MAX_BATCH: usize = 64;
 
-/// Check many messages, each with its own key, at about half the cost per signature
-/// of checking them one by one: what [`UnverifiedMessage::verify`] answers for each, in
+/// Check many messages, each with its own key, at less cost per signature than
+/// checking them one by one (performance.md, History 2026-12-05 night): what [`UnverifiedMessage::verify`] answers for each, in
 /// the order given. Up to [`MAX_BATCH`] signatures are checked together in one
 /// multiscalar multiplication (ed25519-dalek's `verify_batch`, its coefficients drawn
 /// from the batch itself). A signature made by Ed25519 signing (RFC 8032 §5.1.6) passes

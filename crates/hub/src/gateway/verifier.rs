@@ -2,7 +2,7 @@
 //!
 //! Checking a message's signature is most of what it costs the hub (~80 % of the hub's
 //! samples at 10 000 cameras, docs/performance.md). One equation for many signatures
-//! costs about half as much per signature (`threshold_proto::verify_many`), but a batch
+//! costs less per signature (`threshold_proto::verify_many`), but a batch
 //! exists only if someone gathers it: on the hub's own endpoint each connection has one
 //! message in hand at a time (a device's uplink is acknowledged once handled). So every
 //! check goes to one queue, and a few threads each take whatever is waiting there, up
@@ -19,11 +19,11 @@ use tokio::sync::oneshot;
 /// Signatures checked, and the batches they were checked in (one alone is a batch of
 /// one), by this process: every hub state in it shares them, as it shares the threads.
 static CHECKED: LazyLock<Counter> = LazyLock::new(Counter::default);
-static EQUATIONS: LazyLock<Counter> = LazyLock::new(Counter::default);
+static BATCHES: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// The counters of signatures checked and of their batches, for /metrics.
 pub fn counters() -> (Counter, Counter) {
-    (CHECKED.clone(), EQUATIONS.clone())
+    (CHECKED.clone(), BATCHES.clone())
 }
 
 /// What the check of one message found.
@@ -49,7 +49,7 @@ pub async fn verify(msg: UnverifiedMessage, key: PublicKey) -> Verdict {
 /// back costs more than checking it in place (at 2 000 cameras 33.8 % of a core against
 /// 28.3 %), but checking in place whatever found nothing else being checked left
 /// smaller batches under load (at 10 000 cameras batches of 3.5 and 101 % of a core,
-/// against 8.3 and 94 %; performance.md, History 2026-12-05 night), and load is what
+/// against 8.2 and 93.5 % back to back; performance.md, History 2026-12-05 night), and load is what
 /// a hub must be sized for.
 pub async fn verify_all(items: Vec<(UnverifiedMessage, PublicKey)>) -> Vec<Verdict> {
     let Some(queue) = queue() else {
@@ -114,7 +114,7 @@ fn answer(jobs: Vec<Job>, n: usize) {
         items.extend(job.items);
     }
     CHECKED.inc_by(n as u64);
-    EQUATIONS.inc_by(n.div_ceil(MAX_BATCH).max(1) as u64);
+    BATCHES.inc_by(n.div_ceil(MAX_BATCH).max(1) as u64);
     let mut verdicts = verify_many(items).into_iter();
     for (size, reply) in replies {
         let _ = reply.send(verdicts.by_ref().take(size).collect());
